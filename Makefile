@@ -1,0 +1,34 @@
+# One entry point for developers and CI. `make setup` then `make test` on a fresh machine.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STACKS := staging prod
+
+.PHONY: setup test check fmt lint types synth golden bench demo clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+# The suite runs on both cores; tests that share a moto server get their own per worker.
+test: setup
+	$(BIN)/python -m pytest -n 2 -q
+
+fmt: setup
+	$(BIN)/ruff format infra scripts tests policy bench
+
+lint: setup
+	$(BIN)/ruff format --check infra scripts tests policy bench
+	$(BIN)/ruff check infra scripts tests policy bench
+
+types: setup
+	$(BIN)/mypy infra scripts
+
+check: lint types test
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""dbplatform's Pulumi program and the pure modules (config, naming, windows) scripts/ share."""

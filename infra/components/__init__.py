@@ -1,0 +1,1 @@
+"""One ComponentResource per logical unit of the data tier."""

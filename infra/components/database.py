@@ -1,0 +1,272 @@
+"""The primary PostgreSQL instance, its storage key, parameter group, logs and monitoring role."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components._common import child, tags
+from infra.config import DatabaseConfig
+from infra.naming import Names
+
+LOG_EXPORTS = ["postgresql", "upgrade"]
+LOG_RETENTION_DAYS = 30
+# RDS creates, modifies and deletes multi-AZ instances of hundreds of GiB slowly; the provider's
+# 40-minute default fails a healthy `pulumi up` half way.
+TIMEOUTS = pulumi.CustomTimeouts(create="120m", update="180m", delete="120m")
+
+
+def parameters(db: DatabaseConfig) -> dict[str, tuple[str, str]]:
+    """The parameter group's settings: name -> (value, apply method)."""
+    params = {
+        "rds.force_ssl": ("1", "immediate"),
+        "log_min_duration_statement": (str(db.slow_query_ms), "immediate"),
+        "log_connections": ("1", "immediate"),
+        "log_disconnections": ("1", "immediate"),
+        "log_lock_waits": ("1", "immediate"),
+        "log_temp_files": ("0", "immediate"),
+        "log_autovacuum_min_duration": ("1000", "immediate"),
+    }
+    if db.blue_green:
+        # Blue/Green major-version upgrades replicate logically; a static parameter (reboot).
+        params["rds.logical_replication"] = ("1", "pending-reboot")
+    return params
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseArgs:
+    """Inputs of the Database component."""
+
+    names: Names
+    """physical names of the stack"""
+    base_tags: dict[str, str]
+    """tags merged into every child"""
+    region: str
+    """the stack's region (log group names, key policy)"""
+    account_id: pulumi.Input[str]
+    """the AWS account, for the key policy"""
+    db: DatabaseConfig
+    """the primary's settings"""
+    parameter_family: str
+    """parameter group family, e.g. postgres16"""
+    backup_retention_days: int
+    """automated backup retention"""
+    backup_window: str
+    """daily backup window"""
+    subnet_group_name: pulumi.Input[str]
+    """DB subnet group"""
+    security_group_id: pulumi.Input[str]
+    """security group of the instance"""
+    master_password: pulumi.Input[str]
+    """generated master password"""
+    protect: bool
+    """protect stateful resources (prod)"""
+    adopt_identifier: str | None = None
+    """import an instance restored outside Pulumi (DR rebuild) instead of creating one"""
+
+
+class Database(pulumi.ComponentResource):
+    """KMS key, parameter group, log groups, monitoring role and the primary instance."""
+
+    identifier: pulumi.Output[str]
+    """the primary's DB instance identifier"""
+    arn: pulumi.Output[str]
+    """the primary's ARN"""
+    endpoint: pulumi.Output[str]
+    """host:port of the primary"""
+    address: pulumi.Output[str]
+    """host name of the primary"""
+    key_arn: pulumi.Output[str]
+    """KMS key for storage, Performance Insights and logs"""
+    parameter_group_name: pulumi.Output[str]
+    """the custom parameter group"""
+    monitoring_role_arn: pulumi.Output[str]
+    """enhanced monitoring role"""
+
+    def __init__(
+        self, name: str, args: DatabaseArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dbplatform:index:Database", name, None, opts)
+        n, db = args.names, args.db
+        identifier = args.adopt_identifier or n.primary
+
+        key = aws.kms.Key(
+            f"{name}-key",
+            description=f"dbplatform {n.stack} database storage, Performance Insights and logs",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: _storage_key_policy(account, args.region)
+            ),
+            tags=tags(args.base_tags, n.kms_alias("rds")),
+            opts=child(self, protect=args.protect),
+        )
+        aws.kms.Alias(
+            f"{name}-key-alias", name=n.kms_alias("rds"), target_key_id=key.key_id, opts=child(self)
+        )
+
+        params = aws.rds.ParameterGroup(
+            f"{name}-params",
+            name=n.parameter_group(args.parameter_family),
+            family=args.parameter_family,
+            description=f"dbplatform {n.stack} {args.parameter_family}",
+            parameters=[
+                aws.rds.ParameterGroupParameterArgs(name=k, value=v, apply_method=m)
+                for k, (v, m) in sorted(parameters(db).items())
+            ],
+            tags=tags(args.base_tags, n.parameter_group(args.parameter_family)),
+            opts=child(self),
+        )
+
+        role = aws.iam.Role(
+            f"{name}-monitoring",
+            name=n.monitoring_role,
+            assume_role_policy=json.dumps(
+                {
+                    "Version": "2012-10-17",
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
+                            "Action": "sts:AssumeRole",
+                        }
+                    ],
+                }
+            ),
+            tags=tags(args.base_tags, n.monitoring_role),
+            opts=child(self),
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-monitoring",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole",
+            opts=child(self),
+        )
+
+        # Declared before the instance so RDS writes into encrypted, retained groups instead of
+        # creating unencrypted ones that never expire.
+        log_groups = [
+            aws.cloudwatch.LogGroup(
+                f"{name}-log-{export}",
+                name=f"/aws/rds/instance/{identifier}/{export}",
+                retention_in_days=LOG_RETENTION_DAYS,
+                kms_key_id=key.arn,
+                tags=tags(args.base_tags, f"{identifier}-{export}"),
+                opts=child(self),
+            )
+            for export in LOG_EXPORTS
+        ]
+
+        instance_opts = child(
+            self,
+            protect=args.protect,
+            # Rotation changes the password outside Pulumi; never write the original back.
+            ignore_changes=["password"],
+            custom_timeouts=TIMEOUTS,
+            depends_on=log_groups,
+            import_=args.adopt_identifier,
+        )
+        instance = aws.rds.Instance(
+            f"{name}-primary",
+            identifier=identifier,
+            engine="postgres",
+            engine_version=db.engine_version,
+            instance_class=db.instance_class,
+            allocated_storage=db.allocated_storage,
+            max_allocated_storage=db.max_allocated_storage,
+            storage_type="gp3",
+            storage_encrypted=db.storage_encrypted,
+            kms_key_id=key.arn if db.storage_encrypted else None,
+            multi_az=db.multi_az,
+            db_subnet_group_name=args.subnet_group_name,
+            vpc_security_group_ids=[args.security_group_id],
+            publicly_accessible=False,
+            parameter_group_name=params.name,
+            db_name=db.db_name,
+            username=db.master_username,
+            password=args.master_password,
+            port=db.port,
+            backup_retention_period=args.backup_retention_days,
+            backup_window=args.backup_window,
+            maintenance_window=db.maintenance_window,
+            deletion_protection=db.deletion_protection,
+            skip_final_snapshot=db.skip_final_snapshot,
+            final_snapshot_identifier=n.final_snapshot(identifier),
+            delete_automated_backups=False,
+            copy_tags_to_snapshot=True,
+            auto_minor_version_upgrade=db.auto_minor_version_upgrade,
+            allow_major_version_upgrade=False,
+            apply_immediately=False,
+            iam_database_authentication_enabled=db.iam_auth,
+            enabled_cloudwatch_logs_exports=LOG_EXPORTS,
+            performance_insights_enabled=True,
+            performance_insights_kms_key_id=key.arn,
+            performance_insights_retention_period=db.performance_insights_retention_days,
+            monitoring_interval=db.monitoring_interval,
+            monitoring_role_arn=role.arn if db.monitoring_interval else None,
+            ca_cert_identifier="rds-ca-rsa2048-g1",
+            tags=tags(args.base_tags, identifier),
+            opts=instance_opts,
+        )
+
+        self.identifier = instance.identifier
+        self.arn = instance.arn
+        self.endpoint = instance.endpoint
+        self.address = instance.address
+        self.key_arn = key.arn
+        self.parameter_group_name = params.name
+        self.monitoring_role_arn = role.arn
+        self.register_outputs(
+            {
+                "identifier": self.identifier,
+                "arn": self.arn,
+                "endpoint": self.endpoint,
+                "address": self.address,
+                "key_arn": self.key_arn,
+                "parameter_group_name": self.parameter_group_name,
+                "monitoring_role_arn": self.monitoring_role_arn,
+            }
+        )
+
+
+def _storage_key_policy(account_id: str, region: str) -> str:
+    # RDS uses the key through grants (kms:ViaService); CloudWatch Logs needs a direct grant to
+    # encrypt the exported PostgreSQL logs.
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchLogsEncrypt",
+                    "Effect": "Allow",
+                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+                    "Action": [
+                        "kms:Encrypt*",
+                        "kms:Decrypt*",
+                        "kms:ReEncrypt*",
+                        "kms:GenerateDataKey*",
+                        "kms:Describe*",
+                    ],
+                    "Resource": "*",
+                    "Condition": {
+                        "ArnLike": {
+                            "kms:EncryptionContext:aws:logs:arn": (
+                                f"arn:aws:logs:{region}:{account_id}:log-group:/aws/rds/*"
+                            )
+                        }
+                    },
+                },
+            ],
+        },
+        sort_keys=True,
+    )

@@ -1,0 +1,181 @@
+"""Read replicas: same-region replicas with staggered windows, and an optional cross-region one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components._common import child, tags
+from infra.components.database import TIMEOUTS
+from infra.naming import Names
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicaSpec:
+    """One same-region replica, resolved from config."""
+
+    name: str
+    """short name"""
+    instance_class: str
+    """instance class"""
+    availability_zone: str | None
+    """AZ or None"""
+    maintenance_window: str
+    """its own maintenance window (RDS syntax)"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrossRegionSpec:
+    """The DR-region replica and what it needs there."""
+
+    region: str
+    """DR region"""
+    instance_class: str
+    """instance class"""
+    subnet_group_name: pulumi.Input[str]
+    """subnet group in the DR region"""
+    security_group_id: pulumi.Input[str]
+    """security group in the DR region"""
+    provider: pulumi.ProviderResource
+    """provider scoped to the DR region"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicasArgs:
+    """Inputs of the Replicas component."""
+
+    names: Names
+    """physical names"""
+    base_tags: dict[str, str]
+    """tags merged into every child"""
+    source_identifier: pulumi.Input[str]
+    """the primary's identifier (same region)"""
+    source_arn: pulumi.Input[str]
+    """the primary's ARN (cross region)"""
+    replicas: tuple[ReplicaSpec, ...]
+    """same-region replicas"""
+    cross_region: CrossRegionSpec | None
+    """the DR replica, if any"""
+    parameter_group_name: pulumi.Input[str]
+    """parameter group shared with the primary"""
+    security_group_id: pulumi.Input[str]
+    """security group shared with the primary"""
+    key_arn: pulumi.Input[str]
+    """storage/PI key (same region)"""
+    monitoring_role_arn: pulumi.Input[str]
+    """enhanced monitoring role"""
+    monitoring_interval: int
+    """enhanced monitoring seconds"""
+    performance_insights_retention_days: int
+    """PI retention"""
+    deletion_protection: bool
+    """as the primary"""
+    auto_minor_version_upgrade: bool
+    """as the primary"""
+    port: int
+    """PostgreSQL port"""
+
+
+class Replicas(pulumi.ComponentResource):
+    """Same-region read replicas and an optional cross-region replica with its own key."""
+
+    identifiers: pulumi.Output[list[str]]
+    """same-region replica identifiers"""
+    endpoints: pulumi.Output[list[str]]
+    """same-region replica endpoints"""
+    cross_region_endpoint: pulumi.Output[str | None]
+    """the DR replica's endpoint, or None"""
+
+    def __init__(
+        self, name: str, args: ReplicasArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("dbplatform:index:Replicas", name, None, opts)
+        n = args.names
+        self.instances: list[aws.rds.Instance] = []
+        for spec in args.replicas:
+            identifier = n.replica(spec.name)
+            self.instances.append(
+                aws.rds.Instance(
+                    f"{name}-{spec.name}",
+                    identifier=identifier,
+                    replicate_source_db=args.source_identifier,
+                    instance_class=spec.instance_class,
+                    availability_zone=spec.availability_zone,
+                    storage_type="gp3",
+                    storage_encrypted=True,
+                    vpc_security_group_ids=[args.security_group_id],
+                    parameter_group_name=args.parameter_group_name,
+                    publicly_accessible=False,
+                    multi_az=False,
+                    port=args.port,
+                    maintenance_window=spec.maintenance_window,
+                    # A replica holds no data of its own and RDS cannot snapshot it on delete.
+                    backup_retention_period=0,
+                    skip_final_snapshot=True,
+                    deletion_protection=args.deletion_protection,
+                    copy_tags_to_snapshot=True,
+                    auto_minor_version_upgrade=args.auto_minor_version_upgrade,
+                    performance_insights_enabled=True,
+                    performance_insights_kms_key_id=args.key_arn,
+                    performance_insights_retention_period=args.performance_insights_retention_days,
+                    monitoring_interval=args.monitoring_interval,
+                    monitoring_role_arn=args.monitoring_role_arn
+                    if args.monitoring_interval
+                    else None,
+                    tags=tags(args.base_tags, identifier),
+                    opts=child(self, custom_timeouts=TIMEOUTS),
+                )
+            )
+
+        cross_endpoint: pulumi.Output[str | None] = pulumi.Output.from_input(None)
+        if args.cross_region is not None:
+            cr = args.cross_region
+            # Encrypted snapshots and replicas cannot cross regions under the source's key:
+            # the DR copy needs a key of its own in the DR region.
+            dr_key = aws.kms.Key(
+                f"{name}-dr-key",
+                description=f"dbplatform {n.stack} DR replica storage ({cr.region})",
+                enable_key_rotation=True,
+                deletion_window_in_days=30,
+                tags=tags(args.base_tags, n.kms_alias("rds-dr")),
+                opts=child(self, provider=cr.provider),
+            )
+            dr = aws.rds.Instance(
+                f"{name}-dr",
+                identifier=n.cross_region_replica,
+                replicate_source_db=args.source_arn,
+                instance_class=cr.instance_class,
+                storage_type="gp3",
+                storage_encrypted=True,
+                kms_key_id=dr_key.arn,
+                db_subnet_group_name=cr.subnet_group_name,
+                vpc_security_group_ids=[cr.security_group_id],
+                publicly_accessible=False,
+                port=args.port,
+                backup_retention_period=0,
+                skip_final_snapshot=True,
+                deletion_protection=args.deletion_protection,
+                copy_tags_to_snapshot=True,
+                auto_minor_version_upgrade=args.auto_minor_version_upgrade,
+                performance_insights_enabled=True,
+                performance_insights_kms_key_id=dr_key.arn,
+                performance_insights_retention_period=args.performance_insights_retention_days,
+                tags=tags(args.base_tags, n.cross_region_replica),
+                opts=child(self, provider=cr.provider, custom_timeouts=TIMEOUTS),
+            )
+            self.instances.append(dr)
+            cross_endpoint = dr.endpoint
+
+        same_region = self.instances[: len(args.replicas)]
+        self.identifiers = pulumi.Output.all(*[i.identifier for i in same_region])
+        self.endpoints = pulumi.Output.all(*[i.endpoint for i in same_region])
+        self.cross_region_endpoint = cross_endpoint
+        self.register_outputs(
+            {
+                "identifiers": self.identifiers,
+                "endpoints": self.endpoints,
+                "cross_region_endpoint": self.cross_region_endpoint,
+            }
+        )

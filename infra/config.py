@@ -1,0 +1,991 @@
+"""Typed, frozen stack configuration, validated as a whole.
+
+One loader serves two callers: the Pulumi program (values from the engine) and scripts/ (values
+read straight from `Pulumi.<stack>.yaml`, no Pulumi runtime). Defaults live only in
+`Pulumi.yaml` (each key's `default`); a stack file overrides them field by field. Every problem
+found is collected and raised at once in one `ConfigError`, each line naming the stack, the key,
+the value and the rule, so an operator fixes a config in one pass.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import ipaddress
+import json
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra import instance_classes, windows
+from infra.naming import PROJECT, STACK_NAME
+
+ROOT = Path(__file__).resolve().parent.parent
+NAMESPACE = PROJECT
+
+
+class ConfigError(Exception):
+    """Every problem of one stack's config; `problems` holds one line per problem."""
+
+    def __init__(self, stack: str, problems: list[str]) -> None:
+        self.stack = stack
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(
+            f"stack '{stack}': {len(problems)} config problem(s); fix Pulumi.{stack}.yaml:\n{lines}"
+        )
+
+
+def doc(text: str) -> Any:
+    """Field metadata: the one-line description of a config field."""
+    return field(metadata={"doc": text})
+
+
+def opt(text: str, default: Any) -> Any:
+    """An optional field of a list item (items have no defaults in Pulumi.yaml)."""
+    return field(default=default, metadata={"doc": text})
+
+
+# ---------------------------------------------------------------------------------------------
+# Shapes. Field names are snake_case here and camelCase in YAML (`engine_version` <->
+# `engineVersion`). Groups have no Python defaults: Pulumi.yaml holds them.
+# ---------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class NetworkConfig:
+    """Where the database lives and who may reach it."""
+
+    vpc_id: str | None = doc("existing VPC id; null creates an isolated VPC for the stack")
+    subnet_ids: tuple[str, ...] = doc("existing private subnet ids (>= 2 AZs) with vpcId")
+    cidr: str = doc("CIDR of the created VPC (ignored with vpcId)")
+    az_count: int = doc("availability zones of the created VPC's private subnets (2..6)")
+    allowed_cidrs: tuple[str, ...] = doc("CIDRs admitted to the PostgreSQL port")
+    allowed_security_group_ids: tuple[str, ...] = doc("security groups admitted to the port")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DatabaseConfig:
+    """The primary PostgreSQL instance."""
+
+    engine_version: str = doc("PostgreSQL version, e.g. '16.4' (quote it in YAML)")
+    instance_class: str = doc("RDS instance class, db.<family>.<size>")
+    allocated_storage: int = doc("initial gp3 storage, GiB")
+    max_allocated_storage: int = doc("storage autoscaling ceiling, GiB (>= 110% of allocated)")
+    multi_az: bool = doc("standby in a second AZ (prod requires it)")
+    deletion_protection: bool = doc("refuse DeleteDBInstance (prod requires it)")
+    storage_encrypted: bool = doc("encrypt storage with the stack's CMK (prod requires it)")
+    skip_final_snapshot: bool = doc("skip the final snapshot on delete (prod forbids it)")
+    performance_insights_retention_days: int = doc("7, or a multiple of 31 up to 731")
+    monitoring_interval: int = doc("enhanced monitoring seconds: 0, 1, 5, 10, 15, 30, 60")
+    maintenance_window: str = doc("weekly window ddd:hh24:mi-ddd:hh24:mi, UTC")
+    db_name: str = doc("initial database name")
+    master_username: str = doc("master user name")
+    port: int = doc("PostgreSQL port")
+    blue_green: bool = doc("keep the instance ready for RDS Blue/Green deployments")
+    slow_query_ms: int = doc("log statements slower than this (log_min_duration_statement)")
+    auto_minor_version_upgrade: bool = doc("apply minor versions in the maintenance window")
+    iam_auth: bool = doc("IAM database authentication")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplicaConfig:
+    """One same-region read replica."""
+
+    name: str = doc("short name, unique in the stack (a-z, 0-9, -)")
+    instance_class: str | None = opt("class; null = the primary's", None)
+    availability_zone: str | None = opt("AZ; null lets RDS choose", None)
+    maintenance_window: str | None = opt(
+        "weekly window; null = staggered after the primary's", None
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class PlanRuleConfig:
+    """One AWS Backup plan rule."""
+
+    name: str = doc("rule name, unique in the plan")
+    schedule: str = doc("AWS Backup cron: cron(M H ? * * *) daily or cron(M H ? * DOW *) weekly")
+    retention_days: int = doc("days a recovery point is kept")
+    continuous: bool = opt("continuous backup (PITR, <= 35 days)", False)
+    copy_to_dr: bool = opt("copy recovery points to the DR region's vault", True)
+    start_window_minutes: int = opt("minutes a job may wait to start", 60)
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaultLockConfig:
+    """AWS Backup Vault Lock (compliance mode once the grace period passes)."""
+
+    enabled: bool = doc("lock the vault (prod should)")
+    min_retention_days: int = doc("no recovery point may be kept for less")
+    max_retention_days: int = doc("no recovery point may be kept for more")
+    changeable_for_days: int = doc("grace days before the lock becomes immutable (>= 3)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class BackupConfig:
+    """RDS automated backups and the AWS Backup plan."""
+
+    retention_days: int = doc("automated backup (PITR) retention, 0..35 days")
+    window: str = doc("daily automated backup window hh24:mi-hh24:mi UTC, >= 30 min")
+    plan: tuple[PlanRuleConfig, ...] = doc("AWS Backup plan rules")
+    vault_lock: VaultLockConfig = doc("vault lock settings")
+    restore_testing: bool = doc("AWS Backup restore-testing plan for the database")
+    restore_testing_schedule: str = doc("restore-testing cron, daily by default")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AppSecretConfig:
+    """An application secret generated by the program."""
+
+    name: str = doc("secret name (a-z, 0-9, -)")
+    length: int = opt("generated length, 32..4096", 64)
+    description: str = opt("what it is for", "")
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaultConfig:
+    """Secrets Manager, the secrets CMK and rotation."""
+
+    rotation_days: int = doc("rotate the master secret every N days (1..365)")
+    rotation_window: str = doc("weekly window in which rotation runs, ddd:hh24:mi-ddd:hh24:mi")
+    app_secrets: tuple[AppSecretConfig, ...] = doc("application secrets to generate")
+    replicate_to_dr: bool = doc("replicate secrets to the DR region (when dr.region is set)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Threshold:
+    """A warning and a critical level for one alarm."""
+
+    warning: float = doc("warning tier")
+    critical: float = doc("critical tier")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThresholdsConfig:
+    """Alarm thresholds (defaults from the runbooks' alerting sections)."""
+
+    cpu_percent: Threshold = doc("CPUUtilization above, %")
+    free_storage_percent: Threshold = doc("FreeStorageSpace below, % of allocated storage")
+    freeable_memory_percent: Threshold = doc("FreeableMemory below, % of the class's memory")
+    connections_percent: Threshold = doc("DatabaseConnections above, % of max_connections")
+    read_latency_ms: Threshold = doc("ReadLatency above, ms")
+    write_latency_ms: Threshold = doc("WriteLatency above, ms")
+    disk_queue_depth: Threshold = doc("DiskQueueDepth above")
+    max_used_transaction_ids: Threshold = doc("MaximumUsedTransactionIDs above (wraparound)")
+    replication_slot_lag_gib: Threshold = doc("OldestReplicationSlotLag above, GiB")
+    transaction_logs_disk_percent: Threshold = doc("TransactionLogsDiskUsage above, % of storage")
+    cpu_credit_balance: Threshold = doc("CPUCreditBalance below (burstable classes only)")
+    replica_lag_seconds: Threshold = doc("ReplicaLag above, seconds (replicas only)")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubscriptionConfig:
+    """Who is told when an alarm of a tier fires."""
+
+    severity: str = doc("critical | warning")
+    protocol: str = doc("email | https")
+    endpoint: str = doc("address or https URL")
+
+
+@dataclass(frozen=True, kw_only=True)
+class AlarmsConfig:
+    """SNS topics, subscriptions, thresholds, health check, dashboard."""
+
+    subscriptions: tuple[SubscriptionConfig, ...] = doc("topic subscriptions")
+    thresholds: ThresholdsConfig = doc("alarm thresholds")
+    health_check_url: str | None = doc("application readiness URL for a Route 53 check")
+    dashboard: bool = doc("CloudWatch dashboard for the environment")
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrConfig:
+    """Disaster recovery: the DR region and what is kept there."""
+
+    region: str | None = doc("DR region; null = no DR copies")
+    cross_region_replica: bool = doc("a read replica in the DR region (not with blue/green)")
+    backup_replication: bool = doc("replicate automated backups (PITR) to the DR region")
+    backup_replication_retention_days: int = doc("retention of replicated backups, 1..35")
+    rpo_minutes: int = doc("recovery point objective, minutes")
+    rto_minutes: int = doc("recovery time objective, minutes")
+
+
+@dataclass(frozen=True, kw_only=True)
+class RestoreConfig:
+    """Set only on a stack rebuilt by `scripts.dr rebuild`: where its database came from."""
+
+    source_stack: str | None = doc("the stack this one was rebuilt from")
+    source_region: str | None = doc("region of the source stack")
+    adopt_identifier: str | None = doc("restored DB instance to import into this stack")
+    restored_from: str | None = doc("restore point used (ARN, snapshot id or time)")
+    restore_time: str | None = doc("point in time restored to, ISO 8601 UTC")
+
+
+@dataclass(frozen=True, kw_only=True)
+class StackConfig:
+    """The whole validated config of one stack."""
+
+    stack: str = doc("stack name")
+    region: str = doc("aws:region")
+    tier: str = doc("production | non-production; production enforces the safety rules")
+    owner: str = doc("owning team, tagged on every resource")
+    cost_center: str = doc("cost centre, tagged on every resource")
+    tags: dict[str, str] = doc("extra tags merged into every resource's tags")
+    safety_overrides: tuple[str, ...] = doc("named exceptions to the production safety rules")
+    network: NetworkConfig = doc("network")
+    database: DatabaseConfig = doc("primary instance")
+    replicas: tuple[ReplicaConfig, ...] = doc("same-region read replicas")
+    backup: BackupConfig = doc("backups")
+    vault: VaultConfig = doc("secrets")
+    alarms: AlarmsConfig = doc("monitoring")
+    dr: DrConfig = doc("disaster recovery")
+    restore: RestoreConfig = doc("restore provenance (DR stacks)")
+
+    @property
+    def is_production(self) -> bool:
+        return self.tier == "production"
+
+    @property
+    def engine_major(self) -> str:
+        return self.database.engine_version.split(".")[0]
+
+    @property
+    def parameter_family(self) -> str:
+        return f"postgres{self.engine_major}"
+
+    def base_tags(self) -> dict[str, str]:
+        """The tags every taggable resource carries; extra `tags` cannot override them."""
+        return {
+            **self.tags,
+            "project": PROJECT,
+            "stack": self.stack,
+            "owner": self.owner,
+            "cost-center": self.cost_center,
+            "managed-by": "pulumi",
+        }
+
+    def replica_windows(self) -> dict[str, windows.Window]:
+        """Each replica's maintenance window: its own if set, else staggered after the primary's.
+
+        Derived windows avoid every other window of the calendar, so a replica is never patched
+        while a backup, a restore test or a secret rotation runs.
+        """
+        primary = windows.parse_weekly(self.database.maintenance_window)
+        explicit = {
+            r.name: windows.parse_weekly(r.maintenance_window)
+            for r in self.replicas
+            if r.maintenance_window
+        }
+        derived = [r.name for r in self.replicas if not r.maintenance_window]
+        avoid = [e.window for e in self._fixed_calendar()] + list(explicit.values())
+        staggered = windows.stagger(primary, len(derived), avoid)
+        return {**explicit, **dict(zip(derived, staggered, strict=True))}
+
+    def _fixed_calendar(self) -> list[windows.CalendarEntry]:
+        entries = [
+            windows.CalendarEntry(
+                "primary maintenance",
+                windows.parse_weekly(self.database.maintenance_window),
+                "maintenance",
+            ),
+            windows.CalendarEntry(
+                "automated backup", windows.parse_daily(self.backup.window), "backup"
+            ),
+            windows.CalendarEntry(
+                "master secret rotation",
+                windows.parse_weekly(self.vault.rotation_window),
+                "rotation",
+            ),
+        ]
+        for rule in self.backup.plan:
+            w = cron_window(rule.schedule, rule.start_window_minutes)
+            entries.append(windows.CalendarEntry(f"backup plan rule {rule.name}", w, "backup-plan"))
+        if self.backup.restore_testing:
+            w = cron_window(self.backup.restore_testing_schedule, 60)
+            entries.append(windows.CalendarEntry("restore test", w, "restore-test"))
+        return entries
+
+    def calendar(self) -> list[windows.CalendarEntry]:
+        """Every recurring window of the environment (see `windows.render_calendar`)."""
+        entries = self._fixed_calendar()
+        for name, w in self.replica_windows().items():
+            entries.append(windows.CalendarEntry(f"replica {name} maintenance", w, "maintenance"))
+        return entries
+
+
+# ---------------------------------------------------------------------------------------------
+# Cron (AWS Backup schedules) -> calendar window
+# ---------------------------------------------------------------------------------------------
+
+_CRON = re.compile(
+    r"^cron\((?P<min>\d{1,2}) (?P<hour>\d{1,2}) \? \* (?P<dow>\*|[A-Za-z]{3}|[1-7]) \*\)$"
+)
+_CRON_DOW = {"SUN": 6, "MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5}
+
+
+def cron_window(expr: str, length_minutes: int) -> windows.Window:
+    """The window a daily or weekly AWS Backup cron opens: its start plus the start window."""
+    m = _CRON.match(expr.strip()) if isinstance(expr, str) else None
+    if not m or int(m["min"]) > 59 or int(m["hour"]) > 23:
+        raise windows.WindowError(
+            f"'{expr}' is not a supported schedule: use cron(M H ? * * *) for daily or "
+            "cron(M H ? * DOW *) for weekly, UTC"
+        )
+    start = int(m["hour"]) * 60 + int(m["min"])
+    dow = m["dow"]
+    if dow == "*":
+        return windows.Window(start, length_minutes, daily=True)
+    # AWS cron day-of-week: 1 = Sunday .. 7 = Saturday
+    day = _CRON_DOW[dow.upper()] if dow.isalpha() else (int(dow) + 5) % 7
+    return windows.Window(day * windows.MINUTES_PER_DAY + start, length_minutes)
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic loading: raw dicts -> dataclasses, collecting type errors with their key paths
+# ---------------------------------------------------------------------------------------------
+
+
+def camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(p.title() for p in rest)
+
+
+def quote(value: Any) -> str:
+    if isinstance(value, str):
+        return f"'{value}'"
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class _Problems:
+    def __init__(self, stack: str) -> None:
+        self.stack = stack
+        self.lines: list[str] = []
+
+    def add(self, key: str, value: Any, rule: str) -> None:
+        self.lines.append(f"{self.stack}: {NAMESPACE}:{key} {quote(value)} {rule}")
+
+
+_MISSING = object()
+
+
+def _build(tp: Any, raw: Any, key: str, probs: _Problems) -> Any:
+    """Convert `raw` to type `tp`; record a problem and return _MISSING when it does not fit."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (types.UnionType, typing.Union):
+        if raw is None:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _build(inner, raw, key, probs)
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(raw, dict):
+            probs.add(key, raw, "must be a mapping of fields")
+            return _MISSING
+        return _build_dataclass(tp, raw, key, probs)
+    if origin is tuple:
+        if not isinstance(raw, list):
+            probs.add(key, raw, "must be a list")
+            return _MISSING
+        items = [_build(args[0], v, f"{key}[{i}]", probs) for i, v in enumerate(raw)]
+        return _MISSING if any(i is _MISSING for i in items) else tuple(items)
+    if origin is dict:
+        if not isinstance(raw, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
+        ):
+            probs.add(key, raw, "must be a mapping of strings to strings")
+            return _MISSING
+        return dict(raw)
+    if tp is bool:
+        if not isinstance(raw, bool):
+            probs.add(key, raw, "must be true or false")
+            return _MISSING
+        return raw
+    if tp is int:
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            probs.add(key, raw, "must be a whole number")
+            return _MISSING
+        return raw
+    if tp is float:
+        if isinstance(raw, bool) or not isinstance(raw, (int, float)):
+            probs.add(key, raw, "must be a number")
+            return _MISSING
+        return float(raw)
+    if tp is str:
+        if not isinstance(raw, str):
+            probs.add(key, raw, "must be a string (quote it in YAML)")
+            return _MISSING
+        return raw
+    raise TypeError(f"config field type {tp!r} is not supported")  # a bug in this module
+
+
+def _build_dataclass(cls: Any, raw: dict[str, Any], key: str, probs: _Problems) -> Any:
+    hints = typing.get_type_hints(cls)
+    fields = {camel(f.name): f for f in dataclasses.fields(cls)}
+    for unknown in sorted(set(raw) - set(fields)):
+        probs.add(
+            f"{key}.{unknown}" if key else unknown,
+            raw[unknown],
+            f"is not a known key (known: {', '.join(sorted(fields))})",
+        )
+    values: dict[str, Any] = {}
+    broken = False
+    for yaml_name, f in fields.items():
+        sub = f"{key}.{yaml_name}" if key else yaml_name
+        if yaml_name not in raw:
+            if f.default is dataclasses.MISSING:
+                probs.add(sub, None, "is required")
+                broken = True
+            continue
+        value = _build(hints[f.name], raw[yaml_name], sub, probs)
+        if value is _MISSING:
+            broken = True
+        else:
+            values[f.name] = value
+    return _MISSING if broken else cls(**values)
+
+
+def _merge(default: Any, override: Any) -> Any:
+    """Stack values over project defaults, mapping by mapping; lists and scalars replace."""
+    if isinstance(default, dict) and isinstance(override, dict):
+        out = dict(default)
+        for k, v in override.items():
+            out[k] = _merge(default.get(k), v) if k in default else v
+        return out
+    return override
+
+
+# ---------------------------------------------------------------------------------------------
+# Project defaults and the two entry points
+# ---------------------------------------------------------------------------------------------
+
+
+def project_file(root: Path = ROOT) -> dict[str, Any]:
+    with open(root / "Pulumi.yaml", encoding="utf-8") as fh:
+        data = yaml.safe_load(fh)
+    return data if isinstance(data, dict) else {}
+
+
+def project_defaults(root: Path = ROOT) -> dict[str, Any]:
+    """`{key: default}` for every `dbplatform:` key documented in Pulumi.yaml."""
+    out: dict[str, Any] = {}
+    for full_key, spec in (project_file(root).get("config") or {}).items():
+        ns, _, key = str(full_key).partition(":")
+        if ns == NAMESPACE and isinstance(spec, dict) and "default" in spec:
+            out[key] = spec["default"]
+    return out
+
+
+def load_config(
+    stack: str, values: dict[str, Any], region: Any, *, root: Path = ROOT
+) -> StackConfig:
+    """Build and validate a stack's config from its `dbplatform:` values (namespace stripped)."""
+    probs = _Problems(stack)
+    if not isinstance(stack, str) or not STACK_NAME.match(stack):
+        probs.lines.append(
+            f"{stack}: stack name {quote(stack)} must be 1-24 characters of a-z, 0-9 and '-', "
+            "starting with a letter (it is part of every physical name)"
+        )
+    merged: dict[str, Any] = dict(project_defaults(root))
+    for key, value in values.items():
+        merged[key] = _merge(merged.get(key), value) if key in merged else value
+    merged["stack"] = stack
+    if region is None:
+        probs.lines.append(f"{stack}: aws:region is required (the stack's AWS region)")
+        region = ""
+    merged["region"] = region
+    cfg = _build_dataclass(StackConfig, merged, "", probs)
+    if cfg is not _MISSING:
+        _validate(cfg, probs)
+    if probs.lines:
+        raise ConfigError(stack, probs.lines)
+    assert isinstance(cfg, StackConfig)
+    return cfg
+
+
+def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], Any]:
+    """The `dbplatform:` values and `aws:region` of `Pulumi.<stack>.yaml`, read as plain YAML."""
+    path = root / f"Pulumi.{stack}.yaml"
+    try:
+        with open(path, encoding="utf-8") as fh:
+            data = yaml.safe_load(fh) or {}
+    except FileNotFoundError:
+        raise ConfigError(
+            stack, [f"{path.name} not found in {root}: run from the repository root, or create it"]
+        ) from None
+    except yaml.YAMLError as exc:
+        raise ConfigError(stack, [f"{path.name} is not valid YAML: {exc}"]) from None
+    config = data.get("config") if isinstance(data, dict) else None
+    if not isinstance(config, dict):
+        raise ConfigError(stack, [f"{path.name} has no 'config:' mapping"])
+    values = {}
+    for full_key, value in config.items():
+        ns, _, key = str(full_key).partition(":")
+        if ns == NAMESPACE:
+            values[key] = value
+    return values, config.get("aws:region")
+
+
+def load_stack(stack: str, root: Path = ROOT) -> StackConfig:
+    """Load and validate `Pulumi.<stack>.yaml` without the Pulumi runtime (used by scripts/)."""
+    values, region = read_stack_values(stack, root)
+    return load_config(stack, values, region, root=root)
+
+
+def committed_stacks(root: Path = ROOT) -> list[str]:
+    return sorted(p.name[len("Pulumi.") : -len(".yaml")] for p in root.glob("Pulumi.*.yaml"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Rules across fields
+# ---------------------------------------------------------------------------------------------
+
+SAFETY_OVERRIDES = {
+    "allow-single-az": "database.multiAz",
+    "allow-no-deletion-protection": "database.deletionProtection",
+    "allow-unencrypted-storage": "database.storageEncrypted",
+    "allow-skip-final-snapshot": "database.skipFinalSnapshot",
+}
+SUPPORTED_MAJORS = ("13", "14", "15", "16", "17")
+_REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-(gov-)?[a-z]+-\d$")
+_NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_PG_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+_RESERVED_USERS = {"rdsadmin", "rdsrepladmin", "rds_superuser", "public", "postgres"}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
+
+
+def _known_regions() -> set[str]:
+    # botocore's partition data is the authority on which regions exist; it ships offline.
+    import botocore.session
+
+    session = botocore.session.get_session()
+    regions: set[str] = set()
+    for partition in ("aws", "aws-us-gov", "aws-cn"):
+        regions.update(session.get_available_regions("rds", partition_name=partition))
+    return regions
+
+
+def _check_region(probs: _Problems, key: str, value: str, known: set[str]) -> bool:
+    if not _REGION.match(value) and value not in known:
+        probs.add(key, value, "is not an AWS region name (like 'us-east-1')")
+        return False
+    if known and value not in known:
+        probs.add(key, value, "is not a region where RDS is available")
+        return False
+    return True
+
+
+def _validate(cfg: StackConfig, p: _Problems) -> None:
+    db, bk, net, dr = cfg.database, cfg.backup, cfg.network, cfg.dr
+    known = _known_regions()
+    if cfg.region and not (_REGION.match(cfg.region) and (not known or cfg.region in known)):
+        p.lines.append(
+            f"{cfg.stack}: aws:region {quote(cfg.region)} is not an AWS region where RDS is "
+            "available (like 'us-east-1')"
+        )
+    if cfg.tier not in ("production", "non-production"):
+        p.add("tier", cfg.tier, "must be 'production' or 'non-production'")
+    if not cfg.owner.strip():
+        p.add("owner", cfg.owner, "must name the owning team")
+    for o in cfg.safety_overrides:
+        if o not in SAFETY_OVERRIDES:
+            p.add(
+                "safetyOverrides",
+                o,
+                f"is not a known override (known: {', '.join(SAFETY_OVERRIDES)})",
+            )
+    reserved = {"project", "stack", "owner", "cost-center", "managed-by"}
+    for k in cfg.tags:
+        if k in reserved:
+            p.add(f"tags.{k}", cfg.tags[k], "overrides a base tag; set owner/costCenter instead")
+
+    # --- production safety ---
+    if cfg.is_production:
+        unsafe = {
+            "allow-single-az": not db.multi_az,
+            "allow-no-deletion-protection": not db.deletion_protection,
+            "allow-unencrypted-storage": not db.storage_encrypted,
+            "allow-skip-final-snapshot": db.skip_final_snapshot,
+        }
+        for override, violated in unsafe.items():
+            if violated and override not in cfg.safety_overrides:
+                key = SAFETY_OVERRIDES[override]
+                value = getattr(db, _snake(key.split(".")[1]))
+                p.add(
+                    key,
+                    value,
+                    f"is unsafe for a production stack; keep the default or add "
+                    f"'{override}' to {NAMESPACE}:safetyOverrides",
+                )
+        if bk.retention_days < 1:
+            p.add("backup.retentionDays", bk.retention_days, "must be >= 1 in production")
+
+    # --- database ---
+    try:
+        cls = instance_classes.resolve(db.instance_class)
+    except ValueError as exc:
+        p.add("database.instanceClass", db.instance_class, str(exc))
+        cls = None
+    if not re.match(r"^\d+(\.\d+)?$", db.engine_version):
+        p.add("database.engineVersion", db.engine_version, "must be 'MAJOR' or 'MAJOR.MINOR'")
+    elif cfg.engine_major not in SUPPORTED_MAJORS:
+        p.add(
+            "database.engineVersion",
+            db.engine_version,
+            f"has a major version RDS does not offer (one of {', '.join(SUPPORTED_MAJORS)})",
+        )
+    if not 20 <= db.allocated_storage <= 65536:
+        p.add("database.allocatedStorage", db.allocated_storage, "must be 20..65536 GiB for gp3")
+    if db.max_allocated_storage != 0 and (
+        db.max_allocated_storage < db.allocated_storage * 1.1 or db.max_allocated_storage > 65536
+    ):
+        p.add(
+            "database.maxAllocatedStorage",
+            db.max_allocated_storage,
+            f"must be 0 (no autoscaling) or between 110% of allocatedStorage "
+            f"({db.allocated_storage}) and 65536 GiB",
+        )
+    pi = db.performance_insights_retention_days
+    if not (pi == 7 or (pi % 31 == 0 and 31 <= pi <= 731)):
+        p.add(
+            "database.performanceInsightsRetentionDays",
+            pi,
+            "must be 7 or a multiple of 31 up to 731",
+        )
+    if db.monitoring_interval not in (0, 1, 5, 10, 15, 30, 60):
+        p.add(
+            "database.monitoringInterval",
+            db.monitoring_interval,
+            "must be 0, 1, 5, 10, 15, 30 or 60",
+        )
+    if not 1150 <= db.port <= 65535:
+        p.add("database.port", db.port, "must be 1150..65535")
+    if not _PG_IDENT.match(db.db_name):
+        p.add("database.dbName", db.db_name, "must start with a letter; letters, digits, _; <= 63")
+    if not _PG_IDENT.match(db.master_username) or db.master_username.lower() in _RESERVED_USERS:
+        p.add(
+            "database.masterUsername",
+            db.master_username,
+            "must be a PostgreSQL identifier that RDS does not reserve",
+        )
+    if db.slow_query_ms < -1:
+        p.add("database.slowQueryMs", db.slow_query_ms, "must be -1 (off) or >= 0")
+    maint = _window(p, "database.maintenanceWindow", db.maintenance_window, windows.parse_weekly)
+    if maint and not 30 <= maint.length <= 24 * 60:
+        p.add(
+            "database.maintenanceWindow", db.maintenance_window, "must last 30 minutes to 24 hours"
+        )
+
+    # --- backups ---
+    if not 0 <= bk.retention_days <= 35:
+        p.add("backup.retentionDays", bk.retention_days, "must be 0..35 days")
+    elif bk.retention_days < 1 and (cfg.replicas or db.blue_green or dr.backup_replication):
+        p.add(
+            "backup.retentionDays",
+            bk.retention_days,
+            "must be >= 1 when replicas, blue/green or backup replication are on "
+            "(RDS needs automated backups for them)",
+        )
+    bwin = _window(p, "backup.window", bk.window, windows.parse_daily)
+    if bwin and bwin.length < 30:
+        p.add("backup.window", bk.window, "must last at least 30 minutes")
+    if bwin and maint:
+        at = bwin.first_overlap(maint)
+        if at is not None:
+            p.add(
+                "backup.window",
+                bk.window,
+                f"overlaps maintenance window '{db.maintenance_window}' on {windows.day_name(at)}",
+            )
+    rule_names = [r.name for r in bk.plan]
+    for i, rule in enumerate(bk.plan):
+        key = f"backup.plan[{i}]"
+        if rule_names.count(rule.name) > 1:
+            p.add(f"{key}.name", rule.name, "is used by more than one rule")
+        if rule.continuous and not 1 <= rule.retention_days <= 35:
+            p.add(
+                f"{key}.retentionDays", rule.retention_days, "must be 1..35 for a continuous rule"
+            )
+        elif not 1 <= rule.retention_days <= 36500:
+            p.add(f"{key}.retentionDays", rule.retention_days, "must be 1..36500 days")
+        if not 60 <= rule.start_window_minutes <= 720:
+            p.add(f"{key}.startWindowMinutes", rule.start_window_minutes, "must be 60..720")
+        _window(
+            p,
+            f"{key}.schedule",
+            rule.schedule,
+            functools.partial(_rule_window, minutes=rule.start_window_minutes),
+        )
+        lock = bk.vault_lock
+        if (
+            lock.enabled
+            and not lock.min_retention_days <= rule.retention_days <= lock.max_retention_days
+        ):
+            p.add(
+                f"{key}.retentionDays",
+                rule.retention_days,
+                f"is outside the vault lock's {lock.min_retention_days}..{lock.max_retention_days} "
+                "days (backup.vaultLock); AWS Backup would refuse the recovery points",
+            )
+    lock = bk.vault_lock
+    if lock.enabled:
+        if not 1 <= lock.min_retention_days <= lock.max_retention_days:
+            p.add(
+                "backup.vaultLock.minRetentionDays",
+                lock.min_retention_days,
+                f"must be >= 1 and <= maxRetentionDays ({lock.max_retention_days})",
+            )
+        if lock.changeable_for_days < 3:
+            p.add("backup.vaultLock.changeableForDays", lock.changeable_for_days, "must be >= 3")
+    if bk.restore_testing:
+        _window(
+            p,
+            "backup.restoreTestingSchedule",
+            bk.restore_testing_schedule,
+            lambda s: cron_window(s, 60),
+        )
+
+    # --- replicas ---
+    names = [r.name for r in cfg.replicas]
+    for i, r in enumerate(cfg.replicas):
+        key = f"replicas[{i}]"
+        if not _NAME.match(r.name):
+            p.add(
+                f"{key}.name",
+                r.name,
+                "must be 1-20 characters of a-z, 0-9, '-', starting with a letter",
+            )
+        elif names.count(r.name) > 1:
+            p.add(f"{key}.name", r.name, "is used by more than one replica; names must be unique")
+        if r.name == "dr":
+            p.add(f"{key}.name", r.name, "is reserved for the cross-region replica")
+        if r.instance_class is not None:
+            try:
+                instance_classes.resolve(r.instance_class)
+            except ValueError as exc:
+                p.add(f"{key}.instanceClass", r.instance_class, str(exc))
+        if r.availability_zone is not None and not (
+            r.availability_zone.startswith(cfg.region)
+            and re.match(r"^[a-z]$", r.availability_zone[len(cfg.region) :])
+        ):
+            p.add(
+                f"{key}.availabilityZone",
+                r.availability_zone,
+                f"is not an availability zone of {cfg.region}",
+            )
+        if r.maintenance_window is not None:
+            rw = _window(p, f"{key}.maintenanceWindow", r.maintenance_window, windows.parse_weekly)
+            if rw and maint and rw.overlaps(maint):
+                p.add(
+                    f"{key}.maintenanceWindow",
+                    r.maintenance_window,
+                    "overlaps the primary's maintenance window",
+                )
+            if rw and bwin and rw.overlaps(bwin):
+                p.add(
+                    f"{key}.maintenanceWindow", r.maintenance_window, "overlaps the backup window"
+                )
+    if len(cfg.replicas) > 15:
+        p.add("replicas", len(cfg.replicas), "has more than the 15 read replicas RDS allows")
+
+    # --- network ---
+    if net.vpc_id is not None:
+        if not _VPC.match(net.vpc_id):
+            p.add("network.vpcId", net.vpc_id, "is not a VPC id (vpc-...)")
+        if len(net.subnet_ids) < 2:
+            p.add(
+                "network.subnetIds",
+                list(net.subnet_ids),
+                "must list >= 2 subnets (in >= 2 AZs) with vpcId",
+            )
+        for subnet in net.subnet_ids:
+            if not _SUBNET.match(subnet):
+                p.add("network.subnetIds", subnet, "is not a subnet id (subnet-...)")
+    else:
+        if net.subnet_ids:
+            p.add(
+                "network.subnetIds",
+                list(net.subnet_ids),
+                "needs network.vpcId (or remove it to create a VPC)",
+            )
+        try:
+            vnet = ipaddress.ip_network(net.cidr)
+            if vnet.version != 4 or not 16 <= vnet.prefixlen <= 24:
+                p.add("network.cidr", net.cidr, "must be an IPv4 CIDR from /16 to /24")
+        except ValueError:
+            p.add("network.cidr", net.cidr, "is not a CIDR")
+        if not 2 <= net.az_count <= 6:
+            p.add("network.azCount", net.az_count, "must be 2..6 (RDS subnet groups need >= 2 AZs)")
+    for c in net.allowed_cidrs:
+        try:
+            cnet = ipaddress.ip_network(c)
+            if cnet.prefixlen == 0:
+                p.add("network.allowedCidrs", c, "opens the database to the whole internet")
+        except ValueError:
+            p.add("network.allowedCidrs", c, "is not a CIDR")
+    for sg in net.allowed_security_group_ids:
+        if not _SG.match(sg):
+            p.add("network.allowedSecurityGroupIds", sg, "is not a security group id (sg-...)")
+
+    # --- vault ---
+    if not 1 <= cfg.vault.rotation_days <= 365:
+        p.add("vault.rotationDays", cfg.vault.rotation_days, "must be 1..365")
+    rot = _window(p, "vault.rotationWindow", cfg.vault.rotation_window, windows.parse_weekly)
+    if rot:
+        if not 60 <= rot.length <= 24 * 60:
+            p.add("vault.rotationWindow", cfg.vault.rotation_window, "must last 1 to 24 hours")
+        for name, other in (("maintenance window", maint), ("backup window", bwin)):
+            if other and rot.overlaps(other):
+                p.add("vault.rotationWindow", cfg.vault.rotation_window, f"overlaps the {name}")
+    secret_names = [s.name for s in cfg.vault.app_secrets]
+    for i, s in enumerate(cfg.vault.app_secrets):
+        if not _NAME.match(s.name):
+            p.add(f"vault.appSecrets[{i}].name", s.name, "must be 1-20 characters of a-z, 0-9, '-'")
+        elif secret_names.count(s.name) > 1:
+            p.add(f"vault.appSecrets[{i}].name", s.name, "is used by more than one secret")
+        if not 32 <= s.length <= 4096:
+            p.add(f"vault.appSecrets[{i}].length", s.length, "must be 32..4096")
+
+    # --- alarms ---
+    for i, sub in enumerate(cfg.alarms.subscriptions):
+        key = f"alarms.subscriptions[{i}]"
+        if sub.severity not in ("critical", "warning"):
+            p.add(f"{key}.severity", sub.severity, "must be 'critical' or 'warning'")
+        if sub.protocol == "email":
+            if not _EMAIL.match(sub.endpoint):
+                p.add(f"{key}.endpoint", sub.endpoint, "is not an email address")
+        elif sub.protocol == "https":
+            if not sub.endpoint.startswith("https://"):
+                p.add(f"{key}.endpoint", sub.endpoint, "must be an https:// URL")
+        else:
+            p.add(f"{key}.protocol", sub.protocol, "must be 'email' or 'https'")
+    url = cfg.alarms.health_check_url
+    if url is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
+        p.add("alarms.healthCheckUrl", url, "must be an http(s) URL")
+    _validate_thresholds(cfg.alarms.thresholds, p)
+
+    # --- calendar: nothing scheduled collides where AWS or safety requires it ---
+    if not p.lines:
+        for a, b, at in windows.collisions(cfg.calendar()):
+            if {a.kind, b.kind} <= {"backup-plan", "restore-test"} and a.kind != b.kind:
+                continue  # a restore test may run while a copy job runs
+            p.lines.append(
+                f"{cfg.stack}: calendar: {a.name} '{a.window.to_rds()}' overlaps {b.name} "
+                f"'{b.window.to_rds()}' on {windows.day_name(at)}; move one of them"
+            )
+
+    # --- DR ---
+    if dr.region is not None:
+        if _check_region(p, "dr.region", dr.region, known) and dr.region == cfg.region:
+            p.add("dr.region", dr.region, "must differ from the stack's region")
+    elif dr.cross_region_replica or dr.backup_replication:
+        p.add("dr.region", None, "is required with dr.crossRegionReplica or dr.backupReplication")
+    if dr.cross_region_replica and db.blue_green:
+        p.add(
+            "dr.crossRegionReplica",
+            True,
+            "cannot be combined with database.blueGreen: RDS Blue/Green deployments do not "
+            "support cross-Region read replicas; turn one of them off",
+        )
+    if not 1 <= dr.backup_replication_retention_days <= 35:
+        p.add(
+            "dr.backupReplicationRetentionDays",
+            dr.backup_replication_retention_days,
+            "must be 1..35",
+        )
+    if dr.rpo_minutes < 1:
+        p.add("dr.rpoMinutes", dr.rpo_minutes, "must be >= 1")
+    if dr.rto_minutes < 1:
+        p.add("dr.rtoMinutes", dr.rto_minutes, "must be >= 1")
+
+    # --- restore provenance (DR stacks) ---
+    rs = cfg.restore
+    if rs.adopt_identifier is not None:
+        if rs.source_stack is None:
+            p.add("restore.sourceStack", None, "is required with restore.adoptIdentifier")
+        if (
+            not re.match(r"^[a-z][a-z0-9-]{0,62}$", rs.adopt_identifier)
+            or "--" in rs.adopt_identifier
+        ):
+            p.add(
+                "restore.adoptIdentifier", rs.adopt_identifier, "is not an RDS instance identifier"
+            )
+    if rs.source_region is not None:
+        _check_region(p, "restore.sourceRegion", rs.source_region, known)
+    if rs.source_stack is not None and rs.source_stack == cfg.stack:
+        p.add("restore.sourceStack", rs.source_stack, "must name another stack than this one")
+    del cls
+
+
+# metric -> True when higher is worse (warning must then be below critical)
+_HIGHER_IS_WORSE = {
+    "cpu_percent": True,
+    "free_storage_percent": False,
+    "freeable_memory_percent": False,
+    "connections_percent": True,
+    "read_latency_ms": True,
+    "write_latency_ms": True,
+    "disk_queue_depth": True,
+    "max_used_transaction_ids": True,
+    "replication_slot_lag_gib": True,
+    "transaction_logs_disk_percent": True,
+    "cpu_credit_balance": False,
+    "replica_lag_seconds": True,
+}
+_PERCENT = {
+    "cpu_percent",
+    "free_storage_percent",
+    "freeable_memory_percent",
+    "connections_percent",
+    "transaction_logs_disk_percent",
+}
+
+
+def _validate_thresholds(t: ThresholdsConfig, p: _Problems) -> None:
+    for f in dataclasses.fields(t):
+        th: Threshold = getattr(t, f.name)
+        key = f"alarms.thresholds.{camel(f.name)}"
+        for tier in ("warning", "critical"):
+            v = getattr(th, tier)
+            if v < 0 or (f.name in _PERCENT and v > 100):
+                rng = "0..100" if f.name in _PERCENT else ">= 0"
+                p.add(f"{key}.{tier}", v, f"is out of range ({rng})")
+        if _HIGHER_IS_WORSE[f.name] and th.warning >= th.critical:
+            p.add(f"{key}.warning", th.warning, f"must be below critical ({th.critical})")
+        if not _HIGHER_IS_WORSE[f.name] and th.warning <= th.critical:
+            p.add(f"{key}.warning", th.warning, f"must be above critical ({th.critical})")
+    if t.max_used_transaction_ids.critical > 2_000_000_000:
+        p.add(
+            "alarms.thresholds.maxUsedTransactionIds.critical",
+            t.max_used_transaction_ids.critical,
+            "must be below 2,000,000,000 (wraparound stops writes at 2^31)",
+        )
+
+
+def _rule_window(expr: str, *, minutes: int) -> windows.Window:
+    return cron_window(expr, minutes)
+
+
+def _hourly_cron(expr: str) -> windows.Window:
+    return cron_window(expr, 60)
+
+
+def _snake(name: str) -> str:
+    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
+
+
+def _window(
+    p: _Problems, key: str, text: str, parse: typing.Callable[[str], windows.Window]
+) -> windows.Window | None:
+    try:
+        return parse(text)
+    except windows.WindowError as exc:
+        p.add(key, text, f"is invalid: {exc}")
+        return None

@@ -1,0 +1,162 @@
+"""The composition root: one environment of the data tier from its validated config."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra.components.database import Database, DatabaseArgs
+from infra.components.network import Network, NetworkArgs
+from infra.components.replicas import CrossRegionSpec, Replicas, ReplicasArgs, ReplicaSpec
+from infra.components.vault import Vault, VaultArgs
+from infra.config import StackConfig
+from infra.naming import Names
+
+
+class Environment(pulumi.ComponentResource):
+    """Network, vault, primary, replicas (and the units that watch and back them up)."""
+
+    def __init__(self, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+        names = Names(cfg.stack)
+        super().__init__("dbplatform:index:Environment", names.prefix, None, opts)
+        base = cfg.base_tags()
+        protect = cfg.is_production
+        # The account id comes from the credentials in use; only the key policies need it.
+        account_id = aws.get_caller_identity_output(
+            opts=pulumi.InvokeOutputOptions(parent=self)
+        ).account_id
+        net = cfg.network
+
+        self.network = Network(
+            "network",
+            NetworkArgs(
+                names=names,
+                base_tags=base,
+                vpc_id=net.vpc_id,
+                subnet_ids=net.subnet_ids,
+                cidr=net.cidr,
+                az_count=net.az_count,
+                allowed_cidrs=net.allowed_cidrs,
+                allowed_security_group_ids=net.allowed_security_group_ids,
+                port=cfg.database.port,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.vault = Vault(
+            "vault",
+            VaultArgs(
+                names=names,
+                base_tags=base,
+                account_id=account_id,
+                master_username=cfg.database.master_username,
+                protect=protect,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.database = Database(
+            "database",
+            DatabaseArgs(
+                names=names,
+                base_tags=base,
+                region=cfg.region,
+                account_id=account_id,
+                db=cfg.database,
+                parameter_family=cfg.parameter_family,
+                backup_retention_days=cfg.backup.retention_days,
+                backup_window=cfg.backup.window,
+                subnet_group_name=self.network.subnet_group_name,
+                security_group_id=self.network.security_group_id,
+                master_password=self.vault.master_password,
+                protect=protect,
+                adopt_identifier=cfg.restore.adopt_identifier,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        self.master_secret_version = self.vault.store_master_credential(
+            host=self.database.address,
+            port=cfg.database.port,
+            dbname=cfg.database.db_name,
+            instance_identifier=self.database.identifier,
+        )
+
+        self.dr_provider: aws.Provider | None = None
+        if cfg.dr.region is not None:
+            self.dr_provider = aws.Provider(
+                "dr-region", region=cfg.dr.region, opts=pulumi.ResourceOptions(parent=self)
+            )
+        cross_region = None
+        if cfg.dr.cross_region_replica and self.dr_provider is not None and cfg.dr.region:
+            dr_net = Network(
+                "dr-network",
+                NetworkArgs(
+                    names=names,
+                    base_tags=base,
+                    vpc_id=None,
+                    subnet_ids=(),
+                    cidr=net.cidr,
+                    az_count=2,
+                    allowed_cidrs=net.allowed_cidrs,
+                    allowed_security_group_ids=(),
+                    port=cfg.database.port,
+                    role="dr",
+                ),
+                pulumi.ResourceOptions(parent=self, provider=self.dr_provider),
+            )
+            cross_region = CrossRegionSpec(
+                region=cfg.dr.region,
+                instance_class=cfg.database.instance_class,
+                subnet_group_name=dr_net.subnet_group_name,
+                security_group_id=dr_net.security_group_id,
+                provider=self.dr_provider,
+            )
+        windows = cfg.replica_windows()
+        self.replicas = Replicas(
+            "replicas",
+            ReplicasArgs(
+                names=names,
+                base_tags=base,
+                source_identifier=self.database.identifier,
+                source_arn=self.database.arn,
+                replicas=tuple(
+                    ReplicaSpec(
+                        name=r.name,
+                        instance_class=r.instance_class or cfg.database.instance_class,
+                        availability_zone=r.availability_zone,
+                        maintenance_window=windows[r.name].to_rds(),
+                    )
+                    for r in cfg.replicas
+                ),
+                cross_region=cross_region,
+                parameter_group_name=self.database.parameter_group_name,
+                security_group_id=self.network.security_group_id,
+                key_arn=self.database.key_arn,
+                monitoring_role_arn=self.database.monitoring_role_arn,
+                monitoring_interval=cfg.database.monitoring_interval,
+                performance_insights_retention_days=cfg.database.performance_insights_retention_days,
+                deletion_protection=cfg.database.deletion_protection,
+                auto_minor_version_upgrade=cfg.database.auto_minor_version_upgrade,
+                port=cfg.database.port,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+
+        self.exports: dict[str, pulumi.Input[object]] = {
+            "db_primary_identifier": self.database.identifier,
+            "db_primary_endpoint": self.database.endpoint,
+            "db_primary_address": self.database.address,
+            "db_primary_arn": self.database.arn,
+            "db_port": cfg.database.port,
+            "db_name": cfg.database.db_name,
+            "db_parameter_group": self.database.parameter_group_name,
+            "db_subnet_group": self.network.subnet_group_name,
+            "db_security_group_id": self.network.security_group_id,
+            "db_replica_identifiers": self.replicas.identifiers,
+            "db_replica_endpoints": self.replicas.endpoints,
+            "db_cross_region_replica_endpoint": self.replicas.cross_region_endpoint,
+            "db_master_secret_arn": self.vault.master_secret_arn,
+            "kms_storage_key_arn": self.database.key_arn,
+            "kms_secrets_key_arn": self.vault.key_arn,
+            "network_vpc_id": self.network.vpc_id,
+            "region": cfg.region,
+        }
+        self.register_outputs(self.exports)

@@ -1,0 +1,128 @@
+"""Deterministic physical names for every resource of a stack, shared with scripts/.
+
+The operational commands find a stack's database from its committed config and these names,
+without the Pulumi CLI or state, so a name must depend only on project, stack and role.
+Names are clamped to AWS's length and charset limits; a clamped name keeps a short hash of
+the full name so two long names never collide.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass
+
+PROJECT = "dbplatform"
+
+# RDS DB instance identifiers: 1-63 letters, digits, hyphens; first a letter; no "--" or
+# trailing hyphen. The blue/green "-old1" suffix must still fit, so we keep 5 chars spare.
+RDS_ID_MAX = 63 - len("-old1")
+STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
+
+
+def _slug(text: str) -> str:
+    s = re.sub(r"[^a-z0-9-]+", "-", text.lower())
+    s = re.sub(r"-{2,}", "-", s).strip("-")
+    return s or "x"
+
+
+def _clamp(name: str, limit: int) -> str:
+    if len(name) <= limit:
+        return name
+    digest = hashlib.sha256(name.encode()).hexdigest()[:6]
+    return f"{name[: limit - 7].rstrip('-')}-{digest}"
+
+
+def rds_identifier(*parts: str) -> str:
+    """An RDS identifier from parts, lower-case, starting with a letter, within limits."""
+    name = _slug("-".join(parts))
+    if not name[0].isalpha():
+        name = f"db-{name}"
+    return _clamp(name, RDS_ID_MAX)
+
+
+@dataclass(frozen=True)
+class Names:
+    """Physical names of one stack's resources. `Names("prod").primary` -> `dbplatform-prod-pg`."""
+
+    stack: str
+    project: str = PROJECT
+
+    @property
+    def prefix(self) -> str:
+        return _slug(f"{self.project}-{self.stack}")
+
+    # --- database ---
+    @property
+    def primary(self) -> str:
+        return rds_identifier(self.prefix, "pg")
+
+    def replica(self, name: str) -> str:
+        return rds_identifier(self.prefix, "pg", name)
+
+    @property
+    def cross_region_replica(self) -> str:
+        return rds_identifier(self.prefix, "pg", "dr")
+
+    def parameter_group(self, family: str) -> str:
+        # The family is in the name: a major upgrade (blue/green) needs a second group of the
+        # new family beside the old one, and parameter group names are unique per region.
+        return _clamp(_slug(f"{self.prefix}-{family}"), 255)
+
+    @property
+    def subnet_group(self) -> str:
+        return _clamp(_slug(f"{self.prefix}-db"), 255)
+
+    @property
+    def security_group(self) -> str:
+        return _clamp(f"{self.prefix}-db", 255)
+
+    def final_snapshot(self, identifier: str) -> str:
+        return rds_identifier(identifier, "final")
+
+    @property
+    def monitoring_role(self) -> str:
+        return _clamp(f"{self.prefix}-rds-monitoring", 64)
+
+    # --- vault ---
+    @property
+    def master_secret(self) -> str:
+        return f"{self.project}/{self.stack}/db/master"
+
+    def app_secret(self, name: str) -> str:
+        return f"{self.project}/{self.stack}/app/{_slug(name)}"
+
+    def kms_alias(self, purpose: str) -> str:
+        return f"alias/{self.prefix}-{_slug(purpose)}"
+
+    # --- backups ---
+    @property
+    def backup_vault(self) -> str:
+        return _clamp(f"{self.prefix}-vault", 50)
+
+    @property
+    def dr_backup_vault(self) -> str:
+        return _clamp(f"{self.prefix}-dr-vault", 50)
+
+    @property
+    def backup_plan(self) -> str:
+        return _clamp(f"{self.prefix}-plan", 50)
+
+    # --- monitoring ---
+    def topic(self, severity: str) -> str:
+        return _clamp(f"{self.prefix}-alarms-{severity}", 256)
+
+    def alarm(self, identifier: str, metric: str) -> str:
+        return _clamp(f"{identifier}-{_slug(metric)}", 255)
+
+    @property
+    def dashboard(self) -> str:
+        return _clamp(f"{self.prefix}-database", 255)
+
+    # --- operations ---
+    @property
+    def lock_parameter(self) -> str:
+        return f"/{self.project}/{self.stack}/ops/lock"
+
+    def restore_check_instance(self, run_id: str) -> str:
+        return rds_identifier(self.prefix, "rc", run_id)
