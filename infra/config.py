@@ -561,7 +561,8 @@ _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
 
-def _known_regions() -> set[str]:
+@functools.cache
+def _known_regions() -> frozenset[str]:
     # botocore's partition data is the authority on which regions exist; it ships offline.
     import botocore.session
 
@@ -569,10 +570,10 @@ def _known_regions() -> set[str]:
     regions: set[str] = set()
     for partition in ("aws", "aws-us-gov", "aws-cn"):
         regions.update(session.get_available_regions("rds", partition_name=partition))
-    return regions
+    return frozenset(regions)
 
 
-def _check_region(probs: _Problems, key: str, value: str, known: set[str]) -> bool:
+def _check_region(probs: _Problems, key: str, value: str, known: frozenset[str]) -> bool:
     if not _REGION.match(value) and value not in known:
         probs.add(key, value, "is not an AWS region name (like 'us-east-1')")
         return False
