@@ -30,5 +30,9 @@ types: setup
 
 check: lint types test
 
+# Every bench/bench_*.py prints its own medians against its stated target.
+bench: setup
+	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
