@@ -874,7 +874,12 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
 
     # --- calendar: nothing scheduled collides where AWS or safety requires it ---
     if not p.lines:
-        for a, b, at in windows.collisions(cfg.calendar()):
+        try:
+            calendar = cfg.calendar()
+        except windows.WindowError as exc:
+            p.add("replicas", [r.name for r in cfg.replicas], f"cannot be scheduled: {exc}")
+            calendar = []
+        for a, b, at in windows.collisions(calendar):
             if {a.kind, b.kind} <= {"backup-plan", "restore-test"} and a.kind != b.kind:
                 continue  # a restore test may run while a copy job runs
             p.lines.append(

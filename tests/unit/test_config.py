@@ -151,6 +151,7 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
         "replicas[0].maintenanceWindow",
     ),
     ("replicas", [{"instanceClass": "db.r6g.large"}], "replicas[0].name"),
+    ("replicas", [{"name": f"r{i}"} for i in range(16)], "replicas"),
     ("dr.region", "us-east-1", "dr.region"),
     ("dr.region", "mars-north-1", "dr.region"),
     ("dr.crossRegionReplica", True, "dr.crossRegionReplica"),
@@ -316,3 +317,16 @@ def test_loader_either_loads_or_raises_config_error(changes: list[tuple[str, Any
         assert all(p.startswith(("prod:", "prod ")) for p in err.problems), err.problems
     else:
         assert isinstance(cfg, StackConfig)
+
+
+def test_a_week_too_full_for_replica_windows_is_a_config_error() -> None:
+    values, region = prod_values()
+    # 23 h maintenance leaves no 23 h slot for a replica anywhere else in the week
+    values = with_change(values, "database.maintenanceWindow", "mon:00:00-mon:23:00")
+    values = with_change(values, "backup.window", "23:00-00:00")
+    values = with_change(values, "vault.rotationWindow", "tue:00:00-tue:01:00")
+    values = with_change(values, "backup.plan", [])
+    values = with_change(values, "backup.restoreTesting", False)
+    values = with_change(values, "backup.vaultLock", {"enabled": False})
+    with pytest.raises(ConfigError, match="cannot be scheduled"):
+        load_config("prod", values, region)
