@@ -1,0 +1,140 @@
+"""Turn `pulumi preview --json` into a pull-request comment that puts danger on top, and refuse
+(exit 3) when a stateful resource would be deleted or replaced without --allow-destructive.
+
+Usage: python -m scripts.preview_report PREVIEW.json [--stack S] [--allow-destructive] [--out FILE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from scripts._preview.digest import Preview, PreviewError, load_preview
+from scripts._preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Report, render
+
+# Exit codes follow the table in DESIGN.md (and README); kept local so this reporter has no
+# dependency on the operations package.
+EXIT_OK = 0
+EXIT_FAILED = 1  # not used: reading and rendering a file cannot half-succeed
+EXIT_USAGE = 2
+EXIT_REFUSED = 3
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.preview_report",
+        description=(
+            "Write a pull-request comment (Markdown) from the output of `pulumi preview --json`: "
+            "verdict, stateful deletes/replacements, counts, policy violations, changes by "
+            f"component, details; never over {GITHUB_COMMENT_LIMIT:,} characters."
+        ),
+        epilog=(
+            "exit codes: 0 report written, nothing destructive (or allowed); 2 unreadable or "
+            "invalid input; 3 a stateful resource would be deleted or replaced and "
+            "--allow-destructive was not given (the report is still written)."
+        ),
+    )
+    p.add_argument("preview", metavar="PREVIEW.json", help="stdout of `pulumi preview --json`")
+    p.add_argument(
+        "--stack",
+        help="stack name for the heading; must match the stack in the preview's URNs "
+        "(default: taken from the URNs)",
+    )
+    p.add_argument(
+        "--allow-destructive",
+        action="store_true",
+        help=f"a deletion or replacement of stateful resources is approved (the {ALLOW_LABEL} "
+        "label in CI): report it as a warning and exit 0",
+    )
+    p.add_argument("--out", metavar="FILE", help="write the comment to FILE instead of stdout")
+    p.add_argument(
+        "--full",
+        action="store_true",
+        help="no size limit: every row and detail (for a CI artifact, not for a comment)",
+    )
+    p.add_argument(
+        "--json",
+        action="store_true",
+        help="print a machine-readable summary (verdict, destructive resources, counts) instead "
+        "of Markdown",
+    )
+    return p
+
+
+def _summary_json(preview: Preview, report: Report, code: int) -> str:
+    return json.dumps(
+        {
+            "stack": preview.stack,
+            "verdict": report.verdict,
+            "exit_code": code,
+            "counts": dict(preview.counts),
+            "destructive": [
+                {
+                    "urn": r.urn,
+                    "name": r.name,
+                    "type": r.type,
+                    "op": r.op,
+                    "forced_by": list(r.replaced_because),
+                    "protected": r.protected,
+                }
+                for r in preview.destructive
+            ],
+            "policy_violations": len(preview.policy_violations),
+            "errors": len(preview.errors),
+            "omitted": report.omitted,
+        },
+        indent=2,
+        sort_keys=True,
+    )
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    source = Path(args.preview)
+    try:
+        text = source.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"preview_report: cannot read {source}: {reason}", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        preview = load_preview(text, str(source), args.stack)
+    except PreviewError as exc:
+        print(f"preview_report: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+    limit = sys.maxsize if args.full else GITHUB_COMMENT_LIMIT
+    report = render(preview, allow_destructive=args.allow_destructive, limit=limit)
+    refused = bool(preview.destructive) and not args.allow_destructive
+    code = EXIT_REFUSED if refused else EXIT_OK
+    output = _summary_json(preview, report, code) + "\n" if args.json else report.markdown
+
+    if args.out:
+        try:
+            Path(args.out).write_text(output, encoding="utf-8")
+        except OSError as exc:
+            print(f"preview_report: cannot write {args.out}: {exc.strerror}", file=sys.stderr)
+            return EXIT_USAGE
+        print(f"preview_report: {report.verdict} (report: {args.out})", file=sys.stderr)
+    else:
+        sys.stdout.write(output)
+
+    if refused:
+        names = ", ".join(f"{r.name} ({r.type}, {r.op})" for r in preview.destructive[:10])
+        more = len(preview.destructive) - 10
+        print(
+            f"preview_report: refused: stateful resources would be deleted or replaced in "
+            f"{preview.stack}: {names}{f' and {more} more' if more > 0 else ''}. If this is "
+            f"intended, have a repository owner add the '{ALLOW_LABEL}' label to the pull "
+            "request (or pass --allow-destructive); otherwise change the code so they are "
+            "updated in place.",
+            file=sys.stderr,
+        )
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

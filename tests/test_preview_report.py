@@ -1,0 +1,379 @@
+"""preview_report: the PR comment a reviewer reads and the exit code CI gates on, for hand-written
+`pulumi preview --json` documents (tests/fixtures/preview) and a generated 2,000-step preview."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from scripts._preview.digest import SECRET_SIG_KEY, SECRET_SIG_VALUE, parse_preview
+from scripts._preview.markdown import GITHUB_COMMENT_LIMIT, render, width
+from scripts._preview.synthetic import (
+    SECRET_PLAINTEXT,
+    STATEFUL_DELETED,
+    STATEFUL_REPLACED,
+    big_preview,
+)
+from scripts.preview_report import main
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures" / "preview"
+# Plaintexts present in the fixtures' states; none may reach a comment.
+PLAINTEXTS = ("Old-Hunter2-Passphrase", "New-Correct-Horse-Battery", "Staging-Only-Pa55word")
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def fixture(name: str) -> str:
+    return str(FIXTURES / f"{name}.json")
+
+
+def caution_block(markdown: str) -> str:
+    return "\n".join(line for line in markdown.splitlines() if line.startswith(">"))
+
+
+@pytest.fixture(scope="module")
+def preview_2000(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The 2,000-step preview, generated rather than committed."""
+    path = tmp_path_factory.mktemp("preview") / "preview-2000.json"
+    doc = big_preview(2000)
+    assert len(doc["steps"]) == 2000
+    path.write_text(json.dumps(doc), encoding="utf-8")
+    return path
+
+
+# --- verdicts and warnings per fixture ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "code", "verdict", "warned"),
+    [
+        ("create", 0, "✅ **11 to create in `staging`**", []),
+        ("update", 0, "✅ **3 to update in `prod`**", []),
+        ("no_changes", 0, "✅ **No changes in `prod`.**", []),
+        ("diagnostics", 0, "❌ **The preview of `staging` reported 2 errors**", []),
+        (
+            "replace_db",
+            3,
+            "⛔ **Blocked: 1 stateful resource would be deleted or replaced",
+            ["prod-primary"],
+        ),
+        (
+            "delete",
+            3,
+            "⛔ **Blocked: 3 stateful resources would be deleted or replaced",
+            ["prod-backup-key", "prod-backup-vault", "prod-master"],
+        ),
+    ],
+)
+def test_verdict_warnings_and_exit_code(
+    capsys: pytest.CaptureFixture[str], name: str, code: int, verdict: str, warned: list[str]
+) -> None:
+    got, out, err = run(capsys, fixture(name))
+    assert got == code, err
+    lines = out.splitlines()
+    assert lines[0].startswith("<!-- dbplatform-preview:")
+    assert lines[3].startswith(verdict)
+    block = caution_block(out)
+    if warned:
+        assert "[!CAUTION]" in block
+        warned_lines = [line for line in block.splitlines() if line.startswith("> - **")]
+        assert len(warned_lines) == len(warned)
+        for resource in warned:
+            assert f"`{resource}`" in block
+        assert "refused" in err and "allow-destructive" in err
+    else:
+        assert block == ""
+
+
+def test_replacement_of_db_is_one_warning_with_the_forcing_properties(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, out, _ = run(capsys, fixture("replace_db"))
+    block = caution_block(out)
+    # create-replacement, replace and delete-replaced of one URN: one line, not three
+    assert block.count("`prod-primary`") == 1
+    assert "forced by `kmsKeyId`, `storageEncrypted`" in block
+    assert "protected" in block
+    # a replaced security group holds no data: in the table, not among the warnings
+    assert "prod-db-sg" not in block
+    assert "`prod-db-sg`" in out
+    assert "(steps: create-replacement, replace, delete-replaced)" in out
+
+
+def test_forcing_property_comes_from_the_stateful_table_when_the_provider_is_silent(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # delete.json replaces a Secret with no replaceReasons and a plain "update" diff kind
+    _, out, _ = run(capsys, fixture("delete"))
+    assert "`prod-master` (`aws:secretsmanager/secret:Secret`" in out
+    assert "forced by `name`" in caution_block(out)
+    # the non-stateful backup plan and the component are deleted too, but are no warning
+    assert "prod-backup-plan" not in caution_block(out)
+
+
+def test_allow_destructive_keeps_the_warning_and_exits_0(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, fixture("replace_db"), "--allow-destructive")
+    assert code == 0
+    assert out.splitlines()[3].startswith("⚠️ **Destructive change approved (`allow-destructive`)")
+    assert "[!WARNING]" in out and "`prod-primary`" in caution_block(out)
+
+
+def test_counts_come_from_the_change_summary(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, fixture("update"))
+    assert "| update | 3 |" in out and "| same | 9 |" in out
+    _, out, _ = run(capsys, fixture("replace_db"))
+    assert "| replace | 2 |" in out
+
+
+def test_changes_are_grouped_by_component(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, fixture("update"))
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "`" in line]
+    # the parent chain comes from the URN; the parent's name from the state, when it has one
+    assert rows[0].startswith("| Environment › Alarms | `prod-primary-cpu` |")
+    assert rows[1].startswith("| Environment › Database (prod-db) | `prod-primary` |")
+    assert rows[2].startswith("| Environment › Replicas (prod-replicas) | `prod-replica-1` |")
+    assert "<summary>Environment › Database (prod-db): 1 change</summary>" in out
+    assert '- `instanceClass` (update): `"db.r6g.large"` → `"db.r6g.xlarge"`' in out
+    assert '- `tags["cost-centre"]` (add): (none) → `"cc-042"`' in out
+
+
+def test_policy_violations_and_errors_from_diagnostics(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, fixture("diagnostics"))
+    assert code == 0
+    policy = out.split("#### Policy violations", 1)[1].split("####", 1)[0]
+    assert "rds-storage-encrypted" in policy and "\\[mandatory\\]" in policy
+    assert "rds-not-public" in policy
+    problems = out.split("#### Errors and warnings", 1)[1].split("####", 1)[0]
+    assert "preview failed: 1 mandatory policy violation" in problems
+    assert "backup window" in problems
+    assert "detailed plugin trace" not in out  # debug messages are not for reviewers
+
+
+def test_unknown_values_read_as_known_after_apply(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, fixture("replace_db"))
+    assert "`kmsKeyId` (add-replace, forces replacement): (none) → `(known after apply)`" in out
+    assert "04da6b54" not in out
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.json")))
+def test_secrets_are_redacted(capsys: pytest.CaptureFixture[str], name: str) -> None:
+    code, out, _ = run(capsys, fixture(name), "--allow-destructive")
+    assert code == 0
+    for plaintext in PLAINTEXTS:
+        assert plaintext not in out
+
+
+def test_secret_values_show_as_redacted(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, fixture("replace_db"))
+    # marked secret by Pulumi
+    assert "- `password` (update): `[secret]` → `[secret]`" in out
+    # a secret printed by the program into a diagnostic is scrubbed too
+    assert "postgres://dbadmin:\\[secret\\]@prod-primary" in out
+    _, out, _ = run(capsys, fixture("create"))
+    # not marked secret, but named like a credential
+    assert "- `password`: `[secret]`" in out
+    assert "- `secretString`: `[secret]`" in out
+    # a flag named like a credential is not itself secret; other values stay readable
+    assert '- `engine`: `"postgres"`' in out
+
+
+# --- size budget and determinism ------------------------------------------------------------
+
+
+def test_2000_step_preview_fits_github_with_warnings_and_counts(
+    capsys: pytest.CaptureFixture[str], preview_2000: Path
+) -> None:
+    code, out, _ = run(capsys, str(preview_2000))
+    assert code == 3
+    assert width(out) <= GITHUB_COMMENT_LIMIT
+    assert out.splitlines()[3].startswith("⛔ **Blocked: 4 stateful resources")
+    block = caution_block(out)
+    for name in (*STATEFUL_REPLACED, *STATEFUL_DELETED):
+        assert f"`{name}`" in block
+    assert "| update | 1,194 |" in out and "| delete | 200 |" in out
+    assert "#### Changes by component" in out
+    note = out.strip().splitlines()[-1]
+    assert note.startswith("_Trimmed to fit GitHub's 65,535-character comment limit; omitted: ")
+    assert "table rows" in note and "resource details" in note
+    assert SECRET_PLAINTEXT not in out
+
+
+def test_output_is_identical_across_processes(preview_2000: Path) -> None:
+    # Different hash seeds change set and dict-of-set iteration order between processes.
+    outputs = []
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed)
+        proc = subprocess.run(
+            [sys.executable, "-m", "scripts.preview_report", str(preview_2000)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        assert proc.returncode == 3, proc.stderr
+        outputs.append(proc.stdout)
+    assert outputs[0] == outputs[1]
+
+
+def _step(i: int, op: str, type_token: str, component: str) -> dict[str, Any]:
+    urn = (
+        f"urn:pulumi:prod::dbplatform::dbplatform:index:Environment$dbplatform:index:{component}"
+        f"${type_token}::res-{i:03d}-{'x' * (i % 40)}"
+    )
+    state = {
+        "type": type_token,
+        "inputs": {
+            "name": f"n{i}" * 5,
+            "password": {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": "pw"},
+        },
+    }
+    return {
+        "op": op,
+        "urn": urn,
+        "oldState": state,
+        "newState": state,
+        "detailedDiff": {"name": {"kind": "update-replace"}, "tags.a": {"kind": "update"}},
+    }
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    ops=st.lists(
+        st.tuples(
+            st.sampled_from(["create", "update", "delete", "replace", "same", "delete-replaced"]),
+            st.sampled_from(
+                ["aws:rds/instance:Instance", "aws:cloudwatch/metricAlarm:MetricAlarm"]
+            ),
+            st.sampled_from(["Database", "Alarms", "Replicas"]),
+        ),
+        max_size=120,
+    ),
+    limit=st.integers(min_value=2_500, max_value=12_000),
+)
+def test_any_preview_fits_any_budget_with_verdict_and_counts(
+    ops: list[tuple[str, str, str]], limit: int
+) -> None:
+    doc = {"steps": [_step(i, *o) for i, o in enumerate(ops)]}
+    preview = parse_preview(doc, "generated")
+    report = render(preview, allow_destructive=False, limit=limit)
+    assert width(report.markdown) <= limit
+    lines = report.markdown.splitlines()
+    assert lines[3].startswith(("⛔", "✅", "❌"))
+    if preview.destructive:
+        assert "[!CAUTION]" in report.markdown
+    for op, n in preview.counts:
+        assert f"| {op} | {n:,} |" in report.markdown
+
+
+def test_names_cannot_break_the_table_or_inject_html(capsys: pytest.CaptureFixture[str]) -> None:
+    parent = "urn:pulumi:prod::dbplatform::dbplatform:index:Database::<b>db</b>"
+    urn = "urn:pulumi:prod::dbplatform::dbplatform:index:Database$aws:s3/bucket:Bucket::a|b`c"
+    doc = {"steps": [{"op": "create", "urn": urn, "newState": {"parent": parent}}]}
+    report = render(parse_preview(doc, "inline"), allow_destructive=False)
+    row = next(line for line in report.markdown.splitlines() if "a\\|b" in line)
+    assert row.replace("\\|", "").count("|") == 6  # five cells
+    assert "<b>" not in report.markdown and "&lt;b&gt;db&lt;/b&gt;" in report.markdown
+
+
+# --- input errors and output options --------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "is empty"),
+        ("warning: something\n{", "is not valid JSON (line 1, column 1"),
+        ("[1, 2]", "is not the output of `pulumi preview --json`"),
+        ('{"stack": "prod"}', "is not the output of `pulumi preview --json`"),
+        ('{"steps": [{"op": "create"}]}', "steps[0] has no valid 'urn'"),
+        ('{"steps": [{"urn": "urn:pulumi:a::b::c::d"}]}', "steps[0] has no 'op' string"),
+        (
+            '{"steps": [{"op": "update", "urn": "urn:pulumi:a::b::c::d", "detailedDiff": []}]}',
+            "'detailedDiff' must be an object",
+        ),
+        ('{"changeSummary": {"create": "three"}}', "'changeSummary' must map operations"),
+        ('{"diagnostics": [{"severity": "error"}]}', "diagnostics[0] has no 'message' string"),
+    ],
+)
+def test_invalid_input_exits_2_with_a_clear_message(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "preview.json"
+    path.write_text(content, encoding="utf-8")
+    code, out, err = run(capsys, str(path))
+    assert code == 2
+    assert out == ""
+    assert err.startswith(f"preview_report: {path}") and message in err
+
+
+def test_missing_file_and_wrong_stack_exit_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "does/not/exist.json")
+    assert code == 2 and "cannot read does/not/exist.json: No such file or directory" in err
+    code, _, err = run(capsys, fixture("create"), "--stack", "prod")
+    assert code == 2
+    assert "is a preview of stack 'staging', not 'prod'" in err
+
+
+def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:
+    path = tmp_path / "preview.json"
+    path.write_text("error: could not resolve stack\n", encoding="utf-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.preview_report", str(path), "--stack", "prod"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr and "is not valid JSON" in proc.stderr
+
+
+def test_out_writes_the_comment_and_logs_the_verdict(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    target = tmp_path / "comment.md"
+    code, out, err = run(capsys, fixture("replace_db"), "--stack", "prod", "--out", str(target))
+    assert code == 3 and out == ""
+    assert target.read_text(encoding="utf-8").startswith("<!-- dbplatform-preview:prod -->")
+    assert err.startswith("preview_report: BLOCKED: 1 stateful resource")
+
+
+def test_json_summary_lists_the_destructive_resources(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, fixture("delete"), "--json")
+    assert code == 3
+    summary = json.loads(out)
+    assert [(d["name"], d["op"]) for d in summary["destructive"]] == [
+        ("prod-backup-key", "delete"),
+        ("prod-backup-vault", "delete"),
+        ("prod-master", "replace"),
+    ]
+    assert summary["counts"] == {"replace": 1, "delete": 4, "same": 14}
+    assert summary["exit_code"] == 3
+
+
+def test_full_report_for_artifacts_has_no_size_limit(
+    capsys: pytest.CaptureFixture[str], preview_2000: Path
+) -> None:
+    code, out, _ = run(capsys, str(preview_2000), "--full")
+    assert code == 3
+    assert "Trimmed" not in out
+    # every changed resource has its table row (same/read are not changes)
+    rows = [line for line in out.splitlines() if line.startswith("| ") and "`tenant-" in line]
+    assert len(rows) == 3 + 200 + 398 + 1194  # replace, delete, create, update counts
+    assert SECRET_PLAINTEXT not in out
