@@ -152,7 +152,7 @@ class AppSecretConfig:
 class VaultConfig:
     """Secrets Manager, the secrets CMK and rotation."""
 
-    rotation_days: int = doc("rotate the master secret every N days (1..365)")
+    rotation_days: int = doc("rotate the master secret at least every N days (7..365)")
     rotation_window: str = doc("weekly window in which rotation runs, ddd:hh24:mi-ddd:hh24:mi")
     app_secrets: tuple[AppSecretConfig, ...] = doc("application secrets to generate")
     replicate_to_dr: bool = doc("replicate secrets to the DR region (when dr.region is set)")
@@ -836,12 +836,29 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
             p.add("network.allowedSecurityGroupIds", sg, "is not a security group id (sg-...)")
 
     # --- vault ---
-    if not 1 <= cfg.vault.rotation_days <= 365:
-        p.add("vault.rotationDays", cfg.vault.rotation_days, "must be 1..365")
+    if not 7 <= cfg.vault.rotation_days <= 365:
+        p.add(
+            "vault.rotationDays",
+            cfg.vault.rotation_days,
+            "must be 7..365 (rotation runs in the weekly vault.rotationWindow)",
+        )
     rot = _window(p, "vault.rotationWindow", cfg.vault.rotation_window, windows.parse_weekly)
     if rot:
         if not 60 <= rot.length <= 24 * 60:
             p.add("vault.rotationWindow", cfg.vault.rotation_window, "must last 1 to 24 hours")
+        # Secrets Manager opens rotation windows on the hour, for whole hours, within one UTC day.
+        if rot.start % 60 or rot.length % 60:
+            p.add(
+                "vault.rotationWindow",
+                cfg.vault.rotation_window,
+                "must start and end on the hour (Secrets Manager rotation windows are whole hours)",
+            )
+        elif rot.start % windows.MINUTES_PER_DAY + rot.length > windows.MINUTES_PER_DAY:
+            p.add(
+                "vault.rotationWindow",
+                cfg.vault.rotation_window,
+                "must end by midnight UTC (Secrets Manager rotation windows cannot cross days)",
+            )
         for name, other in (("maintenance window", maint), ("backup window", bwin)):
             if other and rot.overlaps(other):
                 p.add("vault.rotationWindow", cfg.vault.rotation_window, f"overlaps the {name}")

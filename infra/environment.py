@@ -5,16 +5,18 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.alarms import Alarms, AlarmsArgs, WatchedInstance
+from infra.components.backups import Backups, BackupsArgs
 from infra.components.database import Database, DatabaseArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.replicas import CrossRegionSpec, Replicas, ReplicasArgs, ReplicaSpec
-from infra.components.vault import Vault, VaultArgs
+from infra.components.vault import DrSecrets, Vault, VaultArgs
 from infra.config import StackConfig
 from infra.naming import Names
 
 
 class Environment(pulumi.ComponentResource):
-    """Network, vault, primary, replicas (and the units that watch and back them up)."""
+    """Network, vault, primary, replicas, and the units that back them up and watch them."""
 
     def __init__(self, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
         names = Names(cfg.stack)
@@ -42,14 +44,33 @@ class Environment(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
+        self.dr_provider: aws.Provider | None = None
+        if cfg.dr.region is not None:
+            self.dr_provider = aws.Provider(
+                "dr-region", region=cfg.dr.region, opts=pulumi.ResourceOptions(parent=self)
+            )
         self.vault = Vault(
             "vault",
             VaultArgs(
                 names=names,
                 base_tags=base,
                 account_id=account_id,
+                region=cfg.region,
                 master_username=cfg.database.master_username,
                 protect=protect,
+                app_secrets=cfg.vault.app_secrets,
+                rotation_days=cfg.vault.rotation_days,
+                rotation_window=cfg.vault.rotation_window,
+                vpc_id=self.network.vpc_id,
+                subnet_ids=self.network.subnet_ids,
+                db_security_group_id=self.network.security_group_id,
+                port=cfg.database.port,
+                private_secrets_endpoint=net.vpc_id is None,
+                dr=DrSecrets(region=cfg.dr.region, provider=self.dr_provider)
+                if cfg.dr.region is not None
+                and self.dr_provider is not None
+                and cfg.vault.replicate_to_dr
+                else None,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -79,11 +100,6 @@ class Environment(pulumi.ComponentResource):
             instance_identifier=self.database.identifier,
         )
 
-        self.dr_provider: aws.Provider | None = None
-        if cfg.dr.region is not None:
-            self.dr_provider = aws.Provider(
-                "dr-region", region=cfg.dr.region, opts=pulumi.ResourceOptions(parent=self)
-            )
         cross_region = None
         if cfg.dr.cross_region_replica and self.dr_provider is not None and cfg.dr.region:
             dr_net = Network(
@@ -140,6 +156,71 @@ class Environment(pulumi.ComponentResource):
             pulumi.ResourceOptions(parent=self),
         )
 
+        self.backups = Backups(
+            "backups",
+            BackupsArgs(
+                names=names,
+                base_tags=base,
+                account_id=account_id,
+                protect=protect,
+                backup=cfg.backup,
+                dr=cfg.dr,
+                dr_provider=self.dr_provider,
+                source_arn=self.database.arn,
+                subnet_group_name=self.network.subnet_group_name,
+                security_group_id=self.network.security_group_id,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+        watched = [
+            WatchedInstance(
+                key="primary",
+                role="primary",
+                identifier=self.database.identifier,
+                instance_class=cfg.database.instance_class,
+                allocated_storage=cfg.database.allocated_storage,
+            ),
+            *(
+                WatchedInstance(
+                    key=r.name,
+                    role="replica",
+                    identifier=instance.identifier,
+                    instance_class=r.instance_class or cfg.database.instance_class,
+                    allocated_storage=cfg.database.allocated_storage,
+                )
+                for r, instance in zip(cfg.replicas, self.replicas.instances, strict=False)
+            ),
+        ]
+        if cross_region is not None:
+            watched.append(
+                WatchedInstance(
+                    key="dr",
+                    role="replica",
+                    identifier=self.replicas.instances[-1].identifier,
+                    instance_class=cross_region.instance_class,
+                    allocated_storage=cfg.database.allocated_storage,
+                    region=cross_region.region,
+                    provider=cross_region.provider,
+                )
+            )
+        self.alarms = Alarms(
+            "alarms",
+            AlarmsArgs(
+                names=names,
+                base_tags=base,
+                account_id=account_id,
+                region=cfg.region,
+                instances=tuple(watched),
+                thresholds=cfg.alarms.thresholds,
+                subscriptions=cfg.alarms.subscriptions,
+                backup_vault_arn=self.backups.vault_arn,
+                health_check_url=cfg.alarms.health_check_url,
+                dashboard=cfg.alarms.dashboard,
+                protect=protect,
+            ),
+            pulumi.ResourceOptions(parent=self),
+        )
+
         self.exports: dict[str, pulumi.Input[object]] = {
             "db_primary_identifier": self.database.identifier,
             "db_primary_endpoint": self.database.endpoint,
@@ -156,6 +237,17 @@ class Environment(pulumi.ComponentResource):
             "db_master_secret_arn": self.vault.master_secret_arn,
             "kms_storage_key_arn": self.database.key_arn,
             "kms_secrets_key_arn": self.vault.key_arn,
+            "vault_app_secret_arns": self.vault.app_secret_arns,
+            "vault_rotation_function_arn": self.vault.rotation_function_arn,
+            "backup_vault_name": self.backups.vault_name,
+            "backup_vault_arn": self.backups.vault_arn,
+            "backup_dr_vault_arn": self.backups.dr_vault_arn,
+            "backup_plan_id": self.backups.plan_id,
+            "backup_restore_testing_plan_name": self.backups.restore_testing_plan_name,
+            "alarm_topic_critical_arn": self.alarms.critical_topic_arn,
+            "alarm_topic_warning_arn": self.alarms.warning_topic_arn,
+            "alarm_health_check_id": self.alarms.health_check_id,
+            "alarm_dashboard_name": self.alarms.dashboard_name,
             "network_vpc_id": self.network.vpc_id,
             "region": cfg.region,
         }
