@@ -694,6 +694,18 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
             "must be >= 1 when replicas, blue/green or backup replication are on "
             "(RDS needs automated backups for them)",
         )
+    continuous = [r for r in bk.plan if r.continuous]
+    if len(continuous) > 1:
+        p.add("backup.plan", [r.name for r in continuous], "has more than one continuous rule")
+    elif continuous and continuous[0].retention_days != bk.retention_days:
+        # AWS Backup takes over the instance's automated-backup retention once a continuous
+        # rule covers it; two different numbers would be a permanent diff on every `pulumi up`.
+        p.add(
+            "backup.retentionDays",
+            bk.retention_days,
+            f"must equal the continuous rule's retentionDays ({continuous[0].retention_days}): "
+            "AWS Backup manages the instance's PITR retention once it backs it up continuously",
+        )
     bwin = _window(p, "backup.window", bk.window, windows.parse_daily)
     if bwin and bwin.length < 30:
         p.add("backup.window", bk.window, "must last at least 30 minutes")

@@ -133,6 +133,7 @@ BAD_CONFIGS: list[tuple[str, Any, str]] = [
     ("database.instanceClas", "db.r6g.large", "database.instanceClas"),
     ("backup.retentionDays", 36, "backup.retentionDays"),
     ("backup.retentionDays", 0, "backup.retentionDays"),
+    ("backup.retentionDays", 14, "backup.retentionDays"),
     ("backup.window", "3:00-4:00", "backup.window"),
     ("backup.window", "04:30-04:45", "backup.window"),
     ("backup.window", "03:00-04:30", "backup.window"),
@@ -216,7 +217,7 @@ def test_backup_window_overlap_message_names_both_windows_and_the_day() -> None:
 def test_every_problem_is_reported_at_once() -> None:
     values, region = prod_values()
     bad = with_change(values, "database.port", 80)
-    bad = with_change(bad, "backup.retentionDays", 99)
+    bad = with_change(bad, "backup.vaultLock.changeableForDays", 1)
     bad = with_change(bad, "dr.rtoMinutes", 0)
     with pytest.raises(ConfigError) as err:
         load_config("prod", bad, region)
