@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACKS := staging prod
 
-.PHONY: setup test check fmt lint types synth golden bench demo clean
+.PHONY: setup test check fmt lint types synth golden bench demo docs clean
 
 setup: $(VENV)/.installed
 
@@ -30,9 +30,25 @@ types: setup
 
 check: lint types test
 
+# What every committed stack declares, offline: build/<stack>.json, .md and .mmd.
+synth: setup
+	$(BIN)/python -m scripts.synth --all-stacks --out-dir build
+
+# After an intended change to the program or a stack file: regenerate the snapshot test's files.
+golden: setup
+	$(BIN)/python -m scripts.synth --all-stacks --out-dir tests/golden
+
 # Every bench/bench_*.py prints its own medians against its stated target.
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
+
+# README's generated blocks: config reference from Pulumi.yaml, architecture from synth.
+docs: setup
+	$(BIN)/python -m devtools.gen_docs
+
+# The whole thing against an emulated AWS (a local moto server), as an operator would run it.
+demo: setup
+	$(BIN)/python -m devtools.demo
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

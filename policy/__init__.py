@@ -1,0 +1,1 @@
+"""The dbplatform CrossGuard policy pack: a thin adapter over the guardrail catalogue."""

@@ -1,0 +1,70 @@
+"""Report the slowest chain of a fresh `pulumi up` and of a DR rebuild of a stack, from its
+offline manifest weighted by typical creation minutes (table in scripts/_manifest/timing.py).
+
+Usage: python -m scripts.critical_path --stack S | --manifest FILE
+           [--scenario fresh|dr-rebuild|both] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from infra.config import ROOT, ConfigError
+from scripts._manifest.model import Manifest, ManifestError, load
+from scripts._manifest.timing import SCENARIOS, CycleError, critical_path, to_json, to_text
+from scripts._ops.errors import ExitCode
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.critical_path",
+        description=(
+            "The slowest dependency chain of a fresh `pulumi up` and of a DR rebuild (the primary "
+            "restored from a recovery point, everything else recreated), in typical minutes."
+        ),
+        epilog="exit codes: 0 reported; 1 the dependencies form a cycle; 2 bad usage or config.",
+    )
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--stack", help="synthesise Pulumi.<stack>.yaml and report on it")
+    src.add_argument("--manifest", type=Path, help="a manifest from scripts.synth")
+    p.add_argument("--scenario", choices=(*SCENARIOS, "both"), default="both")
+    p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="accepted for the CLI contract")
+    p.add_argument("-v", "--verbose", action="store_true", help="accepted for the CLI contract")
+    p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        manifest: Manifest
+        if args.manifest is not None:
+            manifest = load(args.manifest)
+        else:
+            from scripts.synth import build_manifest
+
+            manifest = build_manifest(args.stack, args.root.resolve())
+    except (ConfigError, ManifestError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    scenarios = SCENARIOS if args.scenario == "both" else (args.scenario,)
+    try:
+        paths = [critical_path(manifest, s) for s in scenarios]
+    except CycleError as exc:
+        print(f"failed: {exc}", file=sys.stderr)
+        return ExitCode.FAILED
+    if args.json:
+        out = {"stack": manifest.stack, "paths": [to_json(p) for p in paths]}
+        sys.stdout.write(json.dumps(out, indent=2, sort_keys=True) + "\n")
+    else:
+        sys.stdout.write("\n".join(to_text(p) for p in paths))
+    return ExitCode.OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

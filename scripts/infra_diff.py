@@ -1,0 +1,81 @@
+"""What a pull request changes in the declared infrastructure, without the cloud: compare the
+manifests `scripts.synth` writes for the base and the head of the PR.
+
+Usage: python -m scripts.infra_diff BASE.json HEAD.json [--format markdown|json] [--out FILE]
+Exit 0 when no stateful resource is at risk (whatever else changes), 3 when one would be
+destroyed, replaced or irreversibly changed (CI then requires an explicit approval), 2 when an
+input cannot be read.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from scripts._manifest.diff import diff, to_json, to_markdown
+from scripts._manifest.model import ManifestError, load
+from scripts._ops.errors import ExitCode
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m scripts.infra_diff",
+        description=(
+            "Compare two synth manifests (base and head of a PR): resources added, removed, "
+            "changed (property paths, old → new, secrets redacted) and, on top, every stateful "
+            "resource that would be destroyed, renamed or replaced."
+        ),
+        epilog=(
+            "exit codes: 0 no stateful resource at risk; 2 unreadable input; 3 a stateful "
+            "resource would be destroyed, replaced or irreversibly changed."
+        ),
+    )
+    p.add_argument("base", type=Path, metavar="BASE.json", help="manifest of the base branch")
+    p.add_argument("head", type=Path, metavar="HEAD.json", help="manifest of the PR head")
+    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.add_argument("--json", action="store_true", help="same as --format json")
+    p.add_argument("--out", type=Path, help="write the report to FILE instead of stdout")
+    p.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
+    p.add_argument("-v", "--verbose", action="store_true", help="accepted for the CLI contract")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        base, head = load(args.base), load(args.head)
+    except ManifestError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return ExitCode.USAGE
+    if base.stack != head.stack:
+        print(
+            f"error: {args.base} is stack '{base.stack}' and {args.head} is '{head.stack}': "
+            "compare two manifests of the same stack",
+            file=sys.stderr,
+        )
+        return ExitCode.USAGE
+    d = diff(base, head)
+    if args.json or args.format == "json":
+        text = json.dumps(to_json(d), indent=2, sort_keys=True) + "\n"
+    else:
+        text = to_markdown(d)
+    if args.out is None:
+        sys.stdout.write(text)
+    else:
+        args.out.write_text(text, encoding="utf-8")
+    if not args.quiet:
+        risky = d.at_risk
+        verdict = (
+            f"AT RISK: {', '.join(c.name for c in risky)} ({len(risky)} stateful resource(s))"
+            if risky
+            else "no stateful resource at risk"
+        )
+        print(f"{len(d.changes)} resource change(s); {verdict}", file=sys.stderr)
+    return ExitCode.REFUSED if d.at_risk else ExitCode.OK
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

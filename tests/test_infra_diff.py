@@ -1,0 +1,221 @@
+"""`scripts.infra_diff` on manifests of real program variants: updates pass (exit 0), stateful
+replacements, removals and major upgrades are put on top and refused (exit 3)."""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from infra.offline import Recording
+from scripts import infra_diff
+from scripts._manifest.diff import COMMENT_LIMIT, diff, property_changes, to_markdown
+from scripts._manifest.model import Manifest, Resource, from_recording
+from scripts._manifest.synthetic import environment, with_inputs, without
+from tests.conftest import record
+
+
+@functools.cache
+def _prod() -> Manifest:
+    return from_recording(record("prod"))
+
+
+_VARIANTS: dict[str, Manifest] = {}
+
+
+@pytest.fixture
+def variant(run_variant: Callable[..., Recording]) -> Callable[..., Manifest]:
+    """A prod variant's manifest, each variant run once per test process."""
+
+    def make(label: str, **groups: Any) -> Manifest:
+        if label not in _VARIANTS:
+            _VARIANTS[label] = from_recording(run_variant("prod", **groups))
+        return _VARIANTS[label]
+
+    return make
+
+
+def _run(tmp_path: Path, base: Manifest, head: Manifest, *extra: str) -> int:
+    b, h = tmp_path / "base.json", tmp_path / "head.json"
+    b.write_text(base.to_json(), encoding="utf-8")
+    h.write_text(head.to_json(), encoding="utf-8")
+    return infra_diff.main([str(b), str(h), "-q", *extra])
+
+
+def _change(d: Any, name: str) -> Any:
+    return next(c for c in d.changes if c.name == name)
+
+
+def test_no_change_is_exit_0(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert _run(tmp_path, _prod(), _prod()) == 0
+    assert "No change to the declared infrastructure." in capsys.readouterr().out
+
+
+def test_instance_class_change_is_an_update(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = with_inputs(_prod(), "database-primary", instanceClass="db.r6g.2xlarge")
+    d = diff(_prod(), head)
+    primary = _change(d, "database-primary")
+    assert primary.action == "update" and not primary.at_risk
+    assert [(p.path, p.old, p.new) for p in primary.changes] == [
+        ("instanceClass", "db.r6g.xlarge", "db.r6g.2xlarge")
+    ]
+    assert d.at_risk == []
+    assert _run(tmp_path, _prod(), head) == 0
+    out = capsys.readouterr().out
+    assert "No stateful resource is destroyed or replaced." in out
+    assert "| `instanceClass` | `db.r6g.xlarge` | `db.r6g.2xlarge` |" in out
+
+
+def test_engine_major_version_change_is_at_risk(
+    tmp_path: Path, variant: Callable[..., Manifest], capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = variant("major", database={"engineVersion": "17.2"})
+    d = diff(_prod(), head)
+    primary = _change(d, "database-primary")
+    assert primary.at_risk and "engine major version 16 → 17" in primary.reasons[0]
+    params = _change(d, "database-params")  # the family is in the name: a new group, in use
+    assert params.action == "replace" and params.at_risk
+    assert _run(tmp_path, _prod(), head) == 3
+    out = capsys.readouterr().out
+    # the danger comes first, before the list of ordinary changes
+    assert out.index("stateful resource(s) at risk") < out.index("### Updated")
+
+
+def test_minor_version_change_is_a_plain_update() -> None:
+    d = diff(_prod(), with_inputs(_prod(), "database-primary", engineVersion="16.6"))
+    assert _change(d, "database-primary").action == "update"
+    assert d.at_risk == []
+
+
+def test_identifier_change_replaces_the_primary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = with_inputs(_prod(), "database-primary", identifier="dbplatform-prod-pg-2")
+    d = diff(_prod(), head)
+    primary = _change(d, "database-primary")
+    assert primary.action == "replace" and primary.at_risk
+    assert primary.reasons == ("identifier changed: forces replacement",)
+    assert _run(tmp_path, _prod(), head) == 3
+    out = capsys.readouterr().out
+    assert "| `database-primary` | `aws:rds/instance:Instance` | **replace** |" in out
+    assert "| `identifier` | `dbplatform-prod-pg` | `dbplatform-prod-pg-2` |" in out
+
+
+def test_storage_encryption_change_replaces_the_primary(
+    tmp_path: Path, variant: Callable[..., Manifest]
+) -> None:
+    head = variant(
+        "unencrypted",
+        database={"storageEncrypted": False},
+        safetyOverrides=["allow-unencrypted-storage"],
+    )
+    primary = _change(diff(_prod(), head), "database-primary")
+    assert primary.action == "replace" and primary.at_risk
+    assert primary.reasons == ("kmsKeyId, storageEncrypted changed: forces replacement",)
+    assert _run(tmp_path, _prod(), head) == 3
+
+
+def test_added_replica_is_not_a_risk(tmp_path: Path, variant: Callable[..., Manifest]) -> None:
+    replicas = [
+        {"name": "r1", "availabilityZone": "us-east-1b"},
+        {"name": "r2", "availabilityZone": "us-east-1c"},
+        {"name": "r3"},
+    ]
+    head = variant("replica", replicas=replicas)
+    d = diff(_prod(), head)
+    created = {c.name for c in d.by_action("create")}
+    assert "replicas-r3" in created
+    assert any(n.startswith("alarms-r3-") for n in created)  # it comes with its alarms
+    assert d.at_risk == []
+    assert _run(tmp_path, _prod(), head) == 0
+
+
+def test_removed_alarm_is_a_delete_but_not_a_risk(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alarm = next(r.name for r in _prod().of_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
+    d = diff(_prod(), without(_prod(), alarm))
+    assert [(c.name, c.action, c.at_risk) for c in d.changes] == [(alarm, "delete", False)]
+    assert _run(tmp_path, _prod(), without(_prod(), alarm), "--format", "json") == 0
+    data = json.loads(capsys.readouterr().out)
+    assert data["summary"]["delete"] == 1 and data["atRisk"] == []
+
+
+def test_removed_stateful_resource_is_at_risk_unless_retained() -> None:
+    head = without(_prod(), "backups-dr-vault")
+    vault = _change(diff(_prod(), head), "backups-dr-vault")
+    assert vault.action == "delete" and vault.at_risk
+    assert "protected" in " ".join(vault.reasons)
+    retained = replace(
+        _prod(),
+        resources=tuple(
+            replace(r, retain_on_delete=True) if r.name == "backups-dr-vault" else r
+            for r in _prod().resources
+        ),
+    )
+    assert not _change(diff(retained, head), "backups-dr-vault").at_risk
+
+
+def test_unused_parameter_group_is_not_stateful() -> None:
+    m = environment(replicas=0)
+    unused = with_inputs(m, "database-primary", parameterGroupName="some-other-group")
+    head = with_inputs(unused, "database-params", family="postgres17")
+    assert not _change(diff(unused, head), "database-params").at_risk
+    head_in_use = with_inputs(m, "database-params", family="postgres17")
+    assert _change(diff(m, head_in_use), "database-params").at_risk
+
+
+def test_logical_rename_of_a_stateful_resource_is_at_risk() -> None:
+    def renamed(r: Resource) -> Resource:
+        if r.name != "vault-master":
+            return r
+        return replace(
+            r, name="vault-master-2", urn=r.urn.replace("::vault-master", "::vault-master-2")
+        )
+
+    head = replace(_prod(), resources=tuple(renamed(r) for r in _prod().resources))
+    d = diff(_prod(), head)
+    change = _change(d, "vault-master")
+    assert change.action == "rename" and change.at_risk
+    assert "aliases" in change.reasons[0]
+    assert not d.by_action("create")  # the new URN is the rename, not an extra create
+
+
+def test_secret_values_are_redacted_in_changes() -> None:
+    changes = property_changes(
+        {"password": "old-plaintext", "name": "a"}, {"password": "new-plaintext", "name": "b"}
+    )
+    assert [(c.path, c.old, c.new) for c in changes] == [
+        ("name", "a", "b"),
+        ("password", "[secret]", "[secret] (changed)"),
+    ]
+
+
+def test_comment_stays_under_the_github_limit() -> None:
+    base = environment(replicas=50)
+    head = environment(replicas=50, instance_class="db.r6g.2xlarge")
+    text = to_markdown(diff(base, head), limit=4_000)
+    assert len(text) <= 4_000
+    assert "left out to fit a PR comment" in text
+    assert len(to_markdown(diff(base, head))) <= COMMENT_LIMIT
+
+
+def test_unreadable_or_mismatched_inputs_exit_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = tmp_path / "nope.json"
+    good = tmp_path / "prod.json"
+    good.write_text(_prod().to_json(), encoding="utf-8")
+    assert infra_diff.main([str(missing), str(good)]) == 2
+    assert "cannot read it" in capsys.readouterr().err
+    other = tmp_path / "other.json"
+    other.write_text(environment(replicas=0).to_json(), encoding="utf-8")
+    assert infra_diff.main([str(good), str(other)]) == 2
+    assert "same stack" in capsys.readouterr().err
