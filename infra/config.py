@@ -26,6 +26,8 @@ from infra import instance_classes, windows
 from infra.naming import PROJECT, STACK_NAME
 
 ROOT = Path(__file__).resolve().parent.parent
+# libyaml's safe loader when PyYAML has it: every command and synth reads these files first.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NAMESPACE = PROJECT
 
 
@@ -466,7 +468,7 @@ def _merge(default: Any, override: Any) -> Any:
 
 def project_file(root: Path = ROOT) -> dict[str, Any]:
     with open(root / "Pulumi.yaml", encoding="utf-8") as fh:
-        data = yaml.safe_load(fh)
+        data = yaml.load(fh, Loader=_LOADER)  # noqa: S506 - a SafeLoader (C or Python)
     return data if isinstance(data, dict) else {}
 
 
@@ -512,7 +514,7 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
     path = root / f"Pulumi.{stack}.yaml"
     try:
         with open(path, encoding="utf-8") as fh:
-            data = yaml.safe_load(fh) or {}
+            data = yaml.load(fh, Loader=_LOADER) or {}  # noqa: S506 - a SafeLoader
     except FileNotFoundError:
         raise ConfigError(
             stack, [f"{path.name} not found in {root}: run from the repository root, or create it"]
