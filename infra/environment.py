@@ -100,8 +100,12 @@ class Environment(pulumi.ComponentResource):
             instance_identifier=self.database.identifier,
         )
 
+        # Pilot light: wherever a DR region is configured, an isolated network with the
+        # database's subnet group and security group already waits there (free to keep), so
+        # `scripts.dr rebuild` can restore into it without Pulumi while the primary region is down.
         cross_region = None
-        if cfg.dr.cross_region_replica and self.dr_provider is not None and cfg.dr.region:
+        dr_exports: dict[str, pulumi.Input[object]] = {}
+        if self.dr_provider is not None and cfg.dr.region:
             dr_net = Network(
                 "dr-network",
                 NetworkArgs(
@@ -118,13 +122,18 @@ class Environment(pulumi.ComponentResource):
                 ),
                 pulumi.ResourceOptions(parent=self, provider=self.dr_provider),
             )
-            cross_region = CrossRegionSpec(
-                region=cfg.dr.region,
-                instance_class=cfg.database.instance_class,
-                subnet_group_name=dr_net.subnet_group_name,
-                security_group_id=dr_net.security_group_id,
-                provider=self.dr_provider,
-            )
+            dr_exports = {
+                "dr_subnet_group": dr_net.subnet_group_name,
+                "dr_security_group_id": dr_net.security_group_id,
+            }
+            if cfg.dr.cross_region_replica:
+                cross_region = CrossRegionSpec(
+                    region=cfg.dr.region,
+                    instance_class=cfg.database.instance_class,
+                    subnet_group_name=dr_net.subnet_group_name,
+                    security_group_id=dr_net.security_group_id,
+                    provider=self.dr_provider,
+                )
         windows = cfg.replica_windows()
         self.replicas = Replicas(
             "replicas",
@@ -250,5 +259,6 @@ class Environment(pulumi.ComponentResource):
             "alarm_dashboard_name": self.alarms.dashboard_name,
             "network_vpc_id": self.network.vpc_id,
             "region": cfg.region,
+            **dr_exports,
         }
         self.register_outputs(self.exports)

@@ -13,6 +13,16 @@ from infra.config import DatabaseConfig
 from infra.naming import Names
 
 LOG_EXPORTS = ["postgresql", "upgrade"]
+# Properties of an adopted (restored) instance that stay as the restore set them.
+ADOPTED_AS_RESTORED = [
+    "kmsKeyId",
+    "dbSubnetGroupName",
+    "vpcSecurityGroupIds",
+    "parameterGroupName",
+    "performanceInsightsKmsKeyId",
+    "username",
+    "dbName",
+]
 LOG_RETENTION_DAYS = 30
 # RDS creates, modifies and deletes multi-AZ instances of hundreds of GiB slowly; the provider's
 # 40-minute default fails a healthy `pulumi up` half way.
@@ -160,11 +170,18 @@ class Database(pulumi.ComponentResource):
             for export in LOG_EXPORTS
         ]
 
+        # Rotation changes the password outside Pulumi; never write the original back.
+        ignored = ["password"]
+        if args.adopt_identifier:
+            # A restored instance keeps the key, network and parameter group it was restored
+            # with (scripts.dr rebuild chose them while this stack did not exist yet). Pulumi
+            # refuses an import whose declared inputs differ from the instance, and changing
+            # the key would mean another restore, so these stay as restored.
+            ignored += ADOPTED_AS_RESTORED
         instance_opts = child(
             self,
             protect=args.protect,
-            # Rotation changes the password outside Pulumi; never write the original back.
-            ignore_changes=["password"],
+            ignore_changes=ignored,
             custom_timeouts=TIMEOUTS,
             depends_on=log_groups,
             import_=args.adopt_identifier,

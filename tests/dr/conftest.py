@@ -1,0 +1,219 @@
+"""Fixtures of the DR tests: the operations tests' moto server (one per test process, reset per
+test) plus a throwaway project directory, so a rebuild's `Pulumi.<NEW>.yaml` never lands in the
+repository, and helpers that arrange the DR region as the program and AWS would leave it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+
+from devtools.seed import Seeded, report_replica_lag, seed_stack
+from infra.config import StackConfig, load_stack
+from infra.naming import Names
+from tests.ops.conftest import aws, moto_server  # noqa: F401 - fixtures shared with tests/ops
+from tests.ops.support import AwsEnv, FakeClock, Run
+
+ROOT = Path(__file__).resolve().parents[2]
+SOURCE = "us-east-1"
+DR = "us-west-2"
+
+
+@dataclass
+class DrEnv:
+    """The emulator, a project directory of its own, and ways to arrange and inspect both."""
+
+    aws: AwsEnv
+    project: Path
+    _clients: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    @property
+    def env(self) -> dict[str, str]:
+        return self.aws.env
+
+    def client(self, service: str, region: str = SOURCE) -> Any:
+        # Building a boto3 client costs more than most calls to the emulator: keep them.
+        if (service, region) not in self._clients:
+            self._clients[service, region] = self.aws.client(service, region)
+        return self._clients[service, region]
+
+    def config(self, stack: str) -> StackConfig:
+        return load_stack(stack, self.project)
+
+    # --- arranging ---------------------------------------------------------------------------
+    def seed(self, stack: str, *, encrypted: bool | None = None) -> Seeded:
+        """The stack's resources in its region, as `pulumi up` would leave them."""
+        cfg = self.config(stack)
+        if encrypted is not None:
+            cfg = replace(cfg, database=replace(cfg.database, storage_encrypted=encrypted))
+        return seed_stack(self.aws.session, cfg, with_alarms=False)
+
+    def dr_network(self, stack: str, region: str = DR) -> tuple[str, str]:
+        """The DR-region subnet group and security group the program keeps with
+        dr.crossRegionReplica (`<prefix>-db-dr`); returns (subnet group, security group id)."""
+        n = Names(stack)
+        ec2, rds = self.client("ec2", region), self.client("rds", region)
+        vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
+        subnets = [
+            ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.40.{i}.0/24", AvailabilityZone=region + z)[
+                "Subnet"
+            ]["SubnetId"]
+            for i, z in enumerate("ab")
+        ]
+        rds.create_db_subnet_group(
+            DBSubnetGroupName=f"{n.subnet_group}-dr",
+            DBSubnetGroupDescription="dr",
+            SubnetIds=subnets,
+        )
+        sg = ec2.create_security_group(
+            GroupName=f"{n.security_group}-dr", Description="dr", VpcId=vpc
+        )["GroupId"]
+        return f"{n.subnet_group}-dr", sg
+
+    def copy_snapshot(self, stack: str, name: str, region: str = DR) -> str:
+        """Snapshot the primary and copy it to `region` (what a DR copy job does)."""
+        primary = Names(stack).primary
+        snap = self.client("rds").create_db_snapshot(
+            DBInstanceIdentifier=primary, DBSnapshotIdentifier=name
+        )["DBSnapshot"]
+        copy = f"{name}-{region}"
+        self.client("rds", region).copy_db_snapshot(
+            SourceDBSnapshotIdentifier=snap["DBSnapshotArn"],
+            TargetDBSnapshotIdentifier=copy,
+            SourceRegion=SOURCE,
+        )
+        return copy
+
+    def cross_region_replica(self, stack: str, lag_seconds: float, region: str = DR) -> str:
+        n = Names(stack)
+        arn = self.client("rds").describe_db_instances(DBInstanceIdentifier=n.primary)[
+            "DBInstances"
+        ][0]["DBInstanceArn"]
+        rds = self.client("rds", region)
+        # The program leaves the DR replica on the region's default parameters; moto would carry
+        # the primary's group name across regions (and fail on it), so name one that exists.
+        rds.create_db_parameter_group(
+            DBParameterGroupName="replica-defaults",
+            DBParameterGroupFamily="postgres16",
+            Description="stands in for default.postgres16",
+        )
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=n.cross_region_replica,
+            SourceDBInstanceIdentifier=arn,
+            DBInstanceClass="db.r6g.large",
+            DBParameterGroupName="replica-defaults",
+        )
+        report_replica_lag(self.aws.session, region, n.cross_region_replica, lag_seconds)
+        return n.cross_region_replica
+
+    # --- acting ------------------------------------------------------------------------------
+    def cli(self, module: str, *args: str, path: str | None = None) -> Run:
+        """`python -m scripts.<module> ARGS` as an operator runs it (subprocess)."""
+        env = {**self.env, "DBPLATFORM_PROJECT_DIR": str(self.project)}
+        if path is not None:
+            env["PATH"] = path
+        proc = subprocess.run(
+            [sys.executable, "-m", f"scripts.{module}", *args],
+            check=False,
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        return Run(proc.returncode, proc.stdout, proc.stderr)
+
+    def main(
+        self,
+        main: Callable[..., int],
+        *args: str,
+        session: boto3.Session | None = None,
+    ) -> Run:
+        """The command in-process (cheap), with the fast clock and the test's session (its
+        parsed service models are reused)."""
+        return self.aws.main(
+            *args, session=session or self.aws.session, clock=FakeClock(), main=main
+        )
+
+    # --- asserting ---------------------------------------------------------------------------
+    def state(self) -> dict[str, Any]:
+        """Every resource kind a rebuild or drill could create, in both regions."""
+        out: dict[str, Any] = {}
+        for region in (SOURCE, DR):
+            rds, ec2, ssm = (self.client(s, region) for s in ("rds", "ec2", "ssm"))
+            out[region] = {
+                "instances": sorted(
+                    (i["DBInstanceIdentifier"], i["DBInstanceStatus"])
+                    for i in rds.describe_db_instances()["DBInstances"]
+                ),
+                "snapshots": sorted(
+                    s["DBSnapshotIdentifier"] for s in rds.describe_db_snapshots()["DBSnapshots"]
+                ),
+                "parameter_groups": sorted(
+                    g["DBParameterGroupName"]
+                    for g in rds.describe_db_parameter_groups()["DBParameterGroups"]
+                ),
+                "subnet_groups": sorted(
+                    g["DBSubnetGroupName"]
+                    for g in rds.describe_db_subnet_groups()["DBSubnetGroups"]
+                ),
+                "security_groups": sorted(
+                    g["GroupId"] for g in ec2.describe_security_groups()["SecurityGroups"]
+                ),
+                "vpcs": sorted(v["VpcId"] for v in ec2.describe_vpcs()["Vpcs"]),
+                "parameters": sorted(
+                    p["Name"] for p in ssm.describe_parameters().get("Parameters", [])
+                ),
+            }
+        return out
+
+    def source_view(self, identifier: str) -> dict[str, Any]:
+        """What a DR operation must never change about the source's primary."""
+        db = self.instance(identifier, SOURCE)
+        assert db is not None
+        keep = (
+            "DBInstanceStatus",
+            "DBInstanceClass",
+            "EngineVersion",
+            "DeletionProtection",
+            "MultiAZ",
+            "VpcSecurityGroups",
+            "DBParameterGroups",
+            "DBSubnetGroup",
+            "TagList",
+            "ReadReplicaDBInstanceIdentifiers",
+        )
+        return {k: db.get(k) for k in keep}
+
+    def instance(self, identifier: str, region: str = DR) -> dict[str, Any] | None:
+        rds = self.client("rds", region)
+        found = [
+            i
+            for i in rds.describe_db_instances()["DBInstances"]
+            if i["DBInstanceIdentifier"] == identifier
+        ]
+        return found[0] if found else None
+
+
+@pytest.fixture
+def dr(aws: AwsEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DrEnv:  # noqa: F811
+    """A clean emulator and a project directory holding copies of the committed stack files."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for f in ROOT.glob("Pulumi*.yaml"):
+        shutil.copy(f, project / f.name)
+    monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(project))
+    return DrEnv(aws=aws, project=project)
+
+
+def venv_only_path() -> str:
+    """A PATH with this interpreter's directory only: no `pulumi` CLI on it."""
+    return os.path.dirname(sys.executable)

@@ -1,0 +1,248 @@
+"""`python -m scripts.dr`: restore-points, rebuild and drill against the emulator, as an operator
+runs them, and every refusal (exit 3 or 2, nothing created)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from infra.config import load_stack
+from infra.naming import Names
+from infra.offline import run_program
+from scripts.dr import main
+from tests.dr.conftest import DR, SOURCE, DrEnv, venv_only_path
+
+PROD = Names("prod")
+TARGET = Names("prod-usw2")
+
+
+@pytest.fixture
+def prod_with_dr_copy(dr: DrEnv) -> DrEnv:
+    """prod in us-east-1, its DR network and a copied snapshot in us-west-2."""
+    dr.seed("prod")
+    dr.dr_network("prod")
+    dr.copy_snapshot("prod", "prod-daily-1")
+    return dr
+
+
+def test_restore_points_lists_copied_snapshots_and_the_replica_with_its_lag(dr: DrEnv) -> None:
+    dr.seed("prod")
+    copy = dr.copy_snapshot("prod", "prod-daily-1")
+    replica = dr.cross_region_replica("prod", lag_seconds=42)
+
+    run = dr.cli("dr", "restore-points", "--stack", "prod", "--json")
+
+    assert run.code == 0, run.text
+    data = run.json
+    assert data["region"] == DR
+    points = {p["id"]: p for p in data["points"]}
+    assert set(points) == {copy, replica}
+    assert points[replica]["kind"] == "read-replica"
+    assert points[replica]["restorable"] is False
+    assert "lag 42s" in points[replica]["detail"]
+    assert points[copy]["kind"] == "snapshot" and points[copy]["meets_rpo_objective"] is True
+    # freshest first: the snapshot was taken a moment ago, the replica is 42 s behind
+    assert [p["id"] for p in data["points"]] == [copy, replica]
+    assert 42 <= points[replica]["age_seconds"] < 100
+    assert data["best"]["id"] == copy  # what a rebuild would restore
+    assert any("dbplatform-prod-dr-vault" in n for n in data["notes"])
+
+    text = dr.main(main, "restore-points", "--stack", "prod")
+    assert text.code == 0
+    assert f"snapshot      {copy}" in text.stdout
+    assert "A rebuild now would restore snapshot" in text.stdout
+
+
+def test_rebuild_restores_with_explicit_groups_writes_the_config_and_prints_what_remains(
+    prod_with_dr_copy: DrEnv,
+) -> None:
+    dr = prod_with_dr_copy
+    sg = dr.client("ec2", DR).describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [f"{PROD.security_group}-dr"]}]
+    )["SecurityGroups"][0]["GroupId"]
+
+    run = dr.cli("dr", "rebuild", "--stack", "prod", "--region", DR, path=venv_only_path())
+
+    assert run.code == 0, run.text
+    db = dr.instance(TARGET.primary)
+    assert db is not None
+    assert db["DBSubnetGroup"]["DBSubnetGroupName"] == f"{PROD.subnet_group}-dr"
+    assert [g["VpcSecurityGroupId"] for g in db["VpcSecurityGroups"]] == [sg]
+    assert [g["DBParameterGroupName"] for g in db["DBParameterGroups"]] == [
+        PROD.parameter_group("postgres16")
+    ]
+    assert db["DeletionProtection"] is True and db["MultiAZ"] is True
+    params = dr.client("rds", DR).describe_db_parameters(
+        DBParameterGroupName=PROD.parameter_group("postgres16")
+    )["Parameters"]
+    assert {"rds.force_ssl", "log_min_duration_statement"} <= {p["ParameterName"] for p in params}
+    # the source is untouched
+    assert dr.source_view(PROD.primary)["DBInstanceStatus"] == "available"
+
+    cfg = load_stack("prod-usw2", dr.project)
+    assert cfg.region == DR
+    assert cfg.restore.source_stack == "prod"
+    assert cfg.restore.adopt_identifier == TARGET.primary
+    assert cfg.restore.restored_from == "prod-daily-1-us-west-2"
+    recording = run_program("prod-usw2", root=dr.project)
+    (primary,) = [
+        r for r in recording.of_type("aws:rds/instance:Instance") if r.import_id is not None
+    ]
+    assert primary.import_id == TARGET.primary
+
+    for line in (
+        f"cd {dr.project}",
+        "pulumi stack init prod-usw2",
+        "pulumi preview --stack prod-usw2",
+        "pulumi up --stack prod-usw2",
+    ):
+        assert line in run.stdout
+    assert "Pulumi CLI not installed" in run.stdout
+    assert "RTO" in run.stdout and "RPO" in run.stdout
+    (report_json,) = (dr.project / ".dbplatform" / "dr").glob("*/rebuild-prod-us-west-2.json")
+    report = json.loads(report_json.read_text())
+    assert report["result"] == "succeeded"
+    assert report["rto_seconds"] is not None and report["rto_met"] is True
+    assert report["rpo_seconds"] is not None and report["rpo_met"] is True
+    assert {p["name"]: p["status"] for p in report["phases"]}["pulumi up"] == "skipped"
+    assert report_json.with_suffix(".svg").exists() and report_json.with_suffix(".md").exists()
+
+
+def _squat(dr: DrEnv, identifier: str) -> None:
+    """An instance nobody's rebuild created, under the identifier a rebuild would use."""
+    dr.client("rds", DR).create_db_instance(
+        DBInstanceIdentifier=identifier,
+        Engine="postgres",
+        DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20,
+        MasterUsername="someone",
+        MasterUserPassword="not-a-dr-instance",
+    )
+
+
+def test_as_names_a_new_stack_and_a_rerun_resumes_from_the_restored_instance(
+    prod_with_dr_copy: DrEnv,
+) -> None:
+    dr = prod_with_dr_copy
+    _squat(dr, TARGET.primary)  # the default target's identifier is taken
+    other = Names("prod-dr2")
+    first = dr.main(main, "rebuild", "--stack", "prod", "--as", "prod-dr2", "--no-pulumi", "--json")
+    assert first.code == 0, first.text
+    assert dr.instance(other.primary) is not None
+    assert load_stack("prod-dr2", dr.project).restore.adopt_identifier == other.primary
+
+    again = dr.main(main, "rebuild", "--stack", "prod", "--as", "prod-dr2", "--no-pulumi", "--json")
+    assert again.code == 0, again.text
+    phases = {p["name"]: p["status"] for p in again.json["phases"]}
+    assert phases["restore database"] == "skipped"
+    # the report speaks of the data the instance holds, restored by the first run
+    assert again.json["restore"]["data_time"] == first.json["restore"]["data_time"]
+    assert again.json["restore"]["point"]["id"] == "prod-daily-1-us-west-2"
+    instances = dr.client("rds", DR).describe_db_instances()["DBInstances"]
+    assert sorted(i["DBInstanceIdentifier"] for i in instances) == [other.primary, TARGET.primary]
+
+
+def test_refusals_exit_3_and_create_nothing(dr: DrEnv) -> None:
+    dr.seed("prod")
+    dr.dr_network("prod")
+    before = dr.state()
+
+    no_point = dr.main(main, "rebuild", "--stack", "prod")
+    assert no_point.code == 3
+    assert "no restorable recovery point in us-west-2" in no_point.stderr
+    assert dr.state() == before
+
+    dr.copy_snapshot("prod", "prod-daily-1")
+    before = dr.state()
+    too_old = dr.main(main, "rebuild", "--stack", "prod", "--restore-time", "2020-01-01T00:00:00Z")
+    assert too_old.code == 3
+    assert "reaches back to 2020-01-01T00:00:00Z" in too_old.stderr
+    assert dr.state() == before
+
+    _squat(dr, TARGET.primary)
+    before = dr.state()
+    taken = dr.main(main, "rebuild", "--stack", "prod")
+    assert taken.code == 3
+    assert f"already holds DB instance(s) {TARGET.primary}" in taken.stderr
+    assert "--as NEW" in taken.stderr
+    assert dr.state() == before
+    assert not (dr.project / "Pulumi.prod-usw2.yaml").exists()
+
+
+def test_missing_dr_networking_is_refused_naming_what_to_do(dr: DrEnv) -> None:
+    dr.seed("prod")
+    dr.copy_snapshot("prod", "prod-daily-1")
+    before = dr.state()
+    run = dr.main(main, "rebuild", "--stack", "prod")
+    assert run.code == 3
+    assert f"DB subnet group {PROD.subnet_group}-dr" in run.stderr
+    assert "--subnet-group" in run.stderr
+    assert dr.state() == before
+
+
+def test_bad_config_and_bad_requests_exit_2(dr: DrEnv) -> None:
+    before = dr.state()
+    same_region = dr.main(main, "rebuild", "--stack", "prod", "--region", SOURCE)
+    assert same_region.code == 2 and "own region" in same_region.stderr
+    itself = dr.main(main, "rebuild", "--stack", "prod", "--as", "prod")
+    assert itself.code == 2 and "source stack itself" in itself.stderr
+    future = dr.main(main, "rebuild", "--stack", "prod", "--restore-time", "2999-01-01T00:00:00Z")
+    assert future.code == 2 and "in the future" in future.stderr
+
+    broken = dr.project / "Pulumi.prod.yaml"
+    broken.write_text(
+        broken.read_text().replace("instanceClass: db.r6g.xlarge", "instanceClass: 7")
+    )
+    invalid = dr.main(main, "rebuild", "--stack", "prod")
+    assert invalid.code == 2
+    assert "dbplatform:database.instanceClass 7" in invalid.stderr
+    assert dr.state() == before
+
+
+def test_drill_leaves_nothing_behind_and_never_touches_the_source(
+    prod_with_dr_copy: DrEnv,
+) -> None:
+    dr = prod_with_dr_copy
+    before = dr.state()
+    source_before = dr.source_view(PROD.primary)
+
+    run = dr.cli("dr", "drill", "--stack", "prod", "--json", path=venv_only_path())
+
+    assert run.code == 0, run.text
+    assert dr.state() == before
+    assert dr.source_view(PROD.primary) == source_before
+    data = run.json
+    assert data["outcome"] == "done" and data["result"] == "succeeded" and data["kind"] == "drill"
+    assert data["rto_seconds"] is not None and data["rpo_seconds"] is not None
+    target = data["target"]["stack"]
+    assert target.startswith("prod-drill-")
+    assert f"DB instance {Names(target).primary} ({DR})" in data["removed"]
+    assert f"DB parameter group {PROD.parameter_group('postgres16')} ({DR})" in data["removed"]
+    assert {c["name"]: c["ok"] for c in data["checks"]}["program adopts the restored instance"]
+    report = Path(data["report"])
+    assert report.exists() and report.with_suffix(".svg").exists()
+    assert (report.parent / f"Pulumi.{target}.yaml").exists()  # evidence, not in the repo
+    assert not (dr.project / f"Pulumi.{target}.yaml").exists()
+
+
+@pytest.mark.pulumi_cli
+@pytest.mark.skipif(shutil.which("pulumi") is None, reason="Pulumi CLI not installed")
+def test_rebuild_runs_pulumi_up_through_the_automation_api(
+    prod_with_dr_copy: DrEnv, tmp_path: Path
+) -> None:
+    dr = prod_with_dr_copy
+    backend = tmp_path / "state"
+    backend.mkdir()
+    dr.aws.env.update(
+        {"PULUMI_BACKEND_URL": f"file://{backend}", "PULUMI_CONFIG_PASSPHRASE": "drill"}
+    )
+    before = dr.state()
+    run = dr.cli("dr", "drill", "--stack", "prod", "--json")
+    assert run.code == 0, run.text
+    ran = [p for p in run.json["phases"] if p["name"].startswith("pulumi up")]
+    assert [p["status"] for p in ran] == ["done"]
+    assert any(r.startswith("Pulumi stack") for r in run.json["removed"])
+    assert dr.state() == before
