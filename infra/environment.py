@@ -226,6 +226,8 @@ class Environment(pulumi.ComponentResource):
                 health_check_url=cfg.alarms.health_check_url,
                 dashboard=cfg.alarms.dashboard,
                 protect=protect,
+                restore_check=cfg.backup.restore_testing,
+                restore_check_required=cfg.is_production,
             ),
             pulumi.ResourceOptions(parent=self),
         )

@@ -190,6 +190,16 @@ class AlarmsArgs:
     """declare the CloudWatch dashboard"""
     protect: bool
     """protect the topics' KMS keys (prod)"""
+    restore_check: bool = False
+    """alarm when the daily restore test (scripts.restore_check) fails"""
+    restore_check_required: bool = False
+    """a day without a restore-test result also pages (production)"""
+
+
+# Published by scripts.restore_check (scripts/_dr/metrics.py); one result a day is expected.
+RESTORE_CHECK_NAMESPACE = "dbplatform/RestoreCheck"
+RESTORE_CHECK_METRIC = "RestoreSuccess"
+RESTORE_CHECK_PERIOD_SECONDS = 26 * 3600  # a day plus slack for a slow restore
 
 
 class _Topics:
@@ -290,6 +300,30 @@ class Alarms(pulumi.ComponentResource):
             ),
             main.arns["critical"],
         )
+
+        if args.restore_check:
+            aws.cloudwatch.MetricAlarm(
+                f"{name}-restore-check-failed",
+                name=n.alarm(n.prefix, "restore-check-critical"),
+                alarm_description=f"dbplatform {n.stack} critical: the daily restore test "
+                "(python -m scripts.restore_check) failed"
+                + (" or did not run" if args.restore_check_required else ""),
+                namespace=RESTORE_CHECK_NAMESPACE,
+                metric_name=RESTORE_CHECK_METRIC,
+                dimensions={"Stack": n.stack},
+                statistic="Minimum",
+                comparison_operator="LessThanThreshold",
+                threshold=1,
+                period=RESTORE_CHECK_PERIOD_SECONDS,
+                evaluation_periods=1,
+                datapoints_to_alarm=1,
+                # In production an untested backup is an unknown backup: silence pages too.
+                treat_missing_data="breaching" if args.restore_check_required else "notBreaching",
+                alarm_actions=[main.arns["critical"]],
+                ok_actions=[main.arns["critical"]],
+                tags={**tags(args.base_tags, f"{n.prefix}-restore-check"), "tier": "critical"},
+                opts=child(self),
+            )
 
         health_check_id: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if args.health_check_url is not None:

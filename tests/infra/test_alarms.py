@@ -340,3 +340,27 @@ def test_alarm_thresholds_out_of_range_are_refused_naming_the_key(
     with pytest.raises(ConfigError) as err:
         load_config("prod", {**values, "alarms": alarms}, region, root=ROOT)
     assert f"dbplatform:alarms.thresholds.{key}" in str(err.value)
+
+
+def test_a_failed_or_missing_restore_test_pages_in_production(
+    prod: Recording, staging: Recording
+) -> None:
+    from scripts._dr import metrics
+
+    def restore_alarm(rec: Recording) -> Any:
+        (alarm,) = [
+            a
+            for a in rec.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+            if a.inputs.get("namespace") == metrics.NAMESPACE
+        ]
+        return alarm
+
+    alarm = restore_alarm(prod)
+    assert alarm.inputs["metricName"] == metrics.SUCCESS
+    assert alarm.inputs["dimensions"] == {"Stack": "prod"}
+    assert (
+        alarm.inputs["comparisonOperator"] == "LessThanThreshold" and alarm.inputs["threshold"] == 1
+    )
+    assert alarm.inputs["treatMissingData"] == "breaching"
+    assert alarm.inputs["alarmActions"] == alarm.inputs["okActions"]
+    assert restore_alarm(staging).inputs["treatMissingData"] == "notBreaching"
