@@ -19,14 +19,14 @@ test: setup
 	$(BIN)/python -m pytest -n 2 -q
 
 fmt: setup
-	$(BIN)/ruff format infra scripts tests policy bench
+	$(BIN)/ruff format infra scripts tests policy bench devtools
 
 lint: setup
-	$(BIN)/ruff format --check infra scripts tests policy bench
-	$(BIN)/ruff check infra scripts tests policy bench
+	$(BIN)/ruff format --check infra scripts tests policy bench devtools
+	$(BIN)/ruff check infra scripts tests policy bench devtools
 
 types: setup
-	$(BIN)/mypy infra scripts
+	$(BIN)/mypy infra scripts devtools
 
 check: lint types test
 

@@ -149,28 +149,29 @@ class StackLock:
 
     def acquire(self) -> None:
         """Take the lock or raise Refused naming its holder."""
-        for _ in range(2):
+        if self.host.dry_run:
             current = self.read()
-            if current is not None and current.run_id == self.run_id:
+            if current is not None and current.run_id != self.run_id:
+                self._refuse_or_break(current)  # refuses as the real run would, or prints
+            self._put(overwrite=False)  # printed, not sent
+            return
+        for _ in range(3):
+            try:
+                self._put(overwrite=False)  # the common case: one call
+            except ClientError as exc:
+                if error_code(exc) != "ParameterAlreadyExists":
+                    raise
+            else:
+                self.held = True
+                self._refreshed = self.host.clock.monotonic()
+                return
+            current = self.read()
+            if current is None:
+                continue  # released between our put and read: try again
+            if current.run_id == self.run_id:
                 self.held = True
                 return
-            if current is not None:
-                self._refuse_or_break(current)
-                if self.host.dry_run:
-                    self.host.out.info(f"would break the stale lock {self.parameter}")
-                    return
-            if self.host.dry_run:
-                self._put(overwrite=False)  # printed, not sent
-                return
-            try:
-                self._put(overwrite=False)
-            except ClientError as exc:
-                if error_code(exc) == "ParameterAlreadyExists":
-                    continue  # someone took it between our read and put: read who
-                raise
-            self.held = True
-            self._refreshed = self.host.clock.monotonic()
-            return
+            self._refuse_or_break(current)  # refuses, or deletes a stale lock and retries
         holder = self.read()
         raise Refused(
             f"stack {self.stack} is locked by "

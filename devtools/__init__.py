@@ -1,0 +1,1 @@
+"""Developer and test tooling (local AWS emulator, demo data); never used against real AWS."""

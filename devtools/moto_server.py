@@ -1,0 +1,129 @@
+"""A local moto server on 127.0.0.1 for tests and `make demo`: start, wait, reset, stop.
+
+The server is a child process bound to 127.0.0.1 on a free port; `reset()` clears every
+emulated resource (POST /moto-api/reset); `stop()` ends that child by its own pid. Run
+`python -m devtools.moto_server` to keep one up and print the variables to use it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+HOST = "127.0.0.1"
+
+
+def free_port() -> int:
+    """A port nobody listens on right now (the kernel's pick)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((HOST, 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class MotoServer:
+    """One running moto server."""
+
+    port: int
+    process: subprocess.Popen[bytes]
+    host: str = HOST
+    env: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def client_env(self, region: str = "us-east-1") -> dict[str, str]:
+        """Environment variables that point boto3 (and the commands) at this server."""
+        return {
+            "AWS_ENDPOINT_URL": self.url,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+        }
+
+    def reset(self) -> None:
+        """Forget every emulated resource."""
+        url = f"{self.url}/moto-api/reset"
+        req = urllib.request.Request(url, method="POST", data=b"")  # noqa: S310 - local URL
+        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - fixed local URL
+            resp.read()
+
+    def answers(self) -> bool:
+        try:
+            with urllib.request.urlopen(  # noqa: S310 - fixed local URL
+                f"{self.url}/moto-api/data.json", timeout=1
+            ) as resp:
+                return bool(resp.status == 200)
+        except (urllib.error.URLError, OSError):
+            return False
+
+    def stop(self) -> None:
+        """Stop this server's process (only it)."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=5)
+
+
+def start(timeout: float = 30.0, attempts: int = 3, port: int | None = None) -> MotoServer:
+    """Start a moto server on 127.0.0.1 (a free port unless `port`) and return once it answers."""
+    last = "not started"
+    for _ in range(attempts if port is None else 1):
+        port_now = port or free_port()
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port_now)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, "MOTO_CALL_RESET_API": "true"},
+        )
+        server = MotoServer(port=port_now, process=proc)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                last = f"moto server exited with {proc.returncode} (port {port_now} taken?)"
+                break
+            if server.answers():
+                return server
+            time.sleep(0.05)
+        else:
+            last = f"moto server on port {port_now} did not answer within {timeout:.0f}s"
+        server.stop()
+    raise RuntimeError(last)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.moto_server",
+        description="Start a moto server on 127.0.0.1 for trying the commands by hand; prints "
+        "the environment to point them at it. Ctrl-C stops it.",
+    )
+    parser.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    args = parser.parse_args(argv)
+    server = start(port=args.port)
+    print(f"moto server on {server.url} (pid {server.process.pid}); Ctrl-C stops it")
+    for key, value in server.client_env().items():
+        print(f"export {key}={value}")
+    try:
+        server.process.wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

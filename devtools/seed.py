@@ -1,0 +1,290 @@
+"""Test/demo harness: create in a LOCAL emulator the stateful resources a stack's program declares.
+
+NOT a deploy engine and never pointed at real AWS (it refuses any endpoint but 127.0.0.1 /
+localhost). It stands in for `pulumi up`, which these machines cannot run, so the operational
+commands have a database to work on: network, subnet group, security group, parameter group
+with the program's parameters, KMS key, self-managed master secret (RDS JSON shape), primary,
+replicas, SNS topics and alarms, each under the physical name `infra.naming.Names` gives.
+`python -m devtools.seed --stack staging` seeds the server `AWS_ENDPOINT_URL` names.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import secrets
+import sys
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+
+from infra.components.database import parameters as program_parameters
+from infra.config import StackConfig, load_stack
+from infra.naming import Names
+
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+class NotLocal(RuntimeError):
+    """Raised when a seed would reach anything but a local emulator."""
+
+
+@dataclass(frozen=True)
+class Seeded:
+    """What the seed created (physical ids)."""
+
+    primary: str
+    replicas: tuple[str, ...]
+    parameter_group: str
+    subnet_group: str
+    security_group_id: str
+    kms_key_id: str
+    master_secret_arn: str
+    topics: tuple[str, ...]
+    alarms: tuple[str, ...] = field(default_factory=tuple)
+
+
+def _require_local(client: Any) -> None:
+    """Refuse unless `client` talks to a local emulator."""
+    endpoint = client.meta.endpoint_url
+    host = urlparse(endpoint).hostname or ""
+    if host not in LOCAL_HOSTS:
+        raise NotLocal(
+            f"devtools.seed only writes to a local emulator; the endpoint is {endpoint}. "
+            "Set AWS_ENDPOINT_URL=http://127.0.0.1:<port> (python -m devtools.moto_server)"
+        )
+
+
+def seed_stack(
+    session: boto3.Session,
+    cfg: StackConfig,
+    *,
+    with_alarms: bool = True,
+    with_network: bool = True,
+    engine_version: str | None = None,
+) -> Seeded:
+    """Create `cfg`'s stateful resources in the emulator behind `session`.
+
+    `with_network=False` skips VPC, subnets, subnet group and security group (faster, for
+    tests that only need the instances).
+    """
+    region = cfg.region
+    n = Names(cfg.stack)
+    tags = [{"Key": k, "Value": v} for k, v in sorted(cfg.base_tags().items())]
+    rds = session.client("rds", region_name=region)
+    _require_local(rds)
+    kms = session.client("kms", region_name=region)
+    sm = session.client("secretsmanager", region_name=region)
+    db = cfg.database
+
+    # --- network ---
+    sg_id = ""
+    if with_network:
+        sg_id = _network(session.client("ec2", region_name=region), rds, cfg, n, tags)
+
+    # --- key, parameter group, secret ---
+    key_id = kms.create_key(Description=f"dbplatform {cfg.stack} rds", Tags=[])["KeyMetadata"][
+        "KeyId"
+    ]
+    kms.create_alias(AliasName=n.kms_alias("rds"), TargetKeyId=key_id)
+    family = f"postgres{(engine_version or db.engine_version).split('.')[0]}"
+    group = create_parameter_group(session, cfg, family)
+    password = secrets.token_urlsafe(24)
+    secret_arn = sm.create_secret(
+        Name=n.master_secret,
+        KmsKeyId=key_id,
+        SecretString=json.dumps({"username": db.master_username, "password": password}),
+        Tags=tags,
+    )["ARN"]
+
+    # --- instances ---
+    rds.create_db_instance(
+        DBInstanceIdentifier=n.primary,
+        Engine="postgres",
+        EngineVersion=engine_version or db.engine_version,
+        DBInstanceClass=db.instance_class,
+        AllocatedStorage=db.allocated_storage,
+        MaxAllocatedStorage=db.max_allocated_storage,
+        StorageType="gp3",
+        StorageEncrypted=db.storage_encrypted,
+        KmsKeyId=key_id,
+        MultiAZ=db.multi_az,
+        **({"DBSubnetGroupName": n.subnet_group, "VpcSecurityGroupIds": [sg_id]} if sg_id else {}),
+        DBParameterGroupName=group,
+        DBName=db.db_name,
+        MasterUsername=db.master_username,
+        MasterUserPassword=password,
+        Port=db.port,
+        BackupRetentionPeriod=cfg.backup.retention_days,
+        PreferredBackupWindow=cfg.backup.window,
+        PreferredMaintenanceWindow=db.maintenance_window,
+        DeletionProtection=db.deletion_protection,
+        CopyTagsToSnapshot=True,
+        Tags=tags,
+    )
+    endpoint = rds.describe_db_instances(DBInstanceIdentifier=n.primary)["DBInstances"][0][
+        "Endpoint"
+    ]
+    sm.put_secret_value(
+        SecretId=secret_arn,
+        SecretString=json.dumps(
+            {
+                "engine": "postgres",
+                "host": endpoint["Address"],
+                "port": db.port,
+                "username": db.master_username,
+                "password": password,
+                "dbname": db.db_name,
+                "dbInstanceIdentifier": n.primary,
+            },
+            sort_keys=True,
+        ),
+    )
+    replicas = []
+    for spec in cfg.replicas:
+        ident = n.replica(spec.name)
+        rds.create_db_instance_read_replica(
+            DBInstanceIdentifier=ident,
+            SourceDBInstanceIdentifier=n.primary,
+            DBInstanceClass=spec.instance_class or db.instance_class,
+            **({"AvailabilityZone": spec.availability_zone} if spec.availability_zone else {}),
+            DeletionProtection=db.deletion_protection,
+            Tags=tags,
+        )
+        replicas.append(ident)
+
+    # --- monitoring ---
+    sns = session.client("sns", region_name=region)
+    topics = tuple(
+        sns.create_topic(Name=n.topic(sev), Tags=tags)["TopicArn"]
+        for sev in ("critical", "warning")
+    )
+    alarms: list[str] = []
+    if with_alarms:
+        cw = session.client("cloudwatch", region_name=region)
+        t = cfg.alarms.thresholds
+        for ident in [n.primary, *replicas]:
+            for tier, topic in (("critical", topics[0]), ("warning", topics[1])):
+                name = n.alarm(ident, f"cpu-{tier}")
+                cw.put_metric_alarm(
+                    AlarmName=name,
+                    Namespace="AWS/RDS",
+                    MetricName="CPUUtilization",
+                    Dimensions=[{"Name": "DBInstanceIdentifier", "Value": ident}],
+                    Statistic="Average",
+                    Period=300,
+                    EvaluationPeriods=3,
+                    Threshold=getattr(t.cpu_percent, tier),
+                    ComparisonOperator="GreaterThanThreshold",
+                    AlarmActions=[topic],
+                )
+                alarms.append(name)
+    return Seeded(
+        primary=n.primary,
+        replicas=tuple(replicas),
+        parameter_group=group,
+        subnet_group=n.subnet_group,
+        security_group_id=sg_id,
+        kms_key_id=key_id,
+        master_secret_arn=secret_arn,
+        topics=topics,
+        alarms=tuple(alarms),
+    )
+
+
+def _network(ec2: Any, rds: Any, cfg: StackConfig, n: Names, tags: list[dict[str, str]]) -> str:
+    """VPC, one private subnet per AZ, the DB subnet group and security group; the SG id."""
+    vpc_id = ec2.create_vpc(CidrBlock=cfg.network.cidr)["Vpc"]["VpcId"]
+    azs = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
+    subnets = list(ipaddress.ip_network(cfg.network.cidr).subnets(new_prefix=24))
+    subnet_ids = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=str(subnets[i]), AvailabilityZone=azs[i])[
+            "Subnet"
+        ]["SubnetId"]
+        for i in range(cfg.network.az_count)
+    ]
+    rds.create_db_subnet_group(
+        DBSubnetGroupName=n.subnet_group,
+        DBSubnetGroupDescription=f"dbplatform {cfg.stack} database subnets",
+        SubnetIds=subnet_ids,
+        Tags=tags,
+    )
+    sg_id = ec2.create_security_group(
+        GroupName=n.security_group, Description=f"dbplatform {cfg.stack} database", VpcId=vpc_id
+    )["GroupId"]
+    if cfg.network.allowed_cidrs:
+        ec2.authorize_security_group_ingress(
+            GroupId=sg_id,
+            IpPermissions=[
+                {
+                    "IpProtocol": "tcp",
+                    "FromPort": cfg.database.port,
+                    "ToPort": cfg.database.port,
+                    "IpRanges": [{"CidrIp": c} for c in cfg.network.allowed_cidrs],
+                }
+            ],
+        )
+    return str(sg_id)
+
+
+def create_parameter_group(session: boto3.Session, cfg: StackConfig, family: str) -> str:
+    """The program's parameter group of `family` (what a major upgrade's target needs)."""
+    rds = session.client("rds", region_name=cfg.region)
+    _require_local(rds)
+    name = Names(cfg.stack).parameter_group(family)
+    rds.create_db_parameter_group(
+        DBParameterGroupName=name,
+        DBParameterGroupFamily=family,
+        Description=f"dbplatform {cfg.stack} {family}",
+        Tags=[{"Key": k, "Value": v} for k, v in sorted(cfg.base_tags().items())],
+    )
+    rds.modify_db_parameter_group(
+        DBParameterGroupName=name,
+        Parameters=[
+            {"ParameterName": k, "ParameterValue": v, "ApplyMethod": m}
+            for k, (v, m) in sorted(program_parameters(cfg.database).items())
+        ],
+    )
+    return name
+
+
+def report_replica_lag(
+    session: boto3.Session, region: str, identifier: str, seconds: float
+) -> None:
+    """Publish a ReplicaLag datapoint for `identifier`, as RDS does every minute."""
+    cloudwatch = session.client("cloudwatch", region_name=region)
+    _require_local(cloudwatch)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "ReplicaLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
+                "Timestamp": datetime.now(UTC),
+                "Value": seconds,
+                "Unit": "Seconds",
+            }
+        ],
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m devtools.seed", description=__doc__)
+    parser.add_argument("--stack", required=True)
+    args = parser.parse_args(argv)
+    cfg = load_stack(args.stack)
+    try:
+        seeded = seed_stack(boto3.Session(region_name=cfg.region), cfg)
+    except NotLocal as exc:
+        print(f"refused: {exc}", file=sys.stderr)
+        return 3
+    print(json.dumps(seeded.__dict__, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

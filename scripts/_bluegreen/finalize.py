@@ -1,0 +1,107 @@
+"""`bluegreen finalize`: after the soak, final snapshots of the retired instances, then delete
+them and the deployment object. The pre-switchover and pre-rollback snapshots are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from infra.naming import rds_identifier
+from scripts._bluegreen.common import locate, wait_gone
+from scripts._bluegreen.model import (
+    CANCELLED,
+    FINALIZED,
+    PROMOTED,
+    ROLLED_BACK,
+    SWITCHOVER_COMPLETED,
+    describe_instance,
+    short_id,
+    write_state,
+)
+from scripts._ops import Context, Refused, Result, parse_iso
+
+
+def run(ctx: Context) -> Result:
+    rds = ctx.client("rds")
+    s = ctx.stack.name
+    with ctx.out.phase("look up the cycle"):
+        cycle = locate(ctx)
+    state, dep = cycle.state, cycle.deployment
+    if state is None or state.phase in (FINALIZED, CANCELLED):
+        phase = state.phase if state else "none"
+        return Result(
+            f"nothing to do: no promoted or rolled-back blue/green cycle to finalize "
+            f"(last: {phase})",
+            data={"phase": phase},
+            nothing_to_do=True,
+        )
+    if state.phase not in (PROMOTED, ROLLED_BACK):
+        raise Refused(
+            f"the blue/green cycle {state.deployment_name} is '{state.phase}', not promoted or "
+            f"rolled back: finish it with `python -m scripts.bluegreen promote --stack {s}` or "
+            "`... rollback`, then finalize after the soak"
+        )
+    now = ctx.clock.now()
+    if state.soak_until and parse_iso(state.soak_until) > now and not ctx.args.ignore_soak:
+        left = parse_iso(state.soak_until) - now
+        raise Refused(
+            f"the soak period of {', '.join(state.retired)} ends at {state.soak_until} "
+            f"({left.days}d {left.seconds // 3600}h left); re-run then, or pass --ignore-soak "
+            "to delete it now (a final snapshot is still taken)",
+            data={"soak_until": state.soak_until},
+        )
+    infos = {r: describe_instance(rds, r) for r in state.retired}
+    present = [r for r, info in infos.items() if info is not None]
+    ctx.confirm(
+        f"delete {', '.join(present) or 'nothing'} (final snapshot first) and the deployment object"
+    )
+    if dep is not None and dep.id == state.deployment_id and dep.status == SWITCHOVER_COMPLETED:
+        with ctx.out.phase("delete the deployment object"):
+            ctx.mutate(
+                rds, "delete_blue_green_deployment", {"BlueGreenDeploymentIdentifier": dep.id}
+            )
+    finals = list(state.final_snapshots)
+    # Replicas before their source: RDS would otherwise promote them to standalone instances.
+    ordered = sorted(
+        present, key=lambda r: not (infos[r] or {}).get("ReadReplicaSourceDBInstanceIdentifier")
+    )
+    for ident in ordered:
+        snap = rds_identifier(ident, "final", short_id(state.deployment_id or "manual"))
+        with ctx.out.phase(f"delete {ident} (final snapshot {snap})"):
+            inst = describe_instance(rds, ident) or {}
+            if inst.get("DeletionProtection"):
+                ctx.mutate(
+                    rds,
+                    "modify_db_instance",
+                    {
+                        "DBInstanceIdentifier": ident,
+                        "DeletionProtection": False,
+                        "ApplyImmediately": True,
+                    },
+                )
+            replica = bool(inst.get("ReadReplicaSourceDBInstanceIdentifier"))
+            params: dict[str, object] = {
+                "DBInstanceIdentifier": ident,
+                # RDS cannot snapshot a read replica on delete; its data is its source's.
+                "SkipFinalSnapshot": replica,
+                "DeleteAutomatedBackups": False,
+            }
+            if not replica:
+                params["FinalDBSnapshotIdentifier"] = snap
+                finals.append(snap)
+            ctx.mutate(rds, "delete_db_instance", dict(params))
+            if not ctx.dry_run:
+                wait_gone(ctx, ident)
+    if ctx.dry_run:
+        return Result(
+            f"dry run: would delete {', '.join(present) or 'nothing'} with final snapshots",
+            data={"retired": present},
+        )
+    write_state(ctx, replace(state, final_snapshots=tuple(finals)), FINALIZED)
+    return Result(
+        f"finalized: deleted {', '.join(present) or 'nothing (already gone)'}; final snapshots "
+        f"{', '.join(finals) or 'none'}; automated backups kept for their retention. The "
+        f"pre-switchover snapshot {state.pre_switchover_snapshot} is kept: delete it when no "
+        "longer needed",
+        data={"deleted": present, "final_snapshots": finals},
+    )

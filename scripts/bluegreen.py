@@ -1,0 +1,184 @@
+"""Blue/green promotion and rollback of a stack's database, phase by phase (docs/bluegreen.md).
+
+`start` creates the green copy and waits for it, `status` shows where things stand, `promote`
+gates, snapshots and switches over, `rollback` cancels or reverses, `finalize` deletes what the
+soak kept. Every subcommand is resumable and idempotent.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Sequence
+
+import boto3
+
+from scripts._ops import Clock, Context, Operation, Result, add_operation, run_command
+
+PROG = "python -m scripts.bluegreen"
+DEFAULT_SOAK_DAYS = 7
+
+
+def _start(ctx: Context) -> Result:
+    from scripts._bluegreen import start
+
+    return start.run(ctx)
+
+
+def _status(ctx: Context) -> Result:
+    from scripts._bluegreen import status
+
+    return status.run(ctx)
+
+
+def _promote(ctx: Context) -> Result:
+    from scripts._bluegreen import promote
+
+    if ctx.args.max_lag is None:  # the stack's replica-lag warning threshold, one default
+        ctx.args.max_lag = ctx.stack.config.alarms.thresholds.replica_lag_seconds.warning
+    return promote.run(ctx)
+
+
+def _rollback(ctx: Context) -> Result:
+    from scripts._bluegreen import rollback
+
+    return rollback.run(ctx)
+
+
+def _finalize(ctx: Context) -> Result:
+    from scripts._bluegreen import finalize
+
+    return finalize.run(ctx)
+
+
+def _switchover_timeout(text: str) -> int:
+    value = int(text)
+    if not 30 <= value <= 3600:
+        raise argparse.ArgumentTypeError("must be 30..3600 seconds (the RDS limits)")
+    return value
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be > 0")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    sub = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
+
+    p = add_operation(
+        sub,
+        Operation("start", "preflight, create the deployment, wait until green is ready", _start),
+    )
+    p.add_argument("--engine-version", metavar="V", help="green's PostgreSQL version, e.g. 17.2")
+    p.add_argument(
+        "--parameter-group",
+        metavar="G",
+        help="green's DB parameter group (default: the stack's group of the target family)",
+    )
+    p.add_argument("--instance-class", metavar="C", help="green's instance class")
+    p.add_argument(
+        "--timeout",
+        type=_positive,
+        default=4 * 3600.0,
+        metavar="SEC",
+        help="how long to wait for green (default 14400)",
+    )
+
+    add_operation(
+        sub,
+        Operation(
+            "status", "deployment, members, versions, replica lag, record", _status, locks=False
+        ),
+    )
+
+    p = add_operation(
+        sub,
+        Operation(
+            "promote", "gates, snapshot of blue, switchover, post-checks; keep old blue", _promote
+        ),
+    )
+    p.add_argument(
+        "--switchover-timeout",
+        type=_switchover_timeout,
+        default=300,
+        metavar="SEC",
+        help="RDS rolls the switchover back if it takes longer (30..3600, default 300)",
+    )
+    p.add_argument(
+        "--max-lag",
+        type=_positive,
+        default=None,
+        metavar="SEC",
+        help="refuse if green lags more (default: the stack's replicaLagSeconds warning)",
+    )
+    p.add_argument(
+        "--health-url",
+        metavar="URL",
+        help="application readiness URL, checked before and after (2xx within 5 s)",
+    )
+    p.add_argument(
+        "--check-endpoint",
+        action="store_true",
+        help="also open a TCP connection to the endpoint after switchover (from inside the VPC)",
+    )
+    p.add_argument(
+        "--soak-days",
+        type=_positive,
+        default=DEFAULT_SOAK_DAYS,
+        metavar="D",
+        help=f"keep the old blue this long before finalize (default {DEFAULT_SOAK_DAYS})",
+    )
+    p.add_argument(
+        "--update-config",
+        action="store_true",
+        help="write the new engine version into Pulumi.<stack>.yaml",
+    )
+
+    p = add_operation(
+        sub,
+        Operation("rollback", "cancel before switchover, or reverse it after", _rollback),
+    )
+    p.add_argument(
+        "--accept-data-window",
+        metavar="SINCE",
+        help="after switchover: the window start rollback reports (ISO time); accepts losing, "
+        "from the serving database, the writes made since then (they are kept aside)",
+    )
+    p.add_argument(
+        "--soak-days",
+        type=_positive,
+        default=DEFAULT_SOAK_DAYS,
+        metavar="D",
+        help=f"keep the former green this long before finalize (default {DEFAULT_SOAK_DAYS})",
+    )
+    p.add_argument(
+        "--update-config",
+        action="store_true",
+        help="write the restored engine version into Pulumi.<stack>.yaml",
+    )
+
+    p = add_operation(
+        sub,
+        Operation("finalize", "after the soak: final snapshot, delete the old blue", _finalize),
+    )
+    p.add_argument(
+        "--ignore-soak", action="store_true", help="finalize before the soak period ends"
+    )
+    return parser
+
+
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    session: boto3.Session | None = None,
+    clock: Clock | None = None,
+) -> int:
+    """Run one command line; returns the exit code."""
+    return run_command("bluegreen", build_parser(), argv, session=session, clock=clock)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,127 @@
+"""Blue/green end to end, as an operator runs it: each subcommand is a subprocess talking to a
+moto server through AWS_ENDPOINT_URL, and the AWS state is checked after every step.
+
+moto makes green available at once and greens only the primary (no green replicas); the
+member-by-member paths of real AWS are covered with Stubber in test_bluegreen_units.py.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.ops.support import AwsEnv
+
+pytestmark = pytest.mark.moto
+
+PRIMARY = "dbplatform-prod-pg"
+
+
+def test_start_status_promote_finalize(aws: AwsEnv) -> None:
+    seeded = aws.seed("prod")
+
+    # start: preflight, create, wait for green
+    start = aws.cli("start", "--stack", "prod", "--engine-version", "17.2")
+    assert start.code == 0, start.text
+    assert "green environment ready" in start.stdout
+    (dep_id, status), *_ = aws.deployments().items()
+    assert status == "AVAILABLE"
+    green = [i for i in aws.instances() if i.startswith(PRIMARY + "-green-")]
+    assert [aws.instances()[g] for g in green] == ["17.2"]
+    assert aws.instances()[PRIMARY] == "16.4"
+    assert not aws.lock_held("prod")
+    assert aws.record("prod")["phase"] == "started"
+
+    # status, machine-readable
+    aws.report_green_lag(2.0)
+    status_run = aws.cli("status", "--stack", "prod", "--json")
+    assert status_run.code == 0, status_run.text
+    report = status_run.json
+    assert report["deployment"]["id"] == dep_id
+    assert report["phase"] == "started"
+    (member,) = report["members"]
+    assert member["blue"]["engine_version"] == "16.4"
+    assert member["green"]["engine_version"] == "17.2"
+    assert member["replica_lag_s"] == 2.0
+
+    # promote: gates, snapshot, switchover, post-checks, soak
+    promote = aws.cli("promote", "--stack", "prod", "--yes")
+    assert promote.code == 0, promote.text
+    after = aws.instances()
+    assert after[PRIMARY] == "17.2"  # green took the identifier
+    assert after[PRIMARY + "-old1"] == "16.4"  # old blue kept
+    assert set(seeded.replicas) <= set(after)
+    snapshots = aws.manual_snapshots()
+    assert any(s.startswith(PRIMARY + "-pre-switchover-") for s in snapshots)
+    tags = {
+        t["Key"]: t["Value"]
+        for t in aws.client("rds").describe_db_instances(DBInstanceIdentifier=PRIMARY + "-old1")[
+            "DBInstances"
+        ][0]["TagList"]
+    }
+    assert tags["dbplatform:role"] == "retired-blue" and tags["dbplatform:soak-until"]
+    record = aws.record("prod")
+    assert record["phase"] == "promoted"
+    assert record["retired"] == [PRIMARY + "-old1"]
+    assert "engineVersion: '16.4' -> '17.2'" in promote.stdout
+    assert "pulumi refresh --stack prod" in promote.stdout
+    assert not aws.lock_held("prod")
+
+    # idempotent: a second promote has nothing to do
+    again = aws.cli("promote", "--stack", "prod")
+    assert again.code == 0, again.text
+    assert again.stdout.startswith("nothing to do")
+    assert aws.instances() == after
+
+    # finalize (the soak is skipped explicitly): final snapshot, old blue and deployment gone
+    final = aws.cli("finalize", "--stack", "prod", "--yes", "--ignore-soak")
+    assert final.code == 0, final.text
+    remaining = aws.instances()
+    assert PRIMARY + "-old1" not in remaining
+    assert remaining[PRIMARY] == "17.2"
+    assert aws.deployments() == {}
+    snapshots = aws.manual_snapshots()
+    assert any(s.startswith(PRIMARY + "-old1-final-") for s in snapshots)
+    assert any(s.startswith(PRIMARY + "-pre-switchover-") for s in snapshots)  # kept
+    assert aws.record("prod")["phase"] == "finalized"
+
+    # the audit log holds one record per run, with what each touched
+    records = aws.audit()
+    assert [(r["command"], r["exit_code"]) for r in records] == [
+        ("bluegreen start", 0),
+        ("bluegreen status", 0),
+        ("bluegreen promote", 0),
+        ("bluegreen promote", 0),
+        ("bluegreen finalize", 0),
+    ]
+    assert [r["outcome"] for r in records][3] == "nothing-to-do"
+    assert any(dep_id in i for i in records[0]["aws_ids"])
+    assert any("switchover" in i or dep_id in i for i in records[2]["aws_ids"])
+    assert any(i.endswith(PRIMARY + "-old1") for i in records[4]["aws_ids"])
+
+
+def test_rollback_after_switchover_names_the_window_then_swaps_back(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    primary = "dbplatform-staging-pg"
+    before = aws.state()
+
+    refused = aws.cli("rollback", "--stack", "staging", "--yes")
+    assert refused.code == 3
+    since = aws.record("staging")["switchover_at"]
+    assert f"--accept-data-window {since}" in refused.stderr
+    assert "Nothing was changed" in refused.stderr
+    assert aws.state() == before
+
+    done = aws.cli("rollback", "--stack", "staging", "--accept-data-window", since, "--yes")
+    assert done.code == 0, done.text
+    after = aws.instances()
+    assert after[primary] == "16.4"  # the old blue serves again under its name
+    assert after[primary + "-new1"] == "17.2"  # the former green, with the window's writes
+    assert primary + "-old1" not in after
+    assert any(s.startswith(primary + "-pre-rollback-") for s in aws.manual_snapshots())
+    assert aws.deployments() == {}
+    record = aws.record("staging")
+    assert record["phase"] == "rolled-back"
+    assert record["data_window"][0] == since
+    assert record["retired"] == [primary + "-new1"]
+    assert f"Writes between {since}" in done.stdout
+    assert not aws.lock_held("staging")

@@ -1,0 +1,217 @@
+"""Faults: throttling and 5xx are retried; a switchover that fails or times out leaves blue
+serving and exits 1 with the deployment's state; an interrupted promote or rollback finishes on
+re-run; `--dry-run` of every subcommand changes nothing in AWS.
+
+Faults are injected with botocore event hooks on an in-process session. moto completes a
+switchover at once and can neither fail nor time one out, so those answers are made by the
+hooks, in the shape RDS returns them, and said so at each place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from tests.ops.support import AwsEnv, Burst, FakeClock, _Body, no_backoff_sleep, session_with
+
+pytestmark = pytest.mark.moto
+
+PRIMARY = "dbplatform-staging-pg"
+RDS_NS = "http://rds.amazonaws.com/doc/2014-10-31/"
+
+
+def _switchover_accepted(request: Any = None, **_: Any) -> AWSResponse:
+    """RDS's answer to SwitchoverBlueGreenDeployment, without moto performing the switch."""
+    body = (
+        f'<SwitchoverBlueGreenDeploymentResponse xmlns="{RDS_NS}">'
+        "<SwitchoverBlueGreenDeploymentResult><BlueGreenDeployment>"
+        "<BlueGreenDeploymentIdentifier>bgd-x</BlueGreenDeploymentIdentifier>"
+        "<Status>SWITCHOVER_IN_PROGRESS</Status>"
+        "</BlueGreenDeployment></SwitchoverBlueGreenDeploymentResult>"
+        "<ResponseMetadata><RequestId>test</RequestId></ResponseMetadata>"
+        "</SwitchoverBlueGreenDeploymentResponse>"
+    ).encode()
+    return AWSResponse("http://127.0.0.1/", 200, {"Content-Type": "text/xml"}, _Body(body))
+
+
+def _report_status(status: str) -> Any:
+    def rewrite(parsed: dict[str, Any], **_: Any) -> None:
+        for dep in parsed.get("BlueGreenDeployments", []):
+            dep["Status"] = status
+            dep["StatusDetails"] = f"injected {status}"
+            for m in dep["SwitchoverDetails"]:
+                m["Status"] = status
+
+    return rewrite
+
+
+def test_throttling_and_5xx_during_start_and_promote_are_retried(
+    aws: AwsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")  # same retries, no real-time rate limiter
+    aws.seed("staging")
+    create = Burst([(400, "Throttling"), (503, "ServiceUnavailable")])
+    describe = Burst([(400, "Throttling")] * 2 + [(500, "InternalFailure")])
+    session = session_with(
+        [
+            ("before-send.rds.CreateBlueGreenDeployment", create),
+            ("before-send.rds.DescribeDBInstances", describe),
+        ]
+    )
+    backoff: list[float] = []
+    with no_backoff_sleep(backoff):
+        start = aws.main("start", "--stack", "staging", "--engine-version", "17.2", session=session)
+        assert start.code == 0, start.text
+        aws.report_green_lag()
+        switch = Burst([(400, "Throttling"), (502, "BadGateway")])
+        session = session_with([("before-send.rds.SwitchoverBlueGreenDeployment", switch)])
+        promote = aws.main("promote", "--stack", "staging", "--yes", session=session)
+    assert promote.code == 0, promote.text
+    assert len(aws.deployments()) == 1  # retries created no second deployment
+    assert aws.instances()[PRIMARY] == "17.2"
+    assert create.seen == 3 and describe.seen > 3 and switch.seen == 3
+    assert len(backoff) >= 7
+
+
+@pytest.mark.parametrize(
+    ("status", "says"),
+    [("SWITCHOVER_FAILED", "switchover failed"), ("AVAILABLE", "rolled back by RDS")],
+)
+def test_a_failed_or_timed_out_switchover_leaves_blue_serving(
+    aws: AwsEnv, status: str, says: str
+) -> None:
+    aws.started("staging")
+    # The switchover call is answered as RDS does, but moto never switches; describes after
+    # it report it failed (SWITCHOVER_FAILED) or rolled back after its timeout (AVAILABLE).
+    armed: dict[str, bool] = {"on": False}
+
+    def arm(**_: Any) -> None:
+        armed["on"] = True
+
+    def only_after_switchover(parsed: dict[str, Any], **kw: Any) -> None:
+        if armed["on"]:
+            _report_status(status)(parsed)
+
+    hooks: list[tuple[str, Callable[..., Any]]] = [
+        ("before-send.rds.SwitchoverBlueGreenDeployment", _switchover_accepted),
+        ("before-call.rds.SwitchoverBlueGreenDeployment", arm),
+        ("after-call.rds.DescribeBlueGreenDeployments", only_after_switchover),
+    ]
+    run = aws.main("promote", "--stack", "staging", "--yes", "--json", session=session_with(hooks))
+
+    assert run.code == 1, run.text
+    result = run.json
+    assert says in result["message"] and "Blue is untouched" in result["message"]
+    assert result["deployment"]["status"] == status  # the deployment's state is reported
+    assert result["serving_version"] == "16.4"
+    assert aws.instances()[PRIMARY] == "16.4"
+    assert PRIMARY + "-old1" not in aws.instances()
+    assert not aws.lock_held("staging")
+
+
+def test_a_switchover_still_running_at_the_bound_fails_then_a_rerun_finishes(
+    aws: AwsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    aws.started("staging")
+    monkeypatch.setenv("DBPLATFORM_POLL_SECONDS", "300")  # few polls over the fake hour
+    hooks = [
+        ("before-send.rds.SwitchoverBlueGreenDeployment", _switchover_accepted),
+        ("after-call.rds.DescribeBlueGreenDeployments", _report_status("SWITCHOVER_IN_PROGRESS")),
+    ]
+    clock = FakeClock()  # the wait's bound passes in no real time
+    stuck = aws.main(
+        "promote", "--stack", "staging", "--yes", session=session_with(hooks), clock=clock
+    )
+    assert stuck.code == 1, stuck.text
+    assert "gave up waiting for switchover" in stuck.stderr
+    assert "re-run promote" in stuck.stderr
+    assert clock.slept >= 300  # waited at least the switchover timeout
+
+    rerun = aws.main("promote", "--stack", "staging", "--yes")  # RDS answers normally now
+    assert rerun.code == 0, rerun.text
+    assert aws.instances()[PRIMARY] == "17.2"
+    snaps = [s for s in aws.manual_snapshots() if s.startswith(PRIMARY + "-pre-switchover-")]
+    assert len(snaps) == 1  # the snapshot of the first run was reused
+
+
+def test_an_interrupted_promote_finishes_on_rerun(aws: AwsEnv) -> None:
+    aws.started("staging")
+
+    def interrupt(**_: Any) -> None:
+        raise KeyboardInterrupt  # Ctrl-C right after RDS accepted the switchover
+
+    session = session_with([("after-call.rds.SwitchoverBlueGreenDeployment", interrupt)])
+    cut = aws.main("promote", "--stack", "staging", "--yes", session=session)
+    assert cut.code == 130
+    assert "re-run the same command to resume" in cut.stderr
+    assert not aws.lock_held("staging")
+    assert aws.record("staging")["phase"] == "switching"
+
+    rerun = aws.main("promote", "--stack", "staging", "--yes")
+    assert rerun.code == 0, rerun.text
+    assert not rerun.stdout.startswith("nothing to do")
+    assert aws.instances()[PRIMARY] == "17.2"
+    assert aws.instances()[PRIMARY + "-old1"] == "16.4"
+    assert aws.record("staging")["phase"] == "promoted"
+
+
+def test_an_interrupted_rollback_finishes_on_rerun(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    since = aws.record("staging")["switchover_at"]
+    renames: list[str] = []
+
+    def interrupt_after_first_rename(params: dict[str, Any], **_: Any) -> None:
+        if "NewDBInstanceIdentifier" in params:
+            renames.append(params["NewDBInstanceIdentifier"])
+            raise KeyboardInterrupt
+
+    session = session_with(
+        [("before-parameter-build.rds.ModifyDBInstance", interrupt_after_first_rename)]
+    )
+    args = ("rollback", "--stack", "staging", "--accept-data-window", since, "--yes")
+    cut = aws.main(*args, session=session)
+    assert cut.code == 130, cut.text
+    assert renames == [PRIMARY + "-new1"]
+
+    # a second interruption, after the first rename went through
+    def interrupt_after(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        raise KeyboardInterrupt
+
+    session = session_with([("after-call.rds.ModifyDBInstance", interrupt_after)])
+    cut = aws.main(*args, session=session)
+    assert cut.code == 130, cut.text
+    assert PRIMARY not in aws.instances()  # mid-way: the green stepped aside
+    assert aws.record("staging")["phase"] == "rolling-back"
+
+    rerun = aws.main(*args)
+    assert rerun.code == 0, rerun.text
+    after = aws.instances()
+    assert after[PRIMARY] == "16.4" and after[PRIMARY + "-new1"] == "17.2"
+    again = aws.main("rollback", "--stack", "staging")
+    assert again.code == 0 and again.stdout.startswith("nothing to do")
+
+
+def test_dry_run_of_every_subcommand_changes_nothing(aws: AwsEnv) -> None:
+    """Through a whole cycle: before each real step, its dry run; AWS is compared after each."""
+    aws.seed("staging")
+
+    def dry(*args: str, would: str) -> None:
+        before = aws.state()
+        run = aws.main(*args, "--stack", "staging", "--dry-run")
+        assert run.code == 0, run.text
+        assert f"DRY-RUN would call {would}" in run.stderr
+        assert aws.state() == before
+        assert aws.audit()[-1]["outcome"] == "dry-run"
+
+    dry("start", "--engine-version", "17.2", would="rds:CreateBlueGreenDeployment")
+    assert aws.main("start", "--stack", "staging", "--engine-version", "17.2").code == 0
+    aws.report_green_lag()
+    dry("promote", would="rds:SwitchoverBlueGreenDeployment")
+    dry("rollback", would="rds:DeleteBlueGreenDeployment")
+    assert aws.main("promote", "--stack", "staging", "--yes").code == 0
+    since = aws.record("staging")["switchover_at"]
+    dry("rollback", "--accept-data-window", since, would="rds:ModifyDBInstance")
+    dry("finalize", "--ignore-soak", would="rds:DeleteDBInstance")

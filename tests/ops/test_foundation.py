@@ -1,0 +1,274 @@
+"""The operations foundation as a command author and an operator see it: flags, exit codes,
+lock, audit record, dry run, confirmation, retries, AWS environment. A tiny command defined
+here runs in-process against the moto server."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import boto3
+import pytest
+
+from infra.config import load_stack
+from scripts._ops import (
+    Context,
+    Operation,
+    Refused,
+    Result,
+    add_operation,
+    retry_config,
+    run_command,
+    session_for,
+)
+from scripts._ops.aws import region_note
+from tests.ops.support import ROOT, AwsEnv, Burst, FakeClock, no_backoff_sleep, session_with
+
+LOCK = "/dbplatform/staging/ops/lock"
+MARK = "/dbplatform/staging/test-mark"
+
+
+def _act(ctx: Context) -> Result:
+    what = ctx.args.do
+    ssm = ctx.client("ssm")
+    if what == "mark":
+        ctx.confirm("write the mark") if ctx.args.confirm else None
+        ctx.mutate(ssm, "put_parameter", {"Name": MARK, "Value": "x", "Type": "String"})
+        return Result("marked", data={"mark": MARK})
+    if what == "unrouted":  # a bug: a mutating call that bypasses ctx.mutate
+        ssm.put_parameter(Name=MARK, Value="x", Type="String")
+        return Result("should not get here")
+    if what == "refuse":
+        raise Refused("precondition unmet: do the thing first")
+    if what == "aws-error":
+        ctx.client("rds").describe_db_instances(DBInstanceIdentifier="no-such-db")
+    if what == "interrupt":
+        raise KeyboardInterrupt
+    if what == "bug":
+        return Result(str(1 / 0))
+    if what == "read":
+        ctx.client("rds").describe_db_instances()
+        return Result("read ok")
+    return Result("nothing to do", nothing_to_do=True)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m scripts.testcmd")
+    sub = parser.add_subparsers(required=True)
+    p = add_operation(sub, Operation("act", "act on the stack", _act))
+    p.add_argument("--do", default="noop")
+    p.add_argument("--confirm", action="store_true")
+    add_operation(sub, Operation("look", "read only", _act, locks=False)).add_argument(
+        "--do", default="read"
+    )
+    return parser
+
+
+def _main(
+    argv: Sequence[str], *, session: boto3.Session | None = None, clock: object = None
+) -> int:
+    return run_command("testcmd", _parser(), argv, session=session, clock=clock)  # type: ignore[arg-type]
+
+
+def _put_lock(aws: AwsEnv, owner: str, expires: datetime) -> None:
+    value = {
+        "owner": owner,
+        "operation": "bluegreen promote",
+        "run_id": "other-run",
+        "acquired": "2025-01-01T00:00:00Z",
+        "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    aws.client("ssm").put_parameter(Name=LOCK, Value=json.dumps(value), Type="String")
+
+
+def test_a_run_takes_and_releases_the_lock_and_appends_an_audit_record(aws: AwsEnv) -> None:
+    seen: list[str] = []
+
+    def watch(params: dict[str, object], **_: object) -> None:
+        seen.append(str(params.get("Name")))
+
+    session = session_with([("before-parameter-build.ssm.PutParameter", watch)])
+    run = aws.main("act", "--stack", "staging", "--do", "mark", session=session, main=_main)
+
+    assert run.code == 0, run.text
+    assert run.stdout.strip() == "marked"
+    assert seen[0] == LOCK  # the lock was taken before the handler ran
+    assert not aws.lock_held("staging")  # and released after
+    (record,) = aws.audit()
+    assert record["command"] == "testcmd act"
+    assert record["stack"] == "staging"
+    assert record["outcome"] == "done"
+    assert record["exit_code"] == 0
+    assert "@" in record["user"]
+    assert record["aws_identity"].startswith("arn:aws:")
+    assert f"ssm:{MARK}" in record["aws_ids"]
+    assert record["args"]["do"] == "mark"
+
+
+def test_a_held_lock_refuses_naming_owner_and_operation(aws: AwsEnv) -> None:
+    _put_lock(aws, "alice@laptop", datetime.now(UTC) + timedelta(minutes=30))
+    run = aws.main("act", "--stack", "staging", "--do", "mark", "--break-lock", main=_main)
+
+    assert run.code == 3
+    assert "alice@laptop" in run.stderr and "bluegreen promote" in run.stderr
+    assert MARK not in aws.parameters()  # the handler never ran
+    assert json.loads(aws.parameters()[LOCK])["owner"] == "alice@laptop"  # never broken
+
+
+def test_a_stale_lock_is_broken_only_with_break_lock(aws: AwsEnv) -> None:
+    _put_lock(aws, "bob@ci", datetime.now(UTC) - timedelta(minutes=1))
+
+    refused = aws.main("act", "--stack", "staging", "--do", "mark", main=_main)
+    assert refused.code == 3
+    assert "stale" in refused.stderr and "--break-lock" in refused.stderr
+    assert MARK not in aws.parameters()
+
+    broken = aws.main("act", "--stack", "staging", "--do", "mark", "--break-lock", main=_main)
+    assert broken.code == 0, broken.text
+    assert "breaking stale lock" in broken.stderr
+    assert MARK in aws.parameters()
+    assert not aws.lock_held("staging")
+
+
+def test_read_only_operations_do_not_lock(aws: AwsEnv) -> None:
+    _put_lock(aws, "alice@laptop", datetime.now(UTC) + timedelta(minutes=30))
+    run = aws.main("look", "--stack", "staging", main=_main)
+    assert run.code == 0, run.text
+
+
+@pytest.mark.parametrize(
+    ("do", "code", "outcome", "says"),
+    [
+        ("refuse", 3, "refused", "refused: precondition unmet"),
+        ("aws-error", 1, "failed", "DBInstanceNotFound"),
+        ("interrupt", 130, "interrupted", "re-run the same command to resume"),
+        ("bug", 1, "failed", "internal error (ZeroDivisionError"),
+        ("noop", 0, "nothing-to-do", "nothing to do"),
+    ],
+)
+def test_every_outcome_maps_to_its_exit_code_without_a_traceback(
+    aws: AwsEnv, do: str, code: int, outcome: str, says: str
+) -> None:
+    run = aws.main("act", "--stack", "staging", "--do", do, main=_main)
+
+    assert run.code == code
+    assert says in run.text
+    assert "Traceback" not in run.text
+    (record,) = aws.audit()
+    assert (record["outcome"], record["exit_code"]) == (outcome, code)
+    if do == "bug":
+        assert "ZeroDivisionError" in record["error"]  # the details go to the audit log
+    assert not aws.lock_held("staging")
+
+
+def test_bad_config_and_bad_usage_exit_2(
+    aws: AwsEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    missing = aws.main("act", "--stack", "nosuch", main=_main)
+    assert missing.code == 2
+    assert "Pulumi.nosuch.yaml not found" in missing.stderr and "prod" in missing.stderr
+
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path)
+    (tmp_path / "Pulumi.broken.yaml").write_text(
+        "config:\n  aws:region: us-east-1\n  dbplatform:owner: x\n"
+        "  dbplatform:database:\n    port: 99999999999\n    engineVersion: 16.4\n"
+    )
+    monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(tmp_path))
+    broken = aws.main("act", "--stack", "broken", main=_main)
+    assert broken.code == 2
+    assert "dbplatform:database.engineVersion" in broken.stderr  # every problem is listed
+    assert "Traceback" not in broken.text
+
+    usage = aws.main("act", "--stack", "staging", "--no-such-flag", main=_main)
+    assert usage.code == 2
+
+
+def test_dry_run_prints_mutations_and_makes_none(aws: AwsEnv) -> None:
+    run = aws.main("act", "--stack", "staging", "--do", "mark", "--dry-run", "--json", main=_main)
+
+    assert run.code == 0, run.text
+    result = run.json
+    assert result["dry_run"] is True and result["outcome"] == "dry-run"
+    ops = [(c["service"], c["operation"], c.get("Name")) for c in result["planned_calls"]]
+    assert ("ssm", "PutParameter", LOCK) in ops and ("ssm", "PutParameter", MARK) in ops
+    assert "DRY-RUN would call ssm:PutParameter" in run.stderr
+    assert aws.parameters() == {}  # neither the lock nor the mark exists
+
+
+def test_dry_run_stops_a_mutating_call_that_bypasses_mutate(aws: AwsEnv) -> None:
+    run = aws.main("act", "--stack", "staging", "--do", "unrouted", "--dry-run", main=_main)
+    assert run.code == 1
+    assert "dry run attempted mutating call PutParameter" in run.stderr
+    assert aws.parameters() == {}
+
+
+def test_destructive_steps_need_yes_without_a_terminal(aws: AwsEnv) -> None:
+    refused = aws.main("act", "--stack", "staging", "--do", "mark", "--confirm", main=_main)
+    assert refused.code == 3
+    assert "add --yes" in refused.stderr.lower()
+    assert MARK not in aws.parameters()
+
+    confirmed = aws.main(
+        "act", "--stack", "staging", "--do", "mark", "--confirm", "--yes", main=_main
+    )
+    assert confirmed.code == 0
+    assert MARK in aws.parameters()
+
+
+def test_throttling_and_5xx_are_retried_with_backoff(
+    aws: AwsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Standard mode: the same retries and backoff as the default adaptive mode, without its
+    # client-side rate limiter, which would make this test wait in real time.
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    burst = Burst([(400, "Throttling"), (400, "ThrottlingException"), (503, "ServiceUnavailable")])
+    session = session_with([("before-send.rds.DescribeDBInstances", burst)])
+    backoff: list[float] = []
+    with no_backoff_sleep(backoff):
+        run = aws.main("look", "--stack", "staging", session=session, main=_main)
+
+    assert run.code == 0, run.text
+    assert burst.seen == 4  # three failed attempts, then through to the server
+    assert len(backoff) == 3  # botocore backed off before each retry
+
+
+def test_an_exhausted_retry_budget_fails_with_the_aws_error_code(
+    aws: AwsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AWS_RETRY_MODE", "standard")
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "2")
+    burst = Burst([(400, "Throttling")] * 10)
+    session = session_with([("before-send.rds.DescribeDBInstances", burst)])
+    with no_backoff_sleep([]):
+        run = aws.main("look", "--stack", "staging", session=session, main=_main)
+    assert run.code == 1
+    assert "Throttling" in run.stderr
+    assert burst.seen == 2  # AWS_MAX_ATTEMPTS counts every attempt
+
+
+def test_sessions_follow_the_standard_aws_environment(
+    aws: AwsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = load_stack("prod")
+    session = session_for(cfg)
+    assert session.region_name == cfg.region
+    # boto3 itself honors AWS_ENDPOINT_URL: that is how the tests reach moto
+    assert session.client("rds").meta.endpoint_url == aws.server.url
+    assert retry_config().retries == {"mode": "adaptive", "total_max_attempts": 8}
+    assert session_for(cfg, region="us-west-2").region_name == "us-west-2"
+    monkeypatch.setenv("AWS_REGION", "eu-west-1")
+    note = region_note(cfg)
+    assert note is not None and "eu-west-1" in note and "us-east-1" in note
+    monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
+    run = aws.main("look", "--stack", "staging", main=_main, own_session=True)
+    assert run.code == 2 and "no-such-profile" in run.stderr
+
+
+def test_the_clock_is_injectable_for_waits(aws: AwsEnv) -> None:
+    clock = FakeClock()
+    clock.sleep(3600)
+    assert clock.monotonic() == 3600 and clock.slept == 3600
