@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import instance_classes
-from infra.components._common import child, tags
+from infra.components._common import child, key_policy, tags
 from infra.config import SubscriptionConfig, Threshold, ThresholdsConfig
 from infra.naming import Names
 
@@ -575,27 +575,15 @@ def _dashboard_body(
 def _key_policy(account_id: str) -> str:
     # The publishing services encrypt messages with the topic's key; without these grants an
     # alarm fires into an encrypted topic and nobody is told.
-    return json.dumps(
+    return key_policy(
+        account_id,
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "PublishersEncrypt",
-                    "Effect": "Allow",
-                    "Principal": {"Service": list(PUBLISHERS)},
-                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
-                    "Resource": "*",
-                },
-            ],
+            "Sid": "PublishersEncrypt",
+            "Effect": "Allow",
+            "Principal": {"Service": list(PUBLISHERS)},
+            "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+            "Resource": "*",
         },
-        sort_keys=True,
     )
 
 

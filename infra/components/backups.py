@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, tags
+from infra.components._common import child, key_policy, tags
 from infra.config import BackupConfig, DrConfig
 from infra.naming import Names
 
@@ -317,40 +317,26 @@ def _vault_policy() -> str:
 def _key_policy(account_id: str) -> str:
     # Administration stays in the account; AWS Backup and RDS use the key on the account's
     # behalf through kms:ViaService grants.
-    return json.dumps(
+    return key_policy(
+        account_id,
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "BackupAndRdsUse",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "*"},
-                    "Action": [
-                        "kms:Encrypt",
-                        "kms:Decrypt",
-                        "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*",
-                        "kms:DescribeKey",
-                        "kms:CreateGrant",
-                    ],
-                    "Resource": "*",
-                    "Condition": {
-                        "StringEquals": {"kms:CallerAccount": account_id},
-                        "StringLike": {
-                            "kms:ViaService": ["backup.*.amazonaws.com", "rds.*.amazonaws.com"]
-                        },
-                    },
-                },
+            "Sid": "BackupAndRdsUse",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
+                "kms:CreateGrant",
             ],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"kms:CallerAccount": account_id},
+                "StringLike": {"kms:ViaService": ["backup.*.amazonaws.com", "rds.*.amazonaws.com"]},
+            },
         },
-        sort_keys=True,
     )
 
 

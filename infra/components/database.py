@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, tags
+from infra.components._common import child, key_policy, tags
 from infra.config import DatabaseConfig
 from infra.naming import Names
 
@@ -252,38 +252,26 @@ class Database(pulumi.ComponentResource):
 def _storage_key_policy(account_id: str, region: str) -> str:
     # RDS uses the key through grants (kms:ViaService); CloudWatch Logs needs a direct grant to
     # encrypt the exported PostgreSQL logs.
-    return json.dumps(
+    return key_policy(
+        account_id,
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "CloudWatchLogsEncrypt",
-                    "Effect": "Allow",
-                    "Principal": {"Service": f"logs.{region}.amazonaws.com"},
-                    "Action": [
-                        "kms:Encrypt*",
-                        "kms:Decrypt*",
-                        "kms:ReEncrypt*",
-                        "kms:GenerateDataKey*",
-                        "kms:Describe*",
-                    ],
-                    "Resource": "*",
-                    "Condition": {
-                        "ArnLike": {
-                            "kms:EncryptionContext:aws:logs:arn": (
-                                f"arn:aws:logs:{region}:{account_id}:log-group:/aws/rds/*"
-                            )
-                        }
-                    },
-                },
+            "Sid": "CloudWatchLogsEncrypt",
+            "Effect": "Allow",
+            "Principal": {"Service": f"logs.{region}.amazonaws.com"},
+            "Action": [
+                "kms:Encrypt*",
+                "kms:Decrypt*",
+                "kms:ReEncrypt*",
+                "kms:GenerateDataKey*",
+                "kms:Describe*",
             ],
+            "Resource": "*",
+            "Condition": {
+                "ArnLike": {
+                    "kms:EncryptionContext:aws:logs:arn": (
+                        f"arn:aws:logs:{region}:{account_id}:log-group:/aws/rds/*"
+                    )
+                }
+            },
         },
-        sort_keys=True,
     )

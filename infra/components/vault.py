@@ -17,7 +17,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra import windows
-from infra.components._common import child, tags
+from infra.components._common import child, key_policy, tags
 from infra.config import AppSecretConfig
 from infra.naming import Names
 
@@ -441,34 +441,22 @@ class Vault(pulumi.ComponentResource):
 def _key_policy(account_id: str) -> str:
     # Key administration and use stay inside the account; Secrets Manager uses the key on the
     # account's behalf (for the rotation function's role too) through kms:ViaService.
-    return json.dumps(
+    return key_policy(
+        account_id,
         {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "AccountAdministers",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
-                    "Action": "kms:*",
-                    "Resource": "*",
-                },
-                {
-                    "Sid": "SecretsManagerUse",
-                    "Effect": "Allow",
-                    "Principal": {"AWS": "*"},
-                    "Action": [
-                        "kms:Encrypt",
-                        "kms:Decrypt",
-                        "kms:GenerateDataKey*",
-                        "kms:DescribeKey",
-                    ],
-                    "Resource": "*",
-                    "Condition": {
-                        "StringEquals": {"kms:CallerAccount": account_id},
-                        "StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"},
-                    },
-                },
+            "Sid": "SecretsManagerUse",
+            "Effect": "Allow",
+            "Principal": {"AWS": "*"},
+            "Action": [
+                "kms:Encrypt",
+                "kms:Decrypt",
+                "kms:GenerateDataKey*",
+                "kms:DescribeKey",
             ],
+            "Resource": "*",
+            "Condition": {
+                "StringEquals": {"kms:CallerAccount": account_id},
+                "StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"},
+            },
         },
-        sort_keys=True,
     )
