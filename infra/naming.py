@@ -124,5 +124,10 @@ class Names:
     def lock_parameter(self) -> str:
         return f"/{self.project}/{self.stack}/ops/lock"
 
+    @property
+    def bluegreen_state_parameter(self) -> str:
+        """Where `scripts.bluegreen` keeps the phase of a deployment, beside the lock."""
+        return f"/{self.project}/{self.stack}/ops/bluegreen"
+
     def restore_check_instance(self, run_id: str) -> str:
         return rds_identifier(self.prefix, "rc", run_id)

@@ -44,7 +44,7 @@ OPEN_PHASES = (SWITCHING, SWITCHED_OVER, PROMOTED, ROLLING_BACK, ROLLED_BACK)
 
 def state_parameter(names: Names) -> str:
     """SSM parameter of the stack's blue/green record, beside the lock parameter."""
-    return names.lock_parameter.rsplit("/", 1)[0] + "/bluegreen"
+    return names.bluegreen_state_parameter
 
 
 def deployment_name(names: Names, target_version: str) -> str:

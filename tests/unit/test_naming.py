@@ -20,6 +20,8 @@ def test_names_are_deterministic_and_readable() -> None:
     assert n.master_secret == "dbplatform/prod/db/master"
     assert n.topic("critical") == "dbplatform-prod-alarms-critical"
     assert n.final_snapshot(n.primary) == "dbplatform-prod-pg-final"
+    assert n.lock_parameter == "/dbplatform/prod/ops/lock"
+    assert n.bluegreen_state_parameter == "/dbplatform/prod/ops/bluegreen"
     assert Names("prod") == Names("prod") and Names("prod").primary != Names("staging").primary
 
 
