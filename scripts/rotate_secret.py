@@ -83,6 +83,10 @@ def resolve_target(ctx: Context, requested: str) -> Target:
     )
 
 
+def _check_secret_name(ctx: Context) -> None:
+    resolve_target(ctx, ctx.args.secret)
+
+
 def stages(description: Mapping[str, Any]) -> dict[str, list[str]]:
     """version id -> staging labels, from DescribeSecret."""
     return {k: list(v) for k, v in (description.get("VersionIdsToStages") or {}).items()}
@@ -369,7 +373,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 rotated; 1 failed; 2 bad usage/config; 3 refused; 130 interrupted",
     )
     add_common_flags(parser)
-    parser.set_defaults(_operation=Operation("rotate", "rotate a secret now", rotate))
+    parser.set_defaults(
+        _operation=Operation(
+            "rotate",
+            "rotate a secret now",
+            rotate,
+            validate=_check_secret_name,
+        )
+    )
     parser.add_argument(
         "--secret",
         required=True,

@@ -54,6 +54,9 @@ class Operation:
     handler: Handler
     locks: bool = True
     """Operations that change AWS take the lock; read-only ones (status) do not."""
+    validate: Callable[[Context], None] | None = None
+    """Checks of the arguments against the stack's config, run before any AWS call (raise
+    BadUsage): an operator's typo is answered at once, not after taking the lock."""
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -170,6 +173,8 @@ def run_command(
             yes=args.yes,
             stdin=stdin or sys.stdin,
         )
+        if op.validate is not None:
+            op.validate(ctx)
         hooks = _install_hooks(ctx, run_id)
         if args.dry_run:
             out.info(f"DRY-RUN: {label}: reads AWS, changes nothing")

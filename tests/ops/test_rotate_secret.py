@@ -12,9 +12,11 @@ would. Everything else (application secrets, refusals, dry runs) runs as a subpr
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -329,3 +331,36 @@ def test_a_rotation_that_never_finishes_fails_with_the_next_steps(
     # the old password is still the one in use
     assert labels(aws, MASTER)[old_version] == ["AWSCURRENT"]
     assert json.loads(value(aws, MASTER))["password"] == OLD_PASSWORD
+
+
+def test_an_unknown_secret_name_is_refused_before_any_aws_call(tmp_path: Path) -> None:
+    # No AWS at all (an endpoint nothing listens on): the typo must be answered from config.
+    env = {
+        **os.environ,
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_MAX_ATTEMPTS": "1",
+        "DBPLATFORM_AUDIT_LOG": str(tmp_path / "audit.jsonl"),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "scripts.rotate_secret",
+            "--stack",
+            "prod",
+            "--secret",
+            "stripe-key",
+        ],
+        check=False,
+        cwd=ROOT,
+        env=env,
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "'stripe-key' is not a secret of stack prod" in proc.stderr
+    assert "Could not connect" not in proc.stderr
