@@ -372,8 +372,9 @@ def _groups(ctx: Context, run: _Run) -> tuple[Groups, bool]:
             raise Refused(
                 f"{', '.join(missing)} not found in {run.region}. The restored database needs "
                 "a subnet group and a security group there: pass --subnet-group and "
-                "--security-group, or enable dr.crossRegionReplica (the program then keeps "
-                f"{subnet_group} and {security_group} in {run.region}). Nothing was created",
+                f"--security-group, or set dr.region to {run.region} and run pulumi up "
+                f"beforehand (the program then keeps {subnet_group} and {security_group} "
+                "there, its DR pilot light). Nothing was created",
                 data={"missing": missing},
             )
         _, pg_missing = find_groups(

@@ -58,7 +58,7 @@ class DrEnv:
 
     def dr_network(self, stack: str, region: str = DR) -> tuple[str, str]:
         """The DR-region subnet group and security group the program keeps with
-        dr.crossRegionReplica (`<prefix>-db-dr`); returns (subnet group, security group id)."""
+        a configured dr.region (`<prefix>-db-dr`); returns (subnet group, security group id)."""
         n = Names(stack)
         ec2, rds = self.client("ec2", region), self.client("rds", region)
         vpc = ec2.create_vpc(CidrBlock="10.40.0.0/16")["Vpc"]["VpcId"]
