@@ -93,6 +93,9 @@ class DatabaseConfig:
     slow_query_ms: int = doc("log statements slower than this (log_min_duration_statement)")
     auto_minor_version_upgrade: bool = doc("apply minor versions in the maintenance window")
     iam_auth: bool = doc("IAM database authentication")
+    upgrade_target_version: str | None = doc(
+        "also declare the parameter group of this newer major version, for a blue/green upgrade"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -259,6 +262,14 @@ class StackConfig:
     @property
     def parameter_family(self) -> str:
         return f"postgres{self.engine_major}"
+
+    @property
+    def upgrade_parameter_family(self) -> str | None:
+        """The family of a pending major upgrade's parameter group, if one is declared."""
+        target = self.database.upgrade_target_version
+        if target is None or target.split(".")[0] == self.engine_major:
+            return None  # left in place after the upgrade: nothing more to declare
+        return f"postgres{target.split('.')[0]}"
 
     def base_tags(self) -> dict[str, str]:
         """The tags every taggable resource carries; extra `tags` cannot override them."""
@@ -644,6 +655,24 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
             db.engine_version,
             f"has a major version RDS does not offer (one of {', '.join(SUPPORTED_MAJORS)})",
         )
+    target = db.upgrade_target_version
+    if target is not None:
+        current = db.engine_version.split(".")[0]
+        if not re.match(r"^\d+(\.\d+)?$", target):
+            p.add("database.upgradeTargetVersion", target, "must be 'MAJOR' or 'MAJOR.MINOR'")
+        elif target.split(".")[0] not in SUPPORTED_MAJORS:
+            p.add(
+                "database.upgradeTargetVersion",
+                target,
+                f"has a major version RDS does not offer (one of {', '.join(SUPPORTED_MAJORS)})",
+            )
+        elif current.isdigit() and int(target.split(".")[0]) < int(current):
+            p.add(
+                "database.upgradeTargetVersion",
+                target,
+                f"is older than database.engineVersion ({db.engine_version}); RDS cannot "
+                "downgrade: remove it",
+            )
     if not 20 <= db.allocated_storage <= 65536:
         p.add("database.allocatedStorage", db.allocated_storage, "must be 20..65536 GiB for gp3")
     if db.max_allocated_storage != 0 and (

@@ -83,6 +83,7 @@ class Environment(pulumi.ComponentResource):
                 account_id=account_id,
                 db=cfg.database,
                 parameter_family=cfg.parameter_family,
+                upgrade_parameter_family=cfg.upgrade_parameter_family,
                 backup_retention_days=cfg.backup.retention_days,
                 backup_window=cfg.backup.window,
                 subnet_group_name=self.network.subnet_group_name,

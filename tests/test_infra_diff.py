@@ -80,8 +80,12 @@ def test_engine_major_version_change_is_at_risk(
     d = diff(_prod(), head)
     primary = _change(d, "database-primary")
     assert primary.at_risk and "engine major version 16 → 17" in primary.reasons[0]
-    params = _change(d, "database-params")  # the family is in the name: a new group, in use
-    assert params.action == "replace" and params.at_risk
+    # one group per family: the new family's group is created, the old one (still used by the
+    # retired blue until `bluegreen finalize`) leaves the stack but stays in the cloud
+    assert _change(d, "database-params-postgres17").action == "create"
+    old_group = _change(d, "database-params-postgres16")
+    assert old_group.action == "delete" and not old_group.at_risk
+    assert "retainOnDelete keeps it" in old_group.reasons[0]
     assert _run(tmp_path, _prod(), head) == 3
     out = capsys.readouterr().out
     # the danger comes first, before the list of ordinary changes

@@ -74,6 +74,8 @@ class DatabaseArgs:
     """generated master password"""
     protect: bool
     """protect stateful resources (prod)"""
+    upgrade_parameter_family: str | None = None
+    """also declare this family's parameter group (a pending blue/green major upgrade)"""
     adopt_identifier: str | None = None
     """import an instance restored outside Pulumi (DR rebuild) instead of creating one"""
 
@@ -118,18 +120,27 @@ class Database(pulumi.ComponentResource):
             f"{name}-key-alias", name=n.kms_alias("rds"), target_key_id=key.key_id, opts=child(self)
         )
 
-        params = aws.rds.ParameterGroup(
-            f"{name}-params",
-            name=n.parameter_group(args.parameter_family),
-            family=args.parameter_family,
-            description=f"dbplatform {n.stack} {args.parameter_family}",
-            parameters=[
-                aws.rds.ParameterGroupParameterArgs(name=k, value=v, apply_method=m)
-                for k, (v, m) in sorted(parameters(db).items())
-            ],
-            tags=tags(args.base_tags, n.parameter_group(args.parameter_family)),
-            opts=child(self),
-        )
+        # One group per family, named after it: a blue/green major upgrade needs the next
+        # family's group before it starts, and after it the old family's group is still in use
+        # by the retired blue, so Pulumi forgets that group instead of failing to delete it.
+        groups = {
+            family: aws.rds.ParameterGroup(
+                f"{name}-params-{family}",
+                name=n.parameter_group(family),
+                family=family,
+                description=f"dbplatform {n.stack} {family}",
+                parameters=[
+                    aws.rds.ParameterGroupParameterArgs(name=k, value=v, apply_method=m)
+                    for k, (v, m) in sorted(parameters(db).items())
+                ],
+                tags=tags(args.base_tags, n.parameter_group(family)),
+                opts=child(self, retain_on_delete=True),
+            )
+            for family in dict.fromkeys(
+                f for f in (args.parameter_family, args.upgrade_parameter_family) if f
+            )
+        }
+        params = groups[args.parameter_family]
 
         role = aws.iam.Role(
             f"{name}-monitoring",

@@ -116,8 +116,9 @@ def preflight(ctx: Context, primary: dict[str, Any], target: Target) -> list[str
     actual = parameter_group_family(rds, target.parameter_group)
     if actual is None:
         problems.append(
-            f"parameter group {target.parameter_group} ({family}) does not exist: create it with "
-            "the program's parameters (docs/bluegreen.md, 'Before a major upgrade'), or pass "
+            f"parameter group {target.parameter_group} ({family}) does not exist: set "
+            f"dbplatform:database.upgradeTargetVersion to '{major(target.engine_version)}' and "
+            "run pulumi up (the program declares it with its own parameters), or pass "
             "--parameter-group"
         )
     elif actual != family:

@@ -93,7 +93,11 @@ def test_parameter_group_forces_ssl_logs_and_enables_logical_replication(
     stack_recording: Recording,
 ) -> None:
     rec = stack_recording
-    (pg,) = rec.of_type("aws:rds/parameterGroup:ParameterGroup")
+    (pg,) = [
+        g
+        for g in rec.of_type("aws:rds/parameterGroup:ParameterGroup")
+        if g.region == rec.config.region
+    ]
     params = {p["name"]: p for p in pg.inputs["parameters"]}
     assert pg.inputs["family"] == rec.config.parameter_family
     assert params["rds.force_ssl"]["value"] == "1"
@@ -314,3 +318,21 @@ def test_bad_config_stops_the_program_before_any_resource(
 
     with pytest.raises(ConfigError, match=r"database\.port"):
         run_variant(stack, database={"port": 22})
+
+
+def test_a_pending_major_upgrade_gets_its_parameter_group_beside_the_current_one(
+    run_variant: Callable[..., Recording],
+) -> None:
+    rec = run_variant("prod", database={"upgradeTargetVersion": "17"})
+    groups = {g.inputs["family"]: g for g in rec.of_type("aws:rds/parameterGroup:ParameterGroup")}
+    assert set(groups) == {"postgres16", "postgres17"}
+    assert groups["postgres17"].inputs["name"] == "dbplatform-prod-postgres17"
+    assert groups["postgres17"].inputs["parameters"] == groups["postgres16"].inputs["parameters"]
+    assert primary(rec).inputs["parameterGroupName"] == "dbplatform-prod-postgres16"
+    # a group still used by the retired blue after the upgrade is forgotten, not deleted
+    assert all(g.retain_on_delete for g in groups.values())
+    # left in place once engineVersion reaches it: nothing extra, nothing refused
+    done = run_variant("prod", database={"engineVersion": "17.2", "upgradeTargetVersion": "17"})
+    assert [g.inputs["family"] for g in done.of_type("aws:rds/parameterGroup:ParameterGroup")] == [
+        "postgres17"
+    ]
