@@ -86,23 +86,33 @@ def _is_custom(type_token: str) -> bool:
     return type_token.startswith("pulumi:providers:") or (len(parts) == 3 and "/" in parts[1])
 
 
-def resource_from_args(args: ResourceValidationArgs) -> Resource:
-    """One resource under validation, in the shape the rules read."""
-    props = plain(args.props)
-    provider_props = plain(args.provider.props) if args.provider else None
+def _resource(
+    subject: ResourceValidationArgs | PolicyResource,
+    parent: str | None,
+    dependencies: tuple[str, ...] = (),
+) -> Resource:
+    """A resource CrossGuard hands over, in the shape the rules read."""
+    props = plain(subject.props)
+    provider_props = plain(subject.provider.props) if subject.provider else None
     return Resource(
-        urn=args.urn,
-        type=args.resource_type,
-        name=args.name,
+        urn=subject.urn,
+        type=subject.resource_type,
+        name=subject.name,
         inputs=props,
-        custom=_is_custom(args.resource_type),
-        parent=args.opts.parent,
-        protect=bool(args.opts.protect),
-        ignore_changes=tuple(args.opts.ignore_changes or ()),
-        delete_before_replace=bool(args.opts.delete_before_replace),
-        provider=args.provider.urn if args.provider else None,
+        custom=_is_custom(subject.resource_type),
+        parent=parent,
+        dependencies=dependencies,
+        protect=bool(subject.opts.protect),
+        ignore_changes=tuple(subject.opts.ignore_changes or ()),
+        delete_before_replace=bool(subject.opts.delete_before_replace),
+        provider=subject.provider.urn if subject.provider else None,
         region=_region(props, provider_props),
     )
+
+
+def resource_from_args(args: ResourceValidationArgs) -> Resource:
+    """One resource under validation, in the shape the rules read."""
+    return _resource(args, args.opts.parent)
 
 
 def _stack_of(urn: str) -> tuple[str, str]:
@@ -114,26 +124,14 @@ def _stack_of(urn: str) -> tuple[str, str]:
 def manifest_from_stack(resources: Iterable[PolicyResource]) -> Manifest:
     """A manifest of the stack CrossGuard validates: its home region is the one its DB instances
     of record live in; any other region a resource uses is taken as the DR region."""
-    out: list[Resource] = []
-    for pr in resources:
-        props = plain(pr.props)
-        provider_props = plain(pr.provider.props) if pr.provider else None
-        out.append(
-            Resource(
-                urn=pr.urn,
-                type=pr.resource_type,
-                name=pr.name,
-                inputs=props,
-                custom=_is_custom(pr.resource_type),
-                parent=pr.parent.urn if pr.parent else None,
-                dependencies=tuple(sorted(d.urn for d in pr.dependencies or [])),
-                protect=bool(pr.opts.protect),
-                ignore_changes=tuple(pr.opts.ignore_changes or ()),
-                delete_before_replace=bool(pr.opts.delete_before_replace),
-                provider=pr.provider.urn if pr.provider else None,
-                region=_region(props, provider_props),
-            )
+    out = [
+        _resource(
+            pr,
+            pr.parent.urn if pr.parent else None,
+            tuple(sorted(d.urn for d in pr.dependencies or [])),
         )
+        for pr in resources
+    ]
     out.sort(key=lambda r: r.urn)
     sources = [r for r in out if r.type == RDS_INSTANCE and not is_replica(r) and r.region]
     regions = Counter(r.region for r in out if r.region)

@@ -4,7 +4,7 @@ manifests `scripts.synth` writes for the base and the head of the PR.
 Usage: python -m scripts.infra_diff BASE.json HEAD.json [--format markdown|json] [--out FILE]
 Exit 0 when no stateful resource is at risk (whatever else changes), 3 when one would be
 destroyed, replaced or irreversibly changed (CI then requires an explicit approval), 2 when an
-input cannot be read.
+input cannot be read or --out cannot be written.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _parser() -> argparse.ArgumentParser:
             "resource that would be destroyed, renamed or replaced."
         ),
         epilog=(
-            "exit codes: 0 no stateful resource at risk; 2 unreadable input; 3 a stateful "
+            "exit codes: 0 no stateful resource at risk; 2 unreadable input or --out; 3 a stateful "
             "resource would be destroyed, replaced or irreversibly changed."
         ),
     )
@@ -65,7 +65,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out is None:
         sys.stdout.write(text)
     else:
-        args.out.write_text(text, encoding="utf-8")
+        try:
+            args.out.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            print(f"error: cannot write {args.out}: {exc.strerror or exc}", file=sys.stderr)
+            return ExitCode.USAGE
     if not args.quiet:
         risky = d.at_risk
         verdict = (

@@ -15,10 +15,9 @@ from pathlib import Path
 from scripts._preview.digest import Preview, PreviewError, load_preview
 from scripts._preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Report, render
 
-# Exit codes follow the table in DESIGN.md (and README); kept local so this reporter has no
-# dependency on the operations package.
+# Exit codes follow the table in DESIGN.md (and README); kept local so this reporter does not
+# import the operations package (boto3). No 1: reading and rendering a file cannot half-succeed.
 EXIT_OK = 0
-EXIT_FAILED = 1  # not used: reading and rendering a file cannot half-succeed
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 

@@ -107,20 +107,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         except Exception as exc:  # the program itself failed: say so, without a traceback
             print(f"failed: the program for stack '{stack}' raised {exc!r}", file=sys.stderr)
             return ExitCode.FAILED
-        if args.out_dir is not None:
-            for path in write_all(manifest, args.out_dir):
-                if not args.quiet:
-                    print(f"wrote {path}", file=sys.stderr)
-            continue
-        text = render(manifest, args.format)
-        if args.out is None:
-            sys.stdout.write(text)
-        else:
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(text, encoding="utf-8")
-            if not args.quiet:
-                print(f"wrote {args.out}", file=sys.stderr)
+        try:
+            written = _write(manifest, args)
+        except OSError as exc:
+            where = exc.filename or args.out or args.out_dir
+            print(f"error: cannot write {where}: {exc.strerror or exc}", file=sys.stderr)
+            return ExitCode.USAGE
+        if not args.quiet:
+            for path in written:
+                print(f"wrote {path}", file=sys.stderr)
     return status
+
+
+def _write(manifest: Manifest, args: argparse.Namespace) -> list[Path]:
+    """Write what the flags ask for; the files written (none for stdout)."""
+    if args.out_dir is not None:
+        return write_all(manifest, args.out_dir)
+    text = render(manifest, args.format)
+    if args.out is None:
+        sys.stdout.write(text)
+        return []
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(text, encoding="utf-8")
+    return [args.out]
 
 
 if __name__ == "__main__":

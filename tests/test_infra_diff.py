@@ -193,12 +193,31 @@ def test_logical_rename_of_a_stateful_resource_is_at_risk() -> None:
 
 
 def test_secret_values_are_redacted_in_changes() -> None:
+    old_arn = "arn:aws:secretsmanager:us-east-1:1:secret:a"
     changes = property_changes(
-        {"password": "old-plaintext", "name": "a"}, {"password": "new-plaintext", "name": "b"}
+        {
+            "password": "old-plaintext",
+            "name": "a",
+            "apiCredentials": {"user": "u1"},
+            "manageMasterUserPassword": False,
+            "secretId": old_arn,
+        },
+        {
+            "password": "new-plaintext",
+            "name": "b",
+            "apiCredentials": {"user": "u2"},
+            "manageMasterUserPassword": True,
+            "secretId": old_arn + "-2",
+        },
     )
     assert [(c.path, c.old, c.new) for c in changes] == [
+        # under a credential-like name at any depth, as in the preview report
+        ("apiCredentials.user", "[secret]", "[secret] (changed)"),
+        # a flag and a reference to a secret are no credential: a reviewer sees them
+        ("manageMasterUserPassword", False, True),
         ("name", "a", "b"),
         ("password", "[secret]", "[secret] (changed)"),
+        ("secretId", old_arn, old_arn + "-2"),
     ]
 
 
@@ -223,3 +242,5 @@ def test_unreadable_or_mismatched_inputs_exit_2(
     other.write_text(environment(replicas=0).to_json(), encoding="utf-8")
     assert infra_diff.main([str(good), str(other)]) == 2
     assert "same stack" in capsys.readouterr().err
+    assert infra_diff.main([str(good), str(good), "--out", str(good / "diff.md")]) == 2
+    assert f"cannot write {good / 'diff.md'}" in capsys.readouterr().err

@@ -180,3 +180,15 @@ def test_synth_cli_missing_stack_file_exits_2(
     shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
     assert synth.main(["--stack", "nowhere", "--root", str(tmp_path)]) == 2
     assert "Pulumi.nowhere.yaml not found" in capsys.readouterr().err
+
+
+def test_synth_cli_unwritable_out_exits_2(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(synth, "build_manifest", lambda stack, root: _manifest(stack))
+    blocker = tmp_path / "a-file"
+    blocker.write_text("", encoding="utf-8")
+    assert synth.main(["--stack", "staging", "--out", str(blocker / "staging.json")]) == 2
+    assert synth.main(["--all-stacks", "--out-dir", str(blocker)]) == 2
+    err = capsys.readouterr().err
+    assert err.count(f"error: cannot write {blocker}") == 2

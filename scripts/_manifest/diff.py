@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from infra.offline import SECRET
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
 from scripts._manifest.model import RDS_INSTANCE, Manifest, Resource, points_to
+from scripts._manifest.redact import REDACTED, is_credential_name, redact
 
-# Property names whose values are credentials even where the manifest did not mark them secret.
-_SENSITIVE = re.compile(r"passw(or)?d|secret(string|binary)?$|token|private_?key|credential", re.I)
 # Parameter and subnet groups are only at risk while a DB instance uses them.
 _IN_USE_TYPES = frozenset(
     {"aws:rds/parameterGroup:ParameterGroup", "aws:rds/subnetGroup:SubnetGroup"}
@@ -80,10 +78,10 @@ class Diff:
 
 
 def _redact(path: str, value: Any) -> Any:
-    leaf = re.split(r"[.\[\]]", path.rstrip("]"))[-1]
-    if value is _MISSING or value is None:
+    if value is _MISSING:
         return value
-    return SECRET if _SENSITIVE.search(leaf) else value
+    # As in the preview report, everything under a credential-like name is hidden, at any depth.
+    return redact(value, any(is_credential_name(p) for p in re.split(r"[.\[\]]", path) if p))
 
 
 def _flatten(value: Any, prefix: str, out: dict[str, Any]) -> None:
@@ -111,8 +109,8 @@ def property_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Pro
         if va == vb:
             continue
         ra, rb = _redact(path, va), _redact(path, vb)
-        if ra == rb == SECRET:
-            ra, rb = SECRET, f"{SECRET} (changed)"
+        if ra == rb == REDACTED:
+            rb = f"{REDACTED} (changed)"
         out.append(
             PropertyChange(path, None if ra is _MISSING else ra, None if rb is _MISSING else rb)
         )
@@ -376,7 +374,3 @@ def to_json(d: Diff) -> dict[str, Any]:
             a: len(d.by_action(a)) for a in ("create", "update", "replace", "rename", "delete")
         },
     }
-
-
-def names(changes: Iterable[ResourceChange]) -> list[str]:
-    return [c.name for c in changes]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -390,7 +390,3 @@ def points_to(
             return True
         return arn_matches(value, target, home_region)
     return value == KNOWN_AFTER_DEPLOY and target.urn in holder.dependencies
-
-
-def depends_on_any(holder: Resource, targets: Iterable[Resource]) -> list[Resource]:
-    return [t for t in targets if t.urn in holder.dependencies]

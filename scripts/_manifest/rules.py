@@ -15,13 +15,15 @@ them, and stack rules fall back on the dependency an unknown reference carries.
 from __future__ import annotations
 
 import contextlib
+import fnmatch
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from infra import windows
+from infra import instance_classes, windows
+from infra.config import cron_window
 from infra.offline import KNOWN_AFTER_DEPLOY
 from scripts._manifest.model import (
     AWS_PROVIDER,
@@ -198,12 +200,10 @@ def _source(r: Resource) -> bool:
 
 
 def _burstable(instance_class: Any) -> bool:
-    from infra.instance_classes import resolve
-
     if not isinstance(instance_class, str):
         return False
     try:
-        return resolve(instance_class).burstable
+        return instance_classes.resolve(instance_class).burstable
     except ValueError:
         return instance_class.startswith("db.t")
 
@@ -212,23 +212,24 @@ def _burstable(instance_class: Any) -> bool:
 # Resource rules
 # ---------------------------------------------------------------------------------------------
 
-
-def _rds_encrypted(r: Resource) -> list[str]:
-    if _not_on(r.get("storageEncrypted")):
-        return ["storageEncrypted is not true: the instance's storage and snapshots are plaintext"]
-    return []
+# Most resource rules test one input; these build their check, so the catalogue entry names the
+# input and what its wrong value costs, and the message reads "<input> is <state>: <cost>".
 
 
-def _rds_not_public(r: Resource) -> list[str]:
-    if r.get("publiclyAccessible") is True:
-        return ["publiclyAccessible is true: the instance gets a public DNS name and address"]
-    return []
+def _must_be_true(prop: str, cost: str) -> ResourceCheck:
+    """Fails when `prop` is off or unset (AWS's default for these is off)."""
+    return lambda r: [f"{prop} is not true: {cost}"] if _not_on(r.get(prop)) else []
 
 
-def _rds_multi_az(r: Resource) -> list[str]:
-    if _not_on(r.get("multiAz")):
-        return ["multiAz is not true: an AZ outage takes the database down"]
-    return []
+def _must_not_be(prop: str, value: bool, cost: str) -> ResourceCheck:
+    """Fails when `prop` is explicitly `value` (unset is AWS's safe default)."""
+    text = str(value).lower()
+    return lambda r: [f"{prop} is {text}: {cost}"] if r.get(prop) in (value, text) else []
+
+
+def _must_be_set(prop: str, cost: str) -> ResourceCheck:
+    """Fails when `prop` is empty or unset (a value known only after deploy is set)."""
+    return lambda r: [f"{prop} is unset: {cost}"] if not r.get(prop) else []
 
 
 def _rds_enhanced_monitoring(r: Resource) -> list[str]:
@@ -237,12 +238,6 @@ def _rds_enhanced_monitoring(r: Resource) -> list[str]:
         return []
     if not _int(interval):
         return ["monitoringInterval is 0 or unset: no enhanced monitoring (OS metrics)"]
-    return []
-
-
-def _rds_deletion_protection(r: Resource) -> list[str]:
-    if _not_on(r.get("deletionProtection")):
-        return ["deletionProtection is not true: DeleteDBInstance would succeed"]
     return []
 
 
@@ -255,12 +250,6 @@ def _rds_logs(r: Resource) -> list[str]:
     return []
 
 
-def _rds_iam_auth(r: Resource) -> list[str]:
-    if _not_on(r.get("iamDatabaseAuthenticationEnabled")):
-        return ["iamDatabaseAuthenticationEnabled is not true"]
-    return []
-
-
 def _rds_backups(r: Resource) -> list[str]:
     if _unknown(r.get("backupRetentionPeriod")):
         return []
@@ -270,18 +259,6 @@ def _rds_backups(r: Resource) -> list[str]:
             f"backupRetentionPeriod is {days or 0} day(s), below {MIN_BACKUP_RETENTION_DAYS}: "
             "point-in-time recovery is off or too short"
         ]
-    return []
-
-
-def _rds_minor_upgrades(r: Resource) -> list[str]:
-    if _is_false(r.get("autoMinorVersionUpgrade")):
-        return ["autoMinorVersionUpgrade is false: security patches wait for a manual upgrade"]
-    return []
-
-
-def _rds_copy_tags(r: Resource) -> list[str]:
-    if _not_on(r.get("copyTagsToSnapshot")):
-        return ["copyTagsToSnapshot is not true: snapshots lose owner and stack tags"]
     return []
 
 
@@ -320,24 +297,6 @@ def _kms_rotation(r: Resource) -> list[str]:
 def _protected(r: Resource) -> list[str]:
     if not r.protect:
         return ["not protected (`protect=True`): a refactor or `pulumi destroy` can delete it"]
-    return []
-
-
-def _vault_encrypted(r: Resource) -> list[str]:
-    if not r.get("kmsKeyArn"):
-        return ["kmsKeyArn is unset: recovery points use the AWS managed key, not the stack's CMK"]
-    return []
-
-
-def _secret_cmk(r: Resource) -> list[str]:
-    if not r.get("kmsKeyId"):
-        return ["kmsKeyId is unset: the secret is encrypted with the AWS managed key"]
-    return []
-
-
-def _topic_encrypted(r: Resource) -> list[str]:
-    if not r.get("kmsMasterKeyId"):
-        return ["kmsMasterKeyId is unset: alarm notifications are stored unencrypted"]
     return []
 
 
@@ -391,12 +350,6 @@ def _no_open_ingress(r: Resource) -> list[str]:
         ]
     opened = sorted({s for s in sources if s in _OPEN_CIDRS})
     return [f"ingress is open to {', '.join(opened)}"] if opened else []
-
-
-def _subnet_private(r: Resource) -> list[str]:
-    if r.get("mapPublicIpOnLaunch") is True:
-        return ["mapPublicIpOnLaunch is true: instances in it get public addresses"]
-    return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -476,8 +429,6 @@ def selected_instances(m: Manifest, selection: Resource) -> list[Resource]:
 
 
 def _meets(instance: Resource, cond: Mapping[str, Any]) -> bool:
-    import fnmatch
-
     tags = instance.get("tags") or {}
 
     def tag(key: Any) -> Any:
@@ -588,8 +539,6 @@ _NTH_WEEKDAY_CRON = re.compile(
 
 
 def _rotation_window(expr: str, duration: Any) -> windows.Window:
-    from infra.config import cron_window
-
     nth = _NTH_WEEKDAY_CRON.match(expr.strip())
     if nth:
         expr = f"cron({nth['min']} {nth['hour']} ? * {nth['dow']} *)"
@@ -604,8 +553,6 @@ def _rotation_window(expr: str, duration: Any) -> windows.Window:
 
 def declared_windows(m: Manifest) -> list[tuple[Resource, windows.CalendarEntry]]:
     """Every recurring window the declared resources open (what AWS will actually schedule)."""
-    from infra.config import cron_window
-
     out: list[tuple[Resource, windows.CalendarEntry]] = []
 
     def add(
@@ -760,7 +707,9 @@ CATALOGUE: tuple[Rule, ...] = (
         control="RDS.3",
         remediation="database.storageEncrypted: true (replaces the instance: restore into it)",
         types=_RDS,
-        check=_rds_encrypted,
+        check=_must_be_true(
+            "storageEncrypted", "the instance's storage and snapshots are plaintext"
+        ),
     ),
     Rule(
         id="rds-not-public",
@@ -768,7 +717,9 @@ CATALOGUE: tuple[Rule, ...] = (
         control="RDS.2",
         remediation="publiclyAccessible: false",
         types=_RDS,
-        check=_rds_not_public,
+        check=_must_not_be(
+            "publiclyAccessible", True, "the instance gets a public DNS name and address"
+        ),
     ),
     Rule(
         id="rds-multi-az",
@@ -777,7 +728,7 @@ CATALOGUE: tuple[Rule, ...] = (
         remediation="database.multiAz: true",
         types=_RDS,
         applies=_source,
-        check=_rds_multi_az,
+        check=_must_be_true("multiAz", "an AZ outage takes the database down"),
     ),
     Rule(
         id="rds-enhanced-monitoring",
@@ -793,7 +744,7 @@ CATALOGUE: tuple[Rule, ...] = (
         control="RDS.8",
         remediation="database.deletionProtection: true",
         types=_RDS,
-        check=_rds_deletion_protection,
+        check=_must_be_true("deletionProtection", "DeleteDBInstance would succeed"),
     ),
     Rule(
         id="rds-logs-exported",
@@ -811,7 +762,9 @@ CATALOGUE: tuple[Rule, ...] = (
         remediation="database.iamAuth: true",
         types=_RDS,
         applies=_source,
-        check=_rds_iam_auth,
+        check=_must_be_true(
+            "iamDatabaseAuthenticationEnabled", "every login needs a database password"
+        ),
     ),
     Rule(
         id="rds-automated-backups",
@@ -828,7 +781,9 @@ CATALOGUE: tuple[Rule, ...] = (
         control="RDS.13",
         remediation="database.autoMinorVersionUpgrade: true",
         types=_RDS,
-        check=_rds_minor_upgrades,
+        check=_must_not_be(
+            "autoMinorVersionUpgrade", False, "security patches wait for a manual upgrade"
+        ),
     ),
     Rule(
         id="rds-copy-tags-to-snapshots",
@@ -836,7 +791,7 @@ CATALOGUE: tuple[Rule, ...] = (
         control="RDS.17",
         remediation="copyTagsToSnapshot: true",
         types=_RDS,
-        check=_rds_copy_tags,
+        check=_must_be_true("copyTagsToSnapshot", "snapshots lose owner and stack tags"),
     ),
     Rule(
         id="rds-non-default-port",
@@ -890,7 +845,9 @@ CATALOGUE: tuple[Rule, ...] = (
         control="Backup.1",
         remediation="kms_key_arn=<the stack's backup CMK>",
         types=frozenset({BACKUP_VAULT}),
-        check=_vault_encrypted,
+        check=_must_be_set(
+            "kmsKeyArn", "recovery points use the AWS managed key, not the stack's CMK"
+        ),
     ),
     Rule(
         id="secret-cmk",
@@ -898,7 +855,7 @@ CATALOGUE: tuple[Rule, ...] = (
         control=None,
         remediation="kms_key_id=<the vault's CMK>",
         types=frozenset({SECRET}),
-        check=_secret_cmk,
+        check=_must_be_set("kmsKeyId", "the secret is encrypted with the AWS managed key"),
     ),
     Rule(
         id="secret-rotation-period",
@@ -914,7 +871,7 @@ CATALOGUE: tuple[Rule, ...] = (
         control=None,
         remediation="kms_master_key_id=<a CMK CloudWatch may use>",
         types=frozenset({SNS_TOPIC}),
-        check=_topic_encrypted,
+        check=_must_be_set("kmsMasterKeyId", "alarm notifications are stored unencrypted"),
     ),
     Rule(
         id="alarm-has-actions",
@@ -938,7 +895,7 @@ CATALOGUE: tuple[Rule, ...] = (
         control="EC2.15",
         remediation="map_public_ip_on_launch=False",
         types=frozenset({SUBNET}),
-        check=_subnet_private,
+        check=_must_not_be("mapPublicIpOnLaunch", True, "instances in it get public addresses"),
     ),
     # --- stack rules ---
     Rule(

@@ -11,12 +11,7 @@ from typing import Any
 from infra import windows
 from infra.offline import KNOWN_AFTER_DEPLOY, SECRET
 from scripts._manifest.model import Manifest, Resource
-from scripts._manifest.rules import (
-    ALARMS_BURSTABLE_ONLY,
-    ALARMS_EVERY_INSTANCE,
-    ALARMS_REPLICA_ONLY,
-    ALARMS_SOURCE_ONLY,
-)
+from scripts._manifest.rules import required_alarms
 
 U = KNOWN_AFTER_DEPLOY
 
@@ -72,6 +67,11 @@ class _Builder:
         self.resources.append(r)
         return r
 
+    def key(self, parent: str, name: str, region: str | None = None) -> Resource:
+        """A rotating, protected customer managed key: each unit of the program has its own."""
+        key_inputs = {"enableKeyRotation": True}
+        return self.add(parent, "aws:kms/key:Key", name, key_inputs, region=region, protect=True)
+
 
 def _tags(stack: str, name: str) -> dict[str, str]:
     return {"Name": name, "project": "dbplatform", "stack": stack, "managed-by": "pulumi"}
@@ -124,13 +124,13 @@ def environment(
     )
 
     vault = b.component("Vault", "vault")
-    vkey = b.add(vault, "aws:kms/key:Key", "vault-key", {"enableKeyRotation": True}, protect=True)
+    vkey = b.key(vault, "vault-key")
     password = b.add(
         vault, "random:index/randomPassword:RandomPassword", "vault-master-password", {"length": 40}
     )
 
     db = b.component("Database", "database")
-    dkey = b.add(db, "aws:kms/key:Key", "database-key", {"enableKeyRotation": True}, protect=True)
+    dkey = b.key(db, "database-key")
     params = b.add(
         db,
         "aws:rds/parameterGroup:ParameterGroup",
@@ -243,9 +243,7 @@ def environment(
     )
 
     backups = b.component("Backups", "backups")
-    bkey = b.add(
-        backups, "aws:kms/key:Key", "backups-key", {"enableKeyRotation": True}, protect=True
-    )
+    bkey = b.key(backups, "backups-key")
     home_vault = b.add(
         backups,
         "aws:backup/vault:Vault",
@@ -257,14 +255,7 @@ def environment(
     plan_deps = [home_vault]
     copy: list[dict[str, Any]] = []
     if dr_region:
-        drkey = b.add(
-            backups,
-            "aws:kms/key:Key",
-            "backups-dr-key",
-            {"enableKeyRotation": True},
-            region=dr_region,
-            protect=True,
-        )
+        drkey = b.key(backups, "backups-dr-key", region=dr_region)
         dr_vault = b.add(
             backups,
             "aws:backup/vault:Vault",
@@ -312,7 +303,7 @@ def environment(
     )
 
     alarms = b.component("Alarms", "alarms")
-    akey = b.add(alarms, "aws:kms/key:Key", "alarms-key", {"enableKeyRotation": True}, protect=True)
+    akey = b.key(alarms, "alarms-key")
     topic = b.add(
         alarms,
         "aws:sns/topic:Topic",
@@ -322,11 +313,7 @@ def environment(
     )
     for inst in instances:
         ident = inst.inputs["identifier"]
-        metrics = list(ALARMS_EVERY_INSTANCE)
-        metrics += ALARMS_REPLICA_ONLY if inst.get("replicateSourceDb") else ALARMS_SOURCE_ONLY
-        if instance_class.startswith("db.t"):
-            metrics += ALARMS_BURSTABLE_ONLY
-        for metric in metrics:
+        for metric in required_alarms(inst):
             for tier in ("warning", "critical"):
                 b.add(
                     alarms,

@@ -16,17 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
+from scripts._manifest.redact import REDACTED, is_credential_name, is_pulumi_secret, redact
 
-# How Pulumi marks a secret value in serialized state (resource/sig.go): a map holding this key and
-# value, with the plaintext (or ciphertext) under "value" or "ciphertext".
-SECRET_SIG_KEY = "4dabf18193072939515e22adb298388d"
-SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 # The placeholder Pulumi serializes for a value only known after apply (plugin.UnknownStringValue).
 UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
-REDACTED = "[secret]"
-
-# Property names whose values are credentials even when Pulumi did not mark them secret.
-_SENSITIVE_NAME = re.compile(r"passw(or)?d|secret|token|private_?key|api_?key|credential", re.I)
 # Policy violations reach the digest as diagnostics carrying the enforcement level in brackets.
 _POLICY_MARK = re.compile(r"\[(mandatory|advisory|remediate)\]", re.I)
 
@@ -354,7 +347,7 @@ def _rendered_inputs(props: object, secrets: frozenset[str]) -> tuple[tuple[str,
     if not isinstance(props, dict):
         return ()
     return tuple(
-        (key, render_value(value, bool(_SENSITIVE_NAME.search(key)), secrets))
+        (key, render_value(value, is_credential_name(key), secrets))
         for key, value in sorted(props.items())
         if not key.startswith("__")  # engine bookkeeping such as __defaults
     )
@@ -387,11 +380,11 @@ def _lookup(props: Mapping[str, Any], path: str) -> tuple[bool, Any, bool]:
             value = value[int(index)]
             continue
         key = quoted or plain
-        if _is_secret(value):
+        if is_pulumi_secret(value):
             return True, value, sensitive
         if not isinstance(value, dict) or key not in value:
             return False, None, sensitive
-        sensitive = sensitive or bool(_SENSITIVE_NAME.search(key))
+        sensitive = sensitive or is_credential_name(key)
         value = value[key]
     return True, value, sensitive
 
@@ -404,28 +397,6 @@ def _display(props: Mapping[str, Any], path: str, secrets: frozenset[str]) -> st
 
 
 # --- secrets -------------------------------------------------------------------------------
-
-
-def _is_secret(value: object) -> bool:
-    return isinstance(value, dict) and value.get(SECRET_SIG_KEY) == SECRET_SIG_VALUE
-
-
-def redact(value: Any, sensitive: bool = False) -> Any:
-    """Copy of `value` with Pulumi secrets and values under credential-like names replaced."""
-    if _is_secret(value):
-        return REDACTED
-    if isinstance(value, dict):
-        return {
-            k: redact(v, sensitive or bool(_SENSITIVE_NAME.search(str(k))))
-            for k, v in value.items()
-        }
-    if isinstance(value, list):
-        return [redact(v, sensitive) for v in value]
-    # A flag like manageMasterUserPassword=true reveals nothing; any other value under such a name
-    # may be the credential itself.
-    if sensitive and value is not None and not isinstance(value, bool):
-        return REDACTED
-    return value
 
 
 def render_value(value: Any, sensitive: bool, secrets: frozenset[str]) -> str:
@@ -447,7 +418,7 @@ def _collect_secrets(steps: list[dict[str, Any]]) -> frozenset[str]:
     found: set[str] = set()
 
     def walk(value: Any, sensitive: bool) -> None:
-        if _is_secret(value):
+        if is_pulumi_secret(value):
             inner = value.get("value", value.get("plaintext"))
             if isinstance(inner, str):
                 found.add(inner)
@@ -459,7 +430,7 @@ def _collect_secrets(steps: list[dict[str, Any]]) -> frozenset[str]:
                 walk(inner, False)
         elif isinstance(value, dict):
             for k, v in value.items():
-                walk(v, sensitive or bool(_SENSITIVE_NAME.search(str(k))))
+                walk(v, sensitive or is_credential_name(str(k)))
         elif isinstance(value, list):
             for v in value:
                 walk(v, sensitive)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from scripts._preview.digest import SECRET_SIG_KEY, SECRET_SIG_VALUE
+from scripts._manifest.redact import SECRET_SIG_KEY, SECRET_SIG_VALUE
 
 # A few stateful resources hide among the bulk; the report must still put each on top.
 STATEFUL_REPLACED = ("tenant-0007-primary", "tenant-0421-primary", "tenant-1300-primary")
