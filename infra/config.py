@@ -379,8 +379,8 @@ class _Problems:
         self.stack = stack
         self.lines: list[str] = []
 
-    def add(self, key: str, value: Any, rule: str) -> None:
-        self.lines.append(f"{self.stack}: {NAMESPACE}:{key} {quote(value)} {rule}")
+    def add(self, key: str, value: Any, rule: str, *, namespace: str = NAMESPACE) -> None:
+        self.lines.append(f"{self.stack}: {namespace}:{key} {quote(value)} {rule}")
 
 
 _MISSING = object()
@@ -557,13 +557,16 @@ def committed_stacks(root: Path = ROOT) -> list[str]:
 # Rules across fields
 # ---------------------------------------------------------------------------------------------
 
-SAFETY_OVERRIDES = {
-    "allow-single-az": "database.multiAz",
-    "allow-no-deletion-protection": "database.deletionProtection",
-    "allow-unencrypted-storage": "database.storageEncrypted",
-    "allow-skip-final-snapshot": "database.skipFinalSnapshot",
+# override -> (DatabaseConfig field, the value production refuses without the override)
+SAFETY_OVERRIDES: dict[str, tuple[str, bool]] = {
+    "allow-single-az": ("multi_az", False),
+    "allow-no-deletion-protection": ("deletion_protection", False),
+    "allow-unencrypted-storage": ("storage_encrypted", False),
+    "allow-skip-final-snapshot": ("skip_final_snapshot", True),
 }
 SUPPORTED_MAJORS = ("13", "14", "15", "16", "17")
+_BASE_TAG_KEYS = {"project", "stack", "owner", "cost-center", "managed-by"}
+_VERSION = re.compile(r"^\d+(\.\d+)?$")
 _REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-(gov-)?[a-z]+-\d$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _PG_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -581,29 +584,41 @@ def _known_regions() -> frozenset[str]:
 
     session = botocore.session.get_session()
     regions: set[str] = set()
-    for partition in ("aws", "aws-us-gov", "aws-cn"):
+    for partition in ("aws", "aws-us-gov"):
         regions.update(session.get_available_regions("rds", partition_name=partition))
     return frozenset(regions)
 
 
-def _check_region(probs: _Problems, key: str, value: str, known: frozenset[str]) -> bool:
-    if not _REGION.match(value) and value not in known:
-        probs.add(key, value, "is not an AWS region name (like 'us-east-1')")
-        return False
+def _region_rule(value: str) -> str | None:
+    """Why `value` is not a usable region, or None when it is."""
+    # The program writes `arn:aws:` ARNs, so the regions of the other partitions (aws-cn) are
+    # refused by name even though botocore knows them.
+    if not _REGION.match(value):
+        return "is not an AWS region name (like 'us-east-1')"
+    known = _known_regions()
     if known and value not in known:
-        probs.add(key, value, "is not a region where RDS is available")
-        return False
-    return True
+        return "is not a region where RDS is available"
+    return None
 
 
 def _validate(cfg: StackConfig, p: _Problems) -> None:
-    db, bk, net, dr = cfg.database, cfg.backup, cfg.network, cfg.dr
-    known = _known_regions()
-    if cfg.region and not (_REGION.match(cfg.region) and (not known or cfg.region in known)):
-        p.lines.append(
-            f"{cfg.stack}: aws:region {quote(cfg.region)} is not an AWS region where RDS is "
-            "available (like 'us-east-1')"
-        )
+    """Rules across fields, one group of keys at a time; windows found valid feed later groups."""
+    if cfg.region and (rule := _region_rule(cfg.region)):
+        p.add("region", cfg.region, rule, namespace="aws")
+    _validate_stack(cfg, p)
+    maint = _validate_database(cfg, p)
+    bwin = _validate_backup(cfg, p, maint)
+    _validate_replicas(cfg, p, maint, bwin)
+    _validate_network(cfg.network, p)
+    _validate_vault(cfg, p, maint, bwin)
+    _validate_alarms(cfg.alarms, p)
+    if not p.lines:  # the calendar is only built from windows that all parse
+        _validate_calendar(cfg, p)
+    _validate_dr(cfg, p)
+    _validate_restore(cfg, p)
+
+
+def _validate_stack(cfg: StackConfig, p: _Problems) -> None:
     if cfg.tier not in ("production", "non-production"):
         p.add("tier", cfg.tier, "must be 'production' or 'non-production'")
     if not cfg.owner.strip():
@@ -615,64 +630,56 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
                 o,
                 f"is not a known override (known: {', '.join(SAFETY_OVERRIDES)})",
             )
-    reserved = {"project", "stack", "owner", "cost-center", "managed-by"}
     for k in cfg.tags:
-        if k in reserved:
+        if k in _BASE_TAG_KEYS:
             p.add(f"tags.{k}", cfg.tags[k], "overrides a base tag; set owner/costCenter instead")
-
-    # --- production safety ---
     if cfg.is_production:
-        unsafe = {
-            "allow-single-az": not db.multi_az,
-            "allow-no-deletion-protection": not db.deletion_protection,
-            "allow-unencrypted-storage": not db.storage_encrypted,
-            "allow-skip-final-snapshot": db.skip_final_snapshot,
-        }
-        for override, violated in unsafe.items():
-            if violated and override not in cfg.safety_overrides:
-                key = SAFETY_OVERRIDES[override]
-                value = getattr(db, _snake(key.split(".")[1]))
+        for override, (attr, unsafe) in SAFETY_OVERRIDES.items():
+            value = getattr(cfg.database, attr)
+            if value is unsafe and override not in cfg.safety_overrides:
                 p.add(
-                    key,
+                    f"database.{camel(attr)}",
                     value,
                     f"is unsafe for a production stack; keep the default or add "
                     f"'{override}' to {NAMESPACE}:safetyOverrides",
                 )
-        if bk.retention_days < 1:
-            p.add("backup.retentionDays", bk.retention_days, "must be >= 1 in production")
 
-    # --- database ---
+
+def _validate_database(cfg: StackConfig, p: _Problems) -> windows.Window | None:
+    """The primary's settings; returns its maintenance window when it parses."""
+    db = cfg.database
     try:
-        cls = instance_classes.resolve(db.instance_class)
+        instance_classes.resolve(db.instance_class)
     except ValueError as exc:
         p.add("database.instanceClass", db.instance_class, str(exc))
-        cls = None
-    if not re.match(r"^\d+(\.\d+)?$", db.engine_version):
-        p.add("database.engineVersion", db.engine_version, "must be 'MAJOR' or 'MAJOR.MINOR'")
-    elif cfg.engine_major not in SUPPORTED_MAJORS:
-        p.add(
-            "database.engineVersion",
-            db.engine_version,
-            f"has a major version RDS does not offer (one of {', '.join(SUPPORTED_MAJORS)})",
-        )
-    target = db.upgrade_target_version
-    if target is not None:
-        current = db.engine_version.split(".")[0]
-        if not re.match(r"^\d+(\.\d+)?$", target):
-            p.add("database.upgradeTargetVersion", target, "must be 'MAJOR' or 'MAJOR.MINOR'")
-        elif target.split(".")[0] not in SUPPORTED_MAJORS:
+    for key, version in (
+        ("database.engineVersion", db.engine_version),
+        ("database.upgradeTargetVersion", db.upgrade_target_version),
+    ):
+        if version is None:
+            continue
+        if not _VERSION.match(version):
+            p.add(key, version, "must be 'MAJOR' or 'MAJOR.MINOR'")
+        elif version.split(".")[0] not in SUPPORTED_MAJORS:
             p.add(
-                "database.upgradeTargetVersion",
-                target,
+                key,
+                version,
                 f"has a major version RDS does not offer (one of {', '.join(SUPPORTED_MAJORS)})",
             )
-        elif current.isdigit() and int(target.split(".")[0]) < int(current):
-            p.add(
-                "database.upgradeTargetVersion",
-                target,
-                f"is older than database.engineVersion ({db.engine_version}); RDS cannot "
-                "downgrade: remove it",
-            )
+    target = db.upgrade_target_version
+    if (
+        target is not None
+        and _VERSION.match(target)
+        and target.split(".")[0] in SUPPORTED_MAJORS
+        and cfg.engine_major.isdigit()
+        and int(target.split(".")[0]) < int(cfg.engine_major)
+    ):
+        p.add(
+            "database.upgradeTargetVersion",
+            target,
+            f"is older than database.engineVersion ({db.engine_version}); RDS cannot "
+            "downgrade: remove it",
+        )
     if not 20 <= db.allocated_storage <= 65536:
         p.add("database.allocatedStorage", db.allocated_storage, "must be 20..65536 GiB for gp3")
     if db.max_allocated_storage != 0 and (
@@ -714,11 +721,21 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
         p.add(
             "database.maintenanceWindow", db.maintenance_window, "must last 30 minutes to 24 hours"
         )
+    return maint
 
-    # --- backups ---
+
+def _validate_backup(
+    cfg: StackConfig, p: _Problems, maint: windows.Window | None
+) -> windows.Window | None:
+    """Automated backups, the plan, the vault lock; returns the backup window when it parses."""
+    bk, lock = cfg.backup, cfg.backup.vault_lock
     if not 0 <= bk.retention_days <= 35:
         p.add("backup.retentionDays", bk.retention_days, "must be 0..35 days")
-    elif bk.retention_days < 1 and (cfg.replicas or db.blue_green or dr.backup_replication):
+    elif bk.retention_days < 1 and cfg.is_production:
+        p.add("backup.retentionDays", bk.retention_days, "must be >= 1 in production")
+    elif bk.retention_days < 1 and (
+        cfg.replicas or cfg.database.blue_green or cfg.dr.backup_replication
+    ):
         p.add(
             "backup.retentionDays",
             bk.retention_days,
@@ -740,14 +757,13 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
     bwin = _window(p, "backup.window", bk.window, windows.parse_daily)
     if bwin and bwin.length < 30:
         p.add("backup.window", bk.window, "must last at least 30 minutes")
-    if bwin and maint:
-        at = bwin.first_overlap(maint)
-        if at is not None:
-            p.add(
-                "backup.window",
-                bk.window,
-                f"overlaps maintenance window '{db.maintenance_window}' on {windows.day_name(at)}",
-            )
+    if bwin and maint and (at := bwin.first_overlap(maint)) is not None:
+        p.add(
+            "backup.window",
+            bk.window,
+            f"overlaps maintenance window '{cfg.database.maintenance_window}' on "
+            f"{windows.day_name(at)}",
+        )
     rule_names = [r.name for r in bk.plan]
     for i, rule in enumerate(bk.plan):
         key = f"backup.plan[{i}]"
@@ -765,9 +781,8 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
             p,
             f"{key}.schedule",
             rule.schedule,
-            functools.partial(_rule_window, minutes=rule.start_window_minutes),
+            functools.partial(cron_window, length_minutes=rule.start_window_minutes),
         )
-        lock = bk.vault_lock
         if (
             lock.enabled
             and not lock.min_retention_days <= rule.retention_days <= lock.max_retention_days
@@ -778,7 +793,6 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
                 f"is outside the vault lock's {lock.min_retention_days}..{lock.max_retention_days} "
                 "days (backup.vaultLock); AWS Backup would refuse the recovery points",
             )
-    lock = bk.vault_lock
     if lock.enabled:
         if not 1 <= lock.min_retention_days <= lock.max_retention_days:
             p.add(
@@ -793,10 +807,14 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
             p,
             "backup.restoreTestingSchedule",
             bk.restore_testing_schedule,
-            lambda s: cron_window(s, 60),
+            functools.partial(cron_window, length_minutes=60),
         )
+    return bwin
 
-    # --- replicas ---
+
+def _validate_replicas(
+    cfg: StackConfig, p: _Problems, maint: windows.Window | None, bwin: windows.Window | None
+) -> None:
     names = [r.name for r in cfg.replicas]
     for i, r in enumerate(cfg.replicas):
         key = f"replicas[{i}]"
@@ -826,20 +844,17 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
             )
         if r.maintenance_window is not None:
             rw = _window(p, f"{key}.maintenanceWindow", r.maintenance_window, windows.parse_weekly)
-            if rw and maint and rw.overlaps(maint):
-                p.add(
-                    f"{key}.maintenanceWindow",
-                    r.maintenance_window,
-                    "overlaps the primary's maintenance window",
-                )
-            if rw and bwin and rw.overlaps(bwin):
-                p.add(
-                    f"{key}.maintenanceWindow", r.maintenance_window, "overlaps the backup window"
-                )
+            for name, other in (
+                ("the primary's maintenance window", maint),
+                ("the backup window", bwin),
+            ):
+                if rw and other and rw.overlaps(other):
+                    p.add(f"{key}.maintenanceWindow", r.maintenance_window, f"overlaps {name}")
     if len(cfg.replicas) > 15:
         p.add("replicas", len(cfg.replicas), "has more than the 15 read replicas RDS allows")
 
-    # --- network ---
+
+def _validate_network(net: NetworkConfig, p: _Problems) -> None:
     if net.vpc_id is not None:
         if not _VPC.match(net.vpc_id):
             p.add("network.vpcId", net.vpc_id, "is not a VPC id (vpc-...)")
@@ -869,8 +884,7 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
             p.add("network.azCount", net.az_count, "must be 2..6 (RDS subnet groups need >= 2 AZs)")
     for c in net.allowed_cidrs:
         try:
-            cnet = ipaddress.ip_network(c)
-            if cnet.prefixlen == 0:
+            if ipaddress.ip_network(c).prefixlen == 0:
                 p.add("network.allowedCidrs", c, "opens the database to the whole internet")
         except ValueError:
             p.add("network.allowedCidrs", c, "is not a CIDR")
@@ -878,35 +892,39 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
         if not _SG.match(sg):
             p.add("network.allowedSecurityGroupIds", sg, "is not a security group id (sg-...)")
 
-    # --- vault ---
-    if not 7 <= cfg.vault.rotation_days <= 365:
+
+def _validate_vault(
+    cfg: StackConfig, p: _Problems, maint: windows.Window | None, bwin: windows.Window | None
+) -> None:
+    vault = cfg.vault
+    if not 7 <= vault.rotation_days <= 365:
         p.add(
             "vault.rotationDays",
-            cfg.vault.rotation_days,
+            vault.rotation_days,
             "must be 7..365 (rotation runs in the weekly vault.rotationWindow)",
         )
-    rot = _window(p, "vault.rotationWindow", cfg.vault.rotation_window, windows.parse_weekly)
+    rot = _window(p, "vault.rotationWindow", vault.rotation_window, windows.parse_weekly)
     if rot:
         if not 60 <= rot.length <= 24 * 60:
-            p.add("vault.rotationWindow", cfg.vault.rotation_window, "must last 1 to 24 hours")
+            p.add("vault.rotationWindow", vault.rotation_window, "must last 1 to 24 hours")
         # Secrets Manager opens rotation windows on the hour, for whole hours, within one UTC day.
         if rot.start % 60 or rot.length % 60:
             p.add(
                 "vault.rotationWindow",
-                cfg.vault.rotation_window,
+                vault.rotation_window,
                 "must start and end on the hour (Secrets Manager rotation windows are whole hours)",
             )
         elif rot.start % windows.MINUTES_PER_DAY + rot.length > windows.MINUTES_PER_DAY:
             p.add(
                 "vault.rotationWindow",
-                cfg.vault.rotation_window,
+                vault.rotation_window,
                 "must end by midnight UTC (Secrets Manager rotation windows cannot cross days)",
             )
         for name, other in (("maintenance window", maint), ("backup window", bwin)):
             if other and rot.overlaps(other):
-                p.add("vault.rotationWindow", cfg.vault.rotation_window, f"overlaps the {name}")
-    secret_names = [s.name for s in cfg.vault.app_secrets]
-    for i, s in enumerate(cfg.vault.app_secrets):
+                p.add("vault.rotationWindow", vault.rotation_window, f"overlaps the {name}")
+    secret_names = [s.name for s in vault.app_secrets]
+    for i, s in enumerate(vault.app_secrets):
         if not _NAME.match(s.name):
             p.add(f"vault.appSecrets[{i}].name", s.name, "must be 1-20 characters of a-z, 0-9, '-'")
         elif secret_names.count(s.name) > 1:
@@ -914,8 +932,9 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
         if not 32 <= s.length <= 4096:
             p.add(f"vault.appSecrets[{i}].length", s.length, "must be 32..4096")
 
-    # --- alarms ---
-    for i, sub in enumerate(cfg.alarms.subscriptions):
+
+def _validate_alarms(alarms: AlarmsConfig, p: _Problems) -> None:
+    for i, sub in enumerate(alarms.subscriptions):
         key = f"alarms.subscriptions[{i}]"
         if sub.severity not in ("critical", "warning"):
             p.add(f"{key}.severity", sub.severity, "must be 'critical' or 'warning'")
@@ -927,33 +946,46 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
                 p.add(f"{key}.endpoint", sub.endpoint, "must be an https:// URL")
         else:
             p.add(f"{key}.protocol", sub.protocol, "must be 'email' or 'https'")
-    url = cfg.alarms.health_check_url
+    url = alarms.health_check_url
     if url is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
         p.add("alarms.healthCheckUrl", url, "must be an http(s) URL")
-    _validate_thresholds(cfg.alarms.thresholds, p)
+    _validate_thresholds(alarms.thresholds, p)
 
-    # --- calendar: nothing scheduled collides where AWS or safety requires it ---
-    if not p.lines:
-        try:
-            calendar = cfg.calendar()
-        except windows.WindowError as exc:
-            p.add("replicas", [r.name for r in cfg.replicas], f"cannot be scheduled: {exc}")
-            calendar = []
-        for a, b, at in windows.collisions(calendar):
-            if {a.kind, b.kind} <= {"backup-plan", "restore-test"} and a.kind != b.kind:
-                continue  # a restore test may run while a copy job runs
-            p.lines.append(
-                f"{cfg.stack}: calendar: {a.name} '{a.window.to_rds()}' overlaps {b.name} "
-                f"'{b.window.to_rds()}' on {windows.day_name(at)}; move one of them"
-            )
 
-    # --- DR ---
+def _validate_calendar(cfg: StackConfig, p: _Problems) -> None:
+    """Nothing scheduled collides where AWS or safety requires it."""
+    try:
+        calendar = cfg.calendar()
+    except windows.WindowError as exc:
+        p.add("replicas", [r.name for r in cfg.replicas], f"cannot be scheduled: {exc}")
+        return
+    for a, b, at in windows.collisions(calendar):
+        if {a.kind, b.kind} == {"backup-plan", "restore-test"}:
+            continue  # a restore test may run while a copy job runs
+        p.lines.append(
+            f"{cfg.stack}: calendar: {a.name} '{a.window.to_rds()}' overlaps {b.name} "
+            f"'{b.window.to_rds()}' on {windows.day_name(at)}; move one of them"
+        )
+
+
+def _validate_dr(cfg: StackConfig, p: _Problems) -> None:
+    dr = cfg.dr
     if dr.region is not None:
-        if _check_region(p, "dr.region", dr.region, known) and dr.region == cfg.region:
+        if rule := _region_rule(dr.region):
+            p.add("dr.region", dr.region, rule)
+        elif dr.region == cfg.region:
             p.add("dr.region", dr.region, "must differ from the stack's region")
     elif dr.cross_region_replica or dr.backup_replication:
-        p.add("dr.region", None, "is required with dr.crossRegionReplica or dr.backupReplication")
-    if dr.cross_region_replica and db.blue_green:
+        on = " and ".join(
+            f"dr.{key}"
+            for key, value in (
+                ("crossRegionReplica", dr.cross_region_replica),
+                ("backupReplication", dr.backup_replication),
+            )
+            if value
+        )
+        p.add("dr.region", None, f"is required with {on}: set it, or turn {on} off")
+    if dr.cross_region_replica and cfg.database.blue_green:
         p.add(
             "dr.crossRegionReplica",
             True,
@@ -971,7 +1003,9 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
     if dr.rto_minutes < 1:
         p.add("dr.rtoMinutes", dr.rto_minutes, "must be >= 1")
 
-    # --- restore provenance (DR stacks) ---
+
+def _validate_restore(cfg: StackConfig, p: _Problems) -> None:
+    """Restore provenance, set on stacks rebuilt by `scripts.dr rebuild`."""
     rs = cfg.restore
     if rs.adopt_identifier is not None:
         if rs.source_stack is None:
@@ -983,11 +1017,10 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
             p.add(
                 "restore.adoptIdentifier", rs.adopt_identifier, "is not an RDS instance identifier"
             )
-    if rs.source_region is not None:
-        _check_region(p, "restore.sourceRegion", rs.source_region, known)
+    if rs.source_region is not None and (rule := _region_rule(rs.source_region)):
+        p.add("restore.sourceRegion", rs.source_region, rule)
     if rs.source_stack is not None and rs.source_stack == cfg.stack:
         p.add("restore.sourceStack", rs.source_stack, "must name another stack than this one")
-    del cls
 
 
 # metric -> True when higher is worse (warning must then be below critical)
@@ -1033,18 +1066,6 @@ def _validate_thresholds(t: ThresholdsConfig, p: _Problems) -> None:
             t.max_used_transaction_ids.critical,
             "must be below 2,000,000,000 (wraparound stops writes at 2^31)",
         )
-
-
-def _rule_window(expr: str, *, minutes: int) -> windows.Window:
-    return cron_window(expr, minutes)
-
-
-def _hourly_cron(expr: str) -> windows.Window:
-    return cron_window(expr, 60)
-
-
-def _snake(name: str) -> str:
-    return re.sub(r"([A-Z])", lambda m: "_" + m.group(1).lower(), name)
 
 
 def _window(

@@ -5,12 +5,13 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
+from infra.components._common import RegionProvider
 from infra.components.alarms import Alarms, AlarmsArgs, WatchedInstance
 from infra.components.backups import Backups, BackupsArgs
 from infra.components.database import Database, DatabaseArgs
 from infra.components.network import Network, NetworkArgs
 from infra.components.replicas import CrossRegionSpec, Replicas, ReplicasArgs, ReplicaSpec
-from infra.components.vault import DrSecrets, Vault, VaultArgs
+from infra.components.vault import Vault, VaultArgs
 from infra.config import StackConfig
 from infra.naming import Names
 
@@ -44,10 +45,13 @@ class Environment(pulumi.ComponentResource):
             ),
             pulumi.ResourceOptions(parent=self),
         )
-        self.dr_provider: aws.Provider | None = None
+        dr: RegionProvider | None = None
         if cfg.dr.region is not None:
-            self.dr_provider = aws.Provider(
-                "dr-region", region=cfg.dr.region, opts=pulumi.ResourceOptions(parent=self)
+            dr = RegionProvider(
+                region=cfg.dr.region,
+                provider=aws.Provider(
+                    "dr-region", region=cfg.dr.region, opts=pulumi.ResourceOptions(parent=self)
+                ),
             )
         self.vault = Vault(
             "vault",
@@ -66,11 +70,7 @@ class Environment(pulumi.ComponentResource):
                 db_security_group_id=self.network.security_group_id,
                 port=cfg.database.port,
                 private_secrets_endpoint=net.vpc_id is None,
-                dr=DrSecrets(region=cfg.dr.region, provider=self.dr_provider)
-                if cfg.dr.region is not None
-                and self.dr_provider is not None
-                and cfg.vault.replicate_to_dr
-                else None,
+                dr=dr if cfg.vault.replicate_to_dr else None,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -106,7 +106,7 @@ class Environment(pulumi.ComponentResource):
         # `scripts.dr rebuild` can restore into it without Pulumi while the primary region is down.
         cross_region = None
         dr_exports: dict[str, pulumi.Input[object]] = {}
-        if self.dr_provider is not None and cfg.dr.region:
+        if dr is not None:
             dr_net = Network(
                 "dr-network",
                 NetworkArgs(
@@ -121,7 +121,7 @@ class Environment(pulumi.ComponentResource):
                     port=cfg.database.port,
                     role="dr",
                 ),
-                pulumi.ResourceOptions(parent=self, provider=self.dr_provider),
+                pulumi.ResourceOptions(parent=self, provider=dr.provider),
             )
             dr_exports = {
                 "dr_subnet_group": dr_net.subnet_group_name,
@@ -129,11 +129,11 @@ class Environment(pulumi.ComponentResource):
             }
             if cfg.dr.cross_region_replica:
                 cross_region = CrossRegionSpec(
-                    region=cfg.dr.region,
+                    region=dr.region,
                     instance_class=cfg.database.instance_class,
                     subnet_group_name=dr_net.subnet_group_name,
                     security_group_id=dr_net.security_group_id,
-                    provider=self.dr_provider,
+                    provider=dr.provider,
                 )
         windows = cfg.replica_windows()
         self.replicas = Replicas(
@@ -162,6 +162,7 @@ class Environment(pulumi.ComponentResource):
                 deletion_protection=cfg.database.deletion_protection,
                 auto_minor_version_upgrade=cfg.database.auto_minor_version_upgrade,
                 port=cfg.database.port,
+                protect=protect,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -175,7 +176,7 @@ class Environment(pulumi.ComponentResource):
                 protect=protect,
                 backup=cfg.backup,
                 dr=cfg.dr,
-                dr_provider=self.dr_provider,
+                dr_provider=dr.provider if dr is not None else None,
                 source_arn=self.database.arn,
                 subnet_group_name=self.network.subnet_group_name,
                 security_group_id=self.network.security_group_id,
@@ -198,15 +199,15 @@ class Environment(pulumi.ComponentResource):
                     instance_class=r.instance_class or cfg.database.instance_class,
                     allocated_storage=cfg.database.allocated_storage,
                 )
-                for r, instance in zip(cfg.replicas, self.replicas.instances, strict=False)
+                for r, instance in zip(cfg.replicas, self.replicas.instances, strict=True)
             ),
         ]
-        if cross_region is not None:
+        if cross_region is not None and self.replicas.cross_region_instance is not None:
             watched.append(
                 WatchedInstance(
                     key="dr",
                     role="replica",
-                    identifier=self.replicas.instances[-1].identifier,
+                    identifier=self.replicas.cross_region_instance.identifier,
                     instance_class=cross_region.instance_class,
                     allocated_storage=cfg.database.allocated_storage,
                     region=cross_region.region,

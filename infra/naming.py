@@ -77,6 +77,15 @@ class Names:
     def security_group(self) -> str:
         return _clamp(f"{self.prefix}-db", 255)
 
+    # The DR region's pilot-light network: `scripts.dr rebuild` restores into these by name.
+    @property
+    def dr_subnet_group(self) -> str:
+        return f"{self.subnet_group}-dr"
+
+    @property
+    def dr_security_group(self) -> str:
+        return f"{self.security_group}-dr"
+
     def final_snapshot(self, identifier: str) -> str:
         return rds_identifier(identifier, "final")
 
@@ -95,6 +104,11 @@ class Names:
     def kms_alias(self, purpose: str) -> str:
         return f"alias/{self.prefix}-{_slug(purpose)}"
 
+    @property
+    def rotation_function(self) -> str:
+        """The master secret's rotation Lambda (its logs: /aws/lambda/<this>)."""
+        return _clamp(f"{self.prefix}-rotate-master", 64)
+
     # --- backups ---
     @property
     def backup_vault(self) -> str:
@@ -107,6 +121,24 @@ class Names:
     @property
     def backup_plan(self) -> str:
         return _clamp(f"{self.prefix}-plan", 50)
+
+    @property
+    def backup_selection(self) -> str:
+        return _clamp(f"{self.prefix}-db", 50)
+
+    @property
+    def backup_role(self) -> str:
+        """The IAM role AWS Backup assumes, for the plan, restore tests and restore checks."""
+        return _clamp(f"{self.prefix}-backup", 64)
+
+    # Restore-testing names allow letters, digits and underscores only.
+    @property
+    def restore_testing_plan(self) -> str:
+        return _clamp(f"{self.prefix}_restore_test", 50).replace("-", "_")
+
+    @property
+    def restore_testing_selection(self) -> str:
+        return _clamp(f"{self.prefix}_db", 50).replace("-", "_")
 
     # --- monitoring ---
     def topic(self, severity: str) -> str:

@@ -119,9 +119,11 @@ def _make_mocks(region: str, sink: list[Recorded]) -> Any:
             if args.token == "aws:index/getCallerIdentity:getCallerIdentity":
                 return {"accountId": "123456789012", "arn": "", "userId": "", "id": ""}
             if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
-                provider_region = {
-                    r.urn: r.inputs.get("region") for r in sink if r.type == "pulumi:providers:aws"
-                }.get(args.provider.rsplit("::", 1)[0] if args.provider else "", region)
+                provider = args.provider.rsplit("::", 1)[0] if args.provider else ""
+                provider_region = (
+                    next((r.inputs.get("region") for r in sink if r.urn == provider), None)
+                    or region
+                )
                 names = [f"{provider_region}{c}" for c in "abcdef"]
                 return {"names": names, "zoneIds": names, "id": str(provider_region)}
             if args.token == "aws:index/getPartition:getPartition":
@@ -182,12 +184,17 @@ def _make_monitor(mocks: Any, sink: list[Recorded], default_region: str) -> Any:
 
 
 def _resolve_provider_regions(resources: list[Recorded]) -> None:
-    """A resource under an explicit provider is in that provider's region."""
-    regions = {r.urn: r.inputs.get("region") for r in resources if r.type == "pulumi:providers:aws"}
+    """A resource under an explicit provider is in that provider's region.
+
+    A provider declared without a region uses the stack's (`aws:region`), like the engine's.
+    """
+    regions: dict[str, str | None] = {}
     for r in resources:
         if r.type == "pulumi:providers:aws":
             r.region = r.inputs.get("region") or r.region
-        elif r.provider in regions:
+            regions[r.urn] = r.region
+    for r in resources:
+        if r.provider in regions:
             r.region = regions[r.provider]
 
 
@@ -251,7 +258,6 @@ def run_program(
         from infra.program import run
 
         program = run
-    body = program
     outputs: dict[str, Any] = {}
 
     async def _collect() -> None:
@@ -268,10 +274,7 @@ def run_program(
             else:
                 outputs[key] = _plain(await out.future(with_unknowns=True))
 
-    def _body() -> None:
-        body()
-
-    _sync_await(run_pulumi_func(_body))
+    _sync_await(run_pulumi_func(program))
     _sync_await(_collect())
     _resolve_provider_regions(sink)
     return Recording(stack=stack, config=config, resources=sink, outputs=outputs)

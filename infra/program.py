@@ -2,25 +2,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from typing import Any
 
 import pulumi
+from pulumi.runtime.config import CONFIG, get_config_env
 
 from infra.config import NAMESPACE, StackConfig, camel, load_config
-from infra.config import StackConfig as _SC
 from infra.environment import Environment
 
 
 def _engine_values() -> tuple[dict[str, Any], str | None]:
     """This stack's `dbplatform:` values as the engine hands them over (objects as JSON)."""
-    import dataclasses
-
-    from pulumi.runtime.config import CONFIG
-
-    keys = {camel(f.name) for f in dataclasses.fields(_SC)} - {"stack", "region"}
-    # Also every dbplatform key the engine has, so a misspelt key is refused, not ignored.
-    keys |= {k.split(":", 1)[1] for k in CONFIG.get() if k.startswith(f"{NAMESPACE}:")}
+    keys = {camel(f.name) for f in dataclasses.fields(StackConfig)} - {"stack", "region"}
+    # Also every dbplatform key the engine has, so a misspelt key is refused, not ignored. The
+    # CLI's language host passes config in the PULUMI_CONFIG environment variable; mocks and the
+    # Automation API's inline programs set it in the runtime (CONFIG).
+    for full_key in (*CONFIG.get(), *get_config_env()):
+        ns, _, key = full_key.partition(":")
+        if ns == NAMESPACE:
+            keys.add(key)
     config = pulumi.Config(NAMESPACE)
     values: dict[str, Any] = {}
     for key in sorted(keys):
@@ -28,7 +30,7 @@ def _engine_values() -> tuple[dict[str, Any], str | None]:
         if raw is None:
             continue
         try:
-            values[key] = json.loads(raw) if raw[:1] in "[{" else raw
+            values[key] = json.loads(raw) if raw[:1] in ("[", "{") else raw
         except json.JSONDecodeError:
             values[key] = raw
     return values, pulumi.Config("aws").get("region")

@@ -28,6 +28,7 @@ REPLACE_ON_CHANGE: dict[str, frozenset[str]] = {
         {
             "identifier",
             "identifierPrefix",
+            "availabilityZone",
             "engine",
             "storageEncrypted",
             "kmsKeyId",

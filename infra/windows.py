@@ -93,11 +93,6 @@ class Window:
         e = (self.start + self.length) % MINUTES_PER_WEEK
         return f"{_dhhmm(self.start)}-{_dhhmm(e)}"
 
-    def describe(self) -> str:
-        if self.daily:
-            return f"daily {self.to_rds()} UTC"
-        return f"{self.to_rds()} UTC"
-
 
 def _hhmm(minute_of_day: int) -> str:
     return f"{minute_of_day // 60:02d}:{minute_of_day % 60:02d}"
@@ -162,8 +157,8 @@ def stagger(
     while len(out) < count:
         if tries > MINUTES_PER_WEEK // step:
             raise WindowError(f"no room in the week for {count} replica windows")
-        padded = Window(candidate.start, candidate.length + gap_minutes, False)
-        if not any(padded.overlaps(w) or w.overlaps(padded) for w in taken):
+        padded = Window(candidate.start, candidate.length + gap_minutes)
+        if not any(padded.overlaps(w) for w in taken):
             out.append(candidate)
             taken.append(candidate)
             candidate = candidate.shifted(candidate.length + gap_minutes)

@@ -19,7 +19,7 @@ import pulumi
 import pulumi_aws as aws
 
 from infra import instance_classes
-from infra.components._common import child, key_policy, tags
+from infra.components._common import child, cmk, key_policy, tags
 from infra.config import SubscriptionConfig, Threshold, ThresholdsConfig
 from infra.naming import Names
 
@@ -202,11 +202,12 @@ RESTORE_CHECK_METRIC = "RestoreSuccess"
 RESTORE_CHECK_PERIOD_SECONDS = 26 * 3600  # a day plus slack for a slow restore
 
 
+@dataclass(frozen=True)
 class _Topics:
-    """The critical and warning topics of one region."""
+    """The critical and warning topics of one region, and the provider of that region."""
 
-    def __init__(self, arns: dict[str, pulumi.Output[str]]) -> None:
-        self.arns = arns
+    arns: dict[str, pulumi.Output[str]]
+    provider: pulumi.ProviderResource | None
 
 
 class Alarms(pulumi.ComponentResource):
@@ -244,7 +245,6 @@ class Alarms(pulumi.ComponentResource):
         for region, members in by_region.items():
             suffix = "" if region is None else f"-{region}"
             topics = main if region is None else self._topics[region]
-            provider = members[0].provider if region is not None else None
             aws.rds.EventSubscription(
                 f"{name}-rds-events{suffix}",
                 name=f"{n.prefix}-rds-events",
@@ -253,7 +253,7 @@ class Alarms(pulumi.ComponentResource):
                 source_ids=[m.identifier for m in members],
                 event_categories=list(RDS_EVENT_CATEGORIES),
                 tags=tags(args.base_tags, f"{n.prefix}-rds-events"),
-                opts=child(self, provider=provider),
+                opts=child(self, provider=topics.provider),
             )
 
         self._event_rule(
@@ -364,20 +364,16 @@ class Alarms(pulumi.ComponentResource):
             return self._topics[region]
         a, n = self._args, self._args.names
         suffix = "" if region == a.region else f"-{region}"
-        key = aws.kms.Key(
+        key = cmk(
+            self,
             f"{self._name}-key{suffix}",
             description=f"dbplatform {n.stack} alarm topics ({region})",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
+            alias=n.kms_alias("alarms"),
+            base_tags=a.base_tags,
             policy=pulumi.Output.from_input(a.account_id).apply(_key_policy),
-            tags=tags(a.base_tags, n.kms_alias("alarms")),
-            opts=child(self, provider=provider, protect=a.protect),
-        )
-        aws.kms.Alias(
-            f"{self._name}-key-alias{suffix}",
-            name=n.kms_alias("alarms"),
-            target_key_id=key.key_id,
-            opts=child(self, provider=provider),
+            provider=provider,
+            protect=a.protect,
+            alias_resource_name=f"{self._name}-key-alias{suffix}",
         )
         arns: dict[str, pulumi.Output[str]] = {}
         for tier in TIERS:
@@ -409,7 +405,7 @@ class Alarms(pulumi.ComponentResource):
                     opts=child(self, provider=provider),
                 )
             arns[tier] = topic.arn
-        self._topics[region] = _Topics(arns)
+        self._topics[region] = _Topics(arns, provider)
         return self._topics[region]
 
     # --- alarms and rules ---
@@ -484,14 +480,16 @@ class Alarms(pulumi.ComponentResource):
             tags=tags(a.base_tags, f"{n.prefix}-ready"),
             opts=child(self),
         )
-        provider: pulumi.ProviderResource | None = None
-        if a.region != HEALTH_CHECK_METRICS_REGION:
-            provider = aws.Provider(
+        # Topics there already exist when it is the stack's region or the DR replica's: reuse
+        # them and their provider rather than declaring a second provider for the same region.
+        topics = self._topics.get(HEALTH_CHECK_METRICS_REGION) or self._topics_in(
+            HEALTH_CHECK_METRICS_REGION,
+            aws.Provider(
                 f"{self._name}-{HEALTH_CHECK_METRICS_REGION}",
                 region=HEALTH_CHECK_METRICS_REGION,
                 opts=child(self),
-            )
-        topics = self._topics_in(HEALTH_CHECK_METRICS_REGION, provider)
+            ),
+        )
         critical = topics.arns["critical"]
         aws.cloudwatch.MetricAlarm(
             f"{self._name}-health-failing",
@@ -512,7 +510,7 @@ class Alarms(pulumi.ComponentResource):
             alarm_actions=[critical],
             ok_actions=[critical],
             tags={**tags(a.base_tags, f"{n.prefix}-ready-failing"), "tier": "critical"},
-            opts=child(self, provider=provider),
+            opts=child(self, provider=topics.provider),
         )
         return check.id
 

@@ -10,13 +10,12 @@ points restore. Schedules come from config, already checked against the maintena
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, key_policy, tags
+from infra.components._common import child, cmk, key_policy, tags
 from infra.config import BackupConfig, DrConfig
 from infra.naming import Names
 
@@ -53,7 +52,7 @@ class BackupsArgs:
     dr: DrConfig
     """DR region and automated-backups replication"""
     dr_provider: pulumi.ProviderResource | None
-    """provider scoped to the DR region (None without DR)"""
+    """provider scoped to dr.region (None when dr.region is not set)"""
     source_arn: pulumi.Input[str]
     """the primary DB instance (the only one holding data of its own)"""
     subnet_group_name: pulumi.Input[str]
@@ -84,15 +83,14 @@ class Backups(pulumi.ComponentResource):
 
         key, vault = self._vault(name, args, n.backup_vault, provider=None)
         dr_vault: aws.backup.Vault | None = None
-        copies = dr.region is not None and args.dr_provider is not None
-        if copies and any(r.copy_to_dr for r in bk.plan):
+        if args.dr_provider is not None and any(r.copy_to_dr for r in bk.plan):
             _, dr_vault = self._vault(
                 f"{name}-dr", args, n.dr_backup_vault, provider=args.dr_provider
             )
 
         role = aws.iam.Role(
             f"{name}-role",
-            name=_clamp(f"{n.prefix}-backup", 64),
+            name=n.backup_role,
             assume_role_policy=json.dumps(
                 {
                     "Version": "2012-10-17",
@@ -105,7 +103,7 @@ class Backups(pulumi.ComponentResource):
                     ],
                 }
             ),
-            tags=tags(args.base_tags, f"{n.prefix}-backup"),
+            tags=tags(args.base_tags, n.backup_role),
             opts=child(self),
         )
         attachments = [
@@ -155,7 +153,7 @@ class Backups(pulumi.ComponentResource):
         # the same tags and must not be backed up as if they were the environment's database.
         aws.backup.Selection(
             f"{name}-selection",
-            name=_clamp(f"{n.prefix}-db", 50),
+            name=n.backup_selection,
             plan_id=plan.id,
             iam_role_arn=role.arn,
             resources=[args.source_arn],
@@ -166,7 +164,7 @@ class Backups(pulumi.ComponentResource):
         if bk.restore_testing:
             testing = aws.backup.RestoreTestingPlan(
                 f"{name}-restore-test",
-                name=_underscored(f"{n.prefix}_restore_test"),
+                name=n.restore_testing_plan,
                 schedule_expression=bk.restore_testing_schedule,
                 schedule_expression_timezone="Etc/UTC",
                 start_window_hours=RESTORE_TEST_START_WINDOW_HOURS,
@@ -183,7 +181,7 @@ class Backups(pulumi.ComponentResource):
             # (DESIGN.md): restore into the environment's own, private network instead.
             aws.backup.RestoreTestingSelection(
                 f"{name}-restore-test-db",
-                name=_underscored(f"{n.prefix}_db"),
+                name=n.restore_testing_selection,
                 restore_testing_plan_name=testing.name,
                 protected_resource_type="RDS",
                 protected_resource_arns=[args.source_arn],
@@ -199,23 +197,18 @@ class Backups(pulumi.ComponentResource):
             )
             testing_plan_name = testing.name
 
-        if dr.region is not None and dr.backup_replication and args.dr_provider is not None:
+        if args.dr_provider is not None and dr.backup_replication:
             # PITR in the DR region: the automated backups (snapshots + WAL) replicated there,
             # encrypted under a key of that region.
-            replication_key = aws.kms.Key(
+            replication_key = cmk(
+                self,
                 f"{name}-replication-key",
                 description=f"dbplatform {n.stack} replicated automated backups ({dr.region})",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
+                alias=n.kms_alias("rds-backups"),
+                base_tags=args.base_tags,
                 policy=pulumi.Output.from_input(args.account_id).apply(_key_policy),
-                tags=tags(args.base_tags, n.kms_alias("rds-backups")),
-                opts=child(self, provider=args.dr_provider, protect=args.protect),
-            )
-            aws.kms.Alias(
-                f"{name}-replication-key-alias",
-                name=n.kms_alias("rds-backups"),
-                target_key_id=replication_key.key_id,
-                opts=child(self, provider=args.dr_provider),
+                provider=args.dr_provider,
+                protect=args.protect,
             )
             aws.rds.InstanceAutomatedBackupsReplication(
                 f"{name}-replication",
@@ -252,21 +245,15 @@ class Backups(pulumi.ComponentResource):
     ) -> tuple[aws.kms.Key, aws.backup.Vault]:
         """A CMK, a vault encrypted with it, a policy refusing early deletion, and the lock."""
         n, lock = args.names, args.backup.vault_lock
-        purpose = "backup" if provider is None else "backup-dr"
-        key = aws.kms.Key(
+        key = cmk(
+            self,
             f"{name}-key",
             description=f"dbplatform {n.stack} AWS Backup vault {vault_name}",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
+            alias=n.kms_alias("backup" if provider is None else "backup-dr"),
+            base_tags=args.base_tags,
             policy=pulumi.Output.from_input(args.account_id).apply(_key_policy),
-            tags=tags(args.base_tags, n.kms_alias(purpose)),
-            opts=child(self, provider=provider, protect=args.protect),
-        )
-        aws.kms.Alias(
-            f"{name}-key-alias",
-            name=n.kms_alias(purpose),
-            target_key_id=key.key_id,
-            opts=child(self, provider=provider),
+            provider=provider,
+            protect=args.protect,
         )
         vault = aws.backup.Vault(
             f"{name}-vault",
@@ -338,12 +325,3 @@ def _key_policy(account_id: str) -> str:
             },
         },
     )
-
-
-def _clamp(name: str, limit: int) -> str:
-    return name if len(name) <= limit else name[:limit].rstrip("-_")
-
-
-def _underscored(name: str) -> str:
-    """Restore-testing names allow letters, digits and underscores only, 50 at most."""
-    return _clamp(re.sub(r"[^A-Za-z0-9_]", "_", name), 50)

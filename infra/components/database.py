@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, key_policy, tags
+from infra.components._common import child, cmk, key_policy, tags
 from infra.config import DatabaseConfig
 from infra.naming import Names
 
@@ -105,19 +105,16 @@ class Database(pulumi.ComponentResource):
         n, db = args.names, args.db
         identifier = args.adopt_identifier or n.primary
 
-        key = aws.kms.Key(
+        key = cmk(
+            self,
             f"{name}-key",
             description=f"dbplatform {n.stack} database storage, Performance Insights and logs",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
+            alias=n.kms_alias("rds"),
+            base_tags=args.base_tags,
             policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: _storage_key_policy(account, args.region)
             ),
-            tags=tags(args.base_tags, n.kms_alias("rds")),
-            opts=child(self, protect=args.protect),
-        )
-        aws.kms.Alias(
-            f"{name}-key-alias", name=n.kms_alias("rds"), target_key_id=key.key_id, opts=child(self)
+            protect=args.protect,
         )
 
         # One group per family, named after it: a blue/green major upgrade needs the next

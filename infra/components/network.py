@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, tags
+from infra.components._common import child, tags, tcp_rule
 from infra.naming import Names
 
 
@@ -33,7 +34,7 @@ class NetworkArgs:
     """security groups admitted to the database port"""
     port: int
     """the PostgreSQL port"""
-    role: str = "primary"
+    role: Literal["primary", "dr"] = "primary"
     """'primary' or 'dr': the DR copy gets its own names"""
 
 
@@ -52,12 +53,14 @@ class Network(pulumi.ComponentResource):
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
+        # Children inherit the component's provider: the DR network is declared with the DR
+        # region's, so everything below lands in that region.
         super().__init__("dbplatform:index:Network", name, None, opts)
-        provider = (
-            opts.provider if opts and isinstance(opts.provider, pulumi.ProviderResource) else None
-        )
         n = args.names
-        suffix = "" if args.role == "primary" else f"-{args.role}"
+        dr = args.role == "dr"
+        suffix = "-dr" if dr else ""
+        subnet_group_name = n.dr_subnet_group if dr else n.subnet_group
+        sg_name = n.dr_security_group if dr else n.security_group
 
         if args.vpc_id is not None:
             vpc_id: pulumi.Input[str] = args.vpc_id
@@ -69,7 +72,7 @@ class Network(pulumi.ComponentResource):
                 enable_dns_hostnames=True,
                 enable_dns_support=True,
                 tags=tags(args.base_tags, f"{n.prefix}{suffix}"),
-                opts=child(self, provider=provider),
+                opts=child(self),
             )
             # A route table with no routes but the implicit local one: nothing in these subnets
             # can reach, or be reached from, the internet.
@@ -77,10 +80,10 @@ class Network(pulumi.ComponentResource):
                 f"{name}-isolated",
                 vpc_id=vpc.id,
                 tags=tags(args.base_tags, f"{n.prefix}{suffix}-isolated"),
-                opts=child(self, provider=provider),
+                opts=child(self),
             )
             azs = aws.get_availability_zones_output(
-                state="available", opts=pulumi.InvokeOutputOptions(parent=self, provider=provider)
+                state="available", opts=pulumi.InvokeOutputOptions(parent=self)
             )
             subnets = []
             for i in range(args.az_count):
@@ -91,13 +94,13 @@ class Network(pulumi.ComponentResource):
                     availability_zone=azs.names[i],
                     map_public_ip_on_launch=False,
                     tags=tags(args.base_tags, f"{n.prefix}{suffix}-private-{i}"),
-                    opts=child(self, provider=provider),
+                    opts=child(self),
                 )
                 aws.ec2.RouteTableAssociation(
                     f"{name}-private-{i}",
                     subnet_id=subnet.id,
                     route_table_id=isolated.id,
-                    opts=child(self, provider=provider),
+                    opts=child(self),
                 )
                 subnets.append(subnet)
             vpc_id = vpc.id
@@ -105,43 +108,35 @@ class Network(pulumi.ComponentResource):
 
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
-            name=f"{n.subnet_group}{suffix}",
+            name=subnet_group_name,
             description=f"dbplatform {n.stack} database subnets",
             subnet_ids=subnet_ids,
-            tags=tags(args.base_tags, f"{n.subnet_group}{suffix}"),
-            opts=child(self, provider=provider),
+            tags=tags(args.base_tags, subnet_group_name),
+            opts=child(self),
         )
         sg = aws.ec2.SecurityGroup(
             f"{name}-db",
-            name=f"{n.security_group}{suffix}",
+            name=sg_name,
             description=f"PostgreSQL {args.port} to dbplatform {n.stack} from allowed sources only",
             vpc_id=vpc_id,
-            tags=tags(args.base_tags, f"{n.security_group}{suffix}"),
-            opts=child(self, provider=provider),
+            tags=tags(args.base_tags, sg_name),
+            opts=child(self),
         )
-        for i, cidr in enumerate(args.allowed_cidrs):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-cidr-{i}",
+        sources = [("cidr", i, c, None) for i, c in enumerate(args.allowed_cidrs)] + [
+            ("sg", i, None, g) for i, g in enumerate(args.allowed_security_group_ids)
+        ]
+        for kind, i, cidr, group in sources:
+            tcp_rule(
+                self,
+                f"{name}-from-{kind}-{i}",
+                direction="ingress",
                 security_group_id=sg.id,
-                ip_protocol="tcp",
-                from_port=args.port,
-                to_port=args.port,
-                cidr_ipv4=cidr,
-                description=f"PostgreSQL from {cidr}",
-                tags=tags(args.base_tags, f"{n.security_group}{suffix}-cidr-{i}"),
-                opts=child(self, provider=provider),
-            )
-        for i, source in enumerate(args.allowed_security_group_ids):
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-from-sg-{i}",
-                security_group_id=sg.id,
-                ip_protocol="tcp",
-                from_port=args.port,
-                to_port=args.port,
-                referenced_security_group_id=source,
-                description=f"PostgreSQL from {source}",
-                tags=tags(args.base_tags, f"{n.security_group}{suffix}-sg-{i}"),
-                opts=child(self, provider=provider),
+                port=args.port,
+                description=f"PostgreSQL from {cidr or group}",
+                base_tags=args.base_tags,
+                tag_name=f"{sg_name}-{kind}-{i}",
+                cidr=cidr,
+                peer_security_group_id=group,
             )
 
         self.vpc_id = pulumi.Output.from_input(vpc_id)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, tags
+from infra.components._common import child, cmk, tags
 from infra.components.database import TIMEOUTS
 from infra.naming import Names
 
@@ -76,6 +76,8 @@ class ReplicasArgs:
     """as the primary"""
     port: int
     """PostgreSQL port"""
+    protect: bool
+    """protect the DR replica's key (prod): the replica becomes the database after a failover"""
 
 
 class Replicas(pulumi.ComponentResource):
@@ -87,13 +89,18 @@ class Replicas(pulumi.ComponentResource):
     """same-region replica endpoints"""
     cross_region_endpoint: pulumi.Output[str | None]
     """the DR replica's endpoint, or None"""
+    instances: list[aws.rds.Instance]
+    """the same-region replicas, in config order (the alarms watch them)"""
+    cross_region_instance: aws.rds.Instance | None
+    """the DR region's replica, if any"""
 
     def __init__(
         self, name: str, args: ReplicasArgs, opts: pulumi.ResourceOptions | None = None
     ) -> None:
         super().__init__("dbplatform:index:Replicas", name, None, opts)
         n = args.names
-        self.instances: list[aws.rds.Instance] = []
+        self.instances = []
+        self.cross_region_instance = None
         for spec in args.replicas:
             identifier = n.replica(spec.name)
             self.instances.append(
@@ -129,20 +136,20 @@ class Replicas(pulumi.ComponentResource):
                 )
             )
 
-        cross_endpoint: pulumi.Output[str | None] = pulumi.Output.from_input(None)
         if args.cross_region is not None:
             cr = args.cross_region
             # Encrypted snapshots and replicas cannot cross regions under the source's key:
             # the DR copy needs a key of its own in the DR region.
-            dr_key = aws.kms.Key(
+            dr_key = cmk(
+                self,
                 f"{name}-dr-key",
                 description=f"dbplatform {n.stack} DR replica storage ({cr.region})",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
-                tags=tags(args.base_tags, n.kms_alias("rds-dr")),
-                opts=child(self, provider=cr.provider),
+                alias=n.kms_alias("rds-dr"),
+                base_tags=args.base_tags,
+                provider=cr.provider,
+                protect=args.protect,
             )
-            dr = aws.rds.Instance(
+            self.cross_region_instance = aws.rds.Instance(
                 f"{name}-dr",
                 identifier=n.cross_region_replica,
                 replicate_source_db=args.source_arn,
@@ -162,16 +169,20 @@ class Replicas(pulumi.ComponentResource):
                 performance_insights_enabled=True,
                 performance_insights_kms_key_id=dr_key.arn,
                 performance_insights_retention_period=args.performance_insights_retention_days,
+                # IAM is global: the primary region's monitoring role serves here too.
+                monitoring_interval=args.monitoring_interval,
+                monitoring_role_arn=args.monitoring_role_arn if args.monitoring_interval else None,
                 tags=tags(args.base_tags, n.cross_region_replica),
                 opts=child(self, provider=cr.provider, custom_timeouts=TIMEOUTS),
             )
-            self.instances.append(dr)
-            cross_endpoint = dr.endpoint
 
-        same_region = self.instances[: len(args.replicas)]
-        self.identifiers = pulumi.Output.all(*[i.identifier for i in same_region])
-        self.endpoints = pulumi.Output.all(*[i.endpoint for i in same_region])
-        self.cross_region_endpoint = cross_endpoint
+        self.identifiers = pulumi.Output.all(*[i.identifier for i in self.instances])
+        self.endpoints = pulumi.Output.all(*[i.endpoint for i in self.instances])
+        self.cross_region_endpoint = (
+            self.cross_region_instance.endpoint
+            if self.cross_region_instance is not None
+            else pulumi.Output.from_input(None)
+        )
         self.register_outputs(
             {
                 "identifiers": self.identifiers,

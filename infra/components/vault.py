@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
 from infra import windows
-from infra.components._common import child, key_policy, tags
+from infra.components._common import RegionProvider, child, cmk, key_policy, tags, tcp_rule
 from infra.config import AppSecretConfig
 from infra.naming import Names
 
@@ -79,16 +80,6 @@ def rotation_schedule(rotation_days: int, rotation_window: str) -> RotationSched
 
 
 @dataclass(frozen=True, kw_only=True)
-class DrSecrets:
-    """Where secrets are replicated for disaster recovery."""
-
-    region: str
-    """the DR region"""
-    provider: pulumi.ProviderResource
-    """provider scoped to the DR region (for the replica key)"""
-
-
-@dataclass(frozen=True, kw_only=True)
 class VaultArgs:
     """Inputs of the Vault component."""
 
@@ -110,18 +101,18 @@ class VaultArgs:
     """rotate the master secret at least this often"""
     rotation_window: str
     """weekly window in which rotation may run"""
-    vpc_id: pulumi.Input[str] | None = None
-    """VPC of the database; None declares no rotation function"""
-    subnet_ids: pulumi.Input[list[str]] | None = None
+    vpc_id: pulumi.Input[str]
+    """VPC of the database, where the rotation function runs"""
+    subnet_ids: pulumi.Input[list[str]]
     """the database's subnets, where the rotation function runs"""
-    db_security_group_id: pulumi.Input[str] | None = None
+    db_security_group_id: pulumi.Input[str]
     """security group of the DB instances; the rotation function is admitted to it"""
     port: int
     """PostgreSQL port"""
     private_secrets_endpoint: bool = False
     """declare a Secrets Manager interface endpoint (isolated VPCs have no other route to it)"""
-    dr: DrSecrets | None = None
-    """replicate the secrets to the DR region"""
+    dr: RegionProvider | None = None
+    """replicate the secrets to this region (the DR region), under a key there"""
 
 
 class Vault(pulumi.ComponentResource):
@@ -135,8 +126,8 @@ class Vault(pulumi.ComponentResource):
     """the generated master password (secret)"""
     app_secret_arns: pulumi.Output[dict[str, str]]
     """application secret name -> ARN"""
-    rotation_function_arn: pulumi.Output[str | None]
-    """the rotation Lambda's ARN (None without a VPC)"""
+    rotation_function_arn: pulumi.Output[str]
+    """the rotation Lambda's ARN"""
 
     def __init__(
         self, name: str, args: VaultArgs, opts: pulumi.ResourceOptions | None = None
@@ -145,48 +136,34 @@ class Vault(pulumi.ComponentResource):
         n = args.names
         self._args = args
         self._name = name
-        key = aws.kms.Key(
+        policy = pulumi.Output.from_input(args.account_id).apply(_key_policy)
+        key = cmk(
+            self,
             f"{name}-key",
             description=f"dbplatform {n.stack} secrets",
-            enable_key_rotation=True,
-            deletion_window_in_days=30,
-            policy=pulumi.Output.from_input(args.account_id).apply(_key_policy),
-            tags=tags(args.base_tags, n.kms_alias("secrets")),
-            opts=child(self, protect=args.protect),
+            alias=n.kms_alias("secrets"),
+            base_tags=args.base_tags,
+            policy=policy,
+            protect=args.protect,
         )
-        aws.kms.Alias(
-            f"{name}-key-alias",
-            name=n.kms_alias("secrets"),
-            target_key_id=key.key_id,
-            opts=child(self),
-        )
-        replica_key: aws.kms.Key | None = None
+        self._replicas: list[aws.secretsmanager.SecretReplicaArgs] | None = None
         if args.dr is not None:
             # A replica secret is encrypted in its own region, under a key that lives there.
-            replica_key = aws.kms.Key(
+            replica_key = cmk(
+                self,
                 f"{name}-dr-key",
                 description=f"dbplatform {n.stack} secrets replicas ({args.dr.region})",
-                enable_key_rotation=True,
-                deletion_window_in_days=30,
-                policy=pulumi.Output.from_input(args.account_id).apply(_key_policy),
-                tags=tags(args.base_tags, n.kms_alias("secrets")),
-                opts=child(self, provider=args.dr.provider, protect=args.protect),
+                alias=n.kms_alias("secrets"),
+                base_tags=args.base_tags,
+                policy=policy,
+                provider=args.dr.provider,
+                protect=args.protect,
             )
-            aws.kms.Alias(
-                f"{name}-dr-key-alias",
-                name=n.kms_alias("secrets"),
-                target_key_id=replica_key.key_id,
-                opts=child(self, provider=args.dr.provider),
-            )
-        self._replicas = (
-            [
+            self._replicas = [
                 aws.secretsmanager.SecretReplicaArgs(
                     region=args.dr.region, kms_key_id=replica_key.arn
                 )
             ]
-            if args.dr is not None and replica_key is not None
-            else None
-        )
 
         password = random.RandomPassword(
             f"{name}-master-password",
@@ -214,12 +191,7 @@ class Vault(pulumi.ComponentResource):
         for spec in args.app_secrets:
             app_arns[spec.name] = self._app_secret(spec, key).arn
 
-        self._rotation_stack: aws.serverlessrepository.CloudFormationStack | None = None
-        self._rotation_arn: pulumi.Output[str] | None = None
-        if args.vpc_id is not None and args.subnet_ids is not None:
-            self._rotation_arn = self._rotation_function(key)
-
-        self._key = key
+        self._rotation_stack = self._rotation_function(key)
         self._secret = secret
         self.key_arn = key.arn
         self.master_secret_arn = secret.arn
@@ -227,8 +199,8 @@ class Vault(pulumi.ComponentResource):
         self.app_secret_arns = (
             pulumi.Output.all(**app_arns) if app_arns else pulumi.Output.from_input({})
         )
-        self.rotation_function_arn = (
-            self._rotation_arn if self._rotation_arn is not None else pulumi.Output.from_input(None)
+        self.rotation_function_arn = self._rotation_stack.outputs.apply(
+            lambda o: str((o or {}).get("RotationLambdaARN", ""))
         )
         self.register_outputs(
             {
@@ -273,10 +245,9 @@ class Vault(pulumi.ComponentResource):
         )
         return secret
 
-    def _rotation_function(self, key: aws.kms.Key) -> pulumi.Output[str]:
+    def _rotation_function(self, key: aws.kms.Key) -> aws.serverlessrepository.CloudFormationStack:
         """AWS's hosted rotation function in the DB subnets, reaching the DB and Secrets Manager."""
         a, n, name = self._args, self._args.names, self._name
-        assert a.vpc_id is not None and a.subnet_ids is not None and a.db_security_group_id
         sg = aws.ec2.SecurityGroup(
             f"{name}-rotation",
             name=f"{n.prefix}-secret-rotation",
@@ -285,27 +256,46 @@ class Vault(pulumi.ComponentResource):
             tags=tags(a.base_tags, f"{n.prefix}-secret-rotation"),
             opts=child(self),
         )
-        aws.vpc.SecurityGroupIngressRule(
-            f"{name}-db-from-rotation",
-            security_group_id=a.db_security_group_id,
-            ip_protocol="tcp",
-            from_port=a.port,
-            to_port=a.port,
-            referenced_security_group_id=sg.id,
-            description="PostgreSQL from the master secret rotation function",
-            tags=tags(a.base_tags, f"{n.prefix}-db-from-rotation"),
-            opts=child(self),
+
+        def rule(
+            suffix: str,
+            direction: Literal["ingress", "egress"],
+            group: pulumi.Input[str],
+            port: int,
+            description: str,
+            *,
+            peer: pulumi.Input[str] | None = None,
+            cidr: str | None = None,
+        ) -> None:
+            # the rule's name doubles as its Name tag: `<prefix>-db-from-rotation` in the console
+            tcp_rule(
+                self,
+                f"{name}-{suffix}",
+                direction=direction,
+                security_group_id=group,
+                port=port,
+                description=description,
+                base_tags=a.base_tags,
+                tag_name=f"{n.prefix}-{suffix}",
+                cidr=cidr,
+                peer_security_group_id=peer,
+            )
+
+        rule(
+            "db-from-rotation",
+            "ingress",
+            a.db_security_group_id,
+            a.port,
+            "PostgreSQL from the master secret rotation function",
+            peer=sg.id,
         )
-        aws.vpc.SecurityGroupEgressRule(
-            f"{name}-rotation-to-db",
-            security_group_id=sg.id,
-            ip_protocol="tcp",
-            from_port=a.port,
-            to_port=a.port,
-            referenced_security_group_id=a.db_security_group_id,
-            description="rotation function to PostgreSQL",
-            tags=tags(a.base_tags, f"{n.prefix}-rotation-to-db"),
-            opts=child(self),
+        rule(
+            "rotation-to-db",
+            "egress",
+            sg.id,
+            a.port,
+            "rotation function to PostgreSQL",
+            peer=a.db_security_group_id,
         )
         endpoint_opts: list[pulumi.Resource] = []
         if a.private_secrets_endpoint:
@@ -319,27 +309,21 @@ class Vault(pulumi.ComponentResource):
                 tags=tags(a.base_tags, f"{n.prefix}-secretsmanager-endpoint"),
                 opts=child(self),
             )
-            aws.vpc.SecurityGroupIngressRule(
-                f"{name}-endpoint-from-rotation",
-                security_group_id=endpoint_sg.id,
-                ip_protocol="tcp",
-                from_port=443,
-                to_port=443,
-                referenced_security_group_id=sg.id,
-                description="HTTPS from the rotation function",
-                tags=tags(a.base_tags, f"{n.prefix}-endpoint-from-rotation"),
-                opts=child(self),
+            rule(
+                "endpoint-from-rotation",
+                "ingress",
+                endpoint_sg.id,
+                443,
+                "HTTPS from the rotation function",
+                peer=sg.id,
             )
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-rotation-to-endpoint",
-                security_group_id=sg.id,
-                ip_protocol="tcp",
-                from_port=443,
-                to_port=443,
-                referenced_security_group_id=endpoint_sg.id,
-                description="rotation function to the Secrets Manager endpoint",
-                tags=tags(a.base_tags, f"{n.prefix}-rotation-to-endpoint"),
-                opts=child(self),
+            rule(
+                "rotation-to-endpoint",
+                "egress",
+                sg.id,
+                443,
+                "rotation function to the Secrets Manager endpoint",
+                peer=endpoint_sg.id,
             )
             endpoint = aws.ec2.VpcEndpoint(
                 f"{name}-secretsmanager",
@@ -355,18 +339,15 @@ class Vault(pulumi.ComponentResource):
             endpoint_opts.append(endpoint)
         else:
             # An existing VPC brings its own route to Secrets Manager (NAT or endpoint).
-            aws.vpc.SecurityGroupEgressRule(
-                f"{name}-rotation-to-https",
-                security_group_id=sg.id,
-                ip_protocol="tcp",
-                from_port=443,
-                to_port=443,
-                cidr_ipv4="0.0.0.0/0",
-                description="rotation function to the Secrets Manager API",
-                tags=tags(a.base_tags, f"{n.prefix}-rotation-to-https"),
-                opts=child(self),
+            rule(
+                "rotation-to-https",
+                "egress",
+                sg.id,
+                443,
+                "rotation function to the Secrets Manager API",
+                cidr="0.0.0.0/0",
             )
-        stack = aws.serverlessrepository.CloudFormationStack(
+        return aws.serverlessrepository.CloudFormationStack(
             f"{name}-rotation-function",
             name=f"{n.prefix}-master-rotation",
             application_id=ROTATION_APPLICATION_ID,
@@ -374,7 +355,7 @@ class Vault(pulumi.ComponentResource):
             capabilities=["CAPABILITY_IAM", "CAPABILITY_RESOURCE_POLICY"],
             parameters={
                 "endpoint": f"https://secretsmanager.{a.region}.amazonaws.com",
-                "functionName": f"{n.prefix}-rotate-master",
+                "functionName": n.rotation_function,
                 "vpcSubnetIds": pulumi.Output.from_input(a.subnet_ids).apply(",".join),
                 "vpcSecurityGroupIds": sg.id,
                 "kmsKeyArn": key.arn,
@@ -383,8 +364,6 @@ class Vault(pulumi.ComponentResource):
             tags=tags(a.base_tags, f"{n.prefix}-master-rotation"),
             opts=child(self, depends_on=endpoint_opts),
         )
-        self._rotation_stack = stack
-        return stack.outputs.apply(lambda o: str((o or {}).get("RotationLambdaARN", "")))
 
     def store_master_credential(
         self,
@@ -416,25 +395,24 @@ class Vault(pulumi.ComponentResource):
         )
         secret_value: pulumi.Output[str] = pulumi.Output.secret(value)
         version = aws.secretsmanager.SecretVersion(
-            f"{self._secret._name}-value",
+            f"{self._name}-master-value",
             secret_id=self._secret.id,
             secret_string=secret_value,
             opts=child(self, ignore_changes=["secretString"]),
         )
-        if self._rotation_arn is not None and self._rotation_stack is not None:
-            schedule = rotation_schedule(self._args.rotation_days, self._args.rotation_window)
-            aws.secretsmanager.SecretRotation(
-                f"{self._name}-master-rotation",
-                secret_id=self._secret.id,
-                rotation_lambda_arn=self._rotation_arn,
-                rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
-                    schedule_expression=schedule.schedule_expression,
-                    duration=schedule.duration,
-                ),
-                # The first rotation waits for the window: never during a deploy.
-                rotate_immediately=False,
-                opts=child(self, depends_on=[version, self._rotation_stack]),
-            )
+        schedule = rotation_schedule(self._args.rotation_days, self._args.rotation_window)
+        aws.secretsmanager.SecretRotation(
+            f"{self._name}-master-rotation",
+            secret_id=self._secret.id,
+            rotation_lambda_arn=self.rotation_function_arn,
+            rotation_rules=aws.secretsmanager.SecretRotationRotationRulesArgs(
+                schedule_expression=schedule.schedule_expression,
+                duration=schedule.duration,
+            ),
+            # The first rotation waits for the window: never during a deploy.
+            rotate_immediately=False,
+            opts=child(self, depends_on=[version, self._rotation_stack]),
+        )
         return version
 
 

@@ -284,6 +284,27 @@ def test_health_check_alarm_lives_in_us_east_1_whatever_the_stack_region(
     assert {a.region for a in rec.of_type(ALARM_T) if a.urn != alarm.urn} == {"eu-west-1"}
 
 
+def test_health_check_shares_the_dr_regions_topics_when_that_region_is_us_east_1(
+    run_variant: Callable[..., Recording],
+) -> None:
+    rec = run_variant(
+        "prod",
+        region="us-west-2",
+        database={"blueGreen": False},
+        dr={"region": "us-east-1", "crossRegionReplica": True},
+        replicas=[{"name": "r1"}],
+    )
+    # one provider per region: the DR region's serves the health check alarm too
+    assert [p.inputs["region"] for p in rec.of_type("pulumi:providers:aws")] == ["us-east-1"]
+    (check,) = rec.of_type(HEALTH_T)
+    (alarm,) = [a for a in rec.of_type(ALARM_T) if check.urn in a.dependencies]
+    (topic,) = deps(rec, alarm, TOPIC_T)
+    assert topic.region == "us-east-1" and topic.inputs["name"] == Names("prod").topic("critical")
+    dr_alarms = rds_alarms(rec, Names("prod").cross_region_replica)
+    assert topic in [t for a in dr_alarms for t in deps(rec, a, TOPIC_T)]
+    assert len([t for t in rec.of_type(TOPIC_T) if t.region == "us-east-1"]) == 2
+
+
 def test_no_health_check_without_a_url(staging: Recording) -> None:
     assert staging.config.alarms.health_check_url is None
     assert staging.of_type(HEALTH_T) == []

@@ -1,4 +1,4 @@
-"""The program for each committed stack, run under mocks: network, database, replicas, exports."""
+"""The program under mocks: network, database, replicas, exports; and how it reads its config."""
 
 from __future__ import annotations
 
@@ -6,13 +6,26 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import pulumi
 import pulumi_aws
 import pytest
+from pulumi.runtime.config import CONFIG
 
-from infra.config import load_stack
+from infra import program
+from infra.config import ConfigError, load_config, load_stack, read_stack_values
 from infra.naming import Names
-from infra.offline import KNOWN_AFTER_DEPLOY, SECRET, Recorded, Recording
+from infra.offline import (
+    KNOWN_AFTER_DEPLOY,
+    SECRET,
+    Recorded,
+    Recording,
+    pulumi_config,
+    run_program,
+)
 from infra.windows import parse_daily, parse_weekly
+from scripts._manifest.model import from_recording
+from scripts._manifest.rules import evaluate
+from tests.conftest import ROOT
 
 INSTANCE = "aws:rds/instance:Instance"
 
@@ -184,6 +197,29 @@ def test_existing_vpc_is_used_instead_of_creating_one(
     assert sg.inputs["vpcId"] == "vpc-0123456789abcdef0"
 
 
+def test_a_dr_region_gets_an_isolated_network_to_restore_into(
+    prod: Recording, staging: Recording
+) -> None:
+    """The pilot light `scripts.dr rebuild` restores into by name while the primary is down."""
+    dr, names = prod.config.dr.region, Names("prod")
+    assert dr == "us-west-2"
+    here = [r for r in prod.resources if r.region == dr]
+    (group,) = [r for r in here if r.type == "aws:rds/subnetGroup:SubnetGroup"]
+    (sg,) = [r for r in here if r.type == "aws:ec2/securityGroup:SecurityGroup"]
+    assert group.inputs["name"] == names.dr_subnet_group
+    assert sg.inputs["name"] == names.dr_security_group
+    assert prod.outputs["dr_subnet_group"] == names.dr_subnet_group
+    subnets = [r for r in here if r.type == "aws:ec2/subnet:Subnet"]
+    assert len({s.inputs["availabilityZone"] for s in subnets}) >= 2
+    assert all(s.inputs["availabilityZone"].startswith(dr) for s in subnets)
+    assert not [r for r in here if r.type == "aws:ec2/internetGateway:InternetGateway"]
+    rules = [r for r in here if r.type.endswith("IngressRule") and sg.urn in r.dependencies]
+    assert {r.inputs["cidrIpv4"] for r in rules} == set(prod.config.network.allowed_cidrs)
+    # no DR region, no DR network
+    assert "dr_subnet_group" not in staging.outputs
+    assert {r.region for r in staging.resources} == {staging.config.region}
+
+
 def test_cross_region_replica_uses_a_dr_provider_and_its_own_key(
     run_variant: Callable[..., Recording],
 ) -> None:
@@ -201,6 +237,12 @@ def test_cross_region_replica_uses_a_dr_provider_and_its_own_key(
         g for g in rec.of_type("aws:rds/subnetGroup:SubnetGroup") if g.region == "us-west-2"
     ]
     assert len(dr_groups) == 1 and dr.inputs["dbSubnetGroupName"] == dr_groups[0].inputs["name"]
+    # after a failover the replica is the database: its key is kept like the primary's
+    (dr_key,) = [k for k in keys if depends_on(rec, dr, "aws:kms/key:Key", k.name)]
+    assert dr_key.protect is True
+    assert dr.inputs["monitoringInterval"] == rec.config.database.monitoring_interval
+    # a production stack with a DR replica passes the policy pack it is deployed under
+    assert evaluate(from_recording(rec)).mandatory_failures == []
 
 
 def test_adopting_a_restored_instance_imports_it(run_variant: Callable[..., Recording]) -> None:
@@ -314,8 +356,6 @@ def test_staging_is_relaxed_only_where_its_file_says(staging: Recording) -> None
 def test_bad_config_stops_the_program_before_any_resource(
     stack: str, run_variant: Callable[..., Recording]
 ) -> None:
-    from infra.config import ConfigError
-
     with pytest.raises(ConfigError, match=r"database\.port"):
         run_variant(stack, database={"port": 22})
 
@@ -336,3 +376,33 @@ def test_a_pending_major_upgrade_gets_its_parameter_group_beside_the_current_one
     assert [g.inputs["family"] for g in done.of_type("aws:rds/parameterGroup:ParameterGroup")] == [
         "postgres17"
     ]
+
+
+def test_a_misspelt_key_passed_by_the_cli_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pulumi up` hands config over in PULUMI_CONFIG, not in the runtime's CONFIG (mocks)."""
+    values, region = read_stack_values("prod", ROOT)
+    engine = {**pulumi_config("prod", values, region), "dbplatform:databse": '{"port": 5433}'}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(engine))
+    token = CONFIG.set({})
+    try:
+        got, got_region = program._engine_values()
+    finally:
+        CONFIG.reset(token)
+    assert got_region == region
+    assert got["database"] == values["database"] and got["databse"] == {"port": 5433}
+    with pytest.raises(ConfigError, match=r"dbplatform:databse .* is not a known key"):
+        load_config("prod", got, got_region)
+
+
+def test_a_provider_without_a_region_deploys_in_the_stacks_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("AWS_REGION", raising=False)
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+
+    def program() -> None:
+        plain = pulumi_aws.Provider("plain")
+        pulumi_aws.sns.Topic("topic", opts=pulumi.ResourceOptions(provider=plain))
+
+    rec = run_program("staging", root=ROOT, program=program)
+    assert rec.by_name("topic").region == rec.by_name("plain").region == "us-east-1"

@@ -22,6 +22,11 @@ def test_names_are_deterministic_and_readable() -> None:
     assert n.final_snapshot(n.primary) == "dbplatform-prod-pg-final"
     assert n.lock_parameter == "/dbplatform/prod/ops/lock"
     assert n.bluegreen_state_parameter == "/dbplatform/prod/ops/bluegreen"
+    # scripts find these by name: restore checks assume the role, rotate_secret reads the logs
+    assert n.backup_role == "dbplatform-prod-backup"
+    assert n.rotation_function == "dbplatform-prod-rotate-master"
+    assert (n.dr_subnet_group, n.dr_security_group) == ("dbplatform-prod-db-dr",) * 2
+    assert Names("eu-prod-2").restore_testing_plan == "dbplatform_eu_prod_2_restore_test"
     assert Names("prod") == Names("prod") and Names("prod").primary != Names("staging").primary
 
 
