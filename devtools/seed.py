@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 import boto3
 
 from infra.components.database import parameters as program_parameters
-from infra.config import StackConfig, load_stack
+from infra.config import ConfigError, StackConfig, load_stack
 from infra.naming import Names
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
@@ -48,15 +48,21 @@ class Seeded:
     alarms: tuple[str, ...] = field(default_factory=tuple)
 
 
-def _require_local(client: Any) -> None:
-    """Refuse unless `client` talks to a local emulator."""
+def _local_client(session: boto3.Session, service: str, region: str) -> Any:
+    """A client of `service`, refused unless it talks to a local emulator.
+
+    Checked per client: `AWS_ENDPOINT_URL_<SERVICE>` can send one service elsewhere.
+    """
+    client = session.client(service, region_name=region)
     endpoint = client.meta.endpoint_url
     host = urlparse(endpoint).hostname or ""
     if host not in LOCAL_HOSTS:
         raise NotLocal(
-            f"devtools.seed only writes to a local emulator; the endpoint is {endpoint}. "
-            "Set AWS_ENDPOINT_URL=http://127.0.0.1:<port> (python -m devtools.moto_server)"
+            f"devtools.seed only writes to a local emulator; the {service} endpoint is "
+            f"{endpoint}. Set AWS_ENDPOINT_URL=http://127.0.0.1:<port> "
+            "(python -m devtools.moto_server)"
         )
+    return client
 
 
 def seed_stack(
@@ -75,16 +81,15 @@ def seed_stack(
     region = cfg.region
     n = Names(cfg.stack)
     tags = [{"Key": k, "Value": v} for k, v in sorted(cfg.base_tags().items())]
-    rds = session.client("rds", region_name=region)
-    _require_local(rds)
-    kms = session.client("kms", region_name=region)
-    sm = session.client("secretsmanager", region_name=region)
+    rds = _local_client(session, "rds", region)
+    kms = _local_client(session, "kms", region)
+    sm = _local_client(session, "secretsmanager", region)
     db = cfg.database
 
     # --- network ---
     sg_id = ""
     if with_network:
-        sg_id = _network(session.client("ec2", region_name=region), rds, cfg, n, tags)
+        sg_id = _network(_local_client(session, "ec2", region), rds, cfg, n, tags)
 
     # --- key, parameter group, secret ---
     key_id = kms.create_key(Description=f"dbplatform {cfg.stack} rds", Tags=[])["KeyMetadata"][
@@ -158,14 +163,14 @@ def seed_stack(
         replicas.append(ident)
 
     # --- monitoring ---
-    sns = session.client("sns", region_name=region)
+    sns = _local_client(session, "sns", region)
     topics = tuple(
         sns.create_topic(Name=n.topic(sev), Tags=tags)["TopicArn"]
         for sev in ("critical", "warning")
     )
     alarms: list[str] = []
     if with_alarms:
-        cw = session.client("cloudwatch", region_name=region)
+        cw = _local_client(session, "cloudwatch", region)
         t = cfg.alarms.thresholds
         for ident in [n.primary, *replicas]:
             for tier, topic in (("critical", topics[0]), ("warning", topics[1])):
@@ -233,8 +238,7 @@ def _network(ec2: Any, rds: Any, cfg: StackConfig, n: Names, tags: list[dict[str
 
 def create_parameter_group(session: boto3.Session, cfg: StackConfig, family: str) -> str:
     """The program's parameter group of `family` (what a major upgrade's target needs)."""
-    rds = session.client("rds", region_name=cfg.region)
-    _require_local(rds)
+    rds = _local_client(session, "rds", cfg.region)
     name = Names(cfg.stack).parameter_group(family)
     rds.create_db_parameter_group(
         DBParameterGroupName=name,
@@ -256,8 +260,7 @@ def report_replica_lag(
     session: boto3.Session, region: str, identifier: str, seconds: float
 ) -> None:
     """Publish a ReplicaLag datapoint for `identifier`, as RDS does every minute."""
-    cloudwatch = session.client("cloudwatch", region_name=region)
-    _require_local(cloudwatch)
+    cloudwatch = _local_client(session, "cloudwatch", region)
     cloudwatch.put_metric_data(
         Namespace="AWS/RDS",
         MetricData=[
@@ -276,7 +279,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.seed", description=__doc__)
     parser.add_argument("--stack", required=True)
     args = parser.parse_args(argv)
-    cfg = load_stack(args.stack)
+    try:
+        cfg = load_stack(args.stack)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     try:
         seeded = seed_stack(boto3.Session(region_name=cfg.region), cfg)
     except NotLocal as exc:

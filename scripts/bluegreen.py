@@ -16,6 +16,7 @@ from scripts._ops import Clock, Context, Operation, Result, add_operation, run_c
 
 PROG = "python -m scripts.bluegreen"
 DEFAULT_SOAK_DAYS = 7
+DEFAULT_START_TIMEOUT = 4 * 3600.0
 
 
 def _start(ctx: Context) -> Result:
@@ -82,9 +83,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--timeout",
         type=_positive,
-        default=4 * 3600.0,
+        default=DEFAULT_START_TIMEOUT,
         metavar="SEC",
-        help="how long to wait for green (default 14400)",
+        help=f"how long to wait for green (default {DEFAULT_START_TIMEOUT:.0f})",
     )
 
     add_operation(

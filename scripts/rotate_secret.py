@@ -36,9 +36,9 @@ from scripts._ops import (
     Poll,
     Refused,
     Result,
-    add_common_flags,
     error_code,
     run_command,
+    set_operation,
 )
 
 COMMAND = "rotate_secret"
@@ -233,7 +233,7 @@ def _rotate_master(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[s
         if (new["username"], new["host"]) != (old["username"], old["host"]):
             ctx.out.warn("the new version names another user or host than the previous one")
     replicas = _wait_replicas(ctx, sm, target, timeout)
-    return _done(ctx, target, current, new_version, replicas, resumed=resumed)
+    return _done(target, current, new_version, replicas, resumed=resumed)
 
 
 def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str, Any]) -> Result:
@@ -269,7 +269,7 @@ def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str,
         if len(got) != target.length:
             raise Failed(f"{target.secret_id}: new value has the wrong length")
     replicas = _wait_replicas(ctx, sm, target, ctx.args.timeout * 60.0)
-    return _done(ctx, target, current, token, replicas, resumed=False)
+    return _done(target, current, token, replicas, resumed=False)
 
 
 def _stage_poll(sm: BaseClient, secret_id: str, version: str) -> Poll[bool]:
@@ -337,15 +337,8 @@ def _dry_run_result(target: Target, current: str) -> Result:
 
 
 def _done(
-    ctx: Context,
-    target: Target,
-    old: str,
-    new: str,
-    replicas: Mapping[str, str],
-    *,
-    resumed: bool,
+    target: Target, old: str, new: str, replicas: Mapping[str, str], *, resumed: bool
 ) -> Result:
-    ctx.touch(target.secret_id)
     where = f"; replicas in sync: {', '.join(sorted(replicas))}" if replicas else ""
     how = "waited for the rotation in progress" if resumed else "rotated"
     return Result(
@@ -372,14 +365,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog="exit codes: 0 rotated; 1 failed; 2 bad usage/config; 3 refused; 130 interrupted",
     )
-    add_common_flags(parser)
-    parser.set_defaults(
-        _operation=Operation(
-            "rotate",
-            "rotate a secret now",
-            rotate,
-            validate=_check_secret_name,
-        )
+    set_operation(
+        parser, Operation("rotate", "rotate a secret now", rotate, validate=_check_secret_name)
     )
     parser.add_argument(
         "--secret",

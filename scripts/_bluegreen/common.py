@@ -163,7 +163,6 @@ def take_snapshot(ctx: Context, instance: str, snapshot: str, purpose: str) -> s
         return Poll(status == "available", status, snapshot)
 
     ctx.wait_for(f"snapshot {snapshot}", poll, timeout=SNAPSHOT_TIMEOUT)
-    ctx.touch(f"rds:snapshot:{snapshot}")
     return snapshot
 
 

@@ -5,6 +5,7 @@ them and the deployment object. The pre-switchover and pre-rollback snapshots ar
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
 from infra.naming import rds_identifier
 from scripts._bluegreen.common import locate, wait_gone
@@ -15,6 +16,7 @@ from scripts._bluegreen.model import (
     ROLLED_BACK,
     SWITCHOVER_COMPLETED,
     describe_instance,
+    describe_snapshot,
     short_id,
     write_state,
 )
@@ -61,35 +63,28 @@ def run(ctx: Context) -> Result:
                 rds, "delete_blue_green_deployment", {"BlueGreenDeploymentIdentifier": dep.id}
             )
     finals = list(state.final_snapshots)
+    suffix = short_id(state.deployment_id or "manual")
+    for gone in (r for r in state.retired if infos[r] is None):
+        # Deleted by a finalize interrupted before it wrote the record: name its final snapshot.
+        snap = rds_identifier(gone, "final", suffix)
+        if snap not in finals and describe_snapshot(rds, snap) is not None:
+            finals.append(snap)
     # Replicas before their source: RDS would otherwise promote them to standalone instances.
     ordered = sorted(
         present, key=lambda r: not (infos[r] or {}).get("ReadReplicaSourceDBInstanceIdentifier")
     )
     for ident in ordered:
-        snap = rds_identifier(ident, "final", short_id(state.deployment_id or "manual"))
+        snap = rds_identifier(ident, "final", suffix)
         with ctx.out.phase(f"delete {ident} (final snapshot {snap})"):
-            inst = describe_instance(rds, ident) or {}
-            if inst.get("DeletionProtection"):
-                ctx.mutate(
-                    rds,
-                    "modify_db_instance",
-                    {
-                        "DBInstanceIdentifier": ident,
-                        "DeletionProtection": False,
-                        "ApplyImmediately": True,
-                    },
-                )
+            inst = describe_instance(rds, ident)
+            if inst is None:  # gone since it was listed
+                continue
             replica = bool(inst.get("ReadReplicaSourceDBInstanceIdentifier"))
-            params: dict[str, object] = {
-                "DBInstanceIdentifier": ident,
-                # RDS cannot snapshot a read replica on delete; its data is its source's.
-                "SkipFinalSnapshot": replica,
-                "DeleteAutomatedBackups": False,
-            }
-            if not replica:
-                params["FinalDBSnapshotIdentifier"] = snap
+            if not replica and snap not in finals:
                 finals.append(snap)
-            ctx.mutate(rds, "delete_db_instance", dict(params))
+            # After an interrupted finalize RDS may be deleting it already: only wait.
+            if inst.get("DBInstanceStatus") != "deleting":
+                _delete(ctx, inst, None if replica else snap)
             if not ctx.dry_run:
                 wait_gone(ctx, ident)
     if ctx.dry_run:
@@ -105,3 +100,24 @@ def run(ctx: Context) -> Result:
         "longer needed",
         data={"deleted": present, "final_snapshots": finals},
     )
+
+
+def _delete(ctx: Context, inst: dict[str, Any], final_snapshot: str | None) -> None:
+    """Delete a retired instance, with a final snapshot unless it is a read replica."""
+    rds = ctx.client("rds")
+    ident = inst["DBInstanceIdentifier"]
+    if inst.get("DeletionProtection"):
+        ctx.mutate(
+            rds,
+            "modify_db_instance",
+            {"DBInstanceIdentifier": ident, "DeletionProtection": False, "ApplyImmediately": True},
+        )
+    params: dict[str, object] = {
+        "DBInstanceIdentifier": ident,
+        # RDS cannot snapshot a read replica on delete; its data is its source's.
+        "SkipFinalSnapshot": final_snapshot is None,
+        "DeleteAutomatedBackups": False,
+    }
+    if final_snapshot is not None:
+        params["FinalDBSnapshotIdentifier"] = final_snapshot
+    ctx.mutate(rds, "delete_db_instance", params)

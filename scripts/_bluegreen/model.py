@@ -42,11 +42,6 @@ FINALIZED = "finalized"
 OPEN_PHASES = (SWITCHING, SWITCHED_OVER, PROMOTED, ROLLING_BACK, ROLLED_BACK)
 
 
-def state_parameter(names: Names) -> str:
-    """SSM parameter of the stack's blue/green record, beside the lock parameter."""
-    return names.bluegreen_state_parameter
-
-
 def deployment_name(names: Names, target_version: str) -> str:
     return rds_identifier(names.primary, "bg", target_version)
 
@@ -232,7 +227,9 @@ class BgState:
 def read_state(ctx: Context) -> BgState | None:
     ssm = ctx.client("ssm")
     try:
-        value = ssm.get_parameter(Name=state_parameter(ctx.stack.names))["Parameter"]["Value"]
+        value = ssm.get_parameter(Name=ctx.stack.names.bluegreen_state_parameter)["Parameter"][
+            "Value"
+        ]
     except ClientError as exc:
         if error_code(exc) == "ParameterNotFound":
             return None
@@ -240,7 +237,9 @@ def read_state(ctx: Context) -> BgState | None:
     try:
         return BgState.from_json(value)
     except (ValueError, TypeError, KeyError):
-        ctx.out.warn(f"ignoring an unreadable record in {state_parameter(ctx.stack.names)}")
+        ctx.out.warn(
+            f"ignoring an unreadable record in {ctx.stack.names.bluegreen_state_parameter}"
+        )
         return None
 
 
@@ -253,7 +252,7 @@ def write_state(ctx: Context, state: BgState, phase: str | None = None) -> BgSta
         ctx.client("ssm"),
         "put_parameter",
         {
-            "Name": state_parameter(ctx.stack.names),
+            "Name": ctx.stack.names.bluegreen_state_parameter,
             "Value": state.to_json(),
             "Type": "String",
             "Overwrite": True,

@@ -86,7 +86,7 @@ def run(ctx: Context) -> Result:
     return _switch(ctx, state, dep)
 
 
-def _gates(ctx: Context, state: BgState, dep: Deployment) -> list[str]:
+def _gates(ctx: Context, dep: Deployment) -> list[str]:
     problems: list[str] = []
     ready, text = deployment_ready(ctx, dep)
     if not ready:
@@ -117,7 +117,7 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
     rds = ctx.client("rds")
     primary = ctx.stack.names.primary
     with ctx.out.phase("gates"):
-        problems = _gates(ctx, state, dep)
+        problems = _gates(ctx, dep)
     if problems:
         raise Refused(
             f"promote of {primary} refused; nothing was changed:\n"

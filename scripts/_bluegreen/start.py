@@ -8,8 +8,10 @@ from typing import Any
 from scripts._bluegreen.checks import Target, major, preflight, uncovered_replicas
 from scripts._bluegreen.common import locate, state_from_deployment, wait_ready
 from scripts._bluegreen.model import (
+    AVAILABLE,
     OPEN_PHASES,
     PROMOTED,
+    PROVISIONING,
     ROLLED_BACK,
     STARTED,
     BgState,
@@ -19,8 +21,6 @@ from scripts._bluegreen.model import (
     write_state,
 )
 from scripts._ops import Context, Refused, Result, iso
-
-DEFAULT_TIMEOUT = 4 * 3600.0
 
 
 def _target(ctx: Context, primary: dict[str, Any]) -> Target:
@@ -131,15 +131,14 @@ def run(ctx: Context) -> Result:
 def _resume(ctx: Context, state: BgState | None, dep: Deployment, target: Target) -> Result:
     rds = ctx.client("rds")
     names = ctx.stack.names
-    rebuilt = state is None or state.deployment_id != dep.id
-    if state is None or state.deployment_id != dep.id:
-        state = state_from_deployment(ctx, dep)
+    recorded = state if state is not None and state.deployment_id == dep.id else None
+    state = recorded or state_from_deployment(ctx, dep)
     green = describe_instance(rds, dep.target) or {}
     asked = ctx.args.engine_version or ctx.args.instance_class or ctx.args.parameter_group
     differs = (ctx.args.engine_version and green.get("EngineVersion") != target.engine_version) or (
         ctx.args.instance_class and green.get("DBInstanceClass") != target.instance_class
     )
-    if dep.status not in ("PROVISIONING", "AVAILABLE") or (asked and differs):
+    if dep.status not in (PROVISIONING, AVAILABLE) or (asked and differs):
         raise Refused(
             f"another blue/green deployment exists for {names.primary}: {dep.describe()}. "
             f"Promote it, or delete it with `python -m scripts.bluegreen rollback --stack "
@@ -153,9 +152,9 @@ def _resume(ctx: Context, state: BgState | None, dep: Deployment, target: Target
             data={"deployment": dep.summary()},
             nothing_to_do=True,
         )
-    if rebuilt:  # created by an interrupted run (or outside this tool): record it first
+    if recorded is None:  # created by an interrupted run (or outside this tool): record it
         state = write_state(ctx, state, STARTED)
-    return _wait_and_report(ctx, state, primary, already=dep.status == "AVAILABLE")
+    return _wait_and_report(ctx, state, primary, already=dep.status == AVAILABLE)
 
 
 def _wait_and_report(

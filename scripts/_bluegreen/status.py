@@ -65,7 +65,7 @@ def run(ctx: Context) -> Result:
                 blue, green = _instance(rds, m.source), _instance(rds, m.target)
                 lag = (
                     checks.replica_lag(ctx, m.target)
-                    if dep.status not in (SWITCHOVER_COMPLETED,)
+                    if dep.status != SWITCHOVER_COMPLETED
                     else None
                 )
                 members.append(
@@ -76,11 +76,13 @@ def run(ctx: Context) -> Result:
                         "replica_lag_s": lag,
                     }
                 )
-        retired = [_instance(rds, r) for r in (state.retired if state else ()) if _instance(rds, r)]
-        for suffix in (OLD_SUFFIX, NEW_SUFFIX):
-            extra = _instance(rds, names.primary + suffix)
-            if extra and all(r and r["identifier"] != extra["identifier"] for r in retired):
-                retired.append(extra)
+        kept = [_instance(rds, r) for r in (state.retired if state else ())]
+        # Also an -old1/-new1 the record does not name (a cycle run outside this tool).
+        kept += [_instance(rds, names.primary + s) for s in (OLD_SUFFIX, NEW_SUFFIX)]
+        retired: list[dict[str, Any]] = []
+        for inst in kept:
+            if inst and all(r["identifier"] != inst["identifier"] for r in retired):
+                retired.append(inst)
     lines = []
     config_version = ctx.stack.config.database.engine_version
     if primary:
@@ -116,8 +118,7 @@ def run(ctx: Context) -> Result:
             + (f", soak until {state.soak_until}" if state.soak_until else "")
         )
     for r in retired:
-        if r:
-            lines.append(f"  kept: {r['identifier']} ({r['engine_version']}, {r['status']})")
+        lines.append(f"  kept: {r['identifier']} ({r['engine_version']}, {r['status']})")
     nxt = _next(ctx, state, dep)
     lines.append(f"next: {nxt}")
     return Result(

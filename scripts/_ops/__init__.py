@@ -31,6 +31,8 @@ Writing a command::
     if __name__ == "__main__":
         raise SystemExit(main())
 
+A command without subcommands: `set_operation(argparse.ArgumentParser(...), Operation(...))`.
+
 What the runner (`run_command`) does for every operation:
 - common flags (`add_common_flags`): --stack, --dry-run, -y/--yes, --json, -v/-q, --break-lock;
 - `resolve_stack(name) -> StackRef(name, config: StackConfig, names: Names, root)`; a bad or
@@ -39,7 +41,9 @@ What the runner (`run_command`) does for every operation:
   AWS_PROFILE / credentials / AWS_ENDPOINT_URL); clients from `ctx.client(service, region)`
   retry throttling and 5xx (adaptive mode; AWS_RETRY_MODE, AWS_MAX_ATTEMPTS override);
 - `StackLock` (SSM parameter `Names.lock_parameter`, no-overwrite, JSON owner/operation/run_id/
-  expires, extended during `ctx.wait_for`) around operations with `locks=True`;
+  expires, extended during `ctx.wait_for`) around operations with `locks=True`; an operation
+  that must not depend on the stack's region (DR) sets `locks=False` and takes
+  `with ctx.lock(region):` itself;
 - exit codes (`ExitCode`): 0 done/nothing to do, 1 failed (`Failed`, AWS errors with their code),
   2 bad usage/config (`BadUsage`, `ConfigError`), 3 refused (`Refused`, nothing changed),
   130 interrupted (Ctrl-C/SIGTERM; message says re-running resumes). No traceback is printed;
@@ -50,9 +54,11 @@ What the runner (`run_command`) does for every operation:
 
 Context (`ctx`) helpers: `client`, `mutate(client, method, params)` (the only way to change AWS;
 under --dry-run prints `DRY-RUN would call svc:Op {...}` and returns {}; any other mutating
-call is stopped), `confirm(action)`, `wait_for(what, poll -> Poll(done, status, value),
-timeout=...)` (bounded, progress, lock heartbeat; `Failed` on timeout), `touch(*ids)`,
-`identity()`, `out` (`Progress`: phase/update/info/warn/debug), `clock` (`Clock`), `run_id`.
+call is stopped; records the ids the call changes, not those it only reads, `touched_ids`),
+`confirm(action)`, `wait_for(what, poll -> Poll(done, status, value), timeout=...)` (bounded,
+progress, lock heartbeat; `Failed` on timeout), `touch(*ids)`, `identity(region=None)` (asked
+once), `lock(region=None)`, `out` (`Progress`: phase/update/info/warn/debug), `clock`
+(`Clock`), `run_id`.
 Helpers: `error_code(ClientError)` (match on it), `iso(datetime)`, `parse_iso(text)`.
 Tests pass `session=` (with botocore event hooks for faults) and `clock=` (fast waits) to main.
 Contract details for operators: docs/operations.md.
@@ -62,11 +68,17 @@ from __future__ import annotations
 
 from scripts._ops.audit import AuditRecord, audit_log_path, read_records
 from scripts._ops.aws import error_code, is_read_only, make_client, retry_config, session_for
-from scripts._ops.cli import Operation, add_common_flags, add_operation, run_command
+from scripts._ops.cli import (
+    Operation,
+    add_common_flags,
+    add_operation,
+    run_command,
+    set_operation,
+)
 from scripts._ops.clock import Clock, SystemClock, iso, parse_iso
-from scripts._ops.context import Context, Poll, Result
+from scripts._ops.context import Context, Poll, Result, touched_ids
 from scripts._ops.errors import BadUsage, ExitCode, Failed, OpsError, Refused
-from scripts._ops.lock import LockInfo, StackLock
+from scripts._ops.lock import LockInfo, StackLock, local_user
 from scripts._ops.progress import Progress
 from scripts._ops.stack import StackRef, project_root, resolve_stack
 
@@ -93,6 +105,7 @@ __all__ = [
     "error_code",
     "is_read_only",
     "iso",
+    "local_user",
     "make_client",
     "parse_iso",
     "project_root",
@@ -101,4 +114,6 @@ __all__ = [
     "retry_config",
     "run_command",
     "session_for",
+    "set_operation",
+    "touched_ids",
 ]

@@ -10,10 +10,8 @@ record.
 from __future__ import annotations
 
 import argparse
-import getpass
 import json
 import signal
-import socket
 import sys
 import threading
 import traceback
@@ -38,7 +36,7 @@ from scripts._ops.aws import describe_error, redact, region_note, session_for
 from scripts._ops.clock import Clock, SystemClock, iso
 from scripts._ops.context import Context, Result
 from scripts._ops.errors import ExitCode, OpsError
-from scripts._ops.lock import StackLock
+from scripts._ops.lock import local_user
 from scripts._ops.progress import Progress
 from scripts._ops.stack import StackRef, project_root, resolve_stack
 
@@ -94,16 +92,16 @@ def add_operation(
     return parser
 
 
+def set_operation(parser: argparse.ArgumentParser, op: Operation) -> argparse.ArgumentParser:
+    """Make `parser` run `op` (a command without subcommands) with the common flags; returns it
+    for extra flags."""
+    add_common_flags(parser)
+    parser.set_defaults(_operation=op)
+    return parser
+
+
 def _raise_interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
-
-
-def _user() -> str:
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = "unknown"
-    return f"{name}@{socket.gethostname()}"
 
 
 def _new_run_id(clock: Clock) -> str:
@@ -179,17 +177,7 @@ def run_command(
         if args.dry_run:
             out.info(f"DRY-RUN: {label}: reads AWS, changes nothing")
         if op.locks:
-            lock = StackLock(
-                ctx,
-                parameter=stack.names.lock_parameter,
-                stack=stack.name,
-                owner=f"{_user()} ({ctx.identity() or 'unknown principal'})",
-                operation=f"{command} {op.name}",
-                run_id=run_id,
-                break_stale=args.break_lock,
-            )
-            ctx._cache["lock"] = lock
-            with lock:
+            with ctx.lock():
                 result = op.handler(ctx)
         else:
             result = op.handler(ctx)
@@ -246,7 +234,7 @@ def run_command(
         run_id=run_id,
         command=f"{command} {op.name}",
         stack=args.stack,
-        user=_user(),
+        user=local_user(),
         aws_identity=ctx.identity() if ctx is not None and code != ExitCode.INTERRUPTED else None,
         args=_audit_args(args),
         dry_run=bool(args.dry_run),

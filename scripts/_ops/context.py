@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -19,15 +20,25 @@ from botocore.exceptions import BotoCoreError, ClientError
 from scripts._ops.aws import is_read_only, make_client, redact
 from scripts._ops.clock import Clock
 from scripts._ops.errors import Failed, Refused
+from scripts._ops.lock import StackLock, local_user
 from scripts._ops.progress import Progress
 from scripts._ops.stack import StackRef
 
 T = TypeVar("T")
 POLL_ENV = "DBPLATFORM_POLL_SECONDS"
 DEFAULT_POLL_SECONDS = 15.0
-# Parameter keys whose values name an AWS resource, recorded as touched by a mutation.
+# Parameter keys whose values name an AWS resource, recorded as touched by a mutation...
 _ID_SUFFIXES = ("Identifier", "Arn", "Id", "ResourceName", "AlarmName", "SecretId")
-_ID_KEYS = {"Name", "Source", "TopicArn"}
+_ID_KEYS = {"Name", "TopicArn"}
+# ...unless they name what the call only reads: its source, key, role or certificate. The audit
+# record lists what a run changed; a restore must not look as if it changed its snapshot.
+_READ_PREFIX = "Source"
+_READ_KEYS = {"KmsKeyId", "CACertificateIdentifier", "IamRoleArn", "RecoveryPointArn"}
+_READ_BY_OPERATION = {
+    "CreateDBSnapshot": {"DBInstanceIdentifier"},
+    "RestoreDBInstanceFromDBSnapshot": {"DBSnapshotIdentifier"},
+}
+_VERB = re.compile(r"^[A-Z][a-z]+")
 
 
 @dataclass(frozen=True)
@@ -72,15 +83,15 @@ class Context:
     """AWS ids changed by this run, in order (audit record)."""
     planned: list[dict[str, Any]] = field(default_factory=list)
     """Under `--dry-run`: every mutating call the run would have made."""
-    _clients: dict[tuple[str, str | None], BaseClient] = field(default_factory=dict)
+    _clients: dict[tuple[str, str], BaseClient] = field(default_factory=dict)
     _cache: dict[str, Any] = field(default_factory=dict)
 
     # --- AWS ---------------------------------------------------------------------------
     def client(self, service: str, region: str | None = None) -> BaseClient:
         """A retrying client of `service` in `region` (default: the stack's region), cached."""
-        key = (service, region)
+        key = (service, region or self.stack.region)
         if key not in self._clients:
-            self._clients[key] = make_client(self.session, service, region or self.stack.region)
+            self._clients[key] = make_client(self.session, service, key[1])
         return self._clients[key]
 
     def mutate(
@@ -101,23 +112,8 @@ class Context:
         self.out.debug(f"call {shown}")
         response: dict[str, Any] = getattr(client, method)(**params)
         if track:
-            self._track(service, params, response)
+            self.touch(*touched_ids(service, operation, params, response))
         return response
-
-    def _track(self, service: str, params: Mapping[str, Any], response: Mapping[str, Any]) -> None:
-        found = [
-            str(v)
-            for k, v in params.items()
-            if isinstance(v, str) and (k in _ID_KEYS or k.endswith(_ID_SUFFIXES))
-        ]
-        for value in response.values():  # ids the service assigned (create calls)
-            if isinstance(value, Mapping):
-                found += [
-                    str(v)
-                    for k, v in value.items()
-                    if isinstance(v, str) and k.endswith("Identifier")
-                ]
-        self.touch(*(f"{service}:{v}" if not v.startswith("arn:") else v for v in found))
 
     def touch(self, *ids: str) -> None:
         """Record AWS ids this run changed (for the audit record)."""
@@ -125,15 +121,42 @@ class Context:
             if i not in self.touched:
                 self.touched.append(i)
 
-    def identity(self) -> str | None:
-        """The caller's AWS principal ARN, read once; None when it cannot be read."""
+    def identity(self, region: str | None = None) -> str | None:
+        """The caller's AWS principal ARN, None when it cannot be read.
+
+        Asked once, of STS in `region` (default: the stack's region); later calls, the lock
+        owner and the audit record reuse that answer, so a command working in another region
+        (DR, the stack's region down) asks there first.
+        """
         if "identity" not in self._cache:
             try:
-                self._cache["identity"] = self.client("sts").get_caller_identity()["Arn"]
+                arn = self.client("sts", region).get_caller_identity()["Arn"]
             except (ClientError, BotoCoreError):
-                self._cache["identity"] = None
+                arn = None
+            self._cache["identity"] = arn
         value = self._cache["identity"]
         return str(value) if value else None
+
+    def lock(self, region: str | None = None) -> StackLock:
+        """The stack's operations lock for this run, in `region` (default: the stack's region).
+
+        The runner takes it around operations with `locks=True`; an operation that must not
+        depend on the stack's region declares `locks=False` and takes `with ctx.lock(region):`
+        itself. Waits (`wait_for`) extend the lock this returns.
+        """
+        where = region or self.stack.region
+        lock = StackLock(
+            self,
+            parameter=self.stack.names.lock_parameter,
+            stack=self.stack.name if where == self.stack.region else f"{self.stack.name} ({where})",
+            owner=f"{local_user()} ({self.identity(where) or 'unknown principal'})",
+            operation=self.command,
+            run_id=self.run_id,
+            break_stale=bool(getattr(self.args, "break_lock", False)),
+            region=where,
+        )
+        self._cache["lock"] = lock
+        return lock
 
     # --- operator ----------------------------------------------------------------------
     def confirm(self, action: str) -> None:
@@ -196,3 +219,32 @@ class Context:
         """Under `--dry-run` a mutating call outside `mutate` is a bug: stop before it is sent."""
         if self.dry_run and not is_read_only(operation):
             raise Failed(f"internal error: dry run attempted mutating call {operation}")
+
+
+def touched_ids(
+    service: str, operation: str, params: Mapping[str, Any], response: Mapping[str, Any]
+) -> list[str]:
+    """The AWS ids a mutating call changed, as `service:id` (or the ARN), for the audit record.
+
+    From the parameters: the keys that name a resource (`..Identifier`, `..Arn`, `Name`, ...),
+    and the key named after the operation's object (`DBParameterGroupName` of
+    `ModifyDBParameterGroup`), but not what the call only reads (`Source..`, `KmsKeyId`, the
+    snapshot a restore reads). From the response: the id of the object it returns
+    (`DBInstance.DBInstanceIdentifier`), not the ids that object refers to.
+    """
+    obj = _VERB.sub("", operation)
+    reads = _READ_KEYS | _READ_BY_OPERATION.get(operation, set())
+    found = [
+        v
+        for k, v in params.items()
+        if isinstance(v, str)
+        and k not in reads
+        and not k.startswith(_READ_PREFIX)
+        and (k in _ID_KEYS or k.endswith(_ID_SUFFIXES) or k in (f"{obj}Name", f"{obj}Identifier"))
+    ]
+    for key, value in response.items():  # the object a create/modify/delete call returns
+        if isinstance(value, Mapping):
+            own = value.get(f"{key}Identifier") or value.get(f"{key}Name")
+            if isinstance(own, str):
+                found.append(own)
+    return list(dict.fromkeys(v if v.startswith("arn:") else f"{service}:{v}" for v in found))

@@ -4,12 +4,15 @@
 scheduled drill and an operator) cannot run conflicting operations on one stack. The value
 is JSON `{owner, operation, run_id, acquired, expires}`; a holder extends `expires` while it
 waits on AWS. A lock past `expires` is stale (its holder died) and only `--break-lock`
-removes it; an unexpired lock is never broken.
+removes it; an unexpired lock is never broken. The parameter lives in the stack's region, or in
+the region an operation works in when it must not depend on the stack's (a DR rebuild).
 """
 
 from __future__ import annotations
 
+import getpass
 import json
+import socket
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -24,6 +27,15 @@ from scripts._ops.errors import Refused
 from scripts._ops.progress import Progress
 
 DEFAULT_TTL = timedelta(hours=1)
+
+
+def local_user() -> str:
+    """`alice@laptop`: who runs the command on this machine (lock owner, audit record)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return f"{name}@{socket.gethostname()}"
 
 
 class LockHost(Protocol):
@@ -97,6 +109,7 @@ class StackLock:
         run_id: str,
         ttl: timedelta = DEFAULT_TTL,
         break_stale: bool = False,
+        region: str | None = None,
     ) -> None:
         self.host = host
         self.parameter = parameter
@@ -106,12 +119,13 @@ class StackLock:
         self.run_id = run_id
         self.ttl = ttl
         self.break_stale = break_stale
+        self.region = region  # None: the host's default region, the stack's
         self.held = False
         self._refreshed = 0.0
 
     @property
     def ssm(self) -> BaseClient:
-        return self.host.client("ssm")
+        return self.host.client("ssm", self.region)
 
     def _info(self) -> LockInfo:
         now = self.host.clock.now()

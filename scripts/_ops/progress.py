@@ -6,6 +6,7 @@ what a script parses. `-q` silences progress; `-v` adds detail lines (AWS calls)
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -46,8 +47,6 @@ class Progress:
         self._last_text = ""
 
     def _is_terminal(self) -> bool:
-        import os
-
         isatty = getattr(self.stream, "isatty", None)
         return bool(isatty and isatty()) and os.environ.get("TERM") != "dumb"
 

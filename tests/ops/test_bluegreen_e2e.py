@@ -94,9 +94,16 @@ def test_start_status_promote_finalize(aws: AwsEnv) -> None:
         ("bluegreen finalize", 0),
     ]
     assert [r["outcome"] for r in records][3] == "nothing-to-do"
-    assert any(dep_id in i for i in records[0]["aws_ids"])
-    assert any("switchover" in i or dep_id in i for i in records[2]["aws_ids"])
-    assert any(i.endswith(PRIMARY + "-old1") for i in records[4]["aws_ids"])
+    (pre_switchover,) = [s for s in snapshots if "-pre-switchover-" in s]
+    (final_snapshot,) = [s for s in snapshots if s.startswith(PRIMARY + "-old1-final-")]
+    touched = [{i.rsplit(":", 1)[-1] for i in r["aws_ids"]} for r in records]  # ids, not ARNs
+    assert touched == [
+        {"dbplatform-prod-pg-bg-17-2", dep_id},  # the deployment, not the blue it copies
+        set(),  # status is read-only
+        {pre_switchover, dep_id, PRIMARY + "-old1"},  # snapshot, switchover, tag on old blue
+        set(),  # nothing to do
+        {dep_id, PRIMARY + "-old1", final_snapshot},
+    ]
 
 
 def test_rollback_after_switchover_names_the_window_then_swaps_back(aws: AwsEnv) -> None:

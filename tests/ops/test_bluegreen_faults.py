@@ -15,6 +15,8 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from infra.naming import rds_identifier
+from scripts._bluegreen.model import short_id
 from tests.ops.support import AwsEnv, Burst, FakeClock, _Body, no_backoff_sleep, session_with
 
 pytestmark = pytest.mark.moto
@@ -215,3 +217,65 @@ def test_dry_run_of_every_subcommand_changes_nothing(aws: AwsEnv) -> None:
     since = aws.record("staging")["switchover_at"]
     dry("rollback", "--accept-data-window", since, would="rds:ModifyDBInstance")
     dry("finalize", "--ignore-soak", would="rds:DeleteDBInstance")
+
+
+def _final_snapshot(aws: AwsEnv, instance: str) -> str:
+    return rds_identifier(instance, "final", short_id(aws.record("staging")["deployment_id"]))
+
+
+def test_a_finalize_interrupted_after_the_delete_finishes_on_rerun(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    old = PRIMARY + "-old1"
+
+    def interrupt(**_: Any) -> None:
+        raise KeyboardInterrupt  # Ctrl-C once RDS accepted the deletion
+
+    session = session_with([("after-call.rds.DeleteDBInstance", interrupt)])
+    args = ("finalize", "--stack", "staging", "--yes", "--ignore-soak")
+    cut = aws.main(*args, session=session)
+    assert cut.code == 130, cut.text
+    assert aws.record("staging")["phase"] == "promoted"
+
+    rerun = aws.main(*args)
+    assert rerun.code == 0, rerun.text
+    record = aws.record("staging")
+    assert record["phase"] == "finalized"
+    # the final snapshot the first run asked for is recorded, not forgotten
+    assert record["final_snapshots"] == [_final_snapshot(aws, old)]
+    assert _final_snapshot(aws, old) in aws.manual_snapshots()
+
+
+def test_a_finalize_rerun_while_rds_deletes_waits_instead_of_deleting_again(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    old = PRIMARY + "-old1"
+    final = _final_snapshot(aws, old)
+    # As after a finalize cut off while RDS deletes the old blue: moto deletes at once, so the
+    # hook shows the instance 'deleting' and, a few describes later, finishes the deletion (with
+    # the final snapshot the first run asked for) as RDS would.
+    seen: list[str] = []
+    deletes: list[str] = []
+
+    def deleting(parsed: dict[str, Any], **_: Any) -> None:
+        for inst in parsed.get("DBInstances", []):
+            if inst["DBInstanceIdentifier"] == old:
+                inst["DBInstanceStatus"] = "deleting"
+                seen.append(old)
+                if len(seen) == 3:
+                    aws.client("rds").delete_db_instance(
+                        DBInstanceIdentifier=old, FinalDBSnapshotIdentifier=final
+                    )
+
+    def record_delete(params: dict[str, Any], **_: Any) -> None:
+        deletes.append(params["DBInstanceIdentifier"])
+
+    session = session_with(
+        [
+            ("after-call.rds.DescribeDBInstances", deleting),
+            ("before-parameter-build.rds.DeleteDBInstance", record_delete),
+        ]
+    )
+    run = aws.main("finalize", "--stack", "staging", "--yes", "--ignore-soak", session=session)
+    assert run.code == 0, run.text
+    assert deletes == []  # RDS would refuse a second delete (InvalidDBInstanceState)
+    assert old not in aws.instances()
+    assert aws.record("staging")["final_snapshots"] == [final]

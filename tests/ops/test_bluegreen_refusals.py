@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.server
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -217,18 +218,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         pass
 
 
-class _Server(http.server.HTTPServer):
-    pass
-
-
-from contextlib import contextmanager  # noqa: E402
-
-
 @contextmanager
 def _http_server(status: int) -> Iterator[str]:
     """An application readiness endpoint on 127.0.0.1 answering `status`."""
     handler = type("H", (_Handler,), {"status": status})
-    server = _Server(("127.0.0.1", 0), handler)
+    server = http.server.HTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

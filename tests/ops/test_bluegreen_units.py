@@ -64,7 +64,7 @@ def _context(rds: Any) -> Context:
         dry_run=False,
         yes=True,
     )
-    ctx._clients[("rds", None)] = rds
+    ctx._clients[("rds", stack.region)] = rds  # the stubbed client stands in for AWS
     return ctx
 
 

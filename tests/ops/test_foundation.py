@@ -18,18 +18,23 @@ from infra.config import load_stack
 from scripts._ops import (
     Context,
     Operation,
+    Poll,
     Refused,
     Result,
     add_operation,
     retry_config,
     run_command,
     session_for,
+    touched_ids,
 )
 from scripts._ops.aws import region_note
 from tests.ops.support import ROOT, AwsEnv, Burst, FakeClock, no_backoff_sleep, session_with
 
 LOCK = "/dbplatform/staging/ops/lock"
 MARK = "/dbplatform/staging/test-mark"
+WEST = "us-west-2"
+DB = "test-db"
+SNAP = "test-db-snap"
 
 
 def _act(ctx: Context) -> Result:
@@ -53,7 +58,28 @@ def _act(ctx: Context) -> Result:
     if what == "read":
         ctx.client("rds").describe_db_instances()
         return Result("read ok")
+    if what == "wait":  # AWS never gets there
+        ctx.wait_for("the mark", lambda: Poll(False, "still creating"), timeout=3 * 3600)
+    if what == "modify":
+        params = {"DBInstanceIdentifier": DB, "BackupRetentionPeriod": 1, "ApplyImmediately": True}
+        ctx.mutate(ctx.client("rds"), "modify_db_instance", params)
+        return Result("modified")
+    if what == "snapshot":
+        params = {"DBSnapshotIdentifier": SNAP, "DBInstanceIdentifier": DB}
+        ctx.mutate(ctx.client("rds"), "create_db_snapshot", params)
+        return Result("snapshot taken")
     return Result("nothing to do", nothing_to_do=True)
+
+
+def _elsewhere(ctx: Context) -> Result:
+    """An operation that must not depend on the stack's region (as DR rebuilds)."""
+    with ctx.lock(ctx.args.region):
+        ctx.mutate(
+            ctx.client("ssm", ctx.args.region),
+            "put_parameter",
+            {"Name": MARK, "Value": "x", "Type": "String"},
+        )
+    return Result("marked elsewhere")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -65,6 +91,8 @@ def _parser() -> argparse.ArgumentParser:
     add_operation(sub, Operation("look", "read only", _act, locks=False)).add_argument(
         "--do", default="read"
     )
+    p = add_operation(sub, Operation("elsewhere", "lock in a region", _elsewhere, locks=False))
+    p.add_argument("--region", default=WEST)
     return parser
 
 
@@ -74,7 +102,7 @@ def _main(
     return run_command("testcmd", _parser(), argv, session=session, clock=clock)  # type: ignore[arg-type]
 
 
-def _put_lock(aws: AwsEnv, owner: str, expires: datetime) -> None:
+def _put_lock(aws: AwsEnv, owner: str, expires: datetime, region: str = "us-east-1") -> None:
     value = {
         "owner": owner,
         "operation": "bluegreen promote",
@@ -82,7 +110,7 @@ def _put_lock(aws: AwsEnv, owner: str, expires: datetime) -> None:
         "acquired": "2025-01-01T00:00:00Z",
         "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    aws.client("ssm").put_parameter(Name=LOCK, Value=json.dumps(value), Type="String")
+    aws.client("ssm", region).put_parameter(Name=LOCK, Value=json.dumps(value), Type="String")
 
 
 def test_a_run_takes_and_releases_the_lock_and_appends_an_audit_record(aws: AwsEnv) -> None:
@@ -268,7 +296,101 @@ def test_sessions_follow_the_standard_aws_environment(
     assert run.code == 2 and "no-such-profile" in run.stderr
 
 
-def test_the_clock_is_injectable_for_waits(aws: AwsEnv) -> None:
-    clock = FakeClock()
-    clock.sleep(3600)
-    assert clock.monotonic() == 3600 and clock.slept == 3600
+def test_a_wait_is_bounded_and_extends_the_lock_while_it_runs(aws: AwsEnv) -> None:
+    puts: list[bool] = []
+
+    def watch(params: dict[str, object], **_: object) -> None:
+        if params.get("Name") == LOCK:
+            puts.append(bool(params["Overwrite"]))
+
+    clock = FakeClock()  # three hours of waiting in no time
+    session = session_with([("before-parameter-build.ssm.PutParameter", watch)])
+    run = aws.main(
+        "act", "--stack", "staging", "--do", "wait", session=session, clock=clock, main=_main
+    )
+
+    assert run.code == 1, run.text
+    assert "gave up waiting for the mark after 10800s (last status: still creating)" in run.stderr
+    assert "re-run the same command to keep waiting" in run.stderr
+    assert clock.slept == 3 * 3600
+    # taken once, then extended during the wait (the one-hour lock would have expired)
+    assert puts[0] is False and puts.count(True) >= 3
+    assert not aws.lock_held("staging")
+
+
+def test_the_audit_record_lists_what_a_call_changed_not_what_it_read(aws: AwsEnv) -> None:
+    aws.client("rds").create_db_instance(
+        DBInstanceIdentifier=DB, Engine="postgres", DBInstanceClass="db.t4g.micro"
+    )
+    for do in ("modify", "snapshot"):
+        run = aws.main("act", "--stack", "staging", "--do", do, main=_main)
+        assert run.code == 0, run.text
+    modify, snapshot = aws.audit()
+    assert modify["aws_ids"] == [f"rds:{DB}"]  # not its CA certificate (in the response)
+    assert snapshot["aws_ids"] == [f"rds:{SNAP}"]  # not the instance it copies
+
+
+@pytest.mark.parametrize(
+    ("operation", "params", "response", "ids"),
+    [
+        (
+            "RestoreDBInstanceToPointInTime",
+            {"SourceDBInstanceIdentifier": "src", "TargetDBInstanceIdentifier": "new",
+             "DBSubnetGroupName": "subnets", "DBParameterGroupName": "params"},
+            {"DBInstance": {"DBInstanceIdentifier": "new", "CACertificateIdentifier": "rds-ca",
+                            "ReadReplicaSourceDBInstanceIdentifier": "src"}},
+            ["rds:new"],
+        ),
+        (
+            "RestoreDBInstanceFromDBSnapshot",
+            {"DBInstanceIdentifier": "new", "DBSnapshotIdentifier": "snap", "KmsKeyId": "key"},
+            {"DBInstance": {"DBInstanceIdentifier": "new"}},
+            ["rds:new"],
+        ),
+        (
+            "StartRestoreJob",
+            {"RecoveryPointArn": "arn:aws:rds:us-west-2:1:snapshot:awsbackup:x",
+             "IamRoleArn": "arn:aws:iam::1:role/r", "Metadata": {"DBInstanceIdentifier": "new"}},
+            {"RestoreJobId": "job-1"},
+            [],
+        ),
+        (
+            "ModifyDBParameterGroup",
+            {"DBParameterGroupName": "params", "Parameters": []},
+            {"DBParameterGroupName": "params"},
+            ["rds:params"],
+        ),
+        (
+            "DeleteDBInstance",
+            {"DBInstanceIdentifier": "old", "FinalDBSnapshotIdentifier": "old-final"},
+            {"DBInstance": {"DBInstanceIdentifier": "old"}},
+            ["rds:old", "rds:old-final"],
+        ),
+    ],
+)  # fmt: skip
+def test_touched_ids_skip_sources_keys_roles_and_certificates(
+    operation: str, params: dict[str, object], response: dict[str, object], ids: list[str]
+) -> None:
+    assert touched_ids("rds", operation, params, response) == ids
+
+
+def test_an_operation_can_hold_the_lock_in_another_region(aws: AwsEnv) -> None:
+    regions: list[str] = []
+
+    def identity_region(context: dict[str, str], **_: object) -> None:
+        regions.append(context["client_region"])
+
+    session = session_with([("before-call.sts.GetCallerIdentity", identity_region)])
+    # the stack's own lock (us-east-1) is held: it does not stop work in us-west-2
+    _put_lock(aws, "alice@laptop", datetime.now(UTC) + timedelta(minutes=30))
+    run = aws.main("elsewhere", "--stack", "staging", session=session, main=_main)
+    assert run.code == 0, run.text
+    west = aws.client("ssm", WEST).describe_parameters()["Parameters"]
+    assert [p["Name"] for p in west] == [MARK]  # and the lock taken there was released
+    assert regions == [WEST]  # the principal was asked once, in the region worked in
+    assert aws.audit()[-1]["aws_identity"].startswith("arn:aws:")
+
+    _put_lock(aws, "bob@ci", datetime.now(UTC) + timedelta(minutes=30), region=WEST)
+    held = aws.main("elsewhere", "--stack", "staging", main=_main)
+    assert held.code == 3
+    assert f"stack staging ({WEST}) is locked by bob@ci" in held.stderr
