@@ -14,27 +14,22 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import ipaddress
 import json
 import os
 import re
-import secrets
 import shlex
-import string
 import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 
 import boto3
-from botocore.exceptions import ClientError
 
 from devtools import moto_server
+from devtools.seed import report_replica_lag
 from infra.config import ConfigError, StackConfig, load_stack
 from infra.naming import Names
 
@@ -46,13 +41,6 @@ STEP_TIMEOUT_SECONDS = 180
 POLL_SECONDS = "0.2"
 OUTCOMES = {0: "done", 1: "failed", 2: "bad usage", 3: "refused", 130: "interrupted"}
 MISSING = -1
-ALREADY_EXISTS = {
-    "ResourceExistsException",
-    "AlreadyExistsException",
-    "DBSubnetGroupAlreadyExists",
-    "InvalidGroup.Duplicate",
-}
-APP_SECRET_ALPHABET = string.ascii_letters + string.digits
 ADVICE = re.compile(r"python -m (scripts\.\w+)((?: [^\s`'\"]+)*)")
 
 
@@ -143,110 +131,9 @@ def green_replica_lag(world: Emulated) -> str:
             for m in d.get("SwitchoverDetails", [])
             if m.get("TargetMember")
         ]
-        cloudwatch = session.client("cloudwatch")
         for green in greens:
-            cloudwatch.put_metric_data(
-                Namespace="AWS/RDS",
-                MetricData=[
-                    {
-                        "MetricName": "ReplicaLag",
-                        "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": green}],
-                        "Timestamp": datetime.now(UTC),
-                        "Value": 1.0,
-                        "Unit": "Seconds",
-                    }
-                ],
-            )
+            report_replica_lag(session, world.cfg.region, green, 1.0)
     return f"RDS would report ReplicaLag 1s for {', '.join(greens) or 'no green instance'}"
-
-
-def _created(call: Callable[[], object]) -> bool:
-    """Run one create call; False when the resource is already there (seeded by another tool)."""
-    try:
-        call()
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] in ALREADY_EXISTS:
-            return False
-        raise
-    return True
-
-
-def seed_vault_and_backup_vaults(world: Emulated) -> str:
-    """The rest of the stateful resources the program declares that devtools.seed leaves out:
-    the application secrets (replicated to the DR region) and the AWS Backup vaults."""
-    cfg, names = world.cfg, Names(world.cfg.stack)
-    dr = cfg.dr.region
-    made: list[str] = []
-    with world.session() as session:
-        kms = session.client("kms")
-        key = kms.create_key(Description=f"dbplatform {cfg.stack} secrets")["KeyMetadata"]["KeyId"]
-        _created(lambda: kms.create_alias(AliasName=names.kms_alias("secrets"), TargetKeyId=key))
-        sm = session.client("secretsmanager")
-        replicate = dr is not None and cfg.vault.replicate_to_dr
-        for spec in cfg.vault.app_secrets:
-            # The program's shape: letters and digits of the configured length.
-            value = "".join(secrets.choice(APP_SECRET_ALPHABET) for _ in range(spec.length))
-            params: dict[str, object] = {
-                "Name": names.app_secret(spec.name),
-                "Description": spec.description or spec.name,
-                "KmsKeyId": key,
-                "SecretString": value,
-            }
-            if replicate:
-                params["AddReplicaRegions"] = [{"Region": dr}]
-            if _created(partial(sm.create_secret, **params)):
-                made.append(
-                    names.app_secret(spec.name) + (f" (replica in {dr})" if replicate else "")
-                )
-        backup = session.client("backup")
-        if _created(lambda: backup.create_backup_vault(BackupVaultName=names.backup_vault)):
-            made.append(f"backup vault {names.backup_vault}")
-        if dr is not None:
-            backup_dr = session.client("backup", region_name=dr)
-            if _created(
-                lambda: backup_dr.create_backup_vault(BackupVaultName=names.dr_backup_vault)
-            ):
-                made.append(f"backup vault {names.dr_backup_vault} ({dr})")
-    return ", ".join(made) or "vault and backup vaults already seeded"
-
-
-def seed_dr_network(world: Emulated) -> str:
-    """The pilot-light network the program keeps in the DR region: an isolated VPC with the
-    database's subnet group and security group (`<name>-dr`), where a rebuild restores into."""
-    cfg, names = world.cfg, Names(world.cfg.stack)
-    dr = cfg.dr.region
-    if dr is None:
-        return "no DR region: no DR network"
-    with world.session() as session:
-        ec2 = session.client("ec2", region_name=dr)
-        rds = session.client("rds", region_name=dr)
-        vpc = ec2.create_vpc(CidrBlock=cfg.network.cidr)["Vpc"]["VpcId"]
-        zones = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
-        blocks = ipaddress.ip_network(cfg.network.cidr).subnets(new_prefix=24)
-        subnets = [
-            ec2.create_subnet(VpcId=vpc, CidrBlock=str(block), AvailabilityZone=zone)["Subnet"][
-                "SubnetId"
-            ]
-            for zone, block in zip(zones[:2], blocks, strict=False)
-        ]
-        group = f"{names.subnet_group}-dr"
-        made = _created(
-            partial(
-                rds.create_db_subnet_group,
-                DBSubnetGroupName=group,
-                DBSubnetGroupDescription=f"dbplatform {cfg.stack} DR subnets",
-                SubnetIds=subnets,
-            )
-        )
-        _created(
-            partial(
-                ec2.create_security_group,
-                GroupName=f"{names.security_group}-dr",
-                Description=f"dbplatform {cfg.stack} DR database",
-                VpcId=vpc,
-            )
-        )
-    return f"DR network {group} in {dr}" + ("" if made else " (already there)")
 
 
 def dr_restore_point(world: Emulated) -> str:
@@ -483,8 +370,6 @@ def run_demo(
         for key, value in seed_environment(stack, env).items():
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
             echo(f"    {key}: {shown}")
-        echo(f"    {seed_vault_and_backup_vaults(world)}")
-        echo(f"    {seed_dr_network(world)}")
         echo(f"    seeded in {time.monotonic() - started:.1f}s")
         for i, step in enumerate(plan, 1):
             previous = results[-1] if results else None

@@ -4,7 +4,8 @@ NOT a deploy engine and never pointed at real AWS (it refuses any endpoint but 1
 localhost). It stands in for `pulumi up`, which these machines cannot run, so the operational
 commands have a database to work on: network, subnet group, security group, parameter group
 with the program's parameters, KMS key, self-managed master secret (RDS JSON shape), primary,
-replicas, SNS topics and alarms, each under the physical name `infra.naming.Names` gives.
+replicas, SNS topics and alarms, each under the physical name `infra.naming.Names` gives; the
+command line also seeds the application secrets, the backup vaults and the DR-region network.
 `python -m devtools.seed --stack staging` seeds the server `AWS_ENDPOINT_URL` names.
 """
 
@@ -14,6 +15,7 @@ import argparse
 import ipaddress
 import json
 import secrets
+import string
 import sys
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -27,6 +29,7 @@ from infra.config import ConfigError, StackConfig, load_stack
 from infra.naming import Names
 
 LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1"}
+APP_SECRET_ALPHABET = string.ascii_letters + string.digits
 
 
 class NotLocal(RuntimeError):
@@ -89,7 +92,15 @@ def seed_stack(
     # --- network ---
     sg_id = ""
     if with_network:
-        sg_id = _network(_local_client(session, "ec2", region), rds, cfg, n, tags)
+        sg_id = _network(
+            _local_client(session, "ec2", region),
+            rds,
+            cfg,
+            tags,
+            subnet_group=n.subnet_group,
+            security_group=n.security_group,
+            az_count=cfg.network.az_count,
+        )
 
     # --- key, parameter group, secret ---
     key_id = kms.create_key(Description=f"dbplatform {cfg.stack} rds", Tags=[])["KeyMetadata"][
@@ -201,7 +212,16 @@ def seed_stack(
     )
 
 
-def _network(ec2: Any, rds: Any, cfg: StackConfig, n: Names, tags: list[dict[str, str]]) -> str:
+def _network(
+    ec2: Any,
+    rds: Any,
+    cfg: StackConfig,
+    tags: list[dict[str, str]],
+    *,
+    subnet_group: str,
+    security_group: str,
+    az_count: int,
+) -> str:
     """VPC, one private subnet per AZ, the DB subnet group and security group; the SG id."""
     vpc_id = ec2.create_vpc(CidrBlock=cfg.network.cidr)["Vpc"]["VpcId"]
     azs = [z["ZoneName"] for z in ec2.describe_availability_zones()["AvailabilityZones"]]
@@ -210,16 +230,16 @@ def _network(ec2: Any, rds: Any, cfg: StackConfig, n: Names, tags: list[dict[str
         ec2.create_subnet(VpcId=vpc_id, CidrBlock=str(subnets[i]), AvailabilityZone=azs[i])[
             "Subnet"
         ]["SubnetId"]
-        for i in range(cfg.network.az_count)
+        for i in range(az_count)
     ]
     rds.create_db_subnet_group(
-        DBSubnetGroupName=n.subnet_group,
+        DBSubnetGroupName=subnet_group,
         DBSubnetGroupDescription=f"dbplatform {cfg.stack} database subnets",
         SubnetIds=subnet_ids,
         Tags=tags,
     )
     sg_id = ec2.create_security_group(
-        GroupName=n.security_group, Description=f"dbplatform {cfg.stack} database", VpcId=vpc_id
+        GroupName=security_group, Description=f"dbplatform {cfg.stack} database", VpcId=vpc_id
     )["GroupId"]
     if cfg.network.allowed_cidrs:
         ec2.authorize_security_group_ingress(
@@ -234,6 +254,57 @@ def _network(ec2: Any, rds: Any, cfg: StackConfig, n: Names, tags: list[dict[str
             ],
         )
     return str(sg_id)
+
+
+def seed_dr_network(session: boto3.Session, cfg: StackConfig) -> tuple[str, str] | None:
+    """The program's DR pilot light: the DR region's subnet group and security group.
+
+    Returns (subnet group, security group id), or None when the stack has no DR region.
+    """
+    region = cfg.dr.region
+    if region is None:
+        return None
+    n = Names(cfg.stack)
+    tags = [{"Key": k, "Value": v} for k, v in sorted(cfg.base_tags().items())]
+    sg_id = _network(
+        _local_client(session, "ec2", region),
+        _local_client(session, "rds", region),
+        cfg,
+        tags,
+        subnet_group=n.dr_subnet_group,
+        security_group=n.dr_security_group,
+        az_count=2,  # as the program's DR network
+    )
+    return n.dr_subnet_group, sg_id
+
+
+def seed_app_secrets_and_vaults(session: boto3.Session, cfg: StackConfig) -> list[str]:
+    """The application secrets (replicated to the DR region) and the AWS Backup vaults."""
+    n = Names(cfg.stack)
+    dr = cfg.dr.region
+    made: list[str] = []
+    kms = _local_client(session, "kms", cfg.region)
+    key = kms.create_key(Description=f"dbplatform {cfg.stack} secrets")["KeyMetadata"]["KeyId"]
+    kms.create_alias(AliasName=n.kms_alias("secrets"), TargetKeyId=key)
+    sm = _local_client(session, "secretsmanager", cfg.region)
+    replicate = dr is not None and cfg.vault.replicate_to_dr
+    for spec in cfg.vault.app_secrets:
+        # The program's shape: letters and digits of the configured length.
+        value = "".join(secrets.choice(APP_SECRET_ALPHABET) for _ in range(spec.length))
+        sm.create_secret(
+            Name=n.app_secret(spec.name),
+            Description=spec.description or spec.name,
+            KmsKeyId=key,
+            SecretString=value,
+            **({"AddReplicaRegions": [{"Region": dr}]} if replicate else {}),
+        )
+        made.append(n.app_secret(spec.name) + (f" (replica in {dr})" if replicate else ""))
+    _local_client(session, "backup", cfg.region).create_backup_vault(BackupVaultName=n.backup_vault)
+    made.append(f"backup vault {n.backup_vault}")
+    if dr is not None:
+        _local_client(session, "backup", dr).create_backup_vault(BackupVaultName=n.dr_backup_vault)
+        made.append(f"backup vault {n.dr_backup_vault} ({dr})")
+    return made
 
 
 def create_parameter_group(session: boto3.Session, cfg: StackConfig, family: str) -> str:
@@ -284,12 +355,18 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    session = boto3.Session(region_name=cfg.region)
     try:
-        seeded = seed_stack(boto3.Session(region_name=cfg.region), cfg)
+        seeded = seed_stack(session, cfg)
+        others = seed_app_secrets_and_vaults(session, cfg)
+        dr_network = seed_dr_network(session, cfg)
     except NotLocal as exc:
         print(f"refused: {exc}", file=sys.stderr)
         return 3
-    print(json.dumps(seeded.__dict__, indent=2))
+    report: dict[str, object] = {**seeded.__dict__, "secrets_and_vaults": others}
+    if dr_network is not None:
+        report["dr_network"] = f"{dr_network[0]} in {cfg.dr.region}"
+    print(json.dumps(report, indent=2))
     return 0
 
 

@@ -87,8 +87,6 @@ def test_a_failing_or_missing_step_fails_the_demo_and_still_stops_the_server(
 ) -> None:
     # Nothing seeded: promote has no deployment to act on and refuses (exit 3).
     monkeypatch.setattr(demo, "seed_environment", lambda stack, env: {})
-    monkeypatch.setattr(demo, "seed_vault_and_backup_vaults", lambda world: "nothing")
-    monkeypatch.setattr(demo, "seed_dr_network", lambda world: "nothing")
     steps = [
         demo.Step("promote", "scripts.bluegreen", ("promote", "--stack", "prod", "--yes")),
         demo.Step("a command that does not exist", "scripts.no_such_command", ()),
