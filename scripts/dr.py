@@ -26,7 +26,7 @@ import boto3
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from infra.config import ConfigError, load_config, read_stack_values
+from infra.config import ConfigError, StackConfig, load_config, read_stack_values
 from infra.naming import Names
 from scripts._dr import pulumi_auto
 from scripts._dr.discover import Found, dr_points, local_points
@@ -47,16 +47,21 @@ from scripts._dr.restore import (
     TAG_PURPOSE,
     TAG_RUN,
     TAG_SOURCE,
+    Call,
     Groups,
     Placement,
-    delete_owned,
+    backup_role_arn,
+    delete_command,
+    delete_run_instance,
     describe,
     find_groups,
+    parameter_group_exists,
     restore_call,
     start,
     tag_list,
     tags_of,
     wait_available,
+    wait_gone,
     wait_restore_job,
 )
 from scripts._dr.stackfile import (
@@ -79,7 +84,6 @@ from scripts._ops import (
     Context,
     Failed,
     Operation,
-    Poll,
     Progress,
     Refused,
     Result,
@@ -173,6 +177,7 @@ def restore_points(ctx: Context) -> Result:
     restorable = [p for p in points if p.restorable and p.latest is not None]
     best = restorable[0] if restorable else None
     best_age = best.age(now) if best else None
+    met = best_age is not None and best_age <= objective
     data = {
         "region": region,
         "rpo_objective_seconds": int(objective.total_seconds()),
@@ -191,10 +196,8 @@ def restore_points(ctx: Context) -> Result:
     else:
         lines.append(
             f"A rebuild now would restore {best.kind} {best.id}: RPO {human(best_age)} "
-            f"({'meets' if best_age is not None and best_age <= objective else 'MISSES'} "
-            "the objective)."
+            f"({'meets' if met else 'MISSES'} the objective)."
         )
-    met = best_age is not None and best_age <= objective
     if ctx.args.require_objective and not met:
         raise Failed("\n".join(lines), data=data)
     return Result("\n".join(lines), data=data)
@@ -281,16 +284,23 @@ def _phase(ctx: Context, run: _Run, name: str) -> Iterator[list[str]]:
         yield detail
 
 
-def _choose(ctx: Context, run: _Run) -> Choice:
+def _restore_time(ctx: Context) -> datetime | None:
+    """--restore-time, checked before the lock is taken or AWS is asked anything."""
+    if not ctx.args.restore_time:
+        return None
+    try:
+        when = parse_time(ctx.args.restore_time)
+    except BadRequest as exc:
+        raise BadUsage(str(exc)) from None
+    if when > ctx.clock.now():
+        raise BadUsage(f"--restore-time {iso(when)} is in the future")
+    return when
+
+
+def _choose(ctx: Context, run: _Run, when: datetime | None) -> Choice:
     cfg = ctx.stack.config
     args = ctx.args
     max_gap = timedelta(minutes=args.max_gap if args.max_gap is not None else cfg.dr.rpo_minutes)
-    try:
-        when = parse_time(args.restore_time) if args.restore_time else None
-    except BadRequest as exc:
-        raise BadUsage(str(exc)) from None
-    if when is not None and when > ctx.clock.now():
-        raise BadUsage(f"--restore-time {iso(when)} is in the future")
     with _phase(ctx, run, "choose restore point") as detail:
         found = _find(ctx, run.region)
         run.notes += found.notes
@@ -302,8 +312,6 @@ def _choose(ctx: Context, run: _Run) -> Choice:
                 max_gap=max_gap,
                 region=run.region,
             )
-        except BadRequest as exc:
-            raise BadUsage(str(exc)) from None
         except NoRestorePoint as exc:
             raise Refused(f"{exc}. Nothing was created", data={"notes": found.notes}) from None
         detail.append(
@@ -377,35 +385,19 @@ def _groups(ctx: Context, run: _Run) -> tuple[Groups, bool]:
                 "there, its DR pilot light). Nothing was created",
                 data={"missing": missing},
             )
-        _, pg_missing = find_groups(
-            rds,
-            ec2,
-            region=run.region,
-            subnet_group=subnet_group,
-            security_group=security_group,
-            parameter_group=parameter_group,
-        )
-        create = bool(pg_missing)
+        create = not parameter_group_exists(rds, parameter_group)
         if create and args.parameter_group:
             raise Refused(
-                f"DB parameter group {parameter_group} not found in {run.region}. Nothing was "
-                "created"
+                f"DB parameter group {parameter_group} not found in {run.region}: create it "
+                "there, or leave out --parameter-group to have the program's parameters "
+                "copied into a new one. Nothing was created"
             )
         detail.append(
             f"subnet group {subnet_group} (VPC {groups.vpc_id}), security group "
             f"{','.join(groups.security_group_ids)}, parameter group {parameter_group}"
             + (" (to create)" if create else "")
         )
-    return (
-        Groups(
-            subnet_group=groups.subnet_group,
-            vpc_id=groups.vpc_id,
-            subnet_ids=groups.subnet_ids,
-            security_group_ids=groups.security_group_ids,
-            parameter_group=parameter_group,
-        ),
-        create,
-    )
+    return dataclasses.replace(groups, parameter_group=parameter_group), create
 
 
 def _create_parameter_group(ctx: Context, run: _Run, name: str, tags: dict[str, str]) -> None:
@@ -415,6 +407,7 @@ def _create_parameter_group(ctx: Context, run: _Run, name: str, tags: dict[str, 
 
     cfg = ctx.stack.config
     rds = ctx.client("rds", run.region)
+    settings = parameters(cfg.database)
     with _phase(ctx, run, f"create parameter group {name}") as detail:
         ctx.mutate(
             rds,
@@ -437,11 +430,11 @@ def _create_parameter_group(ctx: Context, run: _Run, name: str, tags: dict[str, 
                 "DBParameterGroupName": name,
                 "Parameters": [
                     {"ParameterName": k, "ParameterValue": v, "ApplyMethod": m}
-                    for k, (v, m) in sorted(parameters(cfg.database).items())
+                    for k, (v, m) in sorted(settings.items())
                 ],
             },
         )
-        detail.append(f"{len(parameters(cfg.database))} parameters of the program")
+        detail.append(f"{len(settings)} parameters of the program")
 
 
 def _derive(
@@ -452,7 +445,8 @@ def _derive(
     adopt: str,
     restored_from: str,
     data_time: datetime,
-) -> tuple[dict[str, Any], list[str]]:
+) -> tuple[dict[str, Any], list[str], StackConfig]:
+    """The DR stack's values, its file header and its validated config."""
     src = ctx.stack
     values, _ = read_stack_values(src.name, src.root)
     provenance = Provenance(
@@ -469,7 +463,7 @@ def _derive(
             network=TargetNetwork(vpc_id=groups.vpc_id, subnet_ids=groups.subnet_ids),
             throwaway=run.kind == "drill",
         )
-        load_config(run.target, derived, run.region, root=src.root)
+        target_cfg = load_config(run.target, derived, run.region, root=src.root)
     except StackFileError as exc:
         raise BadUsage(str(exc)) from None
     except ConfigError as exc:
@@ -478,7 +472,8 @@ def _derive(
             + "\n".join(f"  - {p}" for p in exc.problems)
         ) from None
     run.notes += notes
-    return derived, header_for(provenance, f"python -m scripts.dr {run.kind}", notes)
+    header = header_for(provenance, f"python -m scripts.dr {run.kind}", notes)
+    return derived, header, target_cfg
 
 
 def _synthesize(ctx: Context, run: _Run, values: dict[str, Any], adopt: str) -> None:
@@ -533,26 +528,20 @@ def _restore(
     ctx: Context,
     run: _Run,
     *,
-    choice: Choice,
+    call: Call | None,
     placement: Placement,
     resume: dict[str, Any] | None,
     timeout: float,
 ) -> dict[str, Any]:
+    """Send `call` (None: resume the instance an earlier run restored) and wait for it."""
     region = run.region
     ident = placement.identifier
     run.instance = ident
-    if resume is not None:
+    if call is None:
+        earlier = tags_of(ctx.client("rds", region), resume).get(TAG_RUN) if resume else None
         run.timeline.skip("restore database", f"{ident} already restored by an earlier run")
-        earlier = tags_of(ctx.client("rds", region), resume).get(TAG_RUN)
         run.notes.append(f"resumed: {ident} was restored by run {earlier}")
     else:
-        role = ctx.args.backup_role_arn
-        if role is None and choice.point.kind == "recovery-point":
-            identity = ctx.identity() or ""
-            parts = identity.split(":")
-            if len(parts) > 4:
-                role = f"arn:aws:iam::{parts[4]}:role/{ctx.stack.names.prefix}-backup"
-        call = restore_call(choice, placement, backup_role_arn=role)
         with _phase(ctx, run, "restore database") as detail:
             run.instance_ours = True
             response = start(ctx, call, region, ident)
@@ -585,32 +574,18 @@ def _teardown(ctx: Context, run: _Run) -> None:
                 problems.append(f"pulumi destroy {run.target}: {exc}")
         if run.instance and run.instance_ours:
             try:
-                outcome = delete_owned(
-                    rds,
-                    run.instance,
-                    ctx.run_id,
-                    mutate=ctx.mutate,
-                    sleep=ctx.clock.sleep,
-                    monotonic=ctx.clock.monotonic,
-                    poll_seconds=ctx.poll_seconds(),
-                    untagged_ok=True,
-                )
+                outcome = delete_run_instance(ctx, region, run.instance, untagged_ok=True)
                 if outcome == "not-ours":
                     problems.append(f"{run.instance} is not tagged as this drill's; left alone")
                 elif outcome == "deleted":
                     run.removed.append(f"DB instance {run.instance} ({region})")
-
-                def gone() -> Poll[bool]:
-                    db = describe(rds, run.instance or "")
-                    return Poll(db is None, "deleting" if db else "gone", True)
-
-                # A parameter group in use cannot be deleted: wait for the instance to go.
-                ctx.wait_for(f"{run.instance} deleted", gone, timeout=3600)
-            except ClientError as exc:
+                    # A parameter group in use cannot be deleted: wait for the instance to go.
+                    wait_gone(ctx, region, run.instance, timeout=3600)
+            except (ClientError, Failed) as exc:
+                why = error_code(exc) if isinstance(exc, ClientError) else exc.message
                 problems.append(
-                    f"DB instance {run.instance}: {error_code(exc)}; delete it with: aws rds "
-                    f"delete-db-instance --db-instance-identifier {run.instance} "
-                    f"--skip-final-snapshot --region {region}"
+                    f"DB instance {run.instance}: {why}; delete it with: "
+                    f"{delete_command(run.instance, region)}"
                 )
         if run.parameter_group_created:
             try:
@@ -628,6 +603,13 @@ def _teardown(ctx: Context, run: _Run) -> None:
         detail.append(f"{len(run.removed)} removed")
         if problems:
             raise Failed("drill teardown incomplete: " + "; ".join(problems))
+
+
+def _report_dir(ctx: Context) -> Path:
+    """Where the report (and a drill's stack file) goes."""
+    if ctx.args.report_dir:
+        return Path(ctx.args.report_dir)
+    return ctx.stack.root / ".dbplatform" / "dr" / ctx.run_id
 
 
 def _report(ctx: Context, run: _Run, outcome: str) -> tuple[DrReport, Path]:
@@ -656,12 +638,7 @@ def _report(ctx: Context, run: _Run, outcome: str) -> tuple[DrReport, Path]:
         todo=tuple(run.todo),
         notes=tuple(run.notes),
     )
-    directory = (
-        Path(ctx.args.report_dir)
-        if ctx.args.report_dir
-        else ctx.stack.root / ".dbplatform" / "dr" / ctx.run_id
-    )
-    written = write_report(report, directory, f"{run.kind}-{cfg.stack}-{run.region}")
+    written = write_report(report, _report_dir(ctx), f"{run.kind}-{cfg.stack}-{run.region}")
     return report, written.markdown
 
 
@@ -676,13 +653,18 @@ def _operate(ctx: Context, kind: str) -> Result:
         check_target_name(src.name, target)
     except StackFileError as exc:
         raise BadUsage(str(exc)) from None
+    when = _restore_time(ctx)
+    if args.max_gap is not None and args.max_gap < 0:
+        raise BadUsage(f"--max-gap {args.max_gap}: a number of minutes, 0 or more")
+    if args.timeout < 1:
+        raise BadUsage(f"--timeout {args.timeout}: a number of minutes, 1 or more")
     timeout = float(args.timeout) * 60
     run = _Run(kind=kind, target=target, region=region, timeline=Timeline(clock=ctx.clock.now))
     tnames = Names(target)
     ctx.out.info(f"{kind}: {src.name} ({src.region}) -> stack {target} in {region}")
 
     with _lock(ctx, region):
-        choice = _choose(ctx, run)
+        choice = _choose(ctx, run, when)
         with _phase(ctx, run, "check the target identifiers"):
             resume = _check_target(ctx, run, tnames)
         groups, create_pg = _groups(ctx, run)
@@ -706,10 +688,9 @@ def _operate(ctx: Context, kind: str) -> Result:
                 point=point, restore_time=None, data_time=data_time, reference=choice.reference
             )
             run.choice = choice
-        values, header = _derive(
+        values, header, target_cfg = _derive(
             ctx, run, groups, adopt=adopt, restored_from=restored_from, data_time=data_time
         )
-        target_cfg = load_config(target, values, region, root=src.root)
         placement = Placement(
             identifier=adopt,
             groups=groups,
@@ -729,15 +710,25 @@ def _operate(ctx: Context, kind: str) -> Result:
                 TAG_KIND: str(choice.point.kind),
             },
         )
+        # Whatever can still refuse (an AWS Backup restore without a role) is settled here,
+        # before the parameter group or anything else is created.
+        call = None
+        if resume is None:
+            role = args.backup_role_arn
+            if role is None and choice.point.kind is Kind.RECOVERY_POINT:
+                role = backup_role_arn(ctx)
+            call = restore_call(choice, placement, backup_role_arn=role)
         if ctx.dry_run:
-            return _dry_run(ctx, run, choice, placement, create_pg)
+            return _dry_run(
+                ctx, run, choice=choice, placement=placement, call=call, create_pg=create_pg
+            )
         try:
             return _execute(
                 ctx,
                 run,
                 choice=choice,
                 placement=placement,
-                groups=groups,
+                call=call,
                 create_pg=create_pg,
                 resume=resume,
                 values=values,
@@ -752,14 +743,38 @@ def _operate(ctx: Context, kind: str) -> Result:
 
 
 def _dry_run(
-    ctx: Context, run: _Run, choice: Choice, placement: Placement, create_pg: bool
+    ctx: Context,
+    run: _Run,
+    *,
+    choice: Choice,
+    placement: Placement,
+    call: Call | None,
+    create_pg: bool,
 ) -> Result:
     if create_pg:
         _create_parameter_group(ctx, run, placement.groups.parameter_group, placement.tags)
-    call = restore_call(choice, placement, backup_role_arn=ctx.args.backup_role_arn or "<role>")
-    start(ctx, call, run.region, placement.identifier)
+    if call is not None:
+        start(ctx, call, run.region, placement.identifier)
+    if run.kind == "drill":
+        rds = ctx.client("rds", run.region)
+        ctx.mutate(
+            rds,
+            "delete_db_instance",
+            {
+                "DBInstanceIdentifier": placement.identifier,
+                "SkipFinalSnapshot": True,
+                "DeleteAutomatedBackups": True,
+            },
+        )
+        if create_pg:
+            ctx.mutate(
+                rds,
+                "delete_db_parameter_group",
+                {"DBParameterGroupName": placement.groups.parameter_group},
+            )
+    what = "restore" if call is not None else "resume from the earlier restore of"
     return Result(
-        f"dry run: would restore {choice.point.kind} {choice.point.id} (data as of "
+        f"dry run: would {what} {choice.point.kind} {choice.point.id} (data as of "
         f"{iso(choice.data_time)}, RPO {human(choice.rpo)}) into {placement.identifier} in "
         f"{run.region}, write Pulumi.{run.target}.yaml"
         + (" and tear it all down again" if run.kind == "drill" else ""),
@@ -776,7 +791,7 @@ def _execute(
     *,
     choice: Choice,
     placement: Placement,
-    groups: Groups,
+    call: Call | None,
     create_pg: bool,
     resume: dict[str, Any] | None,
     values: dict[str, Any],
@@ -787,22 +802,19 @@ def _execute(
     adopt = placement.identifier
     failure: str | None = None
     use_pulumi = pulumi_auto.cli_path() is not None and not ctx.args.no_pulumi
+    no_pulumi_why = "--no-pulumi" if ctx.args.no_pulumi else pulumi_auto.CLI_MISSING
     try:
         if create_pg:
-            _create_parameter_group(ctx, run, groups.parameter_group, placement.tags)
-        db = _restore(ctx, run, choice=choice, placement=placement, resume=resume, timeout=timeout)
-        _verify(ctx, run, db, groups, choice)
+            _create_parameter_group(ctx, run, placement.groups.parameter_group, placement.tags)
+        db = _restore(ctx, run, call=call, placement=placement, resume=resume, timeout=timeout)
+        _verify(ctx, run, db, placement.groups, choice)
         with _phase(ctx, run, f"write Pulumi.{run.target}.yaml") as detail:
             text = render(values, run.region, header=header)
             if run.kind == "rebuild" or use_pulumi:
                 run.config_path = write(src.root, run.target, text)
             else:
                 # A drill without Pulumi keeps its config with the report, not in the repo.
-                directory = (
-                    Path(ctx.args.report_dir)
-                    if ctx.args.report_dir
-                    else (src.root / ".dbplatform" / "dr" / ctx.run_id)
-                )
+                directory = _report_dir(ctx)
                 directory.mkdir(parents=True, exist_ok=True)
                 run.config_path = directory / f"Pulumi.{run.target}.yaml"
                 run.config_path.write_text(text, encoding="utf-8")
@@ -817,8 +829,7 @@ def _execute(
                 detail.append(f"{len(outputs)} outputs")
                 run.created.append(f"Pulumi stack {run.target}")
         else:
-            why = "--no-pulumi" if ctx.args.no_pulumi else pulumi_auto.CLI_MISSING
-            run.timeline.skip("pulumi up", why)
+            run.timeline.skip("pulumi up", no_pulumi_why)
             if run.kind == "rebuild":
                 run.commands = pulumi_auto.remaining_commands(
                     root=src.root,
@@ -866,9 +877,8 @@ def _execute(
         f"Report: {path}",
     ]
     if run.commands:
-        why = "--no-pulumi" if ctx.args.no_pulumi else pulumi_auto.CLI_MISSING
         lines += [
-            f"Finish the environment (replicas, vault, backups, alarms; {why} here):",
+            f"Finish the environment (replicas, vault, backups, alarms; {no_pulumi_why} here):",
             *(f"  {c}" for c in run.commands),
         ]
     if run.todo:

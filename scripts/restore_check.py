@@ -21,14 +21,16 @@ from botocore.exceptions import ClientError
 
 from scripts._dr import metrics
 from scripts._dr.discover import local_points
-from scripts._dr.points import Choice, NoRestorePoint, choose, human, iso
+from scripts._dr.points import Choice, Kind, NoRestorePoint, choose, human, iso
 from scripts._dr.restore import (
     TAG_PURPOSE,
     TAG_RUN,
     TAG_SOURCE,
     Call,
     Placement,
-    delete_owned,
+    backup_role_arn,
+    delete_command,
+    delete_run_instance,
     find_groups,
     restore_call,
     start,
@@ -64,38 +66,11 @@ COMMAND = "restore_check"
 DEFAULT_TIMEOUT_MINUTES = 240
 
 
-def backup_role_arn(ctx: Context) -> str | None:
-    """The stack's AWS Backup role (declared by the program as `<prefix>-backup`)."""
-    identity = ctx.identity()
-    if not identity:
-        return None
-    account = identity.split(":")[4]
-    return f"arn:aws:iam::{account}:role/{ctx.stack.names.prefix}-backup"
-
-
-def delete_command(identifier: str, region: str) -> str:
-    return (
-        f"aws rds delete-db-instance --db-instance-identifier {identifier} "
-        f"--skip-final-snapshot --delete-automated-backups --region {region}"
-    )
-
-
-def cleanup(
-    ctx: Context, rds: BaseClient, identifier: str, region: str, *, untagged_ok: bool
-) -> str:
+def cleanup(ctx: Context, identifier: str, region: str, *, untagged_ok: bool) -> str:
     """Delete this run's temporary instance; says how to finish by hand if it cannot."""
     with ctx.out.phase(f"delete temporary instance {identifier}"):
         try:
-            return delete_owned(
-                rds,
-                identifier,
-                ctx.run_id,
-                mutate=ctx.mutate,
-                sleep=ctx.clock.sleep,
-                monotonic=ctx.clock.monotonic,
-                poll_seconds=ctx.poll_seconds(),
-                untagged_ok=untagged_ok,
-            )
+            return delete_run_instance(ctx, region, identifier, untagged_ok=untagged_ok)
         except KeyboardInterrupt:
             ctx.out.warn(
                 f"deletion of the temporary instance {identifier} was interrupted; delete it "
@@ -201,6 +176,8 @@ def check(ctx: Context) -> Result:
         psql = args.psql or psql_path()
         if not psql:
             raise BadUsage("--sql-check needs the psql client on PATH (or --psql PATH)")
+    if args.timeout < 1:
+        raise BadUsage(f"--timeout {args.timeout}: a number of minutes, 1 or more")
     timeout = float(args.timeout) * 60
     rds, ec2 = ctx.client("rds"), ctx.client("ec2")
 
@@ -250,7 +227,7 @@ def check(ctx: Context) -> Result:
         },
     )
     role = args.backup_role_arn
-    if role is None and choice.point.kind == "recovery-point":
+    if role is None and choice.point.kind is Kind.RECOVERY_POINT:
         role = backup_role_arn(ctx)
     call = restore_call(choice, placement, backup_role_arn=role)
     ctx.out.info(
@@ -273,36 +250,35 @@ def check(ctx: Context) -> Result:
     checks: list[Check] = []
     failure: str | None = None
     restore_seconds: float | None = None
-    cleaned = "not started"
     via_backup = call.service == "backup"
     t0 = ctx.clock.monotonic()
     try:
-        try:
-            with ctx.out.phase(f"restore into {identifier}"):
-                response = start(ctx, call, region, identifier)
-                if via_backup:
-                    arn = wait_restore_job(ctx, region, response["RestoreJobId"], timeout=timeout)
-                    ctx.mutate(
-                        rds,
-                        "add_tags_to_resource",
-                        {"ResourceName": arn, "Tags": tag_list(placement.tags)},
-                    )
-            with ctx.out.phase(f"wait until {identifier} is available"):
-                db = wait_available(ctx, region, identifier, timeout=timeout)
-            restore_seconds = ctx.clock.monotonic() - t0
-            with ctx.out.phase("verify"):
-                checks = instance_checks(db, expected)
-                if psql is not None:
-                    checks += _sql(ctx, rds, db, psql, timeout)
-        except ClientError as exc:
-            failure = f"AWS {exc.operation_name} failed: {error_code(exc)}"
-        except Failed as exc:
-            failure = exc.message
-        except KeyboardInterrupt:
-            ctx.out.warn(f"interrupted: deleting the temporary instance {identifier} first")
-            raise
+        with ctx.out.phase(f"restore into {identifier}"):
+            response = start(ctx, call, region, identifier)
+            if via_backup:
+                arn = wait_restore_job(ctx, region, response["RestoreJobId"], timeout=timeout)
+                ctx.mutate(
+                    rds,
+                    "add_tags_to_resource",
+                    {"ResourceName": arn, "Tags": tag_list(placement.tags)},
+                )
+        with ctx.out.phase(f"wait until {identifier} is available"):
+            db = wait_available(ctx, region, identifier, timeout=timeout)
+        restore_seconds = ctx.clock.monotonic() - t0
+        with ctx.out.phase("verify"):
+            checks = instance_checks(db, expected)
+            if psql is not None:
+                checks += _sql(ctx, rds, db, psql, timeout)
+    except ClientError as exc:
+        failure = f"AWS {exc.operation_name} failed: {error_code(exc)}"
+    except Failed as exc:
+        failure = exc.message
+    except KeyboardInterrupt:
+        ctx.out.warn(f"interrupted: deleting the temporary instance {identifier} first")
+        raise
     finally:
-        cleaned = cleanup(ctx, rds, identifier, region, untagged_ok=via_backup)
+        # An AWS Backup restore is tagged only once its job ends: the run-unique name suffices.
+        cleaned = cleanup(ctx, identifier, region, untagged_ok=via_backup)
 
     bad = [c for c in checks if not c.ok]
     ok = failure is None and not bad

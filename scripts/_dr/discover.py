@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 
 from infra.naming import Names
 from scripts._dr.points import Kind, RestorePoint
+from scripts._dr.restore import describe
 from scripts._ops import error_code
 
 # Replicated automated backups in these states can be restored from.
@@ -233,12 +234,8 @@ def local_points(
     """Restore points in the stack's own region, and the primary's description (None if absent)."""
     found = Found(region=region)
     primary = names.primary
-    described: dict[str, Any] | None = None
-    try:
-        described = rds.describe_db_instances(DBInstanceIdentifier=primary)["DBInstances"][0]
-    except ClientError as exc:
-        if error_code(exc) != "DBInstanceNotFound":
-            raise
+    described = describe(rds, primary)
+    if described is None:
         found.notes.append(f"the primary {primary} does not exist in {region}")
     if described is not None and described.get("BackupRetentionPeriod", 0) > 0:
         latest = _utc(described.get("LatestRestorableTime"))

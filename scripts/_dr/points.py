@@ -10,7 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+
+from scripts._ops import clock
 
 
 class Kind(enum.StrEnum):
@@ -140,21 +142,18 @@ class Choice:
 
 
 def iso(when: datetime | None) -> str | None:
-    """ISO 8601 UTC with a Z, seconds precision; None stays None."""
-    if when is None:
-        return None
-    return when.astimezone(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+    """The operations' ISO 8601 form (UTC, Z, seconds); None stays None (unknown)."""
+    return None if when is None else clock.iso(when)
 
 
 def parse_time(text: str) -> datetime:
     """An ISO 8601 time; a naive one is UTC (restore times are always UTC in AWS)."""
     try:
-        when = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        return clock.parse_iso(text)
     except ValueError:
         raise BadRequest(
             f"'{text}' is not an ISO 8601 time; use e.g. 2026-11-23T04:30:00Z (UTC)"
         ) from None
-    return when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
 
 
 def rank(points: Iterable[RestorePoint]) -> list[RestorePoint]:

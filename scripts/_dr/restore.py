@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
 from botocore.client import BaseClient
@@ -32,7 +31,6 @@ FAILED_STATES = {
     "inaccessible-encryption-credentials",
     "storage-full",
 }
-RESTORE_TIMEOUT_SECONDS = 4 * 3600.0
 DELETE_RETRY_SECONDS = 1800.0
 
 
@@ -81,15 +79,6 @@ class Call:
     service: str
     method: str
     params: dict[str, Any]
-
-
-class MissingGroups(Exception):
-    """Networking or parameter groups a restore needs do not exist; lists them."""
-
-    def __init__(self, region: str, missing: list[str]) -> None:
-        self.region = region
-        self.missing = missing
-        super().__init__(f"not found in {region}: {', '.join(missing)}")
 
 
 def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -185,6 +174,26 @@ def tags_of(rds: BaseClient, db: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in tags}
 
 
+def parameter_group_exists(rds: BaseClient, name: str) -> bool:
+    try:
+        # AWS answers DBParameterGroupNotFound; some emulators an empty list.
+        found = rds.describe_db_parameter_groups(DBParameterGroupName=name)
+    except ClientError as exc:
+        if error_code(exc) != "DBParameterGroupNotFound":
+            raise
+        return False
+    return bool(found.get("DBParameterGroups"))
+
+
+def backup_role_arn(ctx: Context) -> str | None:
+    """The stack's AWS Backup role (the program declares `<prefix>-backup`); None when the
+    caller's account cannot be read."""
+    parts = (ctx.identity() or "").split(":")
+    if len(parts) < 5 or not parts[4]:
+        return None
+    return f"arn:aws:iam::{parts[4]}:role/{ctx.stack.names.prefix}-backup"
+
+
 def find_groups(
     rds: BaseClient,
     ec2: BaseClient,
@@ -224,17 +233,8 @@ def find_groups(
             missing.append(f"security group {security_group} in VPC {vpc_id}")
     else:
         missing.append(f"security group {security_group}")
-    if parameter_group is not None:
-        try:
-            # AWS answers DBParameterGroupNotFound; some emulators an empty list.
-            found = rds.describe_db_parameter_groups(DBParameterGroupName=parameter_group)
-            exists = bool(found.get("DBParameterGroups"))
-        except ClientError as exc:
-            if error_code(exc) != "DBParameterGroupNotFound":
-                raise
-            exists = False
-        if not exists:
-            missing.append(f"DB parameter group {parameter_group}")
+    if parameter_group is not None and not parameter_group_exists(rds, parameter_group):
+        missing.append(f"DB parameter group {parameter_group}")
     if missing or not vpc_id:
         return None, missing
     return (
@@ -351,5 +351,34 @@ def delete_owned(
         sleep(poll_seconds)
 
 
-def utc_text(when: datetime | None) -> str:
-    return "latest" if when is None else when.isoformat()
+def delete_run_instance(ctx: Context, region: str, identifier: str, *, untagged_ok: bool) -> str:
+    """`delete_owned` with the context's mutations, clock and poll interval."""
+    return delete_owned(
+        ctx.client("rds", region),
+        identifier,
+        ctx.run_id,
+        mutate=ctx.mutate,
+        sleep=ctx.clock.sleep,
+        monotonic=ctx.clock.monotonic,
+        poll_seconds=ctx.poll_seconds(),
+        untagged_ok=untagged_ok,
+    )
+
+
+def wait_gone(ctx: Context, region: str, identifier: str, *, timeout: float) -> None:
+    """Wait until the instance no longer exists."""
+    rds = ctx.client("rds", region)
+
+    def poll() -> Poll[bool]:
+        db = describe(rds, identifier)
+        return Poll(db is None, str(db.get("DBInstanceStatus")) if db else "gone", True)
+
+    ctx.wait_for(f"{identifier} deleted", poll, timeout=timeout)
+
+
+def delete_command(identifier: str, region: str) -> str:
+    """How an operator finishes a deletion a command could not."""
+    return (
+        f"aws rds delete-db-instance --db-instance-identifier {identifier} "
+        f"--skip-final-snapshot --delete-automated-backups --region {region}"
+    )

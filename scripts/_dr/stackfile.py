@@ -10,7 +10,6 @@ may be down. It records where its database came from in `restore:`, so the progr
 from __future__ import annotations
 
 import copy
-import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -243,7 +242,7 @@ def existing_source(root: Path, stack: str) -> str | None:
 
 def write(root: Path, stack: str, text: str) -> Path:
     """Write `Pulumi.<stack>.yaml` under root atomically (a half-written config never loads)."""
-    if not re.match(r"^[a-z][a-z0-9-]{0,23}$", stack):
+    if not STACK_NAME.match(stack):
         raise StackFileError(f"'{stack}' is not a stack name")
     path = root / f"Pulumi.{stack}.yaml"
     tmp = path.with_suffix(".yaml.tmp")

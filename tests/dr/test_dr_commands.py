@@ -5,15 +5,20 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from botocore.awsrequest import AWSResponse
 
 from infra.config import load_stack
 from infra.naming import Names
 from infra.offline import run_program
 from scripts.dr import main
 from tests.dr.conftest import DR, SOURCE, DrEnv, venv_only_path
+from tests.ops.support import query_error, session_with
 
 PROD = Names("prod")
 TARGET = Names("prod-usw2")
@@ -172,6 +177,115 @@ def test_refusals_exit_3_and_create_nothing(dr: DrEnv) -> None:
     assert not (dr.project / "Pulumi.prod-usw2.yaml").exists()
 
 
+def test_refusals_after_the_lookups_create_nothing(prod_with_dr_copy: DrEnv) -> None:
+    dr = prod_with_dr_copy
+    before = dr.state()
+
+    no_group = dr.main(main, "rebuild", "--stack", "prod", "--parameter-group", "hand-made")
+    assert no_group.code == 3, no_group.text
+    assert "DB parameter group hand-made not found in us-west-2" in no_group.stderr
+    assert dr.state() == before
+
+    foreign = dr.project / "Pulumi.prod-usw2.yaml"
+    foreign.write_text("config:\n  aws:region: us-west-2\n")
+    other_stack = dr.main(main, "rebuild", "--stack", "prod")
+    assert other_stack.code == 3, other_stack.text
+    assert "is not a DR stack of prod" in other_stack.stderr
+    assert dr.state() == before
+    assert foreign.read_text() == "config:\n  aws:region: us-west-2\n"
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self._body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self._body
+
+
+def test_a_recovery_point_without_a_backup_role_is_refused_before_anything_is_created(
+    dr: DrEnv,
+) -> None:
+    dr.seed("prod")
+    dr.dr_network("prod")
+    before = dr.state()
+    # moto 5.2.5 has no AWS Backup recovery points: the DR vault's listing is answered here,
+    # and STS refuses, so the stack's backup role cannot be derived from the caller's account.
+    listing = {
+        "RecoveryPoints": [
+            {
+                "RecoveryPointArn": "arn:aws:backup:us-west-2:123456789012:recovery-point:rp-1",
+                "ResourceArn": f"arn:aws:rds:us-east-1:123456789012:db:{PROD.primary}",
+                "Status": "COMPLETED",
+                "CreationDate": datetime.now(UTC).timestamp() - 600,
+            }
+        ]
+    }
+
+    def recovery_points(**_: Any) -> AWSResponse:
+        body = _Body(json.dumps(listing).encode())
+        return AWSResponse("http://127.0.0.1/", 200, {"Content-Type": "application/json"}, body)
+
+    session = session_with(
+        [
+            ("before-send.backup.ListRecoveryPointsByBackupVault", recovery_points),
+            ("before-send.sts.GetCallerIdentity", lambda **_: query_error(403, "AccessDenied")),
+        ]
+    )
+    run = dr.main(main, "rebuild", "--stack", "prod", "--no-pulumi", session=session)
+
+    assert run.code == 3, run.text
+    assert "pass --backup-role-arn" in run.stderr
+    # the parameter group it would need is not created either
+    assert dr.state() == before
+    assert not (dr.project / "Pulumi.prod-usw2.yaml").exists()
+
+
+def test_dry_runs_print_the_restore_and_a_drills_teardown_and_create_nothing(
+    prod_with_dr_copy: DrEnv,
+) -> None:
+    dr = prod_with_dr_copy
+    before = dr.state()
+
+    rebuild = dr.main(main, "rebuild", "--stack", "prod", "--dry-run", "--json")
+    assert rebuild.code == 0, rebuild.text
+    planned = [c["operation"] for c in rebuild.json["planned_calls"]]
+    assert planned == [
+        "PutParameter",  # the DR lock
+        "CreateDBParameterGroup",
+        "ModifyDBParameterGroup",
+        "RestoreDBInstanceFromDBSnapshot",
+    ]
+    (restore,) = [c for c in rebuild.json["planned_calls"] if c["operation"].startswith("Restore")]
+    assert restore["DBInstanceIdentifier"] == TARGET.primary
+    assert restore["DBSubnetGroupName"] == f"{PROD.subnet_group}-dr"
+
+    drill = dr.main(main, "drill", "--stack", "prod", "--dry-run", "--json", "--no-pulumi")
+    assert drill.code == 0, drill.text
+    planned = [c["operation"] for c in drill.json["planned_calls"]]
+    assert planned[-2:] == ["DeleteDBInstance", "DeleteDBParameterGroup"]
+    assert dr.state() == before
+    assert sorted(p.name for p in dr.project.glob("Pulumi.*.yaml")) == [
+        "Pulumi.prod.yaml",
+        "Pulumi.staging.yaml",
+    ]
+
+
+def test_a_failed_rebuild_keeps_what_it_restored_and_says_so(dr: DrEnv) -> None:
+    dr.seed("prod", encrypted=False)  # the config says encrypted: the backup is not
+    dr.dr_network("prod")
+    dr.copy_snapshot("prod", "prod-daily-1")
+
+    run = dr.main(main, "rebuild", "--stack", "prod", "--no-pulumi")
+
+    assert run.code == 1
+    assert "storage encrypted: expected True, got False" in run.stderr
+    assert "Created so far: DB parameter group" in run.stderr
+    assert f"DB instance {TARGET.primary} ({DR})" in run.stderr
+    # the restored instance holds the recovered data: a rebuild never deletes it
+    assert dr.instance(TARGET.primary) is not None
+
+
 def test_missing_dr_networking_is_refused_naming_what_to_do(dr: DrEnv) -> None:
     dr.seed("prod")
     dr.copy_snapshot("prod", "prod-daily-1")
@@ -226,6 +340,53 @@ def test_drill_leaves_nothing_behind_and_never_touches_the_source(
     assert report.exists() and report.with_suffix(".svg").exists()
     assert (report.parent / f"Pulumi.{target}.yaml").exists()  # evidence, not in the repo
     assert not (dr.project / f"Pulumi.{target}.yaml").exists()
+
+
+def test_a_failed_drill_still_tears_everything_down(dr: DrEnv) -> None:
+    dr.seed("prod", encrypted=False)  # the config says encrypted: the backup is not
+    dr.dr_network("prod")
+    dr.copy_snapshot("prod", "prod-daily-1")
+    before = dr.state()
+    source_before = dr.source_view(PROD.primary)
+
+    run = dr.main(main, "drill", "--stack", "prod", "--no-pulumi", "--json")
+
+    assert run.code == 1, run.text
+    assert run.json["result"] == "failed"
+    assert "storage encrypted: expected True, got False" in run.json["message"]
+    assert dr.state() == before
+    assert dr.source_view(PROD.primary) == source_before
+
+
+def test_an_interrupted_drill_tears_down_before_exiting_130(prod_with_dr_copy: DrEnv) -> None:
+    dr = prod_with_dr_copy
+    before = dr.state()
+    restored = []
+
+    def note_restore(**_: Any) -> None:
+        restored.append(True)
+
+    def ctrl_c_once_restored(**_: Any) -> None:
+        if len(restored) == 1:  # the first look at the restored instance: Ctrl-C
+            restored.append(True)
+            raise KeyboardInterrupt
+
+    session = session_with(
+        [
+            ("after-call.rds.RestoreDBInstanceFromDBSnapshot", note_restore),
+            ("before-call.rds.DescribeDBInstances", ctrl_c_once_restored),
+        ]
+    )
+    run = dr.main(main, "drill", "--stack", "prod", "--no-pulumi", session=session)
+
+    assert len(restored) == 2, "the drill never reached its restore"
+    assert run.code == 130, run.text
+    assert "Traceback" not in run.stderr
+    assert dr.state() == before
+    (report,) = (dr.project / ".dbplatform" / "dr").glob("*/drill-prod-us-west-2.json")
+    data = json.loads(report.read_text())
+    assert data["result"] == "interrupted"
+    assert f"DB instance {Names(data['target']['stack']).primary} ({DR})" in data["removed"]
 
 
 @pytest.mark.pulumi_cli

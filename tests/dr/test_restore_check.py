@@ -16,6 +16,7 @@ import boto3
 
 from infra.naming import Names
 from scripts._dr import metrics
+from scripts._dr.restore import TAG_RUN
 from scripts._dr.verify import Connection, Query, sql_checks
 from scripts.restore_check import main
 from tests.dr.conftest import ROOT, DrEnv
@@ -57,6 +58,18 @@ def _recording_session(calls: list[tuple[str, dict[str, Any]]]) -> boto3.Session
 
 def test_restores_with_the_stacks_groups_verifies_deletes_and_publishes(dr: DrEnv) -> None:
     seeded = dr.seed("staging")
+    # another run's temporary instance, still being verified: never this run's to delete
+    neighbour = f"{RC_PREFIX}20260301t091700z-a1b2c3"
+    dr.client("rds").create_db_instance(
+        DBInstanceIdentifier=neighbour,
+        Engine="postgres",
+        DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20,
+        MasterUsername="dbadmin",
+        MasterUserPassword="another-runs-instance",
+        Tags=[{"Key": TAG_RUN, "Value": "20260301T091700Z-a1b2c3"}],
+    )
+    primary_before = dr.source_view(seeded.primary)
     calls: list[tuple[str, dict[str, Any]]] = []
     run = dr.main(main, "--stack", "staging", "--json", session=_recording_session(calls))
 
@@ -76,7 +89,8 @@ def test_restores_with_the_stacks_groups_verifies_deletes_and_publishes(dr: DrEn
         "SkipFinalSnapshot": True,
         "DeleteAutomatedBackups": True,
     }
-    assert _temporary(dr) == []
+    assert _temporary(dr) == [neighbour]
+    assert dr.source_view(seeded.primary) == primary_before
     assert dr.client("rds").describe_db_snapshots(SnapshotType="manual")["DBSnapshots"] == []
     result = run.json
     assert result["ok"] is True and result["cleanup"] == "deleted"
