@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import getpass
-import socket
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +21,6 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from infra.config import ConfigError, StackConfig, load_config, read_stack_values
@@ -84,10 +81,8 @@ from scripts._ops import (
     Context,
     Failed,
     Operation,
-    Progress,
     Refused,
     Result,
-    StackLock,
     add_operation,
     error_code,
     run_command,
@@ -208,53 +203,6 @@ def restore_points(ctx: Context) -> Result:
 # ---------------------------------------------------------------------------------------------
 
 
-class _RegionHost:
-    """The lock's view of the context, in the target region: a DR operation must not depend on
-    the source region, where the stack's usual lock parameter lives."""
-
-    def __init__(self, ctx: Context, region: str) -> None:
-        self._ctx = ctx
-        self._region = region
-
-    @property
-    def dry_run(self) -> bool:
-        return self._ctx.dry_run
-
-    @property
-    def clock(self) -> Clock:
-        return self._ctx.clock
-
-    @property
-    def out(self) -> Progress:
-        return self._ctx.out
-
-    def client(self, service: str, region: str | None = None) -> BaseClient:
-        return self._ctx.client(service, region or self._region)
-
-    def mutate(
-        self, client: BaseClient, method: str, params: dict[str, Any], *, track: bool = True
-    ) -> dict[str, Any]:
-        return self._ctx.mutate(client, method, params, track=track)
-
-
-def _lock(ctx: Context, region: str) -> StackLock:
-    try:
-        who = getpass.getuser()
-    except (KeyError, OSError):
-        who = "unknown"
-    lock = StackLock(
-        _RegionHost(ctx, region),
-        parameter=ctx.stack.names.lock_parameter,
-        stack=f"{ctx.stack.name} (DR operations in {region})",
-        owner=f"{who}@{socket.gethostname()}",
-        operation=ctx.command,
-        run_id=ctx.run_id,
-        break_stale=bool(ctx.args.break_lock),
-    )
-    ctx._cache["lock"] = lock  # so waits extend it, as for the stack lock
-    return lock
-
-
 @dataclass
 class _Run:
     """What one rebuild or drill has done so far (for the report, and for a drill's teardown)."""
@@ -363,8 +311,8 @@ def _check_target(ctx: Context, run: _Run, names: Names) -> dict[str, Any] | Non
 def _groups(ctx: Context, run: _Run) -> tuple[Groups, bool]:
     """The target region's groups for the restore; True when the parameter group must be made."""
     args, cfg, names = ctx.args, ctx.stack.config, ctx.stack.names
-    subnet_group = args.subnet_group or f"{names.subnet_group}-dr"
-    security_group = args.security_group or f"{names.security_group}-dr"
+    subnet_group = args.subnet_group or names.dr_subnet_group
+    security_group = args.security_group or names.dr_security_group
     parameter_group = args.parameter_group or names.parameter_group(cfg.parameter_family)
     rds, ec2 = ctx.client("rds", run.region), ctx.client("ec2", run.region)
     with _phase(ctx, run, "find networking in the target region") as detail:
@@ -663,7 +611,9 @@ def _operate(ctx: Context, kind: str) -> Result:
     tnames = Names(target)
     ctx.out.info(f"{kind}: {src.name} ({src.region}) -> stack {target} in {region}")
 
-    with _lock(ctx, region):
+    # The DR lock lives in the target region: a DR operation must not depend on the source
+    # region, where the stack's usual lock parameter lives.
+    with ctx.lock(region):
         choice = _choose(ctx, run, when)
         with _phase(ctx, run, "check the target identifiers"):
             resume = _check_target(ctx, run, tnames)

@@ -205,7 +205,7 @@ def _rotate_master(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[s
     assert new_version is not None
 
     timeout = ctx.args.timeout * 60.0
-    function = str(desc.get("RotationLambdaARN") or f"{ctx.stack.names.prefix}-rotate-master")
+    function = str(desc.get("RotationLambdaARN") or ctx.stack.names.rotation_function)
     log_group = f"/aws/lambda/{function.rsplit(':', maxsplit=1)[-1]}"
     with ctx.out.phase("wait for the rotation function"):
         ctx.wait_for(

@@ -186,12 +186,12 @@ def parameter_group_exists(rds: BaseClient, name: str) -> bool:
 
 
 def backup_role_arn(ctx: Context) -> str | None:
-    """The stack's AWS Backup role (the program declares `<prefix>-backup`); None when the
-    caller's account cannot be read."""
+    """The stack's AWS Backup role (`Names.backup_role`, declared by the program); None when
+    the caller's account cannot be read."""
     parts = (ctx.identity() or "").split(":")
     if len(parts) < 5 or not parts[4]:
         return None
-    return f"arn:aws:iam::{parts[4]}:role/{ctx.stack.names.prefix}-backup"
+    return f"arn:aws:iam::{parts[4]}:role/{ctx.stack.names.backup_role}"
 
 
 def find_groups(
