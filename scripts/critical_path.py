@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infra.config import ROOT, ConfigError
+from scripts._entry import run_main
 from scripts._manifest.model import Manifest, ManifestError, load
 from scripts._manifest.timing import SCENARIOS, CycleError, critical_path, to_json, to_text
 from scripts._ops.errors import ExitCode
@@ -67,4 +68,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main, "critical_path")

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from infra.config import ROOT, ConfigError
+from scripts._entry import run_main
 from scripts._manifest.model import Manifest, ManifestError, load
 from scripts._manifest.rules import BY_ID, CATALOGUE, Level, Report, evaluate
 from scripts._ops.errors import ExitCode
@@ -154,4 +155,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main, "guardrails")

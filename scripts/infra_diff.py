@@ -15,6 +15,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from scripts._entry import run_main
 from scripts._manifest.diff import diff, to_json, to_markdown
 from scripts._manifest.model import ManifestError, load
 from scripts._ops.errors import ExitCode
@@ -82,4 +83,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main, "infra_diff")

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from scripts._entry import run_main
 from scripts._preview.digest import Preview, PreviewError, load_preview
 from scripts._preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Report, render
 
@@ -136,4 +137,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    run_main(main, "preview_report")

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from infra.config import ROOT, ConfigError, committed_stacks
+from scripts._entry import run_main
 from scripts._manifest.model import Manifest
 from scripts._ops.errors import ExitCode
 
@@ -133,4 +134,4 @@ def _write(manifest: Manifest, args: argparse.Namespace) -> list[Path]:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    run_main(main, "synth")

@@ -19,6 +19,7 @@ from typing import Any
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
 from scripts._manifest.model import RDS_INSTANCE, Manifest, Resource, points_to
 from scripts._manifest.redact import REDACTED, is_credential_name, redact
+from scripts._preview.markdown import GITHUB_COMMENT_LIMIT as COMMENT_LIMIT
 
 # Parameter and subnet groups are only at risk while a DB instance uses them.
 _IN_USE_TYPES = frozenset(
@@ -273,8 +274,7 @@ def _value(v: Any, limit: int = 80) -> str:
     return f"`{text[: limit - 1]}…`" if len(text) > limit else f"`{text}`"
 
 
-# GitHub refuses a pull-request comment over 65,535 characters; details are cut before that.
-COMMENT_LIMIT = 65_535
+# GitHub refuses a longer pull-request comment; details are cut before that, with room spare.
 _RESERVE = 300
 
 
