@@ -9,7 +9,6 @@ botocore's adaptive mode (`AWS_RETRY_MODE`, `AWS_MAX_ATTEMPTS` override it).
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,12 +18,12 @@ from botocore.config import Config
 from botocore.exceptions import ClientError, ProfileNotFound
 
 from infra.config import StackConfig
+from scripts._manifest.redact import redact as redact_values
 from scripts._ops.errors import BadUsage
 
 DEFAULT_RETRY_MODE = "adaptive"
 DEFAULT_MAX_ATTEMPTS = 8
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
-_SECRET_KEY = re.compile(r"password|secret(?!id|arn)|token|credential", re.IGNORECASE)
 
 
 def retry_config() -> Config:
@@ -91,13 +90,7 @@ def describe_error(exc: ClientError) -> str:
 
 
 def redact(params: Mapping[str, Any]) -> dict[str, Any]:
-    """Parameters safe to print or audit: values of password/secret-like keys replaced."""
-    out: dict[str, Any] = {}
-    for key, value in params.items():
-        if _SECRET_KEY.search(key) and isinstance(value, str):
-            out[key] = "***"
-        elif isinstance(value, Mapping):
-            out[key] = redact(value)
-        else:
-            out[key] = value
-    return out
+    """Parameters safe to print or audit: credential values hidden by the same rule the
+    infra diff and preview report use (scripts._manifest.redact)."""
+    redacted: dict[str, Any] = redact_values(dict(params))
+    return redacted

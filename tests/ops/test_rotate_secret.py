@@ -170,7 +170,7 @@ def test_dry_run_prints_the_call_without_the_value_and_changes_nothing(aws: AwsE
     assert result.code == 0, result.text
     (call,) = secret_calls(result)
     assert call["operation"] == "PutSecretValue" and call["SecretId"] == JWT
-    assert call["SecretString"] == "***"
+    assert call["SecretString"] == "[secret]"
     assert call["VersionStages"] == ["AWSCURRENT"]
     assert secrets_state(aws) == before
     assert OLD_APP_VALUE not in result.text
