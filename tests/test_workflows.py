@@ -454,3 +454,19 @@ def test_make_targets_used_by_workflows_exist() -> None:
     assert used, "the workflows set the project up with `make setup`"
     missing = used - _makefile_targets()
     assert not missing, f"workflows run make targets the Makefile lacks: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
+def test_the_policy_pack_runs_at_the_stacks_tier_levels(name: str) -> None:
+    """Non-production stacks get the advisory levels, as the offline guardrails give them."""
+    for job_name, job in load(name)["jobs"].items():
+        runs = [s.get("run", "") for s in job.get("steps", [])]
+        with_pack = [i for i, r in enumerate(runs) if "--policy-pack policy" in r]
+        if not with_pack:
+            continue
+        for i in with_pack:
+            assert "--policy-pack policy $POLICY_ARGS" in runs[i], (name, job_name)
+        (tier_step,) = [i for i, r in enumerate(runs) if "POLICY_ARGS=" in r]
+        assert tier_step < min(with_pack), (name, job_name)
+        assert "load_stack('$STACK').tier" in runs[tier_step]
+        assert "policy/non-production.json" in runs[tier_step]
