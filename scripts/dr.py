@@ -50,7 +50,6 @@ from scripts._dr.restore import (
     backup_role_arn,
     delete_command,
     delete_run_instance,
-    describe,
     find_groups,
     parameter_group_exists,
     restore_call,
@@ -58,7 +57,6 @@ from scripts._dr.restore import (
     tag_list,
     tags_of,
     wait_available,
-    wait_gone,
     wait_restore_job,
 )
 from scripts._dr.stackfile import (
@@ -87,6 +85,7 @@ from scripts._ops import (
     error_code,
     run_command,
 )
+from scripts._ops.rds import describe_instance, wait_instance_gone
 
 COMMAND = "dr"
 TAG_RESTORED_FROM = "dbplatform:restored-from"
@@ -285,7 +284,7 @@ def _check_target(ctx: Context, run: _Run, names: Names) -> dict[str, Any] | Non
     resume = None
     taken = []
     for ident in [names.primary, *(names.replica(r.name) for r in ctx.stack.config.replicas)]:
-        db = describe(rds, ident)
+        db = describe_instance(rds, ident)
         if db is None:
             continue
         tags = tags_of(rds, db)
@@ -528,7 +527,7 @@ def _teardown(ctx: Context, run: _Run) -> None:
                 elif outcome == "deleted":
                     run.removed.append(f"DB instance {run.instance} ({region})")
                     # A parameter group in use cannot be deleted: wait for the instance to go.
-                    wait_gone(ctx, region, run.instance, timeout=3600)
+                    wait_instance_gone(ctx, run.instance, timeout=3600, region=region)
             except (ClientError, Failed) as exc:
                 why = error_code(exc) if isinstance(exc, ClientError) else exc.message
                 problems.append(

@@ -15,8 +15,9 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from scripts._bluegreen.model import Deployment, describe_instance
+from scripts._bluegreen.model import Deployment
 from scripts._ops import Context, error_code
+from scripts._ops.rds import describe_instance
 
 LAG_LOOKBACK = timedelta(minutes=5)
 HTTP_TIMEOUT = 5.0

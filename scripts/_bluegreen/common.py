@@ -14,13 +14,13 @@ from scripts._bluegreen.model import (
     STARTED,
     BgState,
     Deployment,
-    describe_instance,
     describe_snapshot,
     find_deployments,
     get_deployment,
     read_state,
 )
 from scripts._ops import Context, Failed, Poll, iso
+from scripts._ops.rds import describe_instance
 
 INSTANCE_TIMEOUT = 3600.0
 SNAPSHOT_TIMEOUT = 4 * 3600.0
@@ -120,16 +120,6 @@ def wait_instance(
     inst = ctx.wait_for(f"instance {identifier}", poll, timeout=timeout)
     assert inst is not None
     return inst
-
-
-def wait_gone(ctx: Context, identifier: str, timeout: float = INSTANCE_TIMEOUT) -> None:
-    rds = ctx.client("rds")
-
-    def poll() -> Poll[bool]:
-        inst = describe_instance(rds, identifier)
-        return Poll(inst is None, (inst or {}).get("DBInstanceStatus", "gone"), True)
-
-    ctx.wait_for(f"deletion of {identifier}", poll, timeout=timeout)
 
 
 def take_snapshot(ctx: Context, instance: str, snapshot: str, purpose: str) -> str:

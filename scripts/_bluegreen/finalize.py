@@ -8,19 +8,19 @@ from dataclasses import replace
 from typing import Any
 
 from infra.naming import rds_identifier
-from scripts._bluegreen.common import locate, wait_gone
+from scripts._bluegreen.common import INSTANCE_TIMEOUT, locate
 from scripts._bluegreen.model import (
     CANCELLED,
     FINALIZED,
     PROMOTED,
     ROLLED_BACK,
     SWITCHOVER_COMPLETED,
-    describe_instance,
     describe_snapshot,
     short_id,
     write_state,
 )
 from scripts._ops import Context, Refused, Result, parse_iso
+from scripts._ops.rds import describe_instance, wait_instance_gone
 
 
 def run(ctx: Context) -> Result:
@@ -86,7 +86,7 @@ def run(ctx: Context) -> Result:
             if inst.get("DBInstanceStatus") != "deleting":
                 _delete(ctx, inst, None if replica else snap)
             if not ctx.dry_run:
-                wait_gone(ctx, ident)
+                wait_instance_gone(ctx, ident, timeout=INSTANCE_TIMEOUT)
     if ctx.dry_run:
         return Result(
             f"dry run: would delete {', '.join(present) or 'nothing'} with final snapshots",

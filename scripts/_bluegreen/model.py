@@ -149,16 +149,6 @@ def get_deployment(rds: BaseClient, deployment_id: str) -> Deployment | None:
 # ---------------------------------------------------------------------------------------------
 
 
-def describe_instance(rds: BaseClient, identifier: str) -> dict[str, Any] | None:
-    try:
-        items = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
-    except ClientError as exc:
-        if error_code(exc) == "DBInstanceNotFound":
-            return None
-        raise
-    return dict(items[0]) if items else None
-
-
 def describe_snapshot(rds: BaseClient, identifier: str) -> dict[str, Any] | None:
     try:
         items = rds.describe_db_snapshots(DBSnapshotIdentifier=identifier)["DBSnapshots"]

@@ -33,12 +33,12 @@ from scripts._bluegreen.model import (
     SWITCHOVER_IN_PROGRESS,
     BgState,
     Deployment,
-    describe_instance,
     get_deployment,
     short_id,
     write_state,
 )
 from scripts._ops import Context, Failed, Poll, Refused, Result, iso
+from scripts._ops.rds import describe_instance
 
 # After its own timeout RDS rolls a switchover back; allow it this long to report so.
 SWITCHOVER_GRACE = 900.0

@@ -23,7 +23,6 @@ from scripts._bluegreen.common import (
     locate,
     state_from_deployment,
     take_snapshot,
-    wait_gone,
     wait_instance,
 )
 from scripts._bluegreen.model import (
@@ -39,12 +38,12 @@ from scripts._bluegreen.model import (
     SWITCHOVER_IN_PROGRESS,
     BgState,
     Deployment,
-    describe_instance,
     get_deployment,
     short_id,
     write_state,
 )
 from scripts._ops import Context, Failed, Poll, Refused, Result, iso, parse_iso
+from scripts._ops.rds import describe_instance, wait_instance_gone
 
 DELETE_TIMEOUT = 3600.0
 
@@ -137,7 +136,7 @@ def _cancel_wait(ctx: Context, state: BgState, dep: Deployment) -> Result:
 
         ctx.wait_for(f"deletion of {dep.id}", poll, timeout=DELETE_TIMEOUT)
         for green in greens:
-            wait_gone(ctx, green, DELETE_TIMEOUT)
+            wait_instance_gone(ctx, green, timeout=DELETE_TIMEOUT)
     write_state(ctx, state, CANCELLED)
     blue = describe_instance(rds, ctx.stack.names.primary) or {}
     return Result(

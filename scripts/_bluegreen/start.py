@@ -17,10 +17,10 @@ from scripts._bluegreen.model import (
     BgState,
     Deployment,
     deployment_name,
-    describe_instance,
     write_state,
 )
 from scripts._ops import Context, Refused, Result, iso
+from scripts._ops.rds import describe_instance
 
 
 def _target(ctx: Context, primary: dict[str, Any]) -> Target:

@@ -18,9 +18,9 @@ from scripts._bluegreen.model import (
     SWITCHOVER_COMPLETED,
     BgState,
     Deployment,
-    describe_instance,
 )
 from scripts._ops import Context, Result
+from scripts._ops.rds import describe_instance
 
 
 def _instance(rds: Any, identifier: str) -> dict[str, Any] | None:

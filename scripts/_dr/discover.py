@@ -19,8 +19,8 @@ from botocore.exceptions import ClientError
 
 from infra.naming import Names
 from scripts._dr.points import Kind, RestorePoint
-from scripts._dr.restore import describe
 from scripts._ops import error_code
+from scripts._ops.rds import describe_instance
 
 # Replicated automated backups in these states can be restored from.
 _BACKUP_OK = {"active", "replicating", "retained"}
@@ -234,7 +234,7 @@ def local_points(
     """Restore points in the stack's own region, and the primary's description (None if absent)."""
     found = Found(region=region)
     primary = names.primary
-    described = describe(rds, primary)
+    described = describe_instance(rds, primary)
     if described is None:
         found.notes.append(f"the primary {primary} does not exist in {region}")
     if described is not None and described.get("BackupRetentionPeriod", 0) > 0:

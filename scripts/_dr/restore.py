@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 
 from scripts._dr.points import Choice, Kind
 from scripts._ops import Context, Failed, Poll, Refused, error_code
+from scripts._ops.rds import describe_instance
 
 TAG_RUN = "dbplatform:run-id"
 TAG_PURPOSE = "dbplatform:purpose"
@@ -157,16 +158,6 @@ def restore_call(choice: Choice, placement: Placement, *, backup_role_arn: str |
     )
 
 
-def describe(rds: BaseClient, identifier: str) -> dict[str, Any] | None:
-    """The instance, or None when it does not exist."""
-    try:
-        return dict(rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0])
-    except ClientError as exc:
-        if error_code(exc) == "DBInstanceNotFound":
-            return None
-        raise
-
-
 def tags_of(rds: BaseClient, db: dict[str, Any]) -> dict[str, str]:
     tags = db.get("TagList")
     if tags is None:
@@ -263,7 +254,7 @@ def wait_available(ctx: Context, region: str, identifier: str, *, timeout: float
     rds = ctx.client("rds", region)
 
     def poll() -> Poll[dict[str, Any]]:
-        db = describe(rds, identifier)
+        db = describe_instance(rds, identifier)
         if db is None:
             return Poll(False, "not visible yet")
         status = str(db.get("DBInstanceStatus"))
@@ -313,7 +304,7 @@ def delete_owned(
     """
     deadline = monotonic() + retry_seconds
     while True:
-        db = describe(rds, identifier)
+        db = describe_instance(rds, identifier)
         if db is None:
             return "absent"
         owner = tags_of(rds, db).get(TAG_RUN)
@@ -363,17 +354,6 @@ def delete_run_instance(ctx: Context, region: str, identifier: str, *, untagged_
         poll_seconds=ctx.poll_seconds(),
         untagged_ok=untagged_ok,
     )
-
-
-def wait_gone(ctx: Context, region: str, identifier: str, *, timeout: float) -> None:
-    """Wait until the instance no longer exists."""
-    rds = ctx.client("rds", region)
-
-    def poll() -> Poll[bool]:
-        db = describe(rds, identifier)
-        return Poll(db is None, str(db.get("DBInstanceStatus")) if db else "gone", True)
-
-    ctx.wait_for(f"{identifier} deleted", poll, timeout=timeout)
 
 
 def delete_command(identifier: str, region: str) -> str:
