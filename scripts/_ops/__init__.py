@@ -59,7 +59,8 @@ call is stopped; records the ids the call changes, not those it only reads, `tou
 progress, lock heartbeat; `Failed` on timeout), `touch(*ids)`, `identity(region=None)` (asked
 once), `lock(region=None)`, `out` (`Progress`: phase/update/info/warn/debug), `clock`
 (`Clock`), `run_id`.
-Helpers: `error_code(ClientError)` (match on it), `iso(datetime)`, `parse_iso(text)`.
+Helpers: `error_code(ClientError)` (match on it), `iso(datetime)`, `parse_iso(text)`;
+`scripts._ops.rds`: `describe_instance(rds, id)` (None when absent), `wait_instance_gone`.
 Tests pass `session=` (with botocore event hooks for faults) and `clock=` (fast waits) to main.
 Contract details for operators: docs/operations.md.
 """
