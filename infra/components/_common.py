@@ -120,3 +120,21 @@ def tcp_rule(
         tags=tags(base_tags, tag_name),
         opts=child(parent),
     )
+
+
+def assume_role_policy(service: str) -> str:
+    """Trust policy of a role only the given AWS service may assume."""
+    import json
+
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow",
+                    "Principal": {"Service": service},
+                    "Action": "sts:AssumeRole",
+                }
+            ],
+        }
+    )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, cmk, key_policy, tags
+from infra.components._common import assume_role_policy, child, cmk, key_policy, tags
 from infra.config import BackupConfig, DrConfig
 from infra.naming import Names
 
@@ -91,18 +91,7 @@ class Backups(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             name=n.backup_role,
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "backup.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("backup.amazonaws.com"),
             tags=tags(args.base_tags, n.backup_role),
             opts=child(self),
         )

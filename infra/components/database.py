@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, cmk, key_policy, tags
+from infra.components._common import assume_role_policy, child, cmk, key_policy, tags
 from infra.config import DatabaseConfig
 from infra.naming import Names
 
@@ -142,18 +141,7 @@ class Database(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-monitoring",
             name=n.monitoring_role,
-            assume_role_policy=json.dumps(
-                {
-                    "Version": "2012-10-17",
-                    "Statement": [
-                        {
-                            "Effect": "Allow",
-                            "Principal": {"Service": "monitoring.rds.amazonaws.com"},
-                            "Action": "sts:AssumeRole",
-                        }
-                    ],
-                }
-            ),
+            assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
             tags=tags(args.base_tags, n.monitoring_role),
             opts=child(self),
         )
