@@ -4,29 +4,39 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACKS := staging prod
 
-.PHONY: setup test check fmt lint types synth golden bench demo docs clean
+.PHONY: setup postgres test check fmt lint types synth golden bench demo docs clean
 
 setup: $(VENV)/.installed
 
-$(VENV)/.installed: requirements.txt requirements-dev.txt
+# The checkout itself is installed editable, so `.venv/bin/dbplatform` runs from any folder.
+# The data tests need a PostgreSQL server binary (initdb, pg_ctl): Debian's package, installed
+# when the machine has none.
+$(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 	$(PY) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip==25.3
+	$(BIN)/python -m pip install --quiet --upgrade pip==25.3 setuptools==80.9.0
 	$(BIN)/python -m pip install --quiet -r requirements-dev.txt
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	$(MAKE) --no-print-directory postgres
 	touch $@
+
+postgres:
+	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; \
+	then echo "postgres: server binaries present"; \
+	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi
 
 # The suite runs on both cores; tests that share a moto server get their own per worker.
 test: setup
 	$(BIN)/python -m pytest -n 2 -q
 
 fmt: setup
-	$(BIN)/ruff format infra scripts tests policy bench devtools
+	$(BIN)/ruff format infra scripts tests policy bench devtools dbplatform
 
 lint: setup
-	$(BIN)/ruff format --check infra scripts tests policy bench devtools
-	$(BIN)/ruff check infra scripts tests policy bench devtools
+	$(BIN)/ruff format --check infra scripts tests policy bench devtools dbplatform
+	$(BIN)/ruff check infra scripts tests policy bench devtools dbplatform
 
 types: setup
-	$(BIN)/mypy infra scripts devtools
+	$(BIN)/mypy infra scripts devtools dbplatform policy
 
 check: lint types test
 

@@ -13,9 +13,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from scripts._preview.digest import load_preview
-from scripts._preview.markdown import GITHUB_COMMENT_LIMIT, render, width
-from scripts._preview.synthetic import big_preview
+from dbplatform.preview.digest import load_preview
+from dbplatform.preview.markdown import GITHUB_COMMENT_LIMIT, render, width
+from dbplatform.preview.synthetic import big_preview
 
 STEPS = 2000
 RUNS = 7

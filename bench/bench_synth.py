@@ -19,11 +19,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from dbplatform.manifest.diff import diff, to_markdown
+from dbplatform.manifest.synthetic import environment
+from dbplatform.manifest.timing import critical_path
 from infra.config import committed_stacks
-from scripts._manifest.diff import diff, to_markdown
-from scripts._manifest.rules import evaluate
-from scripts._manifest.synthetic import environment
-from scripts._manifest.timing import critical_path
+from policy.rules import evaluate
 from scripts.synth import build_manifest
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,10 +22,12 @@ from typing import Any
 
 import yaml
 
-from infra import instance_classes, windows
 from infra.naming import PROJECT, STACK_NAME
+from policy import instance_classes, windows
+from policy.windows import cron_window
 
 ROOT = Path(__file__).resolve().parent.parent
+PROJECT_DIR_ENV = "DBPLATFORM_PROJECT_DIR"
 # libyaml's safe loader when PyYAML has it: every command and synth reads these files first.
 _LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NAMESPACE = PROJECT
@@ -332,33 +334,6 @@ class StackConfig:
 
 
 # ---------------------------------------------------------------------------------------------
-# Cron (AWS Backup schedules) -> calendar window
-# ---------------------------------------------------------------------------------------------
-
-_CRON = re.compile(
-    r"^cron\((?P<min>\d{1,2}) (?P<hour>\d{1,2}) \? \* (?P<dow>\*|[A-Za-z]{3}|[1-7]) \*\)$"
-)
-_CRON_DOW = {"SUN": 6, "MON": 0, "TUE": 1, "WED": 2, "THU": 3, "FRI": 4, "SAT": 5}
-
-
-def cron_window(expr: str, length_minutes: int) -> windows.Window:
-    """The window a daily or weekly AWS Backup cron opens: its start plus the start window."""
-    m = _CRON.match(expr.strip()) if isinstance(expr, str) else None
-    if not m or int(m["min"]) > 59 or int(m["hour"]) > 23:
-        raise windows.WindowError(
-            f"'{expr}' is not a supported schedule: use cron(M H ? * * *) for daily or "
-            "cron(M H ? * DOW *) for weekly, UTC"
-        )
-    start = int(m["hour"]) * 60 + int(m["min"])
-    dow = m["dow"]
-    if dow == "*":
-        return windows.Window(start, length_minutes, daily=True)
-    # AWS cron day-of-week: 1 = Sunday .. 7 = Saturday
-    day = _CRON_DOW[dow.upper()] if dow.isalpha() else (int(dow) + 5) % 7
-    return windows.Window(day * windows.MINUTES_PER_DAY + start, length_minutes)
-
-
-# ---------------------------------------------------------------------------------------------
 # Generic loading: raw dicts -> dataclasses, collecting type errors with their key paths
 # ---------------------------------------------------------------------------------------------
 
@@ -475,6 +450,28 @@ def _merge(default: Any, override: Any) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Project defaults and the two entry points
 # ---------------------------------------------------------------------------------------------
+
+
+def project_dir(cwd: Path | None = None) -> Path:
+    """Where the commands read Pulumi.yaml and the stack files: $DBPLATFORM_PROJECT_DIR; else
+    the nearest folder at or above the working directory whose Pulumi.yaml is this project's (a
+    second checkout, a CI workspace); else the checkout this code was installed from."""
+    import os
+
+    override = os.environ.get(PROJECT_DIR_ENV)
+    if override:
+        return Path(override).resolve()
+    here = (cwd or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        marker = folder / "Pulumi.yaml"
+        if marker.is_file() and (folder / "infra").is_dir():
+            try:
+                head = marker.read_text(encoding="utf-8")[:4096]
+            except (OSError, UnicodeDecodeError):
+                continue
+            if re.search(rf"^name:\s*{PROJECT}\s*$", head, re.MULTILINE):
+                return folder
+    return ROOT
 
 
 def project_file(root: Path = ROOT) -> dict[str, Any]:

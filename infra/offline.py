@@ -15,10 +15,17 @@ from pathlib import Path
 from typing import Any
 
 from infra.config import NAMESPACE, ROOT, StackConfig, load_config, read_stack_values
+from infra.naming import PROJECT
+from policy.manifest import (
+    KNOWN_AFTER_DEPLOY,
+    SECRET,
+    CalendarRow,
+    Manifest,
+    Resource,
+    is_known,
+)
 
-KNOWN_AFTER_DEPLOY = "(known after deploy)"
 _STACK_TYPE = "::pulumi:pulumi:Stack::"
-SECRET = "[secret]"
 
 
 @dataclass
@@ -278,3 +285,54 @@ def run_program(
     _sync_await(_collect())
     _resolve_provider_regions(sink)
     return Recording(stack=stack, config=config, resources=sink, outputs=outputs)
+
+
+def from_recording(rec: Recording) -> Manifest:
+    """The manifest of one run of the program (see infra.offline.run_program)."""
+    cfg = rec.config
+    resources = []
+    for r in rec.resources:
+        # pulumi-aws 7 can place a single resource in another region with a `region` input.
+        region = r.inputs.get("region")
+        resources.append(
+            Resource(
+                urn=r.urn,
+                type=r.type,
+                name=r.name,
+                inputs=r.inputs,
+                custom=r.custom,
+                parent=r.parent,
+                dependencies=tuple(sorted(r.dependencies)),
+                protect=r.protect,
+                retain_on_delete=r.retain_on_delete,
+                ignore_changes=tuple(sorted(r.ignore_changes)),
+                replace_on_changes=tuple(sorted(r.replace_on_changes)),
+                delete_before_replace=r.delete_before_replace,
+                import_id=r.import_id,
+                provider=r.provider,
+                region=region if isinstance(region, str) and is_known(region) else r.region,
+                custom_timeouts=dict(r.custom_timeouts),
+            )
+        )
+    calendar = sorted(
+        cfg.calendar(), key=lambda e: (e.window.intervals()[0][0], e.name)
+    )  # the order windows.render_calendar shows them in
+    return Manifest(
+        project=PROJECT,
+        stack=rec.stack,
+        tier=cfg.tier,
+        region=cfg.region,
+        dr_region=cfg.dr.region,
+        resources=tuple(sorted(resources, key=lambda r: r.urn)),
+        outputs=dict(sorted(rec.outputs.items())),
+        calendar=tuple(
+            CalendarRow(name=e.name, kind=e.kind, window=e.window.to_rds()) for e in calendar
+        ),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# References between resources. Under mocks (and in `pulumi preview`) ARNs and ids are unknown,
+# so "X refers to Y" is decided from a known name or ARN when there is one, and otherwise from
+# the dependency the unknown value carries (X depends on Y).
+# ---------------------------------------------------------------------------------------------

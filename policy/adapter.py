@@ -1,4 +1,4 @@
-"""Adapt the guardrail catalogue (scripts/_manifest/rules.py) to CrossGuard policies.
+"""Adapt the guardrail catalogue (policy/rules.py) to CrossGuard policies.
 
 Every rule becomes one policy of the same name: a resource rule a `ResourceValidationPolicy`
 that runs the rule's check on the resource CrossGuard hands over, a stack rule a
@@ -27,9 +27,16 @@ from pulumi_policy import (
 from pulumi_policy import proxy as _proxy
 from pulumi_policy import secret as _secret
 
-from infra.offline import KNOWN_AFTER_DEPLOY, SECRET
-from scripts._manifest.model import RDS_INSTANCE, Manifest, Resource, is_known, is_replica
-from scripts._manifest.rules import CATALOGUE, Rule, Violation
+from policy.manifest import (
+    KNOWN_AFTER_DEPLOY,
+    RDS_INSTANCE,
+    SECRET,
+    Manifest,
+    Resource,
+    is_known,
+    is_replica,
+)
+from policy.rules import CATALOGUE, Rule, Violation
 
 PACK_NAME = "dbplatform-guardrails"
 FSBP = "AWS Foundational Security Best Practices"

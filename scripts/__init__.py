@@ -1,1 +1,21 @@
-"""Operational commands of dbplatform, run as `python -m scripts.<name>` from the repo root."""
+"""The command modules of dbplatform: `dbplatform <command>`, or `python -m scripts.<module>` for
+CI and muscle memory. Each module is the command line only (flags, exit codes) over a package of
+`dbplatform` named for what it does.
+
+A Python without the project's dependencies (a bare `python` instead of the venv's) is answered
+here with exit 2 and what to run, not with an ImportError traceback and exit 1, which would read
+as "a check failed".
+"""
+
+import importlib.util
+import sys
+
+_NEEDED = ("yaml", "boto3", "pulumi", "pulumi_aws", "rich", "psycopg")
+_missing = [name for name in _NEEDED if importlib.util.find_spec(name) is None]
+if _missing:
+    sys.stderr.write(
+        f"error: this Python ({sys.executable}) lacks dbplatform's dependencies "
+        f"({', '.join(_missing)}): run `make setup` in the checkout, then use "
+        "`.venv/bin/dbplatform COMMAND` (or `.venv/bin/python -m scripts.<module>`)\n"
+    )
+    raise SystemExit(2)

@@ -12,27 +12,36 @@ from collections.abc import Sequence
 
 import boto3
 
-from scripts._ops import Clock, Context, Operation, Result, add_operation, run_command
+from dbplatform.entry import prog
+from dbplatform.ops import (
+    Clock,
+    Context,
+    Operation,
+    Result,
+    add_operation,
+    run_command,
+    timeout_minutes,
+)
 
-PROG = "python -m scripts.bluegreen"
+PROG = prog("bluegreen")
 DEFAULT_SOAK_DAYS = 7
-DEFAULT_START_TIMEOUT = 4 * 3600.0
+DEFAULT_START_TIMEOUT_MINUTES = 240
 
 
 def _start(ctx: Context) -> Result:
-    from scripts._bluegreen import start
+    from dbplatform.bluegreen import start
 
     return start.run(ctx)
 
 
 def _status(ctx: Context) -> Result:
-    from scripts._bluegreen import status
+    from dbplatform.bluegreen import status
 
     return status.run(ctx)
 
 
 def _promote(ctx: Context) -> Result:
-    from scripts._bluegreen import promote
+    from dbplatform.bluegreen import promote
 
     if ctx.args.max_lag is None:  # the stack's replica-lag warning threshold, one default
         ctx.args.max_lag = ctx.stack.config.alarms.thresholds.replica_lag_seconds.warning
@@ -40,13 +49,13 @@ def _promote(ctx: Context) -> Result:
 
 
 def _rollback(ctx: Context) -> Result:
-    from scripts._bluegreen import rollback
+    from dbplatform.bluegreen import rollback
 
     return rollback.run(ctx)
 
 
 def _finalize(ctx: Context) -> Result:
-    from scripts._bluegreen import finalize
+    from dbplatform.bluegreen import finalize
 
     return finalize.run(ctx)
 
@@ -82,10 +91,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--instance-class", metavar="C", help="green's instance class")
     p.add_argument(
         "--timeout",
-        type=_positive,
-        default=DEFAULT_START_TIMEOUT,
-        metavar="SEC",
-        help=f"how long to wait for green (default {DEFAULT_START_TIMEOUT:.0f})",
+        type=timeout_minutes,
+        default=DEFAULT_START_TIMEOUT_MINUTES,
+        metavar="MINUTES",
+        help=f"how long to wait for green (default {DEFAULT_START_TIMEOUT_MINUTES})",
     )
 
     add_operation(

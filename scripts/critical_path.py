@@ -1,5 +1,5 @@
 """Report the slowest chain of a fresh `pulumi up` and of a DR rebuild of a stack, from its
-offline manifest weighted by typical creation minutes (table in scripts/_manifest/timing.py).
+offline manifest weighted by typical creation minutes (table in dbplatform/manifest/timing.py).
 
 Usage: python -m scripts.critical_path --stack S | --manifest FILE
            [--scenario fresh|dr-rebuild|both] [--json]
@@ -13,16 +13,16 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from infra.config import ROOT, ConfigError
-from scripts._entry import run_main
-from scripts._manifest.model import Manifest, ManifestError, load
-from scripts._manifest.timing import SCENARIOS, CycleError, critical_path, to_json, to_text
-from scripts._ops.errors import ExitCode
+from dbplatform.entry import prog, run_main
+from dbplatform.manifest.timing import SCENARIOS, CycleError, critical_path, to_json, to_text
+from dbplatform.ops.errors import ExitCode
+from infra.config import ConfigError, project_dir
+from policy.manifest import Manifest, ManifestError, load
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m scripts.critical_path",
+        prog=prog("critical-path"),
         description=(
             "The slowest dependency chain of a fresh `pulumi up` and of a DR rebuild (the primary "
             "restored from a recovery point, everything else recreated), in typical minutes."
@@ -34,14 +34,12 @@ def _parser() -> argparse.ArgumentParser:
     src.add_argument("--manifest", type=Path, help="a manifest from scripts.synth")
     p.add_argument("--scenario", choices=(*SCENARIOS, "both"), default="both")
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
-    p.add_argument("-q", "--quiet", action="store_true", help="accepted for the CLI contract")
-    p.add_argument("-v", "--verbose", action="store_true", help="accepted for the CLI contract")
-    p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    p.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         manifest: Manifest
         if args.manifest is not None:
@@ -49,7 +47,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from scripts.synth import build_manifest
 
-            manifest = build_manifest(args.stack, args.root.resolve())
+            manifest = build_manifest(args.stack, (args.root or project_dir()).resolve())
     except (ConfigError, ManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

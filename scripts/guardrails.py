@@ -13,11 +13,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from infra.config import ROOT, ConfigError
-from scripts._entry import run_main
-from scripts._manifest.model import Manifest, ManifestError, load
-from scripts._manifest.rules import BY_ID, CATALOGUE, Level, Report, evaluate
-from scripts._ops.errors import ExitCode
+from dbplatform.entry import prog, run_main
+from dbplatform.ops.errors import ExitCode
+from infra.config import ConfigError, project_dir
+from policy.manifest import Manifest, ManifestError, load
+from policy.rules import BY_ID, CATALOGUE, Level, Report, evaluate
 
 
 def _level_override(text: str) -> tuple[str, Level]:
@@ -29,9 +29,9 @@ def _level_override(text: str) -> tuple[str, Level]:
     return rule, Level(level)
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m scripts.guardrails",
+        prog=prog("guardrails"),
         description=(
             "Run the guardrail rules (AWS Foundational Security Best Practices controls and the "
             "project's stack rules) on what a stack declares, without a cloud."
@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.add_argument("-v", "--verbose", action="store_true", help="also list passing rules' counts")
     p.add_argument("-q", "--quiet", action="store_true", help="only failures")
-    p.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
+    p.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     return p
 
 
@@ -131,7 +131,7 @@ def _catalogue_text() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     if args.list_rules:
         sys.stdout.write(_catalogue_text())
         return ExitCode.OK
@@ -142,7 +142,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             from scripts.synth import build_manifest
 
-            manifest = build_manifest(args.stack, args.root.resolve())
+            manifest = build_manifest(args.stack, (args.root or project_dir()).resolve())
     except (ConfigError, ManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return ExitCode.USAGE

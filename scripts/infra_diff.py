@@ -15,15 +15,15 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts._entry import run_main
-from scripts._manifest.diff import diff, to_json, to_markdown
-from scripts._manifest.model import ManifestError, load
-from scripts._ops.errors import ExitCode
+from dbplatform.entry import prog, run_main
+from dbplatform.manifest.diff import diff, to_json, to_markdown
+from dbplatform.ops.errors import ExitCode
+from policy.manifest import ManifestError, load
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m scripts.infra_diff",
+        prog=prog("infra-diff"),
         description=(
             "Compare two synth manifests (base and head of a PR): resources added, removed, "
             "changed (property paths, old → new, secrets redacted) and, on top, every stateful "
@@ -40,12 +40,11 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="same as --format json")
     p.add_argument("--out", type=Path, help="write the report to FILE instead of stdout")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
-    p.add_argument("-v", "--verbose", action="store_true", help="accepted for the CLI contract")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     try:
         base, head = load(args.base), load(args.head)
     except ManifestError as exc:

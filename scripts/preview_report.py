@@ -12,20 +12,20 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from scripts._entry import run_main
-from scripts._preview.digest import Preview, PreviewError, load_preview
-from scripts._preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Report, render
+from dbplatform.entry import prog, read_text, run_main
+from dbplatform.preview.digest import Preview, PreviewError, load_preview
+from dbplatform.preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Report, render
 
-# Exit codes follow the table in DESIGN.md (and README); kept local so this reporter does not
+# Exit codes follow the table in the README; kept local so this reporter does not
 # import the operations package (boto3). No 1: reading and rendering a file cannot half-succeed.
 EXIT_OK = 0
 EXIT_USAGE = 2
 EXIT_REFUSED = 3
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m scripts.preview_report",
+        prog=prog("preview-report"),
         description=(
             "Write a pull-request comment (Markdown) from the output of `pulumi preview --json`: "
             "verdict, stateful deletes/replacements, counts, policy violations, changes by "
@@ -37,7 +37,11 @@ def _parser() -> argparse.ArgumentParser:
             "--allow-destructive was not given (the report is still written)."
         ),
     )
-    p.add_argument("preview", metavar="PREVIEW.json", help="stdout of `pulumi preview --json`")
+    p.add_argument(
+        "preview",
+        metavar="PREVIEW.json",
+        help="stdout of `pulumi preview --json` (- for standard input)",
+    )
     p.add_argument(
         "--stack",
         help="stack name for the heading; must match the stack in the preview's URNs "
@@ -92,16 +96,16 @@ def _summary_json(preview: Preview, report: Report, code: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    source = Path(args.preview)
+    args = build_parser().parse_args(argv)
+    source = args.preview
     try:
-        text = source.read_text(encoding="utf-8")
+        text = read_text(source)
     except (OSError, UnicodeDecodeError) as exc:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
         print(f"preview_report: cannot read {source}: {reason}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        preview = load_preview(text, str(source), args.stack)
+        preview = load_preview(text, "stdin" if source == "-" else source, args.stack)
     except PreviewError as exc:
         print(f"preview_report: {exc}", file=sys.stderr)
         return EXIT_USAGE

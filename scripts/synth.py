@@ -13,10 +13,10 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from infra.config import ROOT, ConfigError, committed_stacks
-from scripts._entry import run_main
-from scripts._manifest.model import Manifest
-from scripts._ops.errors import ExitCode
+from dbplatform.entry import prog, run_main
+from dbplatform.ops.errors import ExitCode
+from infra.config import ROOT, ConfigError, committed_stacks, project_dir
+from policy.manifest import Manifest
 
 FORMATS = ("json", "markdown", "mermaid")
 SUFFIX = {"json": "json", "markdown": "md", "mermaid": "mmd"}
@@ -24,14 +24,13 @@ SUFFIX = {"json": "json", "markdown": "md", "mermaid": "mmd"}
 
 def build_manifest(stack: str, root: Path = ROOT) -> Manifest:
     """Run the program for `stack` under mocks; ConfigError when its config is invalid."""
-    from infra.offline import run_program
-    from scripts._manifest.model import from_recording
+    from infra.offline import from_recording, run_program
 
     return from_recording(run_program(stack, root=root))
 
 
 def render(manifest: Manifest, fmt: str) -> str:
-    from scripts._manifest import render as r
+    from dbplatform.manifest import render as r
 
     renderers: dict[str, Callable[[Manifest], str]] = {
         "json": Manifest.to_json,
@@ -54,9 +53,9 @@ def write_all(manifest: Manifest, out_dir: Path) -> list[Path]:
     return written
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m scripts.synth",
+        prog=prog("synth"),
         description=(
             "Run the Pulumi program for a stack offline (mocks, committed config) and write "
             "what it declares: every resource with its options and inputs (secrets redacted), "
@@ -77,21 +76,20 @@ def _parser() -> argparse.ArgumentParser:
         help="write <stack>.json, .md and .mmd for each stack into DIR (ignores --format)",
     )
     p.add_argument(
-        "--root", type=Path, default=ROOT, help="directory holding Pulumi.yaml and the stack files"
+        "--root", type=Path, default=None, help="directory holding Pulumi.yaml and the stack files"
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
-    p.add_argument("-v", "--verbose", action="store_true", help="accepted for the CLI contract")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.all_stacks and args.out_dir is None:
         parser.error("--all-stacks needs --out-dir DIR")
     if args.out is not None and args.out_dir is not None:
         parser.error("--out and --out-dir are exclusive")
-    root: Path = args.root.resolve()
+    root: Path = (args.root or project_dir()).resolve()
     stacks = committed_stacks(root) if args.all_stacks else [args.stack]
     if not stacks:
         print(f"error: no Pulumi.<stack>.yaml in {root}", file=sys.stderr)

@@ -11,10 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.offline import Recording
-from scripts import critical_path as cli
-from scripts._manifest.model import Manifest, from_recording
-from scripts._manifest.timing import (
+from dbplatform.manifest.timing import (
     CROSS_REGION_REPLICA_MINUTES,
     READ_REPLICA_MINUTES,
     RESTORE_MINUTES,
@@ -23,6 +20,9 @@ from scripts._manifest.timing import (
     critical_path,
     weight,
 )
+from infra.offline import Recording, from_recording
+from policy.manifest import Manifest
+from scripts import critical_path as cli
 from tests.conftest import STACKS, record
 
 NETWORK_CHAIN = ["aws:ec2/vpc:Vpc", "aws:ec2/subnet:Subnet", "aws:rds/subnetGroup:SubnetGroup"]

@@ -25,11 +25,15 @@ from typing import Any
 import pytest
 import yaml
 
+from dbplatform.cli import BY_NAME, COMMANDS
 from devtools import gen_docs
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC_FILES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
-INVOCATION = re.compile(r"\bpython3?\s+-m\s+((?:scripts|devtools)\.[A-Za-z_]\w*)([^\n`]*)")
+INVOCATION = re.compile(
+    r"(?:\bpython3?\s+-m\s+((?:scripts|devtools)\.[A-Za-z_]\w*)"
+    rf"|(?<![\w:/.-])dbplatform\s+({'|'.join(c.name for c in COMMANDS)})(?![\w-]))([^\n`]*)"
+)
 MAKE = re.compile(r"(?:^|[\s;&|(])make\s+([a-z][\w.-]*)")
 FLAG = re.compile(r"(?<![\w-])(--?[A-Za-z][\w-]*)")
 # A config key as a whole code span (`dbplatform:backup.window`); tag keys such as
@@ -95,7 +99,10 @@ def invocations() -> list[Invocation]:
     for path in DOC_FILES:
         for fenced, code in code_texts(path.read_text(encoding="utf-8")):
             for m in INVOCATION.finditer(code):
-                found.append(Invocation(_relative(path), m.group(1), _split(m.group(2)), fenced))
+                module = (
+                    m.group(1) or BY_NAME[m.group(2)].module
+                )  # `dbplatform synth` is scripts.synth
+                found.append(Invocation(_relative(path), module, _split(m.group(3)), fenced))
     return found
 
 

@@ -11,10 +11,11 @@ from typing import Any
 
 import pytest
 
+from dbplatform.manifest.synthetic import environment, with_inputs, without
+from infra.offline import from_recording
+from policy.manifest import Manifest, Resource
+from policy.rules import BY_ID, CATALOGUE, Level, evaluate
 from scripts import guardrails
-from scripts._manifest.model import Manifest, Resource, from_recording
-from scripts._manifest.rules import BY_ID, CATALOGUE, Level, evaluate
-from scripts._manifest.synthetic import environment, with_inputs, without
 from tests.conftest import record
 
 RDS = "aws:rds/instance:Instance"

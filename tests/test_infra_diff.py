@@ -12,11 +12,11 @@ from typing import Any
 
 import pytest
 
-from infra.offline import Recording
+from dbplatform.manifest.diff import COMMENT_LIMIT, diff, property_changes, to_markdown
+from dbplatform.manifest.synthetic import environment, with_inputs, without
+from infra.offline import Recording, from_recording
+from policy.manifest import Manifest, Resource
 from scripts import infra_diff
-from scripts._manifest.diff import COMMENT_LIMIT, diff, property_changes, to_markdown
-from scripts._manifest.model import Manifest, Resource, from_recording
-from scripts._manifest.synthetic import environment, with_inputs, without
 from tests.conftest import record
 
 

@@ -22,10 +22,11 @@ from pulumi_policy import (
 )
 from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
+from dbplatform.manifest.synthetic import with_inputs, without
+from infra.offline import from_recording
 from policy.adapter import PACK_NAME, manifest_from_stack, policies, violation_text
-from scripts._manifest.model import Manifest, Resource, from_recording
-from scripts._manifest.rules import BY_ID, CATALOGUE
-from scripts._manifest.synthetic import with_inputs, without
+from policy.manifest import Manifest, Resource
+from policy.rules import BY_ID, CATALOGUE
 from tests.conftest import ROOT, record
 
 KNOWN_AFTER_DEPLOY = "(known after deploy)"

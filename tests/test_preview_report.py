@@ -14,10 +14,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scripts._manifest.redact import SECRET_SIG_KEY, SECRET_SIG_VALUE
-from scripts._preview.digest import parse_preview
-from scripts._preview.markdown import GITHUB_COMMENT_LIMIT, render, width
-from scripts._preview.synthetic import (
+from dbplatform.manifest.redact import SECRET_SIG_KEY, SECRET_SIG_VALUE
+from dbplatform.preview.digest import parse_preview
+from dbplatform.preview.markdown import GITHUB_COMMENT_LIMIT, render, width
+from dbplatform.preview.synthetic import (
     SECRET_PLAINTEXT,
     STATEFUL_DELETED,
     STATEFUL_REPLACED,

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from infra.offline import from_recording
+from policy.manifest import Manifest, load
 from scripts import synth
-from scripts._manifest.model import Manifest, from_recording, load
 from tests.conftest import ROOT, STACKS, record
 
 GOLDEN = ROOT / "tests" / "golden"

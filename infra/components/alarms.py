@@ -3,7 +3,7 @@
 Thresholds come from config (defaults from the runbooks) and are turned into absolute values
 per instance where the instance is what matters: free storage as a share of allocated storage,
 free memory as a share of the class's memory, connections as a share of the class's
-`max_connections` (`infra.instance_classes`). Every alarm exists twice, a warning and a critical
+`max_connections` (`policy.instance_classes`). Every alarm exists twice, a warning and a critical
 tier, each notifying (and clearing on) its tier's topic. Events that are not metrics (RDS events,
 failed backup/copy jobs, failed rotations) go to the critical topic.
 """
@@ -18,10 +18,10 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_aws as aws
 
-from infra import instance_classes
 from infra.components._common import child, cmk, key_policy, tags
 from infra.config import SubscriptionConfig, Threshold, ThresholdsConfig
 from infra.naming import Names
+from policy import instance_classes
 
 TIERS = ("warning", "critical")
 GIB = 1024**3
@@ -196,7 +196,7 @@ class AlarmsArgs:
     """a day without a restore-test result also pages (production)"""
 
 
-# Published by scripts.restore_check (scripts/_dr/metrics.py); one result a day is expected.
+# Published by scripts.restore_check (dbplatform/dr/metrics.py); one result a day is expected.
 RESTORE_CHECK_NAMESPACE = "dbplatform/RestoreCheck"
 RESTORE_CHECK_METRIC = "RestoreSuccess"
 RESTORE_CHECK_PERIOD_SECONDS = 26 * 3600  # a day plus slack for a slow restore

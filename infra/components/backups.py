@@ -167,7 +167,7 @@ class Backups(pulumi.ComponentResource):
                 opts=child(self),
             )
             # Without overrides a restore lands in the default VPC's subnets and security group
-            # (DESIGN.md): restore into the environment's own, private network instead.
+            # (docs/architecture.md): restore into the environment's own, private network instead.
             aws.backup.RestoreTestingSelection(
                 f"{name}-restore-test-db",
                 name=n.restore_testing_selection,

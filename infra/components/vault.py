@@ -2,9 +2,9 @@
 
 The master password is generated here (pulumi-random) and kept in a self-managed Secrets Manager
 secret, not RDS-managed: RDS Blue/Green deployments refuse instances whose master password is
-managed by RDS (DESIGN.md). The secret holds the RDS secret JSON shape that AWS's rotation
-functions and client libraries expect, and is rotated on a schedule by AWS's hosted PostgreSQL
-single-user rotation function running inside the database's subnets.
+managed by RDS (docs/architecture.md). The secret holds the RDS secret JSON shape that AWS's
+rotation functions and client libraries expect, and is rotated on a schedule by AWS's hosted
+PostgreSQL single-user rotation function running inside the database's subnets.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra import windows
 from infra.components._common import RegionProvider, child, cmk, key_policy, tags, tcp_rule
 from infra.config import AppSecretConfig
 from infra.naming import Names
+from policy import windows
 
 # RDS refuses '/', '@', '"' and spaces in a master password.
 PASSWORD_SPECIALS = "!#$%&*()-_=+[]{}<>:?"

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from scripts._dr.points import (
+from dbplatform.dr.points import (
     BadRequest,
     Kind,
     NoRestorePoint,

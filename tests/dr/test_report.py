@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts._dr.report import DrReport, Objectives, Phase, Timeline, markdown, write_report
+from dbplatform.dr.report import DrReport, Objectives, Phase, Timeline, markdown, write_report
 
 T0 = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"

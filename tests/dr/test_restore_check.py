@@ -14,10 +14,10 @@ from typing import Any
 
 import boto3
 
+from dbplatform.dr import metrics
+from dbplatform.dr.restore import TAG_RUN
+from dbplatform.dr.verify import Connection, Query, sql_checks
 from infra.naming import Names
-from scripts._dr import metrics
-from scripts._dr.restore import TAG_RUN
-from scripts._dr.verify import Connection, Query, sql_checks
 from scripts.restore_check import main
 from tests.dr.conftest import ROOT, DrEnv
 

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.config import ConfigError, load_config, load_stack, read_stack_values
-from infra.offline import run_program
-from scripts._dr.stackfile import (
+from dbplatform.dr.stackfile import (
     Provenance,
     StackFileError,
     TargetNetwork,
@@ -23,6 +21,8 @@ from scripts._dr.stackfile import (
     render,
     write,
 )
+from infra.config import ConfigError, load_config, load_stack, read_stack_values
+from infra.offline import run_program
 
 ROOT = Path(__file__).resolve().parents[2]
 WHEN = datetime(2026, 3, 1, 11, 55, tzinfo=UTC)

@@ -12,10 +12,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from infra.naming import Names
-from scripts._dr.discover import dr_points
-from scripts._dr.points import Choice, Kind, RestorePoint
-from scripts._dr.restore import (
+from dbplatform.dr.discover import dr_points
+from dbplatform.dr.points import Choice, Kind, RestorePoint
+from dbplatform.dr.restore import (
     TAG_RUN,
     Groups,
     Placement,
@@ -23,7 +22,8 @@ from scripts._dr.restore import (
     restore_call,
     wait_restore_job,
 )
-from scripts._ops import Context, Failed, Progress, resolve_stack
+from dbplatform.ops import Context, Failed, Progress, resolve_stack
+from infra.naming import Names
 from tests.dr.conftest import ROOT
 from tests.ops.support import FakeClock
 

@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from infra import instance_classes
 from infra.config import ConfigError, StackConfig, load_config, read_stack_values
 from infra.naming import Names
 from infra.offline import KNOWN_AFTER_DEPLOY, Recorded, Recording
+from policy import instance_classes
 from tests.conftest import ROOT
 
 ALARM_T = "aws:cloudwatch/metricAlarm:MetricAlarm"
@@ -366,7 +366,7 @@ def test_alarm_thresholds_out_of_range_are_refused_naming_the_key(
 def test_a_failed_or_missing_restore_test_pages_in_production(
     prod: Recording, staging: Recording
 ) -> None:
-    from scripts._dr import metrics
+    from dbplatform.dr import metrics
 
     def restore_alarm(rec: Recording) -> Any:
         (alarm,) = [

@@ -8,10 +8,10 @@ from typing import Any
 
 import pytest
 
-from infra import windows
 from infra.config import ConfigError, committed_stacks, cron_window, load_config, load_stack
 from infra.config import read_stack_values as read_values
 from infra.offline import Recording
+from policy import windows
 from tests.conftest import ROOT
 
 DOC = ROOT / "docs" / "vault-backups-alarms.md"

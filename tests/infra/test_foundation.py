@@ -19,12 +19,12 @@ from infra.offline import (
     SECRET,
     Recorded,
     Recording,
+    from_recording,
     pulumi_config,
     run_program,
 )
-from infra.windows import parse_daily, parse_weekly
-from scripts._manifest.model import from_recording
-from scripts._manifest.rules import evaluate
+from policy.rules import evaluate
+from policy.windows import parse_daily, parse_weekly
 from tests.conftest import ROOT
 
 INSTANCE = "aws:rds/instance:Instance"

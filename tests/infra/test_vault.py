@@ -22,7 +22,7 @@ from infra.components.vault import ROTATION_APPLICATION_ID, rotation_schedule
 from infra.config import ConfigError, load_config, read_stack_values
 from infra.naming import Names
 from infra.offline import KNOWN_AFTER_DEPLOY, SECRET, Recorded, Recording, run_program
-from infra.windows import parse_weekly
+from policy.windows import parse_weekly
 from tests.conftest import ROOT
 
 SECRET_T = "aws:secretsmanager/secret:Secret"

@@ -19,10 +19,10 @@ import botocore.loaders
 import botocore.session
 from botocore.awsrequest import AWSResponse
 
+from dbplatform.ops.audit import read_records
 from devtools.moto_server import MotoServer
 from devtools.seed import Seeded, create_parameter_group, report_replica_lag, seed_stack
 from infra.config import StackConfig, load_stack
-from scripts._ops.audit import read_records
 
 ROOT = Path(__file__).resolve().parents[2]
 # One loader for every session of a test process: botocore parses each service model once

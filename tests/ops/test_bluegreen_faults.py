@@ -15,8 +15,8 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from dbplatform.bluegreen.model import short_id
 from infra.naming import rds_identifier
-from scripts._bluegreen.model import short_id
 from tests.ops.support import AwsEnv, Burst, FakeClock, _Body, no_backoff_sleep, session_with
 
 pytestmark = pytest.mark.moto

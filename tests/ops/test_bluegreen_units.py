@@ -13,12 +13,12 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
+from dbplatform.bluegreen.checks import uncovered_replicas
+from dbplatform.bluegreen.common import wait_ready
+from dbplatform.bluegreen.config_edit import ConfigChange, apply_changes, edit_text
+from dbplatform.bluegreen.model import BgState, Deployment
+from dbplatform.ops import Context, Failed, Progress, resolve_stack
 from infra.config import load_stack
-from scripts._bluegreen.checks import uncovered_replicas
-from scripts._bluegreen.common import wait_ready
-from scripts._bluegreen.config_edit import ConfigChange, apply_changes, edit_text
-from scripts._bluegreen.model import BgState, Deployment
-from scripts._ops import Context, Failed, Progress, resolve_stack
 from tests.ops.support import ROOT, AwsEnv, FakeClock
 
 ARN = "arn:aws:rds:us-east-1:123456789012:db:"

@@ -14,8 +14,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-from infra.config import load_stack
-from scripts._ops import (
+from dbplatform.ops import (
     Context,
     Operation,
     Poll,
@@ -27,7 +26,8 @@ from scripts._ops import (
     session_for,
     touched_ids,
 )
-from scripts._ops.aws import region_note
+from dbplatform.ops.aws import region_note
+from infra.config import load_stack
 from tests.ops.support import ROOT, AwsEnv, Burst, FakeClock, no_backoff_sleep, session_with
 
 LOCK = "/dbplatform/staging/ops/lock"

@@ -1,7 +1,7 @@
 """`python -m scripts.rotate_secret` against a moto server: resulting Secrets Manager state, exit
 codes, messages, and that no secret value is ever printed.
 
-moto quirk (DESIGN.md): moto does not run a rotation Lambda (RotateSecret with a function it
+moto quirk: moto does not run a rotation Lambda (RotateSecret with a function it
 cannot invoke fails, without one it marks an empty version current). So the master-secret
 rotation is tested in-process with a botocore hook that plays the rotation function's part:
 it captures the exact RotateSecret request, then writes the new version as AWSPENDING and

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts._entry import INTERRUPTED, run_main
+from dbplatform.entry import INTERRUPTED, run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = ["synth", "guardrails", "infra_diff", "critical_path", "preview_report"]

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from infra.windows import (
+from policy.windows import (
     MINUTES_PER_WEEK,
     CalendarEntry,
     Window,

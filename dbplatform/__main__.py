@@ -1,0 +1,5 @@
+"""`python -m dbplatform` is the `dbplatform` command."""
+
+from dbplatform.cli import run
+
+run()

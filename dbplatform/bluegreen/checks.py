@@ -1,0 +1,193 @@
+"""Preconditions of blue/green: start's preflight, promote's gates and post-checks.
+
+Each check returns problem lines (empty = passed) so a refusal lists everything to fix at once.
+"""
+
+from __future__ import annotations
+
+import socket
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from dbplatform.bluegreen.model import Deployment
+from dbplatform.ops import Context, error_code
+from dbplatform.ops.rds import describe_instance
+
+LAG_LOOKBACK = timedelta(minutes=5)
+HTTP_TIMEOUT = 5.0
+TCP_TIMEOUT = 3.0
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the green environment will run."""
+
+    engine_version: str
+    parameter_group: str
+    instance_class: str | None
+
+
+def major(version: str) -> str:
+    return version.split(".", maxsplit=1)[0]
+
+
+def version_key(version: str) -> tuple[int, ...]:
+    return tuple(int(p) if p.isdigit() else 0 for p in version.split("."))
+
+
+def user_parameters(rds: BaseClient, group: str) -> dict[str, str]:
+    """Parameters set explicitly in a DB parameter group (name -> value)."""
+    values: dict[str, str] = {}
+    for page in rds.get_paginator("describe_db_parameters").paginate(DBParameterGroupName=group):
+        for p in page.get("Parameters", []):
+            if "ParameterValue" in p:
+                values[p["ParameterName"]] = str(p["ParameterValue"])
+    return values
+
+
+def parameter_group_family(rds: BaseClient, group: str) -> str | None:
+    """The family of DB parameter group `group`, or None when it does not exist."""
+    try:
+        found = rds.describe_db_parameter_groups(DBParameterGroupName=group)["DBParameterGroups"]
+    except ClientError as exc:
+        if error_code(exc) == "DBParameterGroupNotFound":
+            return None
+        raise
+    return str(found[0]["DBParameterGroupFamily"]) if found else None
+
+
+def preflight(ctx: Context, primary: dict[str, Any], target: Target) -> list[str]:
+    """Why a deployment of `primary` to `target` would fail or be unsafe; empty when fine."""
+    rds = ctx.client("rds")
+    ident = primary["DBInstanceIdentifier"]
+    problems: list[str] = []
+    if primary.get("DBInstanceStatus") != "available":
+        problems.append(
+            f"primary {ident} is '{primary.get('DBInstanceStatus')}', not 'available': wait for "
+            "the running change to finish"
+        )
+    if int(primary.get("BackupRetentionPeriod") or 0) < 1:
+        problems.append(
+            f"automated backups are off on {ident} (retention 0): blue/green needs them; set "
+            "backup.retentionDays >= 1 and run pulumi up"
+        )
+    if primary.get("MasterUserSecret"):
+        problems.append(
+            f"{ident} has an RDS-managed master password (Secrets Manager), which blue/green "
+            "does not support: switch to the stack's self-managed master secret "
+            "(ModifyDBInstance ManageMasterUserPassword=false with a new password) first"
+        )
+    if primary.get("ReadReplicaSourceDBInstanceIdentifier"):
+        problems.append(f"{ident} is itself a read replica; run blue/green on its source")
+    for rep in primary.get("ReadReplicaDBInstanceIdentifiers", []):
+        if rep.startswith("arn:"):
+            problems.append(
+                f"{ident} has a cross-Region read replica {rep}, which blue/green does not "
+                "support: remove it (dr.crossRegionReplica: false, pulumi up) first"
+            )
+            continue
+        replica = describe_instance(rds, rep)
+        for sub in (replica or {}).get("ReadReplicaDBInstanceIdentifiers", []):
+            problems.append(
+                f"replica {rep} has its own replica {sub} (cascading), which blue/green does not "
+                "support: remove it first"
+            )
+    current = primary.get("EngineVersion", "")
+    if version_key(target.engine_version) < version_key(current):
+        problems.append(
+            f"--engine-version {target.engine_version} is older than the running {current}: "
+            "blue/green cannot downgrade"
+        )
+    groups = [g["DBParameterGroupName"] for g in primary.get("DBParameterGroups", [])]
+    if major(target.engine_version) != major(current) and groups:
+        params = user_parameters(rds, groups[0])
+        if params.get("rds.logical_replication") != "1":
+            problems.append(
+                f"a major upgrade ({current} -> {target.engine_version}) replicates logically, "
+                f"but rds.logical_replication is not 1 in {groups[0]}: set database.blueGreen: "
+                "true, run pulumi up and reboot the primary in a maintenance window"
+            )
+    family = f"postgres{major(target.engine_version)}"
+    actual = parameter_group_family(rds, target.parameter_group)
+    if actual is None:
+        problems.append(
+            f"parameter group {target.parameter_group} ({family}) does not exist: set "
+            f"dbplatform:database.upgradeTargetVersion to '{major(target.engine_version)}' and "
+            "run pulumi up (the program declares it with its own parameters), or pass "
+            "--parameter-group"
+        )
+    elif actual != family:
+        problems.append(
+            f"parameter group {target.parameter_group} is of family {actual}; PostgreSQL "
+            f"{target.engine_version} needs {family}: pass --parameter-group of that family"
+        )
+    return problems
+
+
+def uncovered_replicas(primary: dict[str, Any], dep: Deployment) -> list[str]:
+    """Blue replicas with no green member (they would not move at switchover)."""
+    sources = {m.source for m in dep.members}
+    return [
+        r
+        for r in primary.get("ReadReplicaDBInstanceIdentifiers", [])
+        if not r.startswith("arn:") and r not in sources
+    ]
+
+
+def replica_lag(ctx: Context, identifier: str) -> float | None:
+    """Latest ReplicaLag (seconds) of `identifier` over the last 5 minutes; None if unknown."""
+    now = ctx.clock.now()
+    stats = ctx.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName="ReplicaLag",
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": identifier}],
+        StartTime=now - LAG_LOOKBACK,
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Maximum"],
+    )
+    points = sorted(stats.get("Datapoints", []), key=lambda p: p["Timestamp"])
+    return float(points[-1]["Maximum"]) if points else None
+
+
+def alarms_firing(ctx: Context) -> list[str]:
+    """Names of the environment's CloudWatch alarms in ALARM."""
+    prefix = ctx.stack.names.prefix + "-"
+    names: list[str] = []
+    pages = ctx.client("cloudwatch").get_paginator("describe_alarms")
+    for page in pages.paginate(AlarmNamePrefix=prefix, StateValue="ALARM"):
+        for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
+            # Filtered again here: some implementations (moto) ignore StateValue with a prefix.
+            if alarm.get("StateValue") == "ALARM":
+                names.append(alarm["AlarmName"])
+    return sorted(names)
+
+
+def http_ready(url: str) -> str | None:
+    """None when `url` answers 2xx within 5 s, else what went wrong."""
+    if not url.startswith(("http://", "https://")):
+        return f"--health-url {url} is not an http(s) URL"
+    try:
+        with urllib.request.urlopen(url, timeout=HTTP_TIMEOUT) as resp:  # noqa: S310 - http(s) only
+            if 200 <= resp.status < 300:
+                return None
+            return f"{url} answered HTTP {resp.status}"
+    except urllib.error.HTTPError as exc:
+        return f"{url} answered HTTP {exc.code}"
+    except (urllib.error.URLError, OSError) as exc:
+        return f"{url} did not answer: {getattr(exc, 'reason', exc)}"
+
+
+def tcp_answers(address: str, port: int) -> str | None:
+    """None when a TCP connection to the endpoint opens, else why not."""
+    try:
+        with socket.create_connection((address, port), timeout=TCP_TIMEOUT):
+            return None
+    except OSError as exc:
+        return f"{address}:{port} not reachable from this host ({exc.__class__.__name__})"

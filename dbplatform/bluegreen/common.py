@@ -1,0 +1,186 @@
+"""Steps shared by the blue/green subcommands: locating the cycle, bounded waits, snapshots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from dbplatform.bluegreen.config_edit import ConfigChange, apply_changes, changes_for
+from dbplatform.bluegreen.model import (
+    AVAILABLE,
+    DELETING,
+    INVALID_CONFIGURATION,
+    STARTED,
+    BgState,
+    Deployment,
+    describe_snapshot,
+    find_deployments,
+    get_deployment,
+    read_state,
+)
+from dbplatform.ops import Context, Failed, Poll, iso
+from dbplatform.ops.rds import describe_instance
+from infra.config import ConfigError
+
+INSTANCE_TIMEOUT = 3600.0
+SNAPSHOT_TIMEOUT = 4 * 3600.0
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """The stack's blue/green situation: the state record and the live deployment, if any."""
+
+    state: BgState | None
+    deployment: Deployment | None
+
+
+def locate(ctx: Context) -> Cycle:
+    """Read the record and find the deployment it names (or any deployment of the primary)."""
+    rds = ctx.client("rds")
+    state = read_state(ctx)
+    dep = None
+    if state is not None and state.deployment_id:
+        dep = get_deployment(rds, state.deployment_id)
+    if dep is None:
+        live = [d for d in find_deployments(rds, ctx.stack.names) if d.status != DELETING]
+        dep = live[0] if live else None
+    return Cycle(state, dep)
+
+
+def state_from_deployment(ctx: Context, dep: Deployment) -> BgState:
+    """A record for a deployment this tool did not start (console, another tool) or lost."""
+    rds = ctx.client("rds")
+    members = tuple((m.source, m.target) for m in dep.members) or ((dep.source, dep.target),)
+    blue = describe_instance(rds, members[0][0]) or {}
+    green = describe_instance(rds, members[0][1]) or {}
+    return BgState(
+        phase=STARTED,
+        deployment_id=dep.id,
+        deployment_name=dep.name,
+        source_version=blue.get("EngineVersion", ""),
+        target_version=green.get("EngineVersion", ""),
+        source_class=blue.get("DBInstanceClass", ""),
+        target_class=green.get("DBInstanceClass", ""),
+        members=members,
+        started_at=iso(ctx.clock.now()),
+        run_id=ctx.run_id,
+    )
+
+
+def deployment_ready(ctx: Context, dep: Deployment) -> tuple[bool, str]:
+    """(ready, status text): AVAILABLE, every member AVAILABLE, every green instance available."""
+    if dep.status != AVAILABLE:
+        return False, dep.status + (f" ({dep.details})" if dep.details else "")
+    rds = ctx.client("rds")
+    waiting = [f"{m.target}: {m.status}" for m in dep.members if m.status != AVAILABLE]
+    for m in dep.members:
+        if m.status == AVAILABLE:
+            inst = describe_instance(rds, m.target)
+            state = (inst or {}).get("DBInstanceStatus", "missing")
+            if state != "available":
+                waiting.append(f"{m.target}: instance {state}")
+    if waiting:
+        return False, "members not ready: " + ", ".join(waiting)
+    return True, AVAILABLE
+
+
+def wait_ready(ctx: Context, deployment_id: str, timeout: float) -> Deployment:
+    """Wait until the green environment is available with every member."""
+    rds = ctx.client("rds")
+
+    def poll() -> Poll[Deployment]:
+        dep = get_deployment(rds, deployment_id)
+        if dep is None:
+            raise Failed(f"deployment {deployment_id} disappeared while waiting for it")
+        if dep.status == INVALID_CONFIGURATION:
+            raise Failed(
+                f"{dep.describe()}. Fix the cause, then delete it with "
+                f"`python -m scripts.bluegreen rollback --stack {ctx.stack.name}`",
+                data={"deployment": dep.summary()},
+            )
+        ready, text = deployment_ready(ctx, dep)
+        return Poll(ready, text, dep)
+
+    dep = ctx.wait_for(f"green environment of {deployment_id}", poll, timeout=timeout)
+    assert dep is not None
+    return dep
+
+
+def wait_instance(
+    ctx: Context, identifier: str, timeout: float = INSTANCE_TIMEOUT
+) -> dict[str, Any]:
+    """Wait until `identifier` exists and is available (after a rename or a modify)."""
+    rds = ctx.client("rds")
+
+    def poll() -> Poll[dict[str, Any]]:
+        inst = describe_instance(rds, identifier)
+        status = (inst or {}).get("DBInstanceStatus", "not found")
+        return Poll(status == "available", status, inst)
+
+    inst = ctx.wait_for(f"instance {identifier}", poll, timeout=timeout)
+    assert inst is not None
+    return inst
+
+
+def take_snapshot(ctx: Context, instance: str, snapshot: str, purpose: str) -> str:
+    """Create (or find, on a re-run) manual snapshot `snapshot` of `instance`; wait for it."""
+    rds = ctx.client("rds")
+    existing = describe_snapshot(rds, snapshot)
+    if existing is None:
+        tags = [{"Key": k, "Value": v} for k, v in sorted(ctx.stack.config.base_tags().items())]
+        tags += [
+            {"Key": "dbplatform:purpose", "Value": purpose},
+            {"Key": "dbplatform:run-id", "Value": ctx.run_id},
+        ]
+        ctx.mutate(
+            rds,
+            "create_db_snapshot",
+            {"DBSnapshotIdentifier": snapshot, "DBInstanceIdentifier": instance, "Tags": tags},
+        )
+    elif existing.get("DBInstanceIdentifier") not in (instance, None):
+        raise Failed(
+            f"snapshot {snapshot} exists but is of {existing.get('DBInstanceIdentifier')}, not "
+            f"{instance}; rename or delete it, then re-run"
+        )
+    if ctx.dry_run:
+        return snapshot
+
+    def poll() -> Poll[str]:
+        snap = describe_snapshot(rds, snapshot)
+        status = (snap or {}).get("Status", "not found")
+        if status in ("failed", "incompatible-restore"):
+            raise Failed(f"snapshot {snapshot} of {instance} is {status}")
+        return Poll(status == "available", status, snapshot)
+
+    ctx.wait_for(f"snapshot {snapshot}", poll, timeout=SNAPSHOT_TIMEOUT)
+    return snapshot
+
+
+def config_advice(
+    ctx: Context, engine_version: str, instance_class: str | None, write: bool
+) -> tuple[list[str], list[ConfigChange]]:
+    """Lines telling the operator how to bring the stack file and Pulumi state in line.
+
+    With `write` (`--update-config`) the change is made in the file (never under --dry-run).
+    """
+    changes = changes_for(ctx.stack, engine_version, instance_class)
+    name = ctx.stack.name
+    lines: list[str] = []
+    if changes:
+        lines += [ch.describe(name) for ch in changes]
+        if write and not ctx.dry_run:
+            try:
+                apply_changes(ctx.stack, changes)
+                lines.append(f"written to {ctx.stack.config_path.name}: commit it")
+            except (ValueError, OSError, ConfigError) as exc:  # the switch itself is done
+                ctx.out.warn(f"could not update {ctx.stack.config_path.name}: {exc}")
+                lines.append("edit it by hand, then commit it")
+        elif write:
+            lines.append(f"would write it to {ctx.stack.config_path.name}")
+        else:
+            lines.append("make this change (or re-run with --update-config) and commit it")
+    lines.append(
+        f"then: pulumi refresh --stack {name} --yes && pulumi preview --stack {name} "
+        "(the preview must show no replacement of the database)"
+    )
+    return lines, changes

@@ -1,0 +1,123 @@
+"""`bluegreen finalize`: after the soak, final snapshots of the retired instances, then delete
+them and the deployment object. The pre-switchover and pre-rollback snapshots are kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+from dbplatform.bluegreen.common import INSTANCE_TIMEOUT, locate
+from dbplatform.bluegreen.model import (
+    CANCELLED,
+    FINALIZED,
+    PROMOTED,
+    ROLLED_BACK,
+    SWITCHOVER_COMPLETED,
+    describe_snapshot,
+    short_id,
+    write_state,
+)
+from dbplatform.ops import Context, Refused, Result, parse_iso
+from dbplatform.ops.rds import describe_instance, wait_instance_gone
+from infra.naming import rds_identifier
+
+
+def run(ctx: Context) -> Result:
+    rds = ctx.client("rds")
+    s = ctx.stack.name
+    with ctx.out.phase("look up the cycle"):
+        cycle = locate(ctx)
+    state, dep = cycle.state, cycle.deployment
+    if state is None or state.phase in (FINALIZED, CANCELLED):
+        phase = state.phase if state else "none"
+        return Result(
+            f"nothing to do: no promoted or rolled-back blue/green cycle to finalize "
+            f"(last: {phase})",
+            data={"phase": phase},
+            nothing_to_do=True,
+        )
+    if state.phase not in (PROMOTED, ROLLED_BACK):
+        raise Refused(
+            f"the blue/green cycle {state.deployment_name} is '{state.phase}', not promoted or "
+            f"rolled back: finish it with `python -m scripts.bluegreen promote --stack {s}` or "
+            "`... rollback`, then finalize after the soak"
+        )
+    now = ctx.clock.now()
+    if state.soak_until and parse_iso(state.soak_until) > now and not ctx.args.ignore_soak:
+        left = parse_iso(state.soak_until) - now
+        raise Refused(
+            f"the soak period of {', '.join(state.retired)} ends at {state.soak_until} "
+            f"({left.days}d {left.seconds // 3600}h left); re-run then, or pass --ignore-soak "
+            "to delete it now (a final snapshot is still taken)",
+            data={"soak_until": state.soak_until},
+        )
+    infos = {r: describe_instance(rds, r) for r in state.retired}
+    present = [r for r, info in infos.items() if info is not None]
+    ctx.confirm(
+        f"delete {', '.join(present) or 'nothing'} (final snapshot first) and the deployment object"
+    )
+    if dep is not None and dep.id == state.deployment_id and dep.status == SWITCHOVER_COMPLETED:
+        with ctx.out.phase("delete the deployment object"):
+            ctx.mutate(
+                rds, "delete_blue_green_deployment", {"BlueGreenDeploymentIdentifier": dep.id}
+            )
+    finals = list(state.final_snapshots)
+    suffix = short_id(state.deployment_id or "manual")
+    for gone in (r for r in state.retired if infos[r] is None):
+        # Deleted by a finalize interrupted before it wrote the record: name its final snapshot.
+        snap = rds_identifier(gone, "final", suffix)
+        if snap not in finals and describe_snapshot(rds, snap) is not None:
+            finals.append(snap)
+    # Replicas before their source: RDS would otherwise promote them to standalone instances.
+    ordered = sorted(
+        present, key=lambda r: not (infos[r] or {}).get("ReadReplicaSourceDBInstanceIdentifier")
+    )
+    for ident in ordered:
+        snap = rds_identifier(ident, "final", suffix)
+        with ctx.out.phase(f"delete {ident} (final snapshot {snap})"):
+            inst = describe_instance(rds, ident)
+            if inst is None:  # gone since it was listed
+                continue
+            replica = bool(inst.get("ReadReplicaSourceDBInstanceIdentifier"))
+            if not replica and snap not in finals:
+                finals.append(snap)
+            # After an interrupted finalize RDS may be deleting it already: only wait.
+            if inst.get("DBInstanceStatus") != "deleting":
+                _delete(ctx, inst, None if replica else snap)
+            if not ctx.dry_run:
+                wait_instance_gone(ctx, ident, timeout=INSTANCE_TIMEOUT)
+    if ctx.dry_run:
+        return Result(
+            f"dry run: would delete {', '.join(present) or 'nothing'} with final snapshots",
+            data={"retired": present},
+        )
+    write_state(ctx, replace(state, final_snapshots=tuple(finals)), FINALIZED)
+    return Result(
+        f"finalized: deleted {', '.join(present) or 'nothing (already gone)'}; final snapshots "
+        f"{', '.join(finals) or 'none'}; automated backups kept for their retention. The "
+        f"pre-switchover snapshot {state.pre_switchover_snapshot} is kept: delete it when no "
+        "longer needed",
+        data={"deleted": present, "final_snapshots": finals},
+    )
+
+
+def _delete(ctx: Context, inst: dict[str, Any], final_snapshot: str | None) -> None:
+    """Delete a retired instance, with a final snapshot unless it is a read replica."""
+    rds = ctx.client("rds")
+    ident = inst["DBInstanceIdentifier"]
+    if inst.get("DeletionProtection"):
+        ctx.mutate(
+            rds,
+            "modify_db_instance",
+            {"DBInstanceIdentifier": ident, "DeletionProtection": False, "ApplyImmediately": True},
+        )
+    params: dict[str, object] = {
+        "DBInstanceIdentifier": ident,
+        # RDS cannot snapshot a read replica on delete; its data is its source's.
+        "SkipFinalSnapshot": final_snapshot is None,
+        "DeleteAutomatedBackups": False,
+    }
+    if final_snapshot is not None:
+        params["FinalDBSnapshotIdentifier"] = final_snapshot
+    ctx.mutate(rds, "delete_db_instance", params)

@@ -1,0 +1,306 @@
+"""`bluegreen rollback`: cancel before switchover; after it, an honest reverse path.
+
+Before switchover the green environment holds no write of its own: deleting the deployment
+with its green instances loses nothing, and blue is untouched. After switchover there is no
+switch-back API: writes since the switchover exist only on the new primary. So the reverse
+path snapshots the current primary first, names the window of writes the old blue lacks,
+refuses unless `--accept-data-window` repeats that window's start, then swaps identifiers
+back (green -> `<id>-new1`, old blue `<id>-old1` -> `<id>`) and keeps the former green for
+the soak period.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import timedelta
+
+from botocore.client import BaseClient
+
+from dbplatform.bluegreen.checks import user_parameters
+from dbplatform.bluegreen.common import (
+    config_advice,
+    locate,
+    state_from_deployment,
+    take_snapshot,
+    wait_instance,
+)
+from dbplatform.bluegreen.model import (
+    CANCELLED,
+    DELETING,
+    NEW_SUFFIX,
+    OLD_SUFFIX,
+    PROMOTED,
+    ROLLED_BACK,
+    ROLLING_BACK,
+    SWITCHED_OVER,
+    SWITCHOVER_COMPLETED,
+    SWITCHOVER_IN_PROGRESS,
+    BgState,
+    Deployment,
+    get_deployment,
+    short_id,
+    write_state,
+)
+from dbplatform.ops import Context, Failed, Poll, Refused, Result, iso, parse_iso
+from dbplatform.ops.rds import describe_instance, wait_instance_gone
+from infra.naming import rds_identifier
+
+DELETE_TIMEOUT = 3600.0
+
+
+def run(ctx: Context) -> Result:
+    with ctx.out.phase("look up the deployment"):
+        cycle = locate(ctx)
+    state, dep = cycle.state, cycle.deployment
+    if dep is not None and (state is None or state.deployment_id != dep.id):
+        state = state_from_deployment(ctx, dep)
+    if dep is not None and dep.status == SWITCHOVER_IN_PROGRESS:
+        raise Refused(
+            f"a switchover is in progress ({dep.describe()}); wait for it (re-run promote), "
+            "then roll back if needed"
+        )
+    switched = (dep is not None and dep.status == SWITCHOVER_COMPLETED) or (
+        state is not None and state.phase in (SWITCHED_OVER, PROMOTED, ROLLING_BACK)
+    )
+    if switched:
+        assert state is not None
+        return _reverse(ctx, state, dep)
+    if dep is not None and dep.status != DELETING:
+        assert state is not None
+        return _cancel(ctx, state, dep)
+    if dep is not None:  # DELETING: a cancel was interrupted; wait for it to finish
+        assert state is not None
+        return _cancel_wait(ctx, state, dep)
+    if state is not None and state.phase == ROLLED_BACK:
+        return Result(
+            f"nothing to do: {ctx.stack.names.primary} was rolled back to PostgreSQL "
+            f"{state.source_version}; the former green is kept as {', '.join(state.retired)} "
+            f"until {state.soak_until}",
+            data={"phase": state.phase},
+            nothing_to_do=True,
+        )
+    phase = state.phase if state else "none"
+    return Result(
+        f"nothing to do: no blue/green deployment of {ctx.stack.names.primary} to roll back "
+        f"(last cycle: {phase})",
+        data={"phase": phase},
+        nothing_to_do=True,
+    )
+
+
+# --- before switchover ------------------------------------------------------------------------
+
+
+def _cancel(ctx: Context, state: BgState, dep: Deployment) -> Result:
+    rds = ctx.client("rds")
+    greens = [m.target for m in dep.members] or [dep.target]
+    ctx.confirm(
+        f"delete deployment {dep.id} and its green instances {', '.join(greens)} "
+        f"(blue {ctx.stack.names.primary} is not touched)"
+    )
+    with ctx.out.phase("delete the green environment"):
+        for green in greens:
+            inst = describe_instance(rds, green)
+            # Green copies blue's deletion protection; it holds no write of its own yet.
+            if inst is not None and inst.get("DeletionProtection"):
+                ctx.mutate(
+                    rds,
+                    "modify_db_instance",
+                    {
+                        "DBInstanceIdentifier": green,
+                        "DeletionProtection": False,
+                        "ApplyImmediately": True,
+                    },
+                )
+        ctx.mutate(
+            rds,
+            "delete_blue_green_deployment",
+            {"BlueGreenDeploymentIdentifier": dep.id, "DeleteTarget": True},
+        )
+    if ctx.dry_run:
+        return Result(
+            f"dry run: would delete {dep.id} and {', '.join(greens)}; blue untouched",
+            data={"deployment": dep.summary()},
+        )
+    return _cancel_wait(ctx, state, dep)
+
+
+def _cancel_wait(ctx: Context, state: BgState, dep: Deployment) -> Result:
+    rds = ctx.client("rds")
+    greens = [m.target for m in dep.members] or [dep.target]
+    with ctx.out.phase("wait for deletion"):
+
+        def poll() -> Poll[bool]:
+            now = get_deployment(rds, dep.id)
+            return Poll(now is None, now.status if now else "deleted", True)
+
+        ctx.wait_for(f"deletion of {dep.id}", poll, timeout=DELETE_TIMEOUT)
+        for green in greens:
+            wait_instance_gone(ctx, green, timeout=DELETE_TIMEOUT)
+    write_state(ctx, state, CANCELLED)
+    blue = describe_instance(rds, ctx.stack.names.primary) or {}
+    return Result(
+        f"rolled back before switchover: deployment {dep.id} and green {', '.join(greens)} "
+        f"deleted; {ctx.stack.names.primary} untouched (PostgreSQL {blue.get('EngineVersion')})",
+        data={"deployment": dep.summary(), "deleted": greens},
+    )
+
+
+# --- after switchover -------------------------------------------------------------------------
+
+
+def _window_start(ctx: Context, state: BgState) -> str:
+    if state.switchover_at:
+        return state.switchover_at
+    if state.switchover_requested_at:
+        return state.switchover_requested_at
+    given = ctx.args.accept_data_window
+    if given:  # switched over outside this tool: the operator names the moment
+        return iso(parse_iso(given))
+    raise Refused(
+        "the switchover time is not recorded (switched over outside this tool): find it in the "
+        "RDS events of the deployment and pass it as --accept-data-window <ISO time>"
+    )
+
+
+def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
+    rds = ctx.client("rds")
+    primary = ctx.stack.names.primary
+    members = [blue for blue, _ in state.members] or [primary]
+    since = _window_start(ctx, state)
+    accepted = ctx.args.accept_data_window
+    try:
+        matches = accepted is not None and parse_iso(accepted) == parse_iso(since)
+    except ValueError:
+        matches = False
+    snapshot = state.rollback_snapshot or rds_identifier(
+        primary, "pre-rollback", short_id(state.deployment_id or "manual")
+    )
+    if state.phase != ROLLING_BACK and not matches:
+        raise Refused(
+            f"rolling back after the switchover loses, from the serving database, every write "
+            f"made to {primary} (PostgreSQL {state.target_version}) since {since}: the old "
+            f"blue {primary}{OLD_SUFFIX} (PostgreSQL {state.source_version}) does not have them. "
+            f"They will stay in snapshot {snapshot}, taken first, and in {primary}{NEW_SUFFIX}, "
+            "kept for the soak period. Nothing was changed. To accept that window, re-run: "
+            f"python -m scripts.bluegreen rollback --stack {ctx.stack.name} "
+            f"--accept-data-window {since} --yes",
+            data={"data_window_start": since, "snapshot": snapshot},
+        )
+    ctx.confirm(
+        f"roll {primary} back to PostgreSQL {state.source_version}, losing from it the writes "
+        f"since {since}"
+    )
+    state = write_state(
+        ctx, replace(state, rollback_snapshot=snapshot, run_id=ctx.run_id), ROLLING_BACK
+    )
+    if describe_instance(rds, primary) is not None and _layout(rds, primary) == "switched":
+        with ctx.out.phase(f"snapshot the current primary ({snapshot})"):
+            take_snapshot(ctx, primary, snapshot, "pre-rollback")
+    end = iso(ctx.clock.now())
+    with ctx.out.phase("swap identifiers back"):
+        bad: dict[str, str] = {}
+        for blue in members:  # member by member: the primary's name is away only briefly
+            layout = _layout(rds, blue)
+            if layout == "switched":  # the former green steps aside ...
+                _rename(ctx, blue, blue + NEW_SUFFIX)
+                layout = "green-aside" if ctx.dry_run else _layout(rds, blue)
+            if layout == "green-aside":  # ... and the old blue takes its name back
+                _rename(ctx, blue + OLD_SUFFIX, blue)
+                layout = "restored" if ctx.dry_run else _layout(rds, blue)
+            if layout != "restored":
+                bad[blue] = layout
+        if bad:
+            raise Failed(
+                f"unexpected instance layout during the swap: {bad}; inspect with status; "
+                "nothing was deleted",
+                data={"layout": bad},
+            )
+    with ctx.out.phase("make the old blue writable"):
+        notes = _writable(ctx, primary)
+    if dep is not None and dep.status == SWITCHOVER_COMPLETED:
+        ctx.mutate(rds, "delete_blue_green_deployment", {"BlueGreenDeploymentIdentifier": dep.id})
+    if ctx.dry_run:
+        return Result(
+            f"dry run: would snapshot {primary} as {snapshot}, rename {primary} -> "
+            f"{primary}{NEW_SUFFIX} and {primary}{OLD_SUFFIX} -> {primary}",
+            data={"data_window_start": since, "snapshot": snapshot},
+        )
+    soak = iso(ctx.clock.now() + timedelta(days=ctx.args.soak_days))
+    window = state.data_window or (since, end)
+    state = write_state(
+        ctx,
+        replace(
+            state,
+            retired=tuple(b + NEW_SUFFIX for b in members),
+            soak_until=soak,
+            data_window=window,
+        ),
+        ROLLED_BACK,
+    )
+    lines, _ = config_advice(ctx, state.source_version, None, ctx.args.update_config)
+    message = (
+        f"rolled back: {primary} is the old blue again (PostgreSQL {state.source_version}). "
+        f"Writes between {window[0]} and {window[1]} are not in it: they are in snapshot "
+        f"{snapshot} and in {primary}{NEW_SUFFIX} (kept until {soak}). {' '.join(notes)}"
+    )
+    return Result(
+        "\n".join([message, *lines]),
+        data={
+            "data_window": list(window),
+            "snapshot": snapshot,
+            "retired": list(state.retired),
+            "soak_until": soak,
+        },
+    )
+
+
+def _layout(rds: BaseClient, blue: str) -> str:
+    """Where a member stands: switched | green-aside | restored | other."""
+    here = describe_instance(rds, blue) is not None
+    old = describe_instance(rds, blue + OLD_SUFFIX) is not None
+    new = describe_instance(rds, blue + NEW_SUFFIX) is not None
+    if here and old and not new:
+        return "switched"
+    if new and old and not here:
+        return "green-aside"
+    if here and new and not old:
+        return "restored"
+    return f"other (present: {[n for n, p in ((blue, here), ('-old1', old), ('-new1', new)) if p]})"
+
+
+def _rename(ctx: Context, old: str, new: str) -> None:
+    ctx.mutate(
+        ctx.client("rds"),
+        "modify_db_instance",
+        {"DBInstanceIdentifier": old, "NewDBInstanceIdentifier": new, "ApplyImmediately": True},
+    )
+    if not ctx.dry_run:
+        wait_instance(ctx, new)
+
+
+def _writable(ctx: Context, identifier: str) -> list[str]:
+    """Undo the read-only mode RDS leaves the old blue in, if its parameter group carries it."""
+    rds = ctx.client("rds")
+    inst = describe_instance(rds, identifier) or {}
+    groups = [g["DBParameterGroupName"] for g in inst.get("DBParameterGroups", [])]
+    if not groups:
+        return []
+    value = user_parameters(rds, groups[0]).get("default_transaction_read_only", "")
+    if value.lower() not in ("on", "1", "true"):
+        return [f"{identifier} accepts writes (default_transaction_read_only is not on)."]
+    ctx.mutate(
+        rds,
+        "modify_db_parameter_group",
+        {
+            "DBParameterGroupName": groups[0],
+            "Parameters": [
+                {
+                    "ParameterName": "default_transaction_read_only",
+                    "ParameterValue": "off",
+                    "ApplyMethod": "immediate",
+                }
+            ],
+        },
+    )
+    return [f"default_transaction_read_only set off in {groups[0]}."]

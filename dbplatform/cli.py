@@ -1,0 +1,147 @@
+"""The `dbplatform` command: one entry point over every operational and offline command.
+
+`dbplatform <command> [args]` runs the command module `scripts.<module>` with the rest of the
+line, so `dbplatform synth --stack prod` and `python -m scripts.synth --stack prod` are the same
+command. Modules are imported only when their command runs: `dbplatform --help` and the offline
+commands never pay for boto3, and the operational commands never pay for Pulumi.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import NoReturn
+
+from dbplatform import __version__
+from dbplatform.entry import INTERRUPTED, USAGE
+
+PROG = "dbplatform"
+
+
+@dataclass(frozen=True)
+class Command:
+    """One subcommand: its name on the command line, its module and its one-line summary."""
+
+    name: str
+    module: str
+    summary: str
+    group: str
+
+
+COMMANDS: tuple[Command, ...] = (
+    Command(
+        "synth",
+        "scripts.synth",
+        "what a stack declares, offline (JSON, Markdown, Mermaid)",
+        "offline",
+    ),
+    Command(
+        "guardrails", "scripts.guardrails", "the safety rules over a stack or a manifest", "offline"
+    ),
+    Command(
+        "infra-diff",
+        "scripts.infra_diff",
+        "what changes between two manifests, risk first",
+        "offline",
+    ),
+    Command(
+        "critical-path",
+        "scripts.critical_path",
+        "the longest chain of a deploy or rebuild",
+        "offline",
+    ),
+    Command(
+        "preview-report",
+        "scripts.preview_report",
+        "the pull-request comment from `pulumi preview --json`",
+        "offline",
+    ),
+    Command(
+        "bluegreen",
+        "scripts.bluegreen",
+        "blue/green upgrade: start, status, promote, rollback, finalize",
+        "operations",
+    ),
+    Command(
+        "restore-check",
+        "scripts.restore_check",
+        "restore the newest backup, verify it, delete it",
+        "operations",
+    ),
+    Command("dr", "scripts.dr", "disaster recovery: restore-points, rebuild, drill", "operations"),
+    Command(
+        "rotate-secret",
+        "scripts.rotate_secret",
+        "rotate one of the stack's secrets now",
+        "operations",
+    ),
+)
+BY_NAME = {c.name: c for c in COMMANDS}
+# What people type from muscle memory: the module names.
+ALIASES = {c.module.removeprefix("scripts."): c.name for c in COMMANDS}
+
+
+def usage() -> str:
+    lines = [
+        f"usage: {PROG} [--version] [--help] COMMAND [ARGS...]",
+        "",
+        "The data tier as code: offline checks of the Pulumi program and the operations beside it.",
+        f"Every command takes --help; `{PROG} completion bash|zsh` prints shell completion.",
+    ]
+    for group in ("offline", "operations"):
+        lines += ["", f"{group} commands:"]
+        lines += [f"  {c.name:<16}{c.summary}" for c in COMMANDS if c.group == group]
+    lines += [
+        "",
+        "exit codes: 0 done (or nothing to do); 1 failed; 2 bad usage or config; 3 refused",
+        "(nothing changed); 130 interrupted (re-run to resume).",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def resolve(name: str) -> Command | None:
+    return BY_NAME.get(name) or BY_NAME.get(ALIASES.get(name, ""))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if not args or args[0] in ("-h", "--help", "help"):
+        sys.stdout.write(usage())
+        return 0 if args else USAGE
+    head, rest = args[0], args[1:]
+    if head == "--version":
+        print(f"{PROG} {__version__}")
+        return 0
+    if head == "completion":
+        from dbplatform.completion import main as completion
+
+        return completion(rest)
+    command = resolve(head)
+    if command is None:
+        close = difflib.get_close_matches(head, [c.name for c in COMMANDS], n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(close)}?)" if close else ""
+        print(f"{PROG}: unknown command {head!r}{hint}; see `{PROG} --help`", file=sys.stderr)
+        return USAGE
+    return command_main(command)(rest)
+
+
+def command_main(command: Command) -> Callable[[Sequence[str]], int]:
+    """The module's `main(argv) -> int`, imported on demand."""
+    module = importlib.import_module(command.module)
+    entry: Callable[[Sequence[str]], int] = module.main
+    return entry
+
+
+def run() -> NoReturn:
+    """Console-script entry point: exit with the command's code; Ctrl-C is exit 130."""
+    try:
+        code = main()
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
+        code = INTERRUPTED
+    except BrokenPipeError:  # `dbplatform synth ... | head`
+        code = 0
+    raise SystemExit(code)

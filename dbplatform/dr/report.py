@@ -1,0 +1,318 @@
+"""The evidence a rebuild or a drill leaves: a timeline of phases, achieved RTO/RPO against the
+objectives, what was created and what is left to do, as Markdown, JSON and an SVG chart.
+
+The SVG is written by hand (no plotting library): it is small, deterministic, renders in any
+browser and in GitHub, and keeps the command's start-up fast.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from dbplatform.dr.points import human, iso
+
+
+@dataclass(frozen=True, kw_only=True)
+class Phase:
+    """One step of the operation, with its timestamps."""
+
+    name: str
+    """short name: 'choose restore point', 'restore database', ..."""
+    started: datetime
+    """when it began (UTC)"""
+    ended: datetime
+    """when it ended (UTC)"""
+    status: str
+    """done | failed | skipped | interrupted"""
+    detail: str = ""
+    """one line on what it did"""
+
+    @property
+    def seconds(self) -> float:
+        return (self.ended - self.started).total_seconds()
+
+
+class Timeline:
+    """Records phases as they run; `phase()` times a block and marks it failed if it raises."""
+
+    def __init__(self, clock: Any = None) -> None:
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self.started: datetime = self._clock()
+        self.phases: list[Phase] = []
+
+    def now(self) -> datetime:
+        now: datetime = self._clock()
+        return now
+
+    @contextmanager
+    def phase(self, name: str) -> Iterator[list[str]]:
+        """Time a block; append lines to the yielded list to set the phase's detail."""
+        started = self._clock()
+        detail: list[str] = []
+        try:
+            yield detail
+        except KeyboardInterrupt:
+            self.phases.append(
+                Phase(
+                    name=name,
+                    started=started,
+                    ended=self._clock(),
+                    status="interrupted",
+                    detail="; ".join(detail),
+                )
+            )
+            raise
+        except BaseException as exc:
+            text = "; ".join([*detail, str(exc) or type(exc).__name__])
+            self.phases.append(
+                Phase(name=name, started=started, ended=self._clock(), status="failed", detail=text)
+            )
+            raise
+        self.phases.append(
+            Phase(
+                name=name,
+                started=started,
+                ended=self._clock(),
+                status="done",
+                detail="; ".join(detail),
+            )
+        )
+
+    def skip(self, name: str, why: str) -> None:
+        at = self._clock()
+        self.phases.append(Phase(name=name, started=at, ended=at, status="skipped", detail=why))
+
+
+@dataclass(frozen=True, kw_only=True)
+class Objectives:
+    """The stack's DR objectives (dr.rpoMinutes, dr.rtoMinutes)."""
+
+    rpo: timedelta
+    rto: timedelta
+
+
+@dataclass(frozen=True, kw_only=True)
+class DrReport:
+    """Everything a person (or CI) needs to judge one rebuild or drill."""
+
+    kind: str
+    """rebuild | drill"""
+    outcome: str
+    """succeeded | failed | interrupted | refused"""
+    source_stack: str
+    source_region: str
+    target_stack: str
+    target_region: str
+    started: datetime
+    ended: datetime
+    phases: tuple[Phase, ...]
+    objectives: Objectives
+    rto: timedelta | None
+    """start to verified database; None when not reached"""
+    rpo: timedelta | None
+    """data lost relative to the reference time; None when no restore point was chosen"""
+    restore: dict[str, Any] = field(default_factory=dict)
+    """the chosen restore point (Choice.to_json)"""
+    created: tuple[str, ...] = ()
+    """resources created, as 'type id (region)'"""
+    removed: tuple[str, ...] = ()
+    """resources the drill removed again"""
+    checks: tuple[dict[str, Any], ...] = ()
+    """verification results"""
+    commands: tuple[str, ...] = ()
+    """shell commands that finish the rebuild (when this machine could not)"""
+    todo: tuple[str, ...] = ()
+    """what the operator must still do"""
+    notes: tuple[str, ...] = ()
+    """config changes from the source and other remarks"""
+
+    def to_json(self) -> dict[str, Any]:
+        def met(value: timedelta | None, objective: timedelta) -> bool | None:
+            return None if value is None else value <= objective
+
+        return {
+            "kind": self.kind,
+            "result": self.outcome,
+            "source": {"stack": self.source_stack, "region": self.source_region},
+            "target": {"stack": self.target_stack, "region": self.target_region},
+            "started": iso(self.started),
+            "ended": iso(self.ended),
+            "rto_seconds": None if self.rto is None else round(self.rto.total_seconds(), 1),
+            "rto_objective_seconds": int(self.objectives.rto.total_seconds()),
+            "rto_met": met(self.rto, self.objectives.rto),
+            "rpo_seconds": None if self.rpo is None else round(self.rpo.total_seconds(), 1),
+            "rpo_objective_seconds": int(self.objectives.rpo.total_seconds()),
+            "rpo_met": met(self.rpo, self.objectives.rpo),
+            "restore": self.restore,
+            "phases": [
+                {
+                    "name": p.name,
+                    "status": p.status,
+                    "started": iso(p.started),
+                    "ended": iso(p.ended),
+                    "seconds": round(p.seconds, 1),
+                    "detail": p.detail,
+                }
+                for p in self.phases
+            ],
+            "created": list(self.created),
+            "removed": list(self.removed),
+            "checks": list(self.checks),
+            "commands": list(self.commands),
+            "todo": list(self.todo),
+            "notes": list(self.notes),
+        }
+
+
+def _verdict(value: timedelta | None, objective: timedelta) -> str:
+    if value is None:
+        return "not reached"
+    word = "met" if value <= objective else "**missed**"
+    return f"{human(value)} — {word} (objective {human(objective)})"
+
+
+def markdown(report: DrReport, *, chart: str | None = None) -> str:
+    """The human report: verdict first, then the timeline, then the details."""
+    title = "DR drill" if report.kind == "drill" else "DR rebuild"
+    lines = [
+        f"# {title}: {report.source_stack} ({report.source_region}) → "
+        f"{report.target_stack} ({report.target_region}) — {report.outcome}",
+        "",
+        f"- Started {iso(report.started)}, ended {iso(report.ended)}",
+        f"- **RTO** {_verdict(report.rto, report.objectives.rto)}",
+        f"- **RPO** {_verdict(report.rpo, report.objectives.rpo)}",
+    ]
+    if report.restore:
+        point = report.restore.get("point", {})
+        lines.append(
+            f"- Restore point: {point.get('kind')} `{point.get('id')}`, data as of "
+            f"{report.restore.get('data_time')}"
+        )
+    lines += ["", "## Timeline", ""]
+    if chart:
+        lines += [f"![timeline]({chart})", ""]
+    lines += ["| phase | status | start | duration | detail |", "|---|---|---|---|---|"]
+    for p in report.phases:
+        offset = human(p.started - report.started)
+        detail = p.detail.replace("|", "\\|")
+        lines.append(
+            f"| {p.name} | {p.status} | +{offset} | {human(timedelta(seconds=p.seconds))} | "
+            f"{detail} |"
+        )
+    if report.checks:
+        lines += ["", "## Verification", "", "| check | result | expected | actual |"]
+        lines.append("|---|---|---|---|")
+        for c in report.checks:
+            mark = "ok" if c.get("ok") else "**FAILED**"
+            lines.append(f"| {c.get('name')} | {mark} | {c.get('expected')} | {c.get('actual')} |")
+    for heading, items in (("Created", report.created), ("Removed by the drill", report.removed)):
+        if items:
+            lines += ["", f"## {heading}", ""]
+            lines += [f"- {i}" for i in items]
+    if report.commands:
+        lines += ["", "## Commands to finish the environment", "", "```sh", *report.commands, "```"]
+    for heading, items in (("Still to do", report.todo), ("Notes", report.notes)):
+        if items:
+            lines += ["", f"## {heading}", ""]
+            lines += [f"- {i}" for i in items]
+    return "\n".join(lines) + "\n"
+
+
+_COLOURS = {
+    "done": "#2e7d32",
+    "failed": "#c62828",
+    "interrupted": "#ef6c00",
+    "skipped": "#9e9e9e",
+}
+
+
+def timeline_svg(report: DrReport) -> str:
+    """A Gantt-style chart of the phases on a seconds axis, with RTO against its objective."""
+    phases = list(report.phases)
+    total = max((report.ended - report.started).total_seconds(), 1.0)
+    label_w, bar_w, row_h, top = 290, 560, 26, 56
+    height = top + row_h * max(len(phases), 1) + 60
+    width = label_w + bar_w + 140
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="10" y="20" font-size="15" font-weight="bold">'
+        f"{escape(report.kind)} {escape(report.source_stack)} → {escape(report.target_stack)} "
+        f"({escape(report.target_region)}): {escape(report.outcome)}</text>",
+        f'<text x="10" y="40">RTO {escape(_plain_verdict(report.rto, report.objectives.rto))}'
+        f" · RPO {escape(_plain_verdict(report.rpo, report.objectives.rpo))}</text>",
+    ]
+    for i, p in enumerate(phases):
+        y = top + i * row_h
+        x0 = label_w + bar_w * (p.started - report.started).total_seconds() / total
+        w = max(bar_w * p.seconds / total, 2.0)
+        colour = _COLOURS.get(p.status, "#607d8b")
+        label = p.name if len(p.name) <= 42 else p.name[:41] + "…"  # ~7 px a character
+        out.append(f'<text x="10" y="{y + 17}">{escape(label)}</text>')
+        out.append(
+            f'<rect x="{x0:.1f}" y="{y + 5}" width="{w:.1f}" height="{row_h - 10}" '
+            f'fill="{colour}"><title>{escape(p.name)}: {escape(p.status)}, '
+            f"{p.seconds:.1f}s {escape(p.detail)}</title></rect>"
+        )
+        out.append(
+            f'<text x="{min(x0 + w + 4, label_w + bar_w + 4):.1f}" y="{y + 17}" fill="#333">'
+            f"{escape(human(timedelta(seconds=p.seconds)))}</text>"
+        )
+    axis_y = top + row_h * max(len(phases), 1) + 10
+    out.append(
+        f'<line x1="{label_w}" y1="{axis_y}" x2="{label_w + bar_w}" y2="{axis_y}" stroke="#333"/>'
+    )
+    for k in range(5):
+        x = label_w + bar_w * k / 4
+        out.append(
+            f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}" stroke="#333"/>'
+        )
+        out.append(
+            f'<text x="{x:.1f}" y="{axis_y + 18}" text-anchor="middle">'
+            f"+{escape(human(timedelta(seconds=total * k / 4)))}</text>"
+        )
+    if report.rto is not None:
+        x = label_w + bar_w * min(report.rto.total_seconds() / total, 1.0)
+        out.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" stroke="#1565c0" '
+            'stroke-dasharray="4 3"/>'
+        )
+        out.append(f'<text x="{x + 3:.1f}" y="{top - 4}" fill="#1565c0">RTO</text>')
+    out.append("</svg>")
+    return "\n".join(out) + "\n"
+
+
+def _plain_verdict(value: timedelta | None, objective: timedelta) -> str:
+    if value is None:
+        return "not reached"
+    word = "met" if value <= objective else "MISSED"
+    return f"{human(value)} {word} (objective {human(objective)})"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Written:
+    """Where a report was written."""
+
+    markdown: Path
+    json: Path
+    chart: Path
+
+
+def write_report(report: DrReport, directory: Path, stem: str) -> Written:
+    """Write `<stem>.md`, `<stem>.json` and `<stem>.svg` into directory (created if needed)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    chart = directory / f"{stem}.svg"
+    md = directory / f"{stem}.md"
+    js = directory / f"{stem}.json"
+    chart.write_text(timeline_svg(report), encoding="utf-8")
+    md.write_text(markdown(report, chart=chart.name), encoding="utf-8")
+    js.write_text(json.dumps(report.to_json(), indent=2) + "\n", encoding="utf-8")
+    return Written(markdown=md, json=js, chart=chart)

@@ -1,0 +1,364 @@
+"""Turning a chosen restore point into a DB instance, placed explicitly, and removing it again.
+
+A restore without explicit groups lands in the default VPC's subnet group, the default security
+group and the default parameter group; every restore here names all three. Instances a command
+creates carry a run-id tag, and `delete_owned` deletes only an instance whose identifier and tag
+both say this run created it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from dbplatform.dr.points import Choice, Kind
+from dbplatform.ops import Context, Failed, Poll, Refused, error_code
+from dbplatform.ops.rds import describe_instance
+
+TAG_RUN = "dbplatform:run-id"
+TAG_PURPOSE = "dbplatform:purpose"
+TAG_SOURCE = "dbplatform:source-stack"
+# RDS states a restore never leaves on its own: waiting longer cannot help.
+FAILED_STATES = {
+    "failed",
+    "incompatible-restore",
+    "incompatible-network",
+    "incompatible-parameters",
+    "inaccessible-encryption-credentials",
+    "storage-full",
+}
+DELETE_RETRY_SECONDS = 1800.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Groups:
+    """The subnet group, security groups and parameter group a restore is placed with."""
+
+    subnet_group: str
+    """DB subnet group name"""
+    vpc_id: str
+    """its VPC"""
+    subnet_ids: tuple[str, ...]
+    """its subnets"""
+    security_group_ids: tuple[str, ...]
+    """VPC security groups"""
+    parameter_group: str
+    """DB parameter group name"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Placement:
+    """Everything about the new instance that is not the data."""
+
+    identifier: str
+    """the new DB instance identifier"""
+    groups: Groups
+    """networking and parameters"""
+    instance_class: str
+    """db.<family>.<size>"""
+    multi_az: bool
+    """standby in a second AZ"""
+    port: int
+    """PostgreSQL port"""
+    deletion_protection: bool
+    """refuse deletion (a rebuilt production database)"""
+    iam_auth: bool
+    """IAM database authentication"""
+    tags: dict[str, str]
+    """tags, the run-id tag included"""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call:
+    """One AWS call, as data: printed by --dry-run, asserted by Stubber tests."""
+
+    service: str
+    method: str
+    params: dict[str, Any]
+
+
+def tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
+    return [{"Key": k, "Value": v} for k, v in sorted(tags.items())]
+
+
+def restore_call(choice: Choice, placement: Placement, *, backup_role_arn: str | None) -> Call:
+    """The AWS call that restores `choice` with `placement`."""
+    p, g = choice.point, placement.groups
+    common: dict[str, Any] = {
+        "DBSubnetGroupName": g.subnet_group,
+        "VpcSecurityGroupIds": list(g.security_group_ids),
+        "DBParameterGroupName": g.parameter_group,
+        "DBInstanceClass": placement.instance_class,
+        "MultiAZ": placement.multi_az,
+        "Port": placement.port,
+        "PubliclyAccessible": False,
+        "StorageType": "gp3",
+        "DeletionProtection": placement.deletion_protection,
+        "EnableIAMDatabaseAuthentication": placement.iam_auth,
+        "CopyTagsToSnapshot": True,
+        "Tags": tag_list(placement.tags),
+    }
+    if p.kind is Kind.AUTOMATED_BACKUP:
+        params: dict[str, Any] = {"TargetDBInstanceIdentifier": placement.identifier}
+        if p.id.startswith("arn:"):
+            params["SourceDBInstanceAutomatedBackupsArn"] = p.id
+        else:
+            params["SourceDBInstanceIdentifier"] = p.id
+        if choice.restore_time is not None:
+            params["RestoreTime"] = choice.restore_time
+        else:
+            params["UseLatestRestorableTime"] = True
+        return Call(
+            service="rds", method="restore_db_instance_to_point_in_time", params=params | common
+        )
+    if p.kind is Kind.SNAPSHOT:
+        params = {"DBInstanceIdentifier": placement.identifier, "DBSnapshotIdentifier": p.id}
+        return Call(
+            service="rds", method="restore_db_instance_from_db_snapshot", params=params | common
+        )
+    if p.kind is Kind.RECOVERY_POINT:
+        if not backup_role_arn:
+            raise Refused(
+                f"restoring AWS Backup recovery point {p.id} needs an IAM role for AWS Backup; "
+                "pass --backup-role-arn"
+            )
+        # AWS Backup takes RDS restore settings as string metadata; tags are added afterwards.
+        metadata = {
+            "DBInstanceIdentifier": placement.identifier,
+            "DBSubnetGroupName": g.subnet_group,
+            "VpcSecurityGroupIds": json.dumps(list(g.security_group_ids)),
+            "DBParameterGroupName": g.parameter_group,
+            "DBInstanceClass": placement.instance_class,
+            "MultiAZ": str(placement.multi_az).lower(),
+            "Port": str(placement.port),
+            "PubliclyAccessible": "false",
+            "StorageType": "gp3",
+            "DeletionProtection": str(placement.deletion_protection).lower(),
+            "CopyTagsToSnapshot": "true",
+        }
+        return Call(
+            service="backup",
+            method="start_restore_job",
+            params={
+                "RecoveryPointArn": p.id,
+                "IamRoleArn": backup_role_arn,
+                "ResourceType": "RDS",
+                "Metadata": metadata,
+                "IdempotencyToken": placement.tags.get(TAG_RUN, placement.identifier),
+            },
+        )
+    raise Refused(
+        f"{p.kind} {p.id} cannot be restored from: promote the replica instead "
+        f"(aws rds promote-read-replica --db-instance-identifier {p.id} --region {p.region})"
+    )
+
+
+def tags_of(rds: BaseClient, db: dict[str, Any]) -> dict[str, str]:
+    tags = db.get("TagList")
+    if tags is None:
+        tags = rds.list_tags_for_resource(ResourceName=db["DBInstanceArn"]).get("TagList", [])
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+def parameter_group_exists(rds: BaseClient, name: str) -> bool:
+    try:
+        # AWS answers DBParameterGroupNotFound; some emulators an empty list.
+        found = rds.describe_db_parameter_groups(DBParameterGroupName=name)
+    except ClientError as exc:
+        if error_code(exc) != "DBParameterGroupNotFound":
+            raise
+        return False
+    return bool(found.get("DBParameterGroups"))
+
+
+def backup_role_arn(ctx: Context) -> str | None:
+    """The stack's AWS Backup role (`Names.backup_role`, declared by the program); None when
+    the caller's account cannot be read."""
+    parts = (ctx.identity() or "").split(":")
+    if len(parts) < 5 or not parts[4]:
+        return None
+    return f"arn:aws:iam::{parts[4]}:role/{ctx.stack.names.backup_role}"
+
+
+def find_groups(
+    rds: BaseClient,
+    ec2: BaseClient,
+    *,
+    region: str,
+    subnet_group: str,
+    security_group: str,
+    parameter_group: str | None,
+) -> tuple[Groups | None, list[str]]:
+    """Look the groups up by name (a security group also by id); returns what is missing.
+
+    `parameter_group` None skips that lookup (the caller creates it). Returns Groups only when
+    the subnet group and security group both exist.
+    """
+    missing: list[str] = []
+    vpc_id = ""
+    subnet_ids: tuple[str, ...] = ()
+    try:
+        sg_desc = rds.describe_db_subnet_groups(DBSubnetGroupName=subnet_group)["DBSubnetGroups"][0]
+        vpc_id = str(sg_desc["VpcId"])
+        subnet_ids = tuple(str(s["SubnetIdentifier"]) for s in sg_desc.get("Subnets", []))
+    except ClientError as exc:
+        if error_code(exc) != "DBSubnetGroupNotFoundFault":
+            raise
+        missing.append(f"DB subnet group {subnet_group}")
+    sg_ids: tuple[str, ...] = ()
+    if security_group.startswith("sg-"):
+        filters = [{"Name": "group-id", "Values": [security_group]}]
+    else:
+        filters = [{"Name": "group-name", "Values": [security_group]}]
+        if vpc_id:
+            filters.append({"Name": "vpc-id", "Values": [vpc_id]})
+    groups = ec2.describe_security_groups(Filters=filters).get("SecurityGroups", [])
+    if groups:
+        sg_ids = (str(groups[0]["GroupId"]),)
+        if vpc_id and groups[0].get("VpcId") not in (None, vpc_id):
+            missing.append(f"security group {security_group} in VPC {vpc_id}")
+    else:
+        missing.append(f"security group {security_group}")
+    if parameter_group is not None and not parameter_group_exists(rds, parameter_group):
+        missing.append(f"DB parameter group {parameter_group}")
+    if missing or not vpc_id:
+        return None, missing
+    return (
+        Groups(
+            subnet_group=subnet_group,
+            vpc_id=vpc_id,
+            subnet_ids=subnet_ids,
+            security_group_ids=sg_ids,
+            parameter_group=parameter_group or "",
+        ),
+        missing,
+    )
+
+
+def start(ctx: Context, call: Call, region: str, identifier: str) -> dict[str, Any]:
+    """Send the restore call (or print it under --dry-run); records only the new instance as
+    touched (the source it reads from is not changed)."""
+    response = ctx.mutate(ctx.client(call.service, region), call.method, call.params, track=False)
+    if not ctx.dry_run:
+        ctx.touch(f"rds:{identifier}")
+    return response
+
+
+def wait_available(ctx: Context, region: str, identifier: str, *, timeout: float) -> dict[str, Any]:
+    """Wait until the instance is available; Failed when it enters a state it never leaves."""
+    rds = ctx.client("rds", region)
+
+    def poll() -> Poll[dict[str, Any]]:
+        db = describe_instance(rds, identifier)
+        if db is None:
+            return Poll(False, "not visible yet")
+        status = str(db.get("DBInstanceStatus"))
+        if status in FAILED_STATES:
+            raise Failed(f"restored instance {identifier} is {status}; see its RDS events")
+        return Poll(status == "available", status, db)
+
+    db = ctx.wait_for(f"{identifier} available", poll, timeout=timeout)
+    assert db is not None
+    return db
+
+
+def wait_restore_job(ctx: Context, region: str, job_id: str, *, timeout: float) -> str:
+    """Wait for an AWS Backup restore job; returns the restored resource's ARN."""
+    backup = ctx.client("backup", region)
+
+    def poll() -> Poll[str]:
+        job = backup.describe_restore_job(RestoreJobId=job_id)
+        status = str(job.get("Status"))
+        if status in ("FAILED", "ABORTED"):
+            raise Failed(f"AWS Backup restore job {job_id} {status}: {job.get('StatusMessage')}")
+        return Poll(status == "COMPLETED", status, str(job.get("CreatedResourceArn", "")))
+
+    arn = ctx.wait_for(f"restore job {job_id}", poll, timeout=timeout)
+    return arn or ""
+
+
+def delete_owned(
+    rds: BaseClient,
+    identifier: str,
+    run_id: str,
+    *,
+    mutate: Callable[[BaseClient, str, dict[str, Any]], dict[str, Any]],
+    sleep: Callable[[float], None],
+    monotonic: Callable[[], float],
+    retry_seconds: float = DELETE_RETRY_SECONDS,
+    poll_seconds: float = 15.0,
+    untagged_ok: bool = False,
+) -> str:
+    """Delete `identifier` without a final snapshot if this run created it.
+
+    Returns 'deleted', 'absent' (never created, or already gone) or 'not-ours' (an instance of
+    that name without this run's tag: left alone). `untagged_ok` also accepts an instance with
+    no run-id tag at all (AWS Backup restores are tagged only once the job ends; the identifier
+    itself holds the run id). An instance still being created cannot be deleted yet; that is
+    retried for `retry_seconds`.
+    """
+    deadline = monotonic() + retry_seconds
+    while True:
+        db = describe_instance(rds, identifier)
+        if db is None:
+            return "absent"
+        owner = tags_of(rds, db).get(TAG_RUN)
+        if owner != run_id and not (untagged_ok and owner is None):
+            return "not-ours"
+        if db.get("DBInstanceStatus") == "deleting":
+            return "deleted"
+        try:
+            if db.get("DeletionProtection"):
+                mutate(
+                    rds,
+                    "modify_db_instance",
+                    {
+                        "DBInstanceIdentifier": identifier,
+                        "DeletionProtection": False,
+                        "ApplyImmediately": True,
+                    },
+                )
+            mutate(
+                rds,
+                "delete_db_instance",
+                {
+                    "DBInstanceIdentifier": identifier,
+                    "SkipFinalSnapshot": True,
+                    "DeleteAutomatedBackups": True,
+                },
+            )
+            return "deleted"
+        except ClientError as exc:
+            code = error_code(exc)
+            if code == "DBInstanceNotFound":
+                return "absent"
+            if code != "InvalidDBInstanceState" or monotonic() >= deadline:
+                raise
+        sleep(poll_seconds)
+
+
+def delete_run_instance(ctx: Context, region: str, identifier: str, *, untagged_ok: bool) -> str:
+    """`delete_owned` with the context's mutations, clock and poll interval."""
+    return delete_owned(
+        ctx.client("rds", region),
+        identifier,
+        ctx.run_id,
+        mutate=ctx.mutate,
+        sleep=ctx.clock.sleep,
+        monotonic=ctx.clock.monotonic,
+        poll_seconds=ctx.poll_seconds(),
+        untagged_ok=untagged_ok,
+    )
+
+
+def delete_command(identifier: str, region: str) -> str:
+    """How an operator finishes a deletion a command could not."""
+    return (
+        f"aws rds delete-db-instance --db-instance-identifier {identifier} "
+        f"--skip-final-snapshot --delete-automated-backups --region {region}"
+    )

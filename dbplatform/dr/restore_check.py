@@ -1,0 +1,314 @@
+"""The daily restore test: restore the stack's newest recovery point into a temporary instance
+placed with the stack's own groups, verify it, always delete it, and publish the result.
+
+Usage: python -m scripts.restore_check --stack S [--sql-check --query SQL | --queries FILE]
+Exit codes: 0 restored and verified; 1 restore or verification failed (the temporary instance
+is deleted all the same); 2 bad usage/config; 3 refused (no recovery point, the stack's groups
+missing: nothing created); 130 interrupted (the temporary instance is deleted before exiting).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from dbplatform.dr import metrics
+from dbplatform.dr.discover import local_points
+from dbplatform.dr.points import Choice, Kind, NoRestorePoint, choose, human, iso
+from dbplatform.dr.restore import (
+    TAG_PURPOSE,
+    TAG_RUN,
+    TAG_SOURCE,
+    Call,
+    Placement,
+    backup_role_arn,
+    delete_command,
+    delete_run_instance,
+    find_groups,
+    restore_call,
+    start,
+    tag_list,
+    wait_available,
+    wait_restore_job,
+)
+from dbplatform.dr.verify import (
+    Check,
+    Connection,
+    Expected,
+    QueryFileError,
+    instance_checks,
+    load_queries,
+    psql_path,
+    sql_checks,
+)
+from dbplatform.ops import (
+    BadUsage,
+    Context,
+    Failed,
+    Poll,
+    Refused,
+    Result,
+    error_code,
+)
+
+COMMAND = "restore_check"
+DEFAULT_TIMEOUT_MINUTES = 240
+
+
+def cleanup(ctx: Context, identifier: str, region: str, *, untagged_ok: bool) -> str:
+    """Delete this run's temporary instance; says how to finish by hand if it cannot."""
+    with ctx.out.phase(f"delete temporary instance {identifier}"):
+        try:
+            return delete_run_instance(ctx, region, identifier, untagged_ok=untagged_ok)
+        except KeyboardInterrupt:
+            ctx.out.warn(
+                f"deletion of the temporary instance {identifier} was interrupted; delete it "
+                f"with: {delete_command(identifier, region)}"
+            )
+            raise
+        except ClientError as exc:
+            raise Failed(
+                f"could not delete the temporary instance {identifier} ({error_code(exc)}); "
+                f"delete it with: {delete_command(identifier, region)}",
+                data={"temporary_instance": identifier, "cleanup": "failed"},
+            ) from exc
+
+
+def _reset_password_and_wait(
+    ctx: Context, rds: BaseClient, identifier: str, password: str, timeout: float
+) -> dict[str, Any]:
+    # The restored master password is whatever it was at backup time; a fresh one set on the
+    # temporary instance (never stored) lets the check connect without reading any secret.
+    ctx.mutate(
+        rds,
+        "modify_db_instance",
+        {
+            "DBInstanceIdentifier": identifier,
+            "MasterUserPassword": password,
+            "ApplyImmediately": True,
+        },
+    )
+
+    def poll() -> Poll[dict[str, Any]]:
+        db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+        pending = db.get("PendingModifiedValues") or {}
+        status = str(db.get("DBInstanceStatus"))
+        done = status == "available" and "MasterUserPassword" not in pending
+        return Poll(done, status, db)
+
+    db = ctx.wait_for(f"{identifier} new master password", poll, timeout=timeout)
+    assert db is not None
+    return db
+
+
+def _sql(
+    ctx: Context, rds: BaseClient, db: dict[str, Any], psql: str, timeout: float
+) -> list[Check]:
+    import secrets
+
+    args = ctx.args
+    queries = load_queries(args.queries, args.query)
+    password = secrets.token_urlsafe(24)
+    db = _reset_password_and_wait(ctx, rds, db["DBInstanceIdentifier"], password, timeout)
+    endpoint = db.get("Endpoint") or {}
+    conn = Connection(
+        host=args.sql_host or str(endpoint.get("Address")),
+        port=int(args.sql_port or endpoint.get("Port") or ctx.stack.config.database.port),
+        user=str(db.get("MasterUsername") or ctx.stack.config.database.master_username),
+        password=password,
+        dbname=str(db.get("DBName") or ctx.stack.config.database.db_name),
+    )
+    return sql_checks(conn, queries, psql=psql)
+
+
+def _plan(ctx: Context, choice: Choice, call: Call, identifier: str) -> Result:
+    region = ctx.stack.region
+    start(ctx, call, region, identifier)
+    ctx.mutate(
+        ctx.client("rds"),
+        "delete_db_instance",
+        {
+            "DBInstanceIdentifier": identifier,
+            "SkipFinalSnapshot": True,
+            "DeleteAutomatedBackups": True,
+        },
+    )
+    ctx.mutate(
+        ctx.client("cloudwatch"),
+        "put_metric_data",
+        metrics.metric_data(ctx.stack.name, success=True, duration_seconds=0.0, at=ctx.clock.now()),
+    )
+    return Result(
+        f"dry run: would restore {choice.point.kind} {choice.point.id} (data as of "
+        f"{iso(choice.data_time)}) into {identifier}, verify it, delete it and publish "
+        f"{metrics.NAMESPACE}",
+        data={"restore": choice.to_json(_objective(ctx)), "temporary_instance": identifier},
+    )
+
+
+def _objective(ctx: Context) -> timedelta:
+    return timedelta(minutes=ctx.stack.config.dr.rpo_minutes)
+
+
+def check(ctx: Context) -> Result:
+    """The `restore_check` operation."""
+    args = ctx.args
+    cfg, names, region = ctx.stack.config, ctx.stack.names, ctx.stack.region
+    try:
+        load_queries(args.queries, args.query)
+    except QueryFileError as exc:
+        raise BadUsage(str(exc)) from None
+    psql: str | None = None
+    if args.sql_check:
+        if not (args.query or args.queries):
+            raise BadUsage("--sql-check needs at least one --query SQL or a --queries FILE")
+        psql = args.psql or psql_path()
+        if not psql:
+            raise BadUsage("--sql-check needs the psql client on PATH (or --psql PATH)")
+    timeout = float(args.timeout) * 60
+    rds, ec2 = ctx.client("rds"), ctx.client("ec2")
+
+    with ctx.out.phase("find recovery points"):
+        found, primary = local_points(
+            rds=rds, backup=ctx.client("backup"), names=names, region=region
+        )
+        for note in found.notes:
+            ctx.out.info(f"note: {note}")
+        try:
+            choice = choose(found.points, now=ctx.clock.now(), max_gap=timedelta(0), region=region)
+        except NoRestorePoint as exc:
+            raise Refused(f"{exc}; nothing was created", data={"notes": found.notes}) from None
+
+    with ctx.out.phase("look up the stack's subnet, security and parameter groups"):
+        groups, missing = find_groups(
+            rds,
+            ec2,
+            region=region,
+            subnet_group=names.subnet_group,
+            security_group=names.security_group,
+            parameter_group=names.parameter_group(cfg.parameter_family),
+        )
+    if groups is None:
+        raise Refused(
+            f"the stack's {', '.join(missing)} not found in {region}: the temporary instance "
+            "must use the stack's own groups (a restore otherwise gets the defaults); deploy "
+            "the stack first. Nothing was created",
+            data={"missing": missing},
+        )
+
+    identifier = names.restore_check_instance(ctx.run_id.lower())
+    placement = Placement(
+        identifier=identifier,
+        groups=groups,
+        instance_class=args.instance_class or cfg.database.instance_class,
+        multi_az=False,
+        port=cfg.database.port,
+        deletion_protection=False,
+        iam_auth=cfg.database.iam_auth,
+        tags={
+            **cfg.base_tags(),
+            "Name": identifier,
+            TAG_RUN: ctx.run_id,
+            TAG_PURPOSE: "restore-check",
+            TAG_SOURCE: cfg.stack,
+        },
+    )
+    role = args.backup_role_arn
+    if role is None and choice.point.kind is Kind.RECOVERY_POINT:
+        role = backup_role_arn(ctx)
+    call = restore_call(choice, placement, backup_role_arn=role)
+    ctx.out.info(
+        f"restoring {choice.point.kind} {choice.point.id} (data as of {iso(choice.data_time)}, "
+        f"{human(choice.rpo)} old) into {identifier}"
+    )
+    if ctx.dry_run:
+        return _plan(ctx, choice, call, identifier)
+
+    expected = Expected(
+        engine_version=choice.point.engine_version
+        or (primary or {}).get("EngineVersion")
+        or cfg.database.engine_version,
+        encrypted=cfg.database.storage_encrypted,
+        min_storage_gib=choice.point.allocated_storage or cfg.database.allocated_storage,
+        subnet_group=groups.subnet_group,
+        security_group_ids=groups.security_group_ids,
+        parameter_group=groups.parameter_group,
+    )
+    checks: list[Check] = []
+    failure: str | None = None
+    restore_seconds: float | None = None
+    via_backup = call.service == "backup"
+    t0 = ctx.clock.monotonic()
+    try:
+        with ctx.out.phase(f"restore into {identifier}"):
+            response = start(ctx, call, region, identifier)
+            if via_backup:
+                arn = wait_restore_job(ctx, region, response["RestoreJobId"], timeout=timeout)
+                ctx.mutate(
+                    rds,
+                    "add_tags_to_resource",
+                    {"ResourceName": arn, "Tags": tag_list(placement.tags)},
+                )
+        with ctx.out.phase(f"wait until {identifier} is available"):
+            db = wait_available(ctx, region, identifier, timeout=timeout)
+        restore_seconds = ctx.clock.monotonic() - t0
+        with ctx.out.phase("verify"):
+            checks = instance_checks(db, expected)
+            if psql is not None:
+                checks += _sql(ctx, rds, db, psql, timeout)
+    except ClientError as exc:
+        failure = f"AWS {exc.operation_name} failed: {error_code(exc)}"
+    except Failed as exc:
+        failure = exc.message
+    except KeyboardInterrupt:
+        ctx.out.warn(f"interrupted: deleting the temporary instance {identifier} first")
+        raise
+    finally:
+        # An AWS Backup restore is tagged only once its job ends: the run-unique name suffices.
+        cleaned = cleanup(ctx, identifier, region, untagged_ok=via_backup)
+
+    bad = [c for c in checks if not c.ok]
+    ok = failure is None and not bad
+    try:
+        ctx.mutate(
+            ctx.client("cloudwatch"),
+            "put_metric_data",
+            metrics.metric_data(
+                cfg.stack, success=ok, duration_seconds=restore_seconds, at=ctx.clock.now()
+            ),
+        )
+        published = True
+    except ClientError as exc:
+        published = False
+        ctx.out.warn(f"could not publish {metrics.NAMESPACE} ({error_code(exc)})")
+    data = {
+        "ok": ok,
+        "restore": choice.to_json(_objective(ctx)),
+        "temporary_instance": identifier,
+        "restore_seconds": None if restore_seconds is None else round(restore_seconds, 1),
+        "checks": [c.to_json() for c in checks],
+        "failure": failure,
+        "cleanup": cleaned,
+        "metric": {"namespace": metrics.NAMESPACE, "published": published},
+    }
+    if cleaned == "not-ours":
+        ctx.out.warn(f"{identifier} exists without this run's tag; it was left alone")
+    if not ok:
+        reason = failure or "; ".join(
+            f"{c.name}: expected {c.expected}, got {c.actual}" for c in bad
+        )
+        raise Failed(
+            f"restore check of {cfg.stack} FAILED: {reason}. The temporary instance "
+            f"{identifier} was {cleaned}",
+            data=data,
+        )
+    took = human(timedelta(seconds=restore_seconds or 0))
+    return Result(
+        f"restore check of {cfg.stack} passed: {choice.point.kind} {choice.point.id} restored "
+        f"in {took} and verified ({len(checks)} checks); temporary instance {identifier} "
+        f"{cleaned}",
+        data=data,
+    )

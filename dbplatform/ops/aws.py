@@ -1,0 +1,96 @@
+"""AWS sessions and clients for the commands: standard environment, retries, error text.
+
+A session honors the standard environment as boto3 does (`AWS_PROFILE`, credentials,
+`AWS_ENDPOINT_URL` and `AWS_ENDPOINT_URL_<SERVICE>`); its region is the stack's `aws:region`
+unless a command asks for another (the DR region). Clients retry throttling and 5xx with
+botocore's adaptive mode (`AWS_RETRY_MODE`, `AWS_MAX_ATTEMPTS` override it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import boto3
+from botocore.client import BaseClient
+from botocore.config import Config
+from botocore.exceptions import ClientError, ProfileNotFound
+
+from dbplatform.manifest.redact import redact as redact_values
+from dbplatform.ops.errors import BadUsage
+from infra.config import StackConfig
+
+DEFAULT_RETRY_MODE = "adaptive"
+DEFAULT_MAX_ATTEMPTS = 8
+READ_ONLY_PREFIXES = ("Describe", "List", "Get")
+
+
+def retry_config() -> Config:
+    """Client config: adaptive retries with backoff, bounded timeouts, a dbplatform app id."""
+    mode = os.environ.get("AWS_RETRY_MODE", DEFAULT_RETRY_MODE)
+    if mode not in ("adaptive", "standard", "legacy"):
+        raise BadUsage(f"AWS_RETRY_MODE={mode!r} must be adaptive, standard or legacy")
+    raw = os.environ.get("AWS_MAX_ATTEMPTS", str(DEFAULT_MAX_ATTEMPTS))
+    if not raw.isdigit() or int(raw) < 1:
+        raise BadUsage(f"AWS_MAX_ATTEMPTS={raw!r} must be a whole number >= 1")
+    return Config(
+        retries={"mode": mode, "total_max_attempts": int(raw)},
+        connect_timeout=10,
+        read_timeout=60,
+        user_agent_appid="dbplatform",
+    )
+
+
+def session_for(stack: StackConfig | None, region: str | None = None) -> boto3.Session:
+    """A session in `region`, else the stack's region, else the environment's default region.
+
+    The stack's region wins over `AWS_REGION`/`AWS_DEFAULT_REGION`: the database lives where
+    its config says, whatever the operator's shell default is (`region_note` reports a clash).
+    """
+    try:
+        return boto3.Session(region_name=region or (stack.region if stack else None))
+    except ProfileNotFound as exc:
+        raise BadUsage(f"{exc}: set AWS_PROFILE to a profile in your AWS config") from None
+
+
+def region_note(stack: StackConfig) -> str | None:
+    """A warning when the shell's default region differs from the stack's region, else None."""
+    env = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+    if env and env != stack.region:
+        return (
+            f"AWS_REGION={env} differs from stack {stack.stack}'s region {stack.region} "
+            f"(aws:region in Pulumi.{stack.stack}.yaml); using {stack.region}"
+        )
+    return None
+
+
+def make_client(session: boto3.Session, service: str, region: str | None = None) -> BaseClient:
+    """A client of `service` with the retry config; `region` defaults to the session's."""
+    return session.client(service, region_name=region, config=retry_config())
+
+
+def is_read_only(operation: str) -> bool:
+    """True for AWS API operations that change nothing (Describe*, List*, Get*)."""
+    return operation.startswith(READ_ONLY_PREFIXES)
+
+
+def error_code(exc: ClientError) -> str:
+    """The AWS error code of a ClientError (match on this, never on the message)."""
+    return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+
+
+def describe_error(exc: ClientError) -> str:
+    """`AWS CreateDBSnapshot failed: DBSnapshotAlreadyExists: Cannot create the snapshot ...`."""
+    err = exc.response.get("Error", {})
+    text = (
+        f"AWS {exc.operation_name} failed: {err.get('Code', 'Unknown')}: {err.get('Message', '')}"
+    )
+    return text.rstrip(": ")
+
+
+def redact(params: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters safe to print or audit: credential values hidden by the same rule the
+    infra diff and preview report use (dbplatform.manifest.redact)."""
+    redacted: dict[str, Any] = redact_values(dict(params))
+    return redacted

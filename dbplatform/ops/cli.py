@@ -1,0 +1,334 @@
+"""The command runner: common flags, one top-level handler, exit codes, lock and audit.
+
+A command module declares its operations and calls `run_command`; the runner parses the
+arguments, loads the stack, builds the AWS session and context, takes the stack lock for
+operations that change things, runs the handler, maps every outcome onto the exit-code table
+(no traceback reaches the user), prints the result (text or `--json`) and appends the audit
+record.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+import traceback
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+import boto3
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
+
+from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path
+from dbplatform.ops.aws import describe_error, redact, region_note, session_for
+from dbplatform.ops.clock import Clock, SystemClock, iso
+from dbplatform.ops.context import Context, Result
+from dbplatform.ops.errors import ExitCode, OpsError
+from dbplatform.ops.lock import local_user
+from dbplatform.ops.progress import Progress
+from dbplatform.ops.stack import StackRef, project_root, resolve_stack
+from infra.config import ConfigError
+
+Handler = Callable[[Context], Result]
+
+
+@dataclass(frozen=True)
+class Operation:
+    """One subcommand: its name, help, handler, and whether it takes the stack lock."""
+
+    name: str
+    help: str
+    handler: Handler
+    locks: bool = True
+    """Operations that change AWS take the lock; read-only ones (status) do not."""
+    validate: Callable[[Context], None] | None = None
+    """Checks of the arguments against the stack's config, run before any AWS call (raise
+    BadUsage): an operator's typo is answered at once, not after taking the lock."""
+
+
+def add_common_flags(parser: argparse.ArgumentParser) -> None:
+    """The flags every command has (docs/operations.md)."""
+    g = parser.add_argument_group("common options")
+    g.add_argument("--stack", required=True, metavar="NAME", help="stack (reads Pulumi.NAME.yaml)")
+    g.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print every AWS call that would change something; change nothing",
+    )
+    g.add_argument(
+        "-y",
+        "--yes",
+        action="store_true",
+        help="confirm destructive steps (required when stdin is not a terminal)",
+    )
+    g.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv: botocore)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result")
+    g.add_argument(
+        "--break-lock",
+        action="store_true",
+        help="remove the stack's lock if it is stale (expired); a live lock is never broken",
+    )
+
+
+def add_operation(
+    subparsers: argparse._SubParsersAction[argparse.ArgumentParser], op: Operation
+) -> argparse.ArgumentParser:
+    """Add `op` as a subcommand with the common flags; returns its parser for extra flags."""
+    parser = subparsers.add_parser(op.name, help=op.help, description=op.help)
+    add_common_flags(parser)
+    parser.set_defaults(_operation=op)
+    return parser
+
+
+def set_operation(parser: argparse.ArgumentParser, op: Operation) -> argparse.ArgumentParser:
+    """Make `parser` run `op` (a command without subcommands) with the common flags; returns it
+    for extra flags."""
+    add_common_flags(parser)
+    parser.set_defaults(_operation=op)
+    return parser
+
+
+MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+
+
+def timeout_minutes(text: str) -> int:
+    """The one unit of every `--timeout`: whole minutes, 1 to a week."""
+    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_TIMEOUT_MINUTES:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a number of minutes (1..{MAX_TIMEOUT_MINUTES})"
+        )
+    return int(text)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _new_run_id(clock: Clock) -> str:
+    return f"{clock.now():%Y%m%dT%H%M%SZ}-{uuid.uuid4().hex[:6]}"
+
+
+def run_command(
+    command: str,
+    parser: argparse.ArgumentParser,
+    argv: Sequence[str] | None = None,
+    *,
+    session: boto3.Session | None = None,
+    clock: Clock | None = None,
+    stdout: TextIO | None = None,
+    stdin: TextIO | None = None,
+) -> int:
+    """Run one command line; returns the exit code (never raises, never prints a traceback).
+
+    `session`, `clock`, `stdout` and `stdin` are for tests (fault-injecting event hooks, a fast
+    clock); by default the standard AWS environment and the real clock are used.
+    """
+    clock = clock or SystemClock()
+    stdout = stdout or sys.stdout
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse printed the usage error (2) or the help (0)
+        return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+    op: Operation | None = getattr(args, "_operation", None)
+    if op is None:
+        parser.print_usage(sys.stderr)
+        return ExitCode.USAGE
+
+    started = clock.now()
+    run_id = _new_run_id(clock)
+    label = f"{command} {op.name} {args.stack}"
+    out = Progress(label=label, verbosity=-1 if args.quiet else args.verbose, clock=clock)
+    _quiet_botocore(args.verbose)
+    if threading.current_thread() is threading.main_thread():
+        previous_term = signal.signal(signal.SIGTERM, _raise_interrupt)
+    else:
+        previous_term = None
+
+    ctx: Context | None = None
+    stack: StackRef | None = None
+    code: ExitCode = ExitCode.OK
+    outcome = "done"
+    message = ""
+    data: dict[str, Any] = {}
+    error: str | None = None
+    hooks: list[tuple[str, Callable[..., Any], str]] = []
+    try:
+        stack = resolve_stack(args.stack)
+        note = region_note(stack.config)
+        if note:
+            out.debug(note)
+        session = session or session_for(stack.config)
+        ctx = Context(
+            command=f"{command} {op.name}",
+            operation=op.name,
+            args=args,
+            stack=stack,
+            session=session,
+            out=out,
+            clock=clock,
+            run_id=run_id,
+            dry_run=args.dry_run,
+            yes=args.yes,
+            stdin=stdin or sys.stdin,
+        )
+        if op.validate is not None:
+            op.validate(ctx)
+        hooks = _install_hooks(ctx, run_id)
+        if args.dry_run:
+            out.info(f"DRY-RUN: {label}: reads AWS, changes nothing")
+        if op.locks:
+            with ctx.lock():
+                result = op.handler(ctx)
+        else:
+            result = op.handler(ctx)
+        message, data = result.message, dict(result.data)
+        outcome = (
+            "dry-run" if args.dry_run else ("nothing-to-do" if result.nothing_to_do else "done")
+        )
+    except ConfigError as exc:
+        code, outcome, message = ExitCode.USAGE, "bad-usage", str(exc)
+    except OpsError as exc:
+        code, outcome, message, data = exc.exit_code, exc.outcome, exc.message, exc.data
+    except ClientError as exc:
+        code, outcome, message = ExitCode.FAILED, "failed", describe_error(exc)
+        data = {"aws_error_code": exc.response.get("Error", {}).get("Code")}
+    except (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound) as exc:
+        code, outcome = ExitCode.USAGE, "bad-usage"
+        message = f"{exc}: configure AWS credentials (AWS_PROFILE, or the standard variables)"
+    except BotoCoreError as exc:
+        code, outcome, message = ExitCode.FAILED, "failed", f"AWS call failed: {exc}"
+    except KeyboardInterrupt:
+        code, outcome = ExitCode.INTERRUPTED, "interrupted"
+        where = f" during '{out.current}'" if out.current else ""
+        message = (
+            f"interrupted{where}. Nothing is lost: re-run the same command to resume from the "
+            "state in AWS"
+        )
+    except Exception as exc:  # a bug: say so plainly, keep the traceback for the audit log
+        code, outcome = ExitCode.FAILED, "failed"
+        message = f"internal error ({type(exc).__name__}: {exc}); details in the audit log"
+        error = traceback.format_exc()
+    finally:
+        out.close()
+        if ctx is not None:
+            for event, handler, unique in hooks:
+                ctx.session.events.unregister(event, handler, unique_id=unique)
+        if previous_term is not None:
+            signal.signal(signal.SIGTERM, previous_term)
+
+    _print_result(
+        stdout,
+        args=args,
+        command=command,
+        operation=op.name,
+        run_id=run_id,
+        code=code,
+        outcome=outcome,
+        message=message,
+        data=data,
+        ctx=ctx,
+    )
+    record = AuditRecord(
+        time=iso(started),
+        finished=iso(clock.now()),
+        run_id=run_id,
+        command=f"{command} {op.name}",
+        stack=args.stack,
+        user=local_user(),
+        aws_identity=ctx.identity() if ctx is not None and code != ExitCode.INTERRUPTED else None,
+        args=_audit_args(args),
+        dry_run=bool(args.dry_run),
+        outcome=outcome,
+        exit_code=int(code),
+        message=message,
+        aws_ids=list(ctx.touched) if ctx else [],
+        error=error,
+    )
+    problem = append_record(record, audit_log_path(stack.root if stack else project_root()))
+    if problem:
+        out.warn(problem)
+    return int(code)
+
+
+def _install_hooks(ctx: Context, run_id: str) -> list[tuple[str, Callable[..., Any], str]]:
+    """Session hooks: log AWS calls at -v; under --dry-run, stop any unrouted mutation."""
+
+    def before_call(model: Any, params: Any, **_: Any) -> None:
+        ctx.guard_read_only(model.name)
+        if ctx.dry_run:
+            ctx.out.info(f"DRY-RUN read {model.service_model.service_name}:{model.name}")
+        else:
+            ctx.out.debug(f"aws {model.service_model.service_name}:{model.name}")
+
+    unique = f"dbplatform-{run_id}"
+    ctx.session.events.register("before-call", before_call, unique_id=unique)
+    return [("before-call", before_call, unique)]
+
+
+def _quiet_botocore(verbose: int) -> None:
+    import logging
+
+    level = logging.DEBUG if verbose >= 2 else logging.WARNING
+    for name in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(level)
+    if verbose >= 2:
+        logging.basicConfig(stream=sys.stderr)
+
+
+def _audit_args(args: argparse.Namespace) -> dict[str, Any]:
+    return redact({k: v for k, v in vars(args).items() if not k.startswith("_")})
+
+
+def _print_result(
+    stdout: TextIO,
+    *,
+    args: argparse.Namespace,
+    command: str,
+    operation: str,
+    run_id: str,
+    code: ExitCode,
+    outcome: str,
+    message: str,
+    data: dict[str, Any],
+    ctx: Context | None,
+) -> None:
+    if args.json:
+        payload: dict[str, Any] = {
+            "command": f"{command} {operation}",
+            "stack": args.stack,
+            "run_id": run_id,
+            "outcome": outcome,
+            "exit_code": int(code),
+            "message": message,
+            "dry_run": bool(args.dry_run),
+            **data,
+        }
+        if ctx is not None:
+            payload["aws_ids"] = list(ctx.touched)
+            if args.dry_run:
+                payload["planned_calls"] = list(ctx.planned)
+        stdout.write(json.dumps(payload, indent=2, sort_keys=True, default=str) + "\n")
+        stdout.flush()
+        return
+    if code == ExitCode.OK:
+        stdout.write(message + "\n")
+        stdout.flush()
+    else:
+        prefix = {ExitCode.REFUSED: "refused", ExitCode.USAGE: "error"}.get(code, "failed")
+        if code == ExitCode.INTERRUPTED:
+            prefix = "interrupted"
+            message = message.removeprefix("interrupted").lstrip(". ")
+        sys.stderr.write(f"{prefix}: {message}\n")
+        sys.stderr.flush()

@@ -1,0 +1,250 @@
+"""The context a command's handler receives: stack, AWS clients, dry-run aware mutations,
+confirmation, bounded waits, and what the run touched (for the audit record).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import sys
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Generic, TextIO, TypeVar
+
+import boto3
+from botocore.client import BaseClient
+from botocore.exceptions import BotoCoreError, ClientError
+
+from dbplatform.ops.aws import is_read_only, make_client, redact
+from dbplatform.ops.clock import Clock
+from dbplatform.ops.errors import Failed, Refused
+from dbplatform.ops.lock import StackLock, local_user
+from dbplatform.ops.progress import Progress
+from dbplatform.ops.stack import StackRef
+
+T = TypeVar("T")
+POLL_ENV = "DBPLATFORM_POLL_SECONDS"
+DEFAULT_POLL_SECONDS = 15.0
+# Parameter keys whose values name an AWS resource, recorded as touched by a mutation...
+_ID_SUFFIXES = ("Identifier", "Arn", "Id", "ResourceName", "AlarmName", "SecretId")
+_ID_KEYS = {"Name", "TopicArn"}
+# ...unless they name what the call only reads: its source, key, role or certificate. The audit
+# record lists what a run changed; a restore must not look as if it changed its snapshot.
+_READ_PREFIX = "Source"
+_READ_KEYS = {"KmsKeyId", "CACertificateIdentifier", "IamRoleArn", "RecoveryPointArn"}
+_READ_BY_OPERATION = {
+    "CreateDBSnapshot": {"DBInstanceIdentifier"},
+    "RestoreDBInstanceFromDBSnapshot": {"DBSnapshotIdentifier"},
+}
+_VERB = re.compile(r"^[A-Z][a-z]+")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a handler returns when it ends normally (exit 0)."""
+
+    message: str
+    """One line for the operator: what was done, or why nothing needed doing, and what next."""
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """Machine-readable details, merged into the `--json` result."""
+    nothing_to_do: bool = False
+    """True when the state in AWS already was the goal (idempotent re-run)."""
+
+
+@dataclass(frozen=True)
+class Poll(Generic[T]):
+    """One observation of a wait: done yet, a status text, and the value to return when done."""
+
+    done: bool
+    status: str
+    value: T | None = None
+
+
+@dataclass(frozen=True, eq=False)
+class Context:
+    """Everything a handler needs; built by `dbplatform.ops.cli.run_command`."""
+
+    command: str
+    """Command and operation, e.g. `bluegreen promote`."""
+    operation: str
+    """The operation alone, e.g. `promote`."""
+    args: argparse.Namespace
+    stack: StackRef
+    session: boto3.Session
+    out: Progress
+    clock: Clock
+    run_id: str
+    dry_run: bool
+    yes: bool
+    stdin: TextIO = field(default_factory=lambda: sys.stdin)
+    touched: list[str] = field(default_factory=list)
+    """AWS ids changed by this run, in order (audit record)."""
+    planned: list[dict[str, Any]] = field(default_factory=list)
+    """Under `--dry-run`: every mutating call the run would have made."""
+    _clients: dict[tuple[str, str], BaseClient] = field(default_factory=dict)
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    # --- AWS ---------------------------------------------------------------------------
+    def client(self, service: str, region: str | None = None) -> BaseClient:
+        """A retrying client of `service` in `region` (default: the stack's region), cached."""
+        key = (service, region or self.stack.region)
+        if key not in self._clients:
+            self._clients[key] = make_client(self.session, service, key[1])
+        return self._clients[key]
+
+    def mutate(
+        self, client: BaseClient, method: str, params: dict[str, Any], *, track: bool = True
+    ) -> dict[str, Any]:
+        """Make a mutating AWS call, or under `--dry-run` print it and return `{}`.
+
+        Every change a command makes goes through here, so a dry run prints exactly the calls
+        a real run would make and the audit record lists what was touched.
+        """
+        service = client.meta.service_model.service_name
+        operation = client.meta.method_to_api_mapping.get(method, method)
+        shown = f"{service}:{operation} {json.dumps(redact(params), default=str, sort_keys=True)}"
+        if self.dry_run:
+            self.planned.append({"service": service, "operation": operation, **redact(params)})
+            self.out.info(f"DRY-RUN would call {shown}")
+            return {}
+        self.out.debug(f"call {shown}")
+        response: dict[str, Any] = getattr(client, method)(**params)
+        if track:
+            self.touch(*touched_ids(service, operation, params, response))
+        return response
+
+    def touch(self, *ids: str) -> None:
+        """Record AWS ids this run changed (for the audit record)."""
+        for i in ids:
+            if i not in self.touched:
+                self.touched.append(i)
+
+    def identity(self, region: str | None = None) -> str | None:
+        """The caller's AWS principal ARN, None when it cannot be read.
+
+        Asked once, of STS in `region` (default: the stack's region); later calls, the lock
+        owner and the audit record reuse that answer, so a command working in another region
+        (DR, the stack's region down) asks there first.
+        """
+        if "identity" not in self._cache:
+            try:
+                arn = self.client("sts", region).get_caller_identity()["Arn"]
+            except (ClientError, BotoCoreError):
+                arn = None
+            self._cache["identity"] = arn
+        value = self._cache["identity"]
+        return str(value) if value else None
+
+    def lock(self, region: str | None = None) -> StackLock:
+        """The stack's operations lock for this run, in `region` (default: the stack's region).
+
+        The runner takes it around operations with `locks=True`; an operation that must not
+        depend on the stack's region declares `locks=False` and takes `with ctx.lock(region):`
+        itself. Waits (`wait_for`) extend the lock this returns.
+        """
+        where = region or self.stack.region
+        lock = StackLock(
+            self,
+            parameter=self.stack.names.lock_parameter,
+            stack=self.stack.name if where == self.stack.region else f"{self.stack.name} ({where})",
+            owner=f"{local_user()} ({self.identity(where) or 'unknown principal'})",
+            operation=self.command,
+            run_id=self.run_id,
+            break_stale=bool(getattr(self.args, "break_lock", False)),
+            region=where,
+        )
+        self._cache["lock"] = lock
+        return lock
+
+    # --- operator ----------------------------------------------------------------------
+    def confirm(self, action: str) -> None:
+        """Ask before a destructive step: `--yes` answers; without a terminal, refuse (exit 3)."""
+        if self.yes or self.dry_run:
+            return
+        isatty = getattr(self.stdin, "isatty", None)
+        if not (isatty and isatty()):
+            raise Refused(
+                f"{action}: this step needs confirmation and stdin is not a terminal; "
+                "nothing was changed. Add --yes to confirm."
+            )
+        self.out.close()
+        sys.stderr.write(f"{action}.\nProceed? [y/N] ")
+        sys.stderr.flush()
+        answer = self.stdin.readline().strip().lower()
+        if answer not in ("y", "yes"):
+            raise Refused("not confirmed; nothing was changed")
+
+    # --- waits -------------------------------------------------------------------------
+    def poll_seconds(self) -> float:
+        raw = os.environ.get(POLL_ENV)
+        try:
+            return max(0.0, float(raw)) if raw else DEFAULT_POLL_SECONDS
+        except ValueError:
+            return DEFAULT_POLL_SECONDS
+
+    def wait_for(
+        self,
+        what: str,
+        poll: Callable[[], Poll[T]],
+        *,
+        timeout: float,
+        on_timeout: str = "nothing was undone: re-run the same command to keep waiting",
+    ) -> T | None:
+        """Poll until done or `timeout` seconds pass (then raise Failed, exit 1).
+
+        Progress shows the latest status; the lock's expiry is extended while waiting.
+        """
+        deadline = self.clock.monotonic() + timeout
+        interval = self.poll_seconds()
+        while True:
+            seen = poll()
+            if seen.done:
+                return seen.value
+            self.out.update(f"{what}: {seen.status}")
+            lock = self._cache.get("lock")
+            if lock is not None:
+                lock.heartbeat()
+            remaining = deadline - self.clock.monotonic()
+            if remaining <= 0:
+                raise Failed(
+                    f"gave up waiting for {what} after {timeout:.0f}s "
+                    f"(last status: {seen.status}); {on_timeout}",
+                    data={"waiting_for": what, "last_status": seen.status},
+                )
+            self.clock.sleep(min(interval, remaining))
+
+    def guard_read_only(self, operation: str) -> None:
+        """Under `--dry-run` a mutating call outside `mutate` is a bug: stop before it is sent."""
+        if self.dry_run and not is_read_only(operation):
+            raise Failed(f"internal error: dry run attempted mutating call {operation}")
+
+
+def touched_ids(
+    service: str, operation: str, params: Mapping[str, Any], response: Mapping[str, Any]
+) -> list[str]:
+    """The AWS ids a mutating call changed, as `service:id` (or the ARN), for the audit record.
+
+    From the parameters: the keys that name a resource (`..Identifier`, `..Arn`, `Name`, ...),
+    and the key named after the operation's object (`DBParameterGroupName` of
+    `ModifyDBParameterGroup`), but not what the call only reads (`Source..`, `KmsKeyId`, the
+    snapshot a restore reads). From the response: the id of the object it returns
+    (`DBInstance.DBInstanceIdentifier`), not the ids that object refers to.
+    """
+    obj = _VERB.sub("", operation)
+    reads = _READ_KEYS | _READ_BY_OPERATION.get(operation, set())
+    found = [
+        v
+        for k, v in params.items()
+        if isinstance(v, str)
+        and k not in reads
+        and not k.startswith(_READ_PREFIX)
+        and (k in _ID_KEYS or k.endswith(_ID_SUFFIXES) or k in (f"{obj}Name", f"{obj}Identifier"))
+    ]
+    for key, value in response.items():  # the object a create/modify/delete call returns
+        if isinstance(value, Mapping):
+            own = value.get(f"{key}Identifier") or value.get(f"{key}Name")
+            if isinstance(own, str):
+                found.append(own)
+    return list(dict.fromkeys(v if v.startswith("arn:") else f"{service}:{v}" for v in found))

@@ -1,0 +1,35 @@
+"""RDS look-ups every command needs: an instance that may not exist, and waiting for one to go."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.client import BaseClient
+from botocore.exceptions import ClientError
+
+from dbplatform.ops.aws import error_code
+from dbplatform.ops.context import Context, Poll
+
+
+def describe_instance(rds: BaseClient, identifier: str) -> dict[str, Any] | None:
+    """The DB instance, or None when it does not exist (any other AWS error is raised)."""
+    try:
+        items = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"]
+    except ClientError as exc:
+        if error_code(exc) == "DBInstanceNotFound":
+            return None
+        raise
+    return dict(items[0]) if items else None
+
+
+def wait_instance_gone(
+    ctx: Context, identifier: str, *, timeout: float, region: str | None = None
+) -> None:
+    """Wait (bounded, with progress) until the instance no longer exists."""
+    rds = ctx.client("rds", region)
+
+    def poll() -> Poll[bool]:
+        inst = describe_instance(rds, identifier)
+        return Poll(inst is None, str(inst.get("DBInstanceStatus")) if inst else "gone", True)
+
+    ctx.wait_for(f"deletion of {identifier}", poll, timeout=timeout)

@@ -1,0 +1,191 @@
+"""The `dbplatform` command: one entry point, from any folder, with completion and stdin."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dbplatform import __version__
+from dbplatform.cli import COMMANDS, main
+from dbplatform.completion import table
+
+ROOT = Path(__file__).resolve().parents[2]
+VENV_BIN = Path(sys.executable).parent
+
+
+def _dbplatform() -> str:
+    """The installed console script (make setup installs the checkout editable)."""
+    path = shutil.which("dbplatform", path=str(VENV_BIN))
+    assert path, f"no dbplatform console script in {VENV_BIN}: run make setup"
+    return path
+
+
+def test_the_console_script_runs_from_any_folder(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "DBPLATFORM_PROJECT_DIR"}
+    done = subprocess.run(
+        [_dbplatform(), "--help"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    for command in COMMANDS:
+        assert f"  {command.name} " in done.stdout
+    version = subprocess.run(
+        [_dbplatform(), "--version"], cwd=tmp_path, capture_output=True, text=True, env=env
+    )
+    assert version.stdout == f"dbplatform {__version__}\n"
+    # A real command, away from the checkout: the stack files are the checkout's.
+    listed = subprocess.run(
+        [_dbplatform(), "guardrails", "--list-rules"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert listed.returncode == 0 and "stateful-protected" in listed.stdout
+
+
+def test_unknown_command_and_no_command_are_usage_errors(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    assert main(["sinth"]) == 2
+    err = capsys.readouterr().err
+    assert "unknown command 'sinth'" in err and "synth" in err
+    assert main([]) == 2
+    assert "usage: dbplatform" in capsys.readouterr().out
+    # Muscle memory: the module name works as the command name.
+    with pytest.raises(SystemExit) as shown:
+        main(["critical_path", "--help"])
+    assert shown.value.code == 0
+    assert "usage: dbplatform critical-path" in capsys.readouterr().out
+
+
+def test_every_command_is_also_a_module_with_the_same_parser() -> None:
+    for command in COMMANDS:
+        done = subprocess.run(
+            [sys.executable, "-m", command.module, "--help"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        )
+        assert done.returncode == 0, (command, done.stderr)
+        assert f"usage: dbplatform {command.name}" in done.stdout
+
+
+def test_bash_completion_completes_commands_subcommands_and_flags() -> None:
+    script = subprocess.run(
+        [_dbplatform(), "completion", "bash"], capture_output=True, text=True, check=True
+    ).stdout
+
+    def complete(*words: str) -> list[str]:
+        line = " ".join(words)
+        probe = textwrap.dedent(
+            f"""
+            {script}
+            COMP_WORDS=({line})
+            COMP_CWORD={len(words) - 1}
+            _dbplatform
+            printf '%s\\n' "${{COMPREPLY[@]}}"
+            """
+        )
+        done = subprocess.run(["bash", "-c", probe], capture_output=True, text=True, check=True)
+        return done.stdout.split()
+
+    assert complete("dbplatform", "re") == ["restore-check"]
+    assert set(complete("dbplatform", "dr", "re")) == {"rebuild", "restore-points"}
+    assert "--restore-time" in complete("dbplatform", "dr", "rebuild", "--stack", "prod", "--re")
+    assert complete("dbplatform", "completion", "z") == ["zsh"]
+
+
+def test_completion_table_matches_the_parsers() -> None:
+    words = table()
+    assert set(words[""]) >= {c.name for c in COMMANDS}
+    assert {"start", "status", "promote", "rollback", "finalize"} <= set(words["bluegreen"])
+    assert "--max-lag" in words["bluegreen promote"]
+    assert main(["completion", "fish"]) == 2
+
+
+def test_dash_reads_standard_input(tmp_path: Path) -> None:
+    manifest = ROOT / "tests" / "golden" / "prod.json"
+    text = manifest.read_text(encoding="utf-8")
+    done = subprocess.run(
+        [_dbplatform(), "infra-diff", str(manifest), "-", "--json"],
+        input=text,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["changes"] == []
+    checked = subprocess.run(
+        [_dbplatform(), "guardrails", "--manifest", "-", "--json"],
+        input=text,
+        capture_output=True,
+        text=True,
+    )
+    assert checked.returncode == 0, checked.stderr
+    assert json.loads(checked.stdout)["stack"] == "prod"
+
+
+def test_a_python_without_the_dependencies_gets_exit_2_and_what_to_run(tmp_path: Path) -> None:
+    # A bare interpreter: the base Python behind the venv, without its site-packages.
+    bare = Path(sys.base_prefix) / "bin" / "python3"
+    if not bare.exists():
+        pytest.skip(f"no base interpreter at {bare}")
+    done = subprocess.run(
+        [str(bare), "-S", "-m", "scripts.guardrails", "--stack", "prod"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 2
+    assert "make setup" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_the_policy_pack_is_self_contained(tmp_path: Path) -> None:
+    """`pulumi policy publish` ships policy/ alone: it must run with nothing of the repository."""
+    pack = tmp_path / "published-pack-0.1.0"
+    shutil.copytree(ROOT / "policy", pack, ignore=shutil.ignore_patterns("__pycache__", "venv"))
+    probe = textwrap.dedent(
+        f"""
+        import importlib.abc, runpy, sys
+        class NoRepository(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("infra", "scripts", "dbplatform", "devtools"):
+                    raise ImportError("the pack imported " + name)
+                return None
+        sys.meta_path.insert(0, NoRepository())
+        import pulumi_policy
+        seen = {{}}
+        pulumi_policy.PolicyPack = lambda name, policies: seen.update(name=name, n=len(policies))
+        runpy.run_path({str(pack / "__main__.py")!r}, run_name="__main__")
+        import policy
+        assert policy.__file__.startswith({str(pack)!r}), policy.__file__
+        print(seen["name"], seen["n"])
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=pack, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    name, count = done.stdout.split()
+    assert name == "dbplatform-guardrails" and int(count) >= 20
+
+
+def test_the_project_is_found_from_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from infra.config import ROOT as CHECKOUT
+    from infra.config import project_dir
+
+    monkeypatch.delenv("DBPLATFORM_PROJECT_DIR", raising=False)
+    other = tmp_path / "other-checkout"
+    (other / "infra").mkdir(parents=True)
+    (other / "Pulumi.yaml").write_text("name: dbplatform\nruntime: python\n", encoding="utf-8")
+    (other / "deep" / "er").mkdir(parents=True)
+    assert project_dir(other / "deep" / "er") == other
+    # Another Pulumi project is not ours: fall back to the installed checkout.
+    foreign = tmp_path / "foreign"
+    (foreign / "infra").mkdir(parents=True)
+    (foreign / "Pulumi.yaml").write_text("name: billing\n", encoding="utf-8")
+    assert project_dir(foreign) == CHECKOUT
+    monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(foreign))
+    assert project_dir(other) == foreign
