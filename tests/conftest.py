@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ sys.path.insert(0, str(ROOT))
 
 from infra.config import committed_stacks, read_stack_values  # noqa: E402
 from infra.offline import Recording, run_program  # noqa: E402
+from tests.postgres import PgServer, running  # noqa: E402
 
 STACKS = committed_stacks(ROOT)
 _CACHE: dict[str, Recording] = {}
@@ -61,3 +62,16 @@ def run_variant() -> Callable[..., Recording]:
         return run_program(stack, root=ROOT, values=values, region=region or file_region)
 
     return _run
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """A real PostgreSQL server on 127.0.0.1 for this test process (tests/postgres.py)."""
+    with running(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture
+def pg_database(postgres: PgServer) -> str:
+    """A fresh, empty database on the test server; its name."""
+    return postgres.create_database()

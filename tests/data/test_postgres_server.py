@@ -1,0 +1,44 @@
+"""The suite's own PostgreSQL server: real, on 127.0.0.1, isolated per test, stopped by pid."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tests.postgres import HOST, PgServer, running
+
+
+def test_the_server_is_real_and_local(postgres: PgServer, pg_database: str) -> None:
+    assert postgres.host == HOST == "127.0.0.1"
+    with postgres.connect(pg_database) as conn:
+        version = conn.execute("SHOW server_version_num").fetchone()
+        assert version is not None and int(version[0]) >= 130000
+        assert conn.execute("SHOW wal_level").fetchone() == ("logical",)
+        conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+        conn.execute("INSERT INTO t VALUES (1), (2)")
+        assert conn.execute("SELECT count(*) FROM t").fetchone() == (2,)
+
+
+def test_each_test_gets_its_own_database(postgres: PgServer, pg_database: str) -> None:
+    with postgres.connect(pg_database) as conn:
+        tables = conn.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'"
+        ).fetchone()
+        assert tables == (0,)
+
+
+def test_a_wrong_password_is_refused(postgres: PgServer) -> None:
+    with pytest.raises(psycopg.OperationalError):
+        psycopg.connect(**postgres.conninfo(password="not-it"))
+
+
+def test_stopping_by_pid_ends_the_server(tmp_path: Path) -> None:
+    with running(tmp_path / "pg") as server:
+        with server.connect() as conn:
+            assert conn.execute("SELECT 1").fetchone() == (1,)
+        pid = server.pid
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
