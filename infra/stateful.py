@@ -3,13 +3,13 @@
 Shared by the offline infra diff, the preview reporter and the guardrails, so that "this change
 would destroy the database" is decided in one place.
 
-Source for the replacement-forcing properties: the Pulumi AWS provider's resource documentation
-(properties marked "Changing this forces a new resource to be created"), which mirrors the
-Terraform AWS provider's ForceNew schema flags, for pulumi-aws 7.x. Property names are the
-Pulumi (camelCase) input names as they appear in `pulumi preview --json` and in our manifests.
+The replacement-forcing properties, and what AWS refuses, are facts about the provider and the
+cloud: they live with their sources in infra/provider_facts.py.
 """
 
 from __future__ import annotations
+
+from infra.provider_facts import FORCE_NEW
 
 # type token -> short human description of what would be lost
 STATEFUL_TYPES: dict[str, str] = {
@@ -22,45 +22,9 @@ STATEFUL_TYPES: dict[str, str] = {
     "aws:rds/subnetGroup:SubnetGroup": "DB subnet group (in use by instances)",
 }
 
-# type token -> input properties whose change forces delete-and-recreate
-REPLACE_ON_CHANGE: dict[str, frozenset[str]] = {
-    "aws:rds/instance:Instance": frozenset(
-        {
-            "identifier",
-            "identifierPrefix",
-            "availabilityZone",
-            "engine",
-            "storageEncrypted",
-            "kmsKeyId",
-            "dbName",
-            "username",
-            "characterSetName",
-            "ncharCharacterSetName",
-            "snapshotIdentifier",
-            "restoreToPointInTime",
-            "s3Import",
-            "timezone",
-            "customIamInstanceProfile",
-        }
-    ),
-    "aws:rds/cluster:Cluster": frozenset(
-        {
-            "clusterIdentifier",
-            "engine",
-            "storageEncrypted",
-            "kmsKeyId",
-            "databaseName",
-            "masterUsername",
-            "snapshotIdentifier",
-            "restoreToPointInTime",
-        }
-    ),
-    "aws:kms/key:Key": frozenset({"customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId"}),
-    "aws:secretsmanager/secret:Secret": frozenset({"name", "namePrefix"}),
-    "aws:backup/vault:Vault": frozenset({"name", "kmsKeyArn"}),
-    "aws:rds/parameterGroup:ParameterGroup": frozenset({"name", "namePrefix", "family"}),
-    "aws:rds/subnetGroup:SubnetGroup": frozenset({"name", "namePrefix"}),
-}
+# type token -> input properties whose change forces delete-and-recreate (infra/provider_facts.py
+# holds them with their sources)
+REPLACE_ON_CHANGE: dict[str, frozenset[str]] = {t: frozenset(p) for t, p in FORCE_NEW.items()}
 
 
 def is_stateful(type_token: str) -> bool:

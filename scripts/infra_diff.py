@@ -2,9 +2,10 @@
 manifests `scripts.synth` writes for the base and the head of the PR.
 
 Usage: python -m scripts.infra_diff BASE.json HEAD.json [--format markdown|json] [--out FILE]
-Exit 0 when no stateful resource is at risk (whatever else changes), 3 when one would be
-destroyed, replaced or irreversibly changed (CI then requires an explicit approval), 2 when an
-input cannot be read or --out cannot be written.
+Exit 0 when nothing is flagged (whatever else changes); 3 when a stateful resource would be
+destroyed, replaced or irreversibly changed, a step would be refused by AWS or by `protect`, or a
+protection is weakened (CI then requires an explicit approval); 2 when an input cannot be read or
+--out cannot be written.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dbplatform.entry import prog, run_main
-from dbplatform.manifest.diff import diff, to_json, to_markdown
+from dbplatform.manifest.diff import diff, to_json, to_markdown, verdict
 from dbplatform.ops.errors import ExitCode
 from policy.manifest import ManifestError, load
 
@@ -27,11 +28,13 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Compare two synth manifests (base and head of a PR): resources added, removed, "
             "changed (property paths, old → new, secrets redacted) and, on top, every stateful "
-            "resource that would be destroyed, renamed or replaced."
+            "resource that would be destroyed, renamed or replaced, every step AWS or `protect` "
+            "would refuse, and every protection weakened."
         ),
         epilog=(
-            "exit codes: 0 no stateful resource at risk; 2 unreadable input or --out; 3 a stateful "
-            "resource would be destroyed, replaced or irreversibly changed."
+            "exit codes: 0 nothing flagged; 2 unreadable input or --out; 3 a stateful resource "
+            "would be destroyed, replaced or irreversibly changed, a step would be refused, or a "
+            "protection is weakened."
         ),
     )
     p.add_argument("base", type=Path, metavar="BASE.json", help="manifest of the base branch")
@@ -72,13 +75,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             return ExitCode.USAGE
     if not args.quiet:
         risky = d.at_risk
-        verdict = (
+        parts = [
             f"AT RISK: {', '.join(c.name for c in risky)} ({len(risky)} stateful resource(s))"
             if risky
             else "no stateful resource at risk"
+        ]
+        if d.refused:
+            parts.append(f"REFUSED: {', '.join(c.name for c in d.refused)}")
+        if d.weakened:
+            parts.append(f"WEAKENED: {len(d.weakened)} protection(s)")
+        print(
+            f"{len(d.changes)} resource change(s); {'; '.join(parts)}; pulumi up: {verdict(d)}",
+            file=sys.stderr,
         )
-        print(f"{len(d.changes)} resource change(s); {verdict}", file=sys.stderr)
-    return ExitCode.REFUSED if d.at_risk else ExitCode.OK
+    return ExitCode.REFUSED if d.flagged else ExitCode.OK
 
 
 if __name__ == "__main__":

@@ -1,11 +1,16 @@
-"""Compare two manifests: what a pull request changes in the declared infrastructure, and which
-stateful resources it would destroy, replace or irreversibly change.
+"""Compare two manifests: what a pull request changes in the declared infrastructure, which
+stateful resources it would destroy, replace or irreversibly change, which steps `pulumi up` would
+fail on, and which protections it weakens.
 
 Resources are matched by URN. A change is a replacement when a changed input is replacement-
-forcing for its type (infra/stateful.py, from the AWS provider's documentation), is listed in the
-resource's `replaceOnChanges`, or moves the resource to another region. A stateful resource
-removed, renamed (its URN changed: Pulumi deletes and recreates unless an alias is declared) or
-replaced is "at risk"; so is a PostgreSQL major version change, which cannot be undone.
+forcing for its type (infra/provider_facts.py, from the AWS provider's schema), is listed in the
+resource's `replaceOnChanges`, or moves the resource to another region. A data-holding resource
+(not a read replica: it holds no data of its own) removed, renamed (its URN changed: Pulumi
+deletes and recreates unless an alias is declared) or replaced is "at risk"; so is a PostgreSQL
+major version change, which cannot be undone. A change the cloud or the engine refuses (deleting a
+protected resource or one with deletion protection, a storage decrease, an engine downgrade, a
+locked vault lock...) is "refused", with the fact it breaks. `weakened` (a pure function of the
+two manifests, shared with the preview report) lists protections turned off.
 """
 
 from __future__ import annotations
@@ -18,8 +23,16 @@ from typing import Any
 
 from dbplatform.manifest.redact import REDACTED, is_credential_name, redact
 from dbplatform.preview.markdown import GITHUB_COMMENT_LIMIT as COMMENT_LIMIT
+from infra.provider_facts import (
+    DELETION_PROTECTION,
+    POLICY_INPUTS,
+    REFUSALS,
+    UNIQUE_NAMES,
+    VAULT,
+    VAULT_LOCK,
+)
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
-from policy.manifest import RDS_INSTANCE, Manifest, Resource, points_to
+from policy.manifest import RDS_INSTANCE, Manifest, Resource, is_replica, points_to
 
 # Parameter and subnet groups are only at risk while a DB instance uses them.
 _IN_USE_TYPES = frozenset(
@@ -43,6 +56,42 @@ class PropertyChange:
 
 
 @dataclass(frozen=True)
+class Refused:
+    """One step `pulumi up` would fail on: the fact (infra/provider_facts.py) and what breaks it."""
+
+    fact: str
+    who: str
+    """AWS or Pulumi"""
+    message: str
+
+    @property
+    def source(self) -> str:
+        return REFUSALS[self.fact].source
+
+
+@dataclass(frozen=True)
+class Weakening:
+    """One protection the head turns off or loosens."""
+
+    urn: str
+    """the resource's URN, or `(stack)` for the stack's tier"""
+    name: str
+    type: str
+    what: str
+    """protect | retainOnDelete | deletionProtection | skipFinalSnapshot | forceDestroy | tier |
+    vaultLock | policyDeny"""
+    old: Any
+    new: Any
+
+    def describe(self) -> str:
+        return f"{self.what}: {_plain(self.old)} → {_plain(self.new)}"
+
+
+def _plain(v: Any) -> str:
+    return "(none)" if v is None else json.dumps(v) if not isinstance(v, str) else v
+
+
+@dataclass(frozen=True)
 class ResourceChange:
     """What happens to one resource."""
 
@@ -57,6 +106,8 @@ class ResourceChange:
     stateful: bool = False
     at_risk: bool = False
     renamed_to: str | None = None
+    refusals: tuple[Refused, ...] = ()
+    """the steps of this change `pulumi up` would fail on"""
 
 
 @dataclass(frozen=True)
@@ -65,10 +116,20 @@ class Diff:
 
     stack: str
     changes: tuple[ResourceChange, ...]
+    weakened: tuple[Weakening, ...] = ()
 
     @property
     def at_risk(self) -> list[ResourceChange]:
         return [c for c in self.changes if c.at_risk]
+
+    @property
+    def refused(self) -> list[ResourceChange]:
+        return [c for c in self.changes if c.refusals]
+
+    @property
+    def flagged(self) -> bool:
+        """Needs an explicit approval: data at risk, a step that fails, or protection weakened."""
+        return bool(self.at_risk or self.refused or self.weakened)
 
     def by_action(self, action: str) -> list[ResourceChange]:
         return [c for c in self.changes if c.action == action]
@@ -127,7 +188,8 @@ def _in_use(m: Manifest, group: Resource) -> bool:
 
 
 def _stateful(m: Manifest, r: Resource) -> bool:
-    if not is_stateful(r.type):
+    """Holds data (or the means to read it): a read replica copies its source and does not."""
+    if not is_stateful(r.type) or is_replica(r):
         return False
     return r.type not in _IN_USE_TYPES or _in_use(m, r)
 
@@ -148,6 +210,115 @@ def _is_rename(old: Resource, new: Resource) -> bool:
     if old.physical_name and old.physical_name == new.physical_name:
         return True
     return dict(old.inputs) == dict(new.inputs)
+
+
+def _version(v: Any) -> tuple[int, ...] | None:
+    if not isinstance(v, str) or not re.fullmatch(r"\d+(\.\d+)*", v):
+        return None
+    return tuple(int(x) for x in v.split("."))
+
+
+def _gone_refusals(old: Resource, action: str) -> list[Refused]:
+    """What refuses the delete half of a delete, replace or rename of `old`."""
+    out: list[Refused] = []
+    verb = "delete" if action == "delete" else f"{action} (its delete half)"
+    if old.protect:
+        out.append(Refused("pulumi-protect", "Pulumi", f"{verb} of a protected resource"))
+    if action == "delete" and old.retain_on_delete:
+        return out  # Pulumi forgets it; nothing is asked of AWS
+    flag = DELETION_PROTECTION.get(old.type)
+    if flag and old.get(flag) is True:
+        out.append(
+            Refused(
+                "rds-deletion-protection",
+                "AWS",
+                f"{verb} of an instance with {flag}=true: DeleteDBInstance is refused",
+            )
+        )
+    if is_replica(old) and old.get("skipFinalSnapshot") is not True:
+        out.append(
+            Refused(
+                "rds-replica-final-snapshot",
+                "AWS",
+                f"{verb} of a read replica without skipFinalSnapshot=true",
+            )
+        )
+    if old.type == VAULT_LOCK:
+        out.append(
+            Refused(
+                "backup-vault-lock-immutable",
+                "AWS",
+                f"{verb} of a vault lock past its lock date "
+                f"(changeableForDays={old.get('changeableForDays')})",
+            )
+        )
+    if old.type == VAULT and old.get("forceDestroy") is not True:
+        out.append(
+            Refused("backup-vault-not-empty", "AWS", f"{verb} of a vault that holds backups")
+        )
+    return out
+
+
+def _update_refusals(old: Resource, new: Resource) -> list[Refused]:
+    """Updates in place that AWS refuses."""
+    out: list[Refused] = []
+    if new.type != RDS_INSTANCE:
+        return out
+    a, z = old.get("allocatedStorage"), new.get("allocatedStorage")
+    if isinstance(a, int) and isinstance(z, int) and z < a:
+        ceiling = new.get("maxAllocatedStorage")
+        hidden = isinstance(ceiling, int) and ceiling > z
+        out.append(
+            Refused(
+                "rds-storage-shrink",
+                "AWS",
+                f"allocatedStorage {a} → {z} GiB: storage cannot shrink"
+                + (
+                    " (with autoscaling on the provider hides the decrease: nothing changes and "
+                    "the config no longer describes the instance)"
+                    if hidden
+                    else ""
+                ),
+            )
+        )
+    va, vz = _version(old.get("engineVersion")), _version(new.get("engineVersion"))
+    if va and vz and va != vz:
+        common = min(len(va), len(vz))
+        if vz[:common] < va[:common]:
+            out.append(
+                Refused(
+                    "rds-engine-downgrade",
+                    "AWS",
+                    f"engineVersion {old.get('engineVersion')} → {new.get('engineVersion')} "
+                    "is a downgrade",
+                )
+            )
+        elif va[0] != vz[0] and new.get("allowMajorVersionUpgrade") is not True:
+            out.append(
+                Refused(
+                    "rds-major-upgrade-not-allowed",
+                    "AWS",
+                    f"engine major {va[0]} → {vz[0]} without allowMajorVersionUpgrade: use "
+                    "`dbplatform bluegreen`",
+                )
+            )
+    return out
+
+
+def _replace_refusals(old: Resource, new: Resource) -> list[Refused]:
+    out = _gone_refusals(old, "replace")
+    unique = UNIQUE_NAMES.get(new.type)
+    name = new.physical_name
+    if unique and name and name == old.physical_name and not new.delete_before_replace:
+        out.append(
+            Refused(
+                "unique-name",
+                "AWS",
+                f"replaced create-before-delete under the same name {name!r}: the create fails "
+                f"with {unique[0]} (set deleteBeforeReplace)",
+            )
+        )
+    return out
 
 
 def diff(base: Manifest, head: Manifest) -> Diff:
@@ -185,6 +356,7 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                     stateful,
                     stateful,
                     new.urn,
+                    tuple(_gone_refusals(old, "rename")),
                 )
             )
             continue
@@ -193,11 +365,21 @@ def diff(base: Manifest, head: Manifest) -> Diff:
             at_risk = False
         else:
             why = [f"deleted: {_what(old)}"]
-            if old.protect:
-                why.append("protected: `pulumi up` refuses until protect is removed")
+            if is_replica(old):
+                why.append("a read replica holds no data of its own")
             at_risk = stateful
         changes.append(
-            ResourceChange(old.urn, old.type, old.name, "delete", (), tuple(why), stateful, at_risk)
+            ResourceChange(
+                old.urn,
+                old.type,
+                old.name,
+                "delete",
+                (),
+                tuple(why),
+                stateful,
+                at_risk,
+                refusals=tuple(_gone_refusals(old, "delete")),
+            )
         )
 
     for new in added:
@@ -226,6 +408,7 @@ def diff(base: Manifest, head: Manifest) -> Diff:
             for label, a, z in (
                 ("protect", old.protect, new.protect),
                 ("retainOnDelete", old.retain_on_delete, new.retain_on_delete),
+                ("deleteBeforeReplace", old.delete_before_replace, new.delete_before_replace),
                 ("ignoreChanges", list(old.ignore_changes), list(new.ignore_changes)),
                 ("import", old.import_id, new.import_id),
             )
@@ -244,6 +427,8 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                     "undone (plan it as a blue/green deployment)"
                 )
                 at_risk = at_risk or stateful
+        refusals = _replace_refusals(old, new) if replaced else []
+        refusals += _update_refusals(old, new)
         changes.append(
             ResourceChange(
                 urn,
@@ -254,11 +439,124 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                 tuple(reasons),
                 stateful,
                 at_risk,
+                refusals=tuple(refusals),
             )
         )
     order = {"delete": 0, "rename": 1, "replace": 2, "update": 3, "create": 4}
-    changes.sort(key=lambda c: (not c.at_risk, order[c.action], c.urn))
-    return Diff(head.stack, tuple(changes))
+    changes.sort(key=lambda c: (not (c.at_risk or c.refusals), order[c.action], c.urn))
+    return Diff(head.stack, tuple(changes), tuple(weakened(base, head)))
+
+
+# ---------------------------------------------------------------------------------------------
+# Protection weakened (also used by the preview report)
+# ---------------------------------------------------------------------------------------------
+
+# input -> the value that protects (a weakening is protecting in base and not in head)
+_PROTECTIVE_INPUTS = {
+    "deletionProtection": True,
+    "skipFinalSnapshot": False,
+    "forceDestroy": False,
+}
+
+
+def _deny_statements(document: Any) -> dict[str, Any]:
+    """The Deny statements of a policy document (JSON text), keyed by Sid or canonical text."""
+    if not isinstance(document, str):
+        return {}
+    try:
+        data = json.loads(document)
+    except ValueError:
+        return {}
+    statements = data.get("Statement") if isinstance(data, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    out: dict[str, Any] = {}
+    for st in statements or []:
+        if isinstance(st, dict) and st.get("Effect") == "Deny":
+            body = json.dumps({k: v for k, v in st.items() if k != "Sid"}, sort_keys=True)
+            out[str(st.get("Sid") or body)] = body
+    return out
+
+
+def weakened(base: Manifest, head: Manifest) -> list[Weakening]:
+    """Every protection `head` turns off or loosens compared with `base`.
+
+    `protect` or `retainOnDelete` removed, deletion protection off, final snapshot skipped, a
+    vault made force-destroyable, the stack's tier changed (it decides which safety rules apply),
+    a backup vault lock changed or removed, a Deny statement of a key (or vault, secret) policy
+    removed or changed. Pure: two manifests in, a list out (the preview report reuses it).
+    """
+    out: list[Weakening] = []
+    if base.tier != head.tier:
+        out.append(Weakening("(stack)", base.stack, "tier", "tier", base.tier, head.tier))
+    b, h = base.by_urn, head.by_urn
+    for urn in sorted(b):
+        old, new = b[urn], h.get(urn)
+        if not old.custom:
+            continue
+        if new is None:
+            if old.type == VAULT_LOCK:
+                out.append(Weakening(urn, old.name, old.type, "vaultLock", "locked", None))
+            if old.type in POLICY_INPUTS and _deny_statements(old.get(POLICY_INPUTS[old.type])):
+                out.append(Weakening(urn, old.name, old.type, "policyDeny", "present", None))
+            continue
+        if old.protect and not new.protect:
+            out.append(Weakening(urn, old.name, old.type, "protect", True, False))
+        if old.retain_on_delete and not new.retain_on_delete:
+            out.append(Weakening(urn, old.name, old.type, "retainOnDelete", True, False))
+        for key, safe in _PROTECTIVE_INPUTS.items():
+            if key in old.inputs and old.get(key) == safe and new.get(key) != safe:
+                out.append(Weakening(urn, old.name, old.type, key, old.get(key), new.get(key)))
+        if old.type == VAULT_LOCK:
+            lock = ("minRetentionDays", "maxRetentionDays", "changeableForDays")
+            before = {k: old.get(k) for k in lock}
+            after = {k: new.get(k) for k in lock}
+            if before != after:
+                out.append(Weakening(urn, old.name, old.type, "vaultLock", before, after))
+        key = POLICY_INPUTS.get(old.type)
+        if key:
+            denies_old = _deny_statements(old.get(key))
+            denies_new = _deny_statements(new.get(key))
+            for sid, body in sorted(denies_old.items()):
+                if denies_new.get(sid) != body:
+                    out.append(
+                        Weakening(
+                            urn,
+                            old.name,
+                            old.type,
+                            "policyDeny",
+                            sid,
+                            "changed" if sid in denies_new else None,
+                        )
+                    )
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The verdict of a whole change: what `pulumi up` would do
+# ---------------------------------------------------------------------------------------------
+
+VERDICTS = ("blocked by protect", "refused by AWS", "replace", "delete", "update", "create", "none")
+
+
+def verdict(d: Diff) -> str:
+    """What `pulumi up` does with the whole change, the first that applies in VERDICTS order.
+
+    The engine checks `protect` while planning, before any step runs, so a protected resource's
+    delete stops everything; otherwise the first step AWS refuses fails the update.
+    """
+    facts = {r.who for c in d.changes for r in c.refusals}
+    if "Pulumi" in facts:
+        return "blocked by protect"
+    if "AWS" in facts:
+        return "refused by AWS"
+    actions = {c.action for c in d.changes}
+    if actions & {"replace", "rename"}:
+        return "replace"
+    for action in ("delete", "update", "create"):
+        if action in actions:
+            return action
+    return "none"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -296,6 +594,31 @@ def to_markdown(d: Diff, *, max_properties: int = 40, limit: int = COMMENT_LIMIT
         lines.append("")
     else:
         lines += ["No stateful resource is destroyed or replaced.", ""]
+    refused = d.refused
+    if refused:
+        lines += [
+            f"> [!CAUTION]\n> **{len(refused)} change(s) `pulumi up` would fail on**: refused by "
+            "AWS or stopped by Pulumi (`protect`). Fix the change, or lift the protection "
+            "deliberately in its own pull request.",
+            "",
+            "| resource | refused by | why | rule |",
+            "|---|---|---|---|",
+        ]
+        for c in refused:
+            for r in c.refusals:
+                lines.append(f"| `{c.name}` | {r.who} | {r.message} | `{r.fact}` |")
+        lines.append("")
+    if d.weakened:
+        lines += [
+            f"> [!WARNING]\n> **{len(d.weakened)} protection(s) weakened**: merge only with an "
+            "explicit approval.",
+            "",
+            "| resource | protection | old | new |",
+            "|---|---|---|---|",
+        ]
+        for w in d.weakened:
+            lines.append(f"| `{w.name}` | {w.what} | {_value(w.old)} | {_value(w.new)} |")
+        lines.append("")
     counts = {a: len(d.by_action(a)) for a in ("create", "update", "replace", "rename", "delete")}
     lines.append(
         f"**{counts['create']} to create, {counts['update']} to update, "
@@ -362,6 +685,10 @@ def to_json(d: Diff) -> dict[str, Any]:
             "stateful": c.stateful,
             "atRisk": c.at_risk,
             "reasons": list(c.reasons),
+            "refusals": [
+                {"fact": r.fact, "who": r.who, "message": r.message, "source": r.source}
+                for r in c.refusals
+            ],
             "renamedTo": c.renamed_to,
             "changes": [{"path": p.path, "old": p.old, "new": p.new} for p in c.changes],
         }
@@ -369,6 +696,12 @@ def to_json(d: Diff) -> dict[str, Any]:
     return {
         "stack": d.stack,
         "atRisk": [change(c) for c in d.at_risk],
+        "refused": [change(c) for c in d.refused],
+        "weakened": [
+            {"urn": w.urn, "name": w.name, "type": w.type, "what": w.what, "old": w.old, "new": w.new}
+            for w in d.weakened
+        ],
+        "verdict": verdict(d),
         "changes": [change(c) for c in d.changes],
         "summary": {
             a: len(d.by_action(a)) for a in ("create", "update", "replace", "rename", "delete")

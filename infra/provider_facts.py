@@ -1,0 +1,287 @@
+"""What the AWS provider and AWS itself do with a change: the one data file behind every
+"update in place / replace / refused" verdict of the infra diff, the preview report and the day-2
+catalogue (docs/day2-changes.md). Every fact names its source.
+
+Property names are Pulumi's camelCase input names, as in `pulumi preview --json` and in our
+manifests. pulumi-aws is a bridge over terraform-provider-aws: a property the Terraform schema
+marks `ForceNew: true` is one Pulumi replaces the resource for. The schemas were read in the
+provider's source (hashicorp/terraform-provider-aws, files named per fact); what AWS refuses was
+read in the botocore service models shipped in `.venv` (the API reference text) and the AWS and
+Pulumi documentation named per fact. Nothing here is from memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+RDS_INSTANCE = "aws:rds/instance:Instance"
+RDS_CLUSTER = "aws:rds/cluster:Cluster"
+SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
+VAULT = "aws:backup/vault:Vault"
+VAULT_LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
+SECRET = "aws:secretsmanager/secret:Secret"
+KMS_KEY = "aws:kms/key:Key"
+PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
+SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+
+_TF = "terraform-provider-aws"
+_RDS_SCHEMA = f"{_TF} internal/service/rds/instance.go, schema `ForceNew: true`"
+
+# type token -> replacement-forcing input -> source
+FORCE_NEW: dict[str, dict[str, str]] = {
+    RDS_INSTANCE: {
+        p: _RDS_SCHEMA
+        for p in (
+            "identifier",
+            "identifierPrefix",
+            "availabilityZone",
+            "engine",
+            "storageEncrypted",
+            "kmsKeyId",
+            "dbName",
+            "username",
+            "characterSetName",
+            "ncharCharacterSetName",
+            "snapshotIdentifier",
+            "restoreToPointInTime",
+            "s3Import",
+            "timezone",
+            "customIamInstanceProfile",
+        )
+    },
+    RDS_CLUSTER: {
+        p: f"{_TF} internal/service/rds/cluster.go, schema `ForceNew: true`"
+        for p in (
+            "clusterIdentifier",
+            "engine",
+            "storageEncrypted",
+            "kmsKeyId",
+            "databaseName",
+            "masterUsername",
+            "snapshotIdentifier",
+            "restoreToPointInTime",
+        )
+    },
+    KMS_KEY: {
+        p: f"{_TF} internal/service/kms/key.go, schema `ForceNew: true`"
+        for p in ("customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId")
+    },
+    SECRET: {
+        p: f"{_TF} internal/service/secretsmanager/secret.go, schema `ForceNew: true`"
+        for p in ("name", "namePrefix")
+    },
+    VAULT: {
+        p: f"{_TF} internal/service/backup/vault.go, schema `ForceNew: true`"
+        for p in ("name", "kmsKeyArn")
+    },
+    # Every argument: the resource has no Update function at all.
+    VAULT_LOCK: {
+        p: f"{_TF} internal/service/backup/vault_lock_configuration.go, schema `ForceNew: true` "
+        "(no Update function)"
+        for p in ("backupVaultName", "changeableForDays", "maxRetentionDays", "minRetentionDays")
+    },
+    PARAMETER_GROUP: {
+        p: f"{_TF} internal/service/rds/parameter_group.go, schema `ForceNew: true`"
+        for p in ("name", "namePrefix", "family")
+    },
+    SUBNET_GROUP: {
+        p: f"{_TF} internal/service/rds/subnet_group.go, schema `ForceNew: true`"
+        for p in ("name", "namePrefix")
+    },
+    SECURITY_GROUP: {
+        "name": f"{_TF} internal/service/ec2/vpc_security_group.go, schema `ForceNew: true`",
+        "namePrefix": f"{_TF} internal/service/ec2/vpc_security_group.go, schema `ForceNew: true`",
+        "vpcId": f"{_TF} internal/service/ec2/vpc_security_group.go, schema `ForceNew: true`",
+        "description": (
+            "pulumi_aws 7.51.1 ec2/security_group.py: description 'maps to the AWS "
+            "GroupDescription attribute, for which there is no Update API'"
+        ),
+    },
+    METRIC_ALARM: {
+        "name": f"{_TF} internal/service/cloudwatch/metric_alarm.go: `alarm_name` `ForceNew: true`",
+    },
+}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Refusal:
+    """A change the cloud (or the Pulumi engine) refuses: `pulumi up` fails at that step."""
+
+    id: str
+    """stable key, cited by the diff's messages and the day-2 catalogue"""
+    who: str
+    """AWS or Pulumi"""
+    rule: str
+    """the rule, for people"""
+    error: str
+    """the error code the refusal comes back with"""
+    source: str
+    """where the rule is written down"""
+
+
+_BOTO = "botocore {model}: {where}"
+
+REFUSALS: dict[str, Refusal] = {
+    r.id: r
+    for r in (
+        Refusal(
+            id="pulumi-protect",
+            who="Pulumi",
+            rule="a resource with `protect` cannot be deleted or replaced: the engine stops the "
+            "update before touching anything",
+            error="resource ... cannot be deleted because it is protected",
+            source="Pulumi docs, resource option `protect`",
+        ),
+        Refusal(
+            id="rds-deletion-protection",
+            who="AWS",
+            rule="DeleteDBInstance fails while the instance has deletion protection, also when "
+            "the delete is half of a replacement",
+            error="InvalidParameterCombination",
+            source=_BOTO.format(
+                model="rds 2014-10-31",
+                where="ModifyDBInstance.DeletionProtection: 'The database can't be deleted when "
+                "deletion protection is enabled'",
+            ),
+        ),
+        Refusal(
+            id="rds-storage-shrink",
+            who="AWS",
+            rule="allocated storage only grows: a decrease is refused by ModifyDBInstance (and "
+            "while autoscaling is on the provider hides the decrease, so the config silently "
+            "stops describing the instance)",
+            error="InvalidParameterValue",
+            source=_BOTO.format(
+                model="rds 2014-10-31",
+                where="ModifyDBInstance.AllocatedStorage: 'must be at least 10% greater than "
+                "the current value'",
+            )
+            + f"; {_TF} internal/service/rds/instance.go `allocated_storage` DiffSuppressFunc",
+        ),
+        Refusal(
+            id="rds-engine-downgrade",
+            who="AWS",
+            rule="RDS upgrades an engine, never downgrades it: a lower engineVersion than the "
+            "running one is refused",
+            error="InvalidParameterCombination (Cannot upgrade postgres from X to Y)",
+            source=_BOTO.format(
+                model="rds 2014-10-31",
+                where="ModifyDBInstance.EngineVersion: 'The version number of the database "
+                "engine to upgrade to'",
+            )
+            + f"; {_TF} internal/service/rds `compareActualEngineVersion` and PR #49496",
+        ),
+        Refusal(
+            id="rds-major-upgrade-not-allowed",
+            who="AWS",
+            rule="a different major version needs AllowMajorVersionUpgrade, which the program "
+            "never sets: major upgrades go through `dbplatform bluegreen`",
+            error="InvalidParameterCombination",
+            source=_BOTO.format(
+                model="rds 2014-10-31",
+                where="ModifyDBInstance.AllowMajorVersionUpgrade: 'Major version upgrades must "
+                "be allowed when specifying a value for the EngineVersion parameter that's a "
+                "different major version'",
+            ),
+        ),
+        Refusal(
+            id="rds-replica-final-snapshot",
+            who="AWS",
+            rule="a read replica cannot take a final snapshot: deleting one with "
+            "skipFinalSnapshot false is refused",
+            error="InvalidParameterCombination",
+            source=_BOTO.format(
+                model="rds 2014-10-31",
+                where="DeleteDBInstance.FinalDBSnapshotIdentifier: 'Can't be specified when "
+                "deleting a read replica'",
+            ),
+        ),
+        Refusal(
+            id="unique-name",
+            who="AWS",
+            rule="Pulumi replaces create-before-delete unless deleteBeforeReplace is set; with "
+            "a fixed physical name the new resource's create collides with the old one",
+            error="see UNIQUE_NAMES",
+            source="Pulumi docs, resource option `deleteBeforeReplace`; error codes per type in "
+            "UNIQUE_NAMES",
+        ),
+        Refusal(
+            id="backup-vault-lock-immutable",
+            who="AWS",
+            rule="after `changeableForDays` the vault lock is immutable: it can be neither "
+            "changed nor deleted, and every change to the resource is a delete-and-create",
+            error="InvalidRequestException",
+            source=_BOTO.format(
+                model="backup 2018-11-15",
+                where="PutBackupVaultLockConfiguration.ChangeableForDays: 'On and after the "
+                "lock date, the Vault Lock becomes immutable and cannot be changed or deleted'; "
+                "DeleteBackupVaultLockConfiguration",
+            ),
+        ),
+        Refusal(
+            id="backup-vault-not-empty",
+            who="AWS",
+            rule="a backup vault can be deleted only when it holds no recovery point",
+            error="InvalidRequestException",
+            source=_BOTO.format(
+                model="backup 2018-11-15",
+                where="DeleteBackupVault: 'A vault can be deleted only if it is empty'",
+            ),
+        ),
+    )
+}
+
+# type token -> (error code of a create under a name in use, source). Names per account and
+# Region (per VPC for security groups).
+UNIQUE_NAMES: dict[str, tuple[str, str]] = {
+    RDS_INSTANCE: (
+        "DBInstanceAlreadyExists",
+        _BOTO.format(model="rds 2014-10-31", where="DBInstanceAlreadyExistsFault"),
+    ),
+    PARAMETER_GROUP: (
+        "DBParameterGroupAlreadyExists",
+        _BOTO.format(model="rds 2014-10-31", where="DBParameterGroupAlreadyExistsFault"),
+    ),
+    SUBNET_GROUP: (
+        "DBSubnetGroupAlreadyExists",
+        _BOTO.format(model="rds 2014-10-31", where="DBSubnetGroupAlreadyExistsFault"),
+    ),
+    SECURITY_GROUP: (
+        "InvalidGroup.Duplicate",
+        _BOTO.format(
+            model="ec2 2016-11-15",
+            where="CreateSecurityGroup.GroupName: 'must be unique within the VPC'",
+        )
+        + "; the code from the EC2 API reference 'Error codes'",
+    ),
+    SECRET: (
+        "ResourceExistsException",
+        _BOTO.format(model="secretsmanager 2017-10-17", where="CreateSecret, ResourceExists"),
+    ),
+    VAULT: (
+        "AlreadyExistsException",
+        _BOTO.format(model="backup 2018-11-15", where="CreateBackupVault, AlreadyExists"),
+    ),
+}
+
+# type token -> the input that makes AWS refuse a delete while it is true
+DELETION_PROTECTION: dict[str, str] = {
+    RDS_INSTANCE: "deletionProtection",
+    RDS_CLUSTER: "deletionProtection",
+}
+
+# Resource policies whose Deny statements are protection: removing one weakens the stack.
+# type token -> input holding the policy document (JSON text)
+POLICY_INPUTS: dict[str, str] = {
+    KMS_KEY: "policy",
+    "aws:kms/keyPolicy:KeyPolicy": "policy",
+    "aws:backup/vaultPolicy:VaultPolicy": "policy",
+    SECRET: "policy",
+    "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
+}
+
+
+def refusal(fact_id: str) -> Refusal:
+    """The fact with that id (KeyError names it when a caller cites one that does not exist)."""
+    return REFUSALS[fact_id]
