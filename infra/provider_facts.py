@@ -25,14 +25,20 @@ PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
 SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
+SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+SG_EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
+
 _TF = "terraform-provider-aws"
+_SG_RULE_SCHEMA = (
+    f"{_TF} internal/service/ec2/vpc_security_group_ingress_rule.go: `security_group_id` "
+    "`RequiresReplace`; the rest is updated by ModifySecurityGroupRules"
+)
 _RDS_SCHEMA = f"{_TF} internal/service/rds/instance.go, schema `ForceNew: true`"
 
 # type token -> replacement-forcing input -> source
 FORCE_NEW: dict[str, dict[str, str]] = {
-    RDS_INSTANCE: {
-        p: _RDS_SCHEMA
-        for p in (
+    RDS_INSTANCE: dict.fromkeys(
+        (
             "identifier",
             "identifierPrefix",
             "availabilityZone",
@@ -48,11 +54,11 @@ FORCE_NEW: dict[str, dict[str, str]] = {
             "s3Import",
             "timezone",
             "customIamInstanceProfile",
-        )
-    },
-    RDS_CLUSTER: {
-        p: f"{_TF} internal/service/rds/cluster.go, schema `ForceNew: true`"
-        for p in (
+        ),
+        _RDS_SCHEMA,
+    ),
+    RDS_CLUSTER: dict.fromkeys(
+        (
             "clusterIdentifier",
             "engine",
             "storageEncrypted",
@@ -61,34 +67,35 @@ FORCE_NEW: dict[str, dict[str, str]] = {
             "masterUsername",
             "snapshotIdentifier",
             "restoreToPointInTime",
-        )
-    },
-    KMS_KEY: {
-        p: f"{_TF} internal/service/kms/key.go, schema `ForceNew: true`"
-        for p in ("customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId")
-    },
-    SECRET: {
-        p: f"{_TF} internal/service/secretsmanager/secret.go, schema `ForceNew: true`"
-        for p in ("name", "namePrefix")
-    },
-    VAULT: {
-        p: f"{_TF} internal/service/backup/vault.go, schema `ForceNew: true`"
-        for p in ("name", "kmsKeyArn")
-    },
+        ),
+        f"{_TF} internal/service/rds/cluster.go, schema `ForceNew: true`",
+    ),
+    KMS_KEY: dict.fromkeys(
+        ("customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId"),
+        f"{_TF} internal/service/kms/key.go, schema `ForceNew: true`",
+    ),
+    SECRET: dict.fromkeys(
+        ("name", "namePrefix"),
+        f"{_TF} internal/service/secretsmanager/secret.go, schema `ForceNew: true`",
+    ),
+    VAULT: dict.fromkeys(
+        ("name", "kmsKeyArn"),
+        f"{_TF} internal/service/backup/vault.go, schema `ForceNew: true`",
+    ),
     # Every argument: the resource has no Update function at all.
-    VAULT_LOCK: {
-        p: f"{_TF} internal/service/backup/vault_lock_configuration.go, schema `ForceNew: true` "
-        "(no Update function)"
-        for p in ("backupVaultName", "changeableForDays", "maxRetentionDays", "minRetentionDays")
-    },
-    PARAMETER_GROUP: {
-        p: f"{_TF} internal/service/rds/parameter_group.go, schema `ForceNew: true`"
-        for p in ("name", "namePrefix", "family")
-    },
-    SUBNET_GROUP: {
-        p: f"{_TF} internal/service/rds/subnet_group.go, schema `ForceNew: true`"
-        for p in ("name", "namePrefix")
-    },
+    VAULT_LOCK: dict.fromkeys(
+        ("backupVaultName", "changeableForDays", "maxRetentionDays", "minRetentionDays"),
+        f"{_TF} internal/service/backup/vault_lock_configuration.go, schema `ForceNew: true` "
+        "(no Update function)",
+    ),
+    PARAMETER_GROUP: dict.fromkeys(
+        ("name", "namePrefix", "family"),
+        f"{_TF} internal/service/rds/parameter_group.go, schema `ForceNew: true`",
+    ),
+    SUBNET_GROUP: dict.fromkeys(
+        ("name", "namePrefix"),
+        f"{_TF} internal/service/rds/subnet_group.go, schema `ForceNew: true`",
+    ),
     SECURITY_GROUP: {
         "name": f"{_TF} internal/service/ec2/vpc_security_group.go, schema `ForceNew: true`",
         "namePrefix": f"{_TF} internal/service/ec2/vpc_security_group.go, schema `ForceNew: true`",
@@ -98,6 +105,9 @@ FORCE_NEW: dict[str, dict[str, str]] = {
             "GroupDescription attribute, for which there is no Update API'"
         ),
     },
+    # Ports, CIDRs and descriptions change in place (ModifySecurityGroupRules in Update).
+    SG_INGRESS_RULE: {"securityGroupId": _SG_RULE_SCHEMA},
+    SG_EGRESS_RULE: {"securityGroupId": _SG_RULE_SCHEMA},
     METRIC_ALARM: {
         "name": f"{_TF} internal/service/cloudwatch/metric_alarm.go: `alarm_name` `ForceNew: true`",
     },

@@ -12,7 +12,14 @@ from typing import Any
 
 import pytest
 
-from dbplatform.manifest.diff import COMMENT_LIMIT, diff, property_changes, to_markdown
+from dbplatform.manifest.diff import (
+    COMMENT_LIMIT,
+    diff,
+    property_changes,
+    to_markdown,
+    verdict,
+    weakened,
+)
 from dbplatform.manifest.synthetic import environment, with_inputs, without
 from infra.offline import Recording, from_recording
 from policy.manifest import Manifest, Resource
@@ -156,7 +163,11 @@ def test_removed_stateful_resource_is_at_risk_unless_retained() -> None:
     head = without(_prod(), "backups-dr-vault")
     vault = _change(diff(_prod(), head), "backups-dr-vault")
     assert vault.action == "delete" and vault.at_risk
-    assert "protected" in " ".join(vault.reasons)
+    # Pulumi stops at `protect`; were it lifted, AWS refuses to delete a vault holding backups
+    assert [(r.fact, r.who) for r in vault.refusals] == [
+        ("pulumi-protect", "Pulumi"),
+        ("backup-vault-not-empty", "AWS"),
+    ]
     retained = replace(
         _prod(),
         resources=tuple(
@@ -244,3 +255,159 @@ def test_unreadable_or_mismatched_inputs_exit_2(
     assert "same stack" in capsys.readouterr().err
     assert infra_diff.main([str(good), str(good), "--out", str(good / "diff.md")]) == 2
     assert f"cannot write {good / 'diff.md'}" in capsys.readouterr().err
+
+
+def _options(m: Manifest, name: str, **changes: Any) -> Manifest:
+    return replace(
+        m, resources=tuple(replace(r, **changes) if r.name == name else r for r in m.resources)
+    )
+
+
+def _key_policy(statements: list[dict[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": statements})
+
+
+_ADMIN = {
+    "Sid": "AccountAdministers",
+    "Effect": "Allow",
+    "Principal": {"AWS": "arn:aws:iam::123456789012:root"},
+    "Action": "kms:*",
+    "Resource": "*",
+}
+_DENY = {
+    "Sid": "NoKeyDeletion",
+    "Effect": "Deny",
+    "Principal": {"AWS": "*"},
+    "Action": ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:PutKeyPolicy"],
+    "Resource": "*",
+}
+
+
+def test_weakened_names_each_protection_turned_off() -> None:
+    base = with_inputs(_prod(), "database-key", policy=_key_policy([_ADMIN, _DENY]))
+    head = _options(base, "vault-master", protect=False)
+    head = _options(head, "database-params-postgres16", retain_on_delete=False)
+    head = with_inputs(head, "database-primary", deletionProtection=False, skipFinalSnapshot=True)
+    head = with_inputs(head, "database-key", policy=_key_policy([_ADMIN]))
+    head = with_inputs(head, "backups-vault-lock", minRetentionDays=1)
+    head = replace(head, tier="non-production")
+    found = {(w.name, w.what, json.dumps(w.old), json.dumps(w.new)) for w in weakened(base, head)}
+    assert found == {
+        ("prod", "tier", '"production"', '"non-production"'),
+        ("vault-master", "protect", "true", "false"),
+        ("database-params-postgres16", "retainOnDelete", "true", "false"),
+        ("database-primary", "deletionProtection", "true", "false"),
+        ("database-primary", "skipFinalSnapshot", "false", "true"),
+        ("database-key", "policyDeny", '"NoKeyDeletion"', "null"),
+        (
+            "backups-vault-lock",
+            "vaultLock",
+            json.dumps({"minRetentionDays": 7, "maxRetentionDays": 400, "changeableForDays": 3}),
+            json.dumps({"minRetentionDays": 1, "maxRetentionDays": 400, "changeableForDays": 3}),
+        ),
+    }
+    # pure: the same answer from the same manifests, and nothing when nothing is weakened
+    assert weakened(base, head) == weakened(base, head)
+    assert weakened(base, base) == []
+    # the other way round strengthens, but a tier change and a vault lock change are flagged
+    # either way: the tier decides which safety rules apply, and a new lock is a delete+create
+    assert [w.what for w in weakened(head, base)] == ["tier", "vaultLock"]
+
+
+def test_a_changed_deny_statement_counts_and_an_added_allow_does_not() -> None:
+    base = with_inputs(_prod(), "database-key", policy=_key_policy([_ADMIN, _DENY]))
+    narrowed = {**_DENY, "Action": ["kms:ScheduleKeyDeletion"]}
+    head = with_inputs(base, "database-key", policy=_key_policy([_ADMIN, narrowed]))
+    assert [(w.what, w.old, w.new) for w in weakened(base, head)] == [
+        ("policyDeny", "NoKeyDeletion", "changed")
+    ]
+    extra = {**_ADMIN, "Sid": "Extra", "Principal": {"AWS": "arn:aws:iam::123456789012:role/x"}}
+    more = with_inputs(base, "database-key", policy=_key_policy([_ADMIN, extra, _DENY]))
+    assert weakened(base, more) == []
+
+
+def test_removing_a_vault_lock_or_a_deny_policy_is_weakening(tmp_path: Path) -> None:
+    head = without(_prod(), "backups-vault-lock", "backups-vault-policy")
+    assert {(w.name, w.what) for w in weakened(_prod(), head)} == {
+        ("backups-vault-lock", "vaultLock"),
+        ("backups-vault-policy", "policyDeny"),
+    }
+    lock = _change(diff(_prod(), head), "backups-vault-lock")
+    assert {r.fact for r in lock.refusals} == {"pulumi-protect", "backup-vault-lock-immutable"}
+    assert _run(tmp_path, _prod(), head) == 3
+
+
+def test_weakening_alone_exits_3_and_is_shown_first(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = _options(_prod(), "vault-master", protect=False)
+    d = diff(_prod(), head)
+    assert d.at_risk == [] and d.refused == [] and d.flagged
+    assert verdict(d) == "update"
+    assert _run(tmp_path, _prod(), head) == 3
+    out = capsys.readouterr().out
+    assert "**1 protection(s) weakened**" in out
+    assert "| `vault-master` | protect | `true` | `false` |" in out
+    assert out.index("protection(s) weakened") < out.index("### Updated")
+
+
+def test_refused_steps_are_listed_with_their_rule(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    head = with_inputs(_prod(), "database-primary", allocatedStorage=100)
+    d = diff(_prod(), head)
+    assert verdict(d) == "refused by AWS"
+    assert _run(tmp_path, _prod(), head, "--format", "json") == 3
+    data = json.loads(capsys.readouterr().out)
+    assert data["verdict"] == "refused by AWS"
+    (refused,) = data["refused"]
+    assert refused["name"] == "database-primary"
+    assert [r["fact"] for r in refused["refusals"]] == ["rds-storage-shrink"]
+    assert "ModifyDBInstance.AllocatedStorage" in refused["refusals"][0]["source"]
+    assert "autoscaling on" in refused["refusals"][0]["message"]
+    assert _run(tmp_path, _prod(), head) == 3
+    out = capsys.readouterr().out
+    assert "`pulumi up` would fail on" in out
+    assert "| `database-primary` | AWS | allocatedStorage 200 → 100 GiB" in out
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "fact"),
+    [
+        ("16.6", "16.4", "rds-engine-downgrade"),
+        ("16.11", "16.6", "rds-engine-downgrade"),
+        ("16.4", "16.11", None),
+        ("16.4", "16", None),
+        ("16", "17", "rds-major-upgrade-not-allowed"),
+        ("17.2", "16.9", "rds-engine-downgrade"),
+    ],
+)
+def test_engine_version_changes_aws_refuses(old: str, new: str, fact: str | None) -> None:
+    base = with_inputs(_prod(), "database-primary", engineVersion=old)
+    d = diff(base, with_inputs(base, "database-primary", engineVersion=new))
+    assert [r.fact for r in _change(d, "database-primary").refusals] == ([fact] if fact else [])
+
+
+def test_a_read_replica_holds_no_data_but_deleting_it_still_obeys_aws() -> None:
+    head = without(_prod(), "replicas-r2")
+    r2 = _change(diff(_prod(), head), "replicas-r2")
+    assert r2.action == "delete" and not r2.stateful and not r2.at_risk
+    assert "holds no data of its own" in " ".join(r2.reasons)
+    base = with_inputs(_prod(), "replicas-r2", deletionProtection=False)
+    assert _change(diff(base, without(base, "replicas-r2")), "replicas-r2").refusals == ()
+    # a replica cannot take a final snapshot: asking for one makes the delete fail
+    asks = with_inputs(base, "replicas-r2", skipFinalSnapshot=False)
+    assert [r.fact for r in _change(diff(asks, head), "replicas-r2").refusals] == [
+        "rds-replica-final-snapshot"
+    ]
+
+
+def test_a_replacement_under_a_fixed_name_needs_delete_before_replace() -> None:
+    base = with_inputs(_prod(), "replicas-r1", deletionProtection=False)
+    head = with_inputs(base, "replicas-r1", availabilityZone="us-east-1d")
+    r1 = _change(diff(base, head), "replicas-r1")
+    assert r1.action == "replace"
+    assert [r.fact for r in r1.refusals] == ["unique-name"]
+    assert "DBInstanceAlreadyExists" in r1.refusals[0].message
+    dbr = _options(head, "replicas-r1", delete_before_replace=True)
+    assert _change(diff(base, dbr), "replicas-r1").refusals == ()

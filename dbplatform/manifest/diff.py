@@ -513,10 +513,10 @@ def weakened(base: Manifest, head: Manifest) -> list[Weakening]:
             after = {k: new.get(k) for k in lock}
             if before != after:
                 out.append(Weakening(urn, old.name, old.type, "vaultLock", before, after))
-        key = POLICY_INPUTS.get(old.type)
-        if key:
-            denies_old = _deny_statements(old.get(key))
-            denies_new = _deny_statements(new.get(key))
+        policy_key = POLICY_INPUTS.get(old.type)
+        if policy_key:
+            denies_old = _deny_statements(old.get(policy_key))
+            denies_new = _deny_statements(new.get(policy_key))
             for sid, body in sorted(denies_old.items()):
                 if denies_new.get(sid) != body:
                     out.append(
@@ -698,7 +698,14 @@ def to_json(d: Diff) -> dict[str, Any]:
         "atRisk": [change(c) for c in d.at_risk],
         "refused": [change(c) for c in d.refused],
         "weakened": [
-            {"urn": w.urn, "name": w.name, "type": w.type, "what": w.what, "old": w.old, "new": w.new}
+            {
+                "urn": w.urn,
+                "name": w.name,
+                "type": w.type,
+                "what": w.what,
+                "old": w.old,
+                "new": w.new,
+            }
             for w in d.weakened
         ],
         "verdict": verdict(d),

@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from infra.provider_facts import FORCE_NEW, REFUSALS, RDS_INSTANCE, SECURITY_GROUP, VAULT_LOCK
+from infra.provider_facts import (
+    FORCE_NEW,
+    RDS_INSTANCE,
+    REFUSALS,
+    SECURITY_GROUP,
+    SG_INGRESS_RULE,
+    VAULT_LOCK,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "day2-changes.md"
@@ -205,9 +212,7 @@ CATALOGUE: tuple[Edit, ...] = (
         id="replica-az",
         edit="move replica r1 from us-east-1b to us-east-1d",
         stack="prod",
-        head={
-            "replicas": [{"name": "r1", "availabilityZone": "us-east-1d"}, PROD_REPLICAS[1]]
-        },
+        head={"replicas": [{"name": "r1", "availabilityZone": "us-east-1d"}, PROD_REPLICAS[1]]},
         verdict="replace",
         flagged=False,
         actions={"replicas-r1": "replace"},
@@ -225,11 +230,12 @@ CATALOGUE: tuple[Edit, ...] = (
         head={"database": {"port": 6432}},
         verdict="update",
         flagged=False,
-        actions={"database-primary": "update", "network-db": "update"},
+        actions={"database-primary": "update", "network-from-cidr-0": "update"},
         why="ModifyDBInstance DBPortNumber restarts the instance (clients must follow); the "
-        "security group and its rules are updated in place",
+        "security group rules are modified in place, the group itself must not be replaced",
         sources=(
             _RDS_MODIFY.format("DBPortNumber"),
+            FORCE_NEW[SG_INGRESS_RULE]["securityGroupId"],
             FORCE_NEW[SECURITY_GROUP]["description"],
         ),
         pending=_INFRA + "the security group's description no longer embeds the port "
