@@ -11,6 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from dbplatform.manifest.diff import (
     COMMENT_LIMIT,
@@ -411,3 +413,40 @@ def test_a_replacement_under_a_fixed_name_needs_delete_before_replace() -> None:
     assert "DBInstanceAlreadyExists" in r1.refusals[0].message
     dbr = _options(head, "replicas-r1", delete_before_replace=True)
     assert _change(diff(base, dbr), "replicas-r1").refusals == ()
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    old=st.integers(20, 65536),
+    new=st.integers(20, 65536),
+    ceiling=st.one_of(st.just(0), st.integers(22, 70000)),
+)
+def test_storage_is_refused_exactly_when_it_shrinks(old: int, new: int, ceiling: int) -> None:
+    base = with_inputs(
+        _prod(), "database-primary", allocatedStorage=old, maxAllocatedStorage=ceiling
+    )
+    d = diff(base, with_inputs(base, "database-primary", allocatedStorage=new))
+    facts = [r.fact for c in d.changes for r in c.refusals]
+    assert facts == (["rds-storage-shrink"] if new < old else [])
+    assert d.flagged is (new < old)
+
+
+_VERSION = st.lists(st.integers(0, 30), min_size=1, max_size=2).map(
+    lambda parts: ".".join(str(p) for p in [parts[0] + 11, *parts[1:]])
+)
+
+
+@settings(max_examples=30, deadline=None)
+@given(old=_VERSION, new=_VERSION)
+def test_engine_version_refusals_follow_the_version_order(old: str, new: str) -> None:
+    base = with_inputs(_prod(), "database-primary", engineVersion=old)
+    d = diff(base, with_inputs(base, "database-primary", engineVersion=new))
+    facts = [r.fact for c in d.changes for r in c.refusals]
+    a, z = [tuple(int(x) for x in v.split(".")) for v in (old, new)]
+    n = min(len(a), len(z))
+    if z[:n] < a[:n]:
+        assert facts == ["rds-engine-downgrade"]
+    elif a[0] != z[0]:
+        assert facts == ["rds-major-upgrade-not-allowed"]
+    else:  # same, a later minor, or a dotted prefix of the old one (the provider keeps it)
+        assert facts == []
