@@ -67,6 +67,8 @@ class Edit:
     """xfail reason while the infra branch's fix is not merged"""
     today: str | None = None
     """what happens before that fix"""
+    config_may_refuse: str | None = None
+    """the config key a stricter validator may refuse outright (exit 2), which is just as safe"""
 
     @property
     def all_sources(self) -> tuple[str, ...]:
@@ -193,6 +195,10 @@ CATALOGUE: tuple[Edit, ...] = (
         actions={"replicas-r3": "create", "alarms-rds-events": "update"},
         why="CreateDBInstanceReadReplica, with its alarms; the RDS event subscription gains "
         "the new source in place",
+        sources=(
+            "botocore rds 2014-10-31 CreateDBInstanceReadReplica",
+            "botocore rds 2014-10-31 AddSourceIdentifierToSubscription",
+        ),
     ),
     Edit(
         id="replica-remove",
@@ -309,6 +315,7 @@ CATALOGUE: tuple[Edit, ...] = (
         flagged=False,
         actions={"vault-app-api-signing-key": "create"},
         why="a new secret and its version; nothing existing changes",
+        sources=("botocore secretsmanager 2017-10-17 CreateSecret",),
     ),
     Edit(
         id="app-secret-remove",
@@ -396,11 +403,13 @@ CATALOGUE: tuple[Edit, ...] = (
         edit="tier production → non-production in Pulumi.prod.yaml",
         stack="prod",
         head={"tier": "non-production"},
+        config_may_refuse="dbplatform:tier",
         verdict="update",
         flagged=True,
         weakened=("tier", "protect"),
         why="nothing in AWS changes, but `protect` comes off every stateful resource: the "
         "next edit could delete them, so the diff flags it",
+        sources=("Pulumi docs, resource option `protect`",),
     ),
     Edit(
         id="deletion-protection-off",
@@ -499,7 +508,7 @@ def render() -> str:
         lines.append(
             f"| {_cell(e.edit)} | {e.stack} | {_cell(outcome)} | "
             f"{'yes (exit 3)' if e.flagged else 'no'} | {_cell(e.why)}.{refused}{weak} | "
-            f"{_cell('; '.join(e.all_sources) or 'the diff itself (no AWS call differs)')} |"
+            f"{_cell('; '.join(e.all_sources) or '—')} |"
         )
     lines += [
         "",
