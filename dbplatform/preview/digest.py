@@ -11,11 +11,18 @@ from __future__ import annotations
 import contextlib
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from dbplatform.manifest.redact import REDACTED, is_credential_name, is_pulumi_secret, redact
+from dbplatform.manifest.redact import (
+    REDACTED,
+    is_credential_name,
+    is_pulumi_secret,
+    is_reference,
+    redact,
+    scrub,
+)
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
 
 # The placeholder Pulumi serializes for a value only known after apply (plugin.UnknownStringValue).
@@ -51,6 +58,7 @@ ROOT_STACK_TYPE = "pulumi:pulumi:Stack"
 TOP_LEVEL = "(top level)"
 _VALUE_WIDTH = 60
 _MIN_SCRUB_LEN = 4
+_MIN_NAMED_SECRET_LEN = 8
 
 
 class PreviewError(Exception):
@@ -434,8 +442,10 @@ def _collect_secrets(steps: list[dict[str, Any]]) -> frozenset[str]:
         elif isinstance(value, list):
             for v in value:
                 walk(v, sensitive)
-        elif sensitive and isinstance(value, str):
-            found.add(value)
+        elif sensitive and isinstance(value, str) and not is_reference(value):
+            # Name-based finds must be long enough not to be a common word ("master").
+            if len(value) >= _MIN_NAMED_SECRET_LEN:
+                found.add(value)
 
     for step in steps:
         for key in ("oldState", "newState"):
@@ -445,15 +455,6 @@ def _collect_secrets(steps: list[dict[str, Any]]) -> frozenset[str]:
     return frozenset(
         s for s in found if len(s) >= _MIN_SCRUB_LEN and s not in (REDACTED, UNKNOWN_VALUE)
     )
-
-
-def scrub(text: str, secrets: Iterable[str]) -> str:
-    """Replace every known secret plaintext in free text (diagnostic messages, values)."""
-    # Longest first so a secret containing another is replaced whole.
-    for secret in sorted(secrets, key=lambda s: (-len(s), s)):
-        if secret in text:
-            text = text.replace(secret, REDACTED)
-    return text
 
 
 # --- counts and diagnostics ----------------------------------------------------------------
