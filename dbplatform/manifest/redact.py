@@ -151,9 +151,9 @@ def redact_text(text: str) -> str:
 def _redact_base64(match: re.Match[str]) -> str:
     token = match.group(0)
     decoded = _b64decode(token)
-    if decoded is None or redact_text(decoded) == decoded and not _looks_like_basic_auth(decoded):
-        return token
-    return REDACTED
+    if decoded is not None and (redact_text(decoded) != decoded or _looks_like_basic_auth(decoded)):
+        return REDACTED
+    return token
 
 
 def _b64decode(token: str) -> str | None:

@@ -442,10 +442,14 @@ def _collect_secrets(steps: list[dict[str, Any]]) -> frozenset[str]:
         elif isinstance(value, list):
             for v in value:
                 walk(v, sensitive)
-        elif sensitive and isinstance(value, str) and not is_reference(value):
+        elif (
+            sensitive
+            and isinstance(value, str)
+            and not is_reference(value)
             # Name-based finds must be long enough not to be a common word ("master").
-            if len(value) >= _MIN_NAMED_SECRET_LEN:
-                found.add(value)
+            and len(value) >= _MIN_NAMED_SECRET_LEN
+        ):
+            found.add(value)
 
     for step in steps:
         for key in ("oldState", "newState"):
