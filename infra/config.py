@@ -615,9 +615,23 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
     _validate_restore(cfg, p)
 
 
+# Stacks that hold production data, fixed here rather than only by a line of their stack file: a
+# one-line `tier: non-production` in Pulumi.prod.yaml would otherwise lift `protect` from every
+# stateful resource and turn every guardrail advisory (security review M-2). Changing this set is
+# a change to code that CODEOWNERS review.
+PRODUCTION_STACKS = frozenset({"prod"})
+
+
 def _validate_stack(cfg: StackConfig, p: _Problems) -> None:
     if cfg.tier not in ("production", "non-production"):
         p.add("tier", cfg.tier, "must be 'production' or 'non-production'")
+    if cfg.tier != "production" and cfg.stack in PRODUCTION_STACKS:
+        p.add(
+            "tier",
+            cfg.tier,
+            f"must be 'production': '{cfg.stack}' is a production stack in code "
+            "(PRODUCTION_STACKS in infra/config.py)",
+        )
     if not cfg.owner.strip():
         p.add("owner", cfg.owner, "must name the owning team")
     for o in cfg.safety_overrides:

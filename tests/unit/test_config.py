@@ -325,3 +325,17 @@ def test_a_week_too_full_for_replica_windows_is_a_config_error() -> None:
     values = with_change(values, "backup.vaultLock", {"enabled": False})
     with pytest.raises(ConfigError, match="cannot be scheduled"):
         load_config("prod", values, region)
+
+
+def test_the_prod_stack_cannot_be_declared_non_production_in_its_file() -> None:
+    # Security review M-2: one line in Pulumi.prod.yaml lifted `protect` from 16 resources.
+    values, region = prod_values()
+    with pytest.raises(ConfigError) as err:
+        load_config("prod", with_change(values, "tier", "non-production"), region)
+    assert (
+        "prod: dbplatform:tier 'non-production' must be 'production': 'prod' is a production "
+        "stack in code" in str(err.value)
+    )
+    # Any other stack may still choose its tier.
+    staging = load_config("staging", with_change(values, "tier", "non-production"), region)
+    assert staging.tier == "non-production"
