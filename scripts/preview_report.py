@@ -1,5 +1,6 @@
 """Turn `pulumi preview --json` into a pull-request comment that puts danger on top, and refuse
-(exit 3) when a stateful resource would be deleted or replaced without --allow-destructive.
+(exit 3) when a stateful resource would be deleted or replaced, or a protection weakened, without
+--allow-destructive.
 
 Usage: python -m scripts.preview_report PREVIEW.json [--stack S] [--allow-destructive] [--out FILE]
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from dbplatform.entry import prog, read_text, run_main
 from dbplatform.preview.digest import Preview, PreviewError, load_preview
-from dbplatform.preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Report, render
+from dbplatform.preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Context, Report, render
 
 # Exit codes follow the table in the README; kept local so this reporter does not
 # import the operations package (boto3). No 1: reading and rendering a file cannot half-succeed.
@@ -33,8 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         ),
         epilog=(
             "exit codes: 0 report written, nothing destructive (or allowed); 2 unreadable or "
-            "invalid input; 3 a stateful resource would be deleted or replaced and "
-            "--allow-destructive was not given (the report is still written)."
+            "invalid input; 3 a stateful resource would be deleted or replaced, or a protection "
+            "weakened, and --allow-destructive was not given (the report is still written)."
         ),
     )
     p.add_argument(
@@ -54,6 +55,28 @@ def build_parser() -> argparse.ArgumentParser:
         "label in CI): report it as a warning and exit 0",
     )
     p.add_argument("--out", metavar="FILE", help="write the comment to FILE instead of stdout")
+    p.add_argument("--commit", metavar="SHA", help="the commit previewed, shown under the title")
+    p.add_argument("--run-url", metavar="URL", help="the CI run that produced the report")
+    p.add_argument(
+        "--time", metavar="TEXT", help="when the preview ran (e.g. 2026-12-01 23:00 UTC)"
+    )
+    p.add_argument("--cloud-url", metavar="URL", help="the update's page in Pulumi Cloud")
+    p.add_argument(
+        "--full-report-url",
+        metavar="URL",
+        help="where the untrimmed report is (linked when the comment is trimmed; default: "
+        "--run-url)",
+    )
+    p.add_argument(
+        "--guardrails",
+        metavar="FILE",
+        help="output of the offline guardrails, included in a collapsed section",
+    )
+    p.add_argument(
+        "--infra-diff",
+        metavar="FILE",
+        help="the offline infra diff (Markdown), included in a collapsed section",
+    )
     p.add_argument(
         "--full",
         action="store_true",
@@ -86,6 +109,10 @@ def _summary_json(preview: Preview, report: Report, code: int) -> str:
                 }
                 for r in preview.destructive
             ],
+            "weakened": [
+                {"urn": w.urn, "name": w.name, "type": w.type, "kind": w.kind}
+                for w in preview.weakened
+            ],
             "policy_violations": len(preview.policy_violations),
             "errors": len(preview.errors),
             "omitted": report.omitted,
@@ -110,9 +137,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"preview_report: {exc}", file=sys.stderr)
         return EXIT_USAGE
 
+    extra: dict[str, str | None] = {}
+    for flag in ("guardrails", "infra_diff"):
+        path = getattr(args, flag)
+        if path is None:
+            continue
+        try:
+            extra[flag] = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            print(
+                f"preview_report: cannot read --{flag.replace('_', '-')} {path}: {reason}",
+                file=sys.stderr,
+            )
+            return EXIT_USAGE
+    context = Context(
+        commit=args.commit,
+        run_url=args.run_url,
+        time=args.time,
+        cloud_url=args.cloud_url,
+        full_report_url=args.full_report_url,
+        guardrails=extra.get("guardrails"),
+        infra_diff=extra.get("infra_diff"),
+    )
     limit = sys.maxsize if args.full else GITHUB_COMMENT_LIMIT
-    report = render(preview, allow_destructive=args.allow_destructive, limit=limit)
-    refused = bool(preview.destructive) and not args.allow_destructive
+    report = render(preview, allow_destructive=args.allow_destructive, limit=limit, context=context)
+    refused = preview.needs_approval and not args.allow_destructive
     code = EXIT_REFUSED if refused else EXIT_OK
     output = _summary_json(preview, report, code) + "\n" if args.json else report.markdown
 
@@ -127,11 +177,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(output)
 
     if refused:
-        names = ", ".join(f"{r.name} ({r.type}, {r.op})" for r in preview.destructive[:10])
-        more = len(preview.destructive) - 10
+        items = [f"{r.name} ({r.type}, {r.op})" for r in preview.destructive]
+        items += [f"{w.name} ({w.kind} weakened)" for w in preview.weakened]
+        names = ", ".join(items[:10])
+        more = len(items) - 10
         print(
-            f"preview_report: refused: stateful resources would be deleted or replaced in "
-            f"{preview.stack}: {names}{f' and {more} more' if more > 0 else ''}. If this is "
+            f"preview_report: refused: stateful resources would be deleted or replaced, or their "
+            f"protection weakened, in {preview.stack}: "
+            f"{names}{f' and {more} more' if more > 0 else ''}. If this is "
             f"intended, have a repository owner add the '{ALLOW_LABEL}' label to the pull "
             "request (or pass --allow-destructive); otherwise change the code so they are "
             "updated in place.",

@@ -86,7 +86,10 @@ def test_verdict_warnings_and_exit_code(
     assert got == code, err
     lines = out.splitlines()
     assert lines[0].startswith("<!-- dbplatform-preview:")
-    assert lines[3].startswith(verdict)
+    # A stack with no change gets one line under the marker; any other report a heading first.
+    assert (lines[1] if name == "no_changes" else lines[3]).startswith(verdict)
+    if name == "no_changes":
+        assert len(lines) == 2
     block = caution_block(out)
     if warned:
         assert "[!CAUTION]" in block
@@ -119,7 +122,7 @@ def test_forcing_property_comes_from_the_stateful_table_when_the_provider_is_sil
 ) -> None:
     # delete.json replaces a Secret with no replaceReasons and a plain "update" diff kind
     _, out, _ = run(capsys, fixture("delete"))
-    assert "`prod-master` (`aws:secretsmanager/secret:Secret`" in out
+    assert "`prod-master` (`secretsmanager/secret`" in out  # short type names
     assert "forced by `name`" in caution_block(out)
     # the non-stateful backup plan and the component are deleted too, but are no warning
     assert "prod-backup-plan" not in caution_block(out)
@@ -141,16 +144,36 @@ def test_counts_come_from_the_change_summary(capsys: pytest.CaptureFixture[str])
     assert "| replace | 2 |" in out
 
 
-def test_changes_are_grouped_by_component(capsys: pytest.CaptureFixture[str]) -> None:
+def test_changes_are_listed_by_type_and_property_set_with_details_per_component(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     _, out, _ = run(capsys, fixture("update"))
     rows = [line for line in out.splitlines() if line.startswith("| ") and "`" in line]
+    assert rows == [
+        "| update | `cloudwatch/metricAlarm` | 1 | `prod-primary-cpu` | `alarmActions[1]` |",
+        "| update | `rds/instance` | 1 | `prod-primary` "
+        '| `backupRetentionPeriod`, `instanceClass`, `tags["cost-centre"]` |',
+        "| update | `rds/instance` | 1 | `prod-replica-1` | `instanceClass` |",
+    ]
     # the parent chain comes from the URN; the parent's name from the state, when it has one
-    assert rows[0].startswith("| Environment › Alarms | `prod-primary-cpu` |")
-    assert rows[1].startswith("| Environment › Database (prod-db) | `prod-primary` |")
-    assert rows[2].startswith("| Environment › Replicas (prod-replicas) | `prod-replica-1` |")
     assert "<summary>Environment › Database (prod-db): 1 change</summary>" in out
     assert '- `instanceClass` (update): `"db.r6g.large"` → `"db.r6g.xlarge"`' in out
     assert '- `tags["cost-centre"]` (add): (none) → `"cc-042"`' in out
+
+
+def test_dangerous_operations_come_first_across_components(
+    capsys: pytest.CaptureFixture[str], preview_2000: Path
+) -> None:
+    _, out, _ = run(capsys, str(preview_2000))
+    table = out.split("#### Changes, most dangerous first", 1)[1].split("\n\n", 2)[1]
+    ops = [row.split("|")[1].strip() for row in table.splitlines()[2:]]
+    assert ops[0] == "**replace** ⛔"
+    first_plain = next(i for i, op in enumerate(ops) if "⛔" not in op)
+    assert all("⛔" in op for op in ops[:first_plain])
+    # 1,194 alarms with the same three properties changed are one row, not 1,194
+    alarm_rows = [r for r in table.splitlines() if "| 1,194 |" in r]
+    assert len(alarm_rows) == 1 and "`cloudwatch/metricAlarm`" in alarm_rows[0]
+    assert "+1,189 more" in alarm_rows[0]
 
 
 def test_policy_violations_and_errors_from_diagnostics(capsys: pytest.CaptureFixture[str]) -> None:
@@ -207,10 +230,10 @@ def test_2000_step_preview_fits_github_with_warnings_and_counts(
     for name in (*STATEFUL_REPLACED, *STATEFUL_DELETED):
         assert f"`{name}`" in block
     assert "| update | 1,194 |" in out and "| delete | 200 |" in out
-    assert "#### Changes by component" in out
+    assert "#### Changes, most dangerous first" in out
     note = out.strip().splitlines()[-1]
     assert note.startswith("_Trimmed to fit GitHub's 65,535-character comment limit; omitted: ")
-    assert "table rows" in note and "resource details" in note
+    assert "resource details" in note
     assert SECRET_PLAINTEXT not in out
 
 
@@ -275,6 +298,9 @@ def test_any_preview_fits_any_budget_with_verdict_and_counts(
     report = render(preview, allow_destructive=False, limit=limit)
     assert width(report.markdown) <= limit
     lines = report.markdown.splitlines()
+    if not preview.changed:  # one line: the verdict under the marker
+        assert len(lines) == 2 and lines[1].startswith("✅ **No changes")
+        return
     assert lines[3].startswith(("⛔", "✅", "❌"))
     if preview.destructive:
         assert "[!CAUTION]" in report.markdown
@@ -374,7 +400,168 @@ def test_full_report_for_artifacts_has_no_size_limit(
     code, out, _ = run(capsys, str(preview_2000), "--full")
     assert code == 3
     assert "Trimmed" not in out
-    # every changed resource has its table row (same/read are not changes)
-    rows = [line for line in out.splitlines() if line.startswith("| ") and "`tenant-" in line]
-    assert len(rows) == 3 + 200 + 398 + 1194  # replace, delete, create, update counts
+    # every changed resource has its details (same/read are not changes)
+    details = [line for line in out.splitlines() if line.startswith("**`tenant-")]
+    assert len(details) == 3 + 200 + 398 + 1194  # replace, delete, create, update counts
     assert SECRET_PLAINTEXT not in out
+
+
+# --- protection weakened, provenance, offline checks ---------------------------------------
+
+_KEY_POLICY = json.dumps(
+    {
+        "Statement": [
+            {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "kms:*"},
+            {"Sid": "DenyDelete", "Effect": "Deny", "Principal": "*", "Action": "kms:Schedule*"},
+        ]
+    }
+)
+_PRIMARY = "urn:pulumi:prod::dbplatform::dbplatform:index:Database$aws:rds/instance:Instance::p"
+_VAULT_LOCK = (
+    "urn:pulumi:prod::dbplatform::aws:backup/vaultLockConfiguration:VaultLockConfiguration::lock"
+)
+_KEY = "urn:pulumi:prod::dbplatform::aws:kms/key:Key::key"
+_STACK = "urn:pulumi:prod::dbplatform::pulumi:pulumi:Stack::dbplatform-prod"
+
+
+def _update(urn: str, old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    rtype = urn.split("::")[2].rsplit("$", 1)[-1]
+    return {
+        "op": "update",
+        "urn": urn,
+        "oldState": {"type": rtype, **old},
+        "newState": {"type": rtype, **new},
+    }
+
+
+_LOCK = {"minRetentionDays": 35, "maxRetentionDays": 400, "changeableForDays": 3}
+# (kind, steps): each weakens one protection and deletes or replaces nothing.
+WEAKENINGS = [
+    ("protect", [_update(_PRIMARY, {"protect": True}, {"protect": False})]),
+    ("retainOnDelete", [_update(_PRIMARY, {"retainOnDelete": True}, {})]),
+    (
+        "deletionProtection",
+        [
+            _update(
+                _PRIMARY,
+                {"inputs": {"deletionProtection": True}},
+                {"inputs": {"deletionProtection": False}},
+            )
+        ],
+    ),
+    (
+        "skipFinalSnapshot",
+        [
+            _update(
+                _PRIMARY,
+                {"inputs": {"skipFinalSnapshot": False}},
+                {"inputs": {"skipFinalSnapshot": True}},
+            )
+        ],
+    ),
+    ("tier", [_update(_STACK, {"outputs": {"tier": "production"}}, {"outputs": {"tier": "x"}})]),
+    (
+        "vaultLock",
+        [_update(_VAULT_LOCK, {"inputs": _LOCK}, {"inputs": {**_LOCK, "minRetentionDays": 1}})],
+    ),
+    (
+        "vaultLock",
+        [
+            {
+                "op": "delete",
+                "urn": _VAULT_LOCK,
+                "oldState": {"type": _VAULT_LOCK.split("::")[2], "inputs": _LOCK},
+            }
+        ],
+    ),
+    (
+        "policyDeny",
+        [
+            _update(
+                _KEY,
+                {"inputs": {"policy": _KEY_POLICY}},
+                {"inputs": {"policy": json.dumps({"Statement": []})}},
+            )
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("kind", "steps"), WEAKENINGS, ids=[k for k, _ in WEAKENINGS])
+def test_a_weakened_protection_is_refused_like_a_deletion(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], kind: str, steps: list[dict[str, Any]]
+) -> None:
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"steps": steps}), encoding="utf-8")
+    code, out, err = run(capsys, str(path), "--json")
+    assert code == 3, err
+    summary = json.loads(out)
+    assert [w["kind"] for w in summary["weakened"]] == [kind]
+    assert "protection weakened" in err
+    code, out, _ = run(capsys, str(path))
+    assert "[!CAUTION]" in out and "Protections weakened (1)" in out
+    code, out, _ = run(capsys, str(path), "--allow-destructive")
+    assert code == 0 and "1 protection weakened" in out
+
+
+def test_an_unchanged_protection_is_not_a_weakening(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, _ = run(capsys, fixture("update"))
+    assert code == 0
+    same = _update(_KEY, {"inputs": {"policy": _KEY_POLICY}}, {"inputs": {"policy": _KEY_POLICY}})
+    assert parse_preview({"steps": [same]}, "inline").weakened == ()
+
+
+def test_an_approved_delete_of_a_protected_resource_says_the_update_will_fail(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    code, out, _ = run(capsys, fixture("replace_db"), "--allow-destructive")
+    assert code == 0
+    verdict = out.splitlines()[3]
+    assert "Destructive change approved" in verdict
+    assert "**The update will fail:**" in verdict and "`prod-primary`" in verdict
+
+
+def test_the_comment_names_commit_run_time_and_cloud_and_includes_offline_checks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    guardrails = tmp_path / "guardrails.txt"
+    guardrails.write_text("OK: no mandatory rule fails (2 advisory rule(s) fail)\n", "utf-8")
+    diff = tmp_path / "diff.md"
+    diff.write_text("engine major version 16 → 17 at postgres://u:diffpw-777@h/db\n", "utf-8")
+    code, out, _ = run(
+        capsys,
+        fixture("update"),
+        "--commit", "0123456789abcdef0123456789abcdef01234567",
+        "--run-url", "https://github.com/acme/dbplatform/actions/runs/42",
+        "--time", "2026-12-01 23:00 UTC",
+        "--cloud-url", "https://app.pulumi.com/acme/dbplatform/prod/previews/abc",
+        "--guardrails", str(guardrails),
+        "--infra-diff", str(diff),
+    )  # fmt: skip
+    assert code == 0
+    provenance = out.splitlines()[3]
+    assert provenance == (
+        "<sub>commit `0123456789ab` · [workflow run](https://github.com/acme/dbplatform/actions/"
+        "runs/42) · 2026-12-01 23:00 UTC · [Pulumi Cloud](https://app.pulumi.com/acme/dbplatform/"
+        "prod/previews/abc)</sub>"
+    )
+    assert "<summary>Offline guardrails</summary>" in out and "2 advisory rule(s) fail" in out
+    assert "<summary>Offline infra diff against the base branch</summary>" in out
+    assert "engine major version 16 → 17" in out and "diffpw-777" not in out
+
+
+def test_a_trimmed_comment_links_the_full_report(
+    capsys: pytest.CaptureFixture[str], preview_2000: Path, tmp_path: Path
+) -> None:
+    big = tmp_path / "diff.md"
+    big.write_text("x" * 200_000, encoding="utf-8")
+    url = "https://github.com/acme/dbplatform/actions/runs/42#artifacts"
+    _, out, _ = run(capsys, str(preview_2000), "--full-report-url", url, "--infra-diff", str(big))
+    assert width(out) <= GITHUB_COMMENT_LIMIT
+    assert f"Read [the full report]({url})" in out.strip().splitlines()[-1]
+
+
+def test_an_unreadable_offline_report_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, fixture("update"), "--guardrails", "/nonexistent/g.txt")
+    assert code == 2
+    assert "cannot read --guardrails /nonexistent/g.txt" in err

@@ -23,6 +23,7 @@ from dbplatform.manifest.redact import (
     redact,
     scrub,
 )
+from dbplatform.preview.weakened import Weakening, weakened_steps
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
 
 # The placeholder Pulumi serializes for a value only known after apply (plugin.UnknownStringValue).
@@ -136,11 +137,23 @@ class Preview:
     resources: tuple[ResourceChange, ...]
     counts: tuple[tuple[str, int], ...]
     diagnostics: tuple[Diagnostic, ...]
+    weakened: tuple[Weakening, ...] = ()
+    """Protections turned off (dbplatform.preview.weakened): as destructive as a deletion."""
 
     @property
     def destructive(self) -> tuple[ResourceChange, ...]:
         """Stateful resources that would be deleted or replaced."""
         return tuple(r for r in self.resources if r.destructive)
+
+    @property
+    def needs_approval(self) -> bool:
+        """A deletion or replacement of stateful resources, or a protection weakened."""
+        return bool(self.destructive or self.weakened)
+
+    @property
+    def blocked_by_protect(self) -> tuple[ResourceChange, ...]:
+        """Deleted or replaced resources whose `protect` option makes `pulumi up` fail."""
+        return tuple(r for r in self.destructive if r.protected)
 
     @property
     def changed(self) -> tuple[ResourceChange, ...]:
@@ -205,6 +218,7 @@ def parse_preview(doc: object, source: str, stack: str | None = None) -> Preview
         resources=resources,
         counts=counts,
         diagnostics=diagnostics,
+        weakened=weakened_steps(steps),
     )
 
 

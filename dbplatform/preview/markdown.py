@@ -1,8 +1,11 @@
 """Render a parsed preview as a pull-request comment that puts danger first and always fits GitHub.
 
-The verdict, the stateful-resource warnings and the operation counts are always kept; policy
-violations, errors, the table of changes and the per-resource details fill the remaining room in
-that order, and a closing note says how much was left out.
+The provenance line (commit, run, time, Pulumi Cloud), the verdict, the warnings (stateful
+resources deleted or replaced, protections weakened) and the operation counts are always kept;
+policy violations, errors, the table of changes (dangerous operations first across all
+components, repeated changes grouped by type and property set), the offline checks and the
+collapsed per-resource details fill the remaining room in that order, and a closing note links
+the full report when something was left out. A stack with no change gets one line.
 """
 
 from __future__ import annotations
@@ -11,9 +14,13 @@ import html
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from dbplatform.preview.digest import Diagnostic, Preview, ResourceChange
+from dbplatform.manifest.redact import redact_text
+from dbplatform.manifest.render import _short_type as short_type
+from dbplatform.preview.digest import Diagnostic, Preview, ResourceChange, op_rank
+from dbplatform.preview.weakened import Weakening
 
-# GitHub refuses a comment body over 65,535 characters.
+# GitHub refuses a comment body over 65,536 characters ("Body is too long (maximum is 65536
+# characters)"); one below it leaves no doubt about how the count ends.
 GITHUB_COMMENT_LIMIT = 65_535
 ALLOW_LABEL = "allow-destructive"
 # Room kept back for the closing note, whatever else is cut.
@@ -21,6 +28,28 @@ _FOOTER_RESERVE = 400
 _MAX_PROPERTIES = 20
 _MAX_CELL_PROPERTIES = 6
 _MAX_MESSAGE = 600
+_MAX_NAMES = 5
+_MAX_OFFLINE = 12_000
+
+
+@dataclass(frozen=True)
+class Context:
+    """Where a report comes from and what else CI ran; every field optional."""
+
+    commit: str | None = None
+    """The commit previewed (the pull request's head, or the merge commit)."""
+    run_url: str | None = None
+    """The workflow run that produced the report."""
+    time: str | None = None
+    """When the preview ran (UTC, as CI gives it)."""
+    cloud_url: str | None = None
+    """The update's page in Pulumi Cloud, when the stack lives there."""
+    full_report_url: str | None = None
+    """Where the untrimmed report can be read (the run's artifacts)."""
+    guardrails: str | None = None
+    """Output of the offline guardrails."""
+    infra_diff: str | None = None
+    """The offline infra diff against the base branch (Markdown)."""
 
 
 def marker(stack: str) -> str:
@@ -73,12 +102,23 @@ class _Section:
 
 
 def render(
-    preview: Preview, *, allow_destructive: bool, limit: int = GITHUB_COMMENT_LIMIT
+    preview: Preview,
+    *,
+    allow_destructive: bool,
+    limit: int = GITHUB_COMMENT_LIMIT,
+    context: Context | None = None,
 ) -> Report:
     """The comment for `preview`, never wider than `limit`."""
+    ctx = context or Context()
     verdict_md, verdict_plain = _verdict(preview, allow_destructive)
+    if _nothing_to_say(preview):
+        line = f"{marker(preview.stack)}\n{verdict_md}{_provenance(ctx, ' · ')}\n"
+        return Report(markdown=_truncate(line, limit), verdict=verdict_plain, omitted=0)
     page = _Page(limit - _FOOTER_RESERVE)
     page.add(f"{marker(preview.stack)}\n### Pulumi preview of {_code(preview.stack)}\n\n")
+    provenance = _provenance(ctx, "")
+    if provenance:
+        page.add(f"<sub>{provenance}</sub>\n\n")
     page.add(verdict_md + "\n\n")
     counts = _counts_table(preview)
     omitted_warnings = _add_warnings(page, preview, allow_destructive, reserve=width(counts))
@@ -88,7 +128,7 @@ def render(
     if omitted_warnings:
         omitted["stateful-resource warnings"] = omitted_warnings
     stopped = False
-    for section in _optional_sections(preview):
+    for section in _optional_sections(preview, ctx):
         # Once something does not fit, later sections are left out whole: a reader sees a prefix
         # of the report in priority order, never a gap in the middle.
         kept = 0 if stopped else _add_section(page, section)
@@ -97,14 +137,37 @@ def render(
             stopped = True
 
     page.limit += _FOOTER_RESERVE
-    page.add(_footer(preview, omitted))
+    page.add(_footer(preview, omitted, ctx))
     text = page.text()
     if width(text) > limit:  # only reachable with a limit too small for the verdict itself
         text = _truncate(text, limit)
     return Report(markdown=text, verdict=verdict_plain, omitted=sum(omitted.values()))
 
 
-# --- verdict and warnings ------------------------------------------------------------------
+# --- provenance and verdict ----------------------------------------------------------------
+
+
+def _provenance(ctx: Context, lead: str) -> str:
+    parts = []
+    if ctx.commit:
+        parts.append(f"commit {_code(ctx.commit[:12])}")
+    if ctx.run_url:
+        parts.append(f"[workflow run]({_url(ctx.run_url)})")
+    if ctx.time:
+        parts.append(_text(ctx.time))
+    if ctx.cloud_url:
+        parts.append(f"[Pulumi Cloud]({_url(ctx.cloud_url)})")
+    return lead + " · ".join(parts) if parts else ""
+
+
+def _nothing_to_say(preview: Preview) -> bool:
+    """No change, no diagnostic worth a look: the comment is one line."""
+    return not (
+        preview.changed
+        or preview.weakened
+        or preview.policy_violations
+        or any(d.severity in ("error", "warning") for d in preview.diagnostics)
+    )
 
 
 def _plural(n: int, word: str) -> str:
@@ -117,11 +180,43 @@ def _summary(preview: Preview) -> str:
 
 
 def _verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
+    md, plain = _base_verdict(preview, allow_destructive)
+    weak = preview.weakened
+    if weak:
+        what = _plural(len(weak), "protection")
+        plain += f" {what} weakened."
+        md += f" **{what} weakened** (see below)."
+    blocked = preview.blocked_by_protect
+    if allow_destructive and blocked:
+        names = ", ".join(r.name for r in blocked[:5])
+        plain += f" The update will FAIL: {names} protected."
+        md += (
+            f" **The update will fail:** {_plural(len(blocked), 'resource')} "
+            f"({', '.join(_code(r.name) for r in blocked[:5])}) "
+            f"{'is' if len(blocked) == 1 else 'are'} `protect`ed; lift `protect` in a "
+            "separate, reviewed change first."
+        )
+    return md, plain
+
+
+def _base_verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
     danger = preview.destructive
     mandatory = [d for d in preview.policy_violations if d.severity == "error"]
     problems = len(preview.errors) + len(mandatory)
     extra = f" The preview also reported {_plural(problems, 'error')}." if problems else ""
     stack = preview.stack
+    if preview.weakened and not danger and not allow_destructive:
+        n = _plural(len(preview.weakened), "protection")
+        plain = (
+            f"BLOCKED: {n} of stateful resources weakened in {stack}; this needs the "
+            f"'{ALLOW_LABEL}' label from a repository owner."
+        )
+        md = (
+            f"⛔ **Blocked: the change weakens the protection of stateful resources in "
+            f"{_code(stack)}.** Merging needs the {_code(ALLOW_LABEL)} label from a repository "
+            f"owner.{extra}"
+        )
+        return md, plain
     if danger and not allow_destructive:
         plain = (
             f"BLOCKED: {_plural(len(danger), 'stateful resource')} would be deleted or replaced "
@@ -167,7 +262,7 @@ def _verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
 
 
 def _warning_line(r: ResourceChange) -> str:
-    line = f"> - **{r.op}** {_code(r.name)} ({_code(r.type)}: {_text(r.what_is_lost)})"
+    line = f"> - **{r.op}** {_code(r.name)} ({_code(short_type(r.type))}: {_text(r.what_is_lost)})"
     if r.component:
         line += f" in {_text(r.component)}"
     if r.op == "replace":
@@ -185,16 +280,25 @@ def _warning_line(r: ResourceChange) -> str:
     return line + "\n"
 
 
+def _weakening_line(w: Weakening) -> str:
+    return (
+        f"> - {_code(w.name)} ({_code(short_type(w.type))}): {_text(redact_text(w.describe()))}\n"
+    )
+
+
 def _add_warnings(page: _Page, preview: Preview, allowed: bool, reserve: int) -> int:
     """Add the caution block; return how many warning lines did not fit."""
     danger = preview.destructive
-    if not danger:
+    weak = preview.weakened
+    if not danger and not weak:
         return 0
     kind = "WARNING" if allowed else "CAUTION"
-    head = (
-        f"> [!{kind}]\n> **Stateful resources that would be deleted or replaced "
-        f"({len(danger):,})** — one line per resource, the steps of each replacement merged:\n>\n"
-    )
+    head = f"> [!{kind}]\n"
+    if danger:
+        head += (
+            f"> **Stateful resources that would be deleted or replaced ({len(danger):,})** — one "
+            "line per resource, the steps of each replacement merged:\n>\n"
+        )
     tail = (
         "\n"
         if allowed
@@ -205,6 +309,12 @@ def _add_warnings(page: _Page, preview: Preview, allowed: bool, reserve: int) ->
         )
     )
     lines = [_warning_line(r) for r in danger]
+    if weak:
+        intro = (
+            f">\n> **Protections weakened ({len(weak):,})** — the next change could then lose "
+            "data without a gate noticing:\n>\n"
+        )
+        lines += [intro] + [_weakening_line(w) for w in weak]
     more = "> - … and {n:,} more (see the preview artifact of this run)\n"
     budget = page.room() - reserve - width(head) - width(tail) - width(more) - 10
     kept = 0
@@ -230,7 +340,7 @@ def _counts_table(preview: Preview) -> str:
 # --- optional sections ---------------------------------------------------------------------
 
 
-def _optional_sections(preview: Preview) -> list[_Section]:
+def _optional_sections(preview: Preview, ctx: Context) -> list[_Section]:
     sections: list[_Section] = []
     if preview.policy_violations:
         sections.append(
@@ -258,13 +368,20 @@ def _optional_sections(preview: Preview) -> list[_Section]:
         sections.append(
             _Section(
                 "table rows",
-                "#### Changes by component\n\n"
-                "| component | resource | type | operation | changed properties |\n"
-                "|---|---|---|---|---|\n",
+                "#### Changes, most dangerous first\n\n"
+                "| operation | type | resources | names | changed properties |\n"
+                "|---|---|---:|---|---|\n",
                 _table_rows(changed),
                 "\n",
             )
         )
+    for title, body, fence in (
+        ("Offline guardrails", ctx.guardrails, True),
+        ("Offline infra diff against the base branch", ctx.infra_diff, False),
+    ):
+        if body and body.strip():
+            sections.append(_Section("offline reports", "", [_offline(title, body, fence)], ""))
+    if changed:
         for component, group in _by_component(changed):
             sections.append(
                 _Section(
@@ -276,6 +393,19 @@ def _optional_sections(preview: Preview) -> list[_Section]:
                 )
             )
     return sections
+
+
+def _offline(title: str, body: str, fence: bool) -> str:
+    """A collapsed block with an offline report (redacted; long reports cut, the cut said)."""
+    text = redact_text(body.strip())
+    if len(text) > _MAX_OFFLINE:
+        text = text[:_MAX_OFFLINE] + "\n… (cut; the full text is in the run's artifacts)"
+    if fence:
+        ticks = "```"
+        while ticks in text:
+            ticks += "`"
+        text = f"{ticks}text\n{text}\n{ticks}"
+    return f"<details><summary>{_html(title)}</summary>\n\n{text}\n\n</details>\n\n"
 
 
 def _add_section(page: _Page, section: _Section) -> int:
@@ -326,26 +456,34 @@ def _op_cell(r: ResourceChange) -> str:
 
 
 def _table_rows(resources: Sequence[ResourceChange]) -> list[str]:
-    rows = []
-    previous = None
+    """One row per (operation, type, set of changed properties), dangerous operations first."""
+    groups: dict[tuple[str, str, tuple[str, ...], bool], list[ResourceChange]] = {}
     for r in resources:
-        component = _cell(_text(r.component)) if r.component != previous else ""
-        previous = r.component
-        props = [
-            _code(c.path) + (" (forces replacement)" if c.forces_replacement else "")
-            for c in r.changes[:_MAX_CELL_PROPERTIES]
-        ]
-        if len(r.changes) > _MAX_CELL_PROPERTIES:
-            props.append(f"+{len(r.changes) - _MAX_CELL_PROPERTIES} more")
+        props = tuple(
+            c.path + (" (forces replacement)" if c.forces_replacement else "") for c in r.changes
+        )
+        groups.setdefault((r.op, r.type, props, r.destructive), []).append(r)
+    ordered = sorted(
+        groups.items(),
+        key=lambda item: (not item[0][3], op_rank(item[0][0]), short_type(item[0][1]), item[0][2]),
+    )
+    rows = []
+    for (_, rtype, props, _), group in ordered:
+        names = [_code(r.name) for r in group[:_MAX_NAMES]]
+        if len(group) > _MAX_NAMES:
+            names.append(f"+{len(group) - _MAX_NAMES:,} more")
+        shown = [_code(p) for p in props[:_MAX_CELL_PROPERTIES]]
+        if len(props) > _MAX_CELL_PROPERTIES:
+            shown.append(f"+{len(props) - _MAX_CELL_PROPERTIES} more")
         rows.append(
-            f"| {component} | {_cell(_code(r.name))} | {_cell(_code(r.type))} | {_op_cell(r)} "
-            f"| {_cell(', '.join(props))} |\n"
+            f"| {_op_cell(group[0])} | {_cell(_code(short_type(rtype)))} | {len(group):,} "
+            f"| {_cell(', '.join(names))} | {_cell(', '.join(shown))} |\n"
         )
     return rows
 
 
 def _detail(r: ResourceChange) -> str:
-    head = f"**{_code(r.name)}** · {_code(r.type)} · {r.op}"
+    head = f"**{_code(r.name)}** · {_code(short_type(r.type))} · {r.op}"
     if len(r.steps) > 1:
         head += f" (steps: {', '.join(r.steps)})"
     lines = [head + "\n"]
@@ -363,14 +501,19 @@ def _detail(r: ResourceChange) -> str:
     return "".join(lines) + "\n"
 
 
-def _footer(preview: Preview, omitted: dict[str, int]) -> str:
+def _footer(preview: Preview, omitted: dict[str, int], ctx: Context) -> str:
     if not omitted:
         return ""
     what = ", ".join(f"{n:,} {kind}" for kind, n in omitted.items())
+    where = ctx.full_report_url or ctx.run_url
+    full = (
+        f"[the full report]({_url(where)}) (`preview_report --full`)"
+        if where
+        else "the full report is in this run's artifacts (`preview_report --full`)"
+    )
     return (
         f"_Trimmed to fit GitHub's {GITHUB_COMMENT_LIMIT:,}-character comment limit; omitted: "
-        f"{what}. The full report is in this run's artifacts (`preview_report --full`), or run "
-        f"`pulumi preview --diff --stack {preview.stack}`._\n"
+        f"{what}. Read {full}, or run `pulumi preview --diff --stack {preview.stack}`._\n"
     )
 
 
@@ -396,6 +539,12 @@ def _code(text: str) -> str:
         fence += "`"
     pad = " " if text.startswith("`") or text.endswith("`") else ""
     return f"{fence}{pad}{text}{pad}{fence}"
+
+
+def _url(url: str) -> str:
+    """A link target that cannot close the Markdown link or carry credentials."""
+    clean = redact_text(url.strip())
+    return "".join(c for c in clean if c not in " ()<>\n\r\t")
 
 
 def _html(text: str) -> str:

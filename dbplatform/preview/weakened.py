@@ -1,0 +1,155 @@
+"""Protections a `pulumi preview` turns off, read from its steps' old and new state (inputs and
+resource options). A weakening is as destructive as a deletion: the next change can then lose the
+data without any gate noticing, so the preview report refuses it (exit 3) without approval.
+
+The kinds are the offline infra diff's (`weakened(base, head)` in dbplatform.manifest.diff), over
+a preview instead of two manifests: `protect` off, `retainOnDelete` removed, deletion protection
+off, final snapshot skipped, a vault made force-destroyable, the stack's tier changed, a backup
+vault lock changed or removed, a Deny statement of a key (vault, secret) policy removed or changed.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+KINDS = (
+    "protect",
+    "retainOnDelete",
+    "deletionProtection",
+    "skipFinalSnapshot",
+    "forceDestroy",
+    "tier",
+    "vaultLock",
+    "policyDeny",
+)
+
+# input -> the value that protects (weakened when protecting before and not after). Input names
+# are the pulumi-aws schema's: rds Instance/Cluster `deletionProtection`, `skipFinalSnapshot`;
+# backup Vault `forceDestroy`.
+_PROTECTIVE_INPUTS: Mapping[str, object] = {
+    "deletionProtection": True,
+    "skipFinalSnapshot": False,
+    "forceDestroy": False,
+}
+VAULT_LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
+_LOCK_INPUTS = ("minRetentionDays", "maxRetentionDays", "changeableForDays")
+# Resources whose `policy` input is a resource policy that may hold Deny statements.
+POLICY_INPUTS: Mapping[str, str] = {
+    "aws:kms/key:Key": "policy",
+    "aws:kms/keyPolicy:KeyPolicy": "policy",
+    "aws:backup/vaultPolicy:VaultPolicy": "policy",
+    "aws:secretsmanager/secret:Secret": "policy",
+    "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
+}
+_ROOT_STACK = "pulumi:pulumi:Stack"
+_DELETE_OPS = frozenset({"delete", "delete-replaced", "discard", "discard-replaced"})
+
+
+@dataclass(frozen=True)
+class Weakening:
+    """One protection turned off or loosened."""
+
+    urn: str
+    name: str
+    type: str
+    kind: str
+    """One of KINDS."""
+    old: object
+    new: object
+
+    def describe(self) -> str:
+        """One line for people: what is weakened, from what to what."""
+        if self.kind in ("protect", "retainOnDelete"):
+            return f"{self.kind} option removed"
+        if self.kind == "vaultLock":
+            return "vault lock removed" if self.new is None else "vault lock changed"
+        if self.kind == "policyDeny":
+            return f"Deny statement {self.old!r} {'changed' if self.new else 'removed'}"
+        return f"{self.kind} {json.dumps(self.old)} → {json.dumps(self.new)}"
+
+
+def deny_statements(document: object) -> dict[str, str]:
+    """The Deny statements of a policy document (JSON text), keyed by Sid or canonical text."""
+    if not isinstance(document, str):
+        return {}
+    try:
+        data = json.loads(document)
+    except ValueError:
+        return {}
+    statements = data.get("Statement") if isinstance(data, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    out: dict[str, str] = {}
+    for st in statements if isinstance(statements, list) else []:
+        if isinstance(st, dict) and st.get("Effect") == "Deny":
+            body = json.dumps({k: v for k, v in st.items() if k != "Sid"}, sort_keys=True)
+            out[str(st.get("Sid") or body)] = body
+    return out
+
+
+def _state(steps: list[Mapping[str, Any]], key: str) -> dict[str, Any]:
+    for step in steps:
+        value = step.get(key)
+        if isinstance(value, dict) and value:
+            return value
+    return {}
+
+
+def _inputs(state: Mapping[str, Any]) -> dict[str, Any]:
+    inputs = state.get("inputs")
+    return inputs if isinstance(inputs, dict) else {}
+
+
+def weakened_steps(steps: Iterable[Mapping[str, Any]]) -> tuple[Weakening, ...]:
+    """Every protection the preview's steps turn off, in URN order."""
+    by_urn: dict[str, list[Mapping[str, Any]]] = {}
+    for step in steps:
+        by_urn.setdefault(str(step["urn"]), []).append(step)
+    out: list[Weakening] = []
+    for urn in sorted(by_urn):
+        group = by_urn[urn]
+        old, new = _state(group, "oldState"), _state(group, "newState")
+        if not old:
+            continue  # a create weakens nothing
+        rtype = str(old.get("type") or urn.rsplit("::", 2)[-2].rsplit("$", 1)[-1])
+        name = urn.rsplit("::", 1)[-1]
+
+        def add(kind: str, before: object, after: object) -> None:
+            out.append(Weakening(urn, name, rtype, kind, before, after))  # noqa: B023
+
+        if rtype == _ROOT_STACK:
+            before, after = old.get("outputs") or {}, new.get("outputs") or {}
+            if "tier" in before and before.get("tier") != after.get("tier"):
+                add("tier", before.get("tier"), after.get("tier"))
+            continue
+        old_in, new_in = _inputs(old), _inputs(new)
+        deleted = not new or all(str(s.get("op")) in _DELETE_OPS for s in group)
+        if deleted:
+            if rtype == VAULT_LOCK:
+                add("vaultLock", "locked", None)
+            if rtype in POLICY_INPUTS:
+                for sid in sorted(deny_statements(old_in.get(POLICY_INPUTS[rtype]))):
+                    add("policyDeny", sid, None)
+            continue
+        if old.get("protect") and not new.get("protect"):
+            add("protect", True, False)
+        if old.get("retainOnDelete") and not new.get("retainOnDelete"):
+            add("retainOnDelete", True, False)
+        for key, safe in _PROTECTIVE_INPUTS.items():
+            if key in old_in and old_in[key] == safe and new_in.get(key) != safe:
+                add(key, old_in[key], new_in.get(key))
+        if rtype == VAULT_LOCK:
+            before = {k: old_in.get(k) for k in _LOCK_INPUTS}
+            after = {k: new_in.get(k) for k in _LOCK_INPUTS}
+            if before != after:
+                add("vaultLock", before, after)
+        policy = POLICY_INPUTS.get(rtype)
+        if policy:
+            denies_new = deny_statements(new_in.get(policy))
+            for sid, body in sorted(deny_statements(old_in.get(policy)).items()):
+                if denies_new.get(sid) != body:
+                    add("policyDeny", sid, "changed" if sid in denies_new else None)
+    return tuple(out)
