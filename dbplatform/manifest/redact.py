@@ -20,6 +20,7 @@ import base64
 import binascii
 import json
 import re
+import sys
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -194,3 +195,24 @@ def scrub(text: str, secrets: Iterable[str]) -> str:
         if form in text:
             text = text.replace(form, REDACTED)
     return redact_text(text)
+
+
+# An account id inside an ARN (or an STS assumed-role ARN naming a principal): recon data for
+# anyone who can read a CI artifact (security review L-9).
+_ACCOUNT_IN_ARN = re.compile(r"(arn:aws[\w-]*:[\w-]+:[\w-]*:)(\d{12})(:)")
+MASKED_ACCOUNT = "************"
+
+
+def mask_accounts(text: str) -> str:
+    """`text` with the account id of every ARN masked (`arn:aws:rds:us-east-1:************:...`)."""
+    return _ACCOUNT_IN_ARN.sub(lambda m: m[1] + MASKED_ACCOUNT + m[3], text)
+
+
+def main() -> int:
+    """Filter stdin to stdout for CI artifacts and summaries: credentials hidden, accounts masked."""
+    sys.stdout.write(mask_accounts(redact_text(sys.stdin.read())))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
