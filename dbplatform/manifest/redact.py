@@ -209,7 +209,7 @@ def mask_accounts(text: str) -> str:
 
 
 def main() -> int:
-    """Filter stdin to stdout for CI artifacts and summaries: credentials hidden, accounts masked."""
+    """Filter stdin to stdout for CI artifacts and summaries: secrets hidden, accounts masked."""
     sys.stdout.write(mask_accounts(redact_text(sys.stdin.read())))
     return 0
 
