@@ -4,6 +4,7 @@ prod behind its environment, and the destructive-change gate run as CI would run
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -102,7 +103,7 @@ def test_every_job_has_a_timeout(name: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "aws_steps"), [("preview.yml", 1), ("deploy.yml", 2), ("drills.yml", 2)]
+    ("name", "aws_steps"), [("preview.yml", 1), ("deploy.yml", 3), ("drills.yml", 2)]
 )
 def test_aws_access_is_oidc_only(name: str, aws_steps: int) -> None:
     text = (WORKFLOWS / name).read_text(encoding="utf-8")
@@ -173,7 +174,7 @@ def test_pulumi_cli_version_is_pinned_to_the_sdk_version() -> None:
                 assert s["with"]["pulumi-version"] == "${{ env.PULUMI_VERSION }}"
         assert re.fullmatch(r"\d+\.\d+\.\d+", doc["env"]["PULUMI_VERSION"])
         assert doc["env"]["PULUMI_VERSION"] == sdk.group(1)
-    assert installs == 3  # preview, deploy staging, deploy prod
+    assert installs == 4  # cloud preview; deploy staging, plan prod, apply prod
 
 
 # --- concurrency, environments, policy -----------------------------------------------------
@@ -193,7 +194,7 @@ def test_two_deploys_of_one_stack_never_overlap() -> None:
 
 
 def test_previews_and_drills_are_serialised_per_stack() -> None:
-    preview = jobs("preview.yml")["preview"]
+    preview = jobs("preview.yml")["cloud-preview"]
     assert preview["strategy"]["matrix"]["stack"] == ["staging", "prod"]
     assert "${{ matrix.stack }}" in preview["concurrency"]["group"]
     assert "${{ github.event.pull_request.number }}" in preview["concurrency"]["group"]
@@ -202,11 +203,19 @@ def test_previews_and_drills_are_serialised_per_stack() -> None:
         assert job["concurrency"] == {"group": "drill-prod", "cancel-in-progress": False}
 
 
-def test_prod_deploys_after_staging_behind_its_environment() -> None:
+def test_prod_is_planned_read_only_then_applied_behind_its_environment() -> None:
     deploy = jobs("deploy.yml")
-    assert deploy["prod"]["environment"] == "prod"
-    assert "staging" in deploy["prod"]["needs"]
+    plan, apply = deploy["plan-prod"], deploy["apply-prod"]
+    assert "staging" in plan["needs"] and "plan-prod" in apply["needs"]
+    assert apply["environment"] == "prod" and plan["environment"] == "prod-plan"
     assert deploy["staging"]["environment"] == "staging"
+    roles = [
+        s["with"]["role-to-assume"]
+        for s in steps_using(plan, "aws-actions/configure-aws-credentials")
+    ]
+    assert roles == ["${{ vars.AWS_PREVIEW_ROLE_ARN }}"]  # read-only: the plan job applies nothing
+    assert not any("pulumi up" in s.get("run", "") for s in plan["steps"])
+    assert not any("pulumi preview" in s.get("run", "") for s in apply["steps"])
     assert load("deploy.yml")["on"]["push"]["branches"] == ["main"]
 
 
@@ -217,15 +226,20 @@ def test_preview_and_up_run_the_policy_pack_and_up_applies_the_saved_plan() -> N
         for line in command_lines(name)
         if line.startswith(("pulumi preview ", "pulumi up "))
     ]
-    assert len(pulumi) == 5  # preview per stack in PRs; preview and up per stack in deploys
+    # cloud preview in PRs; deploy: staging preview and up, prod plan and apply
+    assert len(pulumi) == 5
     for command in pulumi:
-        assert "--policy-pack policy" in command, command
+        assert "--policy-pack" in command and "$POLICY_ARGS" in command, command
     for command in (c for c in pulumi if "pulumi up " in c):
         assert '--plan "build/plan-$STACK.json"' in command
     deploy_previews = [c for c in command_lines("deploy.yml") if c.startswith("pulumi preview ")]
     assert len(deploy_previews) == 2
     for command in deploy_previews:
         assert '--save-plan "build/plan-$STACK.json"' in command
+    # In pull requests the policy pack is the base branch's, not the branch's own.
+    (pr_preview,) = [c for c in command_lines("preview.yml") if c.startswith("pulumi preview ")]
+    assert '--policy-pack "$GITHUB_WORKSPACE/base/policy"' in pr_preview
+    assert "--cwd head" in pr_preview
 
 
 def test_preview_reruns_when_the_approval_label_changes() -> None:
@@ -263,14 +277,29 @@ def _outputs(cwd: Path) -> dict[str, str]:
     return dict(line.split("=", 1) for line in lines)
 
 
+def _report_workspace(tmp_path: Path, fixture: str, stack: str) -> None:
+    """A workspace laid out as the jobs see it: base/ (tooling), head/.venv, build/."""
+    (tmp_path / "build").mkdir()
+    (tmp_path / "base").symlink_to(ROOT)
+    (tmp_path / "head").mkdir()
+    (tmp_path / "head" / ".venv").symlink_to(BIN.parent)
+    shutil.copy(FIXTURES / f"{fixture}.json", tmp_path / "build" / f"preview-{stack}.json")
+    (tmp_path / "build" / f"preview-{stack}.log").write_text(
+        "View in Browser: https://app.pulumi.com/acme/dbplatform/prod/previews/abc\n", "utf-8"
+    )
+    (tmp_path / "build" / f"guardrails-{stack}.txt").write_text("OK: guardrails\n", "utf-8")
+    (tmp_path / "build" / f"infra-diff-{stack}.md").write_text("no changes\n", "utf-8")
+
+
 @pytest.mark.parametrize(
     ("where", "fixture", "approved", "passes"),
     [
-        ("preview.yml:preview", "replace_db", "false", False),
-        ("preview.yml:preview", "replace_db", "true", True),
-        ("preview.yml:preview", "update", "false", True),
-        ("deploy.yml:prod", "replace_db", "false", False),
-        ("deploy.yml:prod", "replace_db", "true", True),
+        ("preview.yml:cloud-preview", "replace_db", "false", False),
+        ("preview.yml:cloud-preview", "replace_db", "true", True),
+        ("preview.yml:cloud-preview", "update", "false", True),
+        ("deploy.yml:plan-prod", "replace_db", "false", False),
+        ("deploy.yml:plan-prod", "replace_db", "true", True),
+        ("deploy.yml:staging", "update", "false", True),
     ],
 )
 def test_destructive_gate_fails_unless_approved(
@@ -284,17 +313,25 @@ def test_destructive_gate_fails_unless_approved(
     assert gate["env"]["REPORT_RC"] == "${{ steps.report.outputs.rc }}"
 
     stack = "prod"
-    (tmp_path / "build").mkdir()
-    shutil.copy(FIXTURES / f"{fixture}.json", tmp_path / "build" / f"preview-{stack}.json")
-    env = {"STACK": stack, "APPROVED": approved}
+    _report_workspace(tmp_path, fixture, stack)
+    env = {
+        "STACK": stack,
+        "APPROVED": approved,
+        "HEAD_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "COMMIT": "0123456789abcdef0123456789abcdef01234567",
+        "PYTHONPATH": str(tmp_path / "base"),
+    }
     ran = _bash(report["run"], env, tmp_path)
     assert ran.returncode == 0, ran.stderr
     comment = (tmp_path / "build" / f"comment-{stack}.md").read_text(encoding="utf-8")
     assert comment.startswith(f"<!-- dbplatform-preview:{stack} -->")
+    assert "commit `0123456789ab`" in comment and "https://github.example/run/1" in comment
+    if workflow == "preview.yml":
+        assert "[Pulumi Cloud](https://app.pulumi.com/acme/dbplatform/prod/previews/abc)" in comment
+        assert "<summary>Offline guardrails</summary>" in comment
     assert (tmp_path / "build" / f"report-full-{stack}.md").exists()
 
-    gate_env = dict(env, REPORT_RC=_outputs(tmp_path)["rc"])
-    gate_env.update(PREVIEW_OUTCOME="success", OFFLINE_OUTCOME="success", DIFF_RC="")
+    gate_env = dict(env, REPORT_RC=_outputs(tmp_path)["rc"], PREVIEW_OUTCOME="success")
     result = _bash(gate["run"], gate_env, tmp_path)
     assert (result.returncode == 0) is passes, result.stdout + result.stderr
     if not passes:
@@ -302,46 +339,106 @@ def test_destructive_gate_fails_unless_approved(
 
 
 @pytest.mark.parametrize(
-    ("diff_rc", "approved", "preview", "passes"),
+    ("guardrails_rc", "diff_rc", "approved", "passes"),
     [
-        ("3", "false", "success", False),
-        ("3", "true", "success", True),
-        ("0", "false", "failure", False),
-        ("1", "false", "success", False),
+        ("0", "0", "false", True),
+        ("0", "3", "false", False),
+        ("0", "3", "true", True),
+        ("1", "0", "true", False),
+        ("0", "1", "false", False),
     ],
 )
-def test_preview_gate_also_covers_offline_diff_and_failed_preview(
-    tmp_path: Path, diff_rc: str, approved: str, preview: str, passes: bool
+def test_offline_gate_covers_guardrails_and_the_infra_diff(
+    tmp_path: Path, guardrails_rc: str, diff_rc: str, approved: str, passes: bool
 ) -> None:
-    gate = step(jobs("preview.yml")["preview"], "gate")
+    gate = step(jobs("preview.yml")["checks"], "gate")
     assert gate["env"]["DIFF_RC"] == "${{ steps.offline.outputs.diff_rc }}"
     env = {
         "STACK": "prod",
         "APPROVED": approved,
-        "REPORT_RC": "0",
+        "GUARDRAILS_RC": guardrails_rc,
         "DIFF_RC": diff_rc,
-        "PREVIEW_OUTCOME": preview,
-        "OFFLINE_OUTCOME": "success",
     }
     result = _bash(gate["run"], env, tmp_path)
     assert (result.returncode == 0) is passes, result.stdout
 
 
-# A stand-in for the GitHub CLI: answers each API path with a canned value and logs the calls.
+def test_the_applied_plan_must_be_the_reviewed_one(tmp_path: Path) -> None:
+    check = step(jobs("deploy.yml")["apply-prod"], "report")
+    (tmp_path / "build").mkdir()
+    plan = tmp_path / "build" / "plan-prod.json"
+    plan.write_text('{"resourcePlans": {}}', encoding="utf-8")
+    (tmp_path / "build" / "report-full-prod.md").write_text("report", encoding="utf-8")
+    digest = subprocess.run(
+        ["sha256sum", str(plan)], capture_output=True, text=True, check=True
+    ).stdout.split()[0]
+    env = {"STACK": "prod", "PLAN_SHA256": digest, "PLAN_RC": "0"}
+    assert _bash(check["run"], env, tmp_path).returncode == 0
+    plan.write_text('{"resourcePlans": {"tampered": {}}}', encoding="utf-8")
+    assert _bash(check["run"], env, tmp_path).returncode != 0
+
+
+# --- approvals, against a stand-in GitHub API ----------------------------------------------
+
+# A stand-in for the GitHub CLI: answers each API path with canned JSON, applies the caller's
+# --jq filter with jq (as `gh api --jq` does), logs the calls, and can fail a DELETE.
 _FAKE_GH = """#!/usr/bin/env bash
 echo "$*" >> "$GH_LOG"
-case "$*" in
-  *"-X DELETE"*) ;;
-  *"/commits/"*"/pulls"*) echo "$FAKE_PR" ;;
-  *"/events"*) echo "$FAKE_LABELER" ;;
-  *"/permission"*) echo "$FAKE_PERMISSION" ;;
-  *"/issues/"*) echo "$FAKE_LABELLED" ;;
+method=GET; filter=.; path=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    api | --paginate) ;;
+    -X) method=$2; shift ;;
+    --jq) filter=$2; shift ;;
+    *) path=$1 ;;
+  esac
+  shift
+done
+if [ "$method" = DELETE ]; then exit "${FAKE_DELETE_RC:-0}"; fi
+case "$path" in
+  */commits/*/pulls) body=$FAKE_PULLS ;;
+  */events) body=$FAKE_EVENTS ;;
+  */permission) body=$FAKE_PERMISSION ;;
+  */actions/workflows/*) body=$FAKE_RUNS ;;
+  */issues/*) body=$FAKE_ISSUE ;;
+  *) echo "unexpected path $path" >&2; exit 1 ;;
 esac
+printf '%s' "$body" | jq -r "$filter"
 """
+HEAD = "1111111111111111111111111111111111111111"
+OLD_HEAD = "2222222222222222222222222222222222222222"
+MERGE = "3333333333333333333333333333333333333333"
 
 
-def _approval(tmp_path: Path, workflow: str, env: dict[str, str]) -> tuple[str, str]:
-    """Run a workflow's approval step with the fake `gh`; return (approved, gh calls)."""
+def _events(labeller: str) -> str:
+    return json.dumps(
+        [
+            {"event": "labeled", "label": {"name": "other"}, "actor": {"login": "mallory"}},
+            {
+                "event": "labeled",
+                "label": {"name": "allow-destructive"},
+                "actor": {"login": labeller},
+            },
+        ]
+    )
+
+
+def _permission(role: str) -> str:
+    # The legacy `permission` field maps maintain to write; role_name tells them apart.
+    legacy = {"maintain": "write", "triage": "read"}.get(role, role)
+    return json.dumps({"permission": legacy, "role_name": role})
+
+
+def _runs(*runs: tuple[str, str]) -> str:
+    return json.dumps(
+        {"workflow_runs": [{"id": i, "head_sha": sha, "triggering_actor": {"login": who}}
+                           for i, (sha, who) in enumerate(runs)]}
+    )  # fmt: skip
+
+
+def _run_approval(
+    tmp_path: Path, workflow: str, env: dict[str, str]
+) -> tuple[subprocess.CompletedProcess[str], str]:
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
     gh = fake_bin / "gh"
@@ -350,63 +447,137 @@ def _approval(tmp_path: Path, workflow: str, env: dict[str, str]) -> tuple[str, 
     log = tmp_path / "gh.log"
     log.touch()
     script = step(jobs(workflow)["approval"], "check")["run"]
-    full_env = dict(env, GH_LOG=str(log), REPO="acme/dbplatform", PR="7", SHA="abc123")
+    full_env = {
+        "GH_LOG": str(log),
+        "REPO": "acme/dbplatform",
+        "PR": "7",
+        "FAKE_EVENTS": _events("alice"),
+        "FAKE_PERMISSION": _permission("admin"),
+        "FAKE_RUNS": _runs(),
+        **env,
+    }
     full_env["PATH"] = os.pathsep.join((str(fake_bin), str(BIN), os.environ["PATH"]))
-    result = _bash(script, full_env, tmp_path)
+    return _bash(script, full_env, tmp_path), log.read_text(encoding="utf-8")
+
+
+def _approved(tmp_path: Path, workflow: str, env: dict[str, str]) -> tuple[str, str]:
+    result, calls = _run_approval(tmp_path, workflow, env)
     assert result.returncode == 0, result.stdout + result.stderr
-    return _outputs(tmp_path)["approved"], log.read_text(encoding="utf-8")
+    return _outputs(tmp_path)["approved"], calls
 
 
 @pytest.mark.parametrize(
-    ("action", "permission", "approved"),
-    [("labeled", "admin", "true"), ("labeled", "maintain", "true"), ("labeled", "write", "false")],
+    ("case", "env", "approved"),
+    [
+        ("owner labels the head", {"ACTION": "labeled", "SENDER": "alice"}, "true"),
+        (
+            "maintainer labels the head",
+            {"ACTION": "labeled", "SENDER": "alice", "FAKE_PERMISSION": _permission("maintain")},
+            "true",
+        ),
+        (
+            "writer labels",
+            {"ACTION": "labeled", "SENDER": "alice", "FAKE_PERMISSION": _permission("write")},
+            "false",
+        ),
+        # closed, pushed, reopened: the label was applied on an older head
+        (
+            "reopened after a push",
+            {"ACTION": "reopened", "FAKE_RUNS": _runs((OLD_HEAD, "alice"))},
+            "false",
+        ),
+        (
+            "someone else ran the head",
+            {"ACTION": "reopened", "FAKE_RUNS": _runs((HEAD, "mallory"))},
+            "false",
+        ),
+        (
+            "labeller previewed the head",
+            {"ACTION": "unlabeled", "FAKE_RUNS": _runs((HEAD, "alice"))},
+            "true",
+        ),
+        ("label event by another sender", {"ACTION": "labeled", "SENDER": "mallory"}, "false"),
+    ],
 )
-def test_preview_approval_counts_only_an_owner_label(
-    tmp_path: Path, action: str, permission: str, approved: str
+def test_preview_approval_is_an_owner_label_on_the_head_commit(
+    tmp_path: Path, case: str, env: dict[str, str], approved: str
 ) -> None:
-    env = {
-        "HAS_LABEL": "true",
-        "ACTION": action,
-        "FAKE_LABELER": "alice",
-        "FAKE_PERMISSION": permission,
-    }
-    got, calls = _approval(tmp_path, "preview.yml", env)
-    assert got == approved
+    full = {"HAS_LABEL": "true", "HEAD_SHA": HEAD, "EVENT_LABEL": "allow-destructive", **env}
+    full.setdefault("SENDER", "alice")
+    got, calls = _approved(tmp_path, "preview.yml", full)
+    assert got == approved, case
     assert "repos/acme/dbplatform/collaborators/alice/permission" in calls
 
 
 def test_preview_approval_is_withdrawn_by_new_commits(tmp_path: Path) -> None:
-    env = {"HAS_LABEL": "true", "ACTION": "synchronize", "FAKE_PERMISSION": "admin"}
-    got, calls = _approval(tmp_path, "preview.yml", env)
+    env = {"HAS_LABEL": "true", "ACTION": "synchronize", "HEAD_SHA": HEAD}
+    got, calls = _approved(tmp_path, "preview.yml", env)
     assert got == "false"
     assert "-X DELETE repos/acme/dbplatform/issues/7/labels/allow-destructive" in calls
 
 
+def test_a_failed_label_removal_fails_the_job(tmp_path: Path) -> None:
+    env = {"HAS_LABEL": "true", "ACTION": "synchronize", "HEAD_SHA": HEAD, "FAKE_DELETE_RC": "1"}
+    result, _ = _run_approval(tmp_path, "preview.yml", env)
+    assert result.returncode == 1
+    assert "::error title=Stale approval not removed::" in result.stdout
+
+
+def _pulls(merge: str = MERGE, base: str = "main", head: str = HEAD) -> str:
+    return json.dumps(
+        [
+            # a still-open pull request that contains the commit too: never the one approved
+            {"number": 5, "merged_at": None, "merge_commit_sha": MERGE, "base": {"ref": "main"},
+             "head": {"sha": OLD_HEAD}},
+            {"number": 41, "merged_at": "2026-12-01T10:00:00Z", "merge_commit_sha": merge,
+             "base": {"ref": base}, "head": {"sha": head}},
+        ]
+    )  # fmt: skip
+
+
 @pytest.mark.parametrize(
-    "case",
+    ("case", "env", "approved"),
     [
-        # event, label on the merged PR, dispatch input, permission of who applied/ran it, approved
-        ("push", "true", "", "maintain", "true"),
-        ("push", "true", "", "write", "false"),
-        ("push", "false", "", "admin", "false"),
-        ("workflow_dispatch", "", "true", "admin", "true"),
-        ("workflow_dispatch", "", "true", "write", "false"),
-        ("workflow_dispatch", "", "false", "admin", "false"),
+        ("owner approved the merged head", {}, "true"),
+        ("maintainer", {"FAKE_PERMISSION": _permission("maintain")}, "true"),
+        ("writer", {"FAKE_PERMISSION": _permission("write")}, "false"),
+        ("label removed", {"FAKE_ISSUE": json.dumps({"labels": []})}, "false"),
+        ("label applied on an older head", {"FAKE_RUNS": _runs((OLD_HEAD, "alice"))}, "false"),
+        ("another merge commit", {"FAKE_PULLS": _pulls(merge=OLD_HEAD)}, "false"),
+        ("merged into another branch", {"FAKE_PULLS": _pulls(base="release")}, "false"),
+        ("dispatch by an owner", {"EVENT": "workflow_dispatch", "DISPATCH_ALLOW": "true"}, "true"),
+        (
+            "dispatch by a writer",
+            {
+                "EVENT": "workflow_dispatch",
+                "DISPATCH_ALLOW": "true",
+                "FAKE_PERMISSION": _permission("write"),
+            },
+            "false",
+        ),
+        (
+            "dispatch without the input",
+            {"EVENT": "workflow_dispatch", "DISPATCH_ALLOW": "false"},
+            "false",
+        ),
     ],
 )
-def test_deploy_approval_needs_an_owner(tmp_path: Path, case: tuple[str, ...]) -> None:
-    event, labelled, dispatch_allow, permission, approved = case
-    env = {
-        "EVENT": event,
-        "ACTOR": "carol",
-        "DISPATCH_ALLOW": dispatch_allow,
-        "FAKE_PR": "41",
-        "FAKE_LABELER": "alice",
-        "FAKE_LABELLED": labelled,
-        "FAKE_PERMISSION": permission,
+def test_deploy_approval_is_bound_to_the_merged_head_and_base(
+    tmp_path: Path, case: str, env: dict[str, str], approved: str
+) -> None:
+    full = {
+        "EVENT": "push",
+        "ACTOR": "alice",
+        "SHA": MERGE,
+        "BASE_REF": "main",
+        "DISPATCH_ALLOW": "",
+        "FAKE_PULLS": _pulls(),
+        "FAKE_ISSUE": json.dumps({"labels": [{"name": "allow-destructive"}]}),
+        "FAKE_RUNS": _runs((HEAD, "alice")),
+        **env,
     }
-    got, _ = _approval(tmp_path, "deploy.yml", env)
-    assert got == approved
+    got, _ = _approved(tmp_path, "deploy.yml", full)
+    assert got == approved, case
 
 
 # --- drills and the Makefile ---------------------------------------------------------------
@@ -432,28 +603,73 @@ def test_drills_run_on_their_schedules_upload_reports_and_alert() -> None:
     assert alert["if"] == "failure()" and set(alert["needs"]) == set(commands)
 
 
-def _makefile_targets() -> set[str]:
-    makefile = ROOT / "Makefile"
-    if not makefile.exists():
-        pytest.fail(f"{makefile} is missing: the workflows run `make` targets defined there")
-    targets = set()
-    for line in makefile.read_text(encoding="utf-8").splitlines():
-        match = re.match(r"^([A-Za-z0-9_.-]+)\s*:(?!=)", line)
-        if match and not match.group(1).startswith("."):
-            targets.add(match.group(1))
-    return targets
+def test_jobs_install_only_the_hash_pinned_runtime() -> None:
+    """No `make setup`, no requirements-dev.txt (moto, Flask, test tooling) in any CI job."""
+    installs = []
+    for name in NAMES:
+        for line in command_lines(name):
+            assert "make setup" not in line and "requirements-dev" not in line, (name, line)
+            if "pip install" in line:
+                installs.append(line)
+                assert "--require-hashes -r" in line and "requirements-deploy.txt" in line, line
+    assert len(installs) >= 6
 
 
-def test_make_targets_used_by_workflows_exist() -> None:
-    used = {
-        target
-        for name in NAMES
-        for script in run_scripts(name)
-        for target in re.findall(r"(?:^|[\s;&|(])make\s+([A-Za-z0-9_.-]+)", script)
-    }
-    assert used, "the workflows set the project up with `make setup`"
-    missing = used - _makefile_targets()
-    assert not missing, f"workflows run make targets the Makefile lacks: {sorted(missing)}"
+def test_the_runtime_lock_pins_every_runtime_requirement_with_a_hash() -> None:
+    lock = {}
+    for line in (ROOT / "requirements-deploy.txt").read_text(encoding="utf-8").splitlines():
+        if not line or line.startswith("#"):
+            continue
+        pin, *hashes = line.split()
+        name, version = pin.split("==")
+        assert hashes and all(re.fullmatch(r"--hash=sha256:[0-9a-f]{64}", h) for h in hashes), line
+        lock[name] = version
+    wanted = {}
+    for path in (ROOT / "requirements.txt", ROOT / "policy" / "requirements.txt"):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            match = re.match(r"^([A-Za-z0-9_.\-\[\]]+)==(\S+)", line)
+            if match:
+                name = re.sub(r"\[.*\]", "", match.group(1))
+                wanted[re.sub(r"[-_.]+", "-", name).lower()] = match.group(2)
+    for name, version in wanted.items():
+        assert lock.get(name) == version, f"{name}=={version} is not locked (devtools/lock_deploy)"
+    assert not {"moto", "pytest", "hypothesis", "flask"} & lock.keys()
+
+
+def test_jobs_that_run_the_branchs_code_hold_no_credential() -> None:
+    """Security review C-1: only a job behind an environment runs PR code with credentials."""
+    for job_id, job in jobs("preview.yml").items():
+        text = yaml.safe_dump(job)
+        holds = "secrets." in text or job.get("permissions", {}).get("id-token") == "write"
+        writes = any(v == "write" for v in job.get("permissions", {}).values())
+        checks_out_head = job_id == "synth" or any(
+            s.get("with", {}).get("ref") == "${{ github.event.pull_request.head.sha }}"
+            for s in steps_using(job, "actions/checkout")
+        )
+        if checks_out_head:
+            assert not writes or job_id == "cloud-preview", job_id
+        if holds:
+            assert str(job.get("environment", "")).startswith("preview-"), job_id
+        if writes and not holds:  # the comment and approval jobs run no checked-out code
+            assert not steps_using(job, "actions/checkout"), job_id
+    checks = jobs("preview.yml")["checks"]
+    (checkout,) = steps_using(checks, "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+
+
+def test_no_workflow_finding_from_zizmor_offline() -> None:
+    zizmor = shutil.which("zizmor", path=str(BIN))
+    if not zizmor:
+        pytest.fail("zizmor is not installed: run `make setup` (requirements-dev.txt)")
+    proc = subprocess.run(
+        [zizmor, "--offline", "--no-progress", "--format", "plain", str(WORKFLOWS)],
+        capture_output=True,
+        text=True,
+        env=offline_env(),
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "No findings" in proc.stdout + proc.stderr
 
 
 @pytest.mark.parametrize("name", ["preview.yml", "deploy.yml"])
