@@ -16,8 +16,8 @@ service model, so a typo or a renamed operation fails the build.
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -690,13 +690,20 @@ def render(policy: dict[str, object]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = list(sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        prog="python -m devtools.iam_policies",
+        description="Write ci/iam/*.json from the program's synth manifests (tests/golden).",
+    )
+    parser.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a committed file differs"
+    )
+    check = parser.parse_args(argv).check
     manifests = sorted((ROOT / "tests" / "golden").glob("*.json"))
     stale = []
     for name, policy in policies(manifests).items():
         path = OUT / name
         text = render(policy)
-        if "--check" in args:
+        if check:
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 stale.append(name)
         else:
