@@ -686,3 +686,36 @@ def test_the_policy_pack_runs_at_the_stacks_tier_levels(name: str) -> None:
         assert tier_step < min(with_pack), (name, job_name)
         assert "load_stack('$STACK').tier" in runs[tier_step]
         assert "policy/non-production.json" in runs[tier_step]
+
+
+def test_offline_checks_run_the_base_tooling_on_the_branch_manifest(tmp_path: Path) -> None:
+    """The `checks` job end to end: base checkout + the branch's manifest (data) -> guardrails,
+    infra diff, the offline comment, and a gate that refuses an unapproved stateful delete."""
+    job = jobs("preview.yml")["checks"]
+    for entry in ROOT.iterdir():  # the base checkout, without a build/ of its own
+        if entry.name not in ("build", ".git"):
+            (tmp_path / entry.name).symlink_to(entry)
+    (tmp_path / "build").mkdir()
+    head = json.loads((ROOT / "tests" / "golden" / "prod.json").read_text(encoding="utf-8"))
+    primary = next(r for r in head["resources"] if r["type"] == "aws:rds/instance:Instance")
+    head["resources"] = [r for r in head["resources"] if r is not primary]
+    (tmp_path / "build" / "synth-head-prod.json").write_text(json.dumps(head), encoding="utf-8")
+    env = {
+        "STACK": "prod",
+        "APPROVED": "false",
+        "HEAD_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "PYTHONPATH": str(tmp_path),
+    }
+    offline = _bash(step(job, "offline")["run"], env, tmp_path)
+    assert offline.returncode == 0, offline.stderr
+    outputs = _outputs(tmp_path)
+    assert outputs["diff_rc"] == "3" and outputs["guardrails_rc"] == "0"
+    comment_step = next(s for s in job["steps"] if s.get("name") == "Offline comment")
+    made = _bash(comment_step["run"], env, tmp_path)
+    assert made.returncode == 0, made.stderr
+    comment = (tmp_path / "build" / "comment-prod.md").read_text(encoding="utf-8")
+    assert comment.startswith("<!-- dbplatform-preview:prod -->")
+    assert "commit `0123456789ab`" in comment and primary["name"] in comment
+    assert "<summary>Offline guardrails</summary>" in comment
+    gate = _bash(step(job, "gate")["run"], dict(env, GUARDRAILS_RC="0", DIFF_RC="3"), tmp_path)
+    assert gate.returncode == 1 and "allow-destructive" in gate.stdout
