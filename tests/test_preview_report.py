@@ -565,3 +565,37 @@ def test_an_unreadable_offline_report_exits_2(capsys: pytest.CaptureFixture[str]
     code, _, err = run(capsys, fixture("update"), "--guardrails", "/nonexistent/g.txt")
     assert code == 2
     assert "cannot read --guardrails /nonexistent/g.txt" in err
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    before=st.fixed_dictionaries(
+        {"protect": st.booleans(), "retainOnDelete": st.booleans(), "dp": st.booleans()}
+    ),
+    after=st.fixed_dictionaries(
+        {"protect": st.booleans(), "retainOnDelete": st.booleans(), "dp": st.booleans()}
+    ),
+)
+def test_a_protection_is_weakened_exactly_when_it_was_on_and_is_now_off(
+    before: dict[str, bool], after: dict[str, bool]
+) -> None:
+    def state(s: dict[str, bool]) -> dict[str, Any]:
+        return {
+            "protect": s["protect"],
+            "retainOnDelete": s["retainOnDelete"],
+            "inputs": {"deletionProtection": s["dp"]},
+        }
+
+    preview = parse_preview({"steps": [_update(_PRIMARY, state(before), state(after))]}, "gen")
+    kinds = {w.kind for w in preview.weakened}
+    expected = {
+        kind
+        for kind, key in (
+            ("protect", "protect"),
+            ("retainOnDelete", "retainOnDelete"),
+            ("deletionProtection", "dp"),
+        )
+        if before[key] and not after[key]
+    }
+    assert kinds == expected
+    assert (render(preview, allow_destructive=False).markdown.count("⛔") > 0) is bool(expected)

@@ -161,3 +161,20 @@ def test_the_operations_redact_with_the_same_rule() -> None:
     shown = json.dumps(redact_params(params))
     assert "op-pw-123456" not in shown and "op-url-pw-9" not in shown
     assert "prod-primary" in shown
+
+
+def test_ci_artifacts_mask_account_ids_and_hide_credentials(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import io
+
+    from dbplatform.manifest.redact import main, mask_accounts
+
+    assert mask_accounts(
+        "arn:aws:iam::123456789012:role/x arn:aws:rds:us-east-1:210987654321:db:p"
+    ) == ("arn:aws:iam::************:role/x arn:aws:rds:us-east-1:************:db:p")
+    monkeypatch.setattr("sys.stdin", io.StringIO("restored arn:aws:rds:us-east-1:123456789012:db:p "
+                                                 "via postgres://u:drill-pw-1@h/db\n"))  # fmt: skip
+    assert main() == 0
+    out = capsys.readouterr().out
+    assert "123456789012" not in out and "drill-pw-1" not in out and "db:p" in out
