@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 import re
 import sys
@@ -86,6 +87,7 @@ _BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{12,}={0,2}(?![
 _MIN_SECRET_LEN = 4
 
 
+@functools.lru_cache(maxsize=4096)
 def is_credential_name(name: str) -> bool:
     """True when a value under this property name may be a credential."""
     return bool(_CREDENTIAL_NAME.search(name)) and not _CLASSIFIER_NAME.search(name)
@@ -186,15 +188,21 @@ def encoded_forms(secret: str) -> set[str]:
 
 def scrub(text: str, secrets: Iterable[str]) -> str:
     """`text` with known secrets (in any encoded form) and credential shapes replaced."""
+    for form in _forms(frozenset(secrets)):
+        if form in text:
+            text = text.replace(form, REDACTED)
+    return redact_text(text)
+
+
+@functools.lru_cache(maxsize=16)
+def _forms(secrets: frozenset[str]) -> tuple[str, ...]:
+    # Computed once per set of secrets: a report scrubs thousands of values with the same set.
     forms: set[str] = set()
     for secret in secrets:
         if len(secret) >= _MIN_SECRET_LEN and secret != REDACTED:
             forms |= encoded_forms(secret)
     # Longest first so a secret containing another is replaced whole.
-    for form in sorted(forms, key=lambda s: (-len(s), s)):
-        if form in text:
-            text = text.replace(form, REDACTED)
-    return redact_text(text)
+    return tuple(sorted(forms, key=lambda s: (-len(s), s)))
 
 
 # An account id inside an ARN (or an STS assumed-role ARN naming a principal): recon data for
