@@ -22,7 +22,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml
 postgres:
 	@if command -v initdb >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; \
 	then echo "postgres: server binaries present"; \
-	else apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; fi
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	elif command -v sudo >/dev/null && command -v apt-get >/dev/null; then \
+	  sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	else echo "postgres: the data tests need PostgreSQL's server binaries (initdb, postgres):" \
+	  "install your system's postgresql server package, then re-run make setup" >&2; exit 1; fi
 
 # The suite runs on both cores; tests that share a moto server get their own per worker.
 test: setup

@@ -108,7 +108,7 @@ def resolve(name: str) -> Command | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
-    if not args or args[0] in ("-h", "--help", "help"):
+    if not args or (args[0] in ("-h", "--help", "help") and len(args) == 1):
         sys.stdout.write(usage())
         return 0 if args else USAGE
     head, rest = args[0], args[1:]
@@ -119,11 +119,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from dbplatform.completion import main as completion
 
         return completion(rest)
+    if head == "help" or (head in ("-h", "--help") and rest):
+        head, rest = rest[0], [*rest[1:], "--help"]
     command = resolve(head)
     if command is None:
         close = difflib.get_close_matches(head, [c.name for c in COMMANDS], n=3, cutoff=0.6)
         hint = f" (did you mean {', '.join(close)}?)" if close else ""
         print(f"{PROG}: unknown command {head!r}{hint}; see `{PROG} --help`", file=sys.stderr)
+        return USAGE
+    from infra.config import ProjectError, project_dir
+
+    try:  # the one folder every command reads its stack files from, checked once
+        project_dir()
+    except ProjectError as exc:
+        print(f"error: {exc}", file=sys.stderr)
         return USAGE
     return command_main(command)(rest)
 

@@ -45,6 +45,15 @@ class ConfigError(Exception):
         )
 
 
+class ProjectError(ConfigError):
+    """The project folder itself cannot be used (another checkout, no Pulumi.yaml): exit 2."""
+
+    def __init__(self, problem: str) -> None:
+        self.stack = ""
+        self.problems = [problem]
+        Exception.__init__(self, problem)
+
+
 def doc(text: str) -> Any:
     """Field metadata: the one-line description of a config field."""
     return field(metadata={"doc": text})
@@ -453,9 +462,14 @@ def _merge(default: Any, override: Any) -> Any:
 
 
 def project_dir(cwd: Path | None = None) -> Path:
-    """Where the commands read Pulumi.yaml and the stack files: $DBPLATFORM_PROJECT_DIR; else
-    the nearest folder at or above the working directory whose Pulumi.yaml is this project's (a
-    second checkout, a CI workspace); else the checkout this code was installed from."""
+    """Where the commands read Pulumi.yaml and the stack files: $DBPLATFORM_PROJECT_DIR (a
+    deliberate choice: this code with another folder's stack files, as CI jobs and tests do);
+    else the checkout this code was installed from.
+
+    Run from inside ANOTHER checkout of this project, the command would mix this checkout's
+    program with that one's stack files, and a base-branch synth would silently describe the
+    head's code: that is refused (ProjectError, exit 2) with the command to run instead.
+    """
     import os
 
     override = os.environ.get(PROJECT_DIR_ENV)
@@ -464,13 +478,28 @@ def project_dir(cwd: Path | None = None) -> Path:
     here = (cwd or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         marker = folder / "Pulumi.yaml"
-        if marker.is_file() and (folder / "infra").is_dir():
-            try:
-                head = marker.read_text(encoding="utf-8")[:4096]
-            except (OSError, UnicodeDecodeError):
-                continue
-            if re.search(rf"^name:\s*{PROJECT}\s*$", head, re.MULTILINE):
-                return folder
+        if not (marker.is_file() and (folder / "infra").is_dir()):
+            continue
+        try:
+            head = marker.read_text(encoding="utf-8")[:4096]
+        except (OSError, UnicodeDecodeError):
+            continue
+        if not re.search(rf"^name:\s*{PROJECT}\s*$", head, re.MULTILINE):
+            continue
+        if folder != ROOT:
+            raise ProjectError(
+                f"this dbplatform runs the code of {ROOT}, but the working directory is in "
+                f"another checkout, {folder}: run {folder}/.venv/bin/dbplatform (after "
+                f"`make setup` there), or set {PROJECT_DIR_ENV}={folder} to use this code "
+                "with that checkout's stack files on purpose"
+            )
+        break
+    if not (ROOT / "Pulumi.yaml").is_file():
+        raise ProjectError(
+            f"no Pulumi.yaml beside the installed code ({ROOT}): dbplatform runs from its "
+            f"checkout (`make setup` installs it editable); set {PROJECT_DIR_ENV} to the "
+            "folder holding Pulumi.yaml and the stack files"
+        )
     return ROOT
 
 

@@ -37,17 +37,27 @@ def build_parser() -> argparse.ArgumentParser:
             "protection is weakened."
         ),
     )
-    p.add_argument("base", type=Path, metavar="BASE.json", help="manifest of the base branch")
-    p.add_argument("head", type=Path, metavar="HEAD.json", help="manifest of the PR head")
+    p.add_argument(
+        "base", type=Path, metavar="BASE.json", help="manifest of the base branch (- for stdin)"
+    )
+    p.add_argument(
+        "head", type=Path, metavar="HEAD.json", help="manifest of the PR head (- for stdin)"
+    )
     p.add_argument("--format", choices=("markdown", "json"), default="markdown")
     p.add_argument("--json", action="store_true", help="same as --format json")
-    p.add_argument("--out", type=Path, help="write the report to FILE instead of stdout")
+    p.add_argument("--out", type=Path, help="write the report to FILE (- or none: stdout)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if str(args.base) == str(args.head) == "-":
+        print(
+            "error: BASE.json and HEAD.json are both '-': only one can be standard input",
+            file=sys.stderr,
+        )
+        return ExitCode.USAGE
     try:
         base, head = load(args.base), load(args.head)
     except ManifestError as exc:
@@ -65,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = json.dumps(to_json(d), indent=2, sort_keys=True) + "\n"
     else:
         text = to_markdown(d)
-    if args.out is None:
+    if args.out is None or str(args.out) == "-":
         sys.stdout.write(text)
     else:
         try:

@@ -166,6 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     code = EXIT_REFUSED if refused else EXIT_OK
     output = _summary_json(preview, report, code) + "\n" if args.json else report.markdown
 
+    if args.out == "-":  # `--out -` is standard output, as without --out
+        args.out = None
     if args.out:
         try:
             Path(args.out).write_text(output, encoding="utf-8")

@@ -123,7 +123,7 @@ def _write(manifest: Manifest, args: argparse.Namespace) -> list[Path]:
     if args.out_dir is not None:
         return write_all(manifest, args.out_dir)
     text = render(manifest, args.format)
-    if args.out is None:
+    if args.out is None or str(args.out) == "-":  # `--out -` is standard output
         sys.stdout.write(text)
         return []
     args.out.parent.mkdir(parents=True, exist_ok=True)

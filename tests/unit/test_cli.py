@@ -96,13 +96,18 @@ def test_bash_completion_completes_commands_subcommands_and_flags() -> None:
     assert set(complete("dbplatform", "dr", "re")) == {"rebuild", "restore-points"}
     assert "--restore-time" in complete("dbplatform", "dr", "rebuild", "--stack", "prod", "--re")
     assert complete("dbplatform", "completion", "z") == ["zsh"]
+    # Values: choices, committed stacks, and aliases complete like their command.
+    assert complete("dbplatform", "synth", "--format", "m") == ["markdown", "mermaid"]
+    assert set(complete("dbplatform", "guardrails", "--stack", "")) == {"prod", "staging"}
+    assert complete("dbplatform", "restore_check", "--ti") == ["--timeout"]
 
 
 def test_completion_table_matches_the_parsers() -> None:
-    words = table()
+    words, values = table()
     assert set(words[""]) >= {c.name for c in COMMANDS}
     assert {"start", "status", "promote", "rollback", "finalize"} <= set(words["bluegreen"])
     assert "--max-lag" in words["bluegreen promote"]
+    assert values["synth|--out-dir"] == ["@files"]
     assert main(["completion", "fish"]) == 2
 
 
@@ -170,22 +175,39 @@ def test_the_policy_pack_is_self_contained(tmp_path: Path) -> None:
     assert name == "dbplatform-guardrails" and int(count) >= 20
 
 
-def test_the_project_is_found_from_the_working_directory(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+def test_another_checkout_is_refused_not_mixed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """Run from inside another checkout, the command would use this checkout's program with
+    that one's stack files (a base-branch synth describing the head's code): exit 2 instead."""
     from infra.config import ROOT as CHECKOUT
-    from infra.config import project_dir
+    from infra.config import ProjectError, project_dir
 
     monkeypatch.delenv("DBPLATFORM_PROJECT_DIR", raising=False)
     other = tmp_path / "other-checkout"
     (other / "infra").mkdir(parents=True)
     (other / "Pulumi.yaml").write_text("name: dbplatform\nruntime: python\n", encoding="utf-8")
     (other / "deep" / "er").mkdir(parents=True)
-    assert project_dir(other / "deep" / "er") == other
-    # Another Pulumi project is not ours: fall back to the installed checkout.
+    with pytest.raises(
+        ProjectError, match=r"another checkout.*other-checkout/\.venv/bin/dbplatform"
+    ):
+        project_dir(other / "deep" / "er")
+    monkeypatch.chdir(other / "deep")
+    assert main(["synth", "--stack", "prod"]) == 2
+    assert "another checkout" in capsys.readouterr().err
+    # Another Pulumi project is not ours, and the checkout itself is fine.
     foreign = tmp_path / "foreign"
     (foreign / "infra").mkdir(parents=True)
     (foreign / "Pulumi.yaml").write_text("name: billing\n", encoding="utf-8")
     assert project_dir(foreign) == CHECKOUT
-    monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(foreign))
-    assert project_dir(other) == foreign
+    assert project_dir(CHECKOUT / "docs") == CHECKOUT
+    # Saying so on purpose is allowed.
+    monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(other))
+    assert project_dir(other) == other
+
+
+def test_help_command_shows_the_commands_help(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as shown:
+        main(["help", "synth"])
+    assert shown.value.code == 0
+    assert "usage: dbplatform synth" in capsys.readouterr().out
