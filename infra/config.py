@@ -486,7 +486,7 @@ def project_dir(cwd: Path | None = None) -> Path:
             continue
         if not re.search(rf"^name:\s*{PROJECT}\s*$", head, re.MULTILINE):
             continue
-        if folder != ROOT:
+        if marker.resolve().parent != ROOT:  # a folder of links to this checkout is this one
             raise ProjectError(
                 f"this dbplatform runs the code of {ROOT}, but the working directory is in "
                 f"another checkout, {folder}: run {folder}/.venv/bin/dbplatform (after "
