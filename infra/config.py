@@ -9,13 +9,17 @@ the value and the rule, so an operator fixes a config in one pass.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import functools
 import ipaddress
 import json
+import math
 import re
 import types
 import typing
+import unicodedata
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,14 +27,76 @@ from typing import Any
 import yaml
 
 from infra.naming import PROJECT, STACK_NAME
-from policy import instance_classes, windows
+from policy import inputs, instance_classes, windows
 from policy.windows import cron_window
 
 ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR_ENV = "DBPLATFORM_PROJECT_DIR"
 # libyaml's safe loader when PyYAML has it: every command and synth reads these files first.
-_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+_BASE_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 NAMESPACE = PROJECT
+# Top-level keys of a stack settings file that Pulumi defines (pkg/workspace ProjectStack):
+# config, environment (Pulumi ESC imports) and the secrets provider's fields.
+STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
+# Namespaces whose keys the program or its providers read; any other is a typo or leftover.
+KNOWN_NAMESPACES = (NAMESPACE, "aws", "pulumi", "random")
+
+
+class _StrictLoader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+    """A safe loader that refuses what PyYAML silently accepts: a key written twice (the last
+    would win) and keys that are not non-empty strings (Pulumi config keys are strings)."""
+
+
+def _strict_mapping(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[str, int] = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # `<<: *anchor` merges are YAML's way to repeat keys on purpose
+        line = key_node.start_mark.line + 1
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key {key_node.value!r} must be a string (quote it)"
+                if isinstance(key_node, yaml.ScalarNode)
+                else f"a key must be a string, not a {key_node.id}",
+                key_node.start_mark,
+            )
+        if not key_node.value.strip():
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key is empty", key_node.start_mark
+            )
+        if key_node.value in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key '{key_node.value}' is also set on line "
+                f"{seen[key_node.value]}; YAML keeps only the last: remove one",
+                key_node.start_mark,
+            )
+        seen[key_node.value] = line
+    loader.flatten_mapping(node)
+    return dict(loader.construct_pairs(node, deep=True))
+
+
+_StrictLoader.add_constructor("tag:yaml.org,2002:map", _strict_mapping)
+
+
+def load_yaml(data: bytes, source: str, limit: int = inputs.MAX_STACK_FILE_BYTES) -> Any:
+    """A YAML file's bytes as data, or InputError with one line naming `source` and the rule."""
+    text = inputs.decode(data, source, limit)
+    try:
+        doc = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
+        raise inputs.InputError(f"{source} is not valid YAML{where}: {exc.problem}") from None
+    except yaml.YAMLError as exc:
+        raise inputs.InputError(f"{source} is not valid YAML: {exc}") from None
+    except RecursionError:
+        raise inputs.InputError(f"{source} nests deeper than {inputs.MAX_DEPTH} levels") from None
+    inputs.check_shape(doc, source)
+    return doc
 
 
 class ConfigError(Exception):
@@ -54,9 +120,30 @@ class ProjectError(ConfigError):
         Exception.__init__(self, problem)
 
 
-def doc(text: str) -> Any:
-    """Field metadata: the one-line description of a config field."""
-    return field(metadata={"doc": text})
+def doc(text: str, *, secret: bool = False) -> Any:
+    """Field metadata: the one-line description of a config field; `secret` when the field may
+    hold a `pulumi config set --secret` value."""
+    return field(metadata={"doc": text, "secret": secret})
+
+
+class Secret(str):
+    """A `secure:` value read from a stack file: its text is the mask, its ciphertext opaque.
+
+    Offline (synth, guardrails, the operations) nothing decrypts it: the manifest shows the
+    mask, and format rules that need the plaintext are left to the program, which Pulumi hands
+    the decrypted value. Under the engine a secret arrives as plain text and is checked in full.
+    """
+
+    MASK = "[secret]"
+    ciphertext: str
+
+    def __new__(cls, ciphertext: str) -> Secret:
+        obj = super().__new__(cls, cls.MASK)
+        obj.ciphertext = ciphertext
+        return obj
+
+    def __repr__(self) -> str:
+        return "Secret([secret])"
 
 
 def opt(text: str, default: Any) -> Any:
@@ -206,7 +293,7 @@ class SubscriptionConfig:
 
     severity: str = doc("critical | warning")
     protocol: str = doc("email | https")
-    endpoint: str = doc("address or https URL")
+    endpoint: str = doc("address or https URL; may be a secret (`secure:`)", secret=True)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -370,7 +457,12 @@ class _Problems:
 _MISSING = object()
 
 
-def _build(tp: Any, raw: Any, key: str, probs: _Problems) -> Any:
+def is_secure(raw: Any) -> bool:
+    """Whether `raw` is how a stack file stores a `pulumi config set --secret` value."""
+    return isinstance(raw, dict) and len(raw) == 1 and "secure" in raw
+
+
+def _build(tp: Any, raw: Any, key: str, probs: _Problems, *, secret_ok: bool = False) -> Any:
     """Convert `raw` to type `tp`; record a problem and return _MISSING when it does not fit."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
@@ -378,7 +470,23 @@ def _build(tp: Any, raw: Any, key: str, probs: _Problems) -> Any:
         if raw is None:
             return None
         (inner,) = [a for a in args if a is not type(None)]
-        return _build(inner, raw, key, probs)
+        return _build(inner, raw, key, probs, secret_ok=secret_ok)
+    if is_secure(raw):
+        if secret_ok and tp is str and isinstance(raw["secure"], str) and raw["secure"]:
+            return Secret(raw["secure"])
+        where = (
+            "only alarms.subscriptions[].endpoint may be a secret"
+            if tp is str or not dataclasses.is_dataclass(tp)
+            else "a whole mapping cannot be decrypted offline; make only its secret fields "
+            f"secret: pulumi config set --secret --path '{NAMESPACE}:{key}.<field>' VALUE"
+        )
+        probs.add(
+            key,
+            "secure:…",
+            f"is a secret (pulumi config set --secret), but {where}: it becomes part of names, "
+            "tags or decisions the offline commands must read in plaintext",
+        )
+        return _MISSING
     if dataclasses.is_dataclass(tp):
         if not isinstance(raw, dict):
             probs.add(key, raw, "must be a mapping of fields")
@@ -391,12 +499,13 @@ def _build(tp: Any, raw: Any, key: str, probs: _Problems) -> Any:
         items = [_build(args[0], v, f"{key}[{i}]", probs) for i, v in enumerate(raw)]
         return _MISSING if any(i is _MISSING for i in items) else tuple(items)
     if origin is dict:
-        if not isinstance(raw, dict) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in raw.items()
-        ):
+        if not isinstance(raw, dict):
             probs.add(key, raw, "must be a mapping of strings to strings")
             return _MISSING
-        return dict(raw)
+        bad = [k for k, v in raw.items() if not isinstance(k, str) or not isinstance(v, str)]
+        for k in bad:
+            probs.add(f"{key}.{k}", raw[k], "must be a string (quote it in YAML)")
+        return _MISSING if bad else dict(raw)
     if tp is bool:
         if not isinstance(raw, bool):
             probs.add(key, raw, "must be true or false")
@@ -411,7 +520,14 @@ def _build(tp: Any, raw: Any, key: str, probs: _Problems) -> Any:
         if isinstance(raw, bool) or not isinstance(raw, (int, float)):
             probs.add(key, raw, "must be a number")
             return _MISSING
-        return float(raw)
+        try:
+            value = float(raw)
+        except OverflowError:  # an integer beyond any float
+            value = math.inf
+        if not math.isfinite(value):
+            probs.add(key, str(raw), "must be a finite number (not NaN or infinity)")
+            return _MISSING
+        return value
     if tp is str:
         if not isinstance(raw, str):
             probs.add(key, raw, "must be a string (quote it in YAML)")
@@ -421,12 +537,12 @@ def _build(tp: Any, raw: Any, key: str, probs: _Problems) -> Any:
 
 
 def _build_dataclass(cls: Any, raw: dict[str, Any], key: str, probs: _Problems) -> Any:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     fields = {camel(f.name): f for f in dataclasses.fields(cls)}
-    for unknown in sorted(set(raw) - set(fields)):
+    for unknown in sorted((k for k in raw if k not in fields), key=str):
         probs.add(
-            f"{key}.{unknown}" if key else unknown,
-            raw[unknown],
+            f"{key}.{unknown}" if key else str(unknown),
+            "…" if is_secure(raw[unknown]) else raw[unknown],
             f"is not a known key (known: {', '.join(sorted(fields))})",
         )
     values: dict[str, Any] = {}
@@ -438,7 +554,9 @@ def _build_dataclass(cls: Any, raw: dict[str, Any], key: str, probs: _Problems) 
                 probs.add(sub, None, "is required")
                 broken = True
             continue
-        value = _build(hints[f.name], raw[yaml_name], sub, probs)
+        value = _build(
+            hints[f.name], raw[yaml_name], sub, probs, secret_ok=f.metadata.get("secret", False)
+        )
         if value is _MISSING:
             broken = True
         else:
@@ -446,9 +564,14 @@ def _build_dataclass(cls: Any, raw: dict[str, Any], key: str, probs: _Problems) 
     return _MISSING if broken else cls(**values)
 
 
+@functools.cache
+def _hints(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
 def _merge(default: Any, override: Any) -> Any:
     """Stack values over project defaults, mapping by mapping; lists and scalars replace."""
-    if isinstance(default, dict) and isinstance(override, dict):
+    if isinstance(default, dict) and isinstance(override, dict) and not is_secure(override):
         out = dict(default)
         for k, v in override.items():
             out[k] = _merge(default.get(k), v) if k in default else v
@@ -503,10 +626,19 @@ def project_dir(cwd: Path | None = None) -> Path:
     return ROOT
 
 
-def project_file(root: Path = ROOT) -> dict[str, Any]:
-    with open(root / "Pulumi.yaml", encoding="utf-8") as fh:
-        data = yaml.load(fh, Loader=_LOADER)  # noqa: S506 - a SafeLoader (C or Python)
+@functools.lru_cache(maxsize=8)
+def _project_file_cached(path: Path, mtime_ns: int) -> dict[str, Any]:
+    data = load_yaml(path.read_bytes(), path.name)
     return data if isinstance(data, dict) else {}
+
+
+def project_file(root: Path = ROOT) -> dict[str, Any]:
+    """Pulumi.yaml as data (read once per change of the file: every load reads its defaults)."""
+    path = root / "Pulumi.yaml"
+    try:
+        return copy.deepcopy(_project_file_cached(path, path.stat().st_mtime_ns))
+    except inputs.InputError as exc:
+        raise ConfigError("project", [str(exc)]) from None
 
 
 def project_defaults(root: Path = ROOT) -> dict[str, Any]:
@@ -547,26 +679,128 @@ def load_config(
 
 
 def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], Any]:
-    """The `dbplatform:` values and `aws:region` of `Pulumi.<stack>.yaml`, read as plain YAML."""
+    """The `dbplatform:` values and `aws:region` of `Pulumi.<stack>.yaml`.
+
+    Read as Pulumi reads it: keys are `namespace:name`, written once; `secure:` values stay
+    ciphertext (opaque `Secret`s); an `environment:` import is resolved through the Pulumi CLI
+    (`resolve_environment`) or refused, naming the keys it may set.
+    """
     path = root / f"Pulumi.{stack}.yaml"
     try:
-        with open(path, encoding="utf-8") as fh:
-            data = yaml.load(fh, Loader=_LOADER) or {}  # noqa: S506 - a SafeLoader
+        data = load_yaml(path.read_bytes(), path.name) or {}
     except FileNotFoundError:
         raise ConfigError(
             stack, [f"{path.name} not found in {root}: run from the repository root, or create it"]
         ) from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(stack, [f"{path.name} is not valid YAML: {exc}"]) from None
-    config = data.get("config") if isinstance(data, dict) else None
+    except OSError as exc:
+        raise ConfigError(stack, [f"{path.name}: cannot read it ({exc.strerror or exc})"]) from None
+    except inputs.InputError as exc:
+        raise ConfigError(stack, [str(exc)]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(stack, [f"{path.name} must be a mapping with a 'config:' key"])
+    problems = [
+        f"{path.name}: top-level key '{key}' is not a stack settings key "
+        f"(Pulumi knows: {', '.join(STACK_FILE_KEYS)})"
+        for key in data
+        if key not in STACK_FILE_KEYS
+    ]
+    config = data.get("config", {} if data.get("environment") else None)
     if not isinstance(config, dict):
-        raise ConfigError(stack, [f"{path.name} has no 'config:' mapping"])
-    values = {}
+        raise ConfigError(stack, [*problems, f"{path.name} has no 'config:' mapping"])
+    values: dict[str, Any] = {}
     for full_key, value in config.items():
-        ns, _, key = str(full_key).partition(":")
-        if ns == NAMESPACE:
+        ns, colon, key = str(full_key).partition(":")
+        if not colon or not ns or not key:
+            problems.append(
+                f"{path.name}: config key '{full_key}' must be 'namespace:name' (Pulumi's form), "
+                f"e.g. '{NAMESPACE}:{full_key}'"
+            )
+        elif ns not in KNOWN_NAMESPACES:
+            problems.append(
+                f"{path.name}: config key '{full_key}' is in a namespace nothing here reads "
+                f"(known: {', '.join(KNOWN_NAMESPACES)})"
+            )
+        elif ns == NAMESPACE:
             values[key] = value
-    return values, config.get("aws:region")
+    if problems:
+        raise ConfigError(stack, problems)
+    region = config.get("aws:region")
+    if data.get("environment"):
+        values, region = resolve_environment(stack, root, data["environment"], values, region)
+    return values, region
+
+
+def resolve_environment(
+    stack: str, root: Path, environment: Any, values: dict[str, Any], region: Any
+) -> tuple[dict[str, Any], Any]:
+    """The values of a stack file that imports Pulumi ESC environments, as Pulumi resolves them.
+
+    Only the Pulumi CLI can open an environment (it needs Pulumi Cloud), so its answer is the
+    truth: `pulumi config --json --open` prints the stack's config with the environments'
+    values merged in, secrets blinded. Without the CLI the file is refused, naming every key
+    that may come from the environment, rather than read with those keys silently defaulted.
+    """
+    import shutil
+    import subprocess
+
+    path = root / f"Pulumi.{stack}.yaml"
+    cli = shutil.which("pulumi")
+    if cli is None:
+        unset = [
+            f"{NAMESPACE}:{camel(f.name)}"
+            for f in dataclasses.fields(StackConfig)
+            if f.name not in ("stack", "region") and camel(f.name) not in values
+        ]
+        if region is None:
+            unset.insert(0, "aws:region")
+        raise ConfigError(
+            stack,
+            [
+                f"{path.name} imports Pulumi ESC environment(s) {quote(environment)} and the "
+                "pulumi CLI is not on PATH to open them; these keys may come from them: "
+                f"{', '.join(unset)}. Install the Pulumi CLI and log in, or set them in "
+                f"{path.name}"
+            ],
+        )
+    try:
+        out = subprocess.run(  # noqa: S603 - fixed arguments, the user's own CLI
+            [cli, "config", "--json", "--open", "--stack", stack, "--cwd", str(root)],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=120,
+        ).stdout
+        resolved = inputs.loads_json(out, "pulumi config --json")
+    except subprocess.CalledProcessError as exc:
+        raise ConfigError(
+            stack,
+            [
+                f"{path.name} imports environment(s) {quote(environment)}; "
+                f"`pulumi config --json --open` failed: {exc.stderr.strip()[-500:]}"
+            ],
+        ) from None
+    except (OSError, subprocess.TimeoutExpired, inputs.InputError) as exc:
+        raise ConfigError(
+            stack, [f"{path.name}: cannot resolve its environment(s): {exc}"]
+        ) from None
+    if not isinstance(resolved, dict):
+        raise ConfigError(stack, [f"{path.name}: `pulumi config --json` printed no object"])
+    out_values: dict[str, Any] = {}
+    for full_key, entry in resolved.items():
+        ns, _, key = str(full_key).partition(":")
+        if not isinstance(entry, dict):
+            continue
+        if entry.get("secret"):
+            value: Any = {"secure": "(from the Pulumi CLI, not shown)"}
+        elif "objectValue" in entry:
+            value = entry["objectValue"]
+        else:
+            value = entry.get("value")
+        if full_key == "aws:region":
+            region = value
+        elif ns == NAMESPACE:
+            out_values[key] = value
+    return out_values, region
 
 
 def load_stack(stack: str, root: Path = ROOT) -> StackConfig:
@@ -596,7 +830,35 @@ _VERSION = re.compile(r"^\d+(\.\d+)?$")
 _REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-(gov-)?[a-z]+-\d$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _PG_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
+# RDS CreateDBInstance MasterUsername (botocore rds service-2.json): "1 to 16 letters, numbers,
+# or underscores; first a letter; can't be a reserved word for the chosen database engine".
+_MASTER_USER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
+# Roles RDS for PostgreSQL creates itself (USER_PostgreSQL roles docs), and `postgres`/`public`.
 _RESERVED_USERS = {"rdsadmin", "rdsrepladmin", "rds_superuser", "public", "postgres"}
+# PostgreSQL's RESERVED_KEYWORD entries (src/include/parser/kwlist.h, PostgreSQL 13-17; the
+# "reserved" rows of the docs' Appendix C "SQL Key Words"): RDS refuses them as the master
+# user name and as the initial database name.
+PG_RESERVED_WORDS = frozenset(
+    """all analyse analyze and any array as asc asymmetric both case cast check collate column
+    constraint create current_catalog current_date current_role current_time current_timestamp
+    current_user default deferrable desc distinct do else end except false fetch for foreign
+    from grant group having in initially intersect into lateral leading limit localtime
+    localtimestamp not null offset on only or order placing primary references returning
+    select session_user some symmetric system_user table then to trailing true union unique
+    user using variadic when where window with""".split()
+)
+# AWS tag rules (botocore rds service-2.json `Tag`; "Tagging AWS resources", AWS General
+# Reference): at most 50 tags per resource, keys 1-128 and values 0-256 Unicode characters of
+# letters, digits, white space and _ . : / = + - @; the aws: (and for RDS rds:) prefix reserved.
+MAX_TAGS = 50
+MAX_TAG_KEY = 128
+MAX_TAG_VALUE = 256
+_RESERVED_TAG_PREFIXES = ("aws:", "rds:")
+# AWS Backup BackupRuleName (botocore backup service-2.json): ^[a-zA-Z0-9\-\_\.]{1,50}$
+_BACKUP_RULE_NAME = re.compile(r"^[a-zA-Z0-9\-_.]{1,50}$")
+# PutBackupVaultLockConfiguration (botocore backup model docs): retention 1..36500 days,
+# ChangeableForDays 3..36500.
+VAULT_LOCK_MAX_DAYS = 36500
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _VPC = re.compile(r"^vpc-[0-9a-f]{8,17}$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
@@ -613,6 +875,39 @@ def _known_regions() -> frozenset[str]:
     for partition in ("aws", "aws-us-gov"):
         regions.update(session.get_available_regions("rds", partition_name=partition))
     return frozenset(regions)
+
+
+def tag_text_rule(text: str, limit: int) -> str | None:
+    """Why `text` cannot be a tag key/value of at most `limit` characters, or None."""
+    if len(text) > limit:
+        return f"is {len(text)} characters; AWS tags allow {limit}"
+    bad = sorted(
+        {
+            c
+            for c in text
+            if not (c.isalnum() or c in "_.:/=+-@" or unicodedata.category(c).startswith("Z"))
+        }
+    )
+    if bad:
+        return (
+            f"contains {''.join(bad)!r}; AWS tags allow letters, digits, spaces and _ . : / = + - @"
+        )
+    if text.lower().startswith(_RESERVED_TAG_PREFIXES):
+        return "starts with 'aws:' or 'rds:', which AWS reserves for its own tags"
+    return None
+
+
+@functools.cache
+def region_partitions() -> dict[str, str]:
+    """{region: partition} from botocore's endpoints data (ships offline with botocore)."""
+    import botocore.loaders
+
+    data = botocore.loaders.create_loader().load_data("endpoints")
+    return {
+        region: part["partition"]
+        for part in data.get("partitions", [])
+        for region in part.get("regions", {})
+    }
 
 
 def _region_rule(value: str) -> str | None:
@@ -670,9 +965,27 @@ def _validate_stack(cfg: StackConfig, p: _Problems) -> None:
                 o,
                 f"is not a known override (known: {', '.join(SAFETY_OVERRIDES)})",
             )
-    for k in cfg.tags:
+    for k, v in cfg.tags.items():
         if k in _BASE_TAG_KEYS:
-            p.add(f"tags.{k}", cfg.tags[k], "overrides a base tag; set owner/costCenter instead")
+            p.add(f"tags.{k}", v, "overrides a base tag; set owner/costCenter instead")
+            continue
+        if not k.strip():
+            p.add("tags", k, "has an empty tag key")
+        elif rule := tag_text_rule(k, MAX_TAG_KEY):
+            p.add("tags", k, f"is not a valid tag key: it {rule}")
+        if rule := tag_text_rule(v, MAX_TAG_VALUE):
+            p.add(f"tags.{k}", v, f"is not a valid tag value: it {rule}")
+    extra = len([k for k in cfg.tags if k not in _BASE_TAG_KEYS])
+    if extra + len(_BASE_TAG_KEYS) > MAX_TAGS:
+        p.add(
+            "tags",
+            extra,
+            f"holds {extra} tags; with the {len(_BASE_TAG_KEYS)} base tags that exceeds AWS's "
+            f"{MAX_TAGS} tags per resource (at most {MAX_TAGS - len(_BASE_TAG_KEYS)} extra tags)",
+        )
+    for key, value in (("owner", cfg.owner), ("costCenter", cfg.cost_center)):
+        if rule := tag_text_rule(value, MAX_TAG_VALUE):
+            p.add(key, value, f"is tagged on every resource and it {rule}")
     if cfg.is_production:
         for override, (attr, unsafe) in SAFETY_OVERRIDES.items():
             value = getattr(cfg.database, attr)
@@ -722,8 +1035,10 @@ def _validate_database(cfg: StackConfig, p: _Problems) -> windows.Window | None:
         )
     if not 20 <= db.allocated_storage <= 65536:
         p.add("database.allocatedStorage", db.allocated_storage, "must be 20..65536 GiB for gp3")
+    # Integer arithmetic: 110% of 100 GiB is exactly 110, which `100 * 1.1` is not.
     if db.max_allocated_storage != 0 and (
-        db.max_allocated_storage < db.allocated_storage * 1.1 or db.max_allocated_storage > 65536
+        db.max_allocated_storage * 10 < db.allocated_storage * 11
+        or db.max_allocated_storage > 65536
     ):
         p.add(
             "database.maxAllocatedStorage",
@@ -732,11 +1047,13 @@ def _validate_database(cfg: StackConfig, p: _Problems) -> windows.Window | None:
             f"({db.allocated_storage}) and 65536 GiB",
         )
     pi = db.performance_insights_retention_days
-    if not (pi == 7 or (pi % 31 == 0 and 31 <= pi <= 731)):
+    # CreateDBInstance PerformanceInsightsRetentionPeriod (botocore rds model): 7, month * 31
+    # for 1..23 months, or 731.
+    if not (pi in (7, 731) or (pi % 31 == 0 and 31 <= pi <= 23 * 31)):
         p.add(
             "database.performanceInsightsRetentionDays",
             pi,
-            "must be 7 or a multiple of 31 up to 731",
+            "must be 7, 731, or 31 times a number of months 1..23 (RDS's valid values)",
         )
     if db.monitoring_interval not in (0, 1, 5, 10, 15, 30, 60):
         p.add(
@@ -748,11 +1065,24 @@ def _validate_database(cfg: StackConfig, p: _Problems) -> windows.Window | None:
         p.add("database.port", db.port, "must be 1150..65535")
     if not _PG_IDENT.match(db.db_name):
         p.add("database.dbName", db.db_name, "must start with a letter; letters, digits, _; <= 63")
-    if not _PG_IDENT.match(db.master_username) or db.master_username.lower() in _RESERVED_USERS:
+    elif db.db_name.lower() in PG_RESERVED_WORDS | {"rdsadmin", "template0", "template1"}:
+        p.add(
+            "database.dbName",
+            db.db_name,
+            "is a PostgreSQL reserved word or a database RDS keeps (kwlist.h, RDS docs)",
+        )
+    if not _MASTER_USER.match(db.master_username):
         p.add(
             "database.masterUsername",
             db.master_username,
-            "must be a PostgreSQL identifier that RDS does not reserve",
+            "must be 1-16 letters, digits or _, starting with a letter (RDS MasterUsername)",
+        )
+    elif (low := db.master_username.lower()) in _RESERVED_USERS or low in PG_RESERVED_WORDS:
+        p.add(
+            "database.masterUsername",
+            db.master_username,
+            "is reserved: a PostgreSQL reserved word (kwlist.h) or a role RDS creates "
+            f"({', '.join(sorted(_RESERVED_USERS))})",
         )
     if db.slow_query_ms < -1:
         p.add("database.slowQueryMs", db.slow_query_ms, "must be -1 (off) or >= 0")
@@ -807,7 +1137,13 @@ def _validate_backup(
     rule_names = [r.name for r in bk.plan]
     for i, rule in enumerate(bk.plan):
         key = f"backup.plan[{i}]"
-        if rule_names.count(rule.name) > 1:
+        if not _BACKUP_RULE_NAME.match(rule.name):
+            p.add(
+                f"{key}.name",
+                rule.name,
+                "must be 1-50 letters, digits, '-', '_' or '.' (AWS Backup BackupRuleName)",
+            )
+        elif rule_names.count(rule.name) > 1:
             p.add(f"{key}.name", rule.name, "is used by more than one rule")
         if rule.continuous and not 1 <= rule.retention_days <= 35:
             p.add(
@@ -834,14 +1170,26 @@ def _validate_backup(
                 "days (backup.vaultLock); AWS Backup would refuse the recovery points",
             )
     if lock.enabled:
+        # PutBackupVaultLockConfiguration (botocore backup model): retention 1..36500 days,
+        # ChangeableForDays 3..36500.
         if not 1 <= lock.min_retention_days <= lock.max_retention_days:
             p.add(
                 "backup.vaultLock.minRetentionDays",
                 lock.min_retention_days,
                 f"must be >= 1 and <= maxRetentionDays ({lock.max_retention_days})",
             )
-        if lock.changeable_for_days < 3:
-            p.add("backup.vaultLock.changeableForDays", lock.changeable_for_days, "must be >= 3")
+        if not 1 <= lock.max_retention_days <= VAULT_LOCK_MAX_DAYS:
+            p.add(
+                "backup.vaultLock.maxRetentionDays",
+                lock.max_retention_days,
+                f"must be 1..{VAULT_LOCK_MAX_DAYS} days (AWS Backup Vault Lock)",
+            )
+        if not 3 <= lock.changeable_for_days <= VAULT_LOCK_MAX_DAYS:
+            p.add(
+                "backup.vaultLock.changeableForDays",
+                lock.changeable_for_days,
+                f"must be 3..{VAULT_LOCK_MAX_DAYS} days (AWS Backup Vault Lock)",
+            )
     if bk.restore_testing:
         _window(
             p,
@@ -863,6 +1211,12 @@ def _validate_replicas(
                 f"{key}.name",
                 r.name,
                 "must be 1-20 characters of a-z, 0-9, '-', starting with a letter",
+            )
+        elif "--" in r.name or r.name.endswith("-"):
+            p.add(
+                f"{key}.name",
+                r.name,
+                "must not contain '--' or end with '-' (RDS DB instance identifiers cannot)",
             )
         elif names.count(r.name) > 1:
             p.add(f"{key}.name", r.name, "is used by more than one replica; names must be unique")
@@ -904,9 +1258,15 @@ def _validate_network(net: NetworkConfig, p: _Problems) -> None:
                 list(net.subnet_ids),
                 "must list >= 2 subnets (in >= 2 AZs) with vpcId",
             )
-        for subnet in net.subnet_ids:
+        for i, subnet in enumerate(net.subnet_ids):
             if not _SUBNET.match(subnet):
-                p.add("network.subnetIds", subnet, "is not a subnet id (subnet-...)")
+                p.add(f"network.subnetIds[{i}]", subnet, "is not a subnet id (subnet-...)")
+            elif subnet in net.subnet_ids[:i]:
+                p.add(
+                    f"network.subnetIds[{i}]",
+                    subnet,
+                    "is listed twice (a DB subnet group needs distinct subnets in >= 2 AZs)",
+                )
     else:
         if net.subnet_ids:
             p.add(
@@ -922,15 +1282,21 @@ def _validate_network(net: NetworkConfig, p: _Problems) -> None:
             p.add("network.cidr", net.cidr, "is not a CIDR")
         if not 2 <= net.az_count <= 6:
             p.add("network.azCount", net.az_count, "must be 2..6 (RDS subnet groups need >= 2 AZs)")
-    for c in net.allowed_cidrs:
+    for i, c in enumerate(net.allowed_cidrs):
         try:
             if ipaddress.ip_network(c).prefixlen == 0:
-                p.add("network.allowedCidrs", c, "opens the database to the whole internet")
+                p.add(f"network.allowedCidrs[{i}]", c, "opens the database to the whole internet")
+            elif c in net.allowed_cidrs[:i]:
+                p.add(f"network.allowedCidrs[{i}]", c, "is listed twice")
         except ValueError:
-            p.add("network.allowedCidrs", c, "is not a CIDR")
-    for sg in net.allowed_security_group_ids:
+            p.add(f"network.allowedCidrs[{i}]", c, "is not a CIDR (host bits must be zero)")
+    for i, sg in enumerate(net.allowed_security_group_ids):
         if not _SG.match(sg):
-            p.add("network.allowedSecurityGroupIds", sg, "is not a security group id (sg-...)")
+            p.add(
+                f"network.allowedSecurityGroupIds[{i}]", sg, "is not a security group id (sg-...)"
+            )
+        elif sg in net.allowed_security_group_ids[:i]:
+            p.add(f"network.allowedSecurityGroupIds[{i}]", sg, "is listed twice")
 
 
 def _validate_vault(
@@ -965,8 +1331,13 @@ def _validate_vault(
                 p.add("vault.rotationWindow", vault.rotation_window, f"overlaps the {name}")
     secret_names = [s.name for s in vault.app_secrets]
     for i, s in enumerate(vault.app_secrets):
-        if not _NAME.match(s.name):
-            p.add(f"vault.appSecrets[{i}].name", s.name, "must be 1-20 characters of a-z, 0-9, '-'")
+        if not _NAME.match(s.name) or "--" in s.name or s.name.endswith("-"):
+            p.add(
+                f"vault.appSecrets[{i}].name",
+                s.name,
+                "must be 1-20 characters of a-z, 0-9, '-', starting with a letter, without "
+                "'--' or a trailing '-' (it is part of the secret's name)",
+            )
         elif secret_names.count(s.name) > 1:
             p.add(f"vault.appSecrets[{i}].name", s.name, "is used by more than one secret")
         if not 32 <= s.length <= 4096:
@@ -974,22 +1345,56 @@ def _validate_vault(
 
 
 def _validate_alarms(alarms: AlarmsConfig, p: _Problems) -> None:
+    seen: set[tuple[str, str, str]] = set()
     for i, sub in enumerate(alarms.subscriptions):
         key = f"alarms.subscriptions[{i}]"
         if sub.severity not in ("critical", "warning"):
             p.add(f"{key}.severity", sub.severity, "must be 'critical' or 'warning'")
-        if sub.protocol == "email":
-            if not _EMAIL.match(sub.endpoint):
-                p.add(f"{key}.endpoint", sub.endpoint, "is not an email address")
-        elif sub.protocol == "https":
-            if not sub.endpoint.startswith("https://"):
-                p.add(f"{key}.endpoint", sub.endpoint, "must be an https:// URL")
-        else:
+        if sub.protocol not in ("email", "https"):
             p.add(f"{key}.protocol", sub.protocol, "must be 'email' or 'https'")
+        elif isinstance(sub.endpoint, Secret):
+            pass  # opaque offline; the program checks the plaintext Pulumi decrypts
+        elif sub.protocol == "email":
+            if not _EMAIL.match(sub.endpoint) or len(sub.endpoint) > 254:
+                p.add(f"{key}.endpoint", sub.endpoint, "is not an email address")
+        elif rule := url_rule(sub.endpoint, ("https",)):
+            p.add(f"{key}.endpoint", sub.endpoint, rule)
+        triple = (sub.severity, sub.protocol, sub.endpoint)
+        if triple in seen and not isinstance(sub.endpoint, Secret):
+            p.add(f"{key}.endpoint", sub.endpoint, f"is subscribed twice to {sub.severity}")
+        seen.add(triple)
     url = alarms.health_check_url
-    if url is not None and not re.match(r"^https?://[^/\s]+(/\S*)?$", url):
-        p.add("alarms.healthCheckUrl", url, "must be an http(s) URL")
+    if url is not None and (rule := url_rule(url, ("http", "https"))):
+        p.add("alarms.healthCheckUrl", url, rule)
     _validate_thresholds(alarms.thresholds, p)
+
+
+def url_rule(url: str, schemes: tuple[str, ...]) -> str | None:
+    """Why `url` is not a usable http(s) URL with a host, or None.
+
+    Route 53 health checks take a host of <= 255 characters, a port 1..65535 and a resource
+    path of <= 255 characters (botocore route53 model: FullyQualifiedDomainName, Port,
+    ResourcePath); SNS https subscriptions need a host as well.
+    """
+    kinds = " or ".join(f"{s}://" for s in schemes)
+    if any(c.isspace() for c in url):
+        return f"must be a {kinds} URL without spaces"
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        return f"is not a valid URL ({exc}; a port must be 1..65535)"
+    if parts.scheme not in schemes:
+        return f"must be a {kinds} URL"
+    if not parts.hostname:
+        return f"must name a host after {parts.scheme}://"
+    if port is not None and not 1 <= port <= 65535:
+        return "has a port outside 1..65535"
+    if len(parts.hostname) > 255:
+        return "has a host longer than 255 characters"
+    if len(parts.path or "/") + len(parts.query) > 255:
+        return "has a path longer than 255 characters (Route 53 ResourcePath)"
+    return None
 
 
 def _validate_calendar(cfg: StackConfig, p: _Problems) -> None:
@@ -999,13 +1404,38 @@ def _validate_calendar(cfg: StackConfig, p: _Problems) -> None:
     except windows.WindowError as exc:
         p.add("replicas", [r.name for r in cfg.replicas], f"cannot be scheduled: {exc}")
         return
+    keys = _calendar_keys(cfg)
     for a, b, at in windows.collisions(calendar):
         if {a.kind, b.kind} == {"backup-plan", "restore-test"}:
             continue  # a restore test may run while a copy job runs
-        p.lines.append(
-            f"{cfg.stack}: calendar: {a.name} '{a.window.to_rds()}' overlaps {b.name} "
-            f"'{b.window.to_rds()}' on {windows.day_name(at)}; move one of them"
+        key_a, value_a = keys.get(a.name, (a.name, a.window.to_rds()))
+        key_b, value_b = keys.get(b.name, (b.name, b.window.to_rds()))
+        p.add(
+            key_a,
+            value_a,
+            f"({a.name}, {a.window.to_rds()}) overlaps {NAMESPACE}:{key_b} {quote(value_b)} "
+            f"({b.name}, {b.window.to_rds()}) on {windows.day_name(at)}; move one of them",
         )
+
+
+def _calendar_keys(cfg: StackConfig) -> dict[str, tuple[str, Any]]:
+    """{calendar entry name: (the config key that sets its window, that key's value)}."""
+    out: dict[str, tuple[str, Any]] = {
+        "primary maintenance": ("database.maintenanceWindow", cfg.database.maintenance_window),
+        "automated backup": ("backup.window", cfg.backup.window),
+        "master secret rotation": ("vault.rotationWindow", cfg.vault.rotation_window),
+        "restore test": ("backup.restoreTestingSchedule", cfg.backup.restore_testing_schedule),
+    }
+    for i, rule in enumerate(cfg.backup.plan):
+        out[f"backup plan rule {rule.name}"] = (f"backup.plan[{i}].schedule", rule.schedule)
+    for i, r in enumerate(cfg.replicas):
+        # A replica without its own window gets one derived from the primary's: the key to
+        # change is then the replica's (set one) or the primary's.
+        out[f"replica {r.name} maintenance"] = (
+            f"replicas[{i}].maintenanceWindow",
+            r.maintenance_window,
+        )
+    return out
 
 
 def _validate_dr(cfg: StackConfig, p: _Problems) -> None:
@@ -1015,6 +1445,15 @@ def _validate_dr(cfg: StackConfig, p: _Problems) -> None:
             p.add("dr.region", dr.region, rule)
         elif dr.region == cfg.region:
             p.add("dr.region", dr.region, "must differ from the stack's region")
+        elif (part := region_partitions().get(dr.region)) != (
+            home := region_partitions().get(cfg.region)
+        ) and home:
+            p.add(
+                "dr.region",
+                dr.region,
+                f"is in AWS partition {part}, the stack's region {cfg.region} in {home}: "
+                "snapshots, backups and secrets cannot be copied across partitions",
+            )
     elif dr.cross_region_replica or dr.backup_replication:
         on = " and ".join(
             f"dr.{key}"
