@@ -42,7 +42,7 @@ STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "
 KNOWN_NAMESPACES = (NAMESPACE, "aws", "pulumi", "random")
 
 
-class _StrictLoader(_BASE_LOADER):  # type: ignore[misc,valid-type]
+class _StrictLoader(_BASE_LOADER):
     """A safe loader that refuses what PyYAML silently accepts: a key written twice (the last
     would win) and keys that are not non-empty strings (Pulumi config keys are strings)."""
 
@@ -763,7 +763,7 @@ def resolve_environment(
             ],
         )
     try:
-        out = subprocess.run(  # noqa: S603 - fixed arguments, the user's own CLI
+        out = subprocess.run(
             [cli, "config", "--json", "--open", "--stack", stack, "--cwd", str(root)],
             capture_output=True,
             text=True,
@@ -839,13 +839,86 @@ _RESERVED_USERS = {"rdsadmin", "rdsrepladmin", "rds_superuser", "public", "postg
 # "reserved" rows of the docs' Appendix C "SQL Key Words"): RDS refuses them as the master
 # user name and as the initial database name.
 PG_RESERVED_WORDS = frozenset(
-    """all analyse analyze and any array as asc asymmetric both case cast check collate column
-    constraint create current_catalog current_date current_role current_time current_timestamp
-    current_user default deferrable desc distinct do else end except false fetch for foreign
-    from grant group having in initially intersect into lateral leading limit localtime
-    localtimestamp not null offset on only or order placing primary references returning
-    select session_user some symmetric system_user table then to trailing true union unique
-    user using variadic when where window with""".split()
+    [
+        "all",
+        "analyse",
+        "analyze",
+        "and",
+        "any",
+        "array",
+        "as",
+        "asc",
+        "asymmetric",
+        "both",
+        "case",
+        "cast",
+        "check",
+        "collate",
+        "column",
+        "constraint",
+        "create",
+        "current_catalog",
+        "current_date",
+        "current_role",
+        "current_time",
+        "current_timestamp",
+        "current_user",
+        "default",
+        "deferrable",
+        "desc",
+        "distinct",
+        "do",
+        "else",
+        "end",
+        "except",
+        "false",
+        "fetch",
+        "for",
+        "foreign",
+        "from",
+        "grant",
+        "group",
+        "having",
+        "in",
+        "initially",
+        "intersect",
+        "into",
+        "lateral",
+        "leading",
+        "limit",
+        "localtime",
+        "localtimestamp",
+        "not",
+        "null",
+        "offset",
+        "on",
+        "only",
+        "or",
+        "order",
+        "placing",
+        "primary",
+        "references",
+        "returning",
+        "select",
+        "session_user",
+        "some",
+        "symmetric",
+        "system_user",
+        "table",
+        "then",
+        "to",
+        "trailing",
+        "true",
+        "union",
+        "unique",
+        "user",
+        "using",
+        "variadic",
+        "when",
+        "where",
+        "window",
+        "with",
+    ]
 )
 # AWS tag rules (botocore rds service-2.json `Tag`; "Tagging AWS resources", AWS General
 # Reference): at most 50 tags per resource, keys 1-128 and values 0-256 Unicode characters of
