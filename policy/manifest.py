@@ -18,6 +18,8 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+from policy import inputs
+
 MANIFEST_VERSION = 1
 
 # How a manifest spells values it cannot know offline: outputs of resources not yet created, and
@@ -108,24 +110,35 @@ class Resource:
         }
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Resource:
+    def from_dict(
+        cls, data: Mapping[str, Any], check: _Checker | None = None, where: str = "resource"
+    ) -> Resource:
+        c = check or _Checker("manifest")
+        strings = {
+            key: tuple(c.list_of(data, key, str, where=where, optional=True))
+            for key in ("dependencies", "ignoreChanges", "replaceOnChanges")
+        }
+        timeouts = c.mapping(data, "customTimeouts", where)
+        for key, value in timeouts.items():
+            if not isinstance(value, str):
+                raise c.fail(where, f"customTimeouts.{key}", value, "must be a string")
         return cls(
-            urn=str(data["urn"]),
-            type=str(data["type"]),
-            name=str(data["name"]),
-            inputs=dict(data.get("inputs") or {}),
-            custom=bool(data.get("custom", True)),
-            parent=data.get("parent"),
-            dependencies=tuple(data.get("dependencies") or ()),
-            protect=bool(data.get("protect", False)),
-            retain_on_delete=bool(data.get("retainOnDelete", False)),
-            ignore_changes=tuple(data.get("ignoreChanges") or ()),
-            replace_on_changes=tuple(data.get("replaceOnChanges") or ()),
-            delete_before_replace=bool(data.get("deleteBeforeReplace", False)),
-            import_id=data.get("import"),
-            provider=data.get("provider"),
-            region=data.get("region"),
-            custom_timeouts=dict(data.get("customTimeouts") or {}),
+            urn=c.text(data, "urn", where),
+            type=c.text(data, "type", where),
+            name=c.text(data, "name", where),
+            inputs=c.mapping(data, "inputs", where),
+            custom=c.flag(data, "custom", where, True),
+            parent=c.text(data, "parent", where, default=None),
+            dependencies=strings["dependencies"],
+            protect=c.flag(data, "protect", where, False),
+            retain_on_delete=c.flag(data, "retainOnDelete", where, False),
+            ignore_changes=strings["ignoreChanges"],
+            replace_on_changes=strings["replaceOnChanges"],
+            delete_before_replace=c.flag(data, "deleteBeforeReplace", where, False),
+            import_id=c.text(data, "import", where, default=None),
+            provider=c.text(data, "provider", where, default=None),
+            region=c.text(data, "region", where, default=None),
+            custom_timeouts=timeouts,
         )
 
 
@@ -233,52 +246,125 @@ class Manifest:
 
     @classmethod
     def from_dict(cls, data: Any, source: str = "manifest") -> Manifest:
+        """A manifest from its JSON form; ManifestError naming the key, the value and the rule
+        when the document is not the shape `synth` writes (the checks trust that shape)."""
         if not isinstance(data, dict):
-            raise ManifestError(f"{source}: not a JSON object (write one with scripts.synth)")
+            raise ManifestError(f"{source}: not a JSON object (write one with `dbplatform synth`)")
         version = data.get("manifestVersion")
         if version != MANIFEST_VERSION:
             raise ManifestError(
-                f"{source}: manifestVersion {version!r} is not {MANIFEST_VERSION}; "
-                "regenerate it with `python -m scripts.synth`"
+                f"{source}: manifestVersion {_short(version)} is not {MANIFEST_VERSION}; "
+                "regenerate it with `dbplatform synth --format json`"
             )
         missing = [k for k in ("stack", "region", "resources") if k not in data]
         if missing:
             raise ManifestError(f"{source}: missing key(s) {', '.join(missing)}")
-        resources = data["resources"]
-        if not isinstance(resources, list):
-            raise ManifestError(f"{source}: 'resources' must be a list")
+        check = _Checker(source)
+        resources = check.list_of(data, "resources", dict)
         parsed: list[Resource] = []
+        urns: set[str] = set()
         for i, item in enumerate(resources):
-            if not isinstance(item, dict) or not all(k in item for k in ("urn", "type", "name")):
-                raise ManifestError(f"{source}: resources[{i}] needs urn, type and name")
-            parsed.append(Resource.from_dict(item))
+            where = f"resources[{i}]"
+            if not all(k in item for k in ("urn", "type", "name")):
+                raise ManifestError(f"{source}: {where} needs urn, type and name")
+            resource = Resource.from_dict(item, check, where)
+            if resource.urn in urns:
+                raise ManifestError(f"{source}: {where}.urn {resource.urn!r} appears twice")
+            urns.add(resource.urn)
+            parsed.append(resource)
+        calendar = []
+        for i, c in enumerate(check.list_of(data, "calendar", dict, optional=True)):
+            calendar.append(
+                CalendarRow(
+                    name=check.text(c, "name", f"calendar[{i}]"),
+                    kind=check.text(c, "kind", f"calendar[{i}]"),
+                    window=check.text(c, "window", f"calendar[{i}]"),
+                )
+            )
         return cls(
-            project=str(data.get("project", "dbplatform")),
-            stack=str(data["stack"]),
-            tier=str(data.get("tier", "production")),
-            region=str(data["region"]),
-            dr_region=data.get("drRegion"),
+            project=check.text(data, "project", "", default="dbplatform"),
+            stack=check.text(data, "stack", ""),
+            tier=check.text(data, "tier", "", default="production"),
+            region=check.text(data, "region", ""),
+            dr_region=check.text(data, "drRegion", "", default=None),
             resources=tuple(parsed),
-            outputs=dict(data.get("outputs") or {}),
-            calendar=tuple(
-                CalendarRow(name=c["name"], kind=c["kind"], window=c["window"])
-                for c in data.get("calendar") or []
-            ),
+            outputs=check.mapping(data, "outputs", ""),
+            calendar=tuple(calendar),
         )
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, ensure_ascii=False, default=str)
+    return text if len(text) <= 60 else text[:59] + "…"
+
+
+class _Checker:
+    """Type checks of a manifest's fields, each failure naming the key path and the value."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def fail(self, where: str, key: str, value: Any, rule: str) -> ManifestError:
+        path = f"{where}.{key}" if where else key
+        return ManifestError(f"{self.source}: {path} {_short(value)} {rule}")
+
+    def text(self, data: Mapping[str, Any], key: str, where: str, **kw: Any) -> Any:
+        if key not in data or data[key] is None:
+            if "default" in kw:
+                return kw["default"]
+            raise self.fail(where, key, None, "is required (a non-empty string)")
+        value = data[key]
+        if not isinstance(value, str) or not value:
+            raise self.fail(where, key, value, "must be a non-empty string")
+        return value
+
+    def flag(self, data: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+        value = data.get(key, default)
+        if not isinstance(value, bool):
+            raise self.fail(where, key, value, "must be true or false")
+        return value
+
+    def mapping(self, data: Mapping[str, Any], key: str, where: str) -> dict[str, Any]:
+        value = data.get(key)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            raise self.fail(where, key, value, "must be an object")
+        return value
+
+    def list_of(
+        self,
+        data: Mapping[str, Any],
+        key: str,
+        kind: type,
+        *,
+        where: str = "",
+        optional: bool = False,
+    ) -> list[Any]:
+        value = data.get(key)
+        if value is None and optional:
+            return []
+        label = "objects" if kind is dict else "strings"
+        if not isinstance(value, list):
+            raise self.fail(where, key, value, f"must be a list of {label}")
+        for i, item in enumerate(value):
+            if not isinstance(item, kind):
+                raise self.fail(where, f"{key}[{i}]", item, f"must be one of a list of {label}")
+        return value
 
 
 def load(path: Path | str) -> Manifest:
     """Read a manifest file written by `dbplatform synth --format json` (`-`: standard input)."""
     p = Path(path)
     try:  # `-` is standard input, as for every file argument of the commands
-        text = sys.stdin.buffer.read().decode("utf-8") if str(path) == "-" else p.read_text("utf-8")
+        data = sys.stdin.buffer.read() if str(path) == "-" else p.read_bytes()
     except OSError as exc:
         raise ManifestError(f"{p}: cannot read it ({exc.strerror or exc})") from None
     try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ManifestError(f"{p}: not JSON ({exc.msg} at line {exc.lineno})") from None
-    return Manifest.from_dict(data, str(p))
+        doc = inputs.loads_json(inputs.decode(data, str(p), inputs.MAX_DOCUMENT_BYTES), str(p))
+    except inputs.InputError as exc:
+        raise ManifestError(str(exc)) from None
+    return Manifest.from_dict(doc, str(p))
 
 
 def is_replica(r: Resource) -> bool:

@@ -13,8 +13,8 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from dbplatform.entry import prog, read_text, run_main
-from dbplatform.preview.digest import Preview, PreviewError, load_preview
+from dbplatform.entry import STDIN, prog, run_main
+from dbplatform.preview.digest import Preview, PreviewError, load_preview_bytes
 from dbplatform.preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Context, Report, render
 
 # Exit codes follow the table in the README; kept local so this reporter does not
@@ -126,13 +126,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     source = args.preview
     try:
-        text = read_text(source)
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-        print(f"preview_report: cannot read {source}: {reason}", file=sys.stderr)
+        data = sys.stdin.buffer.read() if source == STDIN else Path(source).read_bytes()
+    except OSError as exc:
+        print(f"preview_report: cannot read {source}: {exc.strerror or exc}", file=sys.stderr)
         return EXIT_USAGE
     try:
-        preview = load_preview(text, "stdin" if source == "-" else source, args.stack)
+        preview = load_preview_bytes(data, "stdin" if source == STDIN else source, args.stack)
     except PreviewError as exc:
         print(f"preview_report: {exc}", file=sys.stderr)
         return EXIT_USAGE

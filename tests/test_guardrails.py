@@ -430,7 +430,7 @@ def test_cli_bad_inputs_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str
     broken = tmp_path / "broken.json"
     broken.write_text("{not json", encoding="utf-8")
     assert guardrails.main(["--manifest", str(broken)]) == 2
-    assert "not JSON" in capsys.readouterr().err
+    assert "is not valid JSON" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exc:
         guardrails.main(["--manifest", str(broken), "--set-level", "no-such-rule=advisory"])
     assert exc.value.code == 2

@@ -25,6 +25,7 @@ from dbplatform.manifest.redact import (
 )
 from dbplatform.preview.weakened import Weakening, weakened_steps
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
+from policy import inputs
 
 # The placeholder Pulumi serializes for a value only known after apply (plugin.UnknownStringValue).
 UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
@@ -183,14 +184,26 @@ def load_preview(text: str, source: str, stack: str | None = None) -> Preview:
             f"{source} is empty: `pulumi preview --json` wrote nothing (did the preview fail "
             "before it started? check its stderr)"
         )
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+    if len(text) > inputs.MAX_DOCUMENT_BYTES:  # characters >= bytes / 4: a cheap first bound
         raise PreviewError(
-            f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-            "pass the stdout of `pulumi preview --json`, without its stderr"
-        ) from None
+            f"{source} is {len(text):,} characters; the limit is "
+            f"{inputs.MAX_DOCUMENT_BYTES:,}: is it the output of `pulumi preview --json`?"
+        )
+    try:
+        doc = inputs.loads_json(text, source)
+    except inputs.InputError as exc:
+        hint = "pass the stdout of `pulumi preview --json`, without its stderr"
+        raise PreviewError(f"{exc}; {hint}" if "not valid JSON" in str(exc) else str(exc)) from None
     return parse_preview(doc, source, stack)
+
+
+def load_preview_bytes(data: bytes, source: str, stack: str | None = None) -> Preview:
+    """`load_preview` of a file's bytes: refused over the size limit or when not UTF-8."""
+    try:
+        text = inputs.decode(data, source, inputs.MAX_DOCUMENT_BYTES)
+    except inputs.InputError as exc:
+        raise PreviewError(str(exc)) from None
+    return load_preview(text, source, stack)
 
 
 def parse_preview(doc: object, source: str, stack: str | None = None) -> Preview:
@@ -200,6 +213,10 @@ def parse_preview(doc: object, source: str, stack: str | None = None) -> Preview
             f"{source} is not the output of `pulumi preview --json`: expected a JSON object with "
             "'steps', 'changeSummary' or 'diagnostics'"
         )
+    try:
+        inputs.check_shape(doc, source)
+    except inputs.InputError as exc:
+        raise PreviewError(str(exc)) from None
     steps = _list_of_objects(doc.get("steps"), source, "steps")
     for i, step in enumerate(steps):
         _check_step(step, i, source)
