@@ -983,7 +983,7 @@ def region_partitions() -> dict[str, str]:
     }
 
 
-def _region_rule(value: str) -> str | None:
+def region_rule(value: str) -> str | None:
     """Why `value` is not a usable region, or None when it is."""
     # The program writes `arn:aws:` ARNs, so the regions of the other partitions (aws-cn) are
     # refused by name even though botocore knows them.
@@ -997,7 +997,7 @@ def _region_rule(value: str) -> str | None:
 
 def _validate(cfg: StackConfig, p: _Problems) -> None:
     """Rules across fields, one group of keys at a time; windows found valid feed later groups."""
-    if cfg.region and (rule := _region_rule(cfg.region)):
+    if cfg.region and (rule := region_rule(cfg.region)):
         p.add("region", cfg.region, rule, namespace="aws")
     _validate_stack(cfg, p)
     maint = _validate_database(cfg, p)
@@ -1514,7 +1514,7 @@ def _calendar_keys(cfg: StackConfig) -> dict[str, tuple[str, Any]]:
 def _validate_dr(cfg: StackConfig, p: _Problems) -> None:
     dr = cfg.dr
     if dr.region is not None:
-        if rule := _region_rule(dr.region):
+        if rule := region_rule(dr.region):
             p.add("dr.region", dr.region, rule)
         elif dr.region == cfg.region:
             p.add("dr.region", dr.region, "must differ from the stack's region")
@@ -1569,7 +1569,7 @@ def _validate_restore(cfg: StackConfig, p: _Problems) -> None:
             p.add(
                 "restore.adoptIdentifier", rs.adopt_identifier, "is not an RDS instance identifier"
             )
-    if rs.source_region is not None and (rule := _region_rule(rs.source_region)):
+    if rs.source_region is not None and (rule := region_rule(rs.source_region)):
         p.add("restore.sourceRegion", rs.source_region, rule)
     if rs.source_stack is not None and rs.source_stack == cfg.stack:
         p.add("restore.sourceStack", rs.source_stack, "must name another stack than this one")

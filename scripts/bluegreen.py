@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 import boto3
 
+from dbplatform import argtypes
 from dbplatform.entry import prog
 from dbplatform.ops import (
     Clock,
@@ -60,18 +61,11 @@ def _finalize(ctx: Context) -> Result:
     return finalize.run(ctx)
 
 
-def _switchover_timeout(text: str) -> int:
-    value = int(text)
-    if not 30 <= value <= 3600:
-        raise argparse.ArgumentTypeError("must be 30..3600 seconds (the RDS limits)")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError("must be > 0")
-    return value
+# RDS SwitchoverBlueGreenDeployment SwitchoverTimeout: 30..3600 seconds (botocore rds model).
+_switchover_timeout = argtypes.integer(30, 3600, unit="seconds (the RDS limits)")
+# A week of replica lag and ten years of soak are past any sensible gate; NaN never is one.
+_max_lag = argtypes.number(0, 7 * 24 * 3600, low_open=True, unit="seconds")
+_soak_days = argtypes.number(0, 3650, low_open=True, unit="days")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -119,13 +113,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--max-lag",
-        type=_positive,
+        type=_max_lag,
         default=None,
         metavar="SEC",
         help="refuse if green lags more (default: the stack's replicaLagSeconds warning)",
     )
     p.add_argument(
         "--health-url",
+        type=argtypes.http_url,
         metavar="URL",
         help="application readiness URL, checked before and after (2xx within 5 s)",
     )
@@ -136,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--soak-days",
-        type=_positive,
+        type=_soak_days,
         default=DEFAULT_SOAK_DAYS,
         metavar="D",
         help=f"keep the old blue this long before finalize (default {DEFAULT_SOAK_DAYS})",
@@ -159,7 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--soak-days",
-        type=_positive,
+        type=_soak_days,
         default=DEFAULT_SOAK_DAYS,
         metavar="D",
         help=f"keep the former green this long before finalize (default {DEFAULT_SOAK_DAYS})",

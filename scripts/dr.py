@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import boto3
 
+from dbplatform import argtypes
 from dbplatform.dr.operations import (
     COMMAND,
     DEFAULT_TIMEOUT_MINUTES,
@@ -22,7 +23,9 @@ from dbplatform.ops import Clock, Operation, add_operation, run_command, timeout
 
 
 def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
-    p.add_argument("--region", help="target region (default: the stack's dr.region)")
+    p.add_argument(
+        "--region", type=argtypes.region, help="target region (default: the stack's dr.region)"
+    )
     when = p.add_mutually_exclusive_group()
     when.add_argument(
         "--restore-time",
@@ -34,7 +37,7 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
     )
     p.add_argument(
         "--max-gap",
-        type=int,
+        type=argtypes.integer(0, 35 * 24 * 60, unit="minutes (PITR keeps at most 35 days)"),
         metavar="MINUTES",
         help="with --restore-time: accept a restore point up to this much older than T "
         "(default: the stack's dr.rpoMinutes)",
@@ -83,7 +86,9 @@ def build_parser() -> argparse.ArgumentParser:
             locks=False,
         ),
     )
-    p.add_argument("--region", help="region to look in (default: the stack's dr.region)")
+    p.add_argument(
+        "--region", type=argtypes.region, help="region to look in (default: the stack's dr.region)"
+    )
     p.add_argument(
         "--require-objective",
         action="store_true",

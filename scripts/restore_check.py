@@ -10,6 +10,7 @@ from pathlib import Path
 
 import boto3
 
+from dbplatform import argtypes
 from dbplatform.dr import metrics
 from dbplatform.dr.restore_check import COMMAND, DEFAULT_TIMEOUT_MINUTES, check
 from dbplatform.entry import prog
@@ -56,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="YAML file: queries: [{name, sql, min}] (min: the single value must be >= min)",
     )
     g.add_argument("--sql-host", help="connect here instead of the endpoint (a tunnel)")
-    g.add_argument("--sql-port", type=int, help="port with --sql-host")
+    g.add_argument("--sql-port", type=argtypes.PORT, help="port with --sql-host (1..65535)")
     g.add_argument("--psql", help="psql binary (default: psql on PATH)")
     return parser
 

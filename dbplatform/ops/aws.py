@@ -9,6 +9,7 @@ botocore's adaptive mode (`AWS_RETRY_MODE`, `AWS_MAX_ATTEMPTS` override it).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -23,6 +24,8 @@ from infra.config import StackConfig
 
 DEFAULT_RETRY_MODE = "adaptive"
 DEFAULT_MAX_ATTEMPTS = 8
+# Past this, a throttled call would retry for hours with backoff; nobody means that.
+MAX_ATTEMPTS_LIMIT = 100
 READ_ONLY_PREFIXES = ("Describe", "List", "Get")
 
 
@@ -32,8 +35,12 @@ def retry_config() -> Config:
     if mode not in ("adaptive", "standard", "legacy"):
         raise BadUsage(f"AWS_RETRY_MODE={mode!r} must be adaptive, standard or legacy")
     raw = os.environ.get("AWS_MAX_ATTEMPTS", str(DEFAULT_MAX_ATTEMPTS))
-    if not raw.isdigit() or int(raw) < 1:
-        raise BadUsage(f"AWS_MAX_ATTEMPTS={raw!r} must be a whole number >= 1")
+    # ASCII digits only: str.isdigit() admits '²', which int() then refuses with a traceback.
+    if not re.fullmatch(r"[0-9]{1,3}", raw.strip()) or not 1 <= int(raw) <= MAX_ATTEMPTS_LIMIT:
+        raise BadUsage(
+            f"AWS_MAX_ATTEMPTS={raw!r} must be a whole number 1..{MAX_ATTEMPTS_LIMIT} "
+            "(total attempts per AWS call, the first included)"
+        )
     return Config(
         retries={"mode": mode, "total_max_attempts": int(raw)},
         connect_timeout=10,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import signal
 import sys
 import threading
@@ -105,7 +106,8 @@ MAX_TIMEOUT_MINUTES = 7 * 24 * 60
 
 def timeout_minutes(text: str) -> int:
     """The one unit of every `--timeout`: whole minutes, 1 to a week."""
-    if not text.strip().isdigit() or not 1 <= int(text) <= MAX_TIMEOUT_MINUTES:
+    # ASCII digits only: str.isdigit() admits '²', which int() refuses with a traceback.
+    if not re.fullmatch(r"\s*[0-9]{1,7}\s*", text) or not 1 <= int(text) <= MAX_TIMEOUT_MINUTES:
         raise argparse.ArgumentTypeError(
             f"{text!r} is not a number of minutes (1..{MAX_TIMEOUT_MINUTES})"
         )
