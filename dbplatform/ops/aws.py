@@ -41,12 +41,24 @@ def retry_config() -> Config:
             f"AWS_MAX_ATTEMPTS={raw!r} must be a whole number 1..{MAX_ATTEMPTS_LIMIT} "
             "(total attempts per AWS call, the first included)"
         )
+    check_endpoint_env()
     return Config(
         retries={"mode": mode, "total_max_attempts": int(raw)},
         connect_timeout=10,
         read_timeout=60,
         user_agent_appid="dbplatform",
     )
+
+
+def check_endpoint_env() -> None:
+    """Refuse (exit 2) an `AWS_ENDPOINT_URL[_<SERVICE>]` botocore would reject with a ValueError
+    or dial on an impossible port, naming the variable."""
+    from infra.config import url_rule
+
+    for name, value in sorted(os.environ.items()):
+        if name == "AWS_ENDPOINT_URL" or name.startswith("AWS_ENDPOINT_URL_"):
+            if value and (rule := url_rule(value, ("http", "https"))):
+                raise BadUsage(f"{name}={value!r} {rule}")
 
 
 def session_for(stack: StackConfig | None, region: str | None = None) -> boto3.Session:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import sys
@@ -19,7 +20,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dbplatform.ops.aws import is_read_only, make_client, redact
 from dbplatform.ops.clock import Clock
-from dbplatform.ops.errors import Failed, Refused
+from dbplatform.ops.errors import BadUsage, Failed, Refused
 from dbplatform.ops.lock import StackLock, local_user
 from dbplatform.ops.progress import Progress
 from dbplatform.ops.stack import StackRef
@@ -179,10 +180,15 @@ class Context:
     # --- waits -------------------------------------------------------------------------
     def poll_seconds(self) -> float:
         raw = os.environ.get(POLL_ENV)
-        try:
-            return max(0.0, float(raw)) if raw else DEFAULT_POLL_SECONDS
-        except ValueError:
+        if not raw:
             return DEFAULT_POLL_SECONDS
+        try:
+            value = float(raw)
+        except ValueError:
+            value = math.nan
+        if not 0 <= value <= 3600:  # also false for NaN: a wrong value is refused, not ignored
+            raise BadUsage(f"{POLL_ENV}={raw!r} must be a number of seconds 0..3600")
+        return value
 
     def wait_for(
         self,
