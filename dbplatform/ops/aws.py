@@ -56,9 +56,9 @@ def check_endpoint_env() -> None:
     from infra.config import url_rule
 
     for name, value in sorted(os.environ.items()):
-        if name == "AWS_ENDPOINT_URL" or name.startswith("AWS_ENDPOINT_URL_"):
-            if value and (rule := url_rule(value, ("http", "https"))):
-                raise BadUsage(f"{name}={value!r} {rule}")
+        endpoint = name == "AWS_ENDPOINT_URL" or name.startswith("AWS_ENDPOINT_URL_")
+        if endpoint and value and (rule := url_rule(value, ("http", "https"))):
+            raise BadUsage(f"{name}={value!r} {rule}")
 
 
 def session_for(stack: StackConfig | None, region: str | None = None) -> boto3.Session:
