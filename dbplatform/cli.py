@@ -39,6 +39,12 @@ COMMANDS: tuple[Command, ...] = (
         "offline",
     ),
     Command(
+        "config",
+        "scripts.config",
+        "a stack's effective config (defaults merged, secrets masked), or its JSON Schema",
+        "offline",
+    ),
+    Command(
         "guardrails", "scripts.guardrails", "the safety rules over a stack or a manifest", "offline"
     ),
     Command(
