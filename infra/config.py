@@ -440,9 +440,15 @@ def camel(name: str) -> str:
 
 
 def quote(value: Any) -> str:
+    """A value as a message shows it: strings quoted, the rest as JSON, long ones shortened."""
     if isinstance(value, str):
-        return f"'{value}'"
-    return json.dumps(value, sort_keys=True, default=str)
+        text = f"'{value}'"
+    else:
+        try:
+            text = json.dumps(value, sort_keys=True, default=str)
+        except (TypeError, ValueError):  # keys of mixed types cannot be sorted
+            text = json.dumps(value, default=str)
+    return text if len(text) <= 200 else text[:199] + "…"
 
 
 class _Problems:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -135,8 +136,11 @@ JSON_VALUE = st.recursive(
     ),
     max_leaves=12,
 )
+# A deeper run: INPUTS_EXAMPLES=2000 pytest tests/unit/test_inputs_*.py
 SETTINGS = settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=int(os.environ.get("INPUTS_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 
 
