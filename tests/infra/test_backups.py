@@ -241,5 +241,6 @@ def test_continuous_retention_beyond_35_days_is_refused() -> None:
 def test_a_plan_rule_inside_the_maintenance_window_is_refused() -> None:
     plan = [{"name": "weekly", "schedule": "cron(30 2 ? * SUN *)", "retentionDays": 30}]
     text = _refused({"plan": plan})
-    assert "calendar: " in text and "backup plan rule weekly" in text
+    assert "dbplatform:backup.plan[0].schedule" in text and "backup plan rule weekly" in text
+    assert "dbplatform:database.maintenanceWindow" in text
     assert "primary maintenance" in text and "Sunday" in text
