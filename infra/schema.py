@@ -107,6 +107,8 @@ def stack_schema(root: Path = ROOT) -> dict[str, Any]:
         sub["description"] = " ".join(str(spec.get("description", f.metadata["doc"])).split())
         if "default" in spec:
             sub["default"] = spec["default"]
+        if (enum := _ENUMS.get(("StackConfig", f.name))) is not None:
+            sub["enum"] = enum
         config_props[key] = sub
     others = "|".join(ns for ns in KNOWN_NAMESPACES if ns != NAMESPACE)
     return {
