@@ -726,6 +726,11 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
                 f"{path.name}: config key '{full_key}' is in a namespace nothing here reads "
                 f"(known: {', '.join(KNOWN_NAMESPACES)})"
             )
+        elif ns == "aws" and (known := aws_provider_keys()) and key not in known:
+            problems.append(
+                f"{path.name}: config key '{full_key}' is not a setting of the AWS provider "
+                f"(pulumi-aws reads: {', '.join(sorted(known))})"
+            )
         elif ns == NAMESPACE:
             values[key] = value
     if problems:
@@ -734,6 +739,22 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
     if data.get("environment"):
         values, region = resolve_environment(stack, root, data["environment"], values, region)
     return values, region
+
+
+@functools.cache
+def aws_provider_keys() -> frozenset[str]:
+    """The `aws:` config keys the pinned pulumi-aws provider reads (its `config/vars.py`), read
+    as text so the operations do not import the provider; empty when it is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pulumi_aws")
+    if spec is None or spec.origin is None:
+        return frozenset()
+    try:
+        text = (Path(spec.origin).parent / "config" / "vars.py").read_text(encoding="utf-8")
+    except OSError:
+        return frozenset()
+    return frozenset(re.findall(r"__config__\.get\w*\('([A-Za-z]+)'\)", text))
 
 
 def resolve_environment(

@@ -108,6 +108,11 @@ BAD_FILES: list[tuple[str, str | bytes, list[str]]] = [
         ["'dbplatfrom:tier' is in a namespace nothing here reads"],
     ),
     (
+        "misspelt AWS provider key",
+        PROD.replace("aws:region: us-east-1", "aws:region: us-east-1\n  aws:regoin: us-east-1"),
+        ["'aws:regoin' is not a setting of the AWS provider", "region"],
+    ),
+    (
         "misspelt key",
         prod_with("dbplatform:databse: {port: 5432}"),
         ["dbplatform:databse", "is not a known key"],
