@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import datetime
 import functools
 import ipaddress
 import json
@@ -691,6 +692,14 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
     ciphertext (opaque `Secret`s); an `environment:` import is resolved through the Pulumi CLI
     (`resolve_environment`) or refused, naming the keys it may set.
     """
+    if not isinstance(stack, str) or not STACK_NAME.match(stack):
+        raise ConfigError(
+            str(stack),
+            [
+                f"stack name {quote(stack)} must be 1-24 characters of a-z, 0-9 and '-', "
+                "starting with a letter (it is part of every physical name)"
+            ],
+        )
     path = root / f"Pulumi.{stack}.yaml"
     try:
         data = load_yaml(path.read_bytes(), path.name) or {}
@@ -1598,6 +1607,17 @@ def _validate_restore(cfg: StackConfig, p: _Problems) -> None:
             )
     if rs.source_region is not None and (rule := region_rule(rs.source_region)):
         p.add("restore.sourceRegion", rs.source_region, rule)
+    if rs.restore_time is not None:
+        try:
+            when = datetime.datetime.fromisoformat(rs.restore_time.replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+        if when is None or when.utcoffset() != datetime.timedelta(0):
+            p.add(
+                "restore.restoreTime",
+                rs.restore_time,
+                "must be an ISO 8601 time in UTC (e.g. 2026-01-31T03:00:00Z)",
+            )
     if rs.source_stack is not None and rs.source_stack == cfg.stack:
         p.add("restore.sourceStack", rs.source_stack, "must name another stack than this one")
 

@@ -241,6 +241,11 @@ BAD_FILES: list[tuple[str, str | bytes, list[str]]] = [
         prod_with("dbplatform:alarms: {thresholds: {cpuPercent: {critical: .inf}}}"),
         ["dbplatform:alarms.thresholds.cpuPercent.critical", "finite"],
     ),
+    (
+        "restore time not UTC",
+        prod_with("dbplatform:restore: {restoreTime: '2026-01-31T03:00:00+02:00'}"),
+        ["dbplatform:restore.restoreTime '2026-01-31T03:00:00+02:00'", "UTC"],
+    ),
     ("unknown region", PROD.replace("us-east-1", "us-east-9"), ["aws:region 'us-east-9'"]),
     ("not a region", PROD.replace("us-east-1", "moon-1"), ["aws:region 'moon-1'"]),
     (
