@@ -12,6 +12,7 @@ Pulumi documentation named per fact. Nothing here is from memory.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 RDS_INSTANCE = "aws:rds/instance:Instance"
@@ -290,6 +291,37 @@ POLICY_INPUTS: dict[str, str] = {
     SECRET: "policy",
     "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
 }
+
+
+# input -> the value that protects (weakened when protecting before and not after). Input names
+# are the pulumi-aws schema's: rds Instance/Cluster `deletionProtection`, `skipFinalSnapshot`;
+# backup Vault `forceDestroy`.
+PROTECTIVE_INPUTS: dict[str, object] = {
+    "deletionProtection": True,
+    "skipFinalSnapshot": False,
+    "forceDestroy": False,
+}
+# The inputs of a vault lock (all ForceNew in the provider, immutable in AWS once locked).
+LOCK_INPUTS = ("minRetentionDays", "maxRetentionDays", "changeableForDays")
+
+
+def deny_statements(document: object) -> dict[str, str]:
+    """The Deny statements of a policy document (JSON text), keyed by Sid or canonical text."""
+    if not isinstance(document, str):
+        return {}
+    try:
+        data = json.loads(document)
+    except ValueError:
+        return {}
+    statements = data.get("Statement") if isinstance(data, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    out: dict[str, str] = {}
+    for st in statements if isinstance(statements, list) else []:
+        if isinstance(st, dict) and st.get("Effect") == "Deny":
+            body = json.dumps({k: v for k, v in st.items() if k != "Sid"}, sort_keys=True)
+            out[str(st.get("Sid") or body)] = body
+    return out
 
 
 def refusal(fact_id: str) -> Refusal:

@@ -25,11 +25,14 @@ from dbplatform.manifest.redact import REDACTED, is_credential_name, redact
 from dbplatform.preview.markdown import GITHUB_COMMENT_LIMIT as COMMENT_LIMIT
 from infra.provider_facts import (
     DELETION_PROTECTION,
+    LOCK_INPUTS,
     POLICY_INPUTS,
+    PROTECTIVE_INPUTS,
     REFUSALS,
     UNIQUE_NAMES,
     VAULT,
     VAULT_LOCK,
+    deny_statements,
 )
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
 from policy.manifest import RDS_INSTANCE, Manifest, Resource, is_replica, points_to
@@ -451,32 +454,6 @@ def diff(base: Manifest, head: Manifest) -> Diff:
 # Protection weakened (also used by the preview report)
 # ---------------------------------------------------------------------------------------------
 
-# input -> the value that protects (a weakening is protecting in base and not in head)
-_PROTECTIVE_INPUTS = {
-    "deletionProtection": True,
-    "skipFinalSnapshot": False,
-    "forceDestroy": False,
-}
-
-
-def _deny_statements(document: Any) -> dict[str, Any]:
-    """The Deny statements of a policy document (JSON text), keyed by Sid or canonical text."""
-    if not isinstance(document, str):
-        return {}
-    try:
-        data = json.loads(document)
-    except ValueError:
-        return {}
-    statements = data.get("Statement") if isinstance(data, dict) else None
-    if isinstance(statements, dict):
-        statements = [statements]
-    out: dict[str, Any] = {}
-    for st in statements or []:
-        if isinstance(st, dict) and st.get("Effect") == "Deny":
-            body = json.dumps({k: v for k, v in st.items() if k != "Sid"}, sort_keys=True)
-            out[str(st.get("Sid") or body)] = body
-    return out
-
 
 def weakened(base: Manifest, head: Manifest) -> list[Weakening]:
     """Every protection `head` turns off or loosens compared with `base`.
@@ -497,26 +474,26 @@ def weakened(base: Manifest, head: Manifest) -> list[Weakening]:
         if new is None:
             if old.type == VAULT_LOCK:
                 out.append(Weakening(urn, old.name, old.type, "vaultLock", "locked", None))
-            if old.type in POLICY_INPUTS and _deny_statements(old.get(POLICY_INPUTS[old.type])):
+            if old.type in POLICY_INPUTS and deny_statements(old.get(POLICY_INPUTS[old.type])):
                 out.append(Weakening(urn, old.name, old.type, "policyDeny", "present", None))
             continue
         if old.protect and not new.protect:
             out.append(Weakening(urn, old.name, old.type, "protect", True, False))
         if old.retain_on_delete and not new.retain_on_delete:
             out.append(Weakening(urn, old.name, old.type, "retainOnDelete", True, False))
-        for key, safe in _PROTECTIVE_INPUTS.items():
+        for key, safe in PROTECTIVE_INPUTS.items():
             if key in old.inputs and old.get(key) == safe and new.get(key) != safe:
                 out.append(Weakening(urn, old.name, old.type, key, old.get(key), new.get(key)))
         if old.type == VAULT_LOCK:
-            lock = ("minRetentionDays", "maxRetentionDays", "changeableForDays")
+            lock = LOCK_INPUTS
             before = {k: old.get(k) for k in lock}
             after = {k: new.get(k) for k in lock}
             if before != after:
                 out.append(Weakening(urn, old.name, old.type, "vaultLock", before, after))
         policy_key = POLICY_INPUTS.get(old.type)
         if policy_key:
-            denies_old = _deny_statements(old.get(policy_key))
-            denies_new = _deny_statements(new.get(policy_key))
+            denies_old = deny_statements(old.get(policy_key))
+            denies_new = deny_statements(new.get(policy_key))
             for sid, body in sorted(denies_old.items()):
                 if denies_new.get(sid) != body:
                     out.append(

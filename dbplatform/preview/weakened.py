@@ -15,6 +15,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from infra.provider_facts import (
+    LOCK_INPUTS,
+    POLICY_INPUTS,
+    PROTECTIVE_INPUTS,
+    VAULT_LOCK,
+    deny_statements,
+)
+
 KINDS = (
     "protect",
     "retainOnDelete",
@@ -26,24 +34,6 @@ KINDS = (
     "policyDeny",
 )
 
-# input -> the value that protects (weakened when protecting before and not after). Input names
-# are the pulumi-aws schema's: rds Instance/Cluster `deletionProtection`, `skipFinalSnapshot`;
-# backup Vault `forceDestroy`.
-_PROTECTIVE_INPUTS: Mapping[str, object] = {
-    "deletionProtection": True,
-    "skipFinalSnapshot": False,
-    "forceDestroy": False,
-}
-VAULT_LOCK = "aws:backup/vaultLockConfiguration:VaultLockConfiguration"
-_LOCK_INPUTS = ("minRetentionDays", "maxRetentionDays", "changeableForDays")
-# Resources whose `policy` input is a resource policy that may hold Deny statements.
-POLICY_INPUTS: Mapping[str, str] = {
-    "aws:kms/key:Key": "policy",
-    "aws:kms/keyPolicy:KeyPolicy": "policy",
-    "aws:backup/vaultPolicy:VaultPolicy": "policy",
-    "aws:secretsmanager/secret:Secret": "policy",
-    "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
-}
 _ROOT_STACK = "pulumi:pulumi:Stack"
 _DELETE_OPS = frozenset({"delete", "delete-replaced", "discard", "discard-replaced"})
 
@@ -69,25 +59,6 @@ class Weakening:
         if self.kind == "policyDeny":
             return f"Deny statement {self.old!r} {'changed' if self.new else 'removed'}"
         return f"{self.kind} {json.dumps(self.old)} → {json.dumps(self.new)}"
-
-
-def deny_statements(document: object) -> dict[str, str]:
-    """The Deny statements of a policy document (JSON text), keyed by Sid or canonical text."""
-    if not isinstance(document, str):
-        return {}
-    try:
-        data = json.loads(document)
-    except ValueError:
-        return {}
-    statements = data.get("Statement") if isinstance(data, dict) else None
-    if isinstance(statements, dict):
-        statements = [statements]
-    out: dict[str, str] = {}
-    for st in statements if isinstance(statements, list) else []:
-        if isinstance(st, dict) and st.get("Effect") == "Deny":
-            body = json.dumps({k: v for k, v in st.items() if k != "Sid"}, sort_keys=True)
-            out[str(st.get("Sid") or body)] = body
-    return out
 
 
 def _state(steps: list[Mapping[str, Any]], key: str) -> dict[str, Any]:
@@ -138,12 +109,12 @@ def weakened_steps(steps: Iterable[Mapping[str, Any]]) -> tuple[Weakening, ...]:
             add("protect", True, False)
         if old.get("retainOnDelete") and not new.get("retainOnDelete"):
             add("retainOnDelete", True, False)
-        for key, safe in _PROTECTIVE_INPUTS.items():
+        for key, safe in PROTECTIVE_INPUTS.items():
             if key in old_in and old_in[key] == safe and new_in.get(key) != safe:
                 add(key, old_in[key], new_in.get(key))
         if rtype == VAULT_LOCK:
-            before = {k: old_in.get(k) for k in _LOCK_INPUTS}
-            after = {k: new_in.get(k) for k in _LOCK_INPUTS}
+            before = {k: old_in.get(k) for k in LOCK_INPUTS}
+            after = {k: new_in.get(k) for k in LOCK_INPUTS}
             if before != after:
                 add("vaultLock", before, after)
         policy = POLICY_INPUTS.get(rtype)
