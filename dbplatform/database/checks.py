@@ -1,0 +1,263 @@
+"""The blue/green checks that only the database itself can answer, in SQL.
+
+Each check returns problem lines (empty = passed), so a refusal lists everything at once.
+Sources (AWS RDS User Guide): "Limitations and considerations for Amazon RDS blue/green
+deployments" (PostgreSQL logical replication limitations: tables need a primary key or replica
+identity for UPDATE/DELETE to replicate, unlogged tables and large objects are not replicated,
+the blue instance cannot be a self-managed publisher or subscriber, DDL is not replicated);
+"Creating a blue/green deployment" (max_replication_slots, max_wal_senders,
+max_logical_replication_workers and max_worker_processes sized for one replication worker per
+database; long-running transactions delay the creation of the replication slots);
+"Monitoring replica lag prior to switchover" (the `pg_replication_slots` LSN distance);
+"Switching a blue/green deployment" / "After switchover" (the old blue stays read-only until
+`default_transaction_read_only` is off and the instance rebooted).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+Connect = Callable[[str], AbstractContextManager[psycopg.Connection[Any]]]
+"""A connection factory: database name -> connection (as a context manager)."""
+
+LONG_TRANSACTION_SECONDS = 300
+IDLE_IN_TRANSACTION_SECONDS = 60
+SHOWN = 10  # names listed per problem; the count says how many more
+WRITE_CHECK_TABLE = "dbplatform_write_check"
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Thresholds of the session checks (seconds)."""
+
+    long_transaction: int = LONG_TRANSACTION_SECONDS
+    idle_in_transaction: int = IDLE_IN_TRANSACTION_SECONDS
+
+
+def _names(rows: list[Any]) -> str:
+    shown = ", ".join(str(r[0]) for r in rows[:SHOWN])
+    return shown + (f" and {len(rows) - SHOWN} more" if len(rows) > SHOWN else "")
+
+
+def databases(conn: psycopg.Connection[Any]) -> list[str]:
+    """The databases logical replication covers (not templates, not rdsadmin)."""
+    rows = conn.execute(
+        "SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate "
+        "AND datname <> 'rdsadmin' ORDER BY datname"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def _setting(conn: psycopg.Connection[Any], name: str) -> int:
+    row = conn.execute("SELECT setting FROM pg_settings WHERE name = %s", (name,)).fetchone()
+    return int(row[0]) if row and str(row[0]).isdigit() else 0
+
+
+def server_problems(
+    conn: psycopg.Connection[Any], *, logical: bool, limits: Limits = Limits()
+) -> list[str]:
+    """Instance-wide problems: slots, subscriptions, sessions, the max_* settings."""
+    problems: list[str] = []
+    dbs = databases(conn)
+    slots = conn.execute(
+        "SELECT slot_name, slot_type, database, active FROM pg_replication_slots ORDER BY 1"
+    ).fetchall()
+    logical_slots = [s for s in slots if s[1] == "logical"]
+    if logical and logical_slots:
+        problems.append(
+            f"{len(logical_slots)} logical replication slot(s) on blue ({_names(logical_slots)}): "
+            "blue cannot be a logical replication source of its own during a logical blue/green "
+            "deployment, and a slot holds WAL; drop them (SELECT pg_drop_replication_slot(name)) "
+            "or move that consumer first"
+        )
+    subs = conn.execute("SELECT subname FROM pg_subscription ORDER BY 1").fetchall()
+    if logical and subs:
+        problems.append(
+            f"{len(subs)} subscription(s) on blue ({_names(subs)}): blue cannot be a logical "
+            "replication subscriber during a logical blue/green deployment; drop them first"
+        )
+    long_tx = conn.execute(
+        "SELECT pid || ' (' || coalesce(usename, '?') || ', ' || state || ', '"
+        " || extract(epoch FROM now() - xact_start)::bigint || 's)'"
+        " FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend' AND state <> 'idle in transaction'"
+        " AND now() - xact_start >= make_interval(secs => %s) ORDER BY xact_start",
+        (limits.long_transaction,),
+    ).fetchall()
+    if long_tx:
+        problems.append(
+            f"{len(long_tx)} transaction(s) running for {limits.long_transaction}s or more "
+            f"({_names(long_tx)}): the replication slots green needs wait for them; let them "
+            "finish or end them (pg_cancel_backend)"
+        )
+    idle = conn.execute(
+        "SELECT pid || ' (' || coalesce(usename, '?') || ', idle '"
+        " || extract(epoch FROM now() - state_change)::bigint || 's)'"
+        " FROM pg_stat_activity WHERE state LIKE 'idle in transaction%%'"
+        " AND pid <> pg_backend_pid()"
+        " AND now() - state_change >= make_interval(secs => %s) ORDER BY state_change",
+        (limits.idle_in_transaction,),
+    ).fetchall()
+    if idle:
+        problems.append(
+            f"{len(idle)} session(s) idle in a transaction for {limits.idle_in_transaction}s or "
+            f"more ({_names(idle)}): they block the creation of the replication slots; fix the "
+            "client or end them (pg_terminate_backend)"
+        )
+    if logical:
+        need = len(dbs) + len(slots)
+        for name, wanted in (
+            ("max_replication_slots", need),
+            ("max_wal_senders", need),
+            ("max_logical_replication_workers", len(dbs)),
+        ):
+            have = _setting(conn, name)
+            if have < wanted:
+                problems.append(
+                    f"{name} is {have}; a logical blue/green deployment of {len(dbs)} "
+                    f"database(s) with {len(slots)} existing slot(s) needs at least {wanted}: "
+                    "raise it in the parameter group (static: reboot) before start"
+                )
+        workers = _setting(conn, "max_worker_processes")
+        logical_workers = _setting(conn, "max_logical_replication_workers")
+        if workers <= max(logical_workers, len(dbs)):
+            problems.append(
+                f"max_worker_processes is {workers}, not above max_logical_replication_workers "
+                f"({logical_workers}) and the {len(dbs)} database(s): the replication workers "
+                "come out of that pool; raise it in the parameter group (static: reboot)"
+            )
+    return problems
+
+
+def database_problems(conn: psycopg.Connection[Any], dbname: str, *, logical: bool) -> list[str]:
+    """Problems inside one database: tables logical replication cannot carry, extensions."""
+    problems: list[str] = []
+    user_tables = (
+        "c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
+        " AND n.nspname !~ '^pg_'"
+    )
+    if logical:
+        no_key = conn.execute(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            f" WHERE {user_tables} AND c.relkind = 'r' AND ("
+            "  c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS ("
+            "   SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))"
+            "  OR (c.relreplident = 'i' AND NOT EXISTS ("
+            "   SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisreplident)))"
+            " ORDER BY 1"
+        ).fetchall()
+        if no_key:
+            problems.append(
+                f"{dbname}: {len(no_key)} table(s) without a primary key or replica identity "
+                f"({_names(no_key)}): their UPDATEs and DELETEs cannot replicate to green; add "
+                "a primary key, or ALTER TABLE ... REPLICA IDENTITY FULL"
+            )
+        unlogged = conn.execute(
+            "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
+            " JOIN pg_namespace n ON n.oid = c.relnamespace"
+            f" WHERE {user_tables} AND c.relpersistence = 'u' ORDER BY 1"
+        ).fetchall()
+        if unlogged:
+            problems.append(
+                f"{dbname}: {len(unlogged)} unlogged table(s) ({_names(unlogged)}) are not "
+                "replicated: green starts with them empty; ALTER TABLE ... SET LOGGED, or accept "
+                "losing their content and drop them"
+            )
+        row = conn.execute("SELECT count(*) FROM pg_largeobject_metadata").fetchone()
+        count = int(row[0]) if row else 0
+        if count:
+            problems.append(
+                f"{dbname}: {count} large object(s) (pg_largeobject) are not replicated: move "
+                "them into bytea columns or an object store first"
+            )
+    stale = conn.execute(
+        "SELECT e.extname || ' ' || e.extversion || ' -> ' || a.default_version"
+        " FROM pg_extension e JOIN pg_available_extensions a ON a.name = e.extname"
+        " WHERE a.default_version IS NOT NULL AND a.default_version <> e.extversion ORDER BY 1"
+    ).fetchall()
+    if stale:
+        problems.append(
+            f"{dbname}: extension(s) behind their installed package ({_names(stale)}): run "
+            "ALTER EXTENSION name UPDATE on blue first; the upgrade path of an extension starts "
+            "from its current version"
+        )
+    return problems
+
+
+def preflight(connect: Connect, *, logical: bool, limits: Limits = Limits()) -> list[str]:
+    """Every SQL problem of a blue/green deployment, all at once; empty when it may start.
+
+    `connect(dbname)` opens a connection to one database of blue; `logical` is True for a
+    major-version deployment (logical replication), False for a physical one.
+    """
+    with connect("postgres") as conn:
+        problems = server_problems(conn, logical=logical, limits=limits)
+        names = databases(conn)
+    for name in names:
+        with connect(name) as conn:
+            problems += database_problems(conn, name, logical=logical)
+    return problems
+
+
+@dataclass(frozen=True)
+class SlotLag:
+    """How far one logical slot's consumer is behind blue's current WAL position."""
+
+    slot: str
+    database: str | None
+    active: bool
+    lag_bytes: int
+
+
+def slot_lags(conn: psycopg.Connection[Any]) -> list[SlotLag]:
+    """Each logical slot's distance (bytes) from the current WAL position: the LSN-distance
+    query of AWS "Monitoring replica lag prior to switchover" (confirmed_flush_lsn)."""
+    rows = conn.execute(
+        "SELECT slot_name, database, active,"
+        " coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint"
+        " FROM pg_replication_slots WHERE slot_type = 'logical' ORDER BY slot_name"
+    ).fetchall()
+    return [SlotLag(str(r[0]), r[1], bool(r[2]), int(r[3])) for r in rows]
+
+
+WRITABLE = "writable"
+READ_ONLY = "read-only"
+UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class Writability:
+    """What a write to a scratch table proved."""
+
+    state: str
+    """writable | read-only | unknown."""
+    default_read_only: bool | None
+    in_recovery: bool | None
+    detail: str
+
+
+def prove_writable(conn: psycopg.Connection[Any]) -> Writability:
+    """Create a scratch table and write a row in a transaction that is then rolled back: the
+    write is proven and nothing is left behind. Never says "writable" without that write."""
+    try:
+        row = conn.execute(
+            "SELECT current_setting('default_transaction_read_only') = 'on', pg_is_in_recovery()"
+        ).fetchone()
+    except psycopg.Error as exc:
+        return Writability(UNKNOWN, None, None, f"could not read the settings: {exc}")
+    read_only, recovery = (bool(row[0]), bool(row[1])) if row else (None, None)
+    try:
+        with conn.transaction(force_rollback=True):
+            conn.execute(f"CREATE TABLE {WRITE_CHECK_TABLE} (id int PRIMARY KEY, at timestamptz)")
+            conn.execute(f"INSERT INTO {WRITE_CHECK_TABLE} VALUES (1, now())")
+    except psycopg.errors.ReadOnlySqlTransaction as exc:
+        return Writability(READ_ONLY, read_only, recovery, str(exc).strip())
+    except psycopg.Error as exc:
+        return Writability(UNKNOWN, read_only, recovery, f"the test write failed: {exc}")
+    return Writability(WRITABLE, read_only, recovery, "a test write succeeded (rolled back)")

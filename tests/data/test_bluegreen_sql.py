@@ -1,0 +1,206 @@
+"""The blue/green SQL checks against a real PostgreSQL server: each bad case is created for real
+(a table without a primary key, an open transaction, a logical slot, a read-only default) and
+each refusal and each pass is asserted."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from dbplatform.database import checks
+from dbplatform.database.checks import Limits
+from tests.postgres import PgServer
+
+
+def factory(server: PgServer, only: str) -> checks.Connect:
+    """Connect to `only` when asked for any user database, so a test sees its own tables; the
+    server-wide checks still run in `postgres`."""
+
+    @contextlib.contextmanager
+    def connect(dbname: str) -> Iterator[psycopg.Connection[Any]]:
+        with server.connect(dbname if dbname == "postgres" else only) as conn:
+            yield conn
+
+    return connect
+
+
+def db_problems(server: PgServer, db: str, *, logical: bool = True) -> list[str]:
+    with server.connect(db) as conn:
+        return checks.database_problems(conn, db, logical=logical)
+
+
+def test_a_clean_database_passes(postgres: PgServer, pg_database: str) -> None:
+    with postgres.connect(pg_database) as conn:
+        conn.execute("CREATE TABLE orders (id bigint PRIMARY KEY, total numeric)")
+        conn.execute("CREATE TABLE events (a int NOT NULL, b int)")
+        conn.execute("CREATE UNIQUE INDEX events_a ON events (a)")
+        conn.execute("ALTER TABLE events REPLICA IDENTITY USING INDEX events_a")
+        conn.execute("CREATE TABLE audit (x int)")
+        conn.execute("ALTER TABLE audit REPLICA IDENTITY FULL")
+    assert db_problems(postgres, pg_database) == []
+
+
+def test_table_without_primary_key_is_refused_for_logical_only(
+    postgres: PgServer, pg_database: str
+) -> None:
+    with postgres.connect(pg_database) as conn:
+        conn.execute("CREATE TABLE orders (id bigint PRIMARY KEY)")
+        conn.execute("CREATE TABLE loose (note text)")
+    problems = db_problems(postgres, pg_database)
+    assert len(problems) == 1
+    assert "public.loose" in problems[0] and "primary key" in problems[0]
+    assert "orders" not in problems[0]
+    # A physical (same major) deployment replicates blocks, not rows: no such limit.
+    assert db_problems(postgres, pg_database, logical=False) == []
+
+
+def test_unlogged_tables_and_large_objects_are_listed_together(
+    postgres: PgServer, pg_database: str
+) -> None:
+    with postgres.connect(pg_database) as conn:
+        conn.execute("CREATE UNLOGGED TABLE cache (id int PRIMARY KEY)")
+        conn.execute("SELECT lo_from_bytea(0, 'blob')")
+        conn.execute("CREATE TABLE loose (note text)")
+    problems = db_problems(postgres, pg_database)
+    assert len(problems) == 3  # all at once
+    text = "\n".join(problems)
+    assert "public.cache" in text and "unlogged" in text
+    assert "1 large object" in text
+    assert "public.loose" in text
+
+
+def test_logical_slot_is_refused_and_its_lag_measured(postgres: PgServer, pg_database: str) -> None:
+    slot = f"s_{pg_database}"
+    with postgres.connect(pg_database) as conn:
+        conn.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (slot,))
+    try:
+        with postgres.connect(pg_database) as conn:
+            conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
+            conn.execute("INSERT INTO t SELECT generate_series(1, 1000)")
+            lags = {s.slot: s for s in checks.slot_lags(conn)}
+        assert lags[slot].lag_bytes > 0  # the slot's consumer has not read those writes
+        assert lags[slot].database == pg_database
+        with postgres.connect() as conn:
+            problems = checks.server_problems(conn, logical=True, limits=Limits())
+            assert any(slot in p and "logical replication slot" in p for p in problems)
+            physical = checks.server_problems(conn, logical=False, limits=Limits())
+            assert not any(slot in p for p in physical)
+    finally:
+        with postgres.connect() as conn:
+            conn.execute("SELECT pg_drop_replication_slot(%s)", (slot,))
+
+
+def test_open_transaction_is_refused_then_passes_once_closed(
+    postgres: PgServer, pg_database: str
+) -> None:
+    limits = Limits(long_transaction=0, idle_in_transaction=0)
+    holder = postgres.connect(pg_database)
+    holder.autocommit = False
+    try:
+        holder.execute("SELECT 1")  # BEGIN ... and then nothing: idle in transaction
+        with postgres.connect() as conn:
+            problems = checks.server_problems(conn, logical=False, limits=limits)
+        pid = holder.info.backend_pid
+        assert any("idle in a transaction" in p and str(pid) in p for p in problems)
+        holder.rollback()
+        with postgres.connect() as conn:
+            problems = checks.server_problems(conn, logical=False, limits=limits)
+        assert not any(str(pid) in p for p in problems)
+    finally:
+        holder.close()
+
+
+def test_preflight_lists_server_and_database_problems_at_once(
+    postgres: PgServer, pg_database: str
+) -> None:
+    with postgres.connect(pg_database) as conn:
+        conn.execute("CREATE TABLE loose (note text)")
+    # The test server runs with the default max_logical_replication_workers (4) and
+    # max_worker_processes (8); with many databases on the server the sizing rule may also
+    # fire. Whatever else is listed, the table is, in the same answer.
+    problems = checks.preflight(factory(postgres, pg_database), logical=True)
+    assert any("public.loose" in p for p in problems)
+    with postgres.connect(pg_database) as conn:
+        conn.execute("ALTER TABLE loose REPLICA IDENTITY FULL")
+    assert not any(
+        "loose" in p for p in checks.preflight(factory(postgres, pg_database), logical=True)
+    )
+
+
+def test_replication_settings_against_the_number_of_databases(
+    postgres: PgServer,
+) -> None:
+    with postgres.connect() as conn:
+        dbs = len(checks.databases(conn))
+        slots = conn.execute("SELECT count(*) FROM pg_replication_slots").fetchone()
+        problems = checks.server_problems(conn, logical=True, limits=Limits())
+    assert slots is not None
+    # max_replication_slots is 10 on the test server (tests/postgres.py).
+    needs_more = dbs + int(slots[0]) > 10
+    assert any(p.startswith("max_replication_slots is 10") for p in problems) == needs_more
+
+
+def test_writability_is_proven_by_a_write_and_leaves_nothing(
+    postgres: PgServer, pg_database: str
+) -> None:
+    with postgres.connect(pg_database) as conn:
+        seen = checks.prove_writable(conn)
+        assert seen.state == checks.WRITABLE
+        assert seen.default_read_only is False
+        left = conn.execute("SELECT to_regclass(%s)", (checks.WRITE_CHECK_TABLE,)).fetchone()
+        assert left == (None,)
+
+
+def test_read_only_default_is_reported_read_only(postgres: PgServer, pg_database: str) -> None:
+    with postgres.connect() as conn:
+        conn.execute(f'ALTER DATABASE "{pg_database}" SET default_transaction_read_only = on')
+    with postgres.connect(pg_database) as conn:
+        seen = checks.prove_writable(conn)
+    assert seen.state == checks.READ_ONLY
+    assert seen.default_read_only is True
+    with postgres.connect() as conn:
+        conn.execute(f'ALTER DATABASE "{pg_database}" RESET default_transaction_read_only')
+    with postgres.connect(pg_database) as conn:
+        assert checks.prove_writable(conn).state == checks.WRITABLE
+
+
+def test_a_failed_write_of_another_kind_is_unknown_not_writable(
+    postgres: PgServer, pg_database: str
+) -> None:
+    with postgres.connect(pg_database) as conn:
+        conn.execute("CREATE ROLE weak_user LOGIN PASSWORD 'x'")
+        conn.execute("REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+    try:
+        with postgres.connect(pg_database, user="weak_user", password="x") as conn:
+            seen = checks.prove_writable(conn)
+        assert seen.state == checks.UNKNOWN
+        assert "permission denied" in seen.detail
+    finally:
+        with postgres.connect(pg_database) as conn:
+            conn.execute("DROP ROLE weak_user")
+
+
+@pytest.mark.parametrize("logical", [True, False])
+def test_extension_behind_its_package_is_listed(
+    postgres: PgServer, pg_database: str, logical: bool
+) -> None:
+    # plpgsql is always current; no contrib package is guaranteed on the machine, so a stale
+    # extension is made by hand: an extension at an older version than the package's default
+    # can only be created when the package ships that version.
+    with postgres.connect(pg_database) as conn:
+        old = conn.execute(
+            "SELECT name, version FROM pg_available_extension_versions v"
+            " JOIN pg_available_extensions a USING (name)"
+            " WHERE v.version <> a.default_version AND NOT v.superuser IS NULL"
+            " AND v.requires IS NULL AND name IN ('hstore', 'pg_trgm', 'citext', 'cube')"
+            " ORDER BY name, version LIMIT 1"
+        ).fetchone()
+        if old is None:
+            pytest.skip("no contrib extension with an older version installed on this machine")
+        conn.execute(f"CREATE EXTENSION {old[0]} VERSION '{old[1]}'")
+    problems = db_problems(postgres, pg_database, logical=logical)
+    assert any(old[0] in p and "ALTER EXTENSION" in p for p in problems)

@@ -1,0 +1,186 @@
+"""`dbplatform.database.connect`: TLS verify-full by default, checked for real against the test
+server with a CA and a server certificate made here (`cryptography`), and the refusals an
+operator sees when the bundle is missing or the database cannot be reached."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import os
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from dbplatform.database import RDS_CA_BUNDLE_URL, SqlTarget, connect, target_from_args
+from dbplatform.database.connect import add_sql_flags
+from dbplatform.ops import BadUsage, Refused
+from tests.postgres import PgServer
+
+SERVER_NAME = "db.dbplatform.test"  # what the certificate names, as an RDS endpoint would be
+
+
+def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def _pem(cert: x509.Certificate) -> bytes:
+    return cert.public_bytes(serialization.Encoding.PEM)
+
+
+@pytest.fixture(scope="module")
+def tls(postgres: PgServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Turn TLS on in the test server (ssl is reloadable) with a certificate for SERVER_NAME
+    signed by a CA made here; returns the CA file and a foreign CA's file."""
+    ca_key, ca = _ca("dbplatform test CA")
+    _, other = _ca("someone else's CA")
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SERVER_NAME)]))
+        .issuer_name(ca.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    owner = postgres.datadir.stat()
+    files = {
+        "server.crt": _pem(cert),
+        "server.key": key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ),
+    }
+    for name, data in files.items():
+        path = postgres.datadir / name
+        path.write_bytes(data)
+        os.chmod(path, 0o600)  # PostgreSQL refuses a key others can read
+        os.chown(path, owner.st_uid, owner.st_gid)
+    with postgres.connect() as conn:
+        conn.execute("ALTER SYSTEM SET ssl = on")
+        conn.execute("SELECT pg_reload_conf()")
+    client = tmp_path_factory.mktemp("tls")
+    (client / "ca.pem").write_bytes(_pem(ca))
+    (client / "other.pem").write_bytes(_pem(other))
+    return {"ca": client / "ca.pem", "other": client / "other.pem"}
+
+
+def _target(server: PgServer, db: str, ca: Path, name: str = SERVER_NAME) -> SqlTarget:
+    return SqlTarget(
+        server_name=name,
+        port=server.port,
+        dbname=db,
+        user=server.user,
+        password=server.password,
+        tunnel_host=server.host,  # the tunnel end; the certificate names the endpoint
+        ca_bundle=str(ca),
+        connect_timeout=5,
+    )
+
+
+def _args(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    add_sql_flags(parser)
+    return parser.parse_args(argv)
+
+
+def test_verify_full_with_the_ca_bundle_is_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PGSSLROOTCERT", raising=False)
+    bundle = tmp_path / "global-bundle.pem"
+    bundle.write_text("x")
+    target = target_from_args(
+        _args("--sql-ca-bundle", str(bundle), "--sql-host", "127.0.0.1", "--sql-port", "6543"),
+        host="db.abc.eu-west-1.rds.amazonaws.com",
+        port=5432,
+        dbname="postgres",
+        user="admin",
+        password="pw",
+    )
+    info = target.conninfo()
+    assert info["sslmode"] == "verify-full"
+    assert info["sslrootcert"] == str(bundle)
+    # Through a tunnel: connect to 127.0.0.1, check the certificate against the endpoint name.
+    assert info["host"] == "db.abc.eu-west-1.rds.amazonaws.com"
+    assert info["hostaddr"] == "127.0.0.1" and info["port"] == 6543
+
+
+def test_missing_ca_bundle_is_refused_naming_the_download(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.delenv("PGSSLROOTCERT", raising=False)
+    with pytest.raises(BadUsage) as no_flag:
+        target_from_args(_args(), host="h", port=5432, dbname="d", user="u", password=None)
+    assert RDS_CA_BUNDLE_URL in no_flag.value.message
+    assert "--sql-ca-bundle" in no_flag.value.message and "PGSSLROOTCERT" in no_flag.value.message
+    monkeypatch.setenv("PGSSLROOTCERT", str(tmp_path / "absent.pem"))
+    with pytest.raises(BadUsage) as absent:
+        target_from_args(_args(), host="h", port=5432, dbname="d", user="u", password=None)
+    assert "absent.pem" in absent.value.message and "no such file" in absent.value.message
+
+
+def test_tls_verified_connection(
+    postgres: PgServer, pg_database: str, tls: dict[str, Path]
+) -> None:
+    with connect(_target(postgres, pg_database, tls["ca"])) as conn:
+        row = conn.execute("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()").fetchone()
+    assert row == (True,)
+
+
+def test_a_certificate_from_another_ca_is_refused(
+    postgres: PgServer, pg_database: str, tls: dict[str, Path]
+) -> None:
+    with pytest.raises(Refused) as refused:
+        connect(_target(postgres, pg_database, tls["other"]))
+    assert "certificate" in refused.value.message
+    assert "--sql-ca-bundle" in refused.value.message
+
+
+def test_a_certificate_for_another_name_is_refused(
+    postgres: PgServer, pg_database: str, tls: dict[str, Path]
+) -> None:
+    with pytest.raises(Refused) as refused:
+        connect(_target(postgres, pg_database, tls["ca"], name="impostor.dbplatform.test"))
+    assert "impostor.dbplatform.test" in refused.value.message
+
+
+def test_unreachable_database_says_what_to_do(tmp_path: Path, postgres: PgServer) -> None:
+    bundle = tmp_path / "ca.pem"
+    bundle.write_text("unused")
+    target = SqlTarget(
+        server_name="db.dbplatform.test",
+        port=1,  # nothing listens on port 1 of 127.0.0.1
+        dbname="postgres",
+        user="u",
+        tunnel_host="127.0.0.1",
+        ca_bundle=str(bundle),
+        connect_timeout=2,
+    )
+    with pytest.raises(Refused) as refused:
+        connect(target)
+    text = refused.value.message
+    assert "not reachable from this host" in text
+    assert "--sql-host" in text and "--skip-sql-checks" in text
