@@ -4,7 +4,7 @@ API (small on purpose; `dbplatform.dr` uses it for restore verification):
 
     from dbplatform.database import SqlTarget, add_sql_flags, connect, target_from_args
 
-    add_sql_flags(parser)                      # --sql-host/--sql-port/--sql-ca-bundle/--skip-sql-checks
+    add_sql_flags(parser)       # --sql-host/--sql-port/--sql-ca-bundle/--skip-sql-checks
     target = target_from_args(args, host=endpoint_address, port=endpoint_port,
                               dbname="postgres", user=master_user, password=secret)
     with connect(target) as conn:              # TLS verify-full against the RDS CA bundle

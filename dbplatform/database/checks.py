@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import psycopg
+from psycopg import sql
 
 Connect = Callable[[str], AbstractContextManager[psycopg.Connection[Any]]]
 """A connection factory: database name -> connection (as a context manager)."""
@@ -137,15 +138,12 @@ def server_problems(
 def database_problems(conn: psycopg.Connection[Any], dbname: str, *, logical: bool) -> list[str]:
     """Problems inside one database: tables logical replication cannot carry, extensions."""
     problems: list[str] = []
-    user_tables = (
-        "c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema')"
-        " AND n.nspname !~ '^pg_'"
-    )
     if logical:
         no_key = conn.execute(
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            f" WHERE {user_tables} AND c.relkind = 'r' AND ("
+            " WHERE c.relkind = 'r' AND n.nspname <> 'information_schema'"
+            " AND n.nspname !~ '^pg_' AND ("
             "  c.relreplident = 'n' OR (c.relreplident = 'd' AND NOT EXISTS ("
             "   SELECT 1 FROM pg_index i WHERE i.indrelid = c.oid AND i.indisprimary))"
             "  OR (c.relreplident = 'i' AND NOT EXISTS ("
@@ -161,7 +159,8 @@ def database_problems(conn: psycopg.Connection[Any], dbname: str, *, logical: bo
         unlogged = conn.execute(
             "SELECT quote_ident(n.nspname) || '.' || quote_ident(c.relname) FROM pg_class c"
             " JOIN pg_namespace n ON n.oid = c.relnamespace"
-            f" WHERE {user_tables} AND c.relpersistence = 'u' ORDER BY 1"
+            " WHERE c.relkind IN ('r', 'p') AND n.nspname <> 'information_schema'"
+            " AND n.nspname !~ '^pg_' AND c.relpersistence = 'u' ORDER BY 1"
         ).fetchall()
         if unlogged:
             problems.append(
@@ -254,8 +253,11 @@ def prove_writable(conn: psycopg.Connection[Any]) -> Writability:
     read_only, recovery = (bool(row[0]), bool(row[1])) if row else (None, None)
     try:
         with conn.transaction(force_rollback=True):
-            conn.execute(f"CREATE TABLE {WRITE_CHECK_TABLE} (id int PRIMARY KEY, at timestamptz)")
-            conn.execute(f"INSERT INTO {WRITE_CHECK_TABLE} VALUES (1, now())")
+            table = sql.Identifier(WRITE_CHECK_TABLE)
+            conn.execute(
+                sql.SQL("CREATE TABLE {} (id int PRIMARY KEY, at timestamptz)").format(table)
+            )
+            conn.execute(sql.SQL("INSERT INTO {} VALUES (1, now())").format(table))
     except psycopg.errors.ReadOnlySqlTransaction as exc:
         return Writability(READ_ONLY, read_only, recovery, str(exc).strip())
     except psycopg.Error as exc:
