@@ -659,9 +659,18 @@ def project_defaults(root: Path = ROOT) -> dict[str, Any]:
 
 
 def load_config(
-    stack: str, values: dict[str, Any], region: Any, *, root: Path = ROOT
+    stack: str,
+    values: dict[str, Any],
+    region: Any,
+    *,
+    root: Path = ROOT,
+    warnings: list[str] | None = None,
 ) -> StackConfig:
-    """Build and validate a stack's config from its `dbplatform:` values (namespace stripped)."""
+    """Build and validate a stack's config from its `dbplatform:` values (namespace stripped).
+
+    With `warnings` (ops commands that only read, and rollback): a config that builds but breaks
+    a validation rule is returned and the problems are appended there instead of raised.
+    """
     probs = _Problems(stack)
     if not isinstance(stack, str) or not STACK_NAME.match(stack):
         probs.lines.append(
@@ -677,6 +686,11 @@ def load_config(
         region = ""
     merged["region"] = region
     cfg = _build_dataclass(StackConfig, merged, "", probs)
+    if cfg is not _MISSING and not probs.lines and warnings is not None:
+        _validate(cfg, probs)
+        warnings.extend(probs.lines)
+        assert isinstance(cfg, StackConfig)
+        return cfg
     if cfg is not _MISSING:
         _validate(cfg, probs)
     if probs.lines:
@@ -839,10 +853,11 @@ def resolve_environment(
     return out_values, region
 
 
-def load_stack(stack: str, root: Path = ROOT) -> StackConfig:
-    """Load and validate `Pulumi.<stack>.yaml` without the Pulumi runtime (used by scripts/)."""
+def load_stack(stack: str, root: Path = ROOT, *, warnings: list[str] | None = None) -> StackConfig:
+    """Load and validate `Pulumi.<stack>.yaml` without the Pulumi runtime (used by scripts/);
+    `warnings`: see load_config."""
     values, region = read_stack_values(stack, root)
-    return load_config(stack, values, region, root=root)
+    return load_config(stack, values, region, root=root, warnings=warnings)
 
 
 def committed_stacks(root: Path = ROOT) -> list[str]:

@@ -51,6 +51,10 @@ class AuditRecord:
     """The process exit code."""
     message: str
     """The result line shown to the operator."""
+    aws_account: str | None = None
+    """The AWS account the run acted in (sts:GetCallerIdentity), or "unknown"."""
+    aws_region: str | None = None
+    """The region the run asked STS in: the stack's, or the one a DR operation works in."""
     aws_ids: list[str] = field(default_factory=list)
     """AWS ids the run created, changed or deleted (`rds:db:<id>`, `rds:snapshot:<id>`, ...)."""
     error: str | None = None

@@ -8,6 +8,7 @@ botocore's adaptive mode (`AWS_RETRY_MODE`, `AWS_MAX_ATTEMPTS` override it).
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +19,7 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from botocore.exceptions import ClientError, ProfileNotFound
 
+from dbplatform.manifest.redact import REDACTED
 from dbplatform.manifest.redact import redact as redact_values
 from dbplatform.ops.errors import BadUsage
 from infra.config import StackConfig
@@ -113,3 +115,53 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
     infra diff and preview report use (dbplatform.manifest.redact)."""
     redacted: dict[str, Any] = redact_values(dict(params))
     return redacted
+
+
+# --- -vv: botocore's DEBUG log without credential values (security review M-5) ----------------
+_JSON_PAIR = re.compile(r'(["\'])([A-Za-z0-9_]+)\1(\s*:\s*)(["\'])((?:(?!\4)[^\\]|\\.)*)\4')
+_QUERY_PAIR = re.compile(r"(?<=[&?\s])([A-Za-z0-9_.]+)=([^&\s'\"]*)")
+_XML_PAIR = re.compile(r"<([A-Za-z0-9_]+)>([^<]*)</\1>")
+
+
+def redact_text(text: str) -> str:
+    """`text` with every value under a credential-like name (the same rule as `redact`) hidden:
+    JSON/Python-repr pairs, query-string pairs (RDS's query protocol) and XML elements."""
+
+    def pair(m: re.Match[str]) -> str:
+        key = m.group(2)
+        if not _is_secret_key(key):
+            return m.group(0)
+        return f"{m.group(1)}{key}{m.group(1)}{m.group(3)}{m.group(4)}{REDACTED}{m.group(4)}"
+
+    def query(m: re.Match[str]) -> str:
+        key = m.group(1)
+        return f"{key}={REDACTED}" if _is_secret_key(key.rsplit(".", 1)[-1]) else m.group(0)
+
+    def xml(m: re.Match[str]) -> str:
+        key = m.group(1)
+        return f"<{key}>{REDACTED}</{key}>" if _is_secret_key(key) else m.group(0)
+
+    return _XML_PAIR.sub(xml, _QUERY_PAIR.sub(query, _JSON_PAIR.sub(pair, text)))
+
+
+def _is_secret_key(key: str) -> bool:
+    return bool(redact_values({key: "x"}, False).get(key) != "x")
+
+
+class SecretLogFilter(logging.Filter):
+    """Rewrites each log record with credential values hidden: dict arguments through `redact`
+    (the one rule, dbplatform.manifest.redact), then the formatted text through `redact_text`
+    (response bodies, serialized requests)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, tuple):
+            args = tuple(redact_values(a) if isinstance(a, dict) else a for a in args)
+        elif isinstance(args, dict):
+            args = redact_values(args)
+        try:
+            text = str(record.msg) % args if args else str(record.msg)
+        except (TypeError, ValueError):
+            text = str(record.msg)
+        record.msg, record.args = redact_text(text), None
+        return True

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import signal
 import sys
@@ -29,12 +30,22 @@ from botocore.exceptions import (
     NoRegionError,
     PartialCredentialsError,
     ProfileNotFound,
+    SSOError,
+    TokenRetrievalError,
+    UnauthorizedSSOTokenError,
 )
 
 from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path
-from dbplatform.ops.aws import describe_error, redact, region_note, session_for
+from dbplatform.ops.aws import (
+    SecretLogFilter,
+    describe_error,
+    error_code,
+    redact,
+    region_note,
+    session_for,
+)
 from dbplatform.ops.clock import Clock, SystemClock, iso
-from dbplatform.ops.context import Context, Result
+from dbplatform.ops.context import Context, Result, is_credential_error
 from dbplatform.ops.errors import ExitCode, OpsError
 from dbplatform.ops.lock import local_user
 from dbplatform.ops.progress import Progress
@@ -56,6 +67,13 @@ class Operation:
     validate: Callable[[Context], None] | None = None
     """Checks of the arguments against the stack's config, run before any AWS call (raise
     BadUsage): an operator's typo is answered at once, not after taking the lock."""
+    strict_config: bool = True
+    """False for read-only operations and rollback: a stack file that breaks a validation rule
+    (added in a newer checkout) is accepted with warnings; synth and pulumi up stay strict."""
+    who_region: Callable[[argparse.Namespace], str | None] | None = None
+    """The region to ask STS in when it is not the stack's (a DR operation around an outage)."""
+    on_interrupt: str = "Nothing is lost: re-run the same command to resume from the state in AWS"
+    """What the operator reads after Ctrl-C (commands that do not resume say so)."""
 
 
 def add_common_flags(parser: argparse.ArgumentParser) -> None:
@@ -79,7 +97,13 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
     g.add_argument(
         "--break-lock",
         action="store_true",
-        help="remove the stack's lock if it is stale (expired); a live lock is never broken",
+        help="take over the stack's lock if it is stale (expired); a live lock is never broken",
+    )
+    g.add_argument(
+        "--force-unlock",
+        metavar="RUN_ID",
+        help="take over the lock held by run RUN_ID (dead but not yet expired); only that run's "
+        "lock, named exactly",
     )
 
 
@@ -167,7 +191,10 @@ def run_command(
     error: str | None = None
     hooks: list[tuple[str, Callable[..., Any], str]] = []
     try:
-        stack = resolve_stack(args.stack)
+        warnings: list[str] | None = None if op.strict_config else []
+        stack = resolve_stack(args.stack, warnings=warnings)
+        for warning in warnings or []:
+            out.warn(f"config (not enforced by {command} {op.name}): {warning}")
         note = region_note(stack.config)
         if note:
             out.debug(note)
@@ -188,6 +215,8 @@ def run_command(
         if op.validate is not None:
             op.validate(ctx)
         hooks = _install_hooks(ctx, run_id)
+        who = ctx.whoami(op.who_region(args) if op.who_region else None)
+        out.info(f"as {who['arn']} (account {who['account']}) in {who['region']}")
         if args.dry_run:
             out.info(f"DRY-RUN: {label}: reads AWS, changes nothing")
         if op.locks:
@@ -205,7 +234,22 @@ def run_command(
         code, outcome, message, data = exc.exit_code, exc.outcome, exc.message, exc.data
     except ClientError as exc:
         code, outcome, message = ExitCode.FAILED, "failed", describe_error(exc)
-        data = {"aws_error_code": exc.response.get("Error", {}).get("Code")}
+        data = {"aws_error_code": error_code(exc)}
+        if is_credential_error(exc):
+            code, outcome = ExitCode.USAGE, "bad-usage"
+            message = (
+                f"AWS rejected the credentials ({error_code(exc)}): refresh them (aws sso login, "
+                "or new keys for AWS_PROFILE) and re-run; nothing was changed by this call"
+            )
+        elif error_code(exc).startswith("AccessDenied"):
+            code, outcome = ExitCode.USAGE, "bad-usage"
+            message = (
+                f"{describe_error(exc)}: the principal lacks this permission; run as the "
+                "operator role (AWS_PROFILE), re-running as the same principal will not help"
+            )
+    except (TokenRetrievalError, UnauthorizedSSOTokenError, SSOError) as exc:
+        code, outcome = ExitCode.USAGE, "bad-usage"
+        message = f"{exc}: the AWS session expired; refresh it (aws sso login) and re-run"
     except (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound) as exc:
         code, outcome = ExitCode.USAGE, "bad-usage"
         message = f"{exc}: configure AWS credentials (AWS_PROFILE, or the standard variables)"
@@ -213,11 +257,9 @@ def run_command(
         code, outcome, message = ExitCode.FAILED, "failed", f"AWS call failed: {exc}"
     except KeyboardInterrupt:
         code, outcome = ExitCode.INTERRUPTED, "interrupted"
-        where = f" during '{out.current}'" if out.current else ""
-        message = (
-            f"interrupted{where}. Nothing is lost: re-run the same command to resume from the "
-            "state in AWS"
-        )
+        phase = out.current or getattr(out, "interrupted_phase", None)
+        where = f" during '{phase}'" if phase else ""
+        message = f"interrupted{where}. {op.on_interrupt}"
     except Exception as exc:  # a bug: say so plainly, keep the traceback for the audit log
         code, outcome = ExitCode.FAILED, "failed"
         message = f"internal error ({type(exc).__name__}: {exc}); details in the audit log"
@@ -249,7 +291,9 @@ def run_command(
         command=f"{command} {op.name}",
         stack=args.stack,
         user=local_user(),
-        aws_identity=ctx.identity() if ctx is not None and code != ExitCode.INTERRUPTED else None,
+        aws_identity=ctx.known_identity() if ctx is not None else None,
+        aws_account=ctx.known_whoami().get("account") if ctx is not None else None,
+        aws_region=ctx.known_whoami().get("region") if ctx is not None else None,
         args=_audit_args(args),
         dry_run=bool(args.dry_run),
         outcome=outcome,
@@ -280,13 +324,26 @@ def _install_hooks(ctx: Context, run_id: str) -> list[tuple[str, Callable[..., A
 
 
 def _quiet_botocore(verbose: int) -> None:
-    import logging
-
     level = logging.DEBUG if verbose >= 2 else logging.WARNING
     for name in ("botocore", "boto3", "urllib3"):
         logging.getLogger(name).setLevel(level)
     if verbose >= 2:
-        logging.basicConfig(stream=sys.stderr)
+        # botocore's DEBUG log holds request parameters and response bodies (secret values):
+        # every record passes the redaction filter on the way to stderr.
+        root = logging.getLogger()
+        if not any(isinstance(h, _RedactingHandler) for h in root.handlers):
+            root.addHandler(_RedactingHandler())
+        root.setLevel(min(root.level or logging.WARNING, logging.DEBUG))
+
+
+class _RedactingHandler(logging.StreamHandler):
+    def __init__(self) -> None:
+        super().__init__()
+        self.addFilter(SecretLogFilter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.stream = sys.stderr  # the stderr of this run (tests swap it)
+        super().emit(record)
 
 
 def _audit_args(args: argparse.Namespace) -> dict[str, Any]:

@@ -16,9 +16,16 @@ from typing import Any, Generic, TextIO, TypeVar
 
 import boto3
 from botocore.client import BaseClient
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
-from dbplatform.ops.aws import is_read_only, make_client, redact
+from dbplatform.ops.aws import error_code, is_read_only, make_client, redact
 from dbplatform.ops.clock import Clock
 from dbplatform.ops.errors import BadUsage, Failed, Refused
 from dbplatform.ops.lock import StackLock, local_user
@@ -28,6 +35,13 @@ from dbplatform.ops.stack import StackRef
 T = TypeVar("T")
 POLL_ENV = "DBPLATFORM_POLL_SECONDS"
 DEFAULT_POLL_SECONDS = 15.0
+# A poll that cannot reach AWS (endpoint down, connection reset, 5xx after botocore's own
+# retries) is tried again for this long before the wait fails: a network blip must not end a
+# wait of hours and strand the lock (ops review #23).
+POLL_GRACE_SECONDS = 300.0
+_TRANSIENT = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
+# Which lock a command takes: an emergency secret rotation must not wait for a blue/green build.
+LOCK_SCOPES = {"rotate_secret": "secrets", "restore_check": "restore-check"}
 # Parameter keys whose values name an AWS resource, recorded as touched by a mutation...
 _ID_SUFFIXES = ("Identifier", "Arn", "Id", "ResourceName", "AlarmName", "SecretId")
 _ID_KEYS = {"Name", "TopicArn"}
@@ -96,13 +110,22 @@ class Context:
         return self._clients[key]
 
     def mutate(
-        self, client: BaseClient, method: str, params: dict[str, Any], *, track: bool = True
+        self,
+        client: BaseClient,
+        method: str,
+        params: dict[str, Any],
+        *,
+        track: bool = True,
+        lock_check: bool = True,
     ) -> dict[str, Any]:
         """Make a mutating AWS call, or under `--dry-run` print it and return `{}`.
 
         Every change a command makes goes through here, so a dry run prints exactly the calls
-        a real run would make and the audit record lists what was touched.
+        a real run would make and the audit record lists what was touched. It is also the safe
+        point where a run that lost its lock stops (`lock_check`; the lock's own calls skip it).
         """
+        if lock_check:
+            self.check_lock()
         service = client.meta.service_model.service_name
         operation = client.meta.method_to_api_mapping.get(method, method)
         shown = f"{service}:{operation} {json.dumps(redact(params), default=str, sort_keys=True)}"
@@ -121,6 +144,38 @@ class Context:
         for i in ids:
             if i not in self.touched:
                 self.touched.append(i)
+
+    def check_lock(self) -> None:
+        """A safe point: raise LockLost when a lock this run took is no longer its own."""
+        for lock in self._cache.get("locks", []):
+            lock.check()
+
+    def whoami(self, region: str | None = None) -> dict[str, str]:
+        """Account, principal ARN and region this run acts as (sts:GetCallerIdentity), asked
+        once. Credential errors propagate (the runner answers exit 2); an unreachable STS gives
+        "unknown" values so a command working around a regional outage still runs."""
+        if "whoami" not in self._cache:
+            where = region or self.stack.region
+            try:
+                got = self.client("sts", where).get_caller_identity()
+                who = {"account": str(got["Account"]), "arn": str(got["Arn"]), "region": where}
+            except ClientError as exc:
+                if is_credential_error(exc):
+                    raise
+                who = {"account": "unknown", "arn": "unknown", "region": where}
+            except _TRANSIENT:
+                who = {"account": "unknown", "arn": "unknown", "region": where}
+            self._cache["whoami"] = who
+            self._cache.setdefault("identity", None if who["arn"] == "unknown" else who["arn"])
+        return dict(self._cache["whoami"])
+
+    def known_identity(self) -> str | None:
+        """The principal ARN if already asked (no AWS call: for the audit of any outcome)."""
+        value = self._cache.get("identity")
+        return str(value) if value else None
+
+    def known_whoami(self) -> dict[str, str]:
+        return dict(self._cache.get("whoami") or {})
 
     def identity(self, region: str | None = None) -> str | None:
         """The caller's AWS principal ARN, None when it cannot be read.
@@ -146,18 +201,27 @@ class Context:
         itself. Waits (`wait_for`) extend the lock this returns.
         """
         where = region or self.stack.region
+        scope = self.lock_scope
         lock = StackLock(
             self,
-            parameter=self.stack.names.lock_parameter,
+            parameter=f"{self.stack.names.lock_parameter}-{scope}",
             stack=self.stack.name if where == self.stack.region else f"{self.stack.name} ({where})",
             owner=f"{local_user()} ({self.identity(where) or 'unknown principal'})",
             operation=self.command,
             run_id=self.run_id,
             break_stale=bool(getattr(self.args, "break_lock", False)),
+            force_unlock=getattr(self.args, "force_unlock", None),
             region=where,
         )
         self._cache["lock"] = lock
+        self._cache.setdefault("locks", []).append(lock)
         return lock
+
+    @property
+    def lock_scope(self) -> str:
+        """The lock this command takes (`bluegreen`, `secrets`, `dr`, ...)."""
+        name = self.command.split(" ", 1)[0]
+        return LOCK_SCOPES.get(name, name)
 
     # --- operator ----------------------------------------------------------------------
     def confirm(self, action: str) -> None:
@@ -204,14 +268,30 @@ class Context:
         """
         deadline = self.clock.monotonic() + timeout
         interval = self.poll_seconds()
+        failing_since: float | None = None
         while True:
-            seen = poll()
+            try:
+                seen = poll()
+                failing_since = None
+            except (ClientError, *_TRANSIENT) as exc:
+                if isinstance(exc, ClientError) and not _server_side(exc):
+                    raise
+                now = self.clock.monotonic()
+                failing_since = now if failing_since is None else failing_since
+                if now - failing_since >= POLL_GRACE_SECONDS:
+                    raise
+                self.out.warn(
+                    f"{what}: AWS did not answer ({exc}); trying again for up to "
+                    f"{POLL_GRACE_SECONDS - (now - failing_since):.0f}s"
+                )
+                seen = Poll(False, "AWS unreachable, retrying")
             if seen.done:
                 return seen.value
             self.out.update(f"{what}: {seen.status}")
             lock = self._cache.get("lock")
             if lock is not None:
                 lock.heartbeat()
+            self.check_lock()
             remaining = deadline - self.clock.monotonic()
             if remaining <= 0:
                 raise Failed(
@@ -225,6 +305,31 @@ class Context:
         """Under `--dry-run` a mutating call outside `mutate` is a bug: stop before it is sent."""
         if self.dry_run and not is_read_only(operation):
             raise Failed(f"internal error: dry run attempted mutating call {operation}")
+
+
+CREDENTIAL_ERROR_CODES = frozenset(
+    {
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "InvalidSignatureException",
+        "SignatureDoesNotMatch",
+        "RequestExpired",
+        "AuthFailure",
+    }
+)
+
+
+def is_credential_error(exc: ClientError) -> bool:
+    """True when AWS rejected who we are (not what we asked): refresh the credentials.
+    AccessDenied* is a permission of a valid principal: that stays a failure (exit 1)."""
+    return error_code(exc) in CREDENTIAL_ERROR_CODES
+
+
+def _server_side(exc: ClientError) -> bool:
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+    return status >= 500 or error_code(exc) in ("InternalFailure", "ServiceUnavailable")
 
 
 def touched_ids(

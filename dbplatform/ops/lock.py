@@ -1,11 +1,29 @@
-"""The per-stack operations lock: an SSM parameter created with no-overwrite.
+"""The operations locks of a stack: SSM parameters created with no-overwrite, one per scope.
 
-`PutParameter(Overwrite=False)` succeeds for exactly one caller, so two operators (or a
-scheduled drill and an operator) cannot run conflicting operations on one stack. The value
-is JSON `{owner, operation, run_id, acquired, expires}`; a holder extends `expires` while it
-waits on AWS. A lock past `expires` is stale (its holder died) and only `--break-lock`
-removes it; an unexpired lock is never broken. The parameter lives in the stack's region, or in
-the region an operation works in when it must not depend on the stack's (a DR rebuild).
+A scope is the kind of work (`bluegreen`, `secrets`, `dr`, ...): an emergency secret rotation is
+not blocked by a blue/green build that holds the `bluegreen` lock for hours. The parameter is
+`<Names.lock_parameter>-<scope>` in the stack's region (or the region a DR operation works in).
+
+SSM semantics relied on (botocore's ssm model, PutParameter): `Overwrite=False` (the default)
+fails with `ParameterAlreadyExists` ("You can't create duplicate parameters") when the name
+exists, so creating a name is a compare-and-set against "absent"; PutParameter returns the new
+`Version`. SSM has no conditional overwrite or delete, so:
+- taking a free lock: PutParameter(Overwrite=False); exactly one caller wins;
+- extending or releasing: only the run whose id is in the lock does it (read, compare run id,
+  write), and it does so long before expiry, when no one else may touch it;
+- breaking a stale lock (`--break-lock`) or a named one (`--force-unlock RUN_ID`): the breaker
+  first CREATES a claim parameter `<lock>-break-<stale run id>` with Overwrite=False: of two
+  operators breaking the same lock only one gets the claim. The winner re-reads the lock, checks
+  that it still holds that run id at the same Version, overwrites it with its own value (never
+  deletes it, so no third run can slip in), reads it back, then deletes the claim. The loser
+  refuses (3) naming the winner.
+No labels are put on lock versions: SSM keeps 100 versions and refuses a new one
+(ParameterMaxVersionLimitExceeded) only when the oldest carries a label.
+
+The value is JSON `{owner, operation, run_id, acquired, expires}` with a short TTL (10 min); a
+heartbeat thread renews it every TTL/3 for the whole run (pulumi up included). A run that loses
+its lock (overwritten, or not renewable for a TTL) stops at the next safe point: `check()`,
+called before every mutation and every poll, raises Failed.
 """
 
 from __future__ import annotations
@@ -13,6 +31,8 @@ from __future__ import annotations
 import getpass
 import json
 import socket
+import threading
+import time
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -23,10 +43,10 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from dbplatform.ops.aws import error_code
 from dbplatform.ops.clock import Clock, iso, parse_iso
-from dbplatform.ops.errors import Refused
+from dbplatform.ops.errors import Failed, Refused
 from dbplatform.ops.progress import Progress
 
-DEFAULT_TTL = timedelta(hours=1)
+DEFAULT_TTL = timedelta(minutes=10)
 
 
 def local_user() -> str:
@@ -53,7 +73,13 @@ class LockHost(Protocol):
     def client(self, service: str, region: str | None = None) -> BaseClient: ...
 
     def mutate(
-        self, client: BaseClient, method: str, params: dict[str, Any], *, track: bool = True
+        self,
+        client: BaseClient,
+        method: str,
+        params: dict[str, Any],
+        *,
+        track: bool = True,
+        lock_check: bool = True,
     ) -> dict[str, Any]: ...
 
 
@@ -91,8 +117,18 @@ class LockInfo:
         )
 
 
+class LockLost(Failed):
+    """This run no longer holds its lock: it stops at the next safe point (exit 1)."""
+
+
+@dataclass(frozen=True)
+class _Seen:
+    info: LockInfo
+    version: int
+
+
 class StackLock:
-    """Context manager holding a stack's lock for one run.
+    """Context manager holding one scope of a stack's lock for one run.
 
     In `--dry-run` it only reads the lock: a held lock still refuses (the real run would), and
     the PutParameter it would make is printed.
@@ -109,7 +145,9 @@ class StackLock:
         run_id: str,
         ttl: timedelta = DEFAULT_TTL,
         break_stale: bool = False,
+        force_unlock: str | None = None,
         region: str | None = None,
+        heartbeat_thread: bool = True,
     ) -> None:
         self.host = host
         self.parameter = parameter
@@ -119,9 +157,17 @@ class StackLock:
         self.run_id = run_id
         self.ttl = ttl
         self.break_stale = break_stale
+        self.force_unlock = force_unlock
         self.region = region  # None: the host's default region, the stack's
         self.held = False
+        self.lost: str | None = None
+        self._acquired: str | None = None
         self._refreshed = 0.0
+        self._renewed_at = time.monotonic()
+        self._mutex = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._use_thread = heartbeat_thread
 
     @property
     def ssm(self) -> BaseClient:
@@ -133,107 +179,207 @@ class StackLock:
             owner=self.owner,
             operation=self.operation,
             run_id=self.run_id,
-            acquired=iso(now),
+            acquired=self._acquired or iso(now),
             expires=iso(now + self.ttl),
         )
 
-    def read(self) -> LockInfo | None:
-        """The current holder, or None when the stack is not locked."""
+    def _read(self) -> _Seen | None:
         try:
-            value = self.ssm.get_parameter(Name=self.parameter)["Parameter"]["Value"]
+            p = self.ssm.get_parameter(Name=self.parameter)["Parameter"]
         except ClientError as exc:
             if error_code(exc) == "ParameterNotFound":
                 return None
             raise
-        return LockInfo.from_json(value)
+        return _Seen(LockInfo.from_json(p["Value"]), int(p.get("Version", 0)))
 
-    def _put(self, overwrite: bool) -> None:
+    def read(self) -> LockInfo | None:
+        """The current holder, or None when the scope is not locked."""
+        seen = self._read()
+        return seen.info if seen else None
+
+    def _put(self, name: str, value: str, overwrite: bool) -> None:
         self.host.mutate(
             self.ssm,
             "put_parameter",
             {
-                "Name": self.parameter,
-                "Value": self._info().to_json(),
+                "Name": name,
+                "Value": value,
                 "Type": "String",
                 "Overwrite": overwrite,
                 "Description": f"dbplatform operations lock of stack {self.stack}",
             },
             track=False,
+            lock_check=False,
+        )
+
+    def _delete(self, name: str) -> None:
+        self.host.mutate(
+            self.ssm, "delete_parameter", {"Name": name}, track=False, lock_check=False
         )
 
     def acquire(self) -> None:
-        """Take the lock or raise Refused naming its holder."""
+        """Take the lock or raise Refused naming its holder and the way out."""
         if self.host.dry_run:
-            current = self.read()
-            if current is not None and current.run_id != self.run_id:
-                self._refuse_or_break(current)  # refuses as the real run would, or prints
-            self._put(overwrite=False)  # printed, not sent
+            seen = self._read()
+            if seen is not None and seen.info.run_id != self.run_id:
+                self._refuse_or_break(seen)  # refuses as the real run would, or prints
+            self._put(self.parameter, self._info().to_json(), overwrite=False)  # printed only
             return
         for _ in range(3):
             try:
-                self._put(overwrite=False)  # the common case: one call
+                self._put(self.parameter, self._info().to_json(), overwrite=False)
             except ClientError as exc:
                 if error_code(exc) != "ParameterAlreadyExists":
                     raise
             else:
-                self.held = True
-                self._refreshed = self.host.clock.monotonic()
+                self._held()
                 return
-            current = self.read()
-            if current is None:
+            seen = self._read()
+            if seen is None:
                 continue  # released between our put and read: try again
-            if current.run_id == self.run_id:
-                self.held = True
+            if seen.info.run_id == self.run_id:
+                self._held()
                 return
-            self._refuse_or_break(current)  # refuses, or deletes a stale lock and retries
+            if self._refuse_or_break(seen):
+                self._held()
+                return
         holder = self.read()
         raise Refused(
             f"stack {self.stack} is locked by "
             f"{holder.describe() if holder else 'another run'}; wait for it to finish",
-            data={"lock": holder.__dict__ if holder else None},
+            data={"lock": asdict(holder) if holder else None},
         )
 
-    def _refuse_or_break(self, current: LockInfo) -> None:
+    def _held(self) -> None:
+        self.held = True
+        self._acquired = self._acquired or iso(self.host.clock.now())
+        self._refreshed = self.host.clock.monotonic()
+        self._renewed_at = time.monotonic()
+        if self._use_thread and self._thread is None:
+            self._thread = threading.Thread(
+                target=self._beat, name=f"lock-heartbeat-{self.run_id}", daemon=True
+            )
+            self._thread.start()
+
+    def _way_out(self, current: LockInfo) -> str:
+        return (
+            f"if that run is dead (killed, crashed), re-run with --force-unlock {current.run_id}, "
+            f"or delete it: aws ssm delete-parameter --name {self.parameter}"
+            + (f" --region {self.region}" if self.region else "")
+        )
+
+    def _refuse_or_break(self, seen: _Seen) -> bool:
+        """Refuse, or break `seen` by the claim protocol; True when this run now holds it."""
+        current = seen.info
         now = self.host.clock.now()
-        if not current.expired(now):
+        named = self.force_unlock is not None and self.force_unlock == current.run_id
+        if not named and not current.expired(now):
             raise Refused(
                 f"stack {self.stack} is locked by {current.describe()}; wait for that operation "
-                "to finish (an unexpired lock is never broken)",
-                data={"lock": current.__dict__},
+                "to finish (--break-lock never breaks an unexpired lock); "
+                + self._way_out(current),
+                data={"lock": asdict(current)},
             )
-        if not self.break_stale:
+        if not named and not self.break_stale:
             raise Refused(
                 f"stack {self.stack} has a stale lock: {current.describe()}. Its holder stopped "
                 "without releasing it; check that nobody is still working on the stack, then "
                 "re-run with --break-lock",
-                data={"lock": current.__dict__},
+                data={"lock": asdict(current)},
             )
-        self.host.out.warn(f"breaking stale lock of {current.describe()}")
-        self.host.mutate(self.ssm, "delete_parameter", {"Name": self.parameter}, track=False)
+        why = "force-unlocking" if named else "breaking stale lock of"
+        self.host.out.warn(f"{why} {current.describe()}")
+        claim = f"{self.parameter}-break-{_safe(current.run_id)}"
+        if self.host.dry_run:
+            self._put(claim, self.run_id, overwrite=False)
+            return False
+        try:
+            self._put(claim, self.run_id, overwrite=False)
+        except ClientError as exc:
+            if error_code(exc) != "ParameterAlreadyExists":
+                raise
+            raise Refused(
+                f"another operator is breaking the same lock of stack {self.stack} "
+                f"({current.describe()}); nothing was changed: check who holds it now",
+                data={"lock": asdict(current)},
+            ) from None
+        try:
+            again = self._read()
+            if again is not None and again.version != seen.version:
+                raise Refused(
+                    f"the lock of stack {self.stack} changed while breaking it: now "
+                    f"{again.info.describe()}; nothing was changed",
+                    data={"lock": asdict(again.info)},
+                )
+            self._put(self.parameter, self._info().to_json(), overwrite=True)
+            mine = self._read()
+            if mine is None or mine.info.run_id != self.run_id:
+                raise Refused(
+                    f"lost the race for the lock of stack {self.stack} to "
+                    f"{mine.info.describe() if mine else 'nobody'}",
+                )
+        finally:
+            self._delete(claim)
+        return True
+
+    # --- while held ---------------------------------------------------------------------
+    def _extend(self) -> None:
+        """Renew the expiry if the lock is still ours; mark it lost otherwise."""
+        with self._mutex:
+            if not self.held or self.lost:
+                return
+            seen = self._read()
+            if seen is None or seen.info.run_id != self.run_id:
+                holder = seen.info.describe() if seen else "nobody (it was deleted)"
+                self.lost = f"lost the lock of stack {self.stack}: it is now held by {holder}"
+                return
+            self._put(self.parameter, self._info().to_json(), overwrite=True)
+            self._refreshed = self.host.clock.monotonic()
+            self._renewed_at = time.monotonic()
+
+    def _beat(self) -> None:
+        interval = max(1.0, self.ttl.total_seconds() / 3)
+        while not self._stop.wait(interval):
+            try:
+                self._extend()
+            except (ClientError, BotoCoreError) as exc:
+                if time.monotonic() - self._renewed_at >= self.ttl.total_seconds():
+                    self.lost = (
+                        f"could not renew the lock of stack {self.stack} for "
+                        f"{self.ttl.total_seconds():.0f}s ({exc}); another run may take it"
+                    )
+            if self.lost:
+                return
 
     def heartbeat(self) -> None:
-        """Extend the expiry while a long wait runs (at most every third of the TTL)."""
+        """Extend the expiry from a wait loop (at most every third of the TTL, by the host's
+        clock: under a test clock hours pass at once); raise LockLost when the lock is gone."""
         if not self.held or self.host.dry_run:
             return
-        now = self.host.clock.monotonic()
-        if now - self._refreshed < self.ttl.total_seconds() / 3:
-            return
-        current = self.read()
-        if current is None or current.run_id != self.run_id:
-            self.host.out.warn(f"lost the lock of stack {self.stack} to {current}")
-            self.held = False
-            return
-        self._put(overwrite=True)
-        self._refreshed = now
+        if self.host.clock.monotonic() - self._refreshed >= self.ttl.total_seconds() / 3:
+            self._extend()
+        self.check()
+
+    def check(self) -> None:
+        """A safe point: raise LockLost if this run no longer holds the lock."""
+        if self.lost:
+            raise LockLost(
+                f"{self.lost}. Stopped before the next change; see `status`, then re-run the "
+                "same command once the other run has finished",
+                data={"lock_lost": self.lost},
+            )
 
     def release(self) -> None:
-        """Delete the lock if it is still ours."""
+        """Stop the heartbeat; delete the lock if it is still ours."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
         if not self.held:
             return
         self.held = False
-        current = self.read()
-        if current is not None and current.run_id == self.run_id:
-            self.host.mutate(self.ssm, "delete_parameter", {"Name": self.parameter}, track=False)
+        seen = self._read()
+        if seen is not None and seen.info.run_id == self.run_id:
+            self._delete(self.parameter)
 
     def __enter__(self) -> StackLock:
         self.acquire()
@@ -249,6 +395,12 @@ class StackLock:
             self.release()
         except (ClientError, BotoCoreError) as err:
             self.host.out.warn(
-                f"could not release lock {self.parameter} ({err}); it expires on its own, "
-                "or delete it with: aws ssm delete-parameter --name " + self.parameter
+                f"could not release lock {self.parameter} ({err}); it expires within "
+                f"{self.ttl.total_seconds() / 60:.0f} minutes on its own, or: "
+                f"--force-unlock {self.run_id}"
             )
+
+
+def _safe(run_id: str) -> str:
+    """A run id as part of an SSM parameter name (a-zA-Z0-9_.-)."""
+    return "".join(c if c.isalnum() or c in "_.-" else "_" for c in run_id)[:64] or "unknown"

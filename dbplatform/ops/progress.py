@@ -81,6 +81,8 @@ class Progress:
                 took = self.clock.monotonic() - started
                 mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
                 self.console.print(f"{mark} {name} [dim]({took:.1f}s)[/dim]")
+            if not ok:  # the runner names the innermost phase an interrupt or failure hit
+                self.interrupted_phase = getattr(self, "interrupted_phase", None) or name
             self.current = previous
 
     def update(self, text: str) -> None:

@@ -47,8 +47,15 @@ class StackRef:
         return self.config.region
 
 
-def resolve_stack(name: str, root: Path | None = None) -> StackRef:
-    """Load and validate stack `name`; raises `ConfigError` naming every problem (exit 2)."""
+def resolve_stack(
+    name: str, root: Path | None = None, *, warnings: list[str] | None = None
+) -> StackRef:
+    """Load and validate stack `name`; raises `ConfigError` naming every problem (exit 2).
+
+    With `warnings` (read-only commands and rollback): a file that breaks a validation rule but
+    still yields region and names is accepted and the problems are appended there, so a rule
+    tightened in a newer checkout never locks on-call out of `status` or `rollback`.
+    """
     root = root or project_root()
     if not STACK_NAME.match(name):
         raise ConfigError(
@@ -58,4 +65,6 @@ def resolve_stack(name: str, root: Path | None = None) -> StackRef:
     if not (root / f"Pulumi.{name}.yaml").is_file():
         known = ", ".join(committed_stacks(root)) or "none"
         raise ConfigError(name, [f"Pulumi.{name}.yaml not found in {root} (stacks there: {known})"])
-    return StackRef(name=name, config=load_stack(name, root), names=Names(name), root=root)
+    return StackRef(
+        name=name, config=load_stack(name, root, warnings=warnings), names=Names(name), root=root
+    )

@@ -235,7 +235,8 @@ class AwsEnv:
         }
 
     def lock_held(self, stack: str) -> bool:
-        return f"/dbplatform/{stack}/ops/lock" in self.parameters()
+        """True when any scope of the stack's lock is held (`.../ops/lock-<scope>`)."""
+        return any(n.startswith(f"/dbplatform/{stack}/ops/lock-") for n in self.parameters())
 
 
 # --- fault injection (botocore event hooks on an in-process session) ---------------------------

@@ -184,7 +184,7 @@ def test_promote_checks_a_ready_application_before_and_after(aws: AwsEnv) -> Non
 def test_commands_refuse_while_another_operator_holds_the_lock(aws: AwsEnv) -> None:
     aws.started("staging")
     aws.client("ssm").put_parameter(
-        Name="/dbplatform/staging/ops/lock",
+        Name="/dbplatform/staging/ops/lock-bluegreen",
         Type="String",
         Value='{"owner": "carol@bastion", "operation": "bluegreen rollback", "run_id": "r", '
         '"acquired": "2025-01-01T00:00:00Z", "expires": "2999-01-01T00:00:00Z"}',

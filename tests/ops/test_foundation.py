@@ -30,7 +30,7 @@ from dbplatform.ops.aws import region_note
 from infra.config import load_stack
 from tests.ops.support import ROOT, AwsEnv, Burst, FakeClock, no_backoff_sleep, session_with
 
-LOCK = "/dbplatform/staging/ops/lock"
+LOCK = "/dbplatform/staging/ops/lock-testcmd"
 MARK = "/dbplatform/staging/test-mark"
 WEST = "us-west-2"
 DB = "test-db"
@@ -91,7 +91,16 @@ def _parser() -> argparse.ArgumentParser:
     add_operation(sub, Operation("look", "read only", _act, locks=False)).add_argument(
         "--do", default="read"
     )
-    p = add_operation(sub, Operation("elsewhere", "lock in a region", _elsewhere, locks=False))
+    p = add_operation(
+        sub,
+        Operation(
+            "elsewhere",
+            "lock in a region",
+            _elsewhere,
+            locks=False,
+            who_region=lambda args: str(args.region),
+        ),
+    )
     p.add_argument("--region", default=WEST)
     return parser
 

@@ -1,0 +1,265 @@
+"""Locks (conditional break, holder-only renewal, heartbeat thread, lost lock stops the run,
+--force-unlock, scopes) and who/where (principal printed and audited, credential errors exit 2,
+transient endpoint failures tolerated in polls, -vv without secret values), against moto."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import boto3
+import pytest
+from botocore.client import BaseClient
+from botocore.exceptions import EndpointConnectionError
+
+from dbplatform.ops import Context, Operation, Poll, Refused, Result, add_operation, run_command
+from dbplatform.ops.clock import SystemClock
+from dbplatform.ops.lock import LockLost, StackLock
+from dbplatform.ops.progress import Progress
+from tests.ops.support import AwsEnv, FakeClock, query_error, session_with
+
+LOCK = "/dbplatform/staging/ops/lock-lockcmd"
+MARK = "/dbplatform/staging/lock-test-mark"
+
+
+def _act(ctx: Context) -> Result:
+    ssm = ctx.client("ssm")
+    if ctx.args.steal:  # another run overwrites this run's lock mid-run
+        ctx.client("ssm").put_parameter(
+            Name=LOCK, Value=json.dumps({"run_id": "thief"}), Type="String", Overwrite=True
+        ) if not ctx.dry_run else None
+        lock = ctx._cache["lock"]
+        lock._extend()  # what the heartbeat thread does on its next beat
+    if ctx.args.wait_flaky:
+        calls = {"n": 0}
+
+        def poll() -> Poll[bool]:
+            calls["n"] += 1
+            if calls["n"] <= ctx.args.wait_flaky:
+                raise EndpointConnectionError(endpoint_url="https://rds.us-east-1.amazonaws.com")
+            return Poll(True, "ready", True)
+
+        ctx.wait_for("the thing", poll, timeout=3600)
+    ctx.mutate(ssm, "put_parameter", {"Name": MARK, "Value": "x", "Type": "String"})
+    return Result("marked")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="lockcmd")
+    sub = parser.add_subparsers(required=True)
+    p = add_operation(sub, Operation("act", "act", _act))
+    p.add_argument("--steal", action="store_true")
+    p.add_argument("--wait-flaky", type=int, default=0)
+    return parser
+
+
+def _main(argv: Sequence[str], *, session: boto3.Session | None = None, clock: Any = None) -> int:
+    return run_command("lockcmd", _parser(), argv, session=session, clock=clock)
+
+
+def _lock_value(run_id: str, expires: datetime) -> str:
+    return json.dumps(
+        {
+            "owner": "bob@ci",
+            "operation": "lockcmd act",
+            "run_id": run_id,
+            "acquired": "2026-01-01T00:00:00Z",
+            "expires": expires.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        }
+    )
+
+
+class _Host:
+    """The smallest LockHost: real SSM calls, no dry run."""
+
+    def __init__(self, aws: AwsEnv) -> None:
+        self.aws = aws
+        self.dry_run = False
+        self.clock = SystemClock()
+        self.out = Progress(label="t", verbosity=-1, clock=self.clock)
+
+    def client(self, service: str, region: str | None = None) -> BaseClient:
+        return self.aws.client(service, region or "us-east-1")
+
+    def mutate(
+        self,
+        client: BaseClient,
+        method: str,
+        params: dict[str, Any],
+        *,
+        track: bool = True,
+        lock_check: bool = True,
+    ) -> dict[str, Any]:
+        return getattr(client, method)(**params)
+
+
+def _lock(aws: AwsEnv, run_id: str, **kw: Any) -> StackLock:
+    return StackLock(
+        _Host(aws),
+        parameter=LOCK,
+        stack="staging",
+        owner=f"{run_id}@test",
+        operation="lockcmd act",
+        run_id=run_id,
+        **kw,
+    )
+
+
+def _holder(aws: AwsEnv) -> str:
+    return str(json.loads(aws.parameters()[LOCK])["run_id"])
+
+
+def test_two_operators_breaking_one_stale_lock_cannot_both_hold_it(aws: AwsEnv) -> None:
+    stale = datetime.now(UTC) - timedelta(minutes=1)
+    aws.client("ssm").put_parameter(Name=LOCK, Value=_lock_value("dead", stale), Type="String")
+    a = _lock(aws, "run-a", break_stale=True, heartbeat_thread=False)
+    b = _lock(aws, "run-b", break_stale=True, heartbeat_thread=False)
+    seen_by_b = b._read()  # B read the stale lock before A broke it
+    assert seen_by_b is not None
+
+    a.acquire()
+    assert a.held and _holder(aws) == "run-a"
+    with pytest.raises(Refused) as refused:
+        b._refuse_or_break(seen_by_b)  # B acts on what it read: the lock changed since
+    assert "changed while breaking it" in refused.value.message
+    assert _holder(aws) == "run-a"  # A's lock is intact
+    assert not any("-break-" in n for n in aws.parameters())  # the claim was cleaned up
+    a.release()
+    assert LOCK not in aws.parameters()
+
+
+def test_a_breaker_that_finds_the_claim_taken_refuses(aws: AwsEnv) -> None:
+    stale = datetime.now(UTC) - timedelta(minutes=1)
+    aws.client("ssm").put_parameter(Name=LOCK, Value=_lock_value("dead", stale), Type="String")
+    # Another operator is in the middle of breaking it: its claim exists.
+    aws.client("ssm").put_parameter(Name=f"{LOCK}-break-dead", Value="run-x", Type="String")
+    b = _lock(aws, "run-b", break_stale=True, heartbeat_thread=False)
+    with pytest.raises(Refused) as refused:
+        b.acquire()
+    assert "another operator is breaking the same lock" in refused.value.message
+    assert _holder(aws) == "dead"
+
+
+def test_only_the_holder_renews_and_a_lost_lock_is_noticed(aws: AwsEnv) -> None:
+    a = _lock(aws, "run-a", ttl=timedelta(seconds=3))  # heartbeat thread every second
+    a.acquire()
+    try:
+        first = aws.client("ssm").get_parameter(Name=LOCK)["Parameter"]["Version"]
+        time.sleep(1.6)
+        renewed = aws.client("ssm").get_parameter(Name=LOCK)["Parameter"]["Version"]
+        assert renewed > first  # renewed by the thread, not by a wait loop
+        aws.client("ssm").put_parameter(
+            Name=LOCK, Value=_lock_value("run-b", datetime.now(UTC)), Type="String", Overwrite=True
+        )
+        deadline = time.monotonic() + 5
+        while a.lost is None and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert a.lost is not None and "run-b" in a.lost
+        with pytest.raises(LockLost):
+            a.check()
+        assert _holder(aws) == "run-b"  # the thread did not write it back
+    finally:
+        a.release()
+    assert _holder(aws) == "run-b"  # and release did not delete another run's lock
+
+
+def test_a_run_that_loses_its_lock_stops_before_its_next_change(aws: AwsEnv) -> None:
+    run = aws.main("act", "--stack", "staging", "--steal", main=_main)
+    assert run.code == 1, run.text
+    assert "lost the lock of stack staging" in run.stderr and "thief" in run.stderr
+    assert MARK not in aws.parameters()  # the mutation after the loss was never made
+
+
+def test_force_unlock_takes_only_the_named_runs_lock(aws: AwsEnv) -> None:
+    live = datetime.now(UTC) + timedelta(minutes=8)
+    aws.client("ssm").put_parameter(Name=LOCK, Value=_lock_value("r-crashed", live), Type="String")
+    held = aws.main("act", "--stack", "staging", "--break-lock", main=_main)
+    assert held.code == 3
+    assert "--force-unlock r-crashed" in held.stderr  # the way out is named
+    assert f"aws ssm delete-parameter --name {LOCK}" in held.stderr
+    wrong = aws.main("act", "--stack", "staging", "--force-unlock", "r-other", main=_main)
+    assert wrong.code == 3 and MARK not in aws.parameters()
+    ok = aws.main("act", "--stack", "staging", "--force-unlock", "r-crashed", main=_main)
+    assert ok.code == 0, ok.text
+    assert "force-unlocking" in ok.stderr
+    assert MARK in aws.parameters()
+    assert LOCK not in aws.parameters()
+
+
+def test_lock_scopes_do_not_block_each_other(aws: AwsEnv) -> None:
+    live = datetime.now(UTC) + timedelta(minutes=8)
+    aws.client("ssm").put_parameter(
+        Name="/dbplatform/staging/ops/lock-bluegreen", Value=_lock_value("bg", live), Type="String"
+    )
+    run = aws.main("act", "--stack", "staging", main=_main)
+    assert run.code == 0, run.text  # a blue/green build does not block this command's scope
+
+
+def test_every_run_prints_and_audits_account_region_and_principal(aws: AwsEnv) -> None:
+    run = aws.main("act", "--stack", "staging", main=_main)
+    assert run.code == 0, run.text
+    assert "as arn:aws:" in run.stderr and "(account 123456789012) in us-east-1" in run.stderr
+    record = aws.audit()[-1]
+    assert record["aws_account"] == "123456789012"
+    assert record["aws_region"] == "us-east-1"
+    assert record["aws_identity"].startswith("arn:aws:")
+
+
+@pytest.mark.parametrize("code", ["InvalidClientTokenId", "ExpiredToken"])
+def test_rejected_credentials_exit_2_saying_to_refresh(aws: AwsEnv, code: str) -> None:
+    session = session_with(
+        [("before-send.sts.GetCallerIdentity", lambda **_: query_error(403, code))]
+    )
+    run = aws.main("act", "--stack", "staging", session=session, main=_main)
+    assert run.code == 2, run.text
+    assert "refresh them" in run.stderr and code in run.stderr
+    assert MARK not in aws.parameters()
+
+
+def test_a_poll_survives_a_transient_endpoint_failure(aws: AwsEnv) -> None:
+    clock = FakeClock()
+    run = aws.main("act", "--stack", "staging", "--wait-flaky", "3", clock=clock, main=_main)
+    assert run.code == 0, run.text
+    assert "AWS did not answer" in run.stderr
+    assert MARK in aws.parameters()
+
+
+def test_a_poll_fails_once_the_grace_period_is_over(aws: AwsEnv) -> None:
+    clock = FakeClock()  # 15 s per poll: 100 failures are far past the 5-minute grace
+    run = aws.main("act", "--stack", "staging", "--wait-flaky", "100", clock=clock, main=_main)
+    assert run.code == 1, run.text
+    assert "Could not connect to the endpoint URL" in run.stderr
+    assert not aws.lock_held("staging")  # and the lock was released
+
+
+def test_debug_log_never_shows_secret_values(aws: AwsEnv) -> None:
+    secret = "s3cr3t-value-Zq9"
+    sm = aws.client("secretsmanager")
+    sm.create_secret(Name="dbplatform/staging/test", SecretString=secret)
+    from dbplatform.ops.cli import _quiet_botocore
+
+    buffer = io.StringIO()
+    import sys
+
+    real = sys.stderr
+    sys.stderr = buffer
+    try:
+        _quiet_botocore(2)
+        session = boto3.Session(region_name="us-east-1")
+        session.client("secretsmanager").get_secret_value(SecretId="dbplatform/staging/test")
+        session.client("secretsmanager").put_secret_value(
+            SecretId="dbplatform/staging/test", SecretString=secret + "-new"
+        )
+    finally:
+        sys.stderr = real
+        _quiet_botocore(0)
+        logging.getLogger().setLevel(logging.WARNING)
+    text = buffer.getvalue()
+    assert "SecretString" in text  # the log is there ...
+    assert secret not in text  # ... without the values
