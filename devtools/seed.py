@@ -346,6 +346,24 @@ def report_replica_lag(
     )
 
 
+def report_slot_lag(session: boto3.Session, region: str, identifier: str, megabytes: float) -> None:
+    """Publish an OldestReplicationSlotLag datapoint (megabytes) for blue `identifier`, as RDS
+    does for an instance with logical replication slots (a major-version blue/green)."""
+    cloudwatch = _local_client(session, "cloudwatch", region)
+    cloudwatch.put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "OldestReplicationSlotLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
+                "Timestamp": datetime.now(UTC),
+                "Value": megabytes,
+                "Unit": "Megabytes",
+            }
+        ],
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m devtools.seed", description=__doc__)
     parser.add_argument("--stack", required=True)

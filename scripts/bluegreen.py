@@ -13,6 +13,8 @@ from collections.abc import Sequence
 import boto3
 
 from dbplatform import argtypes
+from dbplatform.database import add_sql_flags
+from dbplatform.database.connect import ca_bundle
 from dbplatform.entry import prog
 from dbplatform.ops import (
     Clock,
@@ -27,6 +29,9 @@ from dbplatform.ops import (
 PROG = prog("bluegreen")
 DEFAULT_SOAK_DAYS = 7
 DEFAULT_START_TIMEOUT_MINUTES = 240
+# How far (MB of WAL) green's logical replication may trail blue at switchover; the same unit
+# as CloudWatch's OldestReplicationSlotLag (AWS "Amazon RDS instance-level metrics").
+DEFAULT_MAX_SLOT_LAG_MB = 64.0
 
 
 def _start(ctx: Context) -> Result:
@@ -61,11 +66,19 @@ def _finalize(ctx: Context) -> Result:
     return finalize.run(ctx)
 
 
+def _sql_ready(ctx: Context) -> None:
+    """Before any AWS call: the CA bundle the SQL checks need, unless they are skipped."""
+    if not ctx.args.skip_sql_checks:
+        ca_bundle(ctx.args)
+
+
 # RDS SwitchoverBlueGreenDeployment SwitchoverTimeout: 30..3600 seconds (botocore rds model).
 _switchover_timeout = argtypes.integer(30, 3600, unit="seconds (the RDS limits)")
 # A week of replica lag and ten years of soak are past any sensible gate; NaN never is one.
 _max_lag = argtypes.number(0, 7 * 24 * 3600, low_open=True, unit="seconds")
 _soak_days = argtypes.number(0, 3650, low_open=True, unit="days")
+# A slot lag beyond 1 TiB of WAL is no gate; NaN never is one.
+_slot_lag_mb = argtypes.number(0, 1024 * 1024, low_open=True, unit="MB")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -74,8 +87,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_operation(
         sub,
-        Operation("start", "preflight, create the deployment, wait until green is ready", _start),
+        Operation(
+            "start",
+            "preflight, create the deployment, wait until green is ready",
+            _start,
+            validate=_sql_ready,
+        ),
     )
+    add_sql_flags(p)
     p.add_argument("--engine-version", metavar="V", help="green's PostgreSQL version, e.g. 17.2")
     p.add_argument(
         "--parameter-group",
@@ -94,15 +113,37 @@ def build_parser() -> argparse.ArgumentParser:
     add_operation(
         sub,
         Operation(
-            "status", "deployment, members, versions, replica lag, record", _status, locks=False
+            "status",
+            "deployment, members, versions, replica lag, record",
+            _status,
+            locks=False,
+            strict_config=False,
         ),
     )
 
     p = add_operation(
         sub,
         Operation(
-            "promote", "gates, snapshot of blue, switchover, post-checks; keep old blue", _promote
+            "promote",
+            "gates, snapshot of blue, switchover, post-checks; keep old blue",
+            _promote,
+            validate=_sql_ready,
         ),
+    )
+    add_sql_flags(p)
+    p.add_argument(
+        "--max-slot-lag-mb",
+        type=_slot_lag_mb,
+        default=DEFAULT_MAX_SLOT_LAG_MB,
+        metavar="MB",
+        help="major upgrade (logical replication): refuse if blue's replication slot lags more "
+        "(OldestReplicationSlotLag, or the slot LSN distance in SQL; "
+        f"default {DEFAULT_MAX_SLOT_LAG_MB:g})",
+    )
+    p.add_argument(
+        "--ignore-lag",
+        action="store_true",
+        help="switch over without a replication-lag measurement (recorded in the audit log)",
     )
     p.add_argument(
         "--switchover-timeout",
@@ -144,8 +185,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add_operation(
         sub,
-        Operation("rollback", "cancel before switchover, or reverse it after", _rollback),
+        Operation(
+            "rollback",
+            "cancel before switchover, or reverse it after",
+            _rollback,
+            validate=_sql_ready,
+            strict_config=False,
+        ),
     )
+    add_sql_flags(p)
     p.add_argument(
         "--accept-data-window",
         metavar="SINCE",

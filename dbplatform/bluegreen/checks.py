@@ -13,10 +13,12 @@ from datetime import timedelta
 from typing import Any
 
 from botocore.client import BaseClient
-from botocore.exceptions import ClientError
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+from botocore.parsers import ResponseParserError
 
 from dbplatform.bluegreen.model import Deployment
-from dbplatform.ops import Context, error_code
+from dbplatform.ops import Context, error_code, retry_config
 from dbplatform.ops.rds import describe_instance
 
 LAG_LOOKBACK = timedelta(minutes=5)
@@ -98,7 +100,18 @@ def preflight(ctx: Context, primary: dict[str, Any], target: Target) -> list[str
                 f"replica {rep} has its own replica {sub} (cascading), which blue/green does not "
                 "support: remove it first"
             )
+    for g in primary.get("DBParameterGroups", []):
+        # AWS "Creating a blue/green deployment": the instance must be in sync with its DB
+        # parameter group, otherwise creation fails (rds.logical_replication is pending-reboot).
+        if g.get("ParameterApplyStatus", "in-sync") != "in-sync":
+            problems.append(
+                f"{ident} is not in sync with parameter group {g['DBParameterGroupName']} "
+                f"(ParameterApplyStatus {g.get('ParameterApplyStatus')}): reboot it in a "
+                "maintenance window first (aws rds reboot-db-instance), blue/green creation fails "
+                "otherwise"
+            )
     current = primary.get("EngineVersion", "")
+    problems += upgrade_path(ctx, current, target.engine_version)
     if version_key(target.engine_version) < version_key(current):
         problems.append(
             f"--engine-version {target.engine_version} is older than the running {current}: "
@@ -130,6 +143,57 @@ def preflight(ctx: Context, primary: dict[str, Any], target: Target) -> list[str
     return problems
 
 
+def upgrade_path(ctx: Context, current: str, wanted: str) -> list[str]:
+    """A problem when RDS lists no upgrade from `current` to `wanted` (DescribeDBEngineVersions
+    ValidUpgradeTarget); nothing when RDS does not describe `current` (said as a warning)."""
+    if not current or wanted == current:
+        return []
+    # Few attempts: the answer improves the preflight but is not worth a long backoff (an
+    # emulator without this call, a throttled API): then the path is said to be unchecked.
+    rds = ctx.session.client(
+        "rds",
+        region_name=ctx.stack.region,
+        config=retry_config().merge(Config(retries={"mode": "standard", "total_max_attempts": 2})),
+    )
+    try:
+        found = rds.describe_db_engine_versions(Engine="postgres", EngineVersion=current)[
+            "DBEngineVersions"
+        ]
+    except (ClientError, BotoCoreError, ResponseParserError) as exc:
+        ctx.out.warn(f"upgrade path {current} -> {wanted} not checked: {exc}")
+        return []
+    targets = {t.get("EngineVersion") for v in found for t in v.get("ValidUpgradeTarget", [])}
+    if not found or not targets:
+        ctx.out.warn(f"RDS lists no upgrade targets of PostgreSQL {current}; path not checked")
+        return []
+    if wanted not in targets:
+        near = sorted((t for t in targets if t and major(t) == major(wanted)), key=version_key)
+        return [
+            f"RDS offers no upgrade from PostgreSQL {current} to {wanted} "
+            f"(DescribeDBEngineVersions ValidUpgradeTarget); "
+            + (f"targets of that major: {', '.join(near)}" if near else "upgrade in steps")
+        ]
+    return []
+
+
+def latest_metric(
+    ctx: Context, metric: str, identifier: str, statistic: str = "Maximum"
+) -> float | None:
+    """Latest value of an AWS/RDS metric of `identifier` over the last 5 minutes; None if none."""
+    now = ctx.clock.now()
+    stats = ctx.client("cloudwatch").get_metric_statistics(
+        Namespace="AWS/RDS",
+        MetricName=metric,
+        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": identifier}],
+        StartTime=now - LAG_LOOKBACK,
+        EndTime=now + timedelta(minutes=1),
+        Period=60,
+        Statistics=[statistic],
+    )
+    points = sorted(stats.get("Datapoints", []), key=lambda p: p["Timestamp"])
+    return float(points[-1][statistic]) if points else None
+
+
 def uncovered_replicas(primary: dict[str, Any], dep: Deployment) -> list[str]:
     """Blue replicas with no green member (they would not move at switchover)."""
     sources = {m.source for m in dep.members}
@@ -142,18 +206,7 @@ def uncovered_replicas(primary: dict[str, Any], dep: Deployment) -> list[str]:
 
 def replica_lag(ctx: Context, identifier: str) -> float | None:
     """Latest ReplicaLag (seconds) of `identifier` over the last 5 minutes; None if unknown."""
-    now = ctx.clock.now()
-    stats = ctx.client("cloudwatch").get_metric_statistics(
-        Namespace="AWS/RDS",
-        MetricName="ReplicaLag",
-        Dimensions=[{"Name": "DBInstanceIdentifier", "Value": identifier}],
-        StartTime=now - LAG_LOOKBACK,
-        EndTime=now + timedelta(minutes=1),
-        Period=60,
-        Statistics=["Maximum"],
-    )
-    points = sorted(stats.get("Datapoints", []), key=lambda p: p["Timestamp"])
-    return float(points[-1]["Maximum"]) if points else None
+    return latest_metric(ctx, "ReplicaLag", identifier)
 
 
 def alarms_firing(ctx: Context) -> list[str]:

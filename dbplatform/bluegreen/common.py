@@ -10,6 +10,8 @@ from dbplatform.bluegreen.model import (
     AVAILABLE,
     DELETING,
     INVALID_CONFIGURATION,
+    NEW_SUFFIX,
+    OLD_SUFFIX,
     STARTED,
     BgState,
     Deployment,
@@ -18,7 +20,7 @@ from dbplatform.bluegreen.model import (
     get_deployment,
     read_state,
 )
-from dbplatform.ops import Context, Failed, Poll, iso
+from dbplatform.ops import Context, Failed, Poll, Refused, iso
 from dbplatform.ops.rds import describe_instance
 from infra.config import ConfigError
 
@@ -45,6 +47,25 @@ def locate(ctx: Context) -> Cycle:
         live = [d for d in find_deployments(rds, ctx.stack.names) if d.status != DELETING]
         dep = live[0] if live else None
     return Cycle(state, dep)
+
+
+def require_primary(ctx: Context) -> None:
+    """Refuse (3) when neither the primary nor a renamed member of it (`-old1`, `-new1`) exists
+    where this run looks: a wrong account, profile or region must not read as "nothing to do"."""
+    rds = ctx.client("rds")
+    primary = ctx.stack.names.primary
+    if any(
+        describe_instance(rds, i) for i in (primary, primary + OLD_SUFFIX, primary + NEW_SUFFIX)
+    ):
+        return
+    who = ctx.whoami()
+    raise Refused(
+        f"no instance {primary} (nor {primary}{OLD_SUFFIX} or {primary}{NEW_SUFFIX}) in account "
+        f"{who['account']}, region {who['region']}, as {who['arn']}: is AWS_PROFILE (or the "
+        f"account, or aws:region of Pulumi.{ctx.stack.name}.yaml) the right one? Nothing was "
+        "changed",
+        data={"account": who["account"], "region": who["region"]},
+    )
 
 
 def state_from_deployment(ctx: Context, dep: Deployment) -> BgState:

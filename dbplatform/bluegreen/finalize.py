@@ -7,13 +7,15 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from dbplatform.bluegreen.common import INSTANCE_TIMEOUT, locate
+from dbplatform.bluegreen.common import INSTANCE_TIMEOUT, locate, require_primary
 from dbplatform.bluegreen.model import (
     CANCELLED,
     FINALIZED,
     PROMOTED,
     ROLLED_BACK,
+    ROLLING_BACK,
     SWITCHOVER_COMPLETED,
+    BgState,
     describe_snapshot,
     short_id,
     write_state,
@@ -27,6 +29,7 @@ def run(ctx: Context) -> Result:
     rds = ctx.client("rds")
     s = ctx.stack.name
     with ctx.out.phase("look up the cycle"):
+        require_primary(ctx)
         cycle = locate(ctx)
     state, dep = cycle.state, cycle.deployment
     if state is None or state.phase in (FINALIZED, CANCELLED):
@@ -36,6 +39,11 @@ def run(ctx: Context) -> Result:
             f"(last: {phase})",
             data={"phase": phase},
             nothing_to_do=True,
+        )
+    if state.phase == ROLLING_BACK:
+        raise Refused(
+            f"a rollback of {ctx.stack.names.primary} is half done (interrupted between "
+            f"renames): re-run `python -m scripts.bluegreen rollback --stack {s}` to finish it"
         )
     if state.phase not in (PROMOTED, ROLLED_BACK):
         raise Refused(
@@ -54,6 +62,15 @@ def run(ctx: Context) -> Result:
         )
     infos = {r: describe_instance(rds, r) for r in state.retired}
     present = [r for r, info in infos.items() if info is not None]
+    forged = _not_retired(ctx, state, {r: i for r, i in infos.items() if i is not None})
+    if forged:
+        raise Refused(
+            "the blue/green record lists instances finalize must not delete:\n"
+            + "\n".join(f"  - {f}" for f in forged)
+            + f"\nNothing was changed. Check who wrote {ctx.stack.names.bluegreen_state_parameter}"
+            " (CloudTrail ssm:PutParameter); delete retired instances by hand if they really are",
+            data={"refused": forged},
+        )
     ctx.confirm(
         f"delete {', '.join(present) or 'nothing'} (final snapshot first) and the deployment object"
     )
@@ -121,3 +138,35 @@ def _delete(ctx: Context, inst: dict[str, Any], final_snapshot: str | None) -> N
     if final_snapshot is not None:
         params["FinalDBSnapshotIdentifier"] = final_snapshot
     ctx.mutate(rds, "delete_db_instance", params)
+
+
+def _not_retired(ctx: Context, state: BgState, infos: dict[str, dict[str, Any]]) -> list[str]:
+    """Entries of the record that are not this cycle's retired instances (security review M-3).
+
+    The record is an SSM String anyone with ssm:PutParameter on the path can write: an entry is
+    deleted only if it is not the stack's primary or a replica name, and RDS tags it as retired
+    (`dbplatform:role` retired-blue by promote, retired-green by rollback) by THIS deployment."""
+    names = ctx.stack.names
+    live = {names.primary, *(names.replica(r.name) for r in ctx.stack.config.replicas)}
+    wanted_role = "retired-green" if state.phase == ROLLED_BACK else "retired-blue"
+    rds = ctx.client("rds")
+    bad: list[str] = []
+    for ident, inst in infos.items():
+        if ident in live:
+            bad.append(f"{ident} is a live instance name of stack {ctx.stack.name}")
+            continue
+        tags = {
+            t["Key"]: t["Value"]
+            for t in rds.list_tags_for_resource(ResourceName=inst["DBInstanceArn"]).get(
+                "TagList", []
+            )
+        }
+        if tags.get("dbplatform:role") != wanted_role or (
+            tags.get("dbplatform:deployment") != state.deployment_id
+        ):
+            bad.append(
+                f"{ident} is not tagged dbplatform:role={wanted_role} and dbplatform:deployment="
+                f"{state.deployment_id} (tags: role={tags.get('dbplatform:role')}, "
+                f"deployment={tags.get('dbplatform:deployment')})"
+            )
+    return bad

@@ -11,11 +11,12 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from dbplatform.bluegreen import checks
+from dbplatform.bluegreen import checks, sql
 from dbplatform.bluegreen.common import (
     config_advice,
     deployment_ready,
     locate,
+    require_primary,
     state_from_deployment,
     take_snapshot,
 )
@@ -32,10 +33,12 @@ from dbplatform.bluegreen.model import (
     SWITCHOVER_IN_PROGRESS,
     BgState,
     Deployment,
+    describe_snapshot,
     get_deployment,
     short_id,
     write_state,
 )
+from dbplatform.database import checks as database_checks
 from dbplatform.ops import Context, Failed, Poll, Refused, Result, iso
 from dbplatform.ops.rds import describe_instance
 from infra.naming import rds_identifier
@@ -49,6 +52,12 @@ def run(ctx: Context) -> Result:
         cycle = locate(ctx)
     state, dep = cycle.state, cycle.deployment
     s = ctx.stack.name
+    require_primary(ctx)
+    if state is not None and state.phase == ROLLING_BACK:
+        raise Refused(
+            f"a rollback of {ctx.stack.names.primary} is half done (interrupted between "
+            f"renames): re-run `python -m scripts.bluegreen rollback --stack {s}` to finish it"
+        )
     if (
         state is not None
         and state.phase in (ROLLING_BACK, ROLLED_BACK)
@@ -86,21 +95,17 @@ def run(ctx: Context) -> Result:
     return _switch(ctx, state, dep)
 
 
-def _gates(ctx: Context, dep: Deployment) -> list[str]:
+def _gates(ctx: Context, state: BgState, dep: Deployment) -> list[str]:
     problems: list[str] = []
     ready, text = deployment_ready(ctx, dep)
     if not ready:
         problems.append(f"green is not ready: {text}")
-    max_lag = ctx.args.max_lag
-    for m in dep.members:
-        lag = checks.replica_lag(ctx, m.target)
-        if lag is None:
-            problems.append(
-                f"no ReplicaLag datapoint for {m.target} in the last 5 minutes: replication "
-                "health is unknown; check the green instance in CloudWatch and retry"
-            )
-        elif lag > max_lag:
-            problems.append(f"{m.target} lags {lag:.0f}s behind blue (limit --max-lag {max_lag}s)")
+    if ctx.args.ignore_lag:
+        ctx.out.warn("replication lag not checked (--ignore-lag; recorded in the audit log)")
+    elif checks.major(state.source_version) != checks.major(state.target_version):
+        problems += _logical_lag(ctx, dep)
+    else:
+        problems += _physical_lag(ctx, dep)
     firing = checks.alarms_firing(ctx)
     if firing:
         problems.append(
@@ -113,11 +118,61 @@ def _gates(ctx: Context, dep: Deployment) -> list[str]:
     return problems
 
 
+def _physical_lag(ctx: Context, dep: Deployment) -> list[str]:
+    """Same major version: green is a physical replica and publishes ReplicaLag (seconds)."""
+    problems: list[str] = []
+    max_lag = ctx.args.max_lag
+    for m in dep.members:
+        lag = checks.replica_lag(ctx, m.target)
+        if lag is None:
+            problems.append(
+                f"no ReplicaLag datapoint for {m.target} in the last 5 minutes: replication "
+                "health is unknown; check the green instance in CloudWatch and retry (or "
+                "--ignore-lag)"
+            )
+        elif lag > max_lag:
+            problems.append(f"{m.target} lags {lag:.0f}s behind blue (limit --max-lag {max_lag}s)")
+    return problems
+
+
+def _logical_lag(ctx: Context, dep: Deployment) -> list[str]:
+    """A major upgrade replicates logically: green may publish no ReplicaLag. AWS "Monitoring
+    replica lag prior to switchover": watch OldestReplicationSlotLag (megabytes) on BLUE, or
+    the LSN distance of blue's replication slots in SQL; both are used when available."""
+    problems: list[str] = []
+    limit = float(ctx.args.max_slot_lag_mb)
+    rds = ctx.client("rds")
+    for m in dep.members:
+        blue = m.source
+        seen: list[float] = []
+        metric = checks.latest_metric(ctx, "OldestReplicationSlotLag", blue)
+        if metric is not None:
+            seen.append(metric)
+        inst = describe_instance(rds, blue)
+        if inst is not None and not sql.skipped(ctx, f"the slot lag of {blue}"):
+            with sql.connector(ctx, inst)("postgres") as conn:
+                slots = database_checks.slot_lags(conn)
+            if slots:
+                seen.append(max(s.lag_bytes for s in slots) / (1024 * 1024))
+        if not seen:
+            problems.append(
+                f"no OldestReplicationSlotLag datapoint for blue {blue} in the last 5 minutes and "
+                "no slot measured in SQL: logical replication health is unknown; retry, or "
+                "--ignore-lag"
+            )
+        elif max(seen) > limit:
+            problems.append(
+                f"green's logical replication is {max(seen):.1f} MB behind blue {blue} "
+                f"(limit --max-slot-lag-mb {limit:g})"
+            )
+    return problems
+
+
 def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
     rds = ctx.client("rds")
     primary = ctx.stack.names.primary
     with ctx.out.phase("gates"):
-        problems = _gates(ctx, dep)
+        problems = _gates(ctx, state, dep)
     if problems:
         raise Refused(
             f"promote of {primary} refused; nothing was changed:\n"
@@ -131,8 +186,26 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
     snapshot = state.pre_switchover_snapshot or rds_identifier(
         primary, "pre-switchover", short_id(dep.id)
     )
+    earlier = describe_snapshot(rds, snapshot)
+    if earlier is not None and earlier.get("SnapshotCreateTime"):
+        made = earlier["SnapshotCreateTime"]
+        age = ctx.clock.now() - made
+        ctx.out.info(
+            f"reusing pre-switchover snapshot {snapshot} taken {iso(made)} "
+            f"({age.total_seconds() / 3600:.1f} h ago): writes since then are only on blue"
+        )
     with ctx.out.phase(f"snapshot blue ({snapshot})"):
         take_snapshot(ctx, primary, snapshot, "pre-switchover")
+    if not ctx.dry_run:
+        # The snapshot may take long: the gates are checked again right before the switchover.
+        with ctx.out.phase("gates again"):
+            again = _gates(ctx, state, dep if (now := get_deployment(rds, dep.id)) is None else now)
+        if again:
+            raise Refused(
+                f"promote of {primary} refused after the pre-switchover snapshot {snapshot} "
+                "(kept); nothing was switched:\n" + "\n".join(f"  - {p}" for p in again),
+                data={"problems": again, "snapshot": snapshot},
+            )
     state = write_state(
         ctx,
         replace(

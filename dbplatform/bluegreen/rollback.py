@@ -13,13 +13,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import timedelta
+from typing import Any
 
 from botocore.client import BaseClient
 
+from dbplatform.bluegreen import sql
 from dbplatform.bluegreen.checks import user_parameters
 from dbplatform.bluegreen.common import (
     config_advice,
     locate,
+    require_primary,
     state_from_deployment,
     take_snapshot,
     wait_instance,
@@ -41,15 +44,20 @@ from dbplatform.bluegreen.model import (
     short_id,
     write_state,
 )
+from dbplatform.database import checks as database_checks
 from dbplatform.ops import Context, Failed, Poll, Refused, Result, iso, parse_iso
 from dbplatform.ops.rds import describe_instance, wait_instance_gone
 from infra.naming import rds_identifier
 
 DELETE_TIMEOUT = 3600.0
+# AWS "Renaming a DB instance": the new name "becomes effective in about 10 minutes" and the
+# instance "is not available until the new name becomes effective".
+RENAME_MINUTES = 10
 
 
 def run(ctx: Context) -> Result:
     with ctx.out.phase("look up the deployment"):
+        require_primary(ctx)
         cycle = locate(ctx)
     state, dep = cycle.state, cycle.deployment
     if dep is not None and (state is None or state.deployment_id != dep.id):
@@ -187,20 +195,37 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
             f"--accept-data-window {since} --yes",
             data={"data_window_start": since, "snapshot": snapshot},
         )
+    renames = 2 * len(members)
+    use_sql = not ctx.dry_run and not sql.skipped(
+        ctx, "the write fence and the writability of the old blue"
+    )
+    fence = (
+        f"writes to {primary} are fenced first (every database set read-only, sessions ended)"
+        if use_sql
+        else f"there is no write fence without SQL: STOP ALL TRAFFIC to {primary} first"
+    )
     ctx.confirm(
         f"roll {primary} back to PostgreSQL {state.source_version}, losing from it the writes "
-        f"since {since}"
+        f"since {since}; {fence}. Outage: {renames} renames, each about {RENAME_MINUTES} minutes "
+        f"without an endpoint (AWS 'Renaming a DB instance'), so {primary} is unreachable for "
+        f"about {RENAME_MINUTES * 2} minutes per member"
     )
     state = write_state(
         ctx, replace(state, rollback_snapshot=snapshot, run_id=ctx.run_id), ROLLING_BACK
     )
-    if describe_instance(rds, primary) is not None and _layout(rds, primary) == "switched":
+    fenced_at: str | None = None
+    snapshot_at: str | None = None
+    serving = describe_instance(rds, primary)
+    if serving is not None and _layout(rds, primary) == "switched":
+        if use_sql:
+            with ctx.out.phase(f"write fence on {primary}"):
+                fenced_at = _fence(ctx, serving)
+        snapshot_at = iso(ctx.clock.now())
         with ctx.out.phase(f"snapshot the current primary ({snapshot})"):
             take_snapshot(ctx, primary, snapshot, "pre-rollback")
-    end = iso(ctx.clock.now())
     with ctx.out.phase("swap identifiers back"):
         bad: dict[str, str] = {}
-        for blue in members:  # member by member: the primary's name is away only briefly
+        for blue in members:  # member by member; each rename is ~10 minutes without endpoint
             layout = _layout(rds, blue)
             if layout == "switched":  # the former green steps aside ...
                 _rename(ctx, blue, blue + NEW_SUFFIX)
@@ -213,11 +238,35 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         if bad:
             raise Failed(
                 f"unexpected instance layout during the swap: {bad}; inspect with status; "
-                "nothing was deleted",
+                "nothing was deleted"
+                + (
+                    f". {primary}{NEW_SUFFIX} is fenced read-only (ALTER DATABASE ... RESET "
+                    "default_transaction_read_only lifts it)"
+                    if fenced_at
+                    else ""
+                ),
                 data={"layout": bad},
             )
-    with ctx.out.phase("make the old blue writable"):
-        notes = _writable(ctx, primary)
+    if not ctx.dry_run:
+        for blue in members:  # finalize deletes only what carries this cycle's retired tag
+            aside = describe_instance(rds, blue + NEW_SUFFIX)
+            if aside is not None:
+                ctx.mutate(
+                    rds,
+                    "add_tags_to_resource",
+                    {
+                        "ResourceName": aside["DBInstanceArn"],
+                        "Tags": [
+                            {"Key": "dbplatform:role", "Value": "retired-green"},
+                            {"Key": "dbplatform:deployment", "Value": state.deployment_id},
+                            {"Key": "dbplatform:run-id", "Value": ctx.run_id},
+                        ],
+                    },
+                )
+    # Without a fence, green took writes until its name moved away: the window ends now.
+    end = fenced_at or iso(ctx.clock.now())
+    with ctx.out.phase("prove the old blue writable"):
+        notes = _writable(ctx, primary, use_sql)
     if dep is not None and dep.status == SWITCHOVER_COMPLETED:
         ctx.mutate(rds, "delete_blue_green_deployment", {"BlueGreenDeploymentIdentifier": dep.id})
     if ctx.dry_run:
@@ -239,18 +288,31 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         ROLLED_BACK,
     )
     lines, _ = config_advice(ctx, state.source_version, None, ctx.args.update_config)
+    if fenced_at:
+        where = (
+            f"they are all in snapshot {snapshot} (taken after the write fence at {fenced_at}) "
+            f"and in {primary}{NEW_SUFFIX}, which stays read-only"
+        )
+    else:
+        where = (
+            f"they are in {primary}{NEW_SUFFIX}; snapshot {snapshot} holds them only up to its "
+            f"start ({snapshot_at or 'an earlier run'}): there was no write fence"
+        )
     message = (
         f"rolled back: {primary} is the old blue again (PostgreSQL {state.source_version}). "
-        f"Writes between {window[0]} and {window[1]} are not in it: they are in snapshot "
-        f"{snapshot} and in {primary}{NEW_SUFFIX} (kept until {soak}). {' '.join(notes)}"
+        f"Writes between {window[0]} and {window[1]} are not in it: {where} (kept until "
+        f"{soak}). {' '.join(notes)}"
     )
     return Result(
         "\n".join([message, *lines]),
         data={
             "data_window": list(window),
             "snapshot": snapshot,
+            "fenced_at": fenced_at,
             "retired": list(state.retired),
             "soak_until": soak,
+            "writability": notes,
+            "sql_checks": "done" if use_sql else "skipped",
         },
     )
 
@@ -279,28 +341,72 @@ def _rename(ctx: Context, old: str, new: str) -> None:
         wait_instance(ctx, new)
 
 
-def _writable(ctx: Context, identifier: str) -> list[str]:
-    """Undo the read-only mode RDS leaves the old blue in, if its parameter group carries it."""
+def _fence(ctx: Context, serving: dict[str, Any]) -> str:
+    """Stop writes to the serving (former green) primary before its snapshot: every database
+    defaults to read-only and the other client sessions end, so no write lands after the
+    snapshot starts. Proven by a refused test write; returns the fence time."""
+    connect = sql.connector(ctx, serving)
+    with connect("postgres") as conn:
+        database_checks.fence_writes(conn)
+    with connect("postgres") as conn:
+        seen = database_checks.prove_writable(conn)
+    if seen.state != database_checks.READ_ONLY:
+        raise Failed(
+            f"the write fence on {serving['DBInstanceIdentifier']} did not hold "
+            f"({seen.state}: {seen.detail}); nothing was renamed. Stop the application's "
+            "writes, then re-run rollback"
+        )
+    return iso(ctx.clock.now())
+
+
+def _writable(ctx: Context, identifier: str, use_sql: bool) -> list[str]:
+    """Prove the old blue takes writes, with a test write; never claim it without one.
+
+    AWS ("Switching a blue/green deployment", after switchover): the old blue only allows reads
+    until default_transaction_read_only is off AND the instance is rebooted."""
+    if not use_sql:
+        return [
+            f"writability of {identifier} is UNKNOWN (no SQL checks): before sending traffic, "
+            "run a test write; if it fails with 'read-only transaction', set "
+            "default_transaction_read_only to 0 in its parameter group and reboot it"
+        ]
     rds = ctx.client("rds")
-    inst = describe_instance(rds, identifier) or {}
+    inst = wait_instance(ctx, identifier)
+    seen = _prove(ctx, inst)
+    if seen.state == database_checks.WRITABLE:
+        return [f"{identifier} accepts writes: {seen.detail}."]
+    if seen.state == database_checks.UNKNOWN:
+        return [f"writability of {identifier} is UNKNOWN: {seen.detail}"]
     groups = [g["DBParameterGroupName"] for g in inst.get("DBParameterGroups", [])]
-    if not groups:
-        return []
-    value = user_parameters(rds, groups[0]).get("default_transaction_read_only", "")
-    if value.lower() not in ("on", "1", "true"):
-        return [f"{identifier} accepts writes (default_transaction_read_only is not on)."]
-    ctx.mutate(
-        rds,
-        "modify_db_parameter_group",
-        {
-            "DBParameterGroupName": groups[0],
-            "Parameters": [
+    if groups:
+        value = user_parameters(rds, groups[0]).get("default_transaction_read_only", "")
+        if value.lower() not in ("off", "0", "false"):
+            ctx.mutate(
+                rds,
+                "modify_db_parameter_group",
                 {
-                    "ParameterName": "default_transaction_read_only",
-                    "ParameterValue": "off",
-                    "ApplyMethod": "immediate",
-                }
-            ],
-        },
-    )
-    return [f"default_transaction_read_only set off in {groups[0]}."]
+                    "DBParameterGroupName": groups[0],
+                    "Parameters": [
+                        {
+                            "ParameterName": "default_transaction_read_only",
+                            "ParameterValue": "0",
+                            "ApplyMethod": "immediate",
+                        }
+                    ],
+                },
+            )
+    with ctx.out.phase(f"reboot {identifier} (AWS requires it to leave read-only)"):
+        ctx.mutate(rds, "reboot_db_instance", {"DBInstanceIdentifier": identifier})
+        inst = wait_instance(ctx, identifier)
+    again = _prove(ctx, inst)
+    if again.state == database_checks.WRITABLE:
+        return [f"{identifier} accepts writes after a reboot: {again.detail}."]
+    return [
+        f"{identifier} is still {again.state} after a reboot ({again.detail}): check its "
+        "parameter group and ALTER DATABASE settings before sending traffic"
+    ]
+
+
+def _prove(ctx: Context, inst: dict[str, Any]) -> database_checks.Writability:
+    with sql.connector(ctx, inst)("postgres") as conn:
+        return database_checks.prove_writable(conn)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
+from dbplatform.bluegreen import sql
 from dbplatform.bluegreen.checks import Target, major, preflight, uncovered_replicas
 from dbplatform.bluegreen.common import locate, state_from_deployment, wait_ready
 from dbplatform.bluegreen.model import (
@@ -19,6 +20,7 @@ from dbplatform.bluegreen.model import (
     deployment_name,
     write_state,
 )
+from dbplatform.database import checks as database_checks
 from dbplatform.ops import Context, Refused, Result, iso
 from dbplatform.ops.rds import describe_instance
 
@@ -82,6 +84,11 @@ def run(ctx: Context) -> Result:
         )
     with ctx.out.phase("preflight"):
         problems = preflight(ctx, primary, target)
+        # Logical replication for a major upgrade, physical otherwise (AWS "Overview of
+        # Amazon RDS blue/green deployments"): the SQL limits differ.
+        logical = major(target.engine_version) != major(primary.get("EngineVersion", ""))
+        if not sql.skipped(ctx, "tables, slots, sessions and replication settings"):
+            problems += database_checks.preflight(sql.connector(ctx, primary), logical=logical)
     if problems:
         raise Refused(
             f"blue/green cannot start on {names.primary}; nothing was changed:\n"

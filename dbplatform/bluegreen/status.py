@@ -14,7 +14,9 @@ from dbplatform.bluegreen.model import (
     OLD_SUFFIX,
     PROMOTED,
     ROLLED_BACK,
+    ROLLING_BACK,
     SWITCHED_OVER,
+    SWITCHING,
     SWITCHOVER_COMPLETED,
     BgState,
     Deployment,
@@ -38,11 +40,19 @@ def _instance(rds: Any, identifier: str) -> dict[str, Any] | None:
 
 def _next(ctx: Context, state: BgState | None, dep: Deployment | None) -> str:
     cmd = f"python -m scripts.bluegreen {{}} --stack {ctx.stack.name}"
+    phase = state.phase if state else None
+    # A half-done rollback or switchover first: the deployment's status no longer tells it.
+    if phase == ROLLING_BACK:
+        return (
+            f"a rollback is half done ({ctx.stack.names.primary} may have no instance right "
+            f"now): re-run `{cmd.format('rollback')}` to finish it"
+        )
+    if phase == SWITCHING:
+        return f"a switchover was requested: re-run `{cmd.format('promote')}` to follow it"
     if dep is not None and dep.status == AVAILABLE:
         return f"test green, then `{cmd.format('promote')}` (or `{cmd.format('rollback')}`)"
     if dep is not None and dep.status not in (AVAILABLE, SWITCHOVER_COMPLETED):
         return f"wait (`{cmd.format('start')}` waits for green) or `{cmd.format('rollback')}`"
-    phase = state.phase if state else None
     if phase in (PROMOTED, ROLLED_BACK):
         return f"after the soak ({state.soak_until if state else ''}): `{cmd.format('finalize')}`"
     if phase in (SWITCHED_OVER,) or (dep is not None and dep.status == SWITCHOVER_COMPLETED):

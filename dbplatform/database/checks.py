@@ -263,3 +263,24 @@ def prove_writable(conn: psycopg.Connection[Any]) -> Writability:
     except psycopg.Error as exc:
         return Writability(UNKNOWN, read_only, recovery, f"the test write failed: {exc}")
     return Writability(WRITABLE, read_only, recovery, "a test write succeeded (rolled back)")
+
+
+def fence_writes(conn: psycopg.Connection[Any]) -> list[int]:
+    """Stop writes on this server before a snapshot that must hold all of them: every database
+    defaults to read-only (`ALTER DATABASE ... SET default_transaction_read_only = on`) and the
+    other client sessions are ended, so every new transaction is read-only. Returns the ended
+    sessions' pids. A session that sets the parameter off again is not stopped: this fences the
+    application, not a determined superuser."""
+    for name in databases(conn):
+        conn.execute(
+            sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
+                sql.Identifier(name)
+            )
+        )
+    # OFFSET 0 keeps the filter below the terminate call: WHERE order is not evaluation order.
+    rows = conn.execute(
+        "SELECT pid FROM (SELECT pid FROM pg_stat_activity WHERE pid <> pg_backend_pid()"
+        " AND backend_type = 'client backend' AND usename IS DISTINCT FROM 'rdsadmin'"
+        " AND datname IS NOT NULL OFFSET 0) s WHERE pg_terminate_backend(pid)"
+    ).fetchall()
+    return [int(r[0]) for r in rows]

@@ -204,3 +204,26 @@ def test_extension_behind_its_package_is_listed(
         conn.execute(f"CREATE EXTENSION {old[0]} VERSION '{old[1]}'")
     problems = db_problems(postgres, pg_database, logical=logical)
     assert any(old[0] in p and "ALTER EXTENSION" in p for p in problems)
+
+
+def test_write_fence_ends_sessions_and_leaves_every_database_read_only(
+    postgres: PgServer, pg_database: str
+) -> None:
+    app = postgres.connect(pg_database)  # the application, connected before the fence
+    app.execute("CREATE TABLE orders (id int PRIMARY KEY)")
+    try:
+        with postgres.connect() as conn:
+            ended = checks.fence_writes(conn)
+        assert app.info.backend_pid in ended
+        with pytest.raises(psycopg.OperationalError):
+            app.execute("INSERT INTO orders VALUES (1)")  # its session is gone
+        with postgres.connect(pg_database) as again:  # and a new one cannot write
+            assert checks.prove_writable(again).state == checks.READ_ONLY
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                again.execute("INSERT INTO orders VALUES (2)")
+    finally:
+        app.close()
+        with postgres.connect() as conn:  # the server is shared by this process's tests
+            conn.execute("SET default_transaction_read_only = off")
+            for name in checks.databases(conn):
+                conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')

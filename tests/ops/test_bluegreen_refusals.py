@@ -140,7 +140,11 @@ def test_promote_gates_each_refuse(aws: AwsEnv) -> None:
     aws.started("staging", lag=None)
     promote = ("promote", "--stack", "staging", "--yes")
 
-    _refused(aws, *promote, says="no ReplicaLag datapoint for dbplatform-staging-pg-green-")
+    # 16 -> 17 is a major upgrade: logical replication, measured on blue (AWS "Monitoring
+    # replica lag prior to switchover"), not by green's ReplicaLag.
+    _refused(
+        aws, *promote, says="no OldestReplicationSlotLag datapoint for blue dbplatform-staging-pg"
+    )
     aws.report_green_lag(1.0)
 
     # moto makes green AVAILABLE at once: show the deployment as real RDS does while it
@@ -169,8 +173,13 @@ def test_promote_gates_each_refuse(aws: AwsEnv) -> None:
     )
 
     aws.report_green_lag(600.0)
-    _refused(aws, *promote, says="lags 600s behind blue (limit --max-lag 30")
-    _refused(aws, *promote, "--max-lag", "5", says="(limit --max-lag 5.0s)")
+    _refused(
+        aws,
+        *promote,
+        says="600.0 MB behind blue dbplatform-staging-pg (limit --max-slot-lag-mb 64)",
+    )
+    aws.report_green_lag(10.0)
+    _refused(aws, *promote, "--max-slot-lag-mb", "5", says="(limit --max-slot-lag-mb 5)")
 
 
 def test_promote_checks_a_ready_application_before_and_after(aws: AwsEnv) -> None:
