@@ -35,6 +35,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="'master', or an application secret's name from dbplatform:vault.appSecrets",
     )
     parser.add_argument(
+        "--reencryption-planned",
+        action="store_true",
+        help="rotate an encryption key: the old key stays labeled DBPLATFORM-RETIRED-<time> "
+        "until the data is re-encrypted (docs/operations.md)",
+    )
+    parser.add_argument(
+        "--revoke-previous",
+        action="store_true",
+        help="signing or token secret compromised: drop the previous value's label too, so "
+        "verifiers that accept AWSPREVIOUS stop accepting it",
+    )
+    parser.add_argument(
         "--timeout",
         type=timeout_minutes,
         default=DEFAULT_TIMEOUT_MINUTES,

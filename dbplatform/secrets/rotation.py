@@ -39,6 +39,13 @@ COMMAND = "rotate_secret"
 MASTER = "master"
 DEFAULT_TIMEOUT_MINUTES = 30
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
+# An encryption key's versions keep a label of their own after rotation: Secrets Manager
+# treats a version without staging labels as deprecated and may delete it (DescribeSecret
+# VersionIdsToStages; UpdateSecretVersionStage). Custom labels may be any 1-256 characters.
+RETIRED_PREFIX = "DBPLATFORM-RETIRED-"
+# A pending version older than this is no rotation in progress: each of the rotation function's
+# four steps is one Lambda invocation of at most 15 minutes (the Lambda timeout limit).
+STALE_PENDING_SECONDS = 3600
 # The RDS secret shape the rotation function must leave behind.
 MASTER_KEYS = ("engine", "host", "username", "password")
 # Same alphabet and floor as the program's generator (infra/components/vault.py): letters and
@@ -59,6 +66,8 @@ class Target:
     """'master' or 'app'"""
     length: int = 0
     """generated length (app secrets)"""
+    secret_kind: str = "master"
+    """signing | encryption | token (app secrets, vault.appSecrets[].kind); master"""
 
 
 def resolve_target(ctx: Context, requested: str) -> Target:
@@ -68,7 +77,7 @@ def resolve_target(ctx: Context, requested: str) -> Target:
         return Target(MASTER, names.master_secret, "master")
     for spec in cfg.vault.app_secrets:
         if requested in (spec.name, names.app_secret(spec.name)):
-            return Target(spec.name, names.app_secret(spec.name), "app", spec.length)
+            return Target(spec.name, names.app_secret(spec.name), "app", spec.length, spec.kind)
     known = ", ".join([MASTER, *(s.name for s in cfg.vault.app_secrets)])
     raise BadUsage(
         f"--secret {requested!r} is not a secret of stack {ctx.stack.name} (known: {known}); "
@@ -78,7 +87,13 @@ def resolve_target(ctx: Context, requested: str) -> Target:
 
 
 def check_secret_name(ctx: Context) -> None:
-    resolve_target(ctx, ctx.args.secret)
+    target = resolve_target(ctx, ctx.args.secret)
+    if ctx.args.revoke_previous and target.secret_kind not in ("signing", "token"):
+        raise BadUsage(
+            f"--revoke-previous: {target.label} is a {target.secret_kind} secret; only a "
+            "signing or token secret can drop its previous value (an encryption key's previous "
+            "value still decrypts data; the master's belongs to the rotation function)"
+        )
 
 
 def stages(description: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -162,7 +177,11 @@ def _rotate_master(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[s
     current = version_with(desc, CURRENT)
     pending = version_with(desc, PENDING)
     assert current is not None
+    _refuse_during_major_bluegreen(ctx)
     resumed = pending is not None and pending != current
+    if resumed:
+        assert pending is not None
+        _refuse_stale_pending(ctx, sm, target, desc, pending)
     if not resumed and not desc.get("RotationEnabled"):
         raise Refused(
             f"secret {target.secret_id} has no rotation configured; nothing was changed. "
@@ -233,9 +252,32 @@ def _rotate_master(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[s
 def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str, Any]) -> Result:
     current = version_with(desc, CURRENT)
     assert current is not None
+    kind = target.secret_kind
+    # A label sits on one version at a time (moving it strips it from the other): the version
+    # id makes it this version's own.
+    retired = f"{RETIRED_PREFIX}{ctx.clock.now():%Y%m%dT%H%M%SZ}-{current[:8]}"
+    if kind == "encryption" and not ctx.args.reencryption_planned:
+        raise Refused(
+            f"{target.label} is an encryption key: data encrypted under the current value "
+            f"(version {current}) stays readable only with that value. A rotation keeps it under "
+            f"label {RETIRED_PREFIX}<time> (never unlabeled); the application must decrypt with "
+            "AWSCURRENT first, then the retired versions, and re-encrypt every row under the new "
+            "key before a retired version may be dropped. Nothing was changed; when that plan "
+            "exists, re-run with --reencryption-planned",
+            data={"secret": target.secret_id, "secret_kind": kind},
+        )
+    revoke = bool(ctx.args.revoke_previous)
+    effect = {
+        "encryption": f"the current value is kept as AWSPREVIOUS and {retired}; re-encrypt "
+        "data under the new key",
+        "signing": "the current value becomes AWSPREVIOUS"
+        + (" and is then REVOKED (no label: verifiers stop accepting it)" if revoke else ""),
+        "token": "the current value becomes AWSPREVIOUS"
+        + (" and is then REVOKED (no label)" if revoke else ""),
+    }[kind]
     ctx.confirm(
-        f"rotate application secret {target.label} of stack {ctx.stack.name} now: the current "
-        "value becomes AWSPREVIOUS and readers of AWSCURRENT get a new one"
+        f"rotate {kind} secret {target.label} of stack {ctx.stack.name} now: {effect}; readers "
+        "of AWSCURRENT get a new value"
     )
     value = generate(target.length)
     token = str(uuid.uuid4())
@@ -252,18 +294,109 @@ def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str,
                 "VersionStages": [CURRENT],
             },
         )
+    if kind == "encryption":
+        # After the write, while the old key still holds AWSPREVIOUS: it is never unlabeled,
+        # and the label survives a PutSecretValue that resets the old version's labels.
+        with ctx.out.phase(f"label the previous key {retired}"):
+            ctx.mutate(
+                sm,
+                "update_secret_version_stage",
+                {"SecretId": target.secret_id, "VersionStage": retired, "MoveToVersionId": current},
+            )
+    if revoke:
+        with ctx.out.phase("revoke the previous value"):
+            ctx.mutate(
+                sm,
+                "update_secret_version_stage",
+                {
+                    "SecretId": target.secret_id,
+                    "VersionStage": PREVIOUS,
+                    "RemoveFromVersionId": current,
+                },
+            )
     if ctx.dry_run:
         return _dry_run_result(target, current)
     with ctx.out.phase("verify the new version"):
         after = sm.describe_secret(SecretId=target.secret_id)
-        _verify_labels(after, target, token, current)
+        _verify_labels(after, target, token, current, revoked=revoke)
+        if kind == "encryption":
+            bare = [v for v, labels in stages(after).items() if not labels]
+            if bare:
+                raise Failed(
+                    f"{target.secret_id}: version(s) {', '.join(bare)} carry no label; Secrets "
+                    "Manager may delete them. Label them now: aws secretsmanager "
+                    f"update-secret-version-stage --secret-id {target.secret_id} "
+                    f"--version-stage {RETIRED_PREFIX}<time> --move-to-version-id <id>"
+                )
         got = read_value(sm, target.secret_id, token)
         if fingerprint(got) != fingerprint(value):
             raise Failed(f"{target.secret_id} AWSCURRENT does not hold the value just written")
         if len(got) != target.length:
             raise Failed(f"{target.secret_id}: new value has the wrong length")
     replicas = _wait_replicas(ctx, sm, target, ctx.args.timeout * 60.0)
-    return _done(target, current, token, replicas, resumed=False)
+    result = _done(target, current, token, replicas, resumed=False, revoked=revoke)
+    if kind == "encryption":
+        return Result(
+            result.message + f". The old key stays readable as {retired}: re-encrypt data under "
+            "the new key, then drop the label",
+            data={**result.data, "retired_label": retired},
+        )
+    return result
+
+
+def _refuse_during_major_bluegreen(ctx: Context) -> None:
+    """A master password change on blue during a major-version (logical replication) blue/green
+    does not reach green: roles and DDL are not replicated (PostgreSQL "Logical Replication
+    Restrictions"); AWS lists DDL on blue among the changes that break the deployment."""
+    from dbplatform.bluegreen.model import STARTED, SWITCHING, read_state
+
+    state = read_state(ctx)
+    if state is None or state.phase not in (STARTED, SWITCHING):
+        return
+    if state.source_version.split(".")[0] == state.target_version.split(".")[0]:
+        return  # physical replication carries the password change
+    raise Refused(
+        f"a major-version blue/green deployment of stack {ctx.stack.name} is open "
+        f"({state.deployment_name}, {state.phase}, {state.source_version} -> "
+        f"{state.target_version}): logical replication does not carry the password to green. "
+        f"Rotate after `bluegreen promote` (or after a rollback), or before the next `start`; "
+        "nothing was changed",
+        data={"bluegreen_phase": state.phase},
+    )
+
+
+def _refuse_stale_pending(
+    ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str, Any], pending: str
+) -> None:
+    """A pending version nobody is working on would be waited for until --timeout: say so now."""
+    created = None
+    params: dict[str, Any] = {"SecretId": target.secret_id, "IncludeDeprecated": True}
+    while True:  # ListSecretVersionIds pages by NextToken (botocore has no paginator for it)
+        page = sm.list_secret_version_ids(**params)
+        for v in page.get("Versions", []):
+            if v.get("VersionId") == pending:
+                created = v.get("CreatedDate")
+        if not page.get("NextToken"):
+            break
+        params["NextToken"] = page["NextToken"]
+    age = (ctx.clock.now() - created).total_seconds() if created else None
+    last = desc.get("LastRotatedDate")
+    why = None
+    if not desc.get("RotationEnabled"):
+        why = "rotation is not enabled on the secret"
+    elif created is not None and last is not None and created < last:
+        why = f"a later rotation finished at {last:%Y-%m-%dT%H:%M:%SZ}"
+    elif age is not None and age > STALE_PENDING_SECONDS:
+        why = f"it was created {age / 3600:.1f} h ago; no rotation runs that long"
+    if why is None:
+        return
+    raise Refused(
+        f"{target.secret_id} has a stale AWSPENDING version {pending} ({why}); nothing was "
+        "changed. Remove the label, then re-run: aws secretsmanager update-secret-version-stage "
+        f"--secret-id {target.secret_id} --version-stage AWSPENDING --remove-from-version-id "
+        f"{pending}",
+        data={"pending_version": pending},
+    )
 
 
 def _stage_poll(sm: BaseClient, secret_id: str, version: str) -> Poll[bool]:
@@ -275,11 +408,20 @@ def _stage_poll(sm: BaseClient, secret_id: str, version: str) -> Poll[bool]:
 
 
 def _verify_labels(
-    desc: Mapping[str, Any], target: Target, new_version: str, old_version: str
+    desc: Mapping[str, Any],
+    target: Target,
+    new_version: str,
+    old_version: str,
+    *,
+    revoked: bool = False,
 ) -> None:
     labels = stages(desc)
     if CURRENT not in labels.get(new_version, []):
         raise Failed(f"{target.secret_id}: version {new_version} is not AWSCURRENT after rotation")
+    if revoked:
+        if PREVIOUS in labels.get(old_version, []):
+            raise Failed(f"{target.secret_id}: the revoked version {old_version} is still labeled")
+        return
     if PREVIOUS not in labels.get(old_version, []):
         raise Failed(
             f"{target.secret_id}: the old version {old_version} is not kept as AWSPREVIOUS; "
@@ -331,12 +473,19 @@ def _dry_run_result(target: Target, current: str) -> Result:
 
 
 def _done(
-    target: Target, old: str, new: str, replicas: Mapping[str, str], *, resumed: bool
+    target: Target,
+    old: str,
+    new: str,
+    replicas: Mapping[str, str],
+    *,
+    resumed: bool,
+    revoked: bool = False,
 ) -> Result:
     where = f"; replicas in sync: {', '.join(sorted(replicas))}" if replicas else ""
     how = "waited for the rotation in progress" if resumed else "rotated"
+    kept = f"{old} revoked (no label)" if revoked else f"{old} kept as AWSPREVIOUS"
     return Result(
-        f"{how} {target.secret_id}: version {new} is AWSCURRENT, {old} kept as AWSPREVIOUS"
+        f"{how} {target.secret_id}: version {new} is AWSCURRENT, {kept}"
         f"{where}. Restart or reload the clients that cache it",
         data={
             "secret": target.secret_id,
@@ -345,5 +494,7 @@ def _done(
             "previous_version": old,
             "replicas": dict(replicas),
             "resumed": resumed,
+            "secret_kind": target.secret_kind,
+            "revoked_previous": revoked,
         },
     )

@@ -329,7 +329,7 @@ def test_ninety_days_is_the_first_window_weekday_of_every_other_month() -> None:
         ({"rotationWindow": "tue:14:30-tue:16:30"}, "on the hour"),
         ({"rotationWindow": "tue:23:00-wed:01:00"}, "midnight UTC"),
         ({"rotationDays": 3}, "must be 7..365"),
-        ({"appSecrets": [{"name": "jwt", "length": 8}]}, "must be 32..4096"),
+        ({"appSecrets": [{"name": "jwt", "kind": "signing", "length": 8}]}, "must be 32..4096"),
     ],
 )
 def test_bad_rotation_settings_are_refused_naming_the_key(vault: dict[str, Any], rule: str) -> None:

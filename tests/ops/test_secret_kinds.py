@@ -1,0 +1,113 @@
+"""Secret kinds against moto's Secrets Manager: an encryption key never loses its last label and
+needs a re-encryption plan; a compromised signing key can revoke its previous value; master
+rotation is refused during a major-version blue/green; a stale AWSPENDING fails fast."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from infra.naming import Names
+from tests.ops.support import AwsEnv, FakeClock, Run
+from tests.ops.test_rotate_secret import MASTER, MASTER_VALUE, labels, seed_master
+
+pytestmark = pytest.mark.moto
+PROD = Names("prod")
+DEK = PROD.app_secret("data-encryption-key")
+JWT = PROD.app_secret("jwt-signing-key")
+KEY0 = "OriginalDataKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM"
+
+
+def rotate(aws: AwsEnv, *args: str) -> Run:
+    from scripts.rotate_secret import main
+
+    return aws.main("--stack", "prod", "--yes", *args, clock=FakeClock(), main=main)
+
+
+def seed(aws: AwsEnv, name: str) -> str:
+    sm = aws.client("secretsmanager")
+    sm.create_secret(Name=name, SecretString=KEY0)
+    (v,) = [k for k, s in labels(aws, name).items() if "AWSCURRENT" in s]
+    return v
+
+
+def test_an_encryption_key_needs_a_reencryption_plan(aws: AwsEnv) -> None:
+    first = seed(aws, DEK)
+    run = rotate(aws, "--secret", "data-encryption-key")
+    assert run.code == 3, run.text
+    assert "re-encrypt" in run.stderr and "--reencryption-planned" in run.stderr
+    assert labels(aws, DEK) == {first: ["AWSCURRENT"]}  # nothing changed
+
+
+def test_rotating_an_encryption_key_twice_leaves_no_version_unlabeled(aws: AwsEnv) -> None:
+    original = seed(aws, DEK)
+    for _ in range(2):
+        run = rotate(aws, "--secret", "data-encryption-key", "--reencryption-planned", "--json")
+        assert run.code == 0, run.text
+        assert run.json["retired_label"].startswith("DBPLATFORM-RETIRED-")
+    seen = labels(aws, DEK)
+    assert len(seen) == 3
+    assert all(seen.values()), seen  # every version keeps a label: none is deprecated
+    assert any(lbl.startswith("DBPLATFORM-RETIRED-") for lbl in seen[original])
+    sm = aws.client("secretsmanager")
+    assert sm.get_secret_value(SecretId=DEK, VersionId=original)["SecretString"] == KEY0
+
+
+def test_a_compromised_signing_key_can_revoke_its_previous_value(aws: AwsEnv) -> None:
+    old = seed(aws, JWT)
+    run = rotate(aws, "--secret", "jwt-signing-key", "--revoke-previous", "--json")
+    assert run.code == 0, run.text
+    assert run.json["revoked_previous"] is True
+    seen = labels(aws, JWT)
+    assert seen[old] == []  # verifiers that accept AWSPREVIOUS no longer get the leaked value
+    assert sorted(label for ls in seen.values() for label in ls) == ["AWSCURRENT"]
+
+
+def test_revoke_previous_is_refused_for_an_encryption_key(aws: AwsEnv) -> None:
+    seed(aws, DEK)
+    run = rotate(aws, "--secret", "data-encryption-key", "--revoke-previous")
+    assert run.code == 2
+    assert "--revoke-previous" in run.stderr and "encryption" in run.stderr
+
+
+def _record(aws: AwsEnv, phase: str, source: str, target: str) -> None:
+    state: dict[str, Any] = {
+        "phase": phase,
+        "deployment_id": "bgd-test",
+        "deployment_name": "dbplatform-prod-pg-to-17",
+        "source_version": source,
+        "target_version": target,
+    }
+    aws.client("ssm").put_parameter(
+        Name=PROD.bluegreen_state_parameter, Value=json.dumps(state), Type="String"
+    )
+
+
+def test_master_rotation_is_refused_during_a_major_blue_green(aws: AwsEnv) -> None:
+    before = seed_master(aws)
+    _record(aws, "started", "16.4", "17.2")
+    run = rotate(aws, "--secret", "master")
+    assert run.code == 3, run.text
+    assert "logical replication does not carry the password" in run.stderr
+    assert [k for k, s in labels(aws, MASTER).items() if "AWSCURRENT" in s] == [before]
+
+
+def test_a_stale_pending_version_fails_fast_with_the_command(aws: AwsEnv) -> None:
+    seed_master(aws, rotation=False)
+    sm = aws.client("secretsmanager")
+    sm.put_secret_value(
+        SecretId=MASTER,
+        ClientRequestToken="11111111-1111-1111-1111-111111111111",
+        SecretString=json.dumps({**MASTER_VALUE, "password": "half-rotated"}),
+        VersionStages=["AWSPENDING"],
+    )
+    clock = FakeClock()
+    from scripts.rotate_secret import main
+
+    run = aws.main("--stack", "prod", "--yes", "--secret", "master", clock=clock, main=main)
+    assert run.code == 3, run.text
+    assert "stale AWSPENDING" in run.stderr and "rotation is not enabled" in run.stderr
+    assert "--remove-from-version-id 11111111-1111-1111-1111-111111111111" in run.stderr
+    assert clock.slept == 0  # no wait for a rotation nobody runs
