@@ -294,7 +294,7 @@ def run_command(
         aws_identity=ctx.known_identity() if ctx is not None else None,
         aws_account=ctx.known_whoami().get("account") if ctx is not None else None,
         aws_region=ctx.known_whoami().get("region") if ctx is not None else None,
-        args=_audit_args(args),
+        args=_audit_args(args, stack),
         dry_run=bool(args.dry_run),
         outcome=outcome,
         exit_code=int(code),
@@ -346,8 +346,20 @@ class _RedactingHandler(logging.StreamHandler):
         super().emit(record)
 
 
-def _audit_args(args: argparse.Namespace) -> dict[str, Any]:
-    return redact({k: v for k, v in vars(args).items() if not k.startswith("_")})
+def _audit_args(args: argparse.Namespace, stack: StackRef | None) -> dict[str, Any]:
+    shown = redact({k: v for k, v in vars(args).items() if not k.startswith("_")})
+    # `--secret NAME` names a secret, it is not one: kept when it is one of the stack's secret
+    # names (a refused rotation must still say which secret it was about); anything else (a
+    # value pasted by mistake) stays hidden.
+    name = getattr(args, "secret", None)
+    if isinstance(name, str) and stack is not None:
+        names = stack.names
+        known = {"master", names.master_secret}
+        for spec in stack.config.vault.app_secrets:
+            known |= {spec.name, names.app_secret(spec.name)}
+        if name in known:
+            shown["secret"] = name
+    return shown
 
 
 def _print_result(

@@ -39,6 +39,8 @@ def test_an_encryption_key_needs_a_reencryption_plan(aws: AwsEnv) -> None:
     assert run.code == 3, run.text
     assert "re-encrypt" in run.stderr and "--reencryption-planned" in run.stderr
     assert labels(aws, DEK) == {first: ["AWSCURRENT"]}  # nothing changed
+    # the audit record says which secret the refused rotation was about (a name, not a value)
+    assert aws.audit()[-1]["args"]["secret"] == "data-encryption-key"
 
 
 def test_rotating_an_encryption_key_twice_leaves_no_version_unlabeled(aws: AwsEnv) -> None:

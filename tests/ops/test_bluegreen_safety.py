@@ -1,0 +1,119 @@
+"""Blue/green safety against moto: finalize deletes only tagged retired instances (a forged
+record cannot delete the primary), the wrong account or region is refused rather than "nothing
+to do", a half-done rollback is named by status and the other commands, the rollback states
+its outage and never claims writability without a write, and -vv hides secret values."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from tests.ops.support import AwsEnv, session_with
+
+PRIMARY = "dbplatform-staging-pg"
+
+
+def test_finalize_refuses_a_record_naming_the_live_primary(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    record = aws.record("staging")
+    record["retired"] = [PRIMARY]  # a forged or hand-edited record
+    record["soak_until"] = "2020-01-01T00:00:00Z"
+    aws.client("ssm").put_parameter(
+        Name="/dbplatform/staging/ops/bluegreen",
+        Value=json.dumps(record),
+        Type="String",
+        Overwrite=True,
+    )
+    run = aws.main("finalize", "--stack", "staging", "--yes")
+    assert run.code == 3, run.text
+    assert f"{PRIMARY} is a live instance name" in run.stderr
+    assert PRIMARY in aws.instances()  # still there
+
+
+def test_finalize_refuses_an_untagged_retired_entry(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    rds = aws.client("rds")
+    old = rds.describe_db_instances(DBInstanceIdentifier=PRIMARY + "-old1")["DBInstances"][0]
+    rds.remove_tags_from_resource(ResourceName=old["DBInstanceArn"], TagKeys=["dbplatform:role"])
+    run = aws.main("finalize", "--stack", "staging", "--yes", "--ignore-soak")
+    assert run.code == 3, run.text
+    assert "is not tagged dbplatform:role=retired-blue" in run.stderr
+    assert PRIMARY + "-old1" in aws.instances()
+
+
+def test_a_promoted_cycle_finalizes(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    run = aws.main("finalize", "--stack", "staging", "--yes", "--ignore-soak")
+    assert run.code == 0, run.text
+    assert PRIMARY + "-old1" not in aws.instances() and PRIMARY in aws.instances()
+
+
+def test_no_primary_where_it_looks_is_refused_naming_account_and_region(aws: AwsEnv) -> None:
+    # nothing seeded: as with the wrong AWS_PROFILE, account or region
+    for op in ("rollback", "finalize", "promote"):
+        run = aws.main(op, "--stack", "staging", "--yes")
+        assert run.code == 3, (op, run.text)
+        assert "account 123456789012, region us-east-1" in run.stderr
+        assert "AWS_PROFILE" in run.stderr
+
+
+def test_a_half_done_rollback_is_named_by_every_command(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    since = aws.record("staging")["switchover_at"]
+
+    def interrupt_after(http_response: Any, parsed: dict[str, Any], **_: Any) -> None:
+        raise KeyboardInterrupt
+
+    session = session_with([("after-call.rds.ModifyDBInstance", interrupt_after)])
+    args = ("rollback", "--stack", "staging", "--accept-data-window", since, "--yes")
+    cut = aws.main(*args, session=session)
+    assert cut.code == 130, cut.text
+    assert "during 'swap identifiers back'" in cut.stderr
+    assert PRIMARY not in aws.instances()
+    status = aws.main("status", "--stack", "staging")
+    assert "re-run `python -m scripts.bluegreen rollback" in status.text
+    for op in ("promote", "finalize"):
+        run = aws.main(op, "--stack", "staging", "--yes")
+        assert run.code == 3 and "rollback" in run.stderr and "half done" in run.stderr, op
+    done = aws.main(*args)
+    assert done.code == 0, done.text
+
+
+def test_rollback_states_the_outage_and_never_claims_writability_without_sql(
+    aws: AwsEnv,
+) -> None:
+    aws.promoted("staging")
+    since = aws.record("staging")["switchover_at"]
+    no_tty = aws.main("rollback", "--stack", "staging", "--accept-data-window", since)
+    assert no_tty.code == 3
+    assert "2 renames, each about 10 minutes" in no_tty.stderr
+    assert "STOP ALL TRAFFIC" in no_tty.stderr  # no fence without SQL
+    run = aws.main(
+        "rollback", "--stack", "staging", "--accept-data-window", since, "--yes", "--json"
+    )
+    assert run.code == 0, run.text
+    out = run.json
+    assert out["sql_checks"] == "skipped" and out["fenced_at"] is None
+    assert "UNKNOWN" in " ".join(out["writability"])
+    assert "accepts writes" not in run.stdout
+    assert aws.audit()[-1]["args"]["skip_sql_checks"] is True
+    rds = aws.client("rds")
+    aside = rds.describe_db_instances(DBInstanceIdentifier=PRIMARY + "-new1")["DBInstances"][0]
+    tags = {
+        t["Key"]: t["Value"]
+        for t in rds.list_tags_for_resource(ResourceName=aside["DBInstanceArn"])["TagList"]
+    }
+    assert tags["dbplatform:role"] == "retired-green"
+
+
+def test_start_without_a_ca_bundle_exits_2_naming_the_download(
+    aws: AwsEnv, monkeypatch: Any
+) -> None:
+    monkeypatch.delenv("PGSSLROOTCERT", raising=False)
+    aws.seed("staging")
+    run = aws.main(
+        "start", "--stack", "staging", "--engine-version", "17.2", "--sql-host", "127.0.0.1"
+    )
+    assert run.code == 2, run.text
+    assert "global-bundle.pem" in run.stderr and "--skip-sql-checks" in run.stderr
+    assert aws.deployments() == {}
