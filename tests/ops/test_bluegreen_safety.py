@@ -117,3 +117,46 @@ def test_start_without_a_ca_bundle_exits_2_naming_the_download(
     assert run.code == 2, run.text
     assert "global-bundle.pem" in run.stderr and "--skip-sql-checks" in run.stderr
     assert aws.deployments() == {}
+
+
+def test_a_newer_validation_rule_warns_in_status_and_rollback_but_blocks_start(
+    aws: AwsEnv, tmp_path: Any, monkeypatch: Any
+) -> None:
+    import shutil
+
+    from tests.ops.support import ROOT
+
+    aws.seed("staging")
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path)
+    text = (ROOT / "Pulumi.staging.yaml").read_text()
+    # A backup window inside the maintenance window (sun:02:00-sun:04:00): valid YAML and
+    # shapes, but it breaks a validation rule (as a rule tightened in a newer checkout would).
+    text = text.replace(
+        "  dbplatform:backup:\n", "  dbplatform:backup:\n    window: '02:30-03:30'\n"
+    )
+    (tmp_path / "Pulumi.staging.yaml").write_text(text)
+    monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(tmp_path))
+
+    status = aws.main("status", "--stack", "staging")
+    assert status.code == 0, status.text
+    assert "warning: config (not enforced by bluegreen status)" in status.stderr
+    assert "backup.window" in status.stderr
+    rollback = aws.main("rollback", "--stack", "staging", "--yes")
+    assert rollback.code == 0, rollback.text  # nothing to roll back, and it could look
+    start = aws.main("start", "--stack", "staging", "--engine-version", "17.2")
+    assert start.code == 2 and "backup.window" in start.stderr
+
+
+def test_a_minor_upgrade_is_gated_on_greens_replica_lag(aws: AwsEnv) -> None:
+    aws.seed("staging", target_family=None)
+    version = aws.instances()[PRIMARY]
+    major, minor = version.split(".")[:2]
+    start = aws.main("start", "--stack", "staging", "--engine-version", f"{major}.{int(minor) + 2}")
+    assert start.code == 0, start.text
+    refused = aws.main("promote", "--stack", "staging", "--yes")
+    assert refused.code == 3
+    assert "no ReplicaLag datapoint for dbplatform-staging-pg-green-" in refused.stderr
+    assert "OldestReplicationSlotLag" not in refused.stderr  # physical replication
+    aws.report_green_lag(1.0)
+    ok = aws.main("promote", "--stack", "staging", "--yes")
+    assert ok.code == 0, ok.text
