@@ -5,86 +5,21 @@ operator sees when the bundle is missing or the database cannot be reached."""
 from __future__ import annotations
 
 import argparse
-import datetime as dt
-import os
 from pathlib import Path
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from dbplatform.database import RDS_CA_BUNDLE_URL, SqlTarget, connect, target_from_args
 from dbplatform.database.connect import add_sql_flags
 from dbplatform.ops import BadUsage, Refused
 from tests.postgres import PgServer
-
-SERVER_NAME = "db.dbplatform.test"  # what the certificate names, as an RDS endpoint would be
-
-
-def _ca(name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def _pem(cert: x509.Certificate) -> bytes:
-    return cert.public_bytes(serialization.Encoding.PEM)
+from tests.tls import SERVER_NAME, enable_tls
 
 
 @pytest.fixture(scope="module")
-def tls(postgres: PgServer, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    """Turn TLS on in the test server (ssl is reloadable) with a certificate for SERVER_NAME
-    signed by a CA made here; returns the CA file and a foreign CA's file."""
-    ca_key, ca = _ca("dbplatform test CA")
-    _, other = _ca("someone else's CA")
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, SERVER_NAME)]))
-        .issuer_name(ca.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - dt.timedelta(minutes=5))
-        .not_valid_after(now + dt.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(SERVER_NAME)]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    owner = postgres.datadir.stat()
-    files = {
-        "server.crt": _pem(cert),
-        "server.key": key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        ),
-    }
-    for name, data in files.items():
-        path = postgres.datadir / name
-        path.write_bytes(data)
-        os.chmod(path, 0o600)  # PostgreSQL refuses a key others can read
-        os.chown(path, owner.st_uid, owner.st_gid)
-    with postgres.connect() as conn:
-        conn.execute("ALTER SYSTEM SET ssl = on")
-        conn.execute("SELECT pg_reload_conf()")
-    client = tmp_path_factory.mktemp("tls")
-    (client / "ca.pem").write_bytes(_pem(ca))
-    (client / "other.pem").write_bytes(_pem(other))
-    return {"ca": client / "ca.pem", "other": client / "other.pem"}
+def tls(postgres: PgServer) -> dict[str, Path]:
+    """TLS on in the test server, with a certificate for SERVER_NAME from a CA made here."""
+    return enable_tls(postgres)
 
 
 def _target(server: PgServer, db: str, ca: Path, name: str = SERVER_NAME) -> SqlTarget:
