@@ -88,7 +88,11 @@ def test_a_failing_or_missing_step_fails_the_demo_and_still_stops_the_server(
     # Nothing seeded: promote has no deployment to act on and refuses (exit 3).
     monkeypatch.setattr(demo, "seed_environment", lambda stack, env: {})
     steps = [
-        demo.Step("promote", "scripts.bluegreen", ("promote", "--stack", "prod", "--yes")),
+        demo.Step(
+            "promote",
+            "scripts.bluegreen",
+            ("promote", "--stack", "prod", "--yes", "--skip-sql-checks"),
+        ),
         demo.Step("a command that does not exist", "scripts.no_such_command", ()),
     ]
     monkeypatch.setattr(demo, "steps_for", lambda cfg, work: steps)
@@ -100,7 +104,7 @@ def test_a_failing_or_missing_step_fails_the_demo_and_still_stops_the_server(
     assert re.search(r"^promote\s+3\s+FAIL: refused, expected done", out, re.MULTILINE), out
     assert re.search(r"^a command that does not exist\s+-1\s+FAIL: command missing", out, re.M)
     assert "0/2 steps ok" in out
-    assert "FAILED: python -m scripts.bluegreen promote --stack prod --yes" in err
+    assert "FAILED: python -m scripts.bluegreen promote --stack prod --yes --skip-sql" in err
     assert _gone(_server_pid(out))
 
 

@@ -27,6 +27,22 @@ def skipped(ctx: Context, what: str) -> bool:
     return False
 
 
+def flags_given(ctx: Context) -> str:
+    """The SQL flags of this run, for a command line the operator is told to re-run."""
+    args = ctx.args
+    if getattr(args, "skip_sql_checks", False):
+        return " --skip-sql-checks"
+    out = ""
+    for flag, value in (
+        ("--sql-ca-bundle", getattr(args, "sql_ca_bundle", None)),
+        ("--sql-host", getattr(args, "sql_host", None)),
+        ("--sql-port", getattr(args, "sql_port", None)),
+    ):
+        if value:
+            out += f" {flag} {value}"
+    return out
+
+
 def _master(ctx: Context) -> tuple[str, str]:
     secret = ctx.stack.names.master_secret
     raw = ctx.client("secretsmanager").get_secret_value(SecretId=secret)["SecretString"]
