@@ -40,10 +40,18 @@ What the runner (`run_command`) does for every operation:
 - `session_for(stack_config, region=None)`: boto3 session in the stack's region (standard
   AWS_PROFILE / credentials / AWS_ENDPOINT_URL); clients from `ctx.client(service, region)`
   retry throttling and 5xx (adaptive mode; AWS_RETRY_MODE, AWS_MAX_ATTEMPTS override);
-- `StackLock` (SSM parameter `Names.lock_parameter`, no-overwrite, JSON owner/operation/run_id/
-  expires, extended during `ctx.wait_for`) around operations with `locks=True`; an operation
-  that must not depend on the stack's region (DR) sets `locks=False` and takes
-  `with ctx.lock(region):` itself;
+- `StackLock` (SSM parameter `<Names.lock_parameter>-<scope>`, scope from the command:
+  bluegreen, secrets, dr, restore-check; no-overwrite create, JSON owner/operation/run_id/
+  expires, 10-minute TTL renewed by a heartbeat thread for the whole run; `--break-lock` and
+  `--force-unlock RUN_ID` take it over through a no-overwrite claim parameter) around
+  operations with `locks=True`; an operation that must not depend on the stack's region (DR)
+  sets `locks=False` and takes `with ctx.lock(region):` itself. A lost lock raises `LockLost`
+  (exit 1) at the next `ctx.mutate` or poll;
+- who and where: `ctx.whoami(region)` (STS, asked once; printed first, audited as
+  `aws_account`/`aws_region`/`aws_identity`); `Operation(who_region=lambda args: ...)` asks STS
+  in another region (DR); credential errors exit 2;
+- `Operation(strict_config=False)` (read-only commands, rollback): validation problems of the
+  stack file are warnings; `Operation(on_interrupt=...)`: the text after Ctrl-C;
 - exit codes (`ExitCode`): 0 done/nothing to do, 1 failed (`Failed`, AWS errors with their code),
   2 bad usage/config (`BadUsage`, `ConfigError`), 3 refused (`Refused`, nothing changed),
   130 interrupted (Ctrl-C/SIGTERM; message says re-running resumes). No traceback is printed;
@@ -56,9 +64,10 @@ Context (`ctx`) helpers: `client`, `mutate(client, method, params)` (the only wa
 under --dry-run prints `DRY-RUN would call svc:Op {...}` and returns {}; any other mutating
 call is stopped; records the ids the call changes, not those it only reads, `touched_ids`),
 `confirm(action)`, `wait_for(what, poll -> Poll(done, status, value), timeout=...)` (bounded,
-progress, lock heartbeat; `Failed` on timeout), `touch(*ids)`, `identity(region=None)` (asked
-once), `lock(region=None)`, `out` (`Progress`: phase/update/info/warn/debug), `clock`
-(`Clock`), `run_id`.
+progress, lock heartbeat, endpoint failures tolerated for 5 minutes; `Failed` on timeout),
+`touch(*ids)`, `identity(region=None)` (asked once), `whoami(region=None)`, `check_lock()`,
+`lock(region=None)`, `out` (`Progress`: phase/update/info/warn/debug), `clock` (`Clock`),
+`run_id`.
 Helpers: `error_code(ClientError)` (match on it), `iso(datetime)`, `parse_iso(text)`;
 `dbplatform.ops.rds`: `describe_instance(rds, id)` (None when absent), `wait_instance_gone`.
 Tests pass `session=` (with botocore event hooks for faults) and `clock=` (fast waits) to main.
