@@ -296,18 +296,30 @@ CATALOGUE: tuple[Edit, ...] = (
         head={
             "vault": {
                 "appSecrets": [
-                    {"name": "jwt-signing-key", "length": 64, "description": "signs session JWTs"},
+                    {
+                        "name": "jwt-signing-key",
+                        "kind": "signing",
+                        "length": 64,
+                        "description": "signs session JWTs",
+                    },
                     {
                         "name": "data-encryption-key",
+                        "kind": "encryption",
                         "length": 64,
                         "description": "application-level field encryption",
                     },
                     {
                         "name": "webhook-secret",
+                        "kind": "signing",
                         "length": 48,
                         "description": "verifies inbound webhooks",
                     },
-                    {"name": "api-signing-key", "length": 64, "description": "signs API tokens"},
+                    {
+                        "name": "api-signing-key",
+                        "kind": "signing",
+                        "length": 64,
+                        "description": "signs API tokens",
+                    },
                 ]
             }
         },
@@ -324,9 +336,15 @@ CATALOGUE: tuple[Edit, ...] = (
         head={
             "vault": {
                 "appSecrets": [
-                    {"name": "jwt-signing-key", "length": 64, "description": "signs session JWTs"},
+                    {
+                        "name": "jwt-signing-key",
+                        "kind": "signing",
+                        "length": 64,
+                        "description": "signs session JWTs",
+                    },
                     {
                         "name": "data-encryption-key",
+                        "kind": "encryption",
                         "length": 64,
                         "description": "application-level field encryption",
                     },
