@@ -200,3 +200,236 @@ def mermaid(m: Manifest) -> str:
         lines.append("  end")
     lines += _edges(m, ids)
     return "\n".join(lines) + "\n"
+
+
+# ---------------------------------------------------------------------------------------------
+# Pictures people read at page width: the overview, alarm routing, the weekly calendar
+# ---------------------------------------------------------------------------------------------
+
+SNS_TOPIC = "aws:sns/topic:Topic"
+SNS_SUBSCRIPTION = "aws:sns/topicSubscription:TopicSubscription"
+METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
+EVENT_RULE = "aws:cloudwatch/eventRule:EventRule"
+EVENT_TARGET = "aws:cloudwatch/eventTarget:EventTarget"
+RDS_EVENTS = "aws:rds/eventSubscription:EventSubscription"
+SECRET = "aws:secretsmanager/secret:Secret"
+INGRESS = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
+# The README's overview stays readable at GitHub's ~900 px column only when it is small: more
+# read replicas than this become one node ("5 read replicas").
+_REPLICAS_DRAWN = 3
+OVERVIEW_MAX_NODES = 20
+
+
+def _q(text: str) -> str:
+    """A Mermaid node label: double quotes would end it, so they become single ones."""
+    return text.replace('"', "'")
+
+
+def _topics(m: Manifest) -> dict[str, Resource]:
+    return {t.urn: t for t in m.of_type(SNS_TOPIC)}
+
+
+def _topic_of(m: Manifest, r: Resource) -> Resource | None:
+    """The SNS topic an alarm, event target or subscription sends to (its declared dependency)."""
+    topics = _topics(m)
+    for dep in r.dependencies:
+        if dep in topics:
+            return topics[dep]
+    target = r.get("targetId")
+    if isinstance(target, str):  # event targets name the topic (`critical-topic`)
+        for t in topics.values():
+            if t.name.endswith("-" + target.removesuffix("-topic")):
+                return t
+    return None
+
+
+def _severity(topic: Resource) -> str:
+    return topic.name.rsplit("-", 1)[-1]
+
+
+def _subscriber(sub: Resource) -> str:
+    """`pager (https: events.pagerduty.com)`, `email: oncall@example.com`."""
+    protocol, endpoint = str(sub.get("protocol") or "?"), str(sub.get("endpoint") or "?")
+    if protocol in ("https", "http"):
+        host = endpoint.split("://", 1)[-1].split("/", 1)[0]
+        kind = "pager" if "pagerduty" in host or "opsgenie" in host else "webhook"
+        return f"{kind} ({protocol}: {host})"
+    return f"{protocol}: {endpoint}"
+
+
+def _clients(m: Manifest) -> str:
+    """Who may connect to PostgreSQL, from the primary region's ingress rules on 5432."""
+    sources = sorted(
+        str(r.get("cidrIpv4"))
+        for r in m.of_type(INGRESS)
+        if m.region_of(r) == m.region and r.get("fromPort") == 5432 and r.get("cidrIpv4")
+    )
+    return "clients<br/>" + ", ".join(sources) if sources else "clients"
+
+
+def overview(m: Manifest) -> str:
+    """A small `flowchart LR` of what matters to a reader (at most OVERVIEW_MAX_NODES nodes).
+
+    The primary with its Multi-AZ standby, the replicas, the clients, the vault of secrets and
+    its DR replicas, the backups and the DR vault, and the alarms to the pager. The full graph
+    of every resource is `mermaid()` (docs/pictures.md).
+    """
+    lines = ["flowchart LR"]
+    dr = m.dr_region
+    instances = m.db_instances()
+    primaries = [r for r in instances if not is_replica(r)]
+    replicas = [r for r in instances if is_replica(r)]
+    local = [r for r in replicas if m.region_of(r) == m.region]
+    remote = [r for r in replicas if m.region_of(r) != m.region]
+    secrets = [s for s in m.of_type(SECRET) if m.region_of(s) == m.region]
+    replicated = [s for s in secrets if s.get("replicas")]
+    vaults = m.of_type(BACKUP_VAULT)
+    home_vaults = [v for v in vaults if m.region_of(v) == m.region]
+    dr_vaults = [v for v in vaults if m.region_of(v) != m.region]
+    pitr = m.of_type(BACKUPS_REPLICATION)
+    alarms = m.of_type(METRIC_ALARM)
+    rules = m.of_type(EVENT_RULE)
+    topics = sorted(_topics(m).values(), key=lambda t: t.name)
+    subs = m.of_type(SNS_SUBSCRIPTION)
+
+    lines.append(f'  app(["{_q(_clients(m))}"])')
+    lines.append(f'  subgraph home["{m.region} (primary region)"]')
+    for i, p in enumerate(primaries):
+        engine = f"PostgreSQL {p.get('engineVersion') or ''}".strip()
+        lines.append(
+            f'    db{i}[("{_q(p.physical_name or p.name)}<br/>primary · {engine}<br/>'
+            f'{p.get("instanceClass") or ""}")]'
+        )
+        if p.get("multiAz") is True:
+            lines.append(f'    sb{i}[("Multi-AZ standby<br/>synchronous, other AZ")]')
+    if len(local) > _REPLICAS_DRAWN:
+        lines.append(f'    rr[("{len(local)} read replicas")]')
+    else:
+        for i, r in enumerate(local):
+            lines.append(f'    rr{i}[("{_q(r.physical_name or r.name)}<br/>read replica")]')
+    if secrets:
+        lines.append(f'    sec["Secrets Manager<br/>{len(secrets)} secrets (master rotated)"]')
+    for i, v in enumerate(home_vaults):
+        lines.append(f'    bv{i}["backup vault<br/>{_q(v.physical_name or v.name)}"]')
+    if alarms or rules:
+        lines.append(f'    al["{len(alarms)} CloudWatch alarms<br/>{len(rules)} event rules"]')
+    for t in topics:
+        lines.append(f'    t_{_severity(t)}{{{{"SNS {_severity(t)}"}}}}')
+    lines.append("  end")
+    if dr and (remote or replicated or dr_vaults or pitr):
+        lines.append(f'  subgraph dr["{dr} (DR region)"]')
+        for i, r in enumerate(remote):
+            lines.append(f'    xr{i}[("{_q(r.physical_name or r.name)}<br/>cross-region replica")]')
+        if replicated:
+            lines.append(f'    secdr["secret replicas<br/>{len(replicated)} of {len(secrets)}"]')
+        for i, v in enumerate(dr_vaults):
+            lines.append(f'    dv{i}["DR vault<br/>{_q(v.physical_name or v.name)}"]')
+        if pitr:
+            lines.append('    pitr["PITR backups<br/>(automated backups replication)"]')
+        lines.append("  end")
+    receivers = sorted({_subscriber(s) for s in subs})
+    for i, text in enumerate(receivers):
+        lines.append(f'  rx{i}(["{_q(text)}"])')
+
+    # edges
+    for i, p in enumerate(primaries):
+        lines.append(f"  app -- SQL :5432 --> db{i}")
+        if p.get("multiAz") is True:
+            lines.append(f"  db{i} -. sync .-> sb{i}")
+    src = "db0" if primaries else None
+    if src:
+        if len(local) > _REPLICAS_DRAWN:
+            lines.append(f"  {src} -- replicates --> rr")
+        else:
+            lines += [f"  {src} -- replicates --> rr{i}" for i in range(len(local))]
+        lines += [f"  {src} -- replicates --> xr{i}" for i in range(len(remote))]
+        lines += [f"  {src} -. backup .-> bv{i}" for i in range(len(home_vaults))]
+        if pitr:
+            lines.append(f"  {src} -. PITR .-> pitr")
+        if secrets:
+            lines.append(f"  sec -. credentials .-> {src}")
+    if replicated:
+        lines.append("  sec -. replicates .-> secdr")
+    for i in range(len(home_vaults)):
+        lines += [f"  bv{i} -. copies .-> dv{j}" for j in range(len(dr_vaults))]
+    if alarms or rules:
+        if src:
+            lines.append(f"  {src} -. metrics .-> al")
+        severities = sorted({_severity(t) for t in topics})
+        lines += [f"  al --> t_{s}" for s in severities]
+    for t in topics:
+        for text in sorted({_subscriber(s) for s in subs if _topic_of(m, s) is t}):
+            lines.append(f"  t_{_severity(t)} --> rx{receivers.index(text)}")
+    return "\n".join(lines) + "\n"
+
+
+def alarm_routing(m: Manifest) -> str:
+    """`flowchart LR`: alarm sources by severity -> SNS topic -> subscribers."""
+    topics = sorted(_topics(m).values(), key=lambda t: t.name)
+    lines = ["flowchart LR"]
+    subs = m.of_type(SNS_SUBSCRIPTION)
+    receivers = sorted({_subscriber(s) for s in subs})
+    for t in topics:
+        sev = _severity(t)
+        alarms = [a for a in m.of_type(METRIC_ALARM) if _topic_of(m, a) is t]
+        targets = [e for e in m.of_type(EVENT_TARGET) if _topic_of(m, e) is t]
+        metrics = sorted({str(a.get("metricName")) for a in alarms})
+        shown = ", ".join(metrics[:4]) + (
+            f" and {len(metrics) - 4} more" if len(metrics) > 4 else ""
+        )
+        if alarms:
+            lines.append(f'  a_{sev}["{len(alarms)} {sev} alarms<br/>{_q(shown)}"]')
+            lines.append(f"  a_{sev} --> t_{sev}")
+        if targets:
+            rules = ", ".join(
+                sorted(str(e.get("rule")).removeprefix(f"{m.project}-{m.stack}-") for e in targets)
+            )
+            lines.append(f'  e_{sev}["{len(targets)} EventBridge rules<br/>{_q(rules)}"]')
+            lines.append(f"  e_{sev} --> t_{sev}")
+        lines.append(f'  t_{sev}{{{{"SNS topic<br/>{_q(t.physical_name or t.name)}"}}}}')
+    for e in m.of_type(RDS_EVENTS):
+        cats = ", ".join(str(c) for c in e.get("eventCategories") or [])
+        target = _topic_of(m, e) or next(iter(topics), None)
+        if target is not None:
+            lines.append(f'  rds_events["RDS event subscription<br/>{_q(cats)}"]')
+            lines.append(f"  rds_events --> t_{_severity(target)}")
+    for i, text in enumerate(receivers):
+        lines.append(f'  rx{i}(["{_q(text)}"])')
+    for t in topics:
+        for text in sorted({_subscriber(s) for s in subs if _topic_of(m, s) is t}):
+            lines.append(f"  t_{_severity(t)} --> rx{receivers.index(text)}")
+    return "\n".join(lines) + "\n"
+
+
+def calendar_gantt(m: Manifest) -> str:
+    """The weekly maintenance calendar as a Mermaid `gantt` over one day (UTC).
+
+    A week-wide axis would make an hour five pixels wide at page width, so the axis is a day:
+    one section for the windows that open every day, then one per weekday that has its own
+    windows. Mermaid draws a `HH:mm` chart in the reader's time zone consistently on both the
+    bars and the axis, so the times read as written (UTC).
+    """
+    lines = [
+        "gantt",
+        f"  title {m.stack}: maintenance calendar, UTC (one row per window)",
+        "  dateFormat HH:mm",
+        "  axisFormat %H:%M",
+    ]
+    daily: list[tuple[int, str, windows.Window]] = []
+    weekly: dict[int, list[tuple[int, str, windows.Window]]] = {}
+    for c in m.calendar:
+        w = windows.parse_any(c.window)
+        day, minute = divmod(w.start % windows.MINUTES_PER_WEEK, windows.MINUTES_PER_DAY)
+        entry = (minute, f"{c.name} ({c.kind})".replace(":", " "), w)
+        if w.daily:
+            daily.append(entry)
+        else:
+            weekly.setdefault(day, []).append(entry)
+    sections = ([("every day", daily)] if daily else []) + [
+        (windows.DAYS[d].capitalize(), weekly[d]) for d in sorted(weekly)
+    ]
+    for title, entries in sections:
+        lines.append(f"  section {title}")
+        for minute, label, w in sorted(entries, key=lambda e: (e[0], e[1])):
+            lines.append(f"  {label} :{minute // 60:02d}:{minute % 60:02d}, {w.length}m")
+    return "\n".join(lines) + "\n"

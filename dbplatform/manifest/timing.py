@@ -260,3 +260,38 @@ def to_json(p: CriticalPath) -> dict[str, object]:
             for s in p.steps
         ],
     }
+
+
+def _duration(minutes: float) -> str:
+    """A Mermaid gantt duration: whole seconds, so a 0.1-minute step still shows."""
+    return f"{max(1, round(minutes * 60))}s"
+
+
+def to_gantt(paths: list[CriticalPath]) -> str:
+    """The critical paths as a Mermaid `gantt`: one section per scenario, one bar per step.
+
+    Each bar starts when its predecessor ends (`after`), so the chart's length is the path's
+    minutes, and the bars read left to right in the order Pulumi must create them.
+    """
+    lines = [
+        "gantt",
+        f"  title {paths[0].stack if paths else ''}: critical path at typical create times",
+        "  dateFormat HH:mm",
+        "  axisFormat %H:%M",
+    ]
+    titles = {"fresh": "fresh pulumi up", "dr-rebuild": "DR rebuild"}
+    for si, p in enumerate(paths):
+        lines.append(f"  section {titles[p.scenario]} ({p.minutes:.0f} min)")
+        prev: str | None = None
+        for i, s in enumerate(p.steps):
+            if s.minutes <= 0:
+                continue  # providers and random values: no cloud call, no time
+            label = s.name.replace(":", " ").replace("#", " ")
+            task = f"s{si}_{i}"
+            kind = "crit, " if s.minutes >= 10 else ""
+            when = f"after {prev}" if prev else "00:00"
+            lines.append(
+                f"  {label} ({s.minutes:g} min) :{kind}{task}, {when}, {_duration(s.minutes)}"
+            )
+            prev = task
+    return "\n".join(lines) + "\n"

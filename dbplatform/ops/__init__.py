@@ -76,22 +76,76 @@ Contract details for operators: docs/operations.md.
 
 from __future__ import annotations
 
-from dbplatform.ops.audit import AuditRecord, audit_log_path, read_records
-from dbplatform.ops.aws import error_code, is_read_only, make_client, retry_config, session_for
-from dbplatform.ops.cli import (
-    Operation,
-    add_common_flags,
-    add_operation,
-    run_command,
-    set_operation,
-    timeout_minutes,
-)
-from dbplatform.ops.clock import Clock, SystemClock, iso, parse_iso
-from dbplatform.ops.context import Context, Poll, Result, touched_ids
-from dbplatform.ops.errors import BadUsage, ExitCode, Failed, OpsError, Refused
-from dbplatform.ops.lock import LockInfo, StackLock, local_user
-from dbplatform.ops.progress import Progress
-from dbplatform.ops.stack import StackRef, project_root, resolve_stack
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from dbplatform.ops.audit import AuditRecord, audit_log_path, read_records
+    from dbplatform.ops.aws import error_code, is_read_only, make_client, retry_config, session_for
+    from dbplatform.ops.cli import (
+        Operation,
+        add_common_flags,
+        add_operation,
+        run_command,
+        set_operation,
+        timeout_minutes,
+    )
+    from dbplatform.ops.clock import Clock, SystemClock, iso, parse_iso
+    from dbplatform.ops.context import Context, Poll, Result, touched_ids
+    from dbplatform.ops.errors import BadUsage, ExitCode, Failed, OpsError, Refused
+    from dbplatform.ops.lock import LockInfo, StackLock, local_user
+    from dbplatform.ops.progress import Progress
+    from dbplatform.ops.stack import StackRef, project_root, resolve_stack
+
+# Where each public name lives. Resolved on first use (PEP 562), so importing one light module
+# (`dbplatform.ops.errors` for the exit codes, `dbplatform.ops.progress`) does not import boto3
+# through this package: the offline commands pay for what they run, not for the AWS stack.
+_WHERE = {
+    "AuditRecord": "dbplatform.ops.audit",
+    "BadUsage": "dbplatform.ops.errors",
+    "Clock": "dbplatform.ops.clock",
+    "Context": "dbplatform.ops.context",
+    "ExitCode": "dbplatform.ops.errors",
+    "Failed": "dbplatform.ops.errors",
+    "LockInfo": "dbplatform.ops.lock",
+    "Operation": "dbplatform.ops.cli",
+    "OpsError": "dbplatform.ops.errors",
+    "Poll": "dbplatform.ops.context",
+    "Progress": "dbplatform.ops.progress",
+    "Refused": "dbplatform.ops.errors",
+    "Result": "dbplatform.ops.context",
+    "StackLock": "dbplatform.ops.lock",
+    "StackRef": "dbplatform.ops.stack",
+    "SystemClock": "dbplatform.ops.clock",
+    "add_common_flags": "dbplatform.ops.cli",
+    "add_operation": "dbplatform.ops.cli",
+    "audit_log_path": "dbplatform.ops.audit",
+    "error_code": "dbplatform.ops.aws",
+    "is_read_only": "dbplatform.ops.aws",
+    "iso": "dbplatform.ops.clock",
+    "local_user": "dbplatform.ops.lock",
+    "make_client": "dbplatform.ops.aws",
+    "parse_iso": "dbplatform.ops.clock",
+    "project_root": "dbplatform.ops.stack",
+    "read_records": "dbplatform.ops.audit",
+    "resolve_stack": "dbplatform.ops.stack",
+    "retry_config": "dbplatform.ops.aws",
+    "run_command": "dbplatform.ops.cli",
+    "session_for": "dbplatform.ops.aws",
+    "set_operation": "dbplatform.ops.cli",
+    "timeout_minutes": "dbplatform.ops.cli",
+    "touched_ids": "dbplatform.ops.context",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "AuditRecord",

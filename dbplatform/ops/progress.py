@@ -1,7 +1,14 @@
-"""Progress of a command on stderr: a live spinner on a terminal, one plain line per phase else.
+"""Progress of a command on stderr: a live spinner on a terminal; in a log (CI, a pipe, a file)
+one line when a phase starts and one when it ends, with its duration or how it failed.
 
 stdout is kept for the result (`--json` or the final message), so progress never mixes with
 what a script parses. `-q` silences progress; `-v` adds detail lines (AWS calls).
+
+A log reads::
+
+    restore_check staging: verify ...
+    restore_check staging: verify: done in 4.2s
+    restore_check staging: wait until ... is available: FAILED (Failed) after 28m 03s
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING, TextIO
 
 from dbplatform.ops.clock import Clock, SystemClock
+from dbplatform.ops.errors import Refused
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -21,6 +29,27 @@ if TYPE_CHECKING:
 # On a non-terminal, a long wait prints its status at most this often, so CI logs show life
 # without one line per poll.
 PLAIN_UPDATE_SECONDS = 60.0
+
+
+def duration(seconds: float) -> str:
+    """`4.2s`, `28m 03s`, `2h 05m`: exact enough to compare phases, short enough for a log."""
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    whole = round(seconds)
+    if whole < 3600:
+        return f"{whole // 60}m {whole % 60:02d}s"
+    return f"{whole // 3600}h {whole % 3600 // 60:02d}m"
+
+
+def ending(error: BaseException | None) -> str:
+    """How a phase ended, as the words before its duration."""
+    if error is None:
+        return "done in"
+    if isinstance(error, KeyboardInterrupt):  # Ctrl-C, and SIGTERM through the runner
+        return "interrupted after"
+    if isinstance(error, Refused):
+        return "refused after"
+    return f"FAILED ({type(error).__name__}) after"
 
 
 class Progress:
@@ -61,27 +90,37 @@ class Progress:
     # --- phases ------------------------------------------------------------------------
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
-        """A named step; the live display shows a spinner, a log shows one line."""
+        """A named step: a spinner then `✓ name (1.2s)` live; a start and an end line in a log.
+
+        The end line says how the phase ended: `done in`, `FAILED (<error type>) after`,
+        `refused after` or `interrupted after`, so a CI log shows which phase of a drill took
+        28 minutes and which one failed, without a terminal.
+        """
         previous, self.current = self.current, name
         started = self.clock.monotonic()
-        if self.verbosity >= 0:
+        shown = self.verbosity >= 0
+        if shown:
             if self.live:
                 self._status = self.console.status(f"{name}...")
                 self._status.start()
             else:
-                self._write(f"{self.label}: {name}")
-        ok = False
+                self._write(f"{self.label}: {name} ...")
+        outcome: BaseException | None = None
         try:
             yield
-            ok = True
+        except BaseException as exc:
+            outcome = exc
+            raise
         finally:
+            took = self.clock.monotonic() - started
             if self._status is not None:
                 self._status.stop()
                 self._status = None
-                took = self.clock.monotonic() - started
-                mark = "[green]✓[/green]" if ok else "[red]✗[/red]"
-                self.console.print(f"{mark} {name} [dim]({took:.1f}s)[/dim]")
-            if not ok:  # the runner names the innermost phase an interrupt or failure hit
+                mark = "[green]✓[/green]" if outcome is None else "[red]✗[/red]"
+                self.console.print(f"{mark} {name} [dim]({duration(took)})[/dim]", markup=True)
+            elif shown and not self.live:
+                self._write(f"{self.label}: {name}: {ending(outcome)} {duration(took)}")
+            if outcome is not None:  # the runner names the innermost phase a failure hit
                 self.interrupted_phase = getattr(self, "interrupted_phase", None) or name
             self.current = previous
 
