@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STACKS := staging prod
 
-.PHONY: setup postgres test check fmt lint types synth golden bench demo docs clean
+.PHONY: setup postgres test check fmt lint types synth golden bench demo docs mermaid clean
 
 setup: $(VENV)/.installed
 
@@ -57,9 +57,16 @@ golden: setup
 bench: setup
 	@for f in bench/bench_*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
-# README's generated blocks: config reference from Pulumi.yaml, architecture from synth.
+# Generated blocks of README.md and docs/: config reference from Pulumi.yaml, pictures from the
+# manifest, the workflows and the blue/green cycle (devtools/gen_docs.py).
 docs: setup
 	$(BIN)/python -m devtools.gen_docs
+
+# Mermaid's own parser for tests/test_pictures.py (needs node and npm; the test skips without).
+MERMAID_DIR := build/mermaid
+mermaid:
+	mkdir -p $(MERMAID_DIR)
+	npm install --prefix $(MERMAID_DIR) --no-audit --no-fund --silent mermaid@11.17.2 jsdom@25.0.1
 
 # The whole thing against an emulated AWS (a local moto server), as an operator would run it.
 demo: setup

@@ -15,6 +15,7 @@ import io
 import re
 import runpy
 import shlex
+import shutil
 import sys
 import warnings
 from collections.abc import Iterator
@@ -266,11 +267,12 @@ def test_config_reference_names_every_key_and_default_field() -> None:
                 assert f"| `{path}` | {gen_docs.scalar(value)} |" in block, f"{key}.{path}"
 
 
-def test_readme_architecture_is_the_current_prod_diagram() -> None:
-    expected = gen_docs.render_architecture(gen_docs.architecture_mermaid(ROOT)).strip()
+def test_readme_architecture_is_the_overview_and_the_full_graph_is_in_docs() -> None:
     block = gen_docs.current_block(readme(), gen_docs.ARCHITECTURE_BLOCK)
-    assert "```mermaid" in block
-    assert block == expected, "README.md architecture is stale: run `make docs`"
+    assert block == gen_docs.overview_block(ROOT).strip(), "README.md is stale: run `make docs`"
+    pictures = (ROOT / gen_docs.PICTURES).read_text(encoding="utf-8")
+    full = gen_docs.render_architecture(gen_docs.architecture_mermaid(ROOT)).strip()
+    assert gen_docs.current_block(pictures, "full-graph") == full
 
 
 def test_replacing_a_block_touches_nothing_outside_its_markers() -> None:
@@ -281,33 +283,37 @@ def test_replacing_a_block_touches_nothing_outside_its_markers() -> None:
         gen_docs.replace_block("no markers here", "x", "new")
 
 
-def test_gen_docs_check_reports_a_stale_readme_and_a_run_fixes_it(
-    tmp_path: Path, monkeypatch: Any
+def test_gen_docs_check_reports_a_stale_file_and_a_run_fixes_only_the_blocks(
+    tmp_path: Path,
 ) -> None:
-    diagram = "flowchart TD\n  primary --> replica"
-    monkeypatch.setattr(gen_docs, "architecture_mermaid", lambda root=ROOT: diagram)
-    config = gen_docs.render_config_reference(gen_docs.load_keys(ROOT))
-    stale = tmp_path / "README.md"
-    stale.write_text(
-        "# title\n<!-- config-reference:start -->\n"
-        + config.replace("| `dbplatform:tier`", "| `dbplatform:tierX`", 1)
-        + "\n<!-- config-reference:end -->\ntext\n<!-- architecture:start -->\n"
-        + "<!-- architecture:end -->\nend\n",
+    for rel in ("README.md", "Pulumi.yaml", "docs/pictures.md", "docs/bluegreen.md"):
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / rel, tmp_path / rel)
+    shutil.copytree(ROOT / ".github", tmp_path / ".github")
+    shutil.copytree(ROOT / "tests" / "golden", tmp_path / "tests" / "golden")
+    readme_file = tmp_path / "README.md"
+    text = readme_file.read_text(encoding="utf-8")
+    readme_file.write_text(
+        text.replace("| `dbplatform:tier`", "| `dbplatform:tierX`", 1), encoding="utf-8"
+    )
+    pictures = tmp_path / "docs" / "pictures.md"
+    pictures.write_text(
+        gen_docs.replace_block(pictures.read_text(encoding="utf-8"), "calendar", "old"),
         encoding="utf-8",
     )
-    monkeypatch.setattr(gen_docs, "README", stale)
+    root = ["--root", str(tmp_path)]
     with contextlib.redirect_stderr(io.StringIO()) as err:
-        assert gen_docs.main(["--check"]) == 1
-    assert "make docs" in err.getvalue()
-    assert "tierX" in stale.read_text(encoding="utf-8"), "--check must not write"
+        assert gen_docs.main(["--check", *root]) == 1
+    assert "make docs" in err.getvalue() and "docs/pictures.md" in err.getvalue()
+    assert "tierX" in readme_file.read_text(encoding="utf-8"), "--check must not write"
 
     with contextlib.redirect_stdout(io.StringIO()):
-        assert gen_docs.main([]) == 0
-        assert gen_docs.main(["--check"]) == 0
-    fixed = stale.read_text(encoding="utf-8")
-    assert "tierX" not in fixed
-    assert "```mermaid\nflowchart TD\n  primary --> replica\n```" in fixed
-    assert fixed.startswith("# title\n") and "\ntext\n" in fixed and fixed.endswith("\nend\n")
+        assert gen_docs.main(root) == 0
+        assert gen_docs.main(["--check", *root]) == 0
+    assert readme_file.read_text(encoding="utf-8") == text
+    assert pictures.read_text(encoding="utf-8") == (ROOT / "docs" / "pictures.md").read_text(
+        encoding="utf-8"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
