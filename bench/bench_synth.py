@@ -1,18 +1,18 @@
-"""Medians of the offline pipeline: synth of every committed stack (cold process and warm
-in-process), guardrails, infra diff and critical path on a generated environment with 50
-replicas' worth of resources. Targets: cold synth of prod < 3 s, warm synth of a stack < 0.3 s.
+"""Medians of the offline pipeline in one process: warm synth of every committed stack (per
+resource), guardrails, infra diff and critical path on a generated environment with 50
+replicas' worth of resources. Informational: the targets are ratios to a floor, held by
+bench/bench_ratios.py, because absolute seconds move by a third on a shared machine (the old
+"cold synth < 3 s" and "warm < 0.3 s" were at or below the SDK's own per-resource floor,
+../shared/reviews/perf.md §5).
 
 Run from the repository root: `python bench/bench_synth.py` (part of `make bench`).
-Exit 1 when a target is missed (the table says which).
 """
 
 from __future__ import annotations
 
 import functools
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -27,10 +27,7 @@ from policy.rules import evaluate
 from scripts.synth import build_manifest
 
 ROOT = Path(__file__).resolve().parent.parent
-COLD_RUNS = 5
 WARM_RUNS = 7
-COLD_TARGET_S = 3.0
-WARM_TARGET_S = 0.3
 REPLICAS = 50
 
 
@@ -47,43 +44,22 @@ def synth_json(stack: str) -> str:
     return build_manifest(stack).to_json()
 
 
-def cold(stack: str, out: Path) -> float:
-    def once() -> None:
-        subprocess.run(
-            [sys.executable, "-m", "scripts.synth", "--stack", stack, "--out", str(out), "-q"],
-            cwd=ROOT,
-            check=True,
-        )
-
-    return median_of(COLD_RUNS, once)
-
-
 def main() -> int:
     rows: list[tuple[str, float, str]] = []
-    missed: list[str] = []
 
-    def row(label: str, seconds: float, target: float | None = None) -> None:
-        verdict = ""
-        if target is not None:
-            ok = seconds < target
-            verdict = f"target < {target:g} s: {'ok' if ok else 'MISSED'}"
-            if not ok:
-                missed.append(label)
-        rows.append((label, seconds, verdict))
+    def row(label: str, seconds: float, note: str = "") -> None:
+        rows.append((label, seconds, note))
 
     stacks = committed_stacks(ROOT)
-    with tempfile.TemporaryDirectory() as tmp:
-        for stack in stacks:
-            target = COLD_TARGET_S if stack == "prod" else None
-            row(f"synth {stack}, cold process", cold(stack, Path(tmp) / f"{stack}.json"), target)
     manifests = {}
     for stack in stacks:
         manifests[stack] = build_manifest(stack)  # warm-up: imports, first program run
         count = len(manifests[stack].resources)
+        seconds = median_of(WARM_RUNS, functools.partial(synth_json, stack))
         row(
             f"synth {stack} ({count} resources), warm in-process",
-            median_of(WARM_RUNS, functools.partial(synth_json, stack)),
-            WARM_TARGET_S,
+            seconds,
+            f"{seconds / count * 1000:.1f} ms per resource",
         )
     for stack in stacks:
         row(
@@ -111,9 +87,7 @@ def main() -> int:
     print(f"{'median of runs':<{width}}  seconds")
     for label, seconds, verdict in rows:
         print(f"{label:<{width}}  {seconds:7.3f}  {verdict}")
-    if missed:
-        print(f"MISSED: {', '.join(missed)}")
-    return 1 if missed else 0
+    return 0
 
 
 if __name__ == "__main__":

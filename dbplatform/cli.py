@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import NoReturn
 
 from dbplatform import __version__
-from dbplatform.entry import INTERRUPTED, USAGE
+from dbplatform.entry import INTERRUPTED, USAGE, collector_for, exit_now
 
 PROG = "dbplatform"
 
@@ -112,7 +112,8 @@ def resolve(name: str) -> Command | None:
     return BY_NAME.get(name) or BY_NAME.get(ALIASES.get(name, ""))
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, *, process: bool = False) -> int:
+    """Run `dbplatform ARGS`; `process=True` when this process exists only for the command."""
     args = list(sys.argv[1:] if argv is None else argv)
     if not args or (args[0] in ("-h", "--help", "help") and len(args) == 1):
         sys.stdout.write(usage())
@@ -140,6 +141,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ProjectError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE
+    if process:  # the console script's own process, not a test calling main(argv)
+        if command.group == "offline":
+            collector_for("offline")  # before the import: pulumi's import collects too
+        entry = command_main(command)
+        if command.group != "offline":
+            collector_for("operations")  # after it: the imported modules are frozen
+        return entry(rest)
     return command_main(command)(rest)
 
 
@@ -153,10 +161,10 @@ def command_main(command: Command) -> Callable[[Sequence[str]], int]:
 def run() -> NoReturn:
     """Console-script entry point: exit with the command's code; Ctrl-C is exit 130."""
     try:
-        code = main()
+        code = main(process=True)
     except KeyboardInterrupt:
         print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
         code = INTERRUPTED
     except BrokenPipeError:  # `dbplatform synth ... | head`
         code = 0
-    raise SystemExit(code)
+    exit_now(code)

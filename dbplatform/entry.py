@@ -7,6 +7,7 @@ which this module does not import: it would cost every offline run boto3's impor
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,14 +22,51 @@ def prog(command: str) -> str:
     return f"dbplatform {command}"
 
 
+# The cyclic garbage collector was 39 % of a cold synth and 30 % of an operational command
+# (../shared/reviews/perf.md §1.2, §6 E2): importing pulumi_aws's service packages leaves about
+# 226 k tracked objects, the SDK's futures trigger five full collections per synth, and the
+# interpreter's last collection at exit walks the whole heap again. These settings are per
+# process, applied only on a command's own process path (`python -m scripts.X`, the
+# `dbplatform` console script), never when tests call `main(argv)` in their own process.
+
+
+def collector_for(kind: str) -> None:
+    """Collector settings for a short-lived command process of `kind` (offline|operations).
+
+    Offline commands allocate a bounded heap and exit within seconds: no cyclic collection at
+    all (+13 MiB peak for a prod synth). Operational commands can wait for hours (a drill, a
+    switchover), so they keep collecting, but only what they allocate after start-up: the
+    imported modules are frozen out of every later collection.
+    """
+    if kind == "offline":
+        gc.disable()
+    else:
+        gc.freeze()
+
+
+def exit_now(code: int) -> NoReturn:
+    """Exit with `code`, sparing the interpreter's final collection over a heap about to go."""
+    gc.freeze()
+    raise SystemExit(code)
+
+
 def run_main(main: Callable[[], int], command: str) -> NoReturn:
-    """`raise SystemExit(main())`, with Ctrl-C answered as exit 130 and one line on stderr."""
+    """`raise SystemExit(main())` for an offline command, with Ctrl-C answered as exit 130 and
+    one line on stderr, and the collector settings of an offline process."""
+    collector_for("offline")
     try:
         code = main()
     except KeyboardInterrupt:
         print(f"{command}: interrupted; it changes nothing, so re-run it", file=sys.stderr)
         code = INTERRUPTED
-    raise SystemExit(code)
+    exit_now(code)
+
+
+def run_operation(main: Callable[[], int]) -> NoReturn:
+    """`raise SystemExit(main())` for an operational command's own process (the runner in
+    `dbplatform.ops` answers Ctrl-C and SIGTERM itself)."""
+    collector_for("operations")
+    exit_now(main())
 
 
 STDIN = "-"

@@ -998,12 +998,22 @@ _SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
 @functools.cache
 def _known_regions() -> frozenset[str]:
     # botocore's partition data is the authority on which regions exist; it ships offline.
-    import botocore.session
+    # Read as the JSON file it is, with botocore's rule of `get_available_regions` (an RDS
+    # endpoint named like a region of its partition): a botocore session costs ~0.1 s and
+    # every offline command would pay it (perf.md §3). tests/test_speed.py checks the two agree.
+    import importlib.util
 
-    session = botocore.session.get_session()
+    spec = importlib.util.find_spec("botocore")
+    if spec is None or not spec.submodule_search_locations:
+        return frozenset()
+    data_dir = Path(next(iter(spec.submodule_search_locations))) / "data"
+    with open(data_dir / "endpoints.json", encoding="utf-8") as fh:
+        partitions = json.load(fh)["partitions"]
     regions: set[str] = set()
-    for partition in ("aws", "aws-us-gov"):
-        regions.update(session.get_available_regions("rds", partition_name=partition))
+    for partition in partitions:
+        if partition["partition"] in ("aws", "aws-us-gov"):
+            endpoints = partition["services"].get("rds", {}).get("endpoints", {})
+            regions.update(name for name in endpoints if name in partition["regions"])
     return frozenset(regions)
 
 

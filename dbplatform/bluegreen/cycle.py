@@ -24,8 +24,16 @@ from dbplatform.bluegreen.model import (
 NO_CYCLE = "[*]"
 """No record yet, in Mermaid's notation for the start state."""
 
-PHASES = (STARTED, SWITCHING, SWITCHED_OVER, PROMOTED, CANCELLED, ROLLING_BACK, ROLLED_BACK)
-PHASES += (FINALIZED,)
+PHASES: tuple[str, ...] = (
+    STARTED,
+    SWITCHING,
+    SWITCHED_OVER,
+    PROMOTED,
+    CANCELLED,
+    ROLLING_BACK,
+    ROLLED_BACK,
+    FINALIZED,
+)
 
 
 @dataclass(frozen=True)

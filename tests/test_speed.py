@@ -1,0 +1,74 @@
+"""What keeps the commands near their floor (docs/speed.md): offline commands never import the
+AWS SDK, the region list read from botocore's data equals botocore's own answer, and a command's
+own process runs with the collector settings of its kind. These run fresh interpreters: they are
+about what a process imports and how it is set up."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import botocore.session
+
+from infra import config
+
+ROOT = Path(__file__).resolve().parent.parent
+GOLDEN = ROOT / "tests" / "golden" / "prod.json"
+
+
+def python(code: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_offline_commands_never_import_boto3_or_botocore() -> None:
+    done = python(
+        "import contextlib, io, sys\n"
+        "import scripts.synth, scripts.infra_diff\n"
+        "from scripts import guardrails, critical_path\n"
+        "from infra.config import load_stack\n"
+        "load_stack('prod')\n"  # validates the region against the RDS region list
+        "with contextlib.redirect_stdout(io.StringIO()):\n"
+        f"    assert guardrails.main(['--manifest', {str(GOLDEN)!r}]) in (0, 1)\n"
+        f"    assert critical_path.main(['--manifest', {str(GOLDEN)!r}]) == 0\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))\n"
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"
+
+
+def test_the_rds_region_list_is_botocores() -> None:
+    session = botocore.session.get_session()
+    expected: set[str] = set()
+    for partition in ("aws", "aws-us-gov"):
+        expected.update(session.get_available_regions("rds", partition_name=partition))
+    assert config._known_regions() == frozenset(expected)
+    assert "us-east-1" in expected and "cn-north-1" not in expected
+
+
+def test_an_offline_process_does_not_collect_and_an_operation_freezes_its_imports() -> None:
+    offline = python(
+        "import gc\nfrom dbplatform.entry import run_main\n"
+        "run_main(lambda: 0 if not gc.isenabled() else 5, 'x')"
+    )
+    assert offline.returncode == 0, offline.stderr
+    operation = python(
+        "import gc\nfrom dbplatform.entry import run_operation\n"
+        "run_operation(lambda: 0 if gc.isenabled() and gc.get_freeze_count() > 0 else 5)"
+    )
+    assert operation.returncode == 0, operation.stderr
+
+
+def test_calling_main_in_process_leaves_the_collector_alone() -> None:
+    import contextlib
+    import gc
+    import io
+
+    from scripts import critical_path
+
+    before = gc.isenabled()
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert critical_path.main(["--manifest", str(GOLDEN)]) == 0
+    assert gc.isenabled() == before
