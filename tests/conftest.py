@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import gc
+import os
 import sys
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +20,50 @@ from infra.offline import Recording, run_program  # noqa: E402
 from tests.postgres import PgServer, running  # noqa: E402
 
 STACKS = committed_stacks(ROOT)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Freeze what collection imported (pulumi, pulumi_aws's service packages, boto3: some
+    hundreds of thousands of objects that live as long as the worker) out of the collector.
+
+    Each full collection then walks only what the tests allocate instead of the whole import
+    heap again; the collector stays on, so a test's cycles are still freed. The commands' own
+    processes do the same (dbplatform/entry.py); docs/speed.md has the figures.
+    """
+    if os.environ.get("DBPLATFORM_TEST_GC") == "default":  # to measure the difference
+        return
+    if any(item.path.is_relative_to(ROOT / "tests" / "infra") for item in session.items):
+        # The program's service packages (~480 modules) load on first use: load them now, so
+        # they are frozen too, in the workers that will run the program.
+        import pulumi_aws as aws
+
+        for package in ("ec2", "rds", "cloudwatch", "route53", "iam", "backup", "kms", "sns"):
+            getattr(aws, package)
+    gc.collect()
+    gc.freeze()
+
+
+@contextmanager
+def no_collection() -> Iterator[None]:
+    """The collector paused around one program run under mocks (its futures and tasks would
+    set off several full collections), then back as it was."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 _CACHE: dict[str, Recording] = {}
 
 
 def record(stack: str) -> Recording:
     """The committed stack's recording; each stack runs once per test process."""
     if stack not in _CACHE:
-        _CACHE[stack] = run_program(stack, root=ROOT)
+        with no_collection():
+            _CACHE[stack] = run_program(stack, root=ROOT)
     return _CACHE[stack]
 
 
@@ -59,7 +99,8 @@ def run_variant() -> Callable[..., Recording]:
             values[key] = (
                 {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
             )
-        return run_program(stack, root=ROOT, values=values, region=region or file_region)
+        with no_collection():
+            return run_program(stack, root=ROOT, values=values, region=region or file_region)
 
     return _run
 

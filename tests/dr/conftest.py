@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -20,7 +19,7 @@ from devtools.seed import Seeded, report_replica_lag, seed_stack
 from infra.config import StackConfig, load_stack
 from infra.naming import Names
 from tests.ops.conftest import aws, moto_server  # noqa: F401 - fixtures shared with tests/ops
-from tests.ops.support import AwsEnv, FakeClock, Run
+from tests.ops.support import AwsEnv, FakeClock, Run, run_module
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "us-east-1"
@@ -115,21 +114,13 @@ class DrEnv:
         return n.cross_region_replica
 
     # --- acting ------------------------------------------------------------------------------
-    def cli(self, module: str, *args: str, path: str | None = None) -> Run:
-        """`python -m scripts.<module> ARGS` as an operator runs it (subprocess)."""
+    def cli(self, module: str, *args: str, path: str | None = None, process: bool = False) -> Run:
+        """`python -m scripts.<module> ARGS` as an operator runs it, with this test's project
+        directory (`run_module`: in this process unless `process=True`)."""
         env = {**self.env, "DBPLATFORM_PROJECT_DIR": str(self.project)}
         if path is not None:
             env["PATH"] = path
-        proc = subprocess.run(
-            [sys.executable, "-m", f"scripts.{module}", *args],
-            check=False,
-            cwd=ROOT,
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        return Run(proc.returncode, proc.stdout, proc.stderr)
+        return run_module(f"scripts.{module}", args, env=env, process=process)
 
     def main(
         self,
