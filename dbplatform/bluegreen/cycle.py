@@ -74,7 +74,7 @@ def _id(phase: str) -> str:
 
 def state_diagram() -> str:
     """A Mermaid `stateDiagram-v2` of the cycle; the steps that lose writes are marked."""
-    lines = ["stateDiagram-v2", "  direction LR"]
+    lines = ["stateDiagram-v2"]
     for phase in PHASES:
         lines.append(f'  state "{phase}" as {_id(phase)}')
     for t in TRANSITIONS:

@@ -279,7 +279,7 @@ def to_gantt(paths: list[CriticalPath]) -> str:
         "  dateFormat HH:mm",
         "  axisFormat %H:%M",
     ]
-    titles = {"fresh": "fresh pulumi up", "dr-rebuild": "DR rebuild"}
+    titles = {"fresh": "fresh up", "dr-rebuild": "DR rebuild"}
     for si, p in enumerate(paths):
         lines.append(f"  section {titles[p.scenario]} ({p.minutes:.0f} min)")
         prev: str | None = None
