@@ -302,9 +302,14 @@ def ci_flow(root: Path = ROOT) -> str:
             env = spec.get("environment")
             env_name = env.get("name") if isinstance(env, dict) else env
             matrix = (spec.get("strategy") or {}).get("matrix") or {}
-            for values in matrix.values():
-                if isinstance(values, list) and "${{" in label:
+            for key, values in matrix.items():
+                if not isinstance(values, list):
+                    continue
+                if "${{" in label:
                     label = label.split(" (${{")[0] + f" ({', '.join(map(str, values))})"
+                ref = "${{ matrix." + str(key) + " }}"
+                if isinstance(env_name, str) and ref in env_name:
+                    env_name = " / ".join(env_name.replace(ref, str(v)) for v in values)
             if env_name:
                 label += f"<br/>environment: {env_name}"
             if spec.get("if") and "failure()" in str(spec.get("if")):
