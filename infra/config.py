@@ -996,21 +996,28 @@ _SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
 
 @functools.cache
-def _known_regions() -> frozenset[str]:
-    # botocore's partition data is the authority on which regions exist; it ships offline.
-    # Read as the JSON file it is, with botocore's rule of `get_available_regions` (an RDS
-    # endpoint named like a region of its partition): a botocore session costs ~0.1 s and
-    # every offline command would pay it (perf.md §3). tests/test_speed.py checks the two agree.
+def _endpoints() -> dict[str, Any]:
+    """botocore's partition and endpoint data (`botocore/data/endpoints.json`, shipped offline),
+    read as the JSON file it is: a botocore session or loader costs ~0.1 s of imports and every
+    offline command would pay it (perf.md §3). Empty when botocore is not installed."""
     import importlib.util
 
     spec = importlib.util.find_spec("botocore")
     if spec is None or not spec.submodule_search_locations:
-        return frozenset()
+        return {}
     data_dir = Path(next(iter(spec.submodule_search_locations))) / "data"
     with open(data_dir / "endpoints.json", encoding="utf-8") as fh:
-        partitions = json.load(fh)["partitions"]
+        data: dict[str, Any] = json.load(fh)
+    return data
+
+
+@functools.cache
+def _known_regions() -> frozenset[str]:
+    # botocore's partition data is the authority on which regions exist, with botocore's rule
+    # of `get_available_regions` (an RDS endpoint named like a region of its partition);
+    # tests/test_speed.py checks the two agree.
     regions: set[str] = set()
-    for partition in partitions:
+    for partition in _endpoints().get("partitions", []):
         if partition["partition"] in ("aws", "aws-us-gov"):
             endpoints = partition["services"].get("rds", {}).get("endpoints", {})
             regions.update(name for name in endpoints if name in partition["regions"])
@@ -1040,9 +1047,7 @@ def tag_text_rule(text: str, limit: int) -> str | None:
 @functools.cache
 def region_partitions() -> dict[str, str]:
     """{region: partition} from botocore's endpoints data (ships offline with botocore)."""
-    import botocore.loaders
-
-    data = botocore.loaders.create_loader().load_data("endpoints")
+    data = _endpoints()
     return {
         region: part["partition"]
         for part in data.get("partitions", [])
