@@ -77,7 +77,18 @@ COMMANDS: tuple[Command, ...] = (
         "restore the newest backup, verify it, delete it",
         "operations",
     ),
-    Command("dr", "scripts.dr", "disaster recovery: restore-points, rebuild, drill", "operations"),
+    Command(
+        "dr",
+        "scripts.dr",
+        "disaster recovery: restore-points, rebuild, drill, secrets, pitr, janitor",
+        "operations",
+    ),
+    Command(
+        "heartbeat",
+        "scripts.heartbeat",
+        "the in-database heartbeat that measures the RPO from the data",
+        "operations",
+    ),
     Command(
         "rotate-secret",
         "scripts.rotate_secret",

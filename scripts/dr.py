@@ -7,10 +7,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from pathlib import Path
 
 import boto3
 
 from dbplatform import argtypes
+from dbplatform.dr.continuity import secrets_op
+from dbplatform.dr.janitor import DEFAULT_OLDER_THAN_HOURS, janitor
 from dbplatform.dr.operations import (
     COMMAND,
     DEFAULT_TIMEOUT_MINUTES,
@@ -18,6 +21,9 @@ from dbplatform.dr.operations import (
     rebuild,
     restore_points,
 )
+from dbplatform.dr.pitr import DEFAULT_TIMEOUT_MINUTES as PITR_TIMEOUT_MINUTES
+from dbplatform.dr.pitr import pitr
+from dbplatform.dr.sql import DEFAULT_QUERIES, Connect
 from dbplatform.entry import prog
 from dbplatform.ops import Clock, Operation, add_operation, run_command, timeout_minutes
 
@@ -116,7 +122,106 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     _rebuild_flags(p, drill=True)
+    p = add_operation(
+        sub,
+        Operation(
+            "secrets",
+            "give a rebuilt stack the source's application secrets and a master secret that "
+            "matches its restored instance",
+            secrets_op,
+            locks=False,  # takes the DR lock in the target region itself
+        ),
+    )
+    p.add_argument(
+        "--region",
+        type=argtypes.region,
+        help="the DR stack's region (default: the stack's dr.region)",
+    )
+    p.add_argument(
+        "--as",
+        dest="as_stack",
+        metavar="NEW_STACK",
+        help="the DR stack (default: <stack>-<short region>, as rebuild names it)",
+    )
+    _timeout(p, 60)
+    p = add_operation(
+        sub,
+        Operation(
+            "pitr",
+            "restore the database as of T into a new instance beside the primary, verify it, "
+            "print the cut-over (the primary is never touched)",
+            pitr,
+            locks=True,
+        ),
+    )
+    p.add_argument(
+        "--restore-time",
+        metavar="T",
+        required=True,
+        help="the data as of T (ISO 8601, UTC); never restores past T",
+    )
+    p.add_argument(
+        "--max-gap",
+        type=argtypes.integer(0, 35 * 24 * 60, unit="minutes (PITR keeps at most 35 days)"),
+        metavar="MINUTES",
+        help="accept a snapshot up to this much older than T when no PITR window covers T "
+        "(default 0)",
+    )
+    p.add_argument(
+        "--as",
+        dest="as_instance",
+        metavar="NEW_ID",
+        help="identifier of the copy (default: <prefix>-pitr-<yyyymmddhhmm of T>)",
+    )
+    p.add_argument("--instance-class", help="class of the copy (default: the stack's)")
+    p.add_argument("--backup-role-arn", help="IAM role for an AWS Backup recovery point")
+    p.add_argument(
+        "--queries",
+        type=Path,
+        metavar="FILE",
+        help=f"data verification file (default: {DEFAULT_QUERIES} at the project root)",
+    )
+    p.add_argument(
+        "--skip-sql-checks", action="store_true", help="check metadata only (said plainly)"
+    )
+    p.add_argument("--sql-host", help="connect here instead of the copy's endpoint (a tunnel)")
+    p.add_argument("--sql-port", type=argtypes.PORT, help="port with --sql-host (1..65535)")
+    _timeout(p, PITR_TIMEOUT_MINUTES)
+    p = add_operation(
+        sub,
+        Operation(
+            "janitor",
+            "remove restore-check and drill instances, drill parameter groups and expired "
+            "locks an interrupted run left, by tag and age",
+            janitor,
+            locks=False,  # it may be a stale lock it removes
+        ),
+    )
+    p.add_argument(
+        "--older-than",
+        type=argtypes.number(0, 24 * 400, low_open=True, unit="hours"),
+        default=DEFAULT_OLDER_THAN_HOURS,
+        metavar="HOURS",
+        help=f"only what is older than this (default {DEFAULT_OLDER_THAN_HOURS:g}; keep it above "
+        "every tool timeout)",
+    )
+    p.add_argument(
+        "--region",
+        action="append",
+        type=argtypes.region,
+        help="look here (repeatable; default: the stack's region and its dr.region)",
+    )
     return parser
+
+
+def _timeout(p: argparse.ArgumentParser, default: int) -> None:
+    p.add_argument(
+        "--timeout",
+        type=timeout_minutes,
+        default=default,
+        metavar="MINUTES",
+        help=f"give up waiting after this long (default {default})",
+    )
 
 
 def main(
@@ -124,8 +229,12 @@ def main(
     *,
     session: boto3.Session | None = None,
     clock: Clock | None = None,
+    connect: Connect | None = None,
 ) -> int:
-    return run_command(COMMAND, build_parser(), argv, session=session, clock=clock)
+    """`connect` opens SQL connections (tests: the suite's server; default TLS verified)."""
+    parser = build_parser()
+    parser.set_defaults(_connect=connect)
+    return run_command(COMMAND, parser, argv, session=session, clock=clock)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import boto3
 from dbplatform import argtypes
 from dbplatform.dr import metrics
 from dbplatform.dr.restore_check import COMMAND, DEFAULT_TIMEOUT_MINUTES, check
+from dbplatform.dr.sql import DEFAULT_QUERIES, Connect
 from dbplatform.entry import prog
 from dbplatform.ops import Clock, Operation, add_common_flags, run_command, timeout_minutes
 
@@ -23,7 +24,9 @@ def build_parser() -> argparse.ArgumentParser:
         description=(
             "Restore the stack's newest recovery point into a temporary instance with the "
             "stack's subnet, security and parameter groups, verify it, delete it (no final "
-            f"snapshot) and publish {metrics.NAMESPACE} {metrics.SUCCESS}/{metrics.DURATION}."
+            "snapshot) and publish "
+            f"{metrics.NAMESPACE} {metrics.SUCCESS}/{metrics.DATA_VERIFIED}/{metrics.DURATION}. "
+            "The data is read with SQL by default (restore-checks.yaml)."
         ),
         epilog="exit codes: 0 verified; 1 failed; 2 bad usage/config; 3 refused; 130 interrupted",
     )
@@ -47,18 +50,23 @@ def build_parser() -> argparse.ArgumentParser:
         "--backup-role-arn",
         help="IAM role for AWS Backup restores (default: the stack's <prefix>-backup role)",
     )
-    g = parser.add_argument_group("SQL checks (need network reach to the restored instance)")
-    g.add_argument("--sql-check", action="store_true", help="connect with psql and run queries")
-    g.add_argument("--query", action="append", default=[], metavar="SQL", help="a query to run")
+    g = parser.add_argument_group(
+        "data verification (SQL, by default; needs network reach to the restored instance)"
+    )
     g.add_argument(
         "--queries",
         type=Path,
         metavar="FILE",
-        help="YAML file: queries: [{name, sql, min}] (min: the single value must be >= min)",
+        help=f"verification file (default: {DEFAULT_QUERIES} at the project root): heartbeat "
+        "freshness, tables: [{name, min}], queries: [{name, sql, min}]",
+    )
+    g.add_argument(
+        "--skip-sql-checks",
+        action="store_true",
+        help=f"check metadata only (said plainly; {metrics.DATA_VERIFIED} 0 is published)",
     )
     g.add_argument("--sql-host", help="connect here instead of the endpoint (a tunnel)")
     g.add_argument("--sql-port", type=argtypes.PORT, help="port with --sql-host (1..65535)")
-    g.add_argument("--psql", help="psql binary (default: psql on PATH)")
     return parser
 
 
@@ -67,8 +75,13 @@ def main(
     *,
     session: boto3.Session | None = None,
     clock: Clock | None = None,
+    connect: Connect | None = None,
 ) -> int:
-    return run_command(COMMAND, build_parser(), argv, session=session, clock=clock)
+    """`connect` opens the SQL connection to the restored instance (tests: the suite's server;
+    default: dbplatform.dr.sql.default_connect, TLS verified)."""
+    parser = build_parser()
+    parser.set_defaults(_connect=connect)
+    return run_command(COMMAND, parser, argv, session=session, clock=clock)
 
 
 if __name__ == "__main__":

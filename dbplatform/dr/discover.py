@@ -10,7 +10,7 @@ the operator still sees every other way back.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -48,6 +48,33 @@ def _pages(client: BaseClient, method: str, key: str, **params: Any) -> Iterator
             yield from page.get(key, [])
     else:
         yield from getattr(client, method)(**params).get(key, [])
+
+
+def major_of(version: str | None) -> str | None:
+    """'16.4' -> '16'; None when unknown."""
+    head = str(version or "").split(".")[0]
+    return head or None
+
+
+def exclude_other_majors(points: list[RestorePoint], major: str | None) -> list[RestorePoint]:
+    """Mark points of another engine major than `major` as not restorable for this stack.
+
+    After a blue/green major upgrade and a rollback, the snapshot taken of the new-major green
+    (`<id>-pre-rollback-...`) is a snapshot of the primary's identifier; restored with the
+    stack's parameter group (another family) it would fail, and it is not the stack's data
+    line. Listed, with the reason, never chosen.
+    """
+    if major is None:
+        return points
+    out = []
+    for point in points:
+        theirs = major_of(point.engine_version)
+        if theirs is not None and theirs != major and not point.excluded:
+            why = f"engine {point.engine_version}, not the stack's major {major}: never chosen"
+            out.append(replace(point, excluded=why))
+        else:
+            out.append(point)
+    return out
 
 
 def _unreadable(what: str, region: str, exc: ClientError) -> str:
@@ -149,8 +176,10 @@ def dr_points(
     source_region: str,
     region: str,
     now: datetime,
+    major: str | None = None,
 ) -> Found:
-    """Every restore point of the stack's primary that lives in the DR `region`."""
+    """Every restore point of the stack's primary that lives in the DR `region`; points of
+    another engine major than `major` (the stack's) are listed but excluded."""
     found = Found(region=region)
     primary = names.primary
 
@@ -225,13 +254,17 @@ def dr_points(
         found.points.extend(snapshots(rds, primary, region))
     except ClientError as exc:
         found.notes.append(_unreadable("DB snapshots", region, exc))
+    found.points = exclude_other_majors(found.points, major)
     return found
 
 
 def local_points(
-    *, rds: BaseClient, backup: BaseClient, names: Names, region: str
+    *, rds: BaseClient, backup: BaseClient, names: Names, region: str, major: str | None = None
 ) -> tuple[Found, dict[str, Any] | None]:
-    """Restore points in the stack's own region, and the primary's description (None if absent)."""
+    """Restore points in the stack's own region, and the primary's description (None if absent).
+
+    Points of another engine major than the primary's (else `major`, the stack's) are listed
+    but excluded (exclude_other_majors)."""
     found = Found(region=region)
     primary = names.primary
     described = describe_instance(rds, primary)
@@ -273,4 +306,7 @@ def local_points(
         found.notes.append(f"{primary} keeps no automated backups (BackupRetentionPeriod 0)")
     found.points.extend(snapshots(rds, primary, region))
     recovery_points(backup, names.backup_vault, primary, region, found)
+    if described is not None:
+        major = major_of(described.get("EngineVersion")) or major
+    found.points = exclude_other_majors(found.points, major)
     return found, described

@@ -21,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dbplatform.dr import pulumi_auto
+from dbplatform.dr import continuity, pulumi_auto
 from dbplatform.dr.discover import Found, dr_points, local_points
 from dbplatform.dr.points import (
     BadRequest,
@@ -117,6 +117,7 @@ def _find(ctx: Context, region: str) -> Found:
             backup=ctx.client("backup", region),
             names=names,
             region=region,
+            major=cfg.engine_major,
         )
         return found
     return dr_points(
@@ -127,6 +128,7 @@ def _find(ctx: Context, region: str) -> Found:
         source_region=cfg.region,
         region=region,
         now=ctx.clock.now(),
+        major=cfg.engine_major,
     )
 
 
@@ -142,8 +144,8 @@ def _table(points: list[RestorePoint], now: datetime, objective: timedelta) -> l
                 p.id,
                 f"{iso(p.latest) or 'unknown'}{window}",
                 human(age),
-                verdict,
-                p.detail,
+                verdict if p.restorable or p.kind is Kind.READ_REPLICA else "excluded",
+                p.detail + (f"; {p.excluded}" if p.excluded else ""),
             )
         )
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
@@ -206,6 +208,8 @@ class _Run:
     timeline: Timeline
     choice: Choice | None = None
     created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    """what an earlier run left and this one resumes (listed in a failure message)"""
     removed: list[str] = field(default_factory=list)
     checks: list[Check] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -217,6 +221,11 @@ class _Run:
     config_path: Path | None = None
     pulumi_up: bool = False
     rto: timedelta | None = None
+    database_restored: timedelta | None = None
+    incomplete: list[str] = field(default_factory=list)
+    estimate_remaining: timedelta | None = None
+    rpo_from_data: timedelta | None = None
+    heartbeat: str | None = None
 
 
 @contextmanager
@@ -301,12 +310,61 @@ def _check_target(ctx: Context, run: _Run, names: Names) -> dict[str, Any] | Non
     return resume
 
 
-def _groups(ctx: Context, run: _Run) -> tuple[Groups, bool]:
-    """The target region's groups for the restore; True when the parameter group must be made."""
+def _resume_or_refuse(
+    ctx: Context, run: _Run, resume: dict[str, Any], choice: Choice, when: datetime | None
+) -> None:
+    """Resume an earlier rebuild's instance only when it holds exactly the data now asked for.
+
+    An instance restored for another time (or another, older point) would hand back other data
+    than asked for (newer than T when escaping a bad change): refuse, naming it and the ways on.
+    """
+    tags = tags_of(ctx.client("rds", run.region), resume)
+    ident = str(resume["DBInstanceIdentifier"])
+    theirs_point = tags.get(TAG_RESTORED_FROM, "")
+    theirs_time = tags.get(TAG_DATA_TIME, "")
+    if theirs_point == choice.point.id[:256] and theirs_time == (iso(choice.data_time) or ""):
+        run.existing.append(
+            f"DB instance {ident} ({run.region}), data as of {theirs_time}, restored by run "
+            f"{tags.get(TAG_RUN, 'unknown')}"
+        )
+        path = ctx.stack.root / f"Pulumi.{run.target}.yaml"
+        if path.exists():
+            run.existing.append(f"stack config {path}")
+        return
+    asked = f"--restore-time {iso(when)}" if when is not None else "--latest"
+    options = [
+        f"rebuild under another stack name: --as NEW (e.g. --as {run.target}b)",
+        f"or delete {ident} if its data is not needed (this loses it): "
+        + delete_command(ident, run.region),
+    ]
+    if theirs_time:
+        options.append(f"or resume it as it is: --restore-time {theirs_time}")
+    raise Refused(
+        f"{run.region} holds {ident}, restored by an earlier rebuild (run "
+        f"{tags.get(TAG_RUN, 'unknown')}) from {theirs_point or 'an unknown point'} with data as "
+        f"of {theirs_time or 'an unknown time'}; {asked} now chooses {choice.point.kind} "
+        f"{choice.point.id}, data as of {iso(choice.data_time)}. A rebuild resumes only the "
+        "same data. " + "; ".join(options) + ". Nothing was created",
+        data={
+            "instance": ident,
+            "instance_data_time": theirs_time or None,
+            "instance_restored_from": theirs_point or None,
+            "requested": choice.to_json(timedelta(minutes=ctx.stack.config.dr.rpo_minutes)),
+        },
+    )
+
+
+def _groups(ctx: Context, run: _Run, target: Names) -> tuple[Groups, bool]:
+    """The target region's groups for the restore; True when the parameter group must be made.
+
+    The networking is the source's DR pilot light (`<source prefix>-db-dr`); the parameter group
+    is the DR stack's own (`<target prefix>-postgres<major>`), the one its `pulumi up` declares,
+    so the instance never changes group (a reboot for static parameters) and no group is left
+    shared between drills."""
     args, cfg, names = ctx.args, ctx.stack.config, ctx.stack.names
     subnet_group = args.subnet_group or names.dr_subnet_group
     security_group = args.security_group or names.dr_security_group
-    parameter_group = args.parameter_group or names.parameter_group(cfg.parameter_family)
+    parameter_group = args.parameter_group or target.parameter_group(cfg.parameter_family)
     rds, ec2 = ctx.client("rds", run.region), ctx.client("ec2", run.region)
     with _phase(ctx, run, "find networking in the target region") as detail:
         groups, missing = find_groups(
@@ -439,6 +497,21 @@ def _synthesize(ctx: Context, run: _Run, values: dict[str, Any], adopt: str) -> 
         detail.append(f"{len(recording.resources)} resources; database imports {adopt}")
         if not ok:
             raise Failed(f"the DR stack's program does not adopt {adopt}")
+        run.estimate_remaining = _pulumi_up_estimate(recording)
+
+
+def _pulumi_up_estimate(recording: Any) -> timedelta | None:
+    """Typical minutes of the DR stack's `pulumi up` after the restore: its critical path in the
+    dr-rebuild scenario (dbplatform.manifest.timing) without the restore, which is done."""
+    from dbplatform.manifest.timing import RESTORE_MINUTES, critical_path
+    from infra.offline import from_recording
+
+    try:
+        path = critical_path(from_recording(recording), "dr-rebuild")
+    except ValueError:
+        return None
+    restored = sum(RESTORE_MINUTES for s in path.steps if s.basis.startswith("RDS restore"))
+    return timedelta(minutes=max(path.minutes - restored, 0.0))
 
 
 def _verify(ctx: Context, run: _Run, db: dict[str, Any], groups: Groups, choice: Choice) -> None:
@@ -569,7 +642,12 @@ def _report(ctx: Context, run: _Run, outcome: str) -> tuple[DrReport, Path]:
         objectives=Objectives(
             rpo=timedelta(minutes=cfg.dr.rpo_minutes), rto=timedelta(minutes=cfg.dr.rto_minutes)
         ),
-        rto=run.rto,
+        rto=None if run.incomplete else run.rto,
+        database_restored=run.database_restored,
+        incomplete=tuple(run.incomplete),
+        estimate_remaining=run.estimate_remaining if run.incomplete else None,
+        rpo_from_data=run.rpo_from_data,
+        heartbeat=run.heartbeat,
         rpo=choice.rpo if choice else None,
         restore=choice.to_json(timedelta(minutes=cfg.dr.rpo_minutes)) if choice else {},
         created=tuple(run.created),
@@ -608,27 +686,18 @@ def _operate(ctx: Context, kind: str) -> Result:
         choice = _choose(ctx, run, when)
         with _phase(ctx, run, "check the target identifiers"):
             resume = _check_target(ctx, run, tnames)
-        groups, create_pg = _groups(ctx, run)
+        groups, create_pg = _groups(ctx, run, tnames)
         adopt = tnames.primary
         restored_from = choice.point.id
         data_time = choice.data_time
         if resume is not None:
-            # The instance holds the data of the point an earlier run chose: report that one.
-            rtags = tags_of(ctx.client("rds", region), resume)
-            restored_from = rtags.get(TAG_RESTORED_FROM, restored_from)
-            data_time = parse_time(rtags[TAG_DATA_TIME]) if TAG_DATA_TIME in rtags else data_time
-            kind_tag = rtags.get(TAG_KIND, str(choice.point.kind))
-            point = dataclasses.replace(
-                choice.point,
-                kind=Kind(kind_tag) if kind_tag in {k.value for k in Kind} else choice.point.kind,
-                id=restored_from,
-                latest=data_time,
-                earliest=None,
+            _resume_or_refuse(ctx, run, resume, choice, when)
+        if when is not None and choice.past_reference:
+            raise Refused(
+                f"the chosen point {choice.point.id} holds data as of {iso(choice.data_time)}, "
+                f"after the requested {iso(when)}: a rebuild never restores past T. Nothing "
+                "was created"
             )
-            choice = Choice(
-                point=point, restore_time=None, data_time=data_time, reference=choice.reference
-            )
-            run.choice = choice
         values, header, target_cfg = _derive(
             ctx, run, groups, adopt=adopt, restored_from=restored_from, data_time=data_time
         )
@@ -749,6 +818,7 @@ def _execute(
             _create_parameter_group(ctx, run, placement.groups.parameter_group, placement.tags)
         db = _restore(ctx, run, call=call, placement=placement, resume=resume, timeout=timeout)
         _verify(ctx, run, db, placement.groups, choice)
+        run.database_restored = run.timeline.now() - run.timeline.started
         with _phase(ctx, run, f"write Pulumi.{run.target}.yaml") as detail:
             text = render(values, run.region, header=header)
             if run.kind == "rebuild" or use_pulumi:
@@ -769,23 +839,41 @@ def _execute(
                 outputs = pulumi_auto.up(src.root, run.target, ctx.out.debug)
                 detail.append(f"{len(outputs)} outputs")
                 run.created.append(f"Pulumi stack {run.target}")
+            if run.kind == "rebuild":
+                with _phase(ctx, run, "carry the source's secrets over") as detail:
+                    carried = continuity.carry(
+                        ctx, cfg, run.target, run.region, adopt, timeout=timeout
+                    )
+                    detail.append(
+                        f"{len(carried.app_secrets)} application secret(s) set from the "
+                        "source's replicas; master password set from the new master secret"
+                    )
         else:
             run.timeline.skip("pulumi up", no_pulumi_why)
             if run.kind == "rebuild":
-                run.commands = pulumi_auto.remaining_commands(
-                    root=src.root,
-                    stack=run.target,
-                    source_region=src.region,
-                    target_region=run.region,
-                    adopt=adopt,
-                )
+                run.commands = [
+                    *pulumi_auto.remaining_commands(
+                        root=src.root,
+                        stack=run.target,
+                        source_region=src.region,
+                        target_region=run.region,
+                        adopt=adopt,
+                    ),
+                    "# then: the source's application secrets and a master password that "
+                    "matches the restored instance",
+                    continuity.command(src.name, run.target, run.region),
+                ]
         run.rto = run.timeline.now() - run.timeline.started
+        if not run.pulumi_up:
+            run.incomplete.append(f"pulumi up ({no_pulumi_why})")
+            if run.kind == "rebuild":
+                run.incomplete.append("secrets carried over (dr secrets)")
         endpoint = (db.get("Endpoint") or {}).get("Address", adopt)
         if run.kind == "rebuild":
+            run.incomplete.append("cut-over")
             run.todo += [
-                f"cut over: point the application (DNS, connection strings) at {endpoint}",
-                f"rotate the master secret of {run.target} once `pulumi up` has run, so it "
-                "matches the restored instance's password",
+                f"cut over: point the application (DNS, connection strings) at {endpoint}, "
+                f"with the secrets of {run.target} (they hold the source's values)",
                 f"choose a DR region for {run.target} (dr.region) once it serves traffic",
             ]
     except Failed as exc:
@@ -801,14 +889,16 @@ def _execute(
     outcome = "failed" if failure else "succeeded"
     report, path = _report(ctx, run, outcome)
     payload = report.to_json() | {"report": str(path)}
-    rto = f"RTO {human(run.rto)} (objective {human(report.objectives.rto)})"
+    rto = (
+        f"database restored in {human(run.database_restored)}; total RTO {report.rto_line()}"
+    ).replace("**", "")
     rpo = f"RPO {human(report.rpo)} (objective {human(report.objectives.rpo)})"
     if failure:
-        left = (
-            ""
-            if run.kind == "drill"
-            else (f" Created so far: {', '.join(run.created) or 'nothing'}.")
-        )
+        left = ""
+        if run.kind != "drill":
+            left = f" Created by this run: {', '.join(run.created) or 'nothing'}."
+            if run.existing:
+                left += f" Existing before this run: {', '.join(run.existing)}."
         raise Failed(
             f"{run.kind} of {cfg.stack} into {run.region} failed: {failure}.{left} Report: {path}",
             data=payload,

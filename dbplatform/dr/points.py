@@ -63,11 +63,13 @@ class RestorePoint:
     """engine version of the backup, when reported"""
     allocated_storage: int | None = None
     """storage of the backup in GiB, when reported"""
+    excluded: str = ""
+    """why it is listed but never chosen (another engine major than the stack's)"""
 
     @property
     def restorable(self) -> bool:
-        """False for a read replica: it is promoted, not restored."""
-        return self.kind is not Kind.READ_REPLICA
+        """False for a read replica (it is promoted, not restored) and an excluded point."""
+        return self.kind is not Kind.READ_REPLICA and not self.excluded
 
     @property
     def is_window(self) -> bool:
@@ -99,6 +101,7 @@ class RestorePoint:
             "rpo_seconds": None if age is None else int(age.total_seconds()),
             "meets_rpo_objective": None if age is None else age <= objective,
             "restorable": self.restorable,
+            "excluded": self.excluded or None,
             "detail": self.detail,
         }
 
@@ -126,8 +129,14 @@ class Choice:
 
     @property
     def rpo(self) -> timedelta:
-        """Data lost relative to `reference`."""
-        return max(timedelta(0), self.reference - self.data_time)
+        """Data lost relative to `reference`. Never clamped: a negative value would mean data
+        newer than asked for, which the operations refuse (`past_reference`)."""
+        return self.reference - self.data_time
+
+    @property
+    def past_reference(self) -> bool:
+        """True when the data is newer than the reference (for --restore-time T: past T)."""
+        return self.data_time > self.reference
 
     def to_json(self, objective: timedelta) -> dict[str, object]:
         return {

@@ -115,9 +115,20 @@ class DrReport:
     phases: tuple[Phase, ...]
     objectives: Objectives
     rto: timedelta | None
-    """start to verified database; None when not reached"""
+    """the total RTO, start to a serving environment; None when not reached or incomplete"""
     rpo: timedelta | None
     """data lost relative to the reference time; None when no restore point was chosen"""
+    database_restored: timedelta | None = None
+    """start to a verified database (the part of the RTO this command always measures)"""
+    incomplete: tuple[str, ...] = ()
+    """steps of the recovery this run did not do (skipped, or left to the operator): while any
+    remain the total RTO is unknown and reported as incomplete"""
+    estimate_remaining: timedelta | None = None
+    """typical time of the skipped `pulumi up` (the DR stack's critical path, restore excluded)"""
+    rpo_from_data: timedelta | None = None
+    """the RPO measured in the restored database (reference minus its newest heartbeat)"""
+    heartbeat: str | None = None
+    """the newest committed heartbeat in the restored data (ISO 8601), or why it is unknown"""
     restore: dict[str, Any] = field(default_factory=dict)
     """the chosen restore point (Choice.to_json)"""
     created: tuple[str, ...] = ()
@@ -137,6 +148,13 @@ class DrReport:
         def met(value: timedelta | None, objective: timedelta) -> bool | None:
             return None if value is None else value <= objective
 
+        def secs(value: timedelta | None) -> float | None:
+            return None if value is None else round(value.total_seconds(), 1)
+
+        lower = self.rto_lower_bound
+        rto_met = met(self.rto, self.objectives.rto)
+        if self.incomplete and lower is not None and lower > self.objectives.rto:
+            rto_met = False  # already missed, whatever the remaining steps take
         return {
             "kind": self.kind,
             "result": self.outcome,
@@ -144,10 +162,17 @@ class DrReport:
             "target": {"stack": self.target_stack, "region": self.target_region},
             "started": iso(self.started),
             "ended": iso(self.ended),
-            "rto_seconds": None if self.rto is None else round(self.rto.total_seconds(), 1),
+            "database_restored_seconds": secs(self.database_restored),
+            "rto_seconds": secs(self.rto),
+            "rto_complete": not self.incomplete and self.rto is not None,
+            "rto_incomplete_steps": list(self.incomplete),
+            "rto_estimate_remaining_seconds": secs(self.estimate_remaining),
+            "rto_lower_bound_seconds": secs(lower),
             "rto_objective_seconds": int(self.objectives.rto.total_seconds()),
-            "rto_met": met(self.rto, self.objectives.rto),
-            "rpo_seconds": None if self.rpo is None else round(self.rpo.total_seconds(), 1),
+            "rto_met": rto_met,
+            "rpo_seconds": secs(self.rpo),
+            "rpo_from_data_seconds": secs(self.rpo_from_data),
+            "heartbeat": self.heartbeat,
             "rpo_objective_seconds": int(self.objectives.rpo.total_seconds()),
             "rpo_met": met(self.rpo, self.objectives.rpo),
             "restore": self.restore,
@@ -170,6 +195,34 @@ class DrReport:
             "notes": list(self.notes),
         }
 
+    @property
+    def rto_lower_bound(self) -> timedelta | None:
+        """What the total RTO is at least: measured so far plus the skipped steps' estimate."""
+        measured = self.rto or self.database_restored
+        if measured is None:
+            return None
+        return measured + (self.estimate_remaining or timedelta(0))
+
+    def rto_line(self) -> str:
+        """The total RTO, honest about what it does not include."""
+        objective = human(self.objectives.rto)
+        if not self.incomplete:
+            return _verdict(self.rto, self.objectives.rto)
+        lower = self.rto_lower_bound
+        estimate = (
+            f" (estimate for them {human(self.estimate_remaining)} on the critical path)"
+            if self.estimate_remaining
+            else ""
+        )
+        bound = "" if lower is None else f"; at least {human(lower)}"
+        missed = (
+            " — already **missed**" if lower is not None and lower > self.objectives.rto else ""
+        )
+        return (
+            f"incomplete: not done by this run: {', '.join(self.incomplete)}{estimate}{bound} "
+            f"(objective {objective}){missed}"
+        )
+
 
 def _verdict(value: timedelta | None, objective: timedelta) -> str:
     if value is None:
@@ -186,8 +239,11 @@ def markdown(report: DrReport, *, chart: str | None = None) -> str:
         f"{report.target_stack} ({report.target_region}) — {report.outcome}",
         "",
         f"- Started {iso(report.started)}, ended {iso(report.ended)}",
-        f"- **RTO** {_verdict(report.rto, report.objectives.rto)}",
-        f"- **RPO** {_verdict(report.rpo, report.objectives.rpo)}",
+        f"- **Database restored** in {human(report.database_restored)} (start to a verified "
+        "database)",
+        f"- **RTO (total)** {report.rto_line()}",
+        f"- **RPO** {_verdict(report.rpo, report.objectives.rpo)} (restore point metadata)",
+        f"- **RPO measured from the data** {_data_rpo(report)}",
     ]
     if report.restore:
         point = report.restore.get("point", {})
@@ -195,7 +251,7 @@ def markdown(report: DrReport, *, chart: str | None = None) -> str:
             f"- Restore point: {point.get('kind')} `{point.get('id')}`, data as of "
             f"{report.restore.get('data_time')}"
         )
-    lines += ["", "## Timeline", ""]
+    lines += ["", "## Timeline", "", *mermaid(report), ""]
     if chart:
         lines += [f"![timeline]({chart})", ""]
     lines += ["| phase | status | start | duration | detail |", "|---|---|---|---|---|"]
@@ -223,6 +279,56 @@ def markdown(report: DrReport, *, chart: str | None = None) -> str:
             lines += ["", f"## {heading}", ""]
             lines += [f"- {i}" for i in items]
     return "\n".join(lines) + "\n"
+
+
+def _data_rpo(report: DrReport) -> str:
+    if report.rpo_from_data is None:
+        return f"unknown ({report.heartbeat or 'the restored data was not read'})"
+    return (
+        f"{_verdict(report.rpo_from_data, report.objectives.rpo)}, newest heartbeat "
+        f"{report.heartbeat}"
+    )
+
+
+_MERMAID_TAGS = {"done": "done", "failed": "crit", "interrupted": "crit", "skipped": "active"}
+
+
+def _mermaid_label(text: str) -> str:
+    # A gantt task's text ends at ':' and '#' starts an entity: keep the label plain.
+    return "".join(c if c not in ":#;" else " " for c in text)[:60] or "phase"
+
+
+def mermaid(report: DrReport) -> list[str]:
+    """The timeline as a Mermaid gantt chart (GitHub renders it in Markdown and job summaries):
+    one bar per phase coloured by status, the RTO objective as a milestone, and a legend."""
+    t0 = int(report.started.timestamp())
+    lines = [
+        "```mermaid",
+        "gantt",
+        f"    title {_mermaid_label(report.kind)} {_mermaid_label(report.source_stack)} to "
+        f"{_mermaid_label(report.target_stack)} ({report.outcome})",
+        "    dateFormat X",
+        "    axisFormat %H:%M:%S",
+        "    section phases",
+    ]
+    for i, p in enumerate(report.phases):
+        start = int(p.started.timestamp())
+        seconds = max(round(p.seconds), 1)
+        tag = _MERMAID_TAGS.get(p.status, "active")
+        lines.append(f"    {_mermaid_label(p.name)} ({p.status}) :{tag}, p{i}, {start}, {seconds}s")
+    for j, step in enumerate(report.incomplete):
+        lines.append(f"    {_mermaid_label(step)} (not done) :active, r{j}, {t0}, 1s")
+    objective = t0 + int(report.objectives.rto.total_seconds())
+    lines += [
+        "    section objective",
+        f"    RTO objective {human(report.objectives.rto)} :milestone, obj, {objective}, 0s",
+        "```",
+        "",
+        "Legend: grey/filled = done, red = failed or interrupted, highlighted = skipped or not "
+        "done by this run (its time is not in the total), ◆ = the RTO objective measured from "
+        "the start.",
+    ]
+    return lines
 
 
 _COLOURS = {

@@ -1,7 +1,10 @@
 """The daily restore test: restore the stack's newest recovery point into a temporary instance
 placed with the stack's own groups, verify it, always delete it, and publish the result.
 
-Usage: python -m scripts.restore_check --stack S [--sql-check --query SQL | --queries FILE]
+Usage: python -m scripts.restore_check --stack S [--queries FILE | --skip-sql-checks]
+The data is verified with SQL by default (restore-checks.yaml: heartbeat freshness, key tables'
+row counts); `--skip-sql-checks` checks metadata only and says so, and publishes
+RestoreDataVerified 0.
 Exit codes: 0 restored and verified; 1 restore or verification failed (the temporary instance
 is deleted all the same); 2 bad usage/config; 3 refused (no recovery point, the stack's groups
 missing: nothing created); 130 interrupted (the temporary instance is deleted before exiting).
@@ -34,16 +37,18 @@ from dbplatform.dr.restore import (
     wait_available,
     wait_restore_job,
 )
-from dbplatform.dr.verify import (
-    Check,
-    Connection,
-    Expected,
+from dbplatform.dr.sql import (
+    DEFAULT_QUERIES,
+    Connect,
+    Endpoint,
+    Queries,
     QueryFileError,
-    instance_checks,
+    data_checks,
+    default_connect,
     load_queries,
-    psql_path,
-    sql_checks,
+    read_heartbeat,
 )
+from dbplatform.dr.verify import Check, Expected, instance_checks
 from dbplatform.ops import (
     BadUsage,
     Context,
@@ -105,23 +110,49 @@ def _reset_password_and_wait(
 
 
 def _sql(
-    ctx: Context, rds: BaseClient, db: dict[str, Any], psql: str, timeout: float
-) -> list[Check]:
+    ctx: Context,
+    *,
+    rds: BaseClient,
+    db: dict[str, Any],
+    queries: Queries,
+    choice: Choice,
+    timeout: float,
+) -> tuple[list[Check], dict[str, Any]]:
+    """Connect to the temporary instance and verify its data; the RPO measured from the data."""
     import secrets
 
     args = ctx.args
-    queries = load_queries(args.queries, args.query)
     password = secrets.token_urlsafe(24)
     db = _reset_password_and_wait(ctx, rds, db["DBInstanceIdentifier"], password, timeout)
     endpoint = db.get("Endpoint") or {}
-    conn = Connection(
+    target = Endpoint(
         host=args.sql_host or str(endpoint.get("Address")),
         port=int(args.sql_port or endpoint.get("Port") or ctx.stack.config.database.port),
         user=str(db.get("MasterUsername") or ctx.stack.config.database.master_username),
         password=password,
         dbname=str(db.get("DBName") or ctx.stack.config.database.db_name),
     )
-    return sql_checks(conn, queries, psql=psql)
+    connect: Connect = getattr(args, "_connect", None) or default_connect
+    try:
+        conn = connect(target)
+    except Exception as exc:  # psycopg.OperationalError and the like: no reach, TLS, auth
+        check = Check(
+            name="sql: connect",
+            ok=False,
+            expected=f"a verified TLS connection to {target.host}:{target.port}",
+            actual=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}",
+        )
+        return [check], {"heartbeat": None, "rpo_from_data_seconds": None}
+    try:
+        checks = data_checks(conn, queries, data_time=choice.data_time)
+        beat = read_heartbeat(conn)
+    finally:
+        conn.close()
+    rpo = beat.rpo(choice.reference)
+    return checks, {
+        "heartbeat": beat.describe(),
+        "rpo_from_data_seconds": None if rpo is None else int(rpo.total_seconds()),
+    }
 
 
 def _plan(ctx: Context, choice: Choice, call: Call, identifier: str) -> Result:
@@ -139,7 +170,13 @@ def _plan(ctx: Context, choice: Choice, call: Call, identifier: str) -> Result:
     ctx.mutate(
         ctx.client("cloudwatch"),
         "put_metric_data",
-        metrics.metric_data(ctx.stack.name, success=True, duration_seconds=0.0, at=ctx.clock.now()),
+        metrics.metric_data(
+            ctx.stack.name,
+            success=True,
+            duration_seconds=0.0,
+            at=ctx.clock.now(),
+            data_verified=not ctx.args.skip_sql_checks,
+        ),
     )
     return Result(
         f"dry run: would restore {choice.point.kind} {choice.point.id} (data as of "
@@ -157,23 +194,23 @@ def check(ctx: Context) -> Result:
     """The `restore_check` operation."""
     args = ctx.args
     cfg, names, region = ctx.stack.config, ctx.stack.names, ctx.stack.region
-    try:
-        load_queries(args.queries, args.query)
-    except QueryFileError as exc:
-        raise BadUsage(str(exc)) from None
-    psql: str | None = None
-    if args.sql_check:
-        if not (args.query or args.queries):
-            raise BadUsage("--sql-check needs at least one --query SQL or a --queries FILE")
-        psql = args.psql or psql_path()
-        if not psql:
-            raise BadUsage("--sql-check needs the psql client on PATH (or --psql PATH)")
+    queries: Queries | None = None
+    if not args.skip_sql_checks:
+        path = args.queries or ctx.stack.root / DEFAULT_QUERIES
+        try:
+            queries = load_queries(path)
+        except QueryFileError as exc:
+            raise BadUsage(str(exc)) from None
     timeout = float(args.timeout) * 60
     rds, ec2 = ctx.client("rds"), ctx.client("ec2")
 
     with ctx.out.phase("find recovery points"):
         found, primary = local_points(
-            rds=rds, backup=ctx.client("backup"), names=names, region=region
+            rds=rds,
+            backup=ctx.client("backup"),
+            names=names,
+            region=region,
+            major=cfg.engine_major,
         )
         for note in found.notes:
             ctx.out.info(f"note: {note}")
@@ -238,6 +275,8 @@ def check(ctx: Context) -> Result:
         parameter_group=groups.parameter_group,
     )
     checks: list[Check] = []
+    data_checked: list[Check] = []
+    measured: dict[str, Any] = {"heartbeat": None, "rpo_from_data_seconds": None}
     failure: str | None = None
     restore_seconds: float | None = None
     via_backup = call.service == "backup"
@@ -257,8 +296,11 @@ def check(ctx: Context) -> Result:
         restore_seconds = ctx.clock.monotonic() - t0
         with ctx.out.phase("verify"):
             checks = instance_checks(db, expected)
-            if psql is not None:
-                checks += _sql(ctx, rds, db, psql, timeout)
+            if queries is not None:
+                data_checked, measured = _sql(
+                    ctx, rds=rds, db=db, queries=queries, choice=choice, timeout=timeout
+                )
+                checks += data_checked
     except ClientError as exc:
         failure = f"AWS {exc.operation_name} failed: {error_code(exc)}"
     except Failed as exc:
@@ -272,12 +314,17 @@ def check(ctx: Context) -> Result:
 
     bad = [c for c in checks if not c.ok]
     ok = failure is None and not bad
+    data_verified = ok and bool(data_checked)
     try:
         ctx.mutate(
             ctx.client("cloudwatch"),
             "put_metric_data",
             metrics.metric_data(
-                cfg.stack, success=ok, duration_seconds=restore_seconds, at=ctx.clock.now()
+                cfg.stack,
+                success=ok,
+                duration_seconds=restore_seconds,
+                at=ctx.clock.now(),
+                data_verified=data_verified,
             ),
         )
         published = True
@@ -290,6 +337,10 @@ def check(ctx: Context) -> Result:
         "temporary_instance": identifier,
         "restore_seconds": None if restore_seconds is None else round(restore_seconds, 1),
         "checks": [c.to_json() for c in checks],
+        "data_verified": data_verified,
+        "verified": "metadata and data" if data_verified else "metadata only",
+        "rpo_seconds": int(choice.rpo.total_seconds()),
+        **measured,
         "failure": failure,
         "cleanup": cleaned,
         "metric": {"namespace": metrics.NAMESPACE, "published": published},
@@ -306,9 +357,26 @@ def check(ctx: Context) -> Result:
             data=data,
         )
     took = human(timedelta(seconds=restore_seconds or 0))
+    if data_verified:
+        rpo_data = measured.get("rpo_from_data_seconds")
+        what = (
+            f"verified: metadata ({len(checks) - len(data_checked)} checks) and data "
+            f"({len(data_checked)} SQL checks); RPO {human(choice.rpo)} by the restore point's "
+            f"metadata, "
+            + (
+                f"{human(timedelta(seconds=rpo_data))} measured from the data (newest heartbeat "
+                f"{measured.get('heartbeat')})"
+                if rpo_data is not None
+                else f"unknown from the data ({measured.get('heartbeat')})"
+            )
+        )
+    else:
+        what = (
+            f"checked METADATA ONLY ({len(checks)} checks; --skip-sql-checks): the data was "
+            f"NOT read, {metrics.DATA_VERIFIED} 0 published"
+        )
     return Result(
         f"restore check of {cfg.stack} passed: {choice.point.kind} {choice.point.id} restored "
-        f"in {took} and verified ({len(checks)} checks); temporary instance {identifier} "
-        f"{cleaned}",
+        f"in {took}, {what}; temporary instance {identifier} {cleaned}",
         data=data,
     )

@@ -1,5 +1,5 @@
-"""Checks on a restored instance: what RDS reports (status, engine, encryption, storage, placement)
-and, optionally, SQL run through `psql` against the restored data (row counts and the like).
+"""Checks on a restored instance: what RDS reports (status, engine, encryption, storage,
+placement). What the data holds is checked with SQL in dbplatform/dr/sql.py.
 
 Each check is a `Check` with what was expected and what was found, so a report shows why a
 restore failed, not only that it did.
@@ -7,17 +7,8 @@ restore failed, not only that it did.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
-
-import yaml
-
-PSQL_TIMEOUT_SECONDS = 120
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -101,124 +92,4 @@ def instance_checks(db: dict[str, Any], exp: Expected) -> list[Check]:
         checks.append(
             _cmp("deletion protection", exp.deletion_protection, bool(db.get("DeletionProtection")))
         )
-    return checks
-
-
-# ---------------------------------------------------------------------------------------------
-# SQL checks
-# ---------------------------------------------------------------------------------------------
-
-
-class QueryFileError(ValueError):
-    """The queries file is unreadable or malformed; the message names the problem."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Query:
-    """A query run against the restored data; with `min`, its single value must reach it."""
-
-    name: str
-    sql: str
-    min: int | None = None
-
-
-def load_queries(path: Path | None, inline: Sequence[str]) -> list[Query]:
-    """Queries from a YAML file (`queries: [{name, sql, min}]`) plus `--query` strings."""
-    out: list[Query] = []
-    if path is not None:
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except (OSError, yaml.YAMLError) as exc:
-            raise QueryFileError(f"--queries {path}: {exc}") from None
-        items = data.get("queries") if isinstance(data, dict) else None
-        if not isinstance(items, list):
-            raise QueryFileError(f"--queries {path}: expected a mapping with a 'queries:' list")
-        for i, item in enumerate(items):
-            if not isinstance(item, dict) or not isinstance(item.get("sql"), str):
-                raise QueryFileError(f"--queries {path}: queries[{i}] needs a 'sql' string")
-            minimum = item.get("min")
-            if minimum is not None and (isinstance(minimum, bool) or not isinstance(minimum, int)):
-                raise QueryFileError(f"--queries {path}: queries[{i}].min must be a whole number")
-            out.append(
-                Query(name=str(item.get("name") or item["sql"]), sql=item["sql"], min=minimum)
-            )
-    out += [Query(name=q, sql=q) for q in inline]
-    return out
-
-
-@dataclass(frozen=True, kw_only=True)
-class Connection:
-    """Where and as whom psql connects; the password only ever travels in the environment."""
-
-    host: str
-    port: int
-    user: str
-    password: str
-    dbname: str
-
-
-Runner = Callable[..., subprocess.CompletedProcess[str]]
-
-
-def psql_path() -> str | None:
-    return shutil.which("psql")
-
-
-def sql_checks(
-    conn: Connection,
-    queries: Sequence[Query],
-    *,
-    psql: str,
-    runner: Runner = subprocess.run,
-    timeout: float = PSQL_TIMEOUT_SECONDS,
-) -> list[Check]:
-    """Run each query with psql (TLS required, unaligned output) and check its result."""
-    env = {
-        **os.environ,
-        "PGPASSWORD": conn.password,
-        "PGSSLMODE": os.environ.get("PGSSLMODE", "require"),
-        "PGCONNECT_TIMEOUT": "10",
-    }
-    checks = []
-    for q in queries:
-        argv = [
-            psql,
-            "-X",
-            "-A",
-            "-t",
-            "-q",
-            "-v",
-            "ON_ERROR_STOP=1",
-            "-h",
-            conn.host,
-            "-p",
-            str(conn.port),
-            "-U",
-            conn.user,
-            "-d",
-            conn.dbname,
-            "-c",
-            q.sql,
-        ]
-        expected = "runs" if q.min is None else f">= {q.min}"
-        try:
-            done = runner(argv, env=env, capture_output=True, text=True, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            checks.append(
-                Check(name=f"sql: {q.name}", ok=False, expected=expected, actual="timed out")
-            )
-            continue
-        value = (done.stdout or "").strip()
-        if done.returncode != 0:
-            err = (done.stderr or "").strip().splitlines()
-            actual = f"error: {err[-1] if err else f'psql exited {done.returncode}'}"
-            checks.append(Check(name=f"sql: {q.name}", ok=False, expected=expected, actual=actual))
-            continue
-        ok = True
-        if q.min is not None:
-            try:
-                ok = int(value.splitlines()[0]) >= q.min
-            except (ValueError, IndexError):
-                ok = False
-        checks.append(Check(name=f"sql: {q.name}", ok=ok, expected=expected, actual=value[:200]))
     return checks

@@ -39,6 +39,12 @@ def parameters(db: DatabaseConfig) -> dict[str, tuple[str, str]]:
         "log_temp_files": ("0", "immediate"),
         "log_autovacuum_min_duration": ("1000", "immediate"),
     }
+    # The heartbeat that measures the RPO from the data (`dbplatform heartbeat install`) is
+    # written by pg_cron: RDS loads it through shared_preload_libraries, whose RDS default is
+    # pg_stat_statements (kept), and runs its jobs in cron.database_name; both static (AWS RDS
+    # User Guide, "Scheduling maintenance with the PostgreSQL pg_cron extension").
+    params["shared_preload_libraries"] = ("pg_stat_statements,pg_cron", "pending-reboot")
+    params["cron.database_name"] = (db.db_name, "pending-reboot")
     if db.blue_green:
         # Blue/Green major-version upgrades replicate logically; a static parameter (reboot).
         params["rds.logical_replication"] = ("1", "pending-reboot")

@@ -15,11 +15,14 @@ from typing import Any
 import boto3
 import pytest
 
+from dbplatform.dr.sql import Connect as SqlConnect
+from dbplatform.dr.sql import Endpoint, install
 from devtools.seed import Seeded, report_replica_lag, seed_stack
 from infra.config import StackConfig, load_stack
 from infra.naming import Names
 from tests.ops.conftest import aws, moto_server  # noqa: F401 - fixtures shared with tests/ops
 from tests.ops.support import AwsEnv, FakeClock, Run, run_module
+from tests.postgres import PgServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "us-east-1"
@@ -199,10 +202,29 @@ def dr(aws: AwsEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DrEnv:  
     """A clean emulator and a project directory holding copies of the committed stack files."""
     project = tmp_path / "project"
     project.mkdir()
-    for f in ROOT.glob("Pulumi*.yaml"):
+    for f in [*ROOT.glob("Pulumi*.yaml"), ROOT / "restore-checks.yaml"]:
         shutil.copy(f, project / f.name)
     monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(project))
     return DrEnv(aws=aws, project=project)
+
+
+def restored_database(postgres: PgServer, dbname: str, *, source: str = "prod") -> SqlConnect:
+    """A factory standing in for the connection to a restored instance: moto's instances hold no
+    data, so the data a restore would bring is a database on the suite's real server, with the
+    heartbeat installed and one beat written."""
+    conn = postgres.connect(dbname)
+    try:
+        install(conn, source)
+    finally:
+        conn.close()
+    seen: list[Endpoint] = []
+
+    def connect(endpoint: Endpoint) -> Any:
+        seen.append(endpoint)
+        return postgres.connect(dbname)
+
+    connect.seen = seen  # type: ignore[attr-defined]
+    return connect
 
 
 def venv_only_path() -> str:

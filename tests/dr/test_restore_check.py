@@ -1,13 +1,15 @@
 """`python -m scripts.restore_check`: restore into a temporary instance placed with the stack's own
-groups, verify, always delete it (also on failure and on Ctrl-C), publish the metric."""
+groups, verify its metadata and (by default) its data with SQL, always delete it (also on failure
+and on Ctrl-C), publish the metrics. moto's instances hold no data: the restored data is a
+database on the suite's real PostgreSQL server, reached through the command's `connect`."""
 
 from __future__ import annotations
 
-import os
+import functools
 import signal
+import socket
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,10 @@ import boto3
 
 from dbplatform.dr import metrics
 from dbplatform.dr.restore import TAG_RUN
-from dbplatform.dr.verify import Connection, Query, sql_checks
 from infra.naming import Names
 from scripts.restore_check import main
-from tests.dr.conftest import ROOT, DrEnv
+from tests.dr.conftest import ROOT, DrEnv, restored_database
+from tests.postgres import PgServer
 
 RC_PREFIX = Names("staging").restore_check_instance("")
 
@@ -56,7 +58,9 @@ def _recording_session(calls: list[tuple[str, dict[str, Any]]]) -> boto3.Session
     return session
 
 
-def test_restores_with_the_stacks_groups_verifies_deletes_and_publishes(dr: DrEnv) -> None:
+def test_restores_with_the_stacks_groups_verifies_deletes_and_publishes(
+    dr: DrEnv, postgres: PgServer, pg_database: str
+) -> None:
     seeded = dr.seed("staging")
     # another run's temporary instance, still being verified: never this run's to delete
     neighbour = f"{RC_PREFIX}20260301t091700z-a1b2c3"
@@ -71,7 +75,14 @@ def test_restores_with_the_stacks_groups_verifies_deletes_and_publishes(dr: DrEn
     )
     primary_before = dr.source_view(seeded.primary)
     calls: list[tuple[str, dict[str, Any]]] = []
-    run = dr.main(main, "--stack", "staging", "--json", session=_recording_session(calls))
+    connect = restored_database(postgres, pg_database, source="staging")
+    run = dr.main(
+        functools.partial(main, connect=connect),
+        "--stack",
+        "staging",
+        "--json",
+        session=_recording_session(calls),
+    )
 
     assert run.code == 0, run.text
     (restore,) = [p for name, p in calls if name == "RestoreDBInstanceToPointInTime"]
@@ -103,11 +114,22 @@ def test_restores_with_the_stacks_groups_verifies_deletes_and_publishes(dr: DrEn
     }
     assert _metric(dr, metrics.SUCCESS) == [1.0]
     assert len(_metric(dr, metrics.DURATION)) == 1
+    # the data was read: the committed restore-checks.yaml (heartbeat, row counts) passed
+    assert result["data_verified"] is True and result["verified"] == "metadata and data"
+    sql = {c["name"]: c for c in result["checks"] if c["name"].startswith(("sql", "heartbeat"))}
+    assert sql["heartbeat fresh"]["ok"] is True
+    assert sql["sql: rows in dbplatform.heartbeat"]["actual"] == "1"
+    assert result["heartbeat"] is not None and result["rpo_from_data_seconds"] is not None
+    assert _metric(dr, metrics.DATA_VERIFIED) == [1.0]
+    # the fresh master password set on the temporary instance is what it logged in with
+    (modify,) = [p for name, p in calls if name == "ModifyDBInstance"]
+    assert connect.seen[0].password == modify["MasterUserPassword"]  # type: ignore[attr-defined]
+    assert modify["MasterUserPassword"] not in run.stdout + run.stderr
 
 
 def test_a_failed_verification_still_deletes_the_instance_and_publishes_zero(dr: DrEnv) -> None:
     dr.seed("staging", encrypted=False)  # the config says encrypted: the backup is not
-    run = dr.main(main, "--stack", "staging")
+    run = dr.main(main, "--stack", "staging", "--skip-sql-checks")
 
     assert run.code == 1
     assert "storage encrypted: expected True, got False" in run.stderr
@@ -116,14 +138,54 @@ def test_a_failed_verification_still_deletes_the_instance_and_publishes_zero(dr:
     assert _metric(dr, metrics.SUCCESS) == [0.0]
 
 
+def test_data_that_does_not_reach_the_restore_point_fails_the_check(
+    dr: DrEnv, postgres: PgServer, pg_database: str
+) -> None:
+    dr.seed("staging")
+    connect = restored_database(postgres, pg_database, source="staging")
+    with postgres.connect(pg_database) as conn:  # the newest beat is an hour before the data
+        conn.execute("UPDATE dbplatform.heartbeat SET beat_at = now() - interval '1 hour'")
+    run = dr.main(functools.partial(main, connect=connect), "--stack", "staging", "--json")
+
+    assert run.code == 1
+    assert "heartbeat fresh: expected newest beat >= data time - 0:05:00" in run.stderr
+    assert _temporary(dr) == []
+    assert _metric(dr, metrics.SUCCESS) == [0.0]
+    assert _metric(dr, metrics.DATA_VERIFIED) == [0.0]
+
+
+def test_no_reach_to_the_data_fails_and_says_the_data_was_not_verified(dr: DrEnv) -> None:
+    dr.seed("staging")
+
+    def unreachable(endpoint: Any) -> Any:
+        raise OSError(f"connection to {endpoint.host} refused")
+
+    run = dr.main(functools.partial(main, connect=unreachable), "--stack", "staging", "--json")
+    assert run.code == 1
+    assert "sql: connect" in run.stderr and "OSError" in run.stderr
+    assert run.json["data_verified"] is False
+    assert _temporary(dr) == []
+
+
+def test_skip_sql_checks_says_plainly_that_only_metadata_was_checked(dr: DrEnv) -> None:
+    dr.seed("staging")
+    run = dr.main(main, "--stack", "staging", "--skip-sql-checks")
+    assert run.code == 0, run.text
+    assert "checked METADATA ONLY" in run.stdout and "data was NOT read" in run.stdout
+    assert _metric(dr, metrics.SUCCESS) == [1.0]
+    assert _metric(dr, metrics.DATA_VERIFIED) == [0.0]
+
+
 def test_sigint_during_verification_deletes_the_instance_and_exits_130(
     dr: DrEnv, tmp_path: Path
 ) -> None:
     dr.seed("staging")
-    started = tmp_path / "psql-started"
-    fake_psql = tmp_path / "psql"
-    fake_psql.write_text(f"#!/bin/sh\ntouch {started}\nexec sleep 30\n")
-    fake_psql.chmod(0o755)
+    # A server that accepts the TCP connection and never answers: the check blocks in its SQL
+    # step (connect, up to its 10 s timeout) until the signal arrives.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(1)
+    silent.settimeout(30)
     env = {**dr.env, "DBPLATFORM_PROJECT_DIR": str(dr.project)}
     proc = subprocess.Popen(
         [
@@ -132,11 +194,10 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
             "scripts.restore_check",
             "--stack",
             "staging",
-            "--sql-check",
-            "--query",
-            "SELECT count(*) FROM accounts",
-            "--psql",
-            str(fake_psql),
+            "--sql-host",
+            "127.0.0.1",
+            "--sql-port",
+            str(silent.getsockname()[1]),
         ],
         cwd=ROOT,
         env=env,
@@ -145,16 +206,15 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not started.exists() and proc.poll() is None and time.monotonic() < deadline:
-            time.sleep(0.05)
-        assert started.exists(), "the check never reached its SQL step"
+        client, _ = silent.accept()  # the check reached its SQL step
         assert len(_temporary(dr)) == 1  # restored and being verified
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
         if proc.poll() is None:
             proc.kill()
+        silent.close()
+    client.close()
     assert proc.returncode == 130, err
     assert "interrupted" in err
     assert "Traceback" not in err
@@ -193,42 +253,12 @@ def test_dry_run_prints_the_restore_with_its_groups_and_creates_nothing(dr: DrEn
 
 
 def test_bad_usage_exits_2_before_anything_happens(dr: DrEnv, tmp_path: Path) -> None:
-    no_query = dr.main(main, "--stack", "staging", "--sql-check")
-    assert no_query.code == 2 and "--query" in no_query.stderr
     bad_file = tmp_path / "q.yaml"
     bad_file.write_text("queries: [{name: x}]\n")
     broken = dr.main(main, "--stack", "staging", "--queries", str(bad_file))
-    assert broken.code == 2 and "needs a 'sql' string" in broken.stderr
-
-
-def test_sql_checks_pass_the_password_only_in_the_environment_and_compare_minimums() -> None:
-    seen: list[tuple[list[str], dict[str, str]]] = []
-    answers = iter(["42\n", "0\n", ""])
-
-    def runner(argv: list[str], env: dict[str, str], **_: Any) -> subprocess.CompletedProcess[str]:
-        seen.append((argv, env))
-        out = next(answers)
-        code = 0 if out else 2
-        return subprocess.CompletedProcess(argv, code, out, "" if out else "FATAL: no route")
-
-    conn = Connection(host="db.example", port=5432, user="dbadmin", password="s3cret", dbname="app")
-    checks = sql_checks(
-        conn,
-        [
-            Query(name="accounts", sql="SELECT count(*) FROM accounts", min=1),
-            Query(name="orders", sql="SELECT count(*) FROM orders", min=1),
-            Query(name="ping", sql="SELECT 1"),
-        ],
-        psql="/usr/bin/psql",
-        runner=runner,
-    )
-    assert [(c.ok, c.actual) for c in checks] == [
-        (True, "42"),
-        (False, "0"),
-        (False, "error: FATAL: no route"),
-    ]
-    argv, env = seen[0]
-    assert "s3cret" not in " ".join(argv)
-    assert env["PGPASSWORD"] == "s3cret"
-    assert env["PGSSLMODE"] == os.environ.get("PGSSLMODE", "require")
-    assert argv[-2:] == ["-c", "SELECT count(*) FROM accounts"]
+    assert broken.code == 2 and "queries[0].sql must be a string" in broken.stderr
+    bad_lag = tmp_path / "lag.yaml"
+    bad_lag.write_text("heartbeat: {maxLagMinutes: 0}\n")
+    lag = dr.main(main, "--stack", "staging", "--queries", str(bad_lag))
+    assert lag.code == 2 and "heartbeat.maxLagMinutes 0 must be a whole number >= 1" in lag.stderr
+    assert _temporary(dr) == []

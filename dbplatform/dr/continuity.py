@@ -1,0 +1,183 @@
+"""Rebuild continuity: the DR stack's secrets carry the source's values, and its master secret
+matches the restored instance.
+
+A rebuilt stack's program generates new application secrets and a new master password. Rows
+restored from the source were encrypted (field level) and signed with the source's application
+secrets, and the restored instance keeps the master password it had at backup time, which no
+secret of the new stack holds (a single-user rotation then cannot log in: it tries only the
+secret's pending, current and previous versions). So, once `pulumi up` has created the new
+stack's secrets in the DR region:
+
+- each application secret of the new stack gets the value of the source's secret, read from its
+  replica in the DR region (`dbplatform/<source>/app/<name>`; `vault.replicateToDr`). Reading a
+  replica works while the source region is down; it need not be promoted
+  (`StopReplicationToReplica`) because nothing writes to it;
+- the restored instance's master password is set (ModifyDBInstance `MasterUserPassword`) to the
+  new master secret's AWSCURRENT password, so the secret, the instance and later rotations agree.
+
+The application secrets' `SecretVersion` ignores `secretString` changes (infra/components/
+vault.py), so a later `pulumi up` never writes the generated value back.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dbplatform.ops import BadUsage, Context, Poll, Refused, Result, error_code
+from infra.config import StackConfig
+from infra.naming import Names
+
+
+@dataclass
+class Carried:
+    """What the continuity step did."""
+
+    app_secrets: list[str] = field(default_factory=list)
+    """new stack's secrets that now hold the source's value"""
+    unchanged: list[str] = field(default_factory=list)
+    """already equal"""
+    master_password_reset: bool = False
+
+
+def _value(sm: Any, secret_id: str) -> str | None:
+    try:
+        return str(sm.get_secret_value(SecretId=secret_id)["SecretString"])
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return None
+        raise
+
+
+def plan_problems(
+    ctx: Context, source: StackConfig, target: str, region: str, instance: str
+) -> list[str]:
+    """What is missing for the continuity step (each a sentence); empty when it can run."""
+    sm = ctx.client("secretsmanager", region)
+    src, new = Names(source.stack), Names(target)
+    problems = []
+    for spec in source.vault.app_secrets:
+        if _value(sm, src.app_secret(spec.name)) is None:
+            problems.append(
+                f"the source's secret {src.app_secret(spec.name)} has no replica in {region} "
+                "(vault.replicateToDr): copy its value by hand from a backup of it"
+            )
+        if _value(sm, new.app_secret(spec.name)) is None:
+            problems.append(
+                f"{new.app_secret(spec.name)} does not exist in {region} yet: run `pulumi up "
+                f"--stack {target}` first"
+            )
+    if _value(sm, new.master_secret) is None:
+        problems.append(
+            f"{new.master_secret} does not exist in {region} yet: run `pulumi up --stack "
+            f"{target}` first"
+        )
+    rds = ctx.client("rds", region)
+    try:
+        rds.describe_db_instances(DBInstanceIdentifier=instance)
+    except ClientError as exc:
+        if error_code(exc) != "DBInstanceNotFound":
+            raise
+        problems.append(f"the restored instance {instance} does not exist in {region}")
+    return problems
+
+
+def carry(
+    ctx: Context, source: StackConfig, target: str, region: str, instance: str, *, timeout: float
+) -> Carried:
+    """Copy the source's application secret values and align the master password (see module).
+
+    Refused (nothing changed) when a secret or the instance is missing. Values never reach the
+    output, the audit record or the dry-run listing (`ctx.mutate` redacts them).
+    """
+    problems = plan_problems(ctx, source, target, region, instance)
+    if problems:
+        raise Refused(
+            "cannot carry the secrets over yet: " + "; ".join(problems) + ". Nothing was changed",
+            data={"problems": problems},
+        )
+    sm = ctx.client("secretsmanager", region)
+    src, new = Names(source.stack), Names(target)
+    done = Carried()
+    for spec in source.vault.app_secrets:
+        value = _value(sm, src.app_secret(spec.name))
+        theirs = _value(sm, new.app_secret(spec.name))
+        if value == theirs:
+            done.unchanged.append(new.app_secret(spec.name))
+            continue
+        ctx.mutate(
+            sm,
+            "put_secret_value",
+            {"SecretId": new.app_secret(spec.name), "SecretString": value},
+        )
+        done.app_secrets.append(new.app_secret(spec.name))
+    master = json.loads(_value(sm, new.master_secret) or "{}")
+    password = master.get("password")
+    if not isinstance(password, str) or not password:
+        raise Refused(
+            f"{new.master_secret} holds no password (RDS secret JSON expected). Nothing was "
+            "changed on the instance"
+        )
+    rds = ctx.client("rds", region)
+    ctx.mutate(
+        rds,
+        "modify_db_instance",
+        {
+            "DBInstanceIdentifier": instance,
+            "MasterUserPassword": password,
+            "ApplyImmediately": True,
+        },
+    )
+    done.master_password_reset = True
+    if ctx.dry_run:
+        return done
+
+    def poll() -> Poll[bool]:
+        db = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
+        pending = db.get("PendingModifiedValues") or {}
+        status = str(db.get("DBInstanceStatus"))
+        return Poll(status == "available" and "MasterUserPassword" not in pending, status, True)
+
+    ctx.wait_for(f"{instance} master password from {new.master_secret}", poll, timeout=timeout)
+    return done
+
+
+def command(source: str, target: str, region: str) -> str:
+    """The command that runs this step, for a to-do list."""
+    return f"dbplatform dr secrets --stack {source} --as {target} --region {region} --yes"
+
+
+def secrets_op(ctx: Context) -> Result:
+    """The `dr secrets` operation: carry() for the DR stack NEW of the stack, in the DR region."""
+    from dbplatform.dr.stackfile import default_target_stack
+
+    cfg = ctx.stack.config
+    region = ctx.args.region or cfg.dr.region
+    if region is None:
+        raise BadUsage(f"stack {cfg.stack} has no DR region (dr.region): pass --region")
+    target = ctx.args.as_stack or default_target_stack(cfg.stack, region)
+    if target == cfg.stack:
+        raise BadUsage(f"--as {target} is the source stack itself; name the DR stack")
+    instance = Names(target).primary
+    ctx.confirm(
+        f"set {len(cfg.vault.app_secrets)} application secret(s) of {target} to {cfg.stack}'s "
+        f"values and reset the master password of {instance} (connections using the old "
+        "password fail from then on)"
+    )
+    with ctx.lock(region):
+        done = carry(ctx, cfg, target, region, instance, timeout=float(ctx.args.timeout) * 60)
+    return Result(
+        f"{target} ({region}): {len(done.app_secrets)} application secret(s) set from "
+        f"{cfg.stack}'s replicas, {len(done.unchanged)} already equal; master password of "
+        f"{instance} set from {Names(target).master_secret}",
+        data={
+            "target": target,
+            "region": region,
+            "app_secrets_set": done.app_secrets,
+            "app_secrets_unchanged": done.unchanged,
+            "master_password_reset": done.master_password_reset,
+        },
+    )

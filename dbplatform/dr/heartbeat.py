@@ -1,0 +1,162 @@
+"""`dbplatform heartbeat`: install the heartbeat in a stack's database and read it.
+
+`install` creates `dbplatform.heartbeat` and `dbplatform.beat()` (idempotent SQL,
+dbplatform/dr/sql.py), creates the pg_cron extension and schedules the beat every minute.
+pg_cron must be loaded (the program's parameter group sets shared_preload_libraries and
+cron.database_name; a reboot applies them): without it the command refuses before changing
+anything. `--no-schedule` installs the table and function only (a database whose beat another
+scheduler writes). `status` prints the newest beat and its age.
+
+The connection is made by a factory (`connect`, an `Endpoint` in, a psycopg Connection out)
+from the stack's master secret: the commands share one connection module with verified TLS.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from dbplatform.dr.points import human, iso
+from dbplatform.dr.sql import (
+    INTERVAL,
+    JOB,
+    SCHEDULE,
+    Connect,
+    Endpoint,
+    default_connect,
+    install,
+    read_heartbeat,
+    schedule_sql,
+)
+from dbplatform.ops import Context, Failed, Refused, Result, error_code
+from dbplatform.ops.rds import describe_instance
+
+COMMAND = "heartbeat"
+STALE_AFTER = timedelta(minutes=5)
+"""`status` fails (exit 1) when the newest beat is older than this"""
+
+
+def _endpoint(ctx: Context) -> Endpoint:
+    """The stack's primary, as its master secret describes it (--sql-host/--sql-port override)."""
+    cfg, names, args = ctx.stack.config, ctx.stack.names, ctx.args
+    try:
+        raw = ctx.client("secretsmanager").get_secret_value(SecretId=names.master_secret)
+    except ClientError as exc:
+        raise Refused(
+            f"cannot read the master secret {names.master_secret} ({error_code(exc)}); the "
+            "heartbeat is installed as the master user. Nothing was changed"
+        ) from None
+    secret = json.loads(raw.get("SecretString") or "{}")
+    host = secret.get("host")
+    if not host:
+        db = describe_instance(ctx.client("rds"), names.primary)
+        host = ((db or {}).get("Endpoint") or {}).get("Address")
+    if not host and not args.sql_host:
+        raise Refused(f"{names.primary} has no endpoint yet. Nothing was changed")
+    return Endpoint(
+        host=str(args.sql_host or host),
+        port=int(args.sql_port or secret.get("port") or cfg.database.port),
+        user=str(secret.get("username") or cfg.database.master_username),
+        password=str(secret.get("password") or ""),
+        dbname=str(secret.get("dbname") or cfg.database.db_name),
+    )
+
+
+def _connect(ctx: Context) -> Any:
+    factory: Connect = getattr(ctx.args, "_connect", None) or default_connect
+    endpoint = _endpoint(ctx)
+    try:
+        return factory(endpoint)
+    except Exception as exc:  # psycopg.OperationalError: reach, TLS, authentication
+        raise Failed(
+            f"could not connect to {endpoint.host}:{endpoint.port}/{endpoint.dbname} "
+            f"({type(exc).__name__}); nothing was changed"
+        ) from None
+
+
+def pg_cron_problem(conn: Any) -> str | None:
+    """Why pg_cron cannot be used in this database (None: it can)."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_cron'")
+        available = cur.fetchone() is not None
+        cur.execute("SELECT current_setting('shared_preload_libraries', true)")
+        row = cur.fetchone()
+        cur.execute("SELECT current_setting('cron.database_name', true), current_database()")
+        names = cur.fetchone()
+    conn.rollback()
+    loaded = "pg_cron" in [p.strip() for p in str((row or [""])[0] or "").split(",")]
+    if not available:
+        return "the pg_cron extension is not available on this server"
+    if not loaded:
+        return (
+            "pg_cron is not in shared_preload_libraries (the program's parameter group sets it; "
+            "reboot the instance to apply it)"
+        )
+    if names and names[0] and names[0] != names[1]:
+        return (
+            f"cron.database_name is {names[0]}, not this database ({names[1]}); the program's "
+            "parameter group sets it to database.dbName"
+        )
+    return None
+
+
+def install_op(ctx: Context) -> Result:
+    """The `install` operation."""
+    source = ctx.stack.name
+    conn = _connect(ctx)
+    try:
+        schedule = not ctx.args.no_schedule
+        if schedule:
+            problem = pg_cron_problem(conn)
+            if problem:
+                raise Refused(
+                    f"cannot schedule the heartbeat: {problem}. Nothing was changed; pass "
+                    "--no-schedule to install the table and function only"
+                )
+        if ctx.dry_run:
+            return Result(
+                f"dry run: would install {JOB} (table, function"
+                + (f", pg_cron job every minute '{SCHEDULE}'" if schedule else "")
+                + f") in {ctx.stack.names.primary}",
+                data={"schedule": schedule},
+            )
+        ran = install(conn, source)
+        if schedule:
+            with conn.cursor() as cur:
+                cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
+                cur.execute(*schedule_sql(source))
+            conn.commit()
+        beat = read_heartbeat(conn, source)
+    finally:
+        conn.close()
+    return Result(
+        f"heartbeat installed in {ctx.stack.names.primary}: "
+        + (f"pg_cron job {JOB} beats every minute" if schedule else "no schedule (--no-schedule)")
+        + f"; first beat {beat.describe()}",
+        data={"statements": ran, "scheduled": schedule, "heartbeat": beat.describe()},
+    )
+
+
+def status_op(ctx: Context) -> Result:
+    """The `status` operation (read-only)."""
+    conn = _connect(ctx)
+    try:
+        beat = read_heartbeat(conn, ctx.stack.name)
+    finally:
+        conn.close()
+    now = ctx.clock.now()
+    age = beat.rpo(now)
+    data = {
+        "heartbeat": iso(beat.at),
+        "age_seconds": None if age is None else int(age.total_seconds()),
+        "interval_seconds": int(INTERVAL.total_seconds()),
+    }
+    if age is None:
+        raise Failed(f"no heartbeat in {ctx.stack.names.primary}: {beat.why}", data=data)
+    line = f"newest heartbeat of {ctx.stack.name}: {beat.describe()} ({human(age)} ago)"
+    if age > STALE_AFTER:
+        raise Failed(f"{line}: STALE (pg_cron job {JOB} not running?)", data=data)
+    return Result(line, data=data)

@@ -1,0 +1,320 @@
+"""What a restore proves about the data, read with SQL (psycopg 3): the heartbeat that measures
+the RPO from inside the database, and the committed verification queries.
+
+The heartbeat is one row per source in `dbplatform.heartbeat`, set to `now()` every minute by
+`pg_cron` (RDS supports it: `shared_preload_libraries` holds `pg_cron`, its jobs run in the
+database named by `cron.database_name`; AWS RDS User Guide, "Scheduling maintenance with the
+PostgreSQL pg_cron extension"). A restore holds the heartbeat as of its data: the newest beat in
+a restored database says, to within one interval, up to when the data really reaches, whatever
+a snapshot's metadata claims.
+
+Nothing here opens a connection: callers pass a psycopg `Connection` (or a factory making one),
+so the commands connect through the project's connection module (verified TLS) and the tests
+through the suite's PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from dbplatform.dr.verify import Check
+
+SCHEMA = "dbplatform"
+TABLE = f"{SCHEMA}.heartbeat"
+JOB = "dbplatform-heartbeat"
+INTERVAL = timedelta(minutes=1)
+"""how often pg_cron beats (the schedule below)"""
+SCHEDULE = "* * * * *"
+DEFAULT_QUERIES = "restore-checks.yaml"
+"""the committed verification file, at the project root"""
+
+# Idempotent: every statement can run again on an installed database (a re-install, a restore).
+INSTALL_SQL: tuple[str, ...] = (
+    f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
+    f"""CREATE TABLE IF NOT EXISTS {TABLE} (
+        source text PRIMARY KEY,
+        beat_at timestamptz NOT NULL,
+        beats bigint NOT NULL DEFAULT 1
+    )""",
+    """CREATE OR REPLACE FUNCTION dbplatform.beat(p_source text)
+    RETURNS timestamptz LANGUAGE sql AS $$
+        INSERT INTO dbplatform.heartbeat AS h (source, beat_at) VALUES (p_source, now())
+        ON CONFLICT (source) DO UPDATE SET beat_at = excluded.beat_at, beats = h.beats + 1
+        RETURNING beat_at
+    $$""",
+    f"COMMENT ON TABLE {TABLE} IS 'written every minute by pg_cron (job {JOB}); "
+    "read after a restore to measure the RPO from the data (dbplatform heartbeat)'",
+)
+
+
+def schedule_sql(source: str) -> tuple[str, tuple[Any, ...]]:
+    """The pg_cron call that schedules the beat, run in the `cron.database_name` database (the
+    program sets it to the stack's database, where the table lives). A named job is replaced,
+    not duplicated (pg_cron >= 1.3 `cron.schedule(job_name, schedule, command)`), so re-running
+    it is idempotent."""
+    return (
+        "SELECT cron.schedule(%s, %s, %s)",
+        (JOB, SCHEDULE, f"SELECT {SCHEMA}.beat({_literal(source)})"),
+    )
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def install(conn: Any, source: str) -> list[str]:
+    """Create the heartbeat table and function (idempotent) and write a first beat; returns what
+    it ran. Commits."""
+    done = []
+    with conn.cursor() as cur:
+        for statement in INSTALL_SQL:
+            cur.execute(statement)
+            done.append(statement.split("\n")[0].strip())
+        cur.execute(f"SELECT {SCHEMA}.beat(%s)", (source,))
+    conn.commit()
+    return done
+
+
+def has_pg_cron(conn: Any) -> bool:
+    """Is the pg_cron extension created in this database?"""
+    with conn.cursor() as cur:
+        cur.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_cron'")
+        return cur.fetchone() is not None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Heartbeat:
+    """The newest committed beat in a database, or why there is none."""
+
+    at: datetime | None
+    """the newest beat (UTC); None when the table is missing or empty"""
+    why: str = ""
+    """when `at` is None: what is missing"""
+
+    def rpo(self, reference: datetime) -> timedelta | None:
+        """Data lost relative to `reference`, measured from the data (to within INTERVAL)."""
+        return None if self.at is None else reference - self.at
+
+    def describe(self) -> str:
+        return (
+            self.why if self.at is None else self.at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        )
+
+
+def read_heartbeat(conn: Any, source: str | None = None) -> Heartbeat:
+    """The newest committed beat (of `source`, or of any source). Read-only."""
+    with conn.cursor() as cur:
+        cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
+        row = cur.fetchone()
+        if not row or not row[0]:
+            return Heartbeat(
+                at=None, why=f"no {TABLE} table: install it with `dbplatform heartbeat install`"
+            )
+        if source is None:
+            cur.execute("SELECT max(beat_at) FROM dbplatform.heartbeat")
+        else:
+            cur.execute(
+                "SELECT max(beat_at) FROM dbplatform.heartbeat WHERE source = %s", (source,)
+            )
+        row = cur.fetchone()
+    conn.rollback()  # end the read-only transaction psycopg opened
+    at = row[0] if row else None
+    if at is None:
+        return Heartbeat(
+            at=None, why=f"{TABLE} holds no beat" + (f" of {source}" if source else "")
+        )
+    return Heartbeat(at=at.astimezone(UTC))
+
+
+# ---------------------------------------------------------------------------------------------
+# verification queries
+# ---------------------------------------------------------------------------------------------
+
+
+class QueryFileError(ValueError):
+    """The queries file is unreadable or malformed; the message names the key and the rule."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Query:
+    """A query run against restored data: it must return one whole number, >= `min`."""
+
+    name: str
+    sql: str
+    min: int = 0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Queries:
+    """The committed verification: heartbeat freshness and key tables' row counts."""
+
+    heartbeat_max_lag: timedelta | None
+    """the newest beat may be this much older than the restored data time; None: not checked"""
+    queries: tuple[Query, ...]
+
+
+def load_queries(path: Path) -> Queries:
+    """`heartbeat: {maxLagMinutes: N}` (or `heartbeat: null`) and `tables: [{name, min}]` and
+    `queries: [{name, sql, min}]`, in YAML."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise QueryFileError(f"--queries {path}: {exc}") from None
+    if not isinstance(data, dict):
+        raise QueryFileError(f"--queries {path}: expected a mapping (heartbeat, tables, queries)")
+    unknown = set(data) - {"heartbeat", "tables", "queries"}
+    if unknown:
+        raise QueryFileError(
+            f"--queries {path}: unknown key(s) {', '.join(sorted(unknown))}; "
+            "allowed: heartbeat, tables, queries"
+        )
+    lag: timedelta | None = None
+    hb = data.get("heartbeat", {"maxLagMinutes": 5})
+    if hb is not None:
+        minutes = hb.get("maxLagMinutes") if isinstance(hb, dict) else None
+        if isinstance(minutes, bool) or not isinstance(minutes, int) or minutes < 1:
+            raise QueryFileError(
+                f"--queries {path}: heartbeat.maxLagMinutes {minutes!r} must be a whole number "
+                ">= 1 (the heartbeat beats every minute)"
+            )
+        lag = timedelta(minutes=minutes)
+    out: list[Query] = []
+    for i, item in enumerate(data.get("tables") or []):
+        name = item.get("name") if isinstance(item, dict) else None
+        if not isinstance(name, str) or not _is_table_name(name):
+            raise QueryFileError(
+                f"--queries {path}: tables[{i}].name {name!r} must be a table name "
+                "(schema.table, letters, digits, _)"
+            )
+        out.append(
+            Query(
+                name=f"rows in {name}",
+                sql=f"SELECT count(*) FROM {name}",  # noqa: S608 - an identifier (checked above)
+                min=_minimum(path, f"tables[{i}].min", item.get("min", 1)),
+            )
+        )
+    for i, item in enumerate(data.get("queries") or []):
+        if not isinstance(item, dict) or not isinstance(item.get("sql"), str):
+            raise QueryFileError(f"--queries {path}: queries[{i}].sql must be a string")
+        out.append(
+            Query(
+                name=str(item.get("name") or item["sql"]),
+                sql=item["sql"],
+                min=_minimum(path, f"queries[{i}].min", item.get("min", 0)),
+            )
+        )
+    return Queries(heartbeat_max_lag=lag, queries=tuple(out))
+
+
+def _is_table_name(name: str) -> bool:
+    parts = name.split(".")
+    return 1 <= len(parts) <= 2 and all(
+        p and (p[0].isalpha() or p[0] == "_") and all(c.isalnum() or c == "_" for c in p)
+        for p in parts
+    )
+
+
+def _minimum(path: Path, key: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise QueryFileError(f"--queries {path}: {key} {value!r} must be a whole number >= 0")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Endpoint:
+    """Where and as whom to connect; the password is never printed or recorded."""
+
+    host: str
+    port: int
+    user: str
+    password: str = field(repr=False)
+    dbname: str
+
+
+Connect = Callable[[Endpoint], Any]
+"""Opens a psycopg Connection to an endpoint (the project's connection module, TLS verified)."""
+
+
+def default_connect(endpoint: Endpoint) -> Any:
+    """psycopg with the server certificate verified (`sslmode=verify-full`; the RDS CA bundle
+    from PGSSLROOTCERT, libpq's standard variable). Stands in until the commands share one
+    connection module."""
+    import psycopg
+
+    return psycopg.connect(
+        host=endpoint.host,
+        port=endpoint.port,
+        user=endpoint.user,
+        password=endpoint.password,
+        dbname=endpoint.dbname,
+        sslmode="verify-full",
+        connect_timeout=10,
+        application_name="dbplatform-restore-check",
+    )
+
+
+def data_checks(conn: Any, queries: Queries, *, data_time: datetime | None) -> list[Check]:
+    """Run the verification on a restored database, read-only. A check records pass/fail and a
+    number only, never row contents (the results go to CI artifacts and the audit record)."""
+    checks: list[Check] = []
+    conn.read_only = True
+    if queries.heartbeat_max_lag is not None:
+        beat = read_heartbeat(conn)
+        if beat.at is None or data_time is None:
+            checks.append(
+                Check(
+                    name="heartbeat fresh",
+                    ok=False,
+                    expected="a beat within the restored data",
+                    actual=beat.why or "no data time to compare with",
+                )
+            )
+        else:
+            lag = data_time - beat.at
+            checks.append(
+                Check(
+                    name="heartbeat fresh",
+                    ok=lag <= queries.heartbeat_max_lag,
+                    expected=f"newest beat >= data time - {queries.heartbeat_max_lag}",
+                    actual=f"newest beat {beat.describe()}, {int(lag.total_seconds())}s before",
+                )
+            )
+    for q in queries.queries:
+        expected = f">= {q.min}"
+        try:
+            with conn.cursor() as cur:
+                cur.execute(q.sql)
+                row = cur.fetchone()
+            conn.rollback()
+        except Exception as exc:  # psycopg.Error and its many subclasses
+            conn.rollback()
+            checks.append(
+                Check(
+                    name=f"sql: {q.name}",
+                    ok=False,
+                    expected=expected,
+                    actual=f"error: {type(exc).__name__}",
+                )
+            )
+            continue
+        value = row[0] if row else None
+        if isinstance(value, bool) or not isinstance(value, int):
+            checks.append(
+                Check(
+                    name=f"sql: {q.name}",
+                    ok=False,
+                    expected=expected,
+                    actual="not one whole number (result not recorded)",
+                )
+            )
+            continue
+        checks.append(
+            Check(name=f"sql: {q.name}", ok=value >= q.min, expected=expected, actual=str(value))
+        )
+    return checks
