@@ -357,8 +357,9 @@ def test_drill_leaves_nothing_behind_and_never_touches_the_source(
     assert target.startswith("prod-drill-")
     assert f"DB instance {Names(target).primary} ({DR})" in data["removed"]
     # the drill's own parameter group, never one shared with the source's name (row 21)
-    assert f"DB parameter group {Names(target).parameter_group('postgres16')} ({DR})" in (
-        data["removed"]
+    assert (
+        f"DB parameter group {Names(target).parameter_group('postgres16')} ({DR})"
+        in (data["removed"])
     )
     assert {c["name"]: c["ok"] for c in data["checks"]}["program adopts the restored instance"]
     report = Path(data["report"])

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 import yaml
 from hypothesis import given, settings
@@ -53,7 +54,7 @@ def test_an_uncommitted_beat_is_not_read(postgres: PgServer, pg_database: str) -
     with postgres.connect(pg_database) as setup:
         install(setup, "prod")
         setup.execute("UPDATE dbplatform.heartbeat SET beat_at = now() - interval '1 hour'")
-    writer = postgres.connect(pg_database, autocommit=False)
+    writer = psycopg.connect(**postgres.conninfo(pg_database))  # a transaction left open
     try:
         writer.execute("SELECT dbplatform.beat('prod')")  # not committed
         with postgres.connect(pg_database) as reader:

@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from dbplatform.dr.report import DrReport, Objectives, Phase, Timeline, markdown, write_report
+from dbplatform.dr.report import (
+    DrReport,
+    Objectives,
+    Phase,
+    Timeline,
+    markdown,
+    mermaid,
+    write_report,
+)
 
 T0 = datetime(2026, 3, 1, 3, 0, tzinfo=UTC)
 SVG = "{http://www.w3.org/2000/svg}"
@@ -61,8 +70,9 @@ def _report(rto_minutes: float = 50, rpo_minutes: float = 70) -> DrReport:
 def test_markdown_puts_the_verdicts_first_then_the_timeline_and_the_commands() -> None:
     text = markdown(_report(), chart="t.svg")
     head = text.split("## Timeline")[0]
-    assert "**RTO** 50m 00s — met (objective 4h 00m)" in head
+    assert "**RTO (total)** 50m 00s — met (objective 4h 00m)" in head
     assert "**RPO** 1h 10m — **missed** (objective 1h 00m)" in head
+    assert "**RPO measured from the data** unknown (the restored data was not read)" in head
     assert "![timeline](t.svg)" in text
     assert "| restore database | done | +20s | 44m 40s |" in text
     assert "```sh\npulumi stack init prod-usw2\npulumi up --stack prod-usw2\n```" in text
@@ -95,3 +105,42 @@ def test_a_phase_that_raises_is_recorded_failed_and_an_interrupt_interrupted() -
         ("restore", "failed", "InvalidParameterCombination"),
         ("wait", "interrupted", ""),
     ]
+
+
+def test_skipped_steps_make_the_total_rto_incomplete_with_their_estimate() -> None:
+    report = replace(
+        _report(rto_minutes=50),
+        rto=None,
+        database_restored=timedelta(minutes=45),
+        incomplete=("pulumi up (Pulumi CLI not installed)", "cut-over"),
+        estimate_remaining=timedelta(minutes=35),
+        rpo_from_data=timedelta(minutes=71),
+        heartbeat="2026-03-01T01:49:00Z",
+    )
+    head = markdown(report).split("## Timeline")[0]
+    assert "**Database restored** in 45m 00s" in head
+    assert (
+        "**RTO (total)** incomplete: not done by this run: pulumi up (Pulumi CLI not installed), "
+        "cut-over (estimate for them 35m 00s on the critical path); at least 1h 20m "
+        "(objective 4h 00m)" in head
+    )
+    assert "newest heartbeat 2026-03-01T01:49:00Z" in head
+    data = report.to_json()
+    assert data["rto_seconds"] is None and data["rto_met"] is None
+    assert data["rto_lower_bound_seconds"] == 80 * 60
+    # once the known part alone exceeds the objective, it is missed whatever remains
+    late = replace(report, database_restored=timedelta(hours=5)).to_json()
+    assert late["rto_met"] is False
+
+
+def test_the_mermaid_timeline_has_every_phase_the_objective_and_a_legend() -> None:
+    report = replace(_report(), incomplete=("cut-over",))
+    lines = mermaid(report)
+    assert lines[0] == "```mermaid" and lines[1] == "gantt"
+    assert "    dateFormat X" in lines
+    t0 = int(T0.timestamp())
+    assert f"    restore database (done) :done, p1, {t0 + 20}, 2680s" in lines
+    assert any(line.startswith("    pulumi up (skipped) :active,") for line in lines)
+    assert f"    cut-over (not done) :active, r0, {t0}, 1s" in lines
+    assert f"    RTO objective 4h 00m :milestone, obj, {t0 + 4 * 3600}, 0s" in lines
+    assert lines[-1].startswith("Legend:")

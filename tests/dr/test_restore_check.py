@@ -148,7 +148,7 @@ def test_data_that_does_not_reach_the_restore_point_fails_the_check(
     run = dr.main(functools.partial(main, connect=connect), "--stack", "staging", "--json")
 
     assert run.code == 1
-    assert "heartbeat fresh: expected newest beat >= data time - 0:05:00" in run.stderr
+    assert "heartbeat fresh: expected newest beat >= data time - 0:05:00" in run.json["message"]
     assert _temporary(dr) == []
     assert _metric(dr, metrics.SUCCESS) == [0.0]
     assert _metric(dr, metrics.DATA_VERIFIED) == [0.0]
@@ -162,7 +162,7 @@ def test_no_reach_to_the_data_fails_and_says_the_data_was_not_verified(dr: DrEnv
 
     run = dr.main(functools.partial(main, connect=unreachable), "--stack", "staging", "--json")
     assert run.code == 1
-    assert "sql: connect" in run.stderr and "OSError" in run.stderr
+    assert "sql: connect" in run.json["message"] and "OSError" in run.json["message"]
     assert run.json["data_verified"] is False
     assert _temporary(dr) == []
 
