@@ -27,7 +27,8 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from dbplatform.ops import BadUsage, Context, Poll, Refused, Result, error_code
+from dbplatform.dr.restore import set_master_password
+from dbplatform.ops import BadUsage, Context, Refused, Result, error_code
 from infra.config import StackConfig
 from infra.naming import Names
 
@@ -121,27 +122,8 @@ def carry(
             f"{new.master_secret} holds no password (RDS secret JSON expected). Nothing was "
             "changed on the instance"
         )
-    rds = ctx.client("rds", region)
-    ctx.mutate(
-        rds,
-        "modify_db_instance",
-        {
-            "DBInstanceIdentifier": instance,
-            "MasterUserPassword": password,
-            "ApplyImmediately": True,
-        },
-    )
+    set_master_password(ctx, region, instance, password, timeout=timeout)
     done.master_password_reset = True
-    if ctx.dry_run:
-        return done
-
-    def poll() -> Poll[bool]:
-        db = rds.describe_db_instances(DBInstanceIdentifier=instance)["DBInstances"][0]
-        pending = db.get("PendingModifiedValues") or {}
-        status = str(db.get("DBInstanceStatus"))
-        return Poll(status == "available" and "MasterUserPassword" not in pending, status, True)
-
-    ctx.wait_for(f"{instance} master password from {new.master_secret}", poll, timeout=timeout)
     return done
 
 

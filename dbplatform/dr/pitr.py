@@ -29,6 +29,7 @@ from dbplatform.dr.restore import (
     Placement,
     find_groups,
     restore_call,
+    set_master_password,
     start,
     wait_available,
 )
@@ -43,7 +44,7 @@ from dbplatform.dr.sql import (
     read_heartbeat,
 )
 from dbplatform.dr.verify import Check, Expected, instance_checks
-from dbplatform.ops import BadUsage, Context, Failed, Poll, Refused, Result, error_code
+from dbplatform.ops import BadUsage, Context, Failed, Refused, Result, error_code
 from dbplatform.ops.rds import describe_instance
 from infra.naming import rds_identifier
 
@@ -258,20 +259,7 @@ def _align_password(ctx: Context, ident: str, db: dict[str, Any], timeout: float
         ) from None
     secret = json.loads(raw.get("SecretString") or "{}")
     password = str(secret.get("password") or "")
-    rds = ctx.client("rds")
-    ctx.mutate(
-        rds,
-        "modify_db_instance",
-        {"DBInstanceIdentifier": ident, "MasterUserPassword": password, "ApplyImmediately": True},
-    )
-
-    def poll() -> Poll[dict[str, Any]]:
-        now = rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]
-        pending = now.get("PendingModifiedValues") or {}
-        status = str(now.get("DBInstanceStatus"))
-        return Poll(status == "available" and "MasterUserPassword" not in pending, status, now)
-
-    db = ctx.wait_for(f"{ident} master password", poll, timeout=timeout) or db
+    db = set_master_password(ctx, ctx.stack.region, ident, password, timeout=timeout) or db
     endpoint = db.get("Endpoint") or {}
     return Endpoint(
         host=str(ctx.args.sql_host or endpoint.get("Address")),

@@ -282,6 +282,37 @@ def wait_restore_job(ctx: Context, region: str, job_id: str, *, timeout: float) 
     return arn or ""
 
 
+def set_master_password(
+    ctx: Context, region: str, identifier: str, password: str, *, timeout: float
+) -> dict[str, Any]:
+    """Set an instance's master password (applied immediately) and wait until RDS has applied
+    it; returns the instance's description. The password never reaches output or audit
+    (`ctx.mutate` redacts it)."""
+    rds = ctx.client("rds", region)
+    ctx.mutate(
+        rds,
+        "modify_db_instance",
+        {
+            "DBInstanceIdentifier": identifier,
+            "MasterUserPassword": password,
+            "ApplyImmediately": True,
+        },
+    )
+    if ctx.dry_run:
+        return {}
+
+    def poll() -> Poll[dict[str, Any]]:
+        db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
+        pending = db.get("PendingModifiedValues") or {}
+        status = str(db.get("DBInstanceStatus"))
+        done = status == "available" and "MasterUserPassword" not in pending
+        return Poll(done, status, db)
+
+    db = ctx.wait_for(f"{identifier} new master password", poll, timeout=timeout)
+    assert db is not None
+    return db
+
+
 def delete_owned(
     rds: BaseClient,
     identifier: str,

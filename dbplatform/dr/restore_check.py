@@ -15,7 +15,6 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
 from dbplatform.dr import metrics
@@ -32,6 +31,7 @@ from dbplatform.dr.restore import (
     delete_run_instance,
     find_groups,
     restore_call,
+    set_master_password,
     start,
     tag_list,
     wait_available,
@@ -53,7 +53,6 @@ from dbplatform.ops import (
     BadUsage,
     Context,
     Failed,
-    Poll,
     Refused,
     Result,
     error_code,
@@ -82,37 +81,9 @@ def cleanup(ctx: Context, identifier: str, region: str, *, untagged_ok: bool) ->
             ) from exc
 
 
-def _reset_password_and_wait(
-    ctx: Context, rds: BaseClient, identifier: str, password: str, timeout: float
-) -> dict[str, Any]:
-    # The restored master password is whatever it was at backup time; a fresh one set on the
-    # temporary instance (never stored) lets the check connect without reading any secret.
-    ctx.mutate(
-        rds,
-        "modify_db_instance",
-        {
-            "DBInstanceIdentifier": identifier,
-            "MasterUserPassword": password,
-            "ApplyImmediately": True,
-        },
-    )
-
-    def poll() -> Poll[dict[str, Any]]:
-        db = rds.describe_db_instances(DBInstanceIdentifier=identifier)["DBInstances"][0]
-        pending = db.get("PendingModifiedValues") or {}
-        status = str(db.get("DBInstanceStatus"))
-        done = status == "available" and "MasterUserPassword" not in pending
-        return Poll(done, status, db)
-
-    db = ctx.wait_for(f"{identifier} new master password", poll, timeout=timeout)
-    assert db is not None
-    return db
-
-
 def _sql(
     ctx: Context,
     *,
-    rds: BaseClient,
     db: dict[str, Any],
     queries: Queries,
     choice: Choice,
@@ -123,7 +94,11 @@ def _sql(
 
     args = ctx.args
     password = secrets.token_urlsafe(24)
-    db = _reset_password_and_wait(ctx, rds, db["DBInstanceIdentifier"], password, timeout)
+    # The restored master password is whatever it was at backup time; a fresh one set on the
+    # temporary instance (never stored) lets the check connect without reading any secret.
+    db = set_master_password(
+        ctx, ctx.stack.region, db["DBInstanceIdentifier"], password, timeout=timeout
+    )
     endpoint = db.get("Endpoint") or {}
     target = Endpoint(
         host=args.sql_host or str(endpoint.get("Address")),
@@ -298,7 +273,7 @@ def check(ctx: Context) -> Result:
             checks = instance_checks(db, expected)
             if queries is not None:
                 data_checked, measured = _sql(
-                    ctx, rds=rds, db=db, queries=queries, choice=choice, timeout=timeout
+                    ctx, db=db, queries=queries, choice=choice, timeout=timeout
                 )
                 checks += data_checked
     except ClientError as exc:

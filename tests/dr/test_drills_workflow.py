@@ -1,0 +1,82 @@
+"""The drills workflow lets the tools clean up after themselves (ops review row 16): every tool
+timeout sits below its job's timeout, the tool is the step's process (`exec`) so a
+cancellation's SIGINT reaches Python, and the janitor runs, dry run first."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from dbplatform.dr.janitor import DEFAULT_OLDER_THAN_HOURS
+from dbplatform.dr.restore import DELETE_RETRY_SECONDS
+
+ROOT = Path(__file__).resolve().parents[2]
+DRILLS = ROOT / ".github" / "workflows" / "drills.yml"
+# What each tool may wait beyond --timeout (minutes): restore check: the password change waits
+# as long as the restore, then the deletion retries (dbplatform/dr/restore.py); drill: the
+# teardown waits up to an hour for the instance to go (dbplatform/dr/operations.py).
+MARGIN_MINUTES = 10
+
+
+def _jobs() -> dict[str, Any]:
+    return dict(yaml.safe_load(DRILLS.read_text(encoding="utf-8"))["jobs"])
+
+
+def _step(job: dict[str, Any], tool: str) -> dict[str, Any]:
+    (step,) = [s for s in job["steps"] if tool in s.get("run", "") and "janitor" not in s["run"]]
+    return step
+
+
+def _timeout_flag(run: str) -> int:
+    found = re.findall(r"--timeout (\d+)", run)
+    assert len(found) == 1, run
+    return int(found[0])
+
+
+@pytest.mark.parametrize(
+    ("job_id", "tool", "worst_case"),
+    [
+        # restore wait + password wait (both --timeout) + deletion retries
+        ("restore-check", "scripts.restore_check", lambda t: 2 * t + DELETE_RETRY_SECONDS / 60),
+        # restore wait + teardown (60 minutes for the instance to go)
+        ("dr-drill", "scripts.dr drill", lambda t: t + 60),
+    ],
+)
+def test_the_tool_ends_before_its_job_and_receives_the_signal(
+    job_id: str, tool: str, worst_case: Any
+) -> None:
+    job = _jobs()[job_id]
+    step = _step(job, tool)
+    minutes = _timeout_flag(step["run"])
+    assert worst_case(minutes) + MARGIN_MINUTES <= step["timeout-minutes"], job_id
+    assert step["timeout-minutes"] < job["timeout-minutes"], job_id
+    lines = [line.strip() for line in step["run"].splitlines() if tool in line]
+    assert lines and lines[0].startswith(f"exec python -m {tool}"), lines
+    assert "| tee" not in step["run"] and "|" not in step["run"].replace("||", "")
+    summary = [s for s in job["steps"] if s.get("name") == "Summary"]
+    assert summary and summary[0]["if"] == "always()"
+
+
+@pytest.mark.parametrize("job_id", ["restore-check", "dr-drill"])
+def test_the_janitor_runs_dry_run_first_before_the_drill(job_id: str) -> None:
+    steps = _jobs()[job_id]["steps"]
+    names = [s.get("name", "") for s in steps]
+    janitor = next(i for i, s in enumerate(steps) if "scripts.dr janitor" in s.get("run", ""))
+    tool = next(i for i, n in enumerate(names) if n in ("Restore check", "DR drill"))
+    assert janitor < tool
+    commands = [c for c in steps[janitor]["run"].splitlines() if "janitor" in c]
+    assert "--dry-run" in commands[0] and "--yes" in commands[1]
+    assert "--older-than" not in steps[janitor]["run"]  # the default bound
+    assert _jobs()[job_id]["timeout-minutes"] < DEFAULT_OLDER_THAN_HOURS * 60
+
+
+def test_the_drill_summary_is_the_report_with_its_mermaid_timeline() -> None:
+    job = _jobs()["dr-drill"]
+    assert "--report-dir build/drills" in _step(job, "scripts.dr drill")["run"]
+    summary = next(s for s in job["steps"] if s.get("name") == "Summary")
+    assert "build/drills/drill-prod-*.md" in summary["run"]
+    assert "GITHUB_STEP_SUMMARY" in summary["run"]
