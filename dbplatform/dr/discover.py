@@ -42,16 +42,11 @@ def _utc(value: Any) -> datetime | None:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-def _second_up(value: datetime | None) -> datetime | None:
-    """A single-time point's data time, rounded up to the whole second.
-
-    Times are shown, tagged and requested (`--restore-time`) in whole seconds: rounded up, the
-    time an operator copies from a listing selects that very point, and restoring it for that
-    time never goes past it (its data is not newer than the rounded time).
-    """
-    if value is None or not value.microsecond:
-        return value
-    return value.replace(microsecond=0) + timedelta(seconds=1)
+def _whole_second(value: datetime | None) -> datetime | None:
+    """A single-time point's data time in whole seconds, as it is shown, tagged and requested
+    (`--restore-time`): the time an operator copies from a listing then selects that very point.
+    A snapshot is a moment, not a window: the writes of its own second count as that second."""
+    return None if value is None else value.replace(microsecond=0)
 
 
 def _pages(client: BaseClient, method: str, key: str, **params: Any) -> Iterator[dict[str, Any]]:
@@ -102,7 +97,7 @@ def snapshots(rds: BaseClient, identifier: str, region: str) -> list[RestorePoin
         if snap.get("Status") != "available":
             continue
         # A copy's SnapshotCreateTime is when it was copied; its data is as of the original.
-        taken = _second_up(
+        taken = _whole_second(
             _utc(snap.get("OriginalSnapshotCreateTime")) or _utc(snap.get("SnapshotCreateTime"))
         )
         out.append(
@@ -154,7 +149,7 @@ def recovery_points(
                 kind=Kind.RECOVERY_POINT,
                 id=str(rp["RecoveryPointArn"]),
                 region=region,
-                latest=_second_up(_utc(rp.get("CreationDate"))),
+                latest=_whole_second(_utc(rp.get("CreationDate"))),
                 source_identifier=identifier,
                 detail=f"vault {vault}" + (", encrypted" if rp.get("IsEncrypted") else ""),
                 encrypted=rp.get("IsEncrypted"),

@@ -840,13 +840,20 @@ def _execute(
                 detail.append(f"{len(outputs)} outputs")
                 run.created.append(f"Pulumi stack {run.target}")
             if run.kind == "rebuild":
-                with _phase(ctx, run, "carry the source's secrets over") as detail:
-                    carried = continuity.carry(
-                        ctx, cfg, run.target, run.region, adopt, timeout=timeout
-                    )
-                    detail.append(
-                        f"{len(carried.app_secrets)} application secret(s) set from the "
-                        "source's replicas; master password set from the new master secret"
+                try:
+                    with _phase(ctx, run, "carry the source's secrets over") as detail:
+                        carried = continuity.carry(
+                            ctx, cfg, run.target, run.region, adopt, timeout=timeout
+                        )
+                        detail.append(
+                            f"{len(carried.app_secrets)} application secret(s) set from the "
+                            "source's replicas; master password set from the new master secret"
+                        )
+                except Refused as exc:  # e.g. a source secret without a replica in R
+                    run.incomplete.append("secrets carried over (dr secrets)")
+                    run.todo.append(
+                        f"{exc.message}; then: "
+                        + continuity.command(src.name, run.target, run.region)
                     )
         else:
             run.timeline.skip("pulumi up", no_pulumi_why)
