@@ -329,7 +329,8 @@ def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -
 @pytest.mark.parametrize("hours", ["0", "-1"])
 def test_janitor_bound_must_be_positive(dr: DrEnv, hours: str) -> None:
     run = dr.main(main, "janitor", "--stack", "prod", "--older-than", hours)
-    assert run.code == 2 and f"--older-than {float(hours)}" in run.stderr
+    assert run.code == 2 and "--older-than" in run.stderr
+    assert f"'{hours}' must be a finite number above 0" in run.stderr
 
 
 # ---------------------------------------------------------------------------------------------
