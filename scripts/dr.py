@@ -12,6 +12,7 @@ from pathlib import Path
 import boto3
 
 from dbplatform import argtypes
+from dbplatform.database import add_sql_flags
 from dbplatform.dr.continuity import secrets_op
 from dbplatform.dr.janitor import DEFAULT_OLDER_THAN_HOURS, janitor
 from dbplatform.dr.operations import (
@@ -23,7 +24,7 @@ from dbplatform.dr.operations import (
 )
 from dbplatform.dr.pitr import DEFAULT_TIMEOUT_MINUTES as PITR_TIMEOUT_MINUTES
 from dbplatform.dr.pitr import pitr
-from dbplatform.dr.sql import DEFAULT_QUERIES, Connect
+from dbplatform.dr.sql import DEFAULT_QUERIES, Connect, sql_ready
 from dbplatform.entry import prog
 from dbplatform.ops import Clock, Operation, add_operation, run_command, timeout_minutes
 
@@ -152,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
             "print the cut-over (the primary is never touched)",
             pitr,
             locks=True,
+            validate=sql_ready,
         ),
     )
     p.add_argument(
@@ -181,11 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help=f"data verification file (default: {DEFAULT_QUERIES} at the project root)",
     )
-    p.add_argument(
-        "--skip-sql-checks", action="store_true", help="check metadata only (said plainly)"
-    )
-    p.add_argument("--sql-host", help="connect here instead of the copy's endpoint (a tunnel)")
-    p.add_argument("--sql-port", type=argtypes.PORT, help="port with --sql-host (1..65535)")
+    add_sql_flags(p, skip_help="check metadata only (said plainly)")
     _timeout(p, PITR_TIMEOUT_MINUTES)
     p = add_operation(
         sub,

@@ -10,16 +10,11 @@ from collections.abc import Sequence
 
 import boto3
 
-from dbplatform import argtypes
+from dbplatform.database import add_sql_flags
 from dbplatform.dr.heartbeat import COMMAND, install_op, status_op
-from dbplatform.dr.sql import Connect
+from dbplatform.dr.sql import Connect, sql_ready
 from dbplatform.entry import prog
 from dbplatform.ops import Clock, Operation, add_operation, run_command
-
-
-def _sql_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--sql-host", help="connect here instead of the primary's endpoint (a tunnel)")
-    p.add_argument("--sql-port", type=argtypes.PORT, help="port with --sql-host (1..65535)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,6 +35,7 @@ def build_parser() -> argparse.ArgumentParser:
             "create the heartbeat table and function, schedule the beat with pg_cron",
             install_op,
             locks=True,
+            validate=sql_ready,
         ),
     )
     p.add_argument(
@@ -47,12 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="install the table and function only (no pg_cron job)",
     )
-    _sql_flags(p)
+    add_sql_flags(p, skip_help=None)
     p = add_operation(
         sub,
-        Operation("status", "the newest beat and its age", status_op, locks=False),
+        Operation(
+            "status", "the newest beat and its age", status_op, locks=False, validate=sql_ready
+        ),
     )
-    _sql_flags(p)
+    add_sql_flags(p, skip_help=None)
     return parser
 
 

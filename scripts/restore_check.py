@@ -10,10 +10,10 @@ from pathlib import Path
 
 import boto3
 
-from dbplatform import argtypes
+from dbplatform.database import add_sql_flags
 from dbplatform.dr import metrics
 from dbplatform.dr.restore_check import COMMAND, DEFAULT_TIMEOUT_MINUTES, check
-from dbplatform.dr.sql import DEFAULT_QUERIES, Connect
+from dbplatform.dr.sql import DEFAULT_QUERIES, Connect, sql_ready
 from dbplatform.entry import prog
 from dbplatform.ops import Clock, Operation, add_common_flags, run_command, timeout_minutes
 
@@ -33,7 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     # A restore check creates and deletes only its own uniquely named instance and changes
     # nothing of the stack's, so it does not take the stack lock: a daily check must never
     # hold off an operator's promote or rollback.
-    op = Operation("run", "restore, verify, delete", check, locks=False)
+    op = Operation("run", "restore, verify, delete", check, locks=False, validate=sql_ready)
     add_common_flags(parser)
     parser.set_defaults(_operation=op)
     parser.add_argument(
@@ -60,13 +60,10 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"verification file (default: {DEFAULT_QUERIES} at the project root): heartbeat "
         "freshness, tables: [{name, min}], queries: [{name, sql, min}]",
     )
-    g.add_argument(
-        "--skip-sql-checks",
-        action="store_true",
-        help=f"check metadata only (said plainly; {metrics.DATA_VERIFIED} 0 is published)",
+    add_sql_flags(
+        parser,
+        skip_help=f"check metadata only (said plainly; {metrics.DATA_VERIFIED} 0 is published)",
     )
-    g.add_argument("--sql-host", help="connect here instead of the endpoint (a tunnel)")
-    g.add_argument("--sql-port", type=argtypes.PORT, help="port with --sql-host (1..65535)")
     return parser
 
 

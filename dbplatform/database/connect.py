@@ -82,8 +82,12 @@ def _is_ip(text: str) -> bool:
     return True
 
 
-def add_sql_flags(parser: argparse.ArgumentParser) -> None:
-    """The SQL connection flags every command that reads the database has."""
+SKIP_HELP = "do not connect to the database; the audit record says the SQL checks were skipped"
+
+
+def add_sql_flags(parser: argparse.ArgumentParser, *, skip_help: str | None = SKIP_HELP) -> None:
+    """The SQL connection flags every command that reads the database has; `skip_help=None`
+    for a command that is nothing without SQL (no --skip-sql-checks then)."""
     g = parser.add_argument_group("SQL checks (docs/operations.md#sql-checks)")
     g.add_argument(
         "--sql-host",
@@ -97,11 +101,8 @@ def add_sql_flags(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help=f"the RDS CA bundle (default ${CA_BUNDLE_ENV}); download {RDS_CA_BUNDLE_URL}",
     )
-    g.add_argument(
-        "--skip-sql-checks",
-        action="store_true",
-        help="do not connect to the database; the audit record says the SQL checks were skipped",
-    )
+    if skip_help is not None:
+        g.add_argument("--skip-sql-checks", action="store_true", help=skip_help)
 
 
 def _port(text: str) -> int:

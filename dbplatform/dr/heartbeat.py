@@ -27,6 +27,7 @@ from dbplatform.dr.sql import (
     Connect,
     Endpoint,
     default_connect,
+    endpoint_for,
     install,
     read_heartbeat,
     schedule_sql,
@@ -56,9 +57,10 @@ def _endpoint(ctx: Context) -> Endpoint:
         host = ((db or {}).get("Endpoint") or {}).get("Address")
     if not host and not args.sql_host:
         raise Refused(f"{names.primary} has no endpoint yet. Nothing was changed")
-    return Endpoint(
-        host=str(args.sql_host or host),
-        port=int(args.sql_port or secret.get("port") or cfg.database.port),
+    return endpoint_for(
+        args,
+        address=str(host or args.sql_host),
+        port=int(secret.get("port") or cfg.database.port),
         user=str(secret.get("username") or cfg.database.master_username),
         password=str(secret.get("password") or ""),
         dbname=str(secret.get("dbname") or cfg.database.db_name),

@@ -40,6 +40,7 @@ from dbplatform.dr.sql import (
     QueryFileError,
     data_checks,
     default_connect,
+    endpoint_for,
     load_queries,
     read_heartbeat,
 )
@@ -261,9 +262,10 @@ def _align_password(ctx: Context, ident: str, db: dict[str, Any], timeout: float
     password = str(secret.get("password") or "")
     db = set_master_password(ctx, ctx.stack.region, ident, password, timeout=timeout) or db
     endpoint = db.get("Endpoint") or {}
-    return Endpoint(
-        host=str(ctx.args.sql_host or endpoint.get("Address")),
-        port=int(ctx.args.sql_port or endpoint.get("Port") or cfg.database.port),
+    return endpoint_for(
+        ctx.args,
+        address=str(endpoint.get("Address")),
+        port=int(endpoint.get("Port") or cfg.database.port),
         user=str(db.get("MasterUsername") or cfg.database.master_username),
         password=password,
         dbname=str(db.get("DBName") or cfg.database.db_name),

@@ -40,11 +40,11 @@ from dbplatform.dr.restore import (
 from dbplatform.dr.sql import (
     DEFAULT_QUERIES,
     Connect,
-    Endpoint,
     Queries,
     QueryFileError,
     data_checks,
     default_connect,
+    endpoint_for,
     load_queries,
     read_heartbeat,
 )
@@ -100,9 +100,10 @@ def _sql(
         ctx, ctx.stack.region, db["DBInstanceIdentifier"], password, timeout=timeout
     )
     endpoint = db.get("Endpoint") or {}
-    target = Endpoint(
-        host=args.sql_host or str(endpoint.get("Address")),
-        port=int(args.sql_port or endpoint.get("Port") or ctx.stack.config.database.port),
+    target = endpoint_for(
+        args,
+        address=str(endpoint.get("Address")),
+        port=int(endpoint.get("Port") or ctx.stack.config.database.port),
         user=str(db.get("MasterUsername") or ctx.stack.config.database.master_username),
         password=password,
         dbname=str(db.get("DBName") or ctx.stack.config.database.db_name),

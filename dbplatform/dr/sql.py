@@ -235,28 +235,59 @@ class Endpoint:
     user: str
     password: str = field(repr=False)
     dbname: str
+    server_name: str | None = None
+    """The RDS endpoint the certificate names when `host` is a tunnel (--sql-host)."""
+    ca_bundle: str | None = None
 
 
 Connect = Callable[[Endpoint], Any]
 """Opens a psycopg Connection to an endpoint (the project's connection module, TLS verified)."""
 
 
-def default_connect(endpoint: Endpoint) -> Any:
-    """psycopg with the server certificate verified (`sslmode=verify-full`; the RDS CA bundle
-    from PGSSLROOTCERT, libpq's standard variable). Stands in until the commands share one
-    connection module."""
-    import psycopg
+def endpoint_for(
+    args: Any, *, address: str, port: int, user: str, password: str, dbname: str
+) -> Endpoint:
+    """Where to connect: the RDS endpoint, or the --sql-host/--sql-port tunnel to it (the
+    certificate is still checked against the endpoint's name)."""
+    tunnel = getattr(args, "sql_host", None)
+    return Endpoint(
+        host=str(tunnel or address),
+        port=int(getattr(args, "sql_port", None) or port),
+        user=user,
+        password=password,
+        dbname=dbname,
+        server_name=str(address) if tunnel else None,
+        ca_bundle=getattr(args, "sql_ca_bundle", None),
+    )
 
-    return psycopg.connect(
-        host=endpoint.host,
+
+def sql_ready(ctx: Any) -> None:
+    """Operation.validate: before any AWS call, the RDS CA bundle the SQL checks need (exit 2
+    naming what to download), unless they are skipped or the caller brings its own connection
+    (and with it its own TLS)."""
+    from dbplatform.database.connect import ca_bundle
+
+    args = ctx.args
+    if not getattr(args, "skip_sql_checks", False) and getattr(args, "_connect", None) is None:
+        args.sql_ca_bundle = ca_bundle(args)
+
+
+def default_connect(endpoint: Endpoint) -> Any:
+    """The project's connection (dbplatform.database): TLS verify-full against the RDS CA
+    bundle, a tunnel checked against the endpoint's name, Refused (exit 3) with what to do when
+    the database cannot be reached. Not autocommit: the checks run in a read-only transaction."""
+    from dbplatform.database import SqlTarget, connect
+
+    target = SqlTarget(
+        server_name=endpoint.server_name or endpoint.host,
         port=endpoint.port,
+        dbname=endpoint.dbname,
         user=endpoint.user,
         password=endpoint.password,
-        dbname=endpoint.dbname,
-        sslmode="verify-full",
-        connect_timeout=10,
-        application_name="dbplatform-restore-check",
+        tunnel_host=endpoint.host if endpoint.server_name else None,
+        ca_bundle=endpoint.ca_bundle,
     )
+    return connect(target, autocommit=False)
 
 
 def data_checks(conn: Any, queries: Queries, *, data_time: datetime | None) -> list[Check]:
