@@ -26,6 +26,7 @@ from tests.postgres import PgServer
 
 ROOT = Path(__file__).resolve().parents[2]
 SOURCE = "us-east-1"
+CA_BUNDLE = "rds-ca-bundle.pem"
 DR = "us-west-2"
 
 
@@ -120,7 +121,11 @@ class DrEnv:
     def cli(self, module: str, *args: str, path: str | None = None, process: bool = False) -> Run:
         """`python -m scripts.<module> ARGS` as an operator runs it, with this test's project
         directory (`run_module`: in this process unless `process=True`)."""
-        env = {**self.env, "DBPLATFORM_PROJECT_DIR": str(self.project)}
+        env = {
+            **self.env,
+            "DBPLATFORM_PROJECT_DIR": str(self.project),
+            "PGSSLROOTCERT": str(self.project / CA_BUNDLE),
+        }
         if path is not None:
             env["PATH"] = path
         return run_module(f"scripts.{module}", args, env=env, process=process)
@@ -205,6 +210,11 @@ def dr(aws: AwsEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> DrEnv:  
     for f in [*ROOT.glob("Pulumi*.yaml"), ROOT / "restore-checks.yaml"]:
         shutil.copy(f, project / f.name)
     monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(project))
+    # The operator's RDS CA bundle, as the SQL checks require one before any AWS call. moto's
+    # instances have no database, so no connection ever uses it: a test that reaches the data
+    # passes its own connection (the suite's server) or --skip-sql-checks.
+    (project / CA_BUNDLE).write_text("(no certificate: never read by a test)\n", encoding="utf-8")
+    monkeypatch.setenv("PGSSLROOTCERT", str(project / CA_BUNDLE))
     return DrEnv(aws=aws, project=project)
 
 

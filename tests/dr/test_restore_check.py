@@ -20,7 +20,7 @@ from dbplatform.dr import metrics
 from dbplatform.dr.restore import TAG_RUN
 from infra.naming import Names
 from scripts.restore_check import main
-from tests.dr.conftest import ROOT, DrEnv, restored_database
+from tests.dr.conftest import CA_BUNDLE, ROOT, DrEnv, restored_database
 from tests.postgres import PgServer
 
 RC_PREFIX = Names("staging").restore_check_instance("")
@@ -186,7 +186,11 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
     silent.bind(("127.0.0.1", 0))
     silent.listen(1)
     silent.settimeout(30)
-    env = {**dr.env, "DBPLATFORM_PROJECT_DIR": str(dr.project)}
+    env = {
+        **dr.env,
+        "DBPLATFORM_PROJECT_DIR": str(dr.project),
+        "PGSSLROOTCERT": str(dr.project / CA_BUNDLE),
+    }
     proc = subprocess.Popen(
         [
             sys.executable,
