@@ -27,6 +27,7 @@ from typing import Any
 
 import yaml
 
+from infra import aws_rules
 from infra.naming import PROJECT, STACK_NAME
 from policy import inputs, instance_classes, windows
 from policy.windows import cron_window
@@ -159,6 +160,19 @@ def opt(text: str, default: Any) -> Any:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ConnectConfig:
+    """How a created VPC reaches the application's network (peering or a transit gateway)."""
+
+    mode: str = doc("none | peering | transitGateway")
+    peer_vpc_id: str | None = doc("the application's VPC (peering; same account and region)")
+    peer_cidrs: tuple[str, ...] = doc("the application's CIDRs, routed to from the database")
+    peer_route_table_ids: tuple[str, ...] = doc(
+        "the application's route tables that get a route back (peering)"
+    )
+    transit_gateway_id: str | None = doc("the transit gateway to attach to (transitGateway)")
+
+
+@dataclass(frozen=True, kw_only=True)
 class NetworkConfig:
     """Where the database lives and who may reach it."""
 
@@ -168,13 +182,19 @@ class NetworkConfig:
     az_count: int = doc("availability zones of the created VPC's private subnets (2..6)")
     allowed_cidrs: tuple[str, ...] = doc("CIDRs admitted to the PostgreSQL port")
     allowed_security_group_ids: tuple[str, ...] = doc("security groups admitted to the port")
+    connect: ConnectConfig = doc("how a created VPC reaches the application (peering | TGW)")
+    private_secrets_endpoint: bool | None = doc(
+        "a Secrets Manager interface endpoint for rotation; null = only in a created VPC"
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
 class DatabaseConfig:
     """The primary PostgreSQL instance."""
 
-    engine_version: str = doc("PostgreSQL version, e.g. '16.4' (quote it in YAML)")
+    engine_version: str = doc(
+        "PostgreSQL major version, e.g. '16' (MAJOR.MINOR only without automatic minor upgrades)"
+    )
     instance_class: str = doc("RDS instance class, db.<family>.<size>")
     allocated_storage: int = doc("initial gp3 storage, GiB")
     max_allocated_storage: int = doc("storage autoscaling ceiling, GiB (>= 110% of allocated)")
@@ -182,7 +202,7 @@ class DatabaseConfig:
     deletion_protection: bool = doc("refuse DeleteDBInstance (prod requires it)")
     storage_encrypted: bool = doc("encrypt storage with the stack's CMK (prod requires it)")
     skip_final_snapshot: bool = doc("skip the final snapshot on delete (prod forbids it)")
-    performance_insights_retention_days: int = doc("7, or a multiple of 31 up to 731")
+    performance_insights_retention_days: int = doc("7, 31 x months (1..23), or 731")
     monitoring_interval: int = doc("enhanced monitoring seconds: 0, 1, 5, 10, 15, 30, 60")
     maintenance_window: str = doc("weekly window ddd:hh24:mi-ddd:hh24:mi, UTC")
     db_name: str = doc("initial database name")
@@ -321,6 +341,8 @@ class DrConfig:
     cross_region_replica: bool = doc("a read replica in the DR region (not with blue/green)")
     backup_replication: bool = doc("replicate automated backups (PITR) to the DR region")
     backup_replication_retention_days: int = doc("retention of replicated backups, 1..35")
+    cidr: str = doc("CIDR of the DR region's pilot-light VPC (must not overlap the others)")
+    connect: ConnectConfig = doc("how the DR VPC reaches the application's DR network")
     rpo_minutes: int = doc("recovery point objective, minutes")
     rto_minutes: int = doc("recovery time objective, minutes")
 
@@ -355,6 +377,9 @@ class StackConfig:
     alarms: AlarmsConfig = doc("monitoring")
     dr: DrConfig = doc("disaster recovery")
     restore: RestoreConfig = doc("restore provenance (DR stacks)")
+    break_glass_roles: tuple[str, ...] = doc(
+        "IAM role names that alone may disable, delete or re-policy the stack's KMS keys"
+    )
 
     @property
     def is_production(self) -> bool:
@@ -883,7 +908,7 @@ SAFETY_OVERRIDES: dict[str, tuple[str, bool]] = {
 }
 SUPPORTED_MAJORS = ("13", "14", "15", "16", "17")
 _BASE_TAG_KEYS = {"project", "stack", "owner", "cost-center", "managed-by"}
-_VERSION = re.compile(r"^\d+(\.\d+)?$")
+_VERSION = aws_rules.ENGINE_VERSION
 _REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-(gov-)?[a-z]+-\d$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _PG_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
@@ -1076,8 +1101,10 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
     bwin = _validate_backup(cfg, p, maint)
     _validate_replicas(cfg, p, maint, bwin)
     _validate_network(cfg.network, p)
+    _validate_connectivity(cfg, p)
     _validate_vault(cfg, p, maint, bwin)
     _validate_alarms(cfg.alarms, p)
+    _validate_storage_alarms(cfg, p)
     if not p.lines:  # the calendar is only built from windows that all parse
         _validate_calendar(cfg, p)
     _validate_dr(cfg, p)
@@ -1092,6 +1119,19 @@ PRODUCTION_STACKS = frozenset({"prod"})
 
 
 def _validate_stack(cfg: StackConfig, p: _Problems) -> None:
+    for role in cfg.break_glass_roles:
+        if not aws_rules.IAM_ROLE.match(role):
+            p.add(
+                "breakGlassRoles",
+                role,
+                "is not an IAM role name (1-64 of letters, digits, _+=,.@-)",
+            )
+    if cfg.is_production and not cfg.break_glass_roles:
+        p.add(
+            "breakGlassRoles",
+            [],
+            "must name the role that may disable or delete a production key (nobody else may)",
+        )
     if cfg.tier not in ("production", "non-production"):
         p.add("tier", cfg.tier, "must be 'production' or 'non-production'")
     if cfg.tier != "production" and cfg.stack in PRODUCTION_STACKS:
@@ -1156,8 +1196,10 @@ def _validate_database(cfg: StackConfig, p: _Problems) -> windows.Window | None:
     ):
         if version is None:
             continue
-        if not _VERSION.match(version):
-            p.add(key, version, "must be 'MAJOR' or 'MAJOR.MINOR'")
+        if rule := aws_rules.engine_version_rule(
+            version, db.auto_minor_version_upgrade and key == "database.engineVersion"
+        ):
+            p.add(key, version, rule)
         elif version.split(".")[0] not in SUPPORTED_MAJORS:
             p.add(
                 key,
@@ -1192,13 +1234,11 @@ def _validate_database(cfg: StackConfig, p: _Problems) -> windows.Window | None:
             f"({db.allocated_storage}) and 65536 GiB",
         )
     pi = db.performance_insights_retention_days
-    # CreateDBInstance PerformanceInsightsRetentionPeriod (botocore rds model): 7, month * 31
-    # for 1..23 months, or 731.
-    if not (pi in (7, 731) or (pi % 31 == 0 and 31 <= pi <= 23 * 31)):
+    if not aws_rules.performance_insights_retention_ok(pi):
         p.add(
             "database.performanceInsightsRetentionDays",
             pi,
-            "must be 7, 731, or 31 times a number of months 1..23 (RDS's valid values)",
+            "must be 7, 31 x months (1..23) or 731 (RDS PerformanceInsightsRetentionPeriod)",
         )
     if db.monitoring_interval not in (0, 1, 5, 10, 15, 30, 60):
         p.add(
@@ -1428,13 +1468,10 @@ def _validate_network(net: NetworkConfig, p: _Problems) -> None:
         if not 2 <= net.az_count <= 6:
             p.add("network.azCount", net.az_count, "must be 2..6 (RDS subnet groups need >= 2 AZs)")
     for i, c in enumerate(net.allowed_cidrs):
-        try:
-            if ipaddress.ip_network(c).prefixlen == 0:
-                p.add(f"network.allowedCidrs[{i}]", c, "opens the database to the whole internet")
-            elif c in net.allowed_cidrs[:i]:
-                p.add(f"network.allowedCidrs[{i}]", c, "is listed twice")
-        except ValueError:
-            p.add(f"network.allowedCidrs[{i}]", c, "is not a CIDR (host bits must be zero)")
+        if rule := _private_cidr_rule(c):
+            p.add(f"network.allowedCidrs[{i}]", c, rule)
+        elif c in net.allowed_cidrs[:i]:
+            p.add(f"network.allowedCidrs[{i}]", c, "is listed twice")
     for i, sg in enumerate(net.allowed_security_group_ids):
         if not _SG.match(sg):
             p.add(
@@ -1442,6 +1479,122 @@ def _validate_network(net: NetworkConfig, p: _Problems) -> None:
             )
         elif sg in net.allowed_security_group_ids[:i]:
             p.add(f"network.allowedSecurityGroupIds[{i}]", sg, "is listed twice")
+
+
+# Where a database client may sit: the private ranges of RFC 1918 and the shared address space
+# of RFC 6598. Any CIDR outside them (0.0.0.0/1, 1.0.0.0/8, ...) reaches into the internet, and
+# every CIDR inside them has a prefix of /8 or longer. docs/vault-backups-alarms.md explains
+# the choice; security groups (allowedSecurityGroupIds) are the narrower alternative.
+PRIVATE_RANGES = tuple(
+    ipaddress.ip_network(c)
+    for c in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10")
+)
+
+
+def _private_cidr_rule(cidr: str) -> str | None:
+    """Why `cidr` may not be admitted to (or routed from) the database, or None."""
+    try:
+        net = ipaddress.ip_network(cidr)
+    except ValueError:
+        return "is not a CIDR (host bits must be zero)"
+    if net.version != 4 or not any(net.subnet_of(r) for r in PRIVATE_RANGES):  # type: ignore[arg-type]
+        return (
+            "is not inside a private range (10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, "
+            "100.64.0.0/10): it would admit the internet"
+        )
+    return None
+
+
+_TGW = re.compile(r"^tgw-[0-9a-f]{8,17}$")
+_RTB = re.compile(r"^rtb-[0-9a-f]{8,17}$")
+
+
+def _validate_connect(key: str, c: ConnectConfig, own_cidr: str | None, p: _Problems) -> None:
+    """One connect block: its mode's ids are present and well-formed, its CIDRs are private."""
+    if c.mode not in ("none", "peering", "transitGateway"):
+        p.add(f"{key}.mode", c.mode, "must be 'none', 'peering' or 'transitGateway'")
+        return
+    if c.mode == "none":
+        return
+    if not c.peer_cidrs:
+        p.add(f"{key}.peerCidrs", [], f"must list the application's CIDRs with mode {c.mode}")
+    for cidr in c.peer_cidrs:
+        if rule := _private_cidr_rule(cidr):
+            p.add(f"{key}.peerCidrs", cidr, rule)
+        elif own_cidr and _overlaps(cidr, own_cidr):
+            p.add(f"{key}.peerCidrs", cidr, f"overlaps the database VPC's CIDR {own_cidr}")
+    if c.mode == "peering":
+        if c.peer_vpc_id is None or not _VPC.match(c.peer_vpc_id):
+            p.add(f"{key}.peerVpcId", c.peer_vpc_id, "must be the application's VPC id (vpc-...)")
+        if not c.peer_route_table_ids:
+            p.add(
+                f"{key}.peerRouteTableIds",
+                [],
+                "must list the application's route tables that route back to the database",
+            )
+        for rtb in c.peer_route_table_ids:
+            if not _RTB.match(rtb):
+                p.add(f"{key}.peerRouteTableIds", rtb, "is not a route table id (rtb-...)")
+    if c.mode == "transitGateway" and (
+        c.transit_gateway_id is None or not _TGW.match(c.transit_gateway_id)
+    ):
+        p.add(f"{key}.transitGatewayId", c.transit_gateway_id, "must be a transit gateway id")
+
+
+def _overlaps(a: str, b: str) -> bool:
+    try:
+        return ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))  # type: ignore[arg-type]
+    except ValueError:
+        return False
+
+
+def _validate_connectivity(cfg: StackConfig, p: _Problems) -> None:
+    """A created VPC must be connected to the application's network; the DR VPC likewise."""
+    net, dr = cfg.network, cfg.dr
+    created = net.vpc_id is None
+    _validate_connect("network.connect", net.connect, net.cidr if created else None, p)
+    if not created and net.connect.mode != "none":
+        p.add(
+            "network.connect.mode",
+            net.connect.mode,
+            "applies to a created VPC only; with network.vpcId the database is already in "
+            "the application's VPC: set it to 'none'",
+        )
+    if cfg.is_production and created and net.connect.mode == "none":
+        p.add(
+            "network.connect.mode",
+            "none",
+            "leaves a production database unreachable: run it in the application's VPC "
+            "(network.vpcId and subnetIds) or connect the created VPC (peering or "
+            "transitGateway with the application's ids)",
+        )
+    if dr.region is None:
+        return
+    try:
+        ipaddress.ip_network(dr.cidr)
+    except ValueError:
+        p.add("dr.cidr", dr.cidr, "is not a CIDR")
+        return
+    if rule := _private_cidr_rule(dr.cidr):
+        p.add("dr.cidr", dr.cidr, rule)
+    others = [("network.cidr", net.cidr)] if created else []
+    others += [("network.connect.peerCidrs", c) for c in net.connect.peer_cidrs]
+    others += [("network.allowedCidrs", c) for c in net.allowed_cidrs]
+    for key, other in others:
+        if _overlaps(dr.cidr, other):
+            p.add(
+                "dr.cidr",
+                dr.cidr,
+                f"overlaps {key} {other}: the DR VPC could never be routed to from there",
+            )
+    _validate_connect("dr.connect", dr.connect, dr.cidr, p)
+    if cfg.is_production and dr.connect.mode == "none":
+        p.add(
+            "dr.connect.mode",
+            "none",
+            "leaves the production DR database unreachable after a failover: connect the DR "
+            "VPC to the application's DR network (peering or transitGateway)",
+        )
 
 
 def _validate_vault(
@@ -1542,6 +1695,22 @@ def url_rule(url: str, schemes: tuple[str, ...]) -> str | None:
     if len(parts.path or "/") + len(parts.query) > 255:
         return "has a path longer than 255 characters (Route 53 ResourcePath)"
     return None
+
+
+# RDS storage autoscaling triggers when free space is <= 10 % of the allocation for 5 minutes
+# (RDS User Guide, "Managing capacity automatically with Amazon RDS storage autoscaling").
+AUTOSCALING_TRIGGER_FREE_PERCENT = 10
+
+
+def _validate_storage_alarms(cfg: StackConfig, p: _Problems) -> None:
+    critical = cfg.alarms.thresholds.free_storage_percent.critical
+    if cfg.database.max_allocated_storage and critical >= AUTOSCALING_TRIGGER_FREE_PERCENT:
+        p.add(
+            "alarms.thresholds.freeStoragePercent.critical",
+            critical,
+            f"must be below RDS's storage autoscaling trigger ({AUTOSCALING_TRIGGER_FREE_PERCENT} "
+            "% free) while database.maxAllocatedStorage is set, or every autoscale pages",
+        )
 
 
 def _validate_calendar(cfg: StackConfig, p: _Problems) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import RegionProvider
+from infra.components._common import RegionProvider, region_provider
 from infra.components.alarms import Alarms, AlarmsArgs, WatchedInstance
 from infra.components.backups import Backups, BackupsArgs
 from infra.components.database import Database, DatabaseArgs
@@ -19,11 +19,20 @@ from infra.naming import Names
 class Environment(pulumi.ComponentResource):
     """Network, vault, primary, replicas, and the units that back them up and watch them."""
 
-    def __init__(self, cfg: StackConfig, opts: pulumi.ResourceOptions | None = None) -> None:
+    def __init__(
+        self,
+        cfg: StackConfig,
+        opts: pulumi.ResourceOptions | None = None,
+        *,
+        provider_settings: dict[str, object] | None = None,
+    ) -> None:
         names = Names(cfg.stack)
         super().__init__("dbplatform:index:Environment", names.prefix, None, opts)
         base = cfg.base_tags()
         protect = cfg.is_production
+        settings = provider_settings or {}
+        # Production keys are guarded: only these roles may disable, delete or re-policy them.
+        break_glass = cfg.break_glass_roles if protect else ()
         # The account id comes from the credentials in use; only the key policies need it.
         account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
@@ -42,16 +51,17 @@ class Environment(pulumi.ComponentResource):
                 allowed_cidrs=net.allowed_cidrs,
                 allowed_security_group_ids=net.allowed_security_group_ids,
                 port=cfg.database.port,
+                account_id=account_id,
+                connect=net.connect,
             ),
             pulumi.ResourceOptions(parent=self),
         )
+        self._replica_zones = self._check_replica_zones(cfg)
         dr: RegionProvider | None = None
         if cfg.dr.region is not None:
             dr = RegionProvider(
                 region=cfg.dr.region,
-                provider=aws.Provider(
-                    "dr-region", region=cfg.dr.region, opts=pulumi.ResourceOptions(parent=self)
-                ),
+                provider=region_provider("dr-region", cfg.dr.region, settings, self),
             )
         self.vault = Vault(
             "vault",
@@ -69,7 +79,12 @@ class Environment(pulumi.ComponentResource):
                 subnet_ids=self.network.subnet_ids,
                 db_security_group_id=self.network.security_group_id,
                 port=cfg.database.port,
-                private_secrets_endpoint=net.vpc_id is None,
+                private_secrets_endpoint=(
+                    net.vpc_id is None
+                    if net.private_secrets_endpoint is None
+                    else net.private_secrets_endpoint
+                ),
+                break_glass=break_glass,
                 dr=dr if cfg.vault.replicate_to_dr else None,
             ),
             pulumi.ResourceOptions(parent=self),
@@ -91,6 +106,7 @@ class Environment(pulumi.ComponentResource):
                 master_password=self.vault.master_password,
                 protect=protect,
                 adopt_identifier=cfg.restore.adopt_identifier,
+                break_glass=break_glass,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -114,11 +130,16 @@ class Environment(pulumi.ComponentResource):
                     base_tags=base,
                     vpc_id=None,
                     subnet_ids=(),
-                    cidr=net.cidr,
+                    # Its own CIDR (validated apart from every other network here), so it can
+                    # be peered or attached next to the primary's.
+                    cidr=cfg.dr.cidr,
                     az_count=2,
-                    allowed_cidrs=net.allowed_cidrs,
+                    # After a failover the clients are the application's DR network.
+                    allowed_cidrs=cfg.dr.connect.peer_cidrs or net.allowed_cidrs,
                     allowed_security_group_ids=(),
                     port=cfg.database.port,
+                    account_id=account_id,
+                    connect=cfg.dr.connect,
                     role="dr",
                 ),
                 pulumi.ResourceOptions(parent=self, provider=dr.provider),
@@ -159,7 +180,10 @@ class Environment(pulumi.ComponentResource):
                 monitoring_role_arn=self.database.monitoring_role_arn,
                 monitoring_interval=cfg.database.monitoring_interval,
                 performance_insights_retention_days=cfg.database.performance_insights_retention_days,
-                deletion_protection=cfg.database.deletion_protection,
+                db=cfg.database,
+                parameter_family=cfg.parameter_family,
+                account_id=account_id,
+                break_glass=break_glass,
                 auto_minor_version_upgrade=cfg.database.auto_minor_version_upgrade,
                 port=cfg.database.port,
                 protect=protect,
@@ -180,6 +204,7 @@ class Environment(pulumi.ComponentResource):
                 source_arn=self.database.arn,
                 subnet_group_name=self.network.subnet_group_name,
                 security_group_id=self.network.security_group_id,
+                break_glass=break_glass,
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -230,6 +255,10 @@ class Environment(pulumi.ComponentResource):
                 protect=protect,
                 restore_check=cfg.backup.restore_testing,
                 restore_check_required=cfg.is_production,
+                break_glass=break_glass,
+                max_allocated_storage=cfg.database.max_allocated_storage,
+                provider_settings=settings,
+                parameter_groups=(self.database.parameter_group_name,),
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -265,4 +294,27 @@ class Environment(pulumi.ComponentResource):
             "region": cfg.region,
             **dr_exports,
         }
-        self.register_outputs(self.exports)
+        # The replica-AZ check is awaited with the component's outputs, so a mismatch fails.
+        self.register_outputs({**self.exports, "replica_zones": self._replica_zones})
+
+    def _check_replica_zones(self, cfg: StackConfig) -> pulumi.Output[list[str]]:
+        """A replica's AZ must be one of the created subnets' AZs, or RDS refuses to create it.
+
+        The AZs are only known from the provider (the Local-Zone-free list of the region), so
+        the check runs when they are: a mismatch fails the preview with the key and the AZs.
+        """
+        wanted = {r.name: r.availability_zone for r in cfg.replicas if r.availability_zone}
+        if cfg.network.vpc_id is not None or not wanted:
+            return self.network.availability_zones
+
+        def check(zones: list[str]) -> list[str]:
+            for name, zone in wanted.items():
+                if zone not in zones:
+                    raise ValueError(
+                        f"{cfg.stack}: dbplatform:replicas {name}.availabilityZone {zone!r} is "
+                        f"not one of the database subnets' AZs ({', '.join(zones)}); pick one "
+                        "of them or raise network.azCount"
+                    )
+            return zones
+
+        return self.network.availability_zones.apply(check)

@@ -89,6 +89,10 @@ class Names:
     def final_snapshot(self, identifier: str) -> str:
         return rds_identifier(identifier, "final")
 
+    def flow_log_role(self, suffix: str = "") -> str:
+        """The role VPC Flow Logs assumes to write the created VPC's (suffix '-dr': DR's) logs."""
+        return _clamp(f"{self.prefix}-flow-logs{suffix}", 64)
+
     @property
     def monitoring_role(self) -> str:
         return _clamp(f"{self.prefix}-rds-monitoring", 64)

@@ -41,7 +41,24 @@ def load() -> StackConfig:
     return load_config(pulumi.get_stack(), values, region)
 
 
+def _provider_settings() -> dict[str, object]:
+    """The stack's `aws:` settings, for the explicit providers of other regions."""
+    from infra.components._common import PROVIDER_SETTINGS
+
+    config = pulumi.Config("aws")
+    out: dict[str, object] = {}
+    for key in PROVIDER_SETTINGS:
+        raw = config.get(key)
+        if raw is None:
+            continue
+        try:
+            out[key] = json.loads(raw) if raw[:1] in ("[", "{") else raw
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
 def run() -> None:
-    env = Environment(load())
+    env = Environment(load(), provider_settings=_provider_settings())
     for key, value in env.exports.items():
         pulumi.export(key, value)

@@ -43,9 +43,24 @@ class InstanceClass:
         return int(self.memory_gib * 1024**3)
 
     @property
+    def db_instance_class_memory(self) -> int:
+        """A lower bound of RDS's DBInstanceClassMemory for this class, bytes.
+
+        DBInstanceClassMemory is the class's memory less what the OS and the RDS processes
+        reserve (RDS User Guide, "DB parameter formula variables"), so it is below the nominal
+        memory; AWS publishes no per-class figure. We assume 10 % and at least 300 MiB are
+        reserved: an estimate, not a published number, chosen to err low, so a threshold taken
+        as a share of it fires early rather than above the real limit (infra review #7: 95 % of
+        the nominal figure sat above the real max_connections and could never fire).
+        """
+        reserved = max(self.memory_bytes // 10, 300 * 1024**2)
+        return self.memory_bytes - reserved
+
+    @property
     def max_connections(self) -> int:
-        # RDS for PostgreSQL default: LEAST({DBInstanceClassMemory/9531392}, 5000)
-        return min(self.memory_bytes // 9531392, 5000)
+        # RDS for PostgreSQL default max_connections: LEAST({DBInstanceClassMemory/9531392},
+        # 5000) (AWS Prescriptive Guidance, "Tuning PostgreSQL parameters: max_connections").
+        return min(self.db_instance_class_memory // 9531392, 5000)
 
 
 def resolve(name: str) -> InstanceClass:

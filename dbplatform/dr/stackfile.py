@@ -137,6 +137,9 @@ def derive_values(
             f"back at {provenance.source_region}); choose a DR region for the new stack once "
             "it serves traffic"
         )
+    # The source's DR network settings describe the application's network in this region.
+    dr_connect = dict(dr.pop("connect", None) or {})
+    dr_cidr = dr.pop("cidr", None)
     dr.update({"region": None, "crossRegionReplica": False, "backupReplication": False})
     values["dr"] = dr
 
@@ -155,16 +158,31 @@ def derive_values(
             "add the application's security groups of the new region"
         )
         net["allowedSecurityGroupIds"] = []
+    peer_cidrs = list(dr_connect.get("peerCidrs") or [])
+    if peer_cidrs:
+        net["allowedCidrs"] = peer_cidrs
+        notes.append(f"network.allowedCidrs {peer_cidrs} (the source's dr.connect.peerCidrs)")
     if network is not None:
         net["vpcId"] = network.vpc_id
         net["subnetIds"] = list(network.subnet_ids)
+        # The source stack connected this VPC (dr.connect); it has no internet route, so the
+        # rotation function needs the Secrets Manager endpoint.
+        net["connect"] = {"mode": "none"}
+        net["privateSecretsEndpoint"] = True
         notes.append(
-            f"network: vpcId {network.vpc_id} (the VPC the restored database was placed in)"
+            f"network: vpcId {network.vpc_id} (the VPC the restored database was placed in, "
+            "connected by the source stack's dr.connect), a Secrets Manager endpoint in it"
         )
-    elif net.get("vpcId") or net.get("subnetIds"):
-        net.pop("vpcId", None)
-        net.pop("subnetIds", None)
-        notes.append("network: source vpcId/subnetIds dropped; the program creates a VPC")
+    else:
+        if net.get("vpcId") or net.get("subnetIds"):
+            net.pop("vpcId", None)
+            net.pop("subnetIds", None)
+            notes.append("network: source vpcId/subnetIds dropped; the program creates a VPC")
+        if dr_cidr:
+            net["cidr"] = dr_cidr
+        if dr_connect or net.get("connect"):
+            net["connect"] = dr_connect or {"mode": "none"}
+            notes.append("network: cidr and connect from the source's dr.cidr and dr.connect")
     if net:
         values["network"] = net
 

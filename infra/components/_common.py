@@ -20,6 +20,47 @@ class RegionProvider:
     """provider scoped to that region"""
 
 
+# The stack's `aws:` settings an explicit provider must repeat: an explicit provider reads only
+# its own arguments, so without them the DR region would run under other credentials, tags or
+# accounts than the stack's (Pulumi, "Explicit provider configuration").
+PROVIDER_SETTINGS = (
+    "assumeRoles",
+    "profile",
+    "sharedConfigFiles",
+    "sharedCredentialsFiles",
+    "defaultTags",
+    "ignoreTags",
+    "allowedAccountIds",
+    "forbiddenAccountIds",
+)
+
+
+def region_provider(
+    name: str, region: str, settings: dict[str, object], parent: pulumi.Resource
+) -> aws.Provider:
+    """An explicit provider for another region with the stack's own `aws:` settings."""
+    args: dict[str, object] = {}
+    for key, value in settings.items():
+        if key not in PROVIDER_SETTINGS:
+            continue
+        # Nested settings take snake_case field names in Python (assumeRoles[].roleArn ->
+        # role_arn, defaultTags.tags); tag keys and values stay as written.
+        if isinstance(value, list):
+            args[_snake(key)] = [
+                {_snake(k): v for k, v in item.items()} if isinstance(item, dict) else item
+                for item in value
+            ]
+        elif isinstance(value, dict):
+            args[_snake(key)] = {_snake(k): v for k, v in value.items()}
+        else:
+            args[_snake(key)] = value
+    return aws.Provider(name, region=region, opts=pulumi.ResourceOptions(parent=parent), **args)  # type: ignore[arg-type]
+
+
+def _snake(key: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in key)
+
+
 def tags(base: dict[str, str], name: str) -> dict[str, str]:
     """The stack's base tags plus a Name; the base tags win so no resource can drop them."""
     return {"Name": name, **base}
@@ -35,11 +76,21 @@ def child(
     return pulumi.ResourceOptions(parent=parent, provider=provider, **extra)  # type: ignore[arg-type]
 
 
-def key_policy(account_id: str, *statements: dict[str, object]) -> str:
+# What makes a key's data unreadable at once (DisableKey, PutKeyPolicy to an outside principal)
+# or in 30 days (ScheduleKeyDeletion): only a break-glass role may do it to a guarded key.
+GUARDED_KEY_ACTIONS = ("kms:DisableKey", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion")
+
+
+def key_policy(
+    account_id: str, *statements: dict[str, object], break_glass: tuple[str, ...] = ()
+) -> str:
     """A KMS key policy: the account administers the key, plus the given service statements.
 
     The account-root statement keeps the key manageable through IAM; without it a key whose
-    policy names only services can lock everyone out of it.
+    policy names only services can lock everyone out of it. With `break_glass` role names the
+    key is guarded: an explicit Deny, which no IAM policy can override, keeps every other
+    principal (the deploy role included) from disabling, deleting or re-policying the key, and
+    from granting it to anything but an AWS resource (docs/vault-backups-alarms.md, "Key guard").
     """
     admin = {
         "Sid": "AccountAdministers",
@@ -48,7 +99,35 @@ def key_policy(account_id: str, *statements: dict[str, object]) -> str:
         "Action": "kms:*",
         "Resource": "*",
     }
-    return json.dumps({"Version": "2012-10-17", "Statement": [admin, *statements]}, sort_keys=True)
+    guard: list[dict[str, object]] = []
+    if break_glass:
+        # aws:PrincipalArn is the role's ARN for every session of that role.
+        not_break_glass = {
+            "ArnNotLike": {
+                "aws:PrincipalArn": [f"arn:aws:iam::{account_id}:role/{r}" for r in break_glass]
+            }
+        }
+        guard = [
+            {
+                "Sid": "OnlyBreakGlassDisablesDeletesOrRepolicies",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": list(GUARDED_KEY_ACTIONS),
+                "Resource": "*",
+                "Condition": not_break_glass,
+            },
+            {
+                "Sid": "OnlyBreakGlassGrantsToNonAwsResources",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": "kms:CreateGrant",
+                "Resource": "*",
+                "Condition": {**not_break_glass, "Bool": {"kms:GrantIsForAWSResource": "false"}},
+            },
+        ]
+    return json.dumps(
+        {"Version": "2012-10-17", "Statement": [admin, *statements, *guard]}, sort_keys=True
+    )
 
 
 def cmk(
@@ -122,19 +201,25 @@ def tcp_rule(
     )
 
 
-def assume_role_policy(service: str) -> str:
-    """Trust policy of a role only the given AWS service may assume."""
-    import json
+def assume_role_policy(
+    service: str, *, source_account: str | None = None, source_arn: str | None = None
+) -> str:
+    """Trust policy of a role only the given AWS service may assume, for this account only.
 
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
-                }
-            ],
-        }
-    )
+    `aws:SourceAccount` / `aws:SourceArn` keep another account's use of the same service from
+    assuming the role (the confused deputy: AWS Backup "Cross-service confused deputy
+    prevention", RDS "Setting up and enabling Enhanced Monitoring").
+    """
+    statement: dict[str, object] = {
+        "Effect": "Allow",
+        "Principal": {"Service": service},
+        "Action": "sts:AssumeRole",
+    }
+    condition: dict[str, dict[str, str]] = {}
+    if source_account is not None:
+        condition["StringEquals"] = {"aws:SourceAccount": source_account}
+    if source_arn is not None:
+        condition["ArnLike"] = {"aws:SourceArn": source_arn}
+    if condition:
+        statement["Condition"] = condition
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]}, sort_keys=True)

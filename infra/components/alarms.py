@@ -1,11 +1,14 @@
 """Monitoring: per-tier SNS topics, per-instance alarms, event routing, health check, dashboard.
 
 Thresholds come from config (defaults from the runbooks) and are turned into absolute values
-per instance where the instance is what matters: free storage as a share of allocated storage,
-free memory as a share of the class's memory, connections as a share of the class's
-`max_connections` (`policy.instance_classes`). Every alarm exists twice, a warning and a critical
-tier, each notifying (and clearing on) its tier's topic. Events that are not metrics (RDS events,
-failed backup/copy jobs, failed rotations) go to the critical topic.
+per instance where the instance is what matters: free storage as a share of the first
+allocation (below RDS's autoscaling trigger, so it fires only when autoscaling cannot keep up or
+the ceiling is reached), free memory as a share of the class's memory, connections as a share of
+the class's default `max_connections` (`policy.instance_classes`, from DBInstanceClassMemory).
+Descriptions state the levels in GiB, %, ms and counts, as a person reads them at night. Every
+alarm exists twice, a warning and a critical tier, each notifying (and clearing on) its tier's
+topic. Events that are not metrics (RDS events, failed backup, copy and restore jobs, failed
+rotations, calls that weaken protection) go to the critical topic.
 """
 
 from __future__ import annotations
@@ -18,7 +21,14 @@ from urllib.parse import urlsplit
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, cmk, key_policy, tags
+from infra.components._common import (
+    GUARDED_KEY_ACTIONS,
+    child,
+    cmk,
+    key_policy,
+    region_provider,
+    tags,
+)
 from infra.config import SubscriptionConfig, Threshold, ThresholdsConfig
 from infra.naming import Names
 from policy import instance_classes
@@ -30,9 +40,38 @@ GIB = 1024**3
 HEALTH_CHECK_METRICS_REGION = "us-east-1"
 # runbooks: a health check failing for more than 5 minutes is critical
 HEALTH_CHECK_FAILING_MINUTES = 5
-RDS_EVENT_CATEGORIES = ("failover", "failure", "low storage", "maintenance", "notification")
+# Every category that means the instance is down, degraded, changed, unprotected or gone
+# (aws_rules.RDS_EVENT_CATEGORIES has the full list RDS accepts; RDS.20 asks for at least
+# configuration change, failure and maintenance). Left out: backup, creation, restoration and
+# security patching, which report routine work.
+RDS_EVENT_CATEGORIES = (
+    "availability",
+    "configuration change",
+    "deletion",
+    "failover",
+    "failure",
+    "low storage",
+    "maintenance",
+    "notification",
+    "read replica",
+    "recovery",
+    "security",
+)
+# A changed parameter group changes every instance at its next reboot (RDS.21).
+RDS_PARAMETER_GROUP_CATEGORIES = ("configuration change",)
 BACKUP_FAILED_STATES = ("FAILED", "ABORTED", "EXPIRED")
-COPY_FAILED_STATES = ("FAILED", "ABORTED")
+# botocore backup CopyJobState: CREATED, RUNNING, COMPLETED, FAILED, PARTIAL (no ABORTED).
+COPY_FAILED_STATES = ("FAILED", "PARTIAL")
+# botocore backup RestoreJobStatus; restore-testing jobs are restore jobs (events carry `status`).
+RESTORE_FAILED_STATUSES = ("ABORTED", "FAILED")
+# Calls that make the data or its backups unreadable or unprotected (security H-1): they page
+# whoever makes them, the deploy role included. They reach EventBridge from CloudTrail, which
+# needs a trail logging management events in the region (docs/vault-backups-alarms.md).
+PROTECTION_CALLS = {
+    "aws.kms": tuple(a.removeprefix("kms:") for a in GUARDED_KEY_ACTIONS),
+    "aws.backup": ("DeleteBackupVaultLockConfiguration", "DeleteBackupVaultAccessPolicy"),
+    "aws.rds": ("DeleteDBInstance",),
+}
 ROTATION_FAILED_EVENTS = ("RotationFailed", "RotationAbandoned", "TestRotationFailed")
 # Services that publish to the topics: CloudWatch alarms, EventBridge rules, RDS events.
 PUBLISHERS = ("cloudwatch.amazonaws.com", "events.amazonaws.com", "events.rds.amazonaws.com")
@@ -97,17 +136,42 @@ METRICS: tuple[MetricSpec, ...] = (
 )  # fmt: skip
 
 
+# How a plain config value reads (the others carry their unit in MetricSpec.unit).
+_PLAIN_SUFFIX = {
+    "cpu_percent": " %",
+    "disk_queue_depth": " outstanding I/Os",
+    "max_used_transaction_ids": " transaction IDs",
+    "cpu_credit_balance": " CPU credits",
+    "replica_lag_seconds": " s",
+}
+
+
 @dataclass(frozen=True)
 class AlarmDef:
-    """One alarm of one instance, with its absolute threshold."""
+    """One alarm of one instance, with its absolute threshold and how to say it."""
 
     spec: MetricSpec
     tier: str
     threshold: float
+    """the value sent to CloudWatch, in the metric's own unit"""
+    level: str = ""
+    """the threshold as a person reads it (GiB, %, ms, counts)"""
 
     @property
     def description(self) -> str:
-        return f"{self.tier}: {self.spec.metric} {_op(self.spec.comparison)} {self.threshold:g}"
+        minutes = self.spec.period * self.spec.evaluation_periods // 60
+        return (
+            f"{self.tier}: {self.spec.metric} {_op(self.spec.comparison)} {self.level} "
+            f"for {minutes} min"
+        )
+
+
+def _gib(value: float) -> str:
+    return f"{value / GIB:,.1f} GiB"
+
+
+def _count(value: float) -> str:
+    return f"{value:,.0f}" if value == int(value) else f"{value:,}"
 
 
 def instance_alarms(
@@ -115,13 +179,24 @@ def instance_alarms(
 ) -> list[AlarmDef]:
     """Every alarm an instance gets: both tiers of each metric that applies to it."""
     cls = instance_classes.resolve(instance_class)
-    convert: dict[str, Callable[[float], float]] = {
-        "plain": lambda v: v,
-        "ms": lambda v: v / 1000,  # RDS reports latency in seconds
-        "gib": lambda v: v * GIB,  # OldestReplicationSlotLag is in bytes
-        "percent-storage": lambda v: allocated_storage * GIB * v / 100,
-        "percent-memory": lambda v: cls.memory_bytes * v / 100,
-        "percent-connections": lambda v: round(cls.max_connections * v / 100),
+    storage = allocated_storage * GIB
+    convert: dict[str, Callable[[float], tuple[float, str]]] = {
+        "ms": lambda v: (v / 1000, f"{_count(v)} ms"),  # RDS reports latency in seconds
+        "gib": lambda v: (v * GIB, f"{_count(v)} GiB"),  # OldestReplicationSlotLag: bytes
+        "percent-storage": lambda v: (
+            storage * v / 100,
+            f"{_gib(storage * v / 100)} ({_count(v)} % of the {allocated_storage} GiB first "
+            "allocated)",
+        ),
+        "percent-memory": lambda v: (
+            cls.memory_bytes * v / 100,
+            f"{_gib(cls.memory_bytes * v / 100)} ({_count(v)} % of {_gib(cls.memory_bytes)})",
+        ),
+        "percent-connections": lambda v: (
+            round(cls.max_connections * v / 100),
+            f"{round(cls.max_connections * v / 100):,} connections ({_count(v)} % of the "
+            f"default max_connections {cls.max_connections:,})",
+        ),
     }
     out = []
     for spec in METRICS:
@@ -131,7 +206,12 @@ def instance_alarms(
             continue
         level: Threshold = getattr(thresholds, spec.field)
         for tier in TIERS:
-            out.append(AlarmDef(spec, tier, convert[spec.unit](getattr(level, tier))))
+            value = getattr(level, tier)
+            if spec.unit == "plain":
+                threshold, shown = value, f"{_count(value)}{_PLAIN_SUFFIX[spec.field]}"
+            else:
+                threshold, shown = convert[spec.unit](value)
+            out.append(AlarmDef(spec, tier, threshold, shown))
     return out
 
 
@@ -194,6 +274,14 @@ class AlarmsArgs:
     """alarm when the daily restore test (scripts.restore_check) fails"""
     restore_check_required: bool = False
     """a day without a restore-test result also pages (production)"""
+    break_glass: tuple[str, ...] = ()
+    """role names that alone may disable or delete the topics' keys (guarded keys only)"""
+    max_allocated_storage: int = 0
+    """the storage ceiling, GiB (0 = no autoscaling), named in the storage alarms' text"""
+    provider_settings: dict[str, object] | None = None
+    """the stack's `aws:` settings for the us-east-1 provider of the health check"""
+    parameter_groups: tuple[pulumi.Input[str], ...] = ()
+    """parameter groups whose configuration changes page"""
 
 
 # Published by scripts.restore_check (dbplatform/dr/metrics.py); one result a day is expected.
@@ -255,6 +343,17 @@ class Alarms(pulumi.ComponentResource):
                 tags=tags(args.base_tags, f"{n.prefix}-rds-events"),
                 opts=child(self, provider=topics.provider),
             )
+        if args.parameter_groups:
+            aws.rds.EventSubscription(
+                f"{name}-rds-parameter-events",
+                name=f"{n.prefix}-rds-parameter-events",
+                sns_topic=main.arns["critical"],
+                source_type="db-parameter-group",
+                source_ids=list(args.parameter_groups),
+                event_categories=list(RDS_PARAMETER_GROUP_CATEGORIES),
+                tags=tags(args.base_tags, f"{n.prefix}-rds-parameter-events"),
+                opts=child(self),
+            )
 
         self._event_rule(
             "backup-failed",
@@ -276,6 +375,48 @@ class Alarms(pulumi.ComponentResource):
                     "source": ["aws.backup"],
                     "detail-type": ["Copy Job State Change"],
                     "detail": {"state": list(COPY_FAILED_STATES), "sourceBackupVaultArn": [arn]},
+                }
+            ),
+            main.arns["critical"],
+        )
+        self._event_rule(
+            "restore-failed",
+            "an AWS Backup restore job (the daily restore test among them) failed or was aborted",
+            pulumi.Output.from_input(
+                {
+                    "source": ["aws.backup"],
+                    "detail-type": ["Restore Job State Change"],
+                    "detail": {"status": list(RESTORE_FAILED_STATUSES)},
+                }
+            ),
+            main.arns["critical"],
+        )
+        self._event_rule(
+            "protection-weakened",
+            "a KMS key was disabled, scheduled for deletion or re-policied, a backup vault's "
+            "lock or policy was removed, or a DB instance was deleted",
+            pulumi.Output.from_input(
+                {
+                    "source": list(PROTECTION_CALLS),
+                    "detail-type": ["AWS API Call via CloudTrail"],
+                    "detail": {
+                        "eventName": [e for calls in PROTECTION_CALLS.values() for e in calls]
+                    },
+                }
+            ),
+            main.arns["critical"],
+        )
+        self._event_rule(
+            "deletion-protection-off",
+            "deletion protection of a DB instance was turned off",
+            pulumi.Output.from_input(
+                {
+                    "source": ["aws.rds"],
+                    "detail-type": ["AWS API Call via CloudTrail"],
+                    "detail": {
+                        "eventName": ["ModifyDBInstance"],
+                        "requestParameters": {"deletionProtection": [False]},
+                    },
                 }
             ),
             main.arns["critical"],
@@ -370,7 +511,9 @@ class Alarms(pulumi.ComponentResource):
             description=f"dbplatform {n.stack} alarm topics ({region})",
             alias=n.kms_alias("alarms"),
             base_tags=a.base_tags,
-            policy=pulumi.Output.from_input(a.account_id).apply(_key_policy),
+            policy=pulumi.Output.from_input(a.account_id).apply(
+                lambda account: _key_policy(account, a.break_glass)
+            ),
             provider=provider,
             protect=a.protect,
             alias_resource_name=f"{self._name}-key-alias{suffix}",
@@ -399,10 +542,13 @@ class Alarms(pulumi.ComponentResource):
                     f"{self._name}-{tier}-{sub.protocol}-{i}{suffix}",
                     topic=topic.arn,
                     protocol=sub.protocol,
-                    endpoint=sub.endpoint,
+                    # Always a secret: an https endpoint carries its integration key in the
+                    # URL (PagerDuty), and a `secure:` value must stay one (security M-4).
+                    # Neither the manifest, the diff nor the state shows it in plaintext.
+                    endpoint=pulumi.Output.secret(sub.endpoint),
                     # PagerDuty-style endpoints confirm themselves; email needs a click.
                     endpoint_auto_confirms=sub.protocol == "https",
-                    opts=child(self, provider=provider),
+                    opts=child(self, provider=provider, additional_secret_outputs=["endpoint"]),
                 )
             arns[tier] = topic.arn
         self._topics[region] = _Topics(arns, provider)
@@ -484,10 +630,11 @@ class Alarms(pulumi.ComponentResource):
         # them and their provider rather than declaring a second provider for the same region.
         topics = self._topics.get(HEALTH_CHECK_METRICS_REGION) or self._topics_in(
             HEALTH_CHECK_METRICS_REGION,
-            aws.Provider(
+            region_provider(
                 f"{self._name}-{HEALTH_CHECK_METRICS_REGION}",
-                region=HEALTH_CHECK_METRICS_REGION,
-                opts=child(self),
+                HEALTH_CHECK_METRICS_REGION,
+                a.provider_settings or {},
+                self,
             ),
         )
         critical = topics.arns["critical"]
@@ -570,9 +717,10 @@ def _dashboard_body(
     return json.dumps({"widgets": widgets}, sort_keys=True)
 
 
-def _key_policy(account_id: str) -> str:
+def _key_policy(account_id: str, break_glass: tuple[str, ...] = ()) -> str:
     # The publishing services encrypt messages with the topic's key; without these grants an
-    # alarm fires into an encrypted topic and nobody is told.
+    # alarm fires into an encrypted topic and nobody is told. aws:SourceAccount keeps the same
+    # services acting for another account from using it (the confused deputy, security L-1).
     return key_policy(
         account_id,
         {
@@ -581,7 +729,9 @@ def _key_policy(account_id: str) -> str:
             "Principal": {"Service": list(PUBLISHERS)},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Resource": "*",
+            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         },
+        break_glass=break_glass,
     )
 
 

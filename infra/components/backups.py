@@ -59,6 +59,8 @@ class BackupsArgs:
     """DB subnet group a restore test restores into"""
     security_group_id: pulumi.Input[str]
     """security group a restore test's instance gets"""
+    break_glass: tuple[str, ...] = ()
+    """role names that alone may disable or delete the keys (guarded keys only)"""
 
 
 class Backups(pulumi.ComponentResource):
@@ -91,7 +93,9 @@ class Backups(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-role",
             name=n.backup_role,
-            assume_role_policy=assume_role_policy("backup.amazonaws.com"),
+            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: assume_role_policy("backup.amazonaws.com", source_account=account)
+            ),
             tags=tags(args.base_tags, n.backup_role),
             opts=child(self),
         )
@@ -195,7 +199,9 @@ class Backups(pulumi.ComponentResource):
                 description=f"dbplatform {n.stack} replicated automated backups ({dr.region})",
                 alias=n.kms_alias("rds-backups"),
                 base_tags=args.base_tags,
-                policy=pulumi.Output.from_input(args.account_id).apply(_key_policy),
+                policy=pulumi.Output.from_input(args.account_id).apply(
+                    lambda account: _key_policy(account, args.break_glass)
+                ),
                 provider=args.dr_provider,
                 protect=args.protect,
             )
@@ -240,7 +246,9 @@ class Backups(pulumi.ComponentResource):
             description=f"dbplatform {n.stack} AWS Backup vault {vault_name}",
             alias=n.kms_alias("backup" if provider is None else "backup-dr"),
             base_tags=args.base_tags,
-            policy=pulumi.Output.from_input(args.account_id).apply(_key_policy),
+            policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: _key_policy(account, args.break_glass)
+            ),
             provider=provider,
             protect=args.protect,
         )
@@ -253,12 +261,15 @@ class Backups(pulumi.ComponentResource):
             tags=tags(args.base_tags, vault_name),
             opts=child(self, provider=provider, protect=args.protect),
         )
-        aws.backup.VaultPolicy(
-            f"{name}-vault-policy",
-            backup_vault_name=vault.name,
-            policy=_vault_policy(),
-            opts=child(self, provider=provider),
-        )
+        if args.protect:
+            # Production only: a non-production stack must be destroyable before its last
+            # recovery point expires (its recovery points are deleted with it).
+            aws.backup.VaultPolicy(
+                f"{name}-vault-policy",
+                backup_vault_name=vault.name,
+                policy=_vault_policy(),
+                opts=child(self, provider=provider),
+            )
         if lock.enabled:
             aws.backup.VaultLockConfiguration(
                 f"{name}-vault-lock",
@@ -290,7 +301,7 @@ def _vault_policy() -> str:
     )
 
 
-def _key_policy(account_id: str) -> str:
+def _key_policy(account_id: str, break_glass: tuple[str, ...] = ()) -> str:
     # Administration stays in the account; AWS Backup and RDS use the key on the account's
     # behalf through kms:ViaService grants.
     return key_policy(
@@ -313,4 +324,5 @@ def _key_policy(account_id: str) -> str:
                 "StringLike": {"kms:ViaService": ["backup.*.amazonaws.com", "rds.*.amazonaws.com"]},
             },
         },
+        break_glass=break_glass,
     )

@@ -6,7 +6,9 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
+from infra import aws_rules
 from infra.components._common import assume_role_policy, child, cmk, key_policy, tags
 from infra.config import DatabaseConfig
 from infra.naming import Names
@@ -22,16 +24,30 @@ ADOPTED_AS_RESTORED = [
     "username",
     "dbName",
 ]
-LOG_RETENTION_DAYS = 30
+# CloudWatch.16 (Config rule cw-loggroup-retention-period-check) asks for at least a year.
+LOG_RETENTION_DAYS = 365
+# rds.force_ssl defaults to 1 from PostgreSQL 15 (RDS User Guide, "Requiring an SSL connection
+# to a PostgreSQL DB instance"); re-declaring an engine default with an apply method other than
+# the one RDS reports diffs on every run (pulumi_aws rds/parameter_group.py, "Problematic
+# Configuration"), so it is declared only where the default is 0.
+FORCE_SSL_DEFAULT_FROM_MAJOR = 15
 # RDS creates, modifies and deletes multi-AZ instances of hundreds of GiB slowly; the provider's
 # 40-minute default fails a healthy `pulumi up` half way.
 TIMEOUTS = pulumi.CustomTimeouts(create="120m", update="180m", delete="120m")
 
 
-def parameters(db: DatabaseConfig) -> dict[str, tuple[str, str]]:
-    """The parameter group's settings: name -> (value, apply method)."""
-    params = {
-        "rds.force_ssl": ("1", "immediate"),
+def parameters(db: DatabaseConfig, family: str | None = None) -> dict[str, tuple[str, str]]:
+    """A parameter group's settings: name -> (value, apply method); family defaults to the
+    engine version's (postgres<major>).
+
+    Apply methods follow each parameter's apply type (aws_rules.PARAMETER_APPLY_TYPE): static
+    ones only take effect at a reboot, and RDS refuses `immediate` for them.
+    """
+    params: dict[str, tuple[str, str]] = {}
+    major = int((family or "").removeprefix("postgres") or db.engine_version.split(".")[0])
+    if major < FORCE_SSL_DEFAULT_FROM_MAJOR:
+        params["rds.force_ssl"] = ("1", "immediate")
+    params |= {
         "log_min_duration_statement": (str(db.slow_query_ms), "immediate"),
         "log_connections": ("1", "immediate"),
         "log_disconnections": ("1", "immediate"),
@@ -48,6 +64,9 @@ def parameters(db: DatabaseConfig) -> dict[str, tuple[str, str]]:
     if db.blue_green:
         # Blue/Green major-version upgrades replicate logically; a static parameter (reboot).
         params["rds.logical_replication"] = ("1", "pending-reboot")
+    for name, (_, method) in params.items():
+        if rule := aws_rules.apply_method_rule(name, method):  # a bug in this table, not config
+            raise ValueError(f"parameter {name} {rule}")
     return params
 
 
@@ -83,6 +102,8 @@ class DatabaseArgs:
     """also declare this family's parameter group (a pending blue/green major upgrade)"""
     adopt_identifier: str | None = None
     """import an instance restored outside Pulumi (DR rebuild) instead of creating one"""
+    break_glass: tuple[str, ...] = ()
+    """role names that alone may disable or delete the key (guarded keys only)"""
 
 
 class Database(pulumi.ComponentResource):
@@ -117,7 +138,7 @@ class Database(pulumi.ComponentResource):
             alias=n.kms_alias("rds"),
             base_tags=args.base_tags,
             policy=pulumi.Output.from_input(args.account_id).apply(
-                lambda account: _storage_key_policy(account, args.region)
+                lambda account: _storage_key_policy(account, args.region, args.break_glass)
             ),
             protect=args.protect,
         )
@@ -133,7 +154,7 @@ class Database(pulumi.ComponentResource):
                 description=f"dbplatform {n.stack} {family}",
                 parameters=[
                     aws.rds.ParameterGroupParameterArgs(name=k, value=v, apply_method=m)
-                    for k, (v, m) in sorted(parameters(db).items())
+                    for k, (v, m) in sorted(parameters(db, family).items())
                 ],
                 tags=tags(args.base_tags, n.parameter_group(family)),
                 opts=child(self, retain_on_delete=True),
@@ -147,7 +168,15 @@ class Database(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-monitoring",
             name=n.monitoring_role,
-            assume_role_policy=assume_role_policy("monitoring.rds.amazonaws.com"),
+            # Only this account's instances of this stack (the replicas and restore checks
+            # too, in any region) may have RDS assume it.
+            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: assume_role_policy(
+                    "monitoring.rds.amazonaws.com",
+                    source_account=account,
+                    source_arn=f"arn:aws:rds:*:{account}:db:{n.prefix}-*",
+                )
+            ),
             tags=tags(args.base_tags, n.monitoring_role),
             opts=child(self),
         )
@@ -188,6 +217,15 @@ class Database(pulumi.ComponentResource):
             depends_on=log_groups,
             import_=args.adopt_identifier,
         )
+        # Snapshot identifiers are unique per account and region: a constant name fails the
+        # second deletion of an instance of this identifier (a staging rebuilt and torn down
+        # again). The suffix is drawn once per identifier and kept in state, so it never diffs.
+        snapshot_suffix = random.RandomId(
+            f"{name}-final-snapshot-suffix",
+            byte_length=4,
+            keepers={"identifier": identifier},
+            opts=child(self),
+        )
         instance = aws.rds.Instance(
             f"{name}-primary",
             identifier=identifier,
@@ -213,7 +251,9 @@ class Database(pulumi.ComponentResource):
             maintenance_window=db.maintenance_window,
             deletion_protection=db.deletion_protection,
             skip_final_snapshot=db.skip_final_snapshot,
-            final_snapshot_identifier=n.final_snapshot(identifier),
+            final_snapshot_identifier=snapshot_suffix.hex.apply(
+                lambda suffix: f"{n.final_snapshot(identifier)}-{suffix}"
+            ),
             delete_automated_backups=False,
             copy_tags_to_snapshot=True,
             auto_minor_version_upgrade=db.auto_minor_version_upgrade,
@@ -251,7 +291,7 @@ class Database(pulumi.ComponentResource):
         )
 
 
-def _storage_key_policy(account_id: str, region: str) -> str:
+def _storage_key_policy(account_id: str, region: str, break_glass: tuple[str, ...]) -> str:
     # RDS uses the key through grants (kms:ViaService); CloudWatch Logs needs a direct grant to
     # encrypt the exported PostgreSQL logs.
     return key_policy(
@@ -276,4 +316,5 @@ def _storage_key_policy(account_id: str, region: str) -> str:
                 }
             },
         },
+        break_glass=break_glass,
     )

@@ -1,15 +1,26 @@
-"""Network for the database: existing subnets, or a new isolated VPC with no internet route."""
+"""Network for the database: the application's subnets, or a VPC of its own connected to them.
+
+A created VPC has no internet route; it reaches the application's network through the VPC
+peering or transit gateway attachment that the config names (README, "Connectivity"), with the
+routes on both sides. Its default security group is emptied and rejected traffic is logged.
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Literal
 
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, tags, tcp_rule
+from infra.components._common import assume_role_policy, child, tags, tcp_rule
+from infra.config import ConnectConfig
 from infra.naming import Names
+
+# VPC flow logs of rejected traffic, kept as long as the database's own logs (CloudWatch.16:
+# at least a year).
+FLOW_LOG_RETENTION_DAYS = 365
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -34,6 +45,10 @@ class NetworkArgs:
     """security groups admitted to the database port"""
     port: int
     """the PostgreSQL port"""
+    account_id: pulumi.Input[str]
+    """the AWS account (the flow-log role's confused-deputy condition)"""
+    connect: ConnectConfig
+    """how a created VPC reaches the application (none, peering, transit gateway)"""
     role: Literal["primary", "dr"] = "primary"
     """'primary' or 'dr': the DR copy gets its own names"""
 
@@ -49,6 +64,8 @@ class Network(pulumi.ComponentResource):
     """DB subnet group name"""
     security_group_id: pulumi.Output[str]
     """security group attached to every DB instance"""
+    availability_zones: pulumi.Output[list[str]]
+    """AZs of a created VPC's subnets (empty with an existing VPC)"""
 
     def __init__(
         self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
@@ -65,6 +82,7 @@ class Network(pulumi.ComponentResource):
         if args.vpc_id is not None:
             vpc_id: pulumi.Input[str] = args.vpc_id
             subnet_ids: pulumi.Input[list[str]] = list(args.subnet_ids)
+            az_names: pulumi.Input[list[str]] = []
         else:
             vpc = aws.ec2.Vpc(
                 f"{name}-vpc",
@@ -74,16 +92,25 @@ class Network(pulumi.ComponentResource):
                 tags=tags(args.base_tags, f"{n.prefix}{suffix}"),
                 opts=child(self),
             )
-            # A route table with no routes but the implicit local one: nothing in these subnets
-            # can reach, or be reached from, the internet.
+            # No internet route ever: besides the implicit local route, only the routes to the
+            # application's CIDRs (_connect) are added, as resources of their own.
             isolated = aws.ec2.RouteTable(
                 f"{name}-isolated",
                 vpc_id=vpc.id,
                 tags=tags(args.base_tags, f"{n.prefix}{suffix}-isolated"),
                 opts=child(self),
             )
+            # Availability Zones only: with Local Zones opted in, the API lists them too and
+            # their names (us-east-1-atl-2a) sort before us-east-1a (pulumi_aws
+            # get_availability_zones docstring: filter opt-in-status = opt-in-not-required).
             azs = aws.get_availability_zones_output(
-                state="available", opts=pulumi.InvokeOutputOptions(parent=self)
+                state="available",
+                filters=[
+                    aws.GetAvailabilityZonesFilterArgs(
+                        name="opt-in-status", values=["opt-in-not-required"]
+                    )
+                ],
+                opts=pulumi.InvokeOutputOptions(parent=self),
             )
             subnets = []
             for i in range(args.az_count):
@@ -105,6 +132,23 @@ class Network(pulumi.ComponentResource):
                 subnets.append(subnet)
             vpc_id = vpc.id
             subnet_ids = pulumi.Output.all(*[s.id for s in subnets])
+            az_names = azs.names.apply(lambda names: list(names[: args.az_count]))
+            # Adopting the default security group removes every rule AWS put in it (EC2.2).
+            aws.ec2.DefaultSecurityGroup(
+                f"{name}-default-sg",
+                vpc_id=vpc.id,
+                tags=tags(args.base_tags, f"{n.prefix}{suffix}-default-no-rules"),
+                opts=child(self),
+            )
+            self._flow_logs(name, args, vpc.id, suffix)
+            self._connect(
+                name,
+                args=args,
+                vpc_id=vpc.id,
+                route_table_id=isolated.id,
+                subnet_ids=subnet_ids,
+                suffix=suffix,
+            )
 
         subnet_group = aws.rds.SubnetGroup(
             f"{name}-subnets",
@@ -117,9 +161,11 @@ class Network(pulumi.ComponentResource):
         sg = aws.ec2.SecurityGroup(
             f"{name}-db",
             name=sg_name,
-            description=f"PostgreSQL {args.port} to dbplatform {n.stack} from allowed sources only",
+            # No port here: a description cannot be updated (EC2 has no API for it), so a port
+            # in it would replace the group under the same name, which EC2 refuses.
+            description=f"PostgreSQL of dbplatform {n.stack} from allowed sources only",
             vpc_id=vpc_id,
-            tags=tags(args.base_tags, sg_name),
+            tags={**tags(args.base_tags, sg_name), "port": str(args.port)},
             opts=child(self),
         )
         sources = [("cidr", i, c, None) for i, c in enumerate(args.allowed_cidrs)] + [
@@ -143,6 +189,7 @@ class Network(pulumi.ComponentResource):
         self.subnet_ids = pulumi.Output.from_input(subnet_ids)
         self.subnet_group_name = subnet_group.name
         self.security_group_id = sg.id
+        self.availability_zones = pulumi.Output.from_input(az_names)
         self.register_outputs(
             {
                 "vpc_id": self.vpc_id,
@@ -151,6 +198,128 @@ class Network(pulumi.ComponentResource):
                 "security_group_id": self.security_group_id,
             }
         )
+
+    def _flow_logs(
+        self, name: str, args: NetworkArgs, vpc_id: pulumi.Input[str], suffix: str
+    ) -> None:
+        """Rejected traffic of the created VPC into a log group (EC2.6)."""
+        n = args.names
+        group_name = f"/dbplatform/{n.stack}/vpc-flow-logs{suffix}"
+        group = aws.cloudwatch.LogGroup(
+            f"{name}-flow-logs",
+            name=group_name,
+            retention_in_days=FLOW_LOG_RETENTION_DAYS,
+            tags=tags(args.base_tags, group_name),
+            opts=child(self),
+        )
+        role_name = n.flow_log_role(suffix)
+        role = aws.iam.Role(
+            f"{name}-flow-logs",
+            name=role_name,
+            assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
+                lambda account: assume_role_policy(
+                    "vpc-flow-logs.amazonaws.com", source_account=account
+                )
+            ),
+            tags=tags(args.base_tags, role_name),
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flow-logs",
+            role=role.id,
+            policy=group.arn.apply(
+                lambda arn: json.dumps(
+                    {
+                        "Version": "2012-10-17",
+                        "Statement": [
+                            {
+                                "Effect": "Allow",
+                                "Action": [
+                                    "logs:CreateLogStream",
+                                    "logs:PutLogEvents",
+                                    "logs:DescribeLogGroups",
+                                    "logs:DescribeLogStreams",
+                                ],
+                                "Resource": [arn, f"{arn}:*"],
+                            }
+                        ],
+                    },
+                    sort_keys=True,
+                )
+            ),
+            opts=child(self),
+        )
+        aws.ec2.FlowLog(
+            f"{name}-flow-logs",
+            vpc_id=vpc_id,
+            traffic_type="REJECT",
+            log_destination_type="cloud-watch-logs",
+            log_destination=group.arn,
+            iam_role_arn=role.arn,
+            tags=tags(args.base_tags, f"{n.prefix}{suffix}-flow-logs"),
+            opts=child(self),
+        )
+
+    def _connect(
+        self,
+        name: str,
+        *,
+        args: NetworkArgs,
+        vpc_id: pulumi.Input[str],
+        route_table_id: pulumi.Input[str],
+        subnet_ids: pulumi.Input[list[str]],
+        suffix: str,
+    ) -> None:
+        """The peering or transit gateway attachment to the application, and its routes."""
+        c, n = args.connect, args.names
+        if c.mode == "peering":
+            assert c.peer_vpc_id is not None  # config validation
+            # Same account and region: the requester accepts its own request.
+            peering = aws.ec2.VpcPeeringConnection(
+                f"{name}-peering",
+                vpc_id=vpc_id,
+                peer_vpc_id=c.peer_vpc_id,
+                auto_accept=True,
+                tags=tags(args.base_tags, f"{n.prefix}{suffix}-to-app"),
+                opts=child(self),
+            )
+            for i, cidr in enumerate(c.peer_cidrs):
+                aws.ec2.Route(
+                    f"{name}-to-app-{i}",
+                    route_table_id=route_table_id,
+                    destination_cidr_block=cidr,
+                    vpc_peering_connection_id=peering.id,
+                    opts=child(self),
+                )
+            for i, rtb in enumerate(c.peer_route_table_ids):
+                aws.ec2.Route(
+                    f"{name}-from-app-{i}",
+                    route_table_id=rtb,
+                    destination_cidr_block=args.cidr,
+                    vpc_peering_connection_id=peering.id,
+                    opts=child(self),
+                )
+        elif c.mode == "transitGateway":
+            assert c.transit_gateway_id is not None  # config validation
+            # The attachment's association and propagation on the transit gateway's route
+            # tables belong to whoever owns the gateway (README, "Connectivity").
+            attachment = aws.ec2transitgateway.VpcAttachment(
+                f"{name}-tgw",
+                transit_gateway_id=c.transit_gateway_id,
+                vpc_id=vpc_id,
+                subnet_ids=subnet_ids,
+                dns_support="enable",
+                tags=tags(args.base_tags, f"{n.prefix}{suffix}-to-app"),
+                opts=child(self),
+            )
+            for i, cidr in enumerate(c.peer_cidrs):
+                aws.ec2.Route(
+                    f"{name}-to-app-{i}",
+                    route_table_id=route_table_id,
+                    destination_cidr_block=cidr,
+                    transit_gateway_id=c.transit_gateway_id,
+                    opts=child(self, depends_on=[attachment]),
+                )
 
 
 def _subnet_cidr(vpc_cidr: str, index: int) -> str:

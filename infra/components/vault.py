@@ -113,6 +113,8 @@ class VaultArgs:
     """declare a Secrets Manager interface endpoint (isolated VPCs have no other route to it)"""
     dr: RegionProvider | None = None
     """replicate the secrets to this region (the DR region), under a key there"""
+    break_glass: tuple[str, ...] = ()
+    """role names that alone may disable or delete the keys (guarded keys only)"""
 
 
 class Vault(pulumi.ComponentResource):
@@ -136,7 +138,9 @@ class Vault(pulumi.ComponentResource):
         n = args.names
         self._args = args
         self._name = name
-        policy = pulumi.Output.from_input(args.account_id).apply(_key_policy)
+        policy = pulumi.Output.from_input(args.account_id).apply(
+            lambda account: _key_policy(account, args.break_glass)
+        )
         key = cmk(
             self,
             f"{name}-key",
@@ -333,6 +337,12 @@ class Vault(pulumi.ComponentResource):
                 subnet_ids=a.subnet_ids,
                 security_group_ids=[endpoint_sg.id],
                 private_dns_enabled=True,
+                # Not AWS's default full access: only this account's principals, only this
+                # stack's secrets (plus GetRandomPassword, which has no resource), so the
+                # rotation subnets cannot reach another account's Secrets Manager (L-2).
+                policy=pulumi.Output.from_input(a.account_id).apply(
+                    lambda account: _endpoint_policy(account, a.region, n.project, n.stack)
+                ),
                 tags=tags(a.base_tags, f"{n.prefix}-secretsmanager"),
                 opts=child(self),
             )
@@ -409,14 +419,51 @@ class Vault(pulumi.ComponentResource):
                 schedule_expression=schedule.schedule_expression,
                 duration=schedule.duration,
             ),
-            # The first rotation waits for the window: never during a deploy.
-            rotate_immediately=False,
+            # Rotate once as soon as the schedule exists: the generated first password is in
+            # Pulumi state, so it must not stay valid for up to two months (security M-8).
+            # The database is new at that point; later runs never rotate (no diff).
+            rotate_immediately=True,
             opts=child(self, depends_on=[version, self._rotation_stack]),
         )
         return version
 
 
-def _key_policy(account_id: str) -> str:
+def _endpoint_policy(account_id: str, region: str, project: str, stack: str) -> str:
+    """The Secrets Manager endpoint's policy: this account, this stack's secrets."""
+    in_account = {"StringEquals": {"aws:PrincipalAccount": account_id}}
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "StackSecretsOnly",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": [
+                        "secretsmanager:DescribeSecret",
+                        "secretsmanager:GetSecretValue",
+                        "secretsmanager:PutSecretValue",
+                        "secretsmanager:UpdateSecretVersionStage",
+                    ],
+                    "Resource": f"arn:aws:secretsmanager:{region}:{account_id}:secret:"
+                    f"{project}/{stack}/*",
+                    "Condition": in_account,
+                },
+                {
+                    "Sid": "RandomPasswords",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": "*"},
+                    "Action": "secretsmanager:GetRandomPassword",
+                    "Resource": "*",
+                    "Condition": in_account,
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def _key_policy(account_id: str, break_glass: tuple[str, ...] = ()) -> str:
     # Key administration and use stay inside the account; Secrets Manager uses the key on the
     # account's behalf (for the rotation function's role too) through kms:ViaService.
     return key_policy(
@@ -437,4 +484,5 @@ def _key_policy(account_id: str) -> str:
                 "StringLike": {"kms:ViaService": "secretsmanager.*.amazonaws.com"},
             },
         },
+        break_glass=break_glass,
     )
