@@ -169,9 +169,12 @@ def cron_rule(expression: str) -> str | None:
 
 # [botocore kms] CreateAlias.AliasName: alias/ + [a-zA-Z0-9/_-], 1-256, not alias/aws/.
 KMS_ALIAS = re.compile(r"^alias/(?!aws/)[a-zA-Z0-9/_-]{1,250}$")
-# [botocore secretsmanager] CreateSecret.Name: 1-512 of ASCII letters, digits and /_+=.@-;
-# and not ending in '-' plus six characters (it would read as an ARN suffix).
-SECRET_NAME = re.compile(r"^(?!.*-[A-Za-z0-9]{6}$)[A-Za-z0-9/_+=.@-]{1,512}$")
+# [botocore secretsmanager] CreateSecret.Name: 1-512 of ASCII letters, digits and /_+=.@-.
+SECRET_NAME = re.compile(r"^[A-Za-z0-9/_+=.@-]{1,512}$")
+# The same doc: "Do not end your secret name with a hyphen followed by six characters" (it reads
+# as the ARN's random suffix in partial-ARN lookups). Advice, not a refusal: the committed
+# `webhook-secret` does so (docs/vault-backups-alarms.md).
+SECRET_NAME_ARN_SUFFIX_LOOKALIKE = re.compile(r"-[A-Za-z0-9]{6}$")
 # [botocore cloudwatch] PutMetricAlarm.AlarmName: 1-255 UTF-8, no ASCII control characters.
 ALARM_NAME = re.compile(r"^[^\x00-\x1f\x7f]{1,255}$")
 # [botocore events] PutRule.Name and PutTargets Target.Id: 1-64 of [.\-_A-Za-z0-9].

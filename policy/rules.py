@@ -740,10 +740,13 @@ CATALOGUE: tuple[Rule, ...] = (
     ),
     Rule(
         id="rds-deletion-protection",
-        description="DB instances have deletion protection",
+        # Read replicas are left out on purpose: they hold no data of their own, and a
+        # protected replica cannot be removed or moved by a plain deploy (infra review #3).
+        description="DB instances of record have deletion protection (read replicas excepted)",
         control="RDS.8",
         remediation="database.deletionProtection: true",
         types=_RDS,
+        applies=_source,
         check=_must_be_true("deletionProtection", "DeleteDBInstance would succeed"),
     ),
     Rule(

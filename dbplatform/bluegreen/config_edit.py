@@ -39,8 +39,14 @@ def changes_for(
     """What must change in the stack file for it to describe the database as it now runs."""
     db = stack.config.database
     out = []
-    if db.engine_version != engine_version:
-        out.append(ConfigChange("engineVersion", db.engine_version, engine_version))
+    # The provider keeps a configured version that is a dotted prefix of the running one
+    # (terraform-provider-aws compareActualEngineVersion); with automatic minor upgrades only
+    # the major may be written, or RDS's next minor upgrade reads as a downgrade (infra/aws_rules).
+    if engine_version != db.engine_version and not engine_version.startswith(
+        f"{db.engine_version}."
+    ):
+        wanted = engine_version.split(".", maxsplit=1)[0] if db.auto_minor_version_upgrade else engine_version
+        out.append(ConfigChange("engineVersion", db.engine_version, wanted))
     if instance_class and db.instance_class != instance_class:
         out.append(ConfigChange("instanceClass", db.instance_class, instance_class))
     return out

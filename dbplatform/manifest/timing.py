@@ -45,6 +45,13 @@ CREATE_MINUTES: Mapping[str, float] = {
     "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule": 0.1,
     # interface endpoints go pending -> available, typically a few minutes (timeout 10m)
     "aws:ec2/vpcEndpoint:VpcEndpoint": 2.0,
+    # Seconds-long EC2/IAM control-plane calls; a peering accepted in the same account is
+    # active at once, and a transit gateway attachment takes minutes (pending -> available).
+    "aws:ec2/route:Route": 0.1,
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": 0.2,
+    "aws:ec2/flowLog:FlowLog": 0.2,
+    "aws:ec2/vpcPeeringConnection:VpcPeeringConnection": 0.5,
+    "aws:ec2transitgateway/vpcAttachment:VpcAttachment": 3.0,
     "aws:rds/subnetGroup:SubnetGroup": 0.2,
     "aws:rds/parameterGroup:ParameterGroup": 0.2,
     # KMS: CreateKey is immediate; the provider waits for the key and its policy to propagate
@@ -53,6 +60,7 @@ CREATE_MINUTES: Mapping[str, float] = {
     # IAM is eventually consistent; the provider retries role use for up to 2 minutes
     "aws:iam/role:Role": 0.3,
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": 0.1,
+    "aws:iam/rolePolicy:RolePolicy": 0.1,
     "aws:cloudwatch/logGroup:LogGroup": 0.1,
     "aws:cloudwatch/metricAlarm:MetricAlarm": 0.1,
     "aws:cloudwatch/dashboard:Dashboard": 0.1,

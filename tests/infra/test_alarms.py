@@ -15,7 +15,7 @@ import pytest
 
 from infra.config import ConfigError, StackConfig, load_config, read_stack_values
 from infra.naming import Names
-from infra.offline import KNOWN_AFTER_DEPLOY, Recorded, Recording
+from infra.offline import KNOWN_AFTER_DEPLOY, SECRET, Recorded, Recording
 from policy import instance_classes
 from tests.conftest import ROOT
 
@@ -140,12 +140,20 @@ def test_replica_lag_is_alarmed_on_replicas_only(stack_recording: Recording) -> 
 
 
 def test_connections_threshold_is_a_share_of_the_class_max_connections(prod: Recording) -> None:
-    # db.r6g.xlarge: 32 GiB -> LEAST(32 GiB / 9531392, 5000) = 3604 connections
+    # db.r6g.xlarge: 32 GiB nominal; DBInstanceClassMemory is below it (OS and RDS reserve
+    # some), so LEAST(DBInstanceClassMemory / 9531392, 5000) < the nominal 3604
     cls = instance_classes.resolve("db.r6g.xlarge")
-    assert cls.max_connections == 3604
+    assert cls.db_instance_class_memory < 32 * 1024**3
+    assert cls.max_connections == min(cls.db_instance_class_memory // 9531392, 5000) < 3604
     conns = [a for a in rds_alarms(prod, Names("prod").primary)
              if a.inputs["metricName"] == "DatabaseConnections"]  # fmt: skip
-    assert sorted(a.inputs["threshold"] for a in conns) == [round(3604 * 0.80), round(3604 * 0.95)]
+    limit = cls.max_connections
+    assert sorted(a.inputs["threshold"] for a in conns) == [
+        round(limit * 0.80),
+        round(limit * 0.95),
+    ]
+    # the critical tier can fire: it is below the real (lower) limit, never above it
+    assert max(a.inputs["threshold"] for a in conns) < limit
 
 
 # --- routing -------------------------------------------------------------------------------
@@ -200,20 +208,34 @@ def test_subscriptions_from_config_are_on_their_tiers_topic(stack_recording: Rec
         if topic.region != rec.config.region:
             continue
         tier = "critical" if topic.inputs["name"] == names.topic("critical") else "warning"
-        got.add((tier, s.inputs["protocol"], s.inputs["endpoint"]))
-    assert got == {(c.severity, c.protocol, c.endpoint) for c in rec.config.alarms.subscriptions}
+        got.add((tier, s.inputs["protocol"]))
+        # an endpoint can carry a key (PagerDuty URLs) or come from a `secure:` value: it is
+        # a secret everywhere, never plaintext in the manifest (security M-4)
+        assert s.inputs["endpoint"] == SECRET, s.name
+    assert got == {(c.severity, c.protocol) for c in rec.config.alarms.subscriptions}
+    manifest = json.dumps([r.inputs for r in rec.resources])
+    for c in rec.config.alarms.subscriptions:
+        assert c.endpoint not in manifest
 
 
 def test_rds_events_of_every_instance_page_the_critical_topic(stack_recording: Recording) -> None:
     rec = stack_recording
-    (sub,) = rec.of_type(EVENTS_T)
-    assert sub.inputs["sourceType"] == "db-instance"
+    subs = {s.inputs["sourceType"]: s for s in rec.of_type(EVENTS_T)}
+    assert set(subs) == {"db-instance", "db-parameter-group"}
+    sub = subs["db-instance"]
     assert set(sub.inputs["sourceIds"]) == {i for i, _, _ in instances(rec)}
-    assert set(sub.inputs["eventCategories"]) == {
-        "failover", "failure", "low storage", "maintenance", "notification"
+    # down, degraded, changed, unprotected or gone (RDS.20 and infra review #14, security L-6)
+    assert set(sub.inputs["eventCategories"]) >= {
+        "availability", "configuration change", "deletion", "failover", "failure",
+        "low storage", "maintenance", "read replica", "recovery", "security",
     }  # fmt: skip
-    (topic,) = deps(rec, sub, TOPIC_T)
-    assert topic.inputs["name"] == Names(rec.stack).topic("critical")
+    params = subs["db-parameter-group"]  # RDS.21
+    assert params.inputs["eventCategories"] == ["configuration change"]
+    (group,) = deps(rec, params, "aws:rds/parameterGroup:ParameterGroup")
+    assert group.region == rec.config.region
+    for s in subs.values():
+        (topic,) = deps(rec, s, TOPIC_T)
+        assert topic.inputs["name"] == Names(rec.stack).topic("critical")
 
 
 def test_failed_backups_copies_and_rotations_page_the_critical_topic(
@@ -223,7 +245,8 @@ def test_failed_backups_copies_and_rotations_page_the_critical_topic(
     names = Names(rec.stack)
     rules = {r.inputs["name"]: r for r in rec.of_type(RULE_T)}
     assert set(rules) == {f"{names.prefix}-{s}" for s in
-                          ("backup-failed", "copy-failed", "rotation-failed")}  # fmt: skip
+                          ("backup-failed", "copy-failed", "rotation-failed", "restore-failed",
+                           "protection-weakened", "deletion-protection-off")}  # fmt: skip
     for rule in rules.values():
         (target,) = [t for t in rec.of_type(TARGET_T) if rule.urn in t.dependencies]
         (topic,) = deps(rec, target, TOPIC_T)
@@ -231,6 +254,16 @@ def test_failed_backups_copies_and_rotations_page_the_critical_topic(
     for slug in ("backup-failed", "copy-failed"):
         vaults = deps(rec, rules[f"{names.prefix}-{slug}"], "aws:backup/vault:Vault")
         assert [v.inputs["name"] for v in vaults] == [names.backup_vault]
+    restore = json.loads(rules[f"{names.prefix}-restore-failed"].inputs["eventPattern"])
+    assert restore["detail-type"] == ["Restore Job State Change"]
+    assert set(restore["detail"]["status"]) == {"FAILED", "ABORTED"}
+    weakened = json.loads(rules[f"{names.prefix}-protection-weakened"].inputs["eventPattern"])
+    assert weakened["detail-type"] == ["AWS API Call via CloudTrail"]
+    assert {"ScheduleKeyDeletion", "DisableKey", "PutKeyPolicy"} <= set(
+        weakened["detail"]["eventName"]
+    )
+    off = json.loads(rules[f"{names.prefix}-deletion-protection-off"].inputs["eventPattern"])
+    assert off["detail"]["requestParameters"] == {"deletionProtection": [False]}
     pattern = json.loads(rules[f"{names.prefix}-rotation-failed"].inputs["eventPattern"])
     assert pattern["source"] == ["aws.secretsmanager"]
     assert "RotationFailed" in pattern["detail"]["eventName"]
@@ -279,7 +312,7 @@ def test_health_check_alarm_lives_in_us_east_1_whatever_the_stack_region(
     (key,) = deps(rec, topic, KEY_T)
     assert key.region == "us-east-1"
     emails = [s for s in rec.of_type(SUB_T) if topic.urn in s.dependencies]
-    assert [s.inputs["endpoint"] for s in emails] == ["data-platform@example.com"]
+    assert [s.inputs["protocol"] for s in emails] == ["email"]
     # the instance alarms stay in the stack's region
     assert {a.region for a in rec.of_type(ALARM_T) if a.urn != alarm.urn} == {"eu-west-1"}
 

@@ -76,6 +76,8 @@ def test_every_secret_is_encrypted_with_a_rotating_cmk_limited_to_the_account(
             assert key.inputs["enableKeyRotation"] is True
             for st in json.loads(key.inputs["policy"])["Statement"]:
                 principal = st["Principal"].get("AWS")
+                if st["Effect"] == "Deny":
+                    continue  # the key guard (test_aws_rules), which narrows, never opens
                 if principal == "*":
                     # open principals only through Secrets Manager, only for this account
                     cond = st["Condition"]
@@ -164,6 +166,7 @@ def test_no_generated_value_appears_in_exports_or_any_recorded_input(
     }
     assert holders == {
         (VERSION_T, "secretString"),
+        ("aws:sns/topicSubscription:TopicSubscription", "endpoint"),
         ("aws:rds/instance:Instance", "password"),
     }
 
@@ -182,7 +185,8 @@ def test_master_secret_rotates_through_the_hosted_function_on_the_config_schedul
     # rotating before the first value exists fails: the version comes first
     (first_version,) = [v for v in rec.of_type(VERSION_T) if master.urn in v.dependencies]
     assert first_version.urn in rotation.dependencies
-    assert rotation.inputs["rotateImmediately"] is False
+    # the generated first password (in state) is rotated away at once (security M-8)
+    assert rotation.inputs["rotateImmediately"] is True
     expected = rotation_schedule(cfg.vault.rotation_days, cfg.vault.rotation_window)
     assert rotation.inputs["rotationRules"] == {
         "scheduleExpression": expected.schedule_expression,
@@ -230,6 +234,7 @@ def test_an_existing_vpc_brings_its_own_route_to_secrets_manager(
         "staging",
         network={
             "vpcId": "vpc-0123456789abcdef0",
+            "connect": {"mode": "none"},
             "subnetIds": ["subnet-0123456789abcdef0", "subnet-0fedcba9876543210"],
         },
     )
