@@ -1543,7 +1543,7 @@ def _validate_connect(key: str, c: ConnectConfig, own_cidr: str | None, p: _Prob
 
 def _overlaps(a: str, b: str) -> bool:
     try:
-        return ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))  # type: ignore[arg-type]
+        return ipaddress.ip_network(a).overlaps(ipaddress.ip_network(b))
     except ValueError:
         return False
 

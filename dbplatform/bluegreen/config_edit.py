@@ -45,7 +45,11 @@ def changes_for(
     if engine_version != db.engine_version and not engine_version.startswith(
         f"{db.engine_version}."
     ):
-        wanted = engine_version.split(".", maxsplit=1)[0] if db.auto_minor_version_upgrade else engine_version
+        wanted = (
+            engine_version.split(".", maxsplit=1)[0]
+            if db.auto_minor_version_upgrade
+            else engine_version
+        )
         out.append(ConfigChange("engineVersion", db.engine_version, wanted))
     if instance_class and db.instance_class != instance_class:
         out.append(ConfigChange("instanceClass", db.instance_class, instance_class))

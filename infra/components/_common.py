@@ -54,7 +54,7 @@ def region_provider(
             args[_snake(key)] = {_snake(k): v for k, v in value.items()}
         else:
             args[_snake(key)] = value
-    return aws.Provider(name, region=region, opts=pulumi.ResourceOptions(parent=parent), **args)  # type: ignore[arg-type]
+    return aws.Provider(name, region=region, opts=pulumi.ResourceOptions(parent=parent), **args)  # type: ignore[call-overload]
 
 
 def _snake(key: str) -> str:
