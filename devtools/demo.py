@@ -178,7 +178,9 @@ def steps_for(cfg: StackConfig, work: Path) -> list[Step]:
     app_secret = cfg.vault.app_secrets[0].name if cfg.vault.app_secrets else "master"
     # A later minor release of the configured major (16.4 -> 16.6): an upgrade blue/green makes
     # without a new parameter group.
-    major, minor = cfg.database.engine_version.split(".")[:2]
+    from devtools.seed import concrete_version
+
+    major, minor = concrete_version(cfg.database.engine_version).split(".")[:2]
     upgrade = f"{major}.{int(minor) + 2}"
     # moto's RDS has no PostgreSQL behind it: the SQL checks are skipped, explicitly.
     no_sql = ("--skip-sql-checks",)

@@ -121,7 +121,7 @@ def seed_stack(
     rds.create_db_instance(
         DBInstanceIdentifier=n.primary,
         Engine="postgres",
-        EngineVersion=_concrete(engine_version or db.engine_version),
+        EngineVersion=concrete_version(engine_version or db.engine_version),
         DBInstanceClass=db.instance_class,
         AllocatedStorage=db.allocated_storage,
         MaxAllocatedStorage=db.max_allocated_storage,
@@ -388,14 +388,14 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-if __name__ == "__main__":
-    raise SystemExit(main())
-
-
 # RDS answers a major-only EngineVersion with that major's default minor; moto echoes what it is
 # given, so the seed stands in for RDS here. Fixture values, not a list of what RDS offers.
 _DEFAULT_MINOR = {"13": "13.16", "14": "14.13", "15": "15.8", "16": "16.4", "17": "17.2"}
 
 
-def _concrete(version: str) -> str:
+def concrete_version(version: str) -> str:
     return _DEFAULT_MINOR.get(version, version)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

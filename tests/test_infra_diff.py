@@ -85,7 +85,7 @@ def test_instance_class_change_is_an_update(
 def test_engine_major_version_change_is_at_risk(
     tmp_path: Path, variant: Callable[..., Manifest], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    head = variant("major", database={"engineVersion": "17.2"})
+    head = variant("major", database={"engineVersion": "17"})
     d = diff(_prod(), head)
     primary = _change(d, "database-primary")
     assert primary.at_risk and "engine major version 16 → 17" in primary.reasons[0]

@@ -390,7 +390,7 @@ def test_a_pending_major_upgrade_gets_its_parameter_group_beside_the_current_one
     # a group still used by the retired blue after the upgrade is forgotten, not deleted
     assert all(g.retain_on_delete for g in groups.values())
     # left in place once engineVersion reaches it: nothing extra, nothing refused
-    done = run_variant("prod", database={"engineVersion": "17.2", "upgradeTargetVersion": "17"})
+    done = run_variant("prod", database={"engineVersion": "17", "upgradeTargetVersion": "17"})
     assert [g.inputs["family"] for g in done.of_type("aws:rds/parameterGroup:ParameterGroup")] == [
         "postgres17"
     ]
