@@ -462,3 +462,13 @@ def test_the_secrets_manager_endpoint_is_limited_to_the_stacks_secrets(
     resources = {s["Resource"] for s in statements}
     stack = stack_recording.stack
     assert any(r.endswith(f":secret:dbplatform/{stack}/*") for r in resources)
+
+
+def test_a_replica_az_outside_the_database_subnets_fails_the_run(
+    run_variant: Callable[..., Recording],
+) -> None:
+    # prod's created VPC spans the first 3 AZs; RDS refuses a replica in a fourth
+    with pytest.raises(Exception, match=r"r2\.availabilityZone 'us-east-1f' is not one of"):
+        run_variant(
+            "prod", replicas=[{"name": "r1"}, {"name": "r2", "availabilityZone": "us-east-1f"}]
+        )
