@@ -148,7 +148,9 @@ CATALOGUE: tuple[Edit, ...] = (
         id="engine-major-only",
         edit="engine 16.4 → 16 (name the major only)",
         stack="prod",
-        base={"database": {"engineVersion": "16.4"}},
+        # a pinned minor with automatic upgrades is refused by config validation now
+        # (infra/aws_rules.engine_version_rule): the base is a stack pinned without them
+        base={"database": {"engineVersion": "16.4", "autoMinorVersionUpgrade": False}},
         head={"database": {"engineVersion": "16"}},
         verdict="update",
         flagged=False,
@@ -211,23 +213,18 @@ CATALOGUE: tuple[Edit, ...] = (
         why="a replica holds no data of its own: it is deleted (no final snapshot, which RDS "
         "refuses for replicas) with its alarms",
         sources=("botocore rds 2014-10-31 DeleteDBInstance.FinalDBSnapshotIdentifier",),
-        pending=_INFRA + "replicas get no deletion protection of their own (review infra #3)",
-        today="refused by AWS: the replica carries the primary's deletion protection",
     ),
     Edit(
         id="replica-az",
-        edit="move replica r1 from us-east-1b to us-east-1d",
+        edit="move replica r1 from us-east-1b to us-east-1a",
         stack="prod",
-        head={"replicas": [{"name": "r1", "availabilityZone": "us-east-1d"}, PROD_REPLICAS[1]]},
+        head={"replicas": [{"name": "r1", "availabilityZone": "us-east-1a"}, PROD_REPLICAS[1]]},
         verdict="replace",
         flagged=False,
         actions={"replicas-r1": "replace"},
         why="availabilityZone forces a new instance; a replica is re-created from the primary, "
         "delete first (its identifier is fixed), readers of r1 are down meanwhile",
         sources=(FORCE_NEW[RDS_INSTANCE]["availabilityZone"],),
-        pending=_INFRA + "replicas without deletion protection and with deleteBeforeReplace "
-        "(review infra #3)",
-        today="refused by AWS: deletion protection, and a create under the identifier in use",
     ),
     Edit(
         id="port",
@@ -244,9 +241,6 @@ CATALOGUE: tuple[Edit, ...] = (
             FORCE_NEW[SG_INGRESS_RULE]["securityGroupId"],
             FORCE_NEW[SECURITY_GROUP]["description"],
         ),
-        pending=_INFRA + "the security group's description no longer embeds the port "
-        "(review infra #13)",
-        today="refused by AWS: the group is replaced under the same name (InvalidGroup.Duplicate)",
     ),
     Edit(
         id="backup-window",

@@ -139,10 +139,6 @@ def test_docs_day2_changes_is_current() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="fixed by the infra branch: engineVersion names the major only (review infra #1/#2)",
-)
 @pytest.mark.parametrize("stack", STACKS)
 def test_rds_minor_upgrades_never_turn_the_next_up_into_a_downgrade(stack: str) -> None:
     """RDS moves an instance with automatic minor upgrades to a later minor on its own. The
