@@ -314,6 +314,50 @@ TYPE_OPERATIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             "DeleteTags",
         ),
     ),
+    # the created VPC's connection to the application, its flow logs and default group
+    "aws:ec2/route:Route": (
+        "ec2",
+        ("DescribeRouteTables",),
+        ("CreateRoute", "ReplaceRoute", "DeleteRoute"),
+    ),
+    "aws:ec2/vpcPeeringConnection:VpcPeeringConnection": (
+        "ec2",
+        ("DescribeVpcPeeringConnections",),
+        (
+            "CreateVpcPeeringConnection",
+            "AcceptVpcPeeringConnection",
+            "ModifyVpcPeeringConnectionOptions",
+            "DeleteVpcPeeringConnection",
+            "CreateTags",
+            "DeleteTags",
+        ),
+    ),
+    "aws:ec2transitgateway/vpcAttachment:VpcAttachment": (
+        "ec2",
+        ("DescribeTransitGatewayVpcAttachments",),
+        (
+            "CreateTransitGatewayVpcAttachment",
+            "ModifyTransitGatewayVpcAttachment",
+            "DeleteTransitGatewayVpcAttachment",
+            "CreateTags",
+            "DeleteTags",
+        ),
+    ),
+    "aws:ec2/flowLog:FlowLog": (
+        "ec2",
+        ("DescribeFlowLogs",),
+        ("CreateFlowLogs", "DeleteFlowLogs", "CreateTags", "DeleteTags"),
+    ),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": (
+        "ec2",
+        ("DescribeSecurityGroups", "DescribeSecurityGroupRules"),
+        (
+            "RevokeSecurityGroupIngress",
+            "RevokeSecurityGroupEgress",
+            "CreateTags",
+            "DeleteTags",
+        ),
+    ),
     "aws:route53/healthCheck:HealthCheck": (
         "route53",
         ("GetHealthCheck", "ListTagsForResource"),
@@ -330,6 +374,11 @@ TYPE_OPERATIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
             "TagRole",
             "UntagRole",
         ),
+    ),
+    "aws:iam/rolePolicy:RolePolicy": (
+        "iam",
+        ("GetRolePolicy", "ListRolePolicies"),
+        ("PutRolePolicy", "DeleteRolePolicy"),
     ),
     "aws:iam/rolePolicyAttachment:RolePolicyAttachment": (
         "iam",

@@ -405,7 +405,12 @@ def test_a_read_replica_holds_no_data_but_deleting_it_still_obeys_aws() -> None:
 
 
 def test_a_replacement_under_a_fixed_name_needs_delete_before_replace() -> None:
-    base = with_inputs(_prod(), "replicas-r1", deletionProtection=False)
+    # the program declares replicas delete-first; this test takes that away to see the refusal
+    base = _options(
+        with_inputs(_prod(), "replicas-r1", deletionProtection=False),
+        "replicas-r1",
+        delete_before_replace=False,
+    )
     head = with_inputs(base, "replicas-r1", availabilityZone="us-east-1d")
     r1 = _change(diff(base, head), "replicas-r1")
     assert r1.action == "replace"

@@ -698,7 +698,11 @@ def test_offline_checks_run_the_base_tooling_on_the_branch_manifest(tmp_path: Pa
             (tmp_path / entry.name).symlink_to(entry)
     (tmp_path / "build").mkdir()
     head = json.loads((ROOT / "tests" / "golden" / "prod.json").read_text(encoding="utf-8"))
-    primary = next(r for r in head["resources"] if r["type"] == "aws:rds/instance:Instance")
+    primary = next(
+        r
+        for r in head["resources"]
+        if r["type"] == "aws:rds/instance:Instance" and not r["inputs"].get("replicateSourceDb")
+    )
     head["resources"] = [r for r in head["resources"] if r is not primary]
     (tmp_path / "build" / "synth-head-prod.json").write_text(json.dumps(head), encoding="utf-8")
     env = {
@@ -706,6 +710,8 @@ def test_offline_checks_run_the_base_tooling_on_the_branch_manifest(tmp_path: Pa
         "APPROVED": "false",
         "HEAD_SHA": "0123456789abcdef0123456789abcdef01234567",
         "PYTHONPATH": str(tmp_path),
+        # the symlinked checkout is this one on purpose (infra.config.project_dir)
+        "DBPLATFORM_PROJECT_DIR": str(tmp_path),
     }
     offline = _bash(step(job, "offline")["run"], env, tmp_path)
     assert offline.returncode == 0, offline.stderr
