@@ -1238,7 +1238,7 @@ def _validate_database(cfg: StackConfig, p: _Problems) -> windows.Window | None:
         p.add(
             "database.performanceInsightsRetentionDays",
             pi,
-            "must be 7, 31 x months (1..23) or 731 (RDS PerformanceInsightsRetentionPeriod)",
+            "must be 7, 731, or 31 times a number of months 1..23 (RDS's valid values)",
         )
     if db.monitoring_interval not in (0, 1, 5, 10, 15, 30, 60):
         p.add(

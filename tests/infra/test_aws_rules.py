@@ -387,7 +387,7 @@ def test_the_dr_vpc_needs_its_own_cidr_and_a_connection_in_production() -> None:
 )
 def test_allowed_cidrs_outside_private_ranges_are_refused(cidr: str) -> None:
     text = _problems("staging", network={"allowedCidrs": [cidr]})
-    assert f"dbplatform:network.allowedCidrs '{cidr}'" in text
+    assert f"dbplatform:network.allowedCidrs[0] '{cidr}'" in text
 
 
 @settings(max_examples=40, deadline=None)

@@ -345,6 +345,8 @@ def test_an_esc_environment_is_resolved_through_the_pulumi_cli(
     answer = {
         "aws:region": {"value": "us-east-1", "secret": False},
         "dbplatform:owner": {"value": "data-platform", "secret": False},
+        # non-production: the point is the ESC lookup, not prod's connectivity rules
+        "dbplatform:tier": {"value": "non-production", "secret": False},
         "dbplatform:dr": {
             "value": '{"region":"us-west-2"}',
             "objectValue": {"region": "us-west-2"},
