@@ -77,6 +77,10 @@ PARAMETER_APPLY_TYPE: dict[str, str] = {
     "log_lock_waits": "dynamic",
     "log_temp_files": "dynamic",
     "log_autovacuum_min_duration": "dynamic",
+    # pg_cron for the heartbeat (docs/dr.md): both are read at server start (pg_cron README;
+    # RDS "Scheduling maintenance with the PostgreSQL pg_cron extension").
+    "shared_preload_libraries": "static",
+    "cron.database_name": "static",
 }
 
 
