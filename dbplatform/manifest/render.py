@@ -13,6 +13,7 @@ from typing import Any
 from infra.stateful import STATEFUL_TYPES
 from policy import windows
 from policy.manifest import RDS_INSTANCE, Manifest, Resource, is_replica, points_to
+from policy.manifest import SECRET as SECRET_VALUE
 from policy.rules import BACKUP_VAULT, BACKUPS_REPLICATION, copies_to, plans_selecting
 
 _DASH = "—"
@@ -250,6 +251,10 @@ def _severity(topic: Resource) -> str:
 def _subscriber(sub: Resource) -> str:
     """`pager (https: events.pagerduty.com)`, `email: oncall@example.com`."""
     protocol, endpoint = str(sub.get("protocol") or "?"), str(sub.get("endpoint") or "?")
+    if (
+        endpoint == SECRET_VALUE
+    ):  # an endpoint is a credential (a pager's key): only its protocol shows
+        return f"{protocol} subscriber (endpoint secret)"
     if protocol in ("https", "http"):
         host = endpoint.split("://", 1)[-1].split("/", 1)[0]
         kind = "pager" if "pagerduty" in host or "opsgenie" in host else "webhook"
