@@ -11,7 +11,11 @@ A value is hidden when any of these says so:
   (libpq DSNs, query strings), `Bearer ...`/`Basic ...`, a webhook URL whose path is the key
   (PagerDuty integration, Slack hooks), a JSON document inside a string (decoded and walked by
   the same rule), a base64 token that decodes to any of these;
-- it is a known secret (`scrub`), also in its URL-encoded and base64-encoded forms.
+- it is a known secret (`scrub`), also in its URL-encoded (once or twice, either hex case),
+  JSON-escaped, hex and base64-encoded (any byte alignment) forms.
+
+Not caught (docs/ci.md, "Redaction"): a known secret split across lines, and a bare word in a
+secret path under a reference name (`webhookSecretName: "team/xyz"` reads as the secret's name).
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ import re
 import sys
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import quote, quote_plus
+from urllib.parse import quote, quote_plus, unquote
 
 from infra.offline import SECRET
 
@@ -42,12 +46,19 @@ SECRET_SIG_VALUE = "1b47061264138c4ac30d75fd1eb44270"
 _CREDENTIAL_NAME = re.compile(
     r"passw(or)?d|passwd|passphrase|(^|[-_.])pass($|[-_.])|pwd|secret|token|private[-_]?key"
     r"|api[-_]?key|access[-_]?key|credential|auth|bearer|cookie|session|dsn|conn(ection)?"
-    r"|signing|hmac|(^|[-_.])(url|uri)$|(^|[a-z]|[-_.])(Url|Uri|URL|URI)$|webhook",
+    r"|signing|hmac|(^|[-_.])(url|uri)$|(^|[a-z]|[-_.])(Url|Uri|URL|URI)$|webhook"
+    r"|pgpass|(^|[-_.])(salt|otp)([-_.]|$)",
     re.I,
 )
+# `key`, `encryptionKey`, `api_key`, `SSH_KEY` (case-sensitive: AWS tag lists are {"Key": "Name",
+# "Value": ...}, and their `Key` names a tag, it holds none).
+_KEY_NAME = re.compile(r"^key$|[a-z0-9]Key$|[-_.](key|KEY)$")
 # ...except names that classify one (the `dbplatform:secret-kind` tag, `authenticationType`): their
 # values are a short vocabulary, and hiding them would hide which secret a change touches.
 _CLASSIFIER_NAME = re.compile(r"(kind|type|mode|enabled)$", re.I)
+# ...as long as the value is such a vocabulary word (`master`, `SecureString`, `PASSWORD`): a value
+# with digits or punctuation under `passwordType` is treated as the credential it may be.
+_VOCABULARY = re.compile(r"^[A-Za-z][A-Za-z_:-]{0,39}$")
 # A flag or a size under such a name reveals nothing: kept as is.
 _HARMLESS = (bool, int, float, type(None))
 # Values that only point to a credential (an ARN, an AWS resource id such as `sg-0a1b2c3d`):
@@ -59,22 +70,64 @@ _REFERENCE_VALUE = re.compile(
 )
 
 _REFERENCE_NAME = re.compile(r"(id|arn|name)$", re.I)
+# Names that hold the credential itself: an ARN- or id-shaped value there is still the value
+# (`password: "pw-deadbeef1234"`), unless the name also says it is a reference (`passwordSecretArn`).
+_VALUE_NAME = re.compile(
+    r"passw(or)?d|passwd|pwd|(^|[-_.])pass($|[-_.])|secret(string|value)?$|token$|(?-i:^key$)",
+    re.I,
+)
+# A `value` whose sibling names it (SSM `{"type": "SecureString", "value": ...}`, container
+# environments `[{"name": "DB_PASSWORD", "value": ...}]`): hidden when the sibling is
+# credential-like.
+_VALUE_KEYS = ("value", "Value")
+_NAMING_KEYS = ("name", "Name", "key", "Key", "type", "Type", "ParameterKey", "ParameterName")
+_SECRET_TYPES = {"SecureString", "SecretString", "SECRET"}
 # Secrets Manager / SSM hierarchy: lowercase path segments (the names this program gives secrets).
 _HIERARCHICAL = re.compile(r"^[a-z0-9][a-z0-9_.-]*(/[a-z0-9][a-z0-9_.@-]*)+$")
 
 # Value shapes that are credentials wherever they appear.
-# RFC 3986 userinfo: scheme://user:password@host
+# RFC 3986 userinfo: scheme://user:password@host. The password runs to the LAST `@` of the URL (a
+# password may hold an unencoded `@` or `/`). Scheme (RFC 3986 3.1, bounded here), user and
+# password are bounded so a text with many `a.` or `x://y:` parts is scanned in linear time
+# (security review S-8: the unbounded scheme was quadratic); 128 is the longest RDS master password
+# (RDS API reference, CreateDBInstance MasterUserPassword: "from 8 to 128 characters").
 _USERINFO = re.compile(
-    r"(?P<head>\b[a-z][a-z0-9+.-]*://[^\s:/@'\"]*:)(?P<secret>[^\s@/'\"]+)(?=@)", re.I
-)
-_KEY_VALUE = re.compile(
-    r"(?P<head>\b(?:password|passwd|pwd|pass|secret|token|api[-_]?key|access[-_]?key|sig"
-    r"|signature|client[-_]?secret|auth)(?:\s*=\s*|['\"]?:\s+))"
-    r"(?P<quote>['\"]?)(?P<secret>[^\s&;'\",}]+)",
+    r"(?P<head>(?<![a-z0-9+.-])[a-z][a-z0-9+.-]{0,30}://[^\s:/@'\"]{0,128}:)"
+    r"(?P<secret>[^\s'\"]{1,128}?)(?=@[^\s@'\"]*(?:[\s'\"]|$))",
     re.I,
 )
-# RFC 6750 bearer tokens and RFC 7617 basic credentials in an Authorization value.
-_AUTH_SCHEME = re.compile(r"(?P<head>\b(?:Bearer|Basic|Token|Digest)\s+)(?P<secret>[^\s'\",]{6,})")
+# `name=value`, `name: value`, `"name": "value"`: the name ENDS with a credential word, whatever
+# precedes it (`PGPASSWORD`, `DB_PASSWORD`, `MasterUserPassword`, `aws_secret_access_key`).
+_SECRET_WORD = (
+    r"(?:[\w-]*?(?:passw(?:or)?d|pwd|secret(?:[-_]?access[-_]?key)?|token|api[-_]?key"
+    r"|access[-_]?key|signature|client[-_]?secret)|(?:[\w-]*[_.-])?(?:pass|sig|auth))"
+)
+_VALUE = (
+    r"(?:(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)"
+    r"|(?P<secret>[^\s&;'\",}]+))"
+)
+_KEY_VALUE = re.compile(
+    r"(?P<head>(?<![\w-])" + _SECRET_WORD + r"['\"]?(?:\s*(?:=|&#61;)\s*|\s*:\s+|:(?=['\"])))"
+    + _VALUE,
+    re.I,
+)
+# `password:value` (YAML without the space) and `--password value` / `--master-user-password=v`.
+_PASSWORD_COLON = re.compile(
+    r"(?P<head>(?<![\w-])[\w-]*?(?:passw(?:or)?d|pwd)['\"]?:)" + _VALUE, re.I
+)
+_FLAG = re.compile(
+    r"(?P<head>(?<![\w-])--[\w-]*?(?:passw(?:or)?d|pwd|secret|token|api-key|access-key)(?:\s+|=))"
+    r"(?!-)" + _VALUE,
+    re.I,
+)
+# RFC 6750 bearer tokens (the scheme is case-insensitive, RFC 7235 2.1) and RFC 7617 basic
+# credentials in an Authorization value.
+_AUTH_SCHEME = re.compile(
+    r"(?P<head>\b(?:(?i:bearer)|Basic|Token|Digest)\s+)(?P<secret>[^\s'\",]{6,})"
+)
+# A token holding percent-encoded characters (a fully URL-encoded DSN): decoded and checked.
+# Anchored at a token's start so each token is scanned once.
+_PERCENT_TOKEN = re.compile(r"(?<![^\s'\"])[^\s'\"]*%[0-9A-Fa-f]{2}[^\s'\"]*")
 # Webhook URLs whose path carries the key (PagerDuty integration key: "Events API v1"
 # https://events.pagerduty.com/integration/<key>/enqueue; Slack incoming webhooks
 # https://hooks.slack.com/services/T.../B.../<secret>).
@@ -90,7 +143,8 @@ _MIN_SECRET_LEN = 4
 @functools.lru_cache(maxsize=4096)
 def is_credential_name(name: str) -> bool:
     """True when a value under this property name may be a credential."""
-    return bool(_CREDENTIAL_NAME.search(name)) and not _CLASSIFIER_NAME.search(name)
+    credential = bool(_CREDENTIAL_NAME.search(name) or _KEY_NAME.search(name))
+    return credential and not _CLASSIFIER_NAME.search(name)
 
 
 def is_pulumi_secret(value: object) -> bool:
@@ -111,7 +165,13 @@ def redact(value: Any, sensitive: bool = False) -> Any:
     if is_pulumi_secret(value):
         return REDACTED
     if isinstance(value, dict):
-        return {k: _redact_item(str(k), v, sensitive) for k, v in value.items()}
+        named_secret = _names_a_secret(value)
+        return {
+            k: REDACTED
+            if named_secret and k in _VALUE_KEYS and not isinstance(v, _HARMLESS)
+            else _redact_item(str(k), v, sensitive)
+            for k, v in value.items()
+        }
     if isinstance(value, (list, tuple)):
         return [redact(v, sensitive) for v in value]
     if isinstance(value, _HARMLESS):
@@ -123,32 +183,108 @@ def redact(value: Any, sensitive: bool = False) -> Any:
     return REDACTED if sensitive else redact_text(value)
 
 
+def _names_a_secret(doc: dict[Any, Any]) -> bool:
+    """A `{"name": "DB_PASSWORD", "value": ...}` / `{"type": "SecureString", "value": ...}` pair."""
+    if not any(k in doc for k in _VALUE_KEYS):
+        return False
+    for key in _NAMING_KEYS:
+        sibling = doc.get(key)
+        if isinstance(sibling, str) and (sibling in _SECRET_TYPES or is_credential_name(sibling)):
+            return True
+    return False
+
+
 def _redact_item(name: str, value: Any, sensitive: bool) -> Any:
     # A hierarchical secret name (`dbplatform/prod/db/master`) under a name that says it is a
     # reference (`SecretId`, `masterSecretName`) names the secret; a bare word there may be the
     # value itself (the review found `webhookSecretName: "<the value>"`).
-    if isinstance(value, str) and _REFERENCE_NAME.search(name) and _HIERARCHICAL.match(value):
-        return value
+    if isinstance(value, str):
+        if _REFERENCE_NAME.search(name):
+            if _HIERARCHICAL.match(value):
+                return value
+        elif _VALUE_NAME.search(name) and not _CLASSIFIER_NAME.search(name):
+            # `password: "arn:aws:..."` is still the password (security review S-4).
+            return REDACTED
+        if _CLASSIFIER_NAME.search(name) and _CREDENTIAL_NAME.search(name):
+            if not _VOCABULARY.match(value):
+                return REDACTED
     return redact(value, sensitive or is_credential_name(name))
 
 
 def redact_text(text: str) -> str:
     """`text` with every credential-shaped part replaced (a JSON document inside is walked)."""
     stripped = text.strip()
-    if stripped[:1] in ("{", "[") and len(stripped) > 1:
+    if stripped[:1] in ("{", "[", '"') and len(stripped) > 1:
         try:
             doc = json.loads(stripped)
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
         else:
-            clean = redact(doc)
+            # A JSON string holding JSON (double encoding) is walked the same way.
+            clean = redact_text(doc) if isinstance(doc, str) else redact(doc)
             # Unchanged documents (key policies, parameter lists) keep their exact text.
             return text if clean == doc else json.dumps(clean, sort_keys=True)
+    return _redact_embedded_json(text)
+
+
+# A JSON document starts at one of these; a failed decode is retried at the next one, and the
+# number of attempts per text is bounded so a text of many `{` stays linear.
+_JSON_START = re.compile(r"[{\[]")
+_MAX_JSON_ATTEMPTS = 256
+_DECODER = json.JSONDecoder()
+
+
+def _redact_embedded_json(text: str) -> str:
+    """JSON documents inside a longer text (`body: {"SecretString": ...}`) decoded and walked
+    (json.JSONDecoder.raw_decode at each `{`/`[`); the text around them by the shape rules."""
+    parts: list[str] = []
+    pos = 0
+    attempts = 0
+    for match in _JSON_START.finditer(text):
+        start = match.start()
+        if start < pos:
+            continue
+        attempts += 1
+        if attempts > _MAX_JSON_ATTEMPTS:
+            break
+        try:
+            doc, end = _DECODER.raw_decode(text, start)
+        except (ValueError, RecursionError):
+            continue
+        if not isinstance(doc, (dict, list)) or not doc:
+            continue
+        clean = redact(doc)
+        parts.append(_redact_shapes(text[pos:start]))
+        parts.append(text[start:end] if clean == doc else json.dumps(clean, sort_keys=True))
+        pos = end
+    parts.append(_redact_shapes(text[pos:]))
+    return "".join(parts)
+
+
+def _redact_shapes(text: str) -> str:
+    if not text:
+        return text
+    text = _PERCENT_TOKEN.sub(_redact_percent_encoded, text)
     text = _USERINFO.sub(lambda m: m["head"] + REDACTED, text)
-    text = _KEY_VALUE.sub(lambda m: m["head"] + m["quote"] + REDACTED, text)
+    text = _FLAG.sub(_keep_quote, text)
+    text = _KEY_VALUE.sub(_keep_quote, text)
+    text = _PASSWORD_COLON.sub(_keep_quote, text)
     text = _AUTH_SCHEME.sub(lambda m: m["head"] + REDACTED, text)
     text = _PATH_KEY.sub(lambda m: (m["head"] or m["head2"]) + REDACTED, text)
     return _BASE64_TOKEN.sub(_redact_base64, text)
+
+
+def _keep_quote(match: re.Match[str]) -> str:
+    quote_char = match["quote"] or ""
+    return match["head"] + quote_char + REDACTED + quote_char
+
+
+def _redact_percent_encoded(match: re.Match[str]) -> str:
+    token = match.group(0)
+    decoded = unquote(token)
+    if decoded != token and _redact_shapes(decoded) != decoded:
+        return REDACTED
+    return token
 
 
 def _redact_base64(match: re.Match[str]) -> str:
@@ -177,12 +313,22 @@ def _looks_like_basic_auth(text: str) -> bool:
 
 
 def encoded_forms(secret: str) -> set[str]:
-    """A known secret as it can appear in text: as is, URL-encoded, base64 (standard and URL)."""
+    """A known secret as it can appear in text: as is, URL-encoded (once or twice, upper- or
+    lowercase hex), JSON-escaped (with or without `\\u` escapes), hex, and base64 (standard and
+    URL, at each of the three byte alignments so it is found inside a longer encoded text)."""
     raw = secret.encode("utf-8")
-    forms = {secret, quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    url = {quote(secret, safe=""), quote_plus(secret), quote(secret)}
+    url |= {quote(u, safe="") for u in set(url)}
+    url |= {re.sub(r"%[0-9A-F]{2}", lambda m: m[0].lower(), u) for u in set(url)}
+    forms = {secret, *url, raw.hex(), raw.hex().upper()}
+    forms |= {json.dumps(secret, ensure_ascii=a)[1:-1] for a in (True, False)}
     for encode in (base64.b64encode, base64.urlsafe_b64encode):
         encoded = encode(raw).decode("ascii")
         forms.update({encoded, encoded.rstrip("=")})
+        for offset in (1, 2):
+            # The characters that depend on the secret's bytes alone, after `offset` other bytes.
+            shifted = encode(b"\0" * offset + raw).decode("ascii")
+            forms.add(shifted[(8 * offset + 5) // 6 : ((offset + len(raw)) * 8) // 6])
     return {f for f in forms if len(f) >= _MIN_SECRET_LEN}
 
 
