@@ -10,6 +10,15 @@ the service's IAM prefix (`_IAM_PREFIX`; CloudWatch's endpoint prefix is `monito
 prefix `cloudwatch`). tests/test_iam_policies.py checks every operation exists in the botocore
 service model, so a typo or a renamed operation fails the build.
 
+Condition keys: every key a statement uses is valid for every action of that statement according
+to the Service Authorization Reference ("Actions, resources, and condition keys for <service>",
+https://docs.aws.amazon.com/service-authorization/latest/reference/, programmatic form
+https://servicereference.us-east-1.amazonaws.com/v1/<service>/<service>.json), recorded in
+`CONDITION_KEYS` below and checked by tests/test_iam_policies.py. A key an action does not support
+is absent from the request context, so `StringEquals` on it denies (the create fails) and
+`StringEqualsIfExists` on it allows (the condition is void): the security review (S-1) found the
+second.
+
     python -m devtools.iam_policies          # rewrite ci/iam/*.json
     python -m devtools.iam_policies --check  # exit 1 if the committed files differ
 """
@@ -106,8 +115,9 @@ TYPE_OPERATIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "kms",
         ("DescribeKey", "GetKeyPolicy", "GetKeyRotationStatus", "ListResourceTags"),
         (
+            # PutKeyPolicy is withheld (security review S-1): CreateKey sets the policy; changing a
+            # key policy later is the break-glass path (docs/ci.md), not CI's.
             "CreateKey",
-            "PutKeyPolicy",
             "EnableKeyRotation",
             "UpdateKeyDescription",
             "ScheduleKeyDeletion",
@@ -367,10 +377,11 @@ TYPE_OPERATIONS: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
         "iam",
         ("GetRole", "ListAttachedRolePolicies", "ListRolePolicies"),
         (
+            # UpdateAssumeRolePolicy is withheld (security review S-1): a new trust policy would let
+            # any principal assume a role; it takes no condition key that limits the document.
             "CreateRole",
             "DeleteRole",
             "UpdateRole",
-            "UpdateAssumeRolePolicy",
             "TagRole",
             "UntagRole",
         ),
@@ -415,6 +426,10 @@ _TYPE_EXTRA_WRITES: dict[str, tuple[str, tuple[str, ...]]] = {
 DRILL_PREFIXES = (f"{PROJECT}-*-rc-*", f"{PROJECT}-*-drill-*")
 DRILL_PURPOSES = ("restore-check", "dr-drill", "dr-rebuild")
 PURPOSE_TAG = "dbplatform:purpose"
+# The one SSM parameter a drill writes: the stack's operation lock (infra/naming.py
+# Names.lock_parameter, `/<project>/<stack>/ops/lock`). In an IAM ARN `*` matches any characters,
+# but the name must END in `/ops/lock`: the blue/green record (`.../ops/bluegreen`) is out of reach.
+DRILL_LOCK_PARAMETERS = (f"/{PROJECT}/*/ops/lock",)
 
 _ACCOUNT = "${AccountId}"
 _PARTITION = "${Partition}"
@@ -503,90 +518,342 @@ def preview_policy(types: set[str]) -> dict[str, object]:
 
 
 # KMS key administration stays with people (security review H-1): CI never deletes or disables
-# a key, and never re-enables one an operator disabled.
+# a key, and never re-enables one an operator disabled. Nor does it rewrite a key policy or roles'
+# trust and boundaries (S-1): those are the break-glass path (docs/ci.md, "Break-glass").
 _KMS_ADMIN_DENIED = ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:CancelKeyDeletion"]
+_ESCALATION_DENIED = [
+    "kms:PutKeyPolicy",
+    "iam:UpdateAssumeRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:PutRolePermissionsBoundary",
+    "iam:DeleteRolePermissionsBoundary",
+    "iam:CreatePolicyVersion",
+    "iam:SetDefaultPolicyVersion",
+]
+
+# The boundary every role the program creates must carry (ci/iam/boundary.json, created once per
+# account by an administrator under this name).
+BOUNDARY_NAME = f"{PROJECT}-service-role-boundary"
+BOUNDARY_ARN = f"arn:{_PARTITION}:iam::{_ACCOUNT}:policy/{BOUNDARY_NAME}"
+
+# Creates whose action takes aws:RequestTag/${TagKey} and aws:TagKeys (Service Authorization
+# Reference, each service's Actions table). The others are limited by name or by their parent.
+TAG_ON_CREATE = frozenset(
+    {
+        "backup:CreateBackupPlan",
+        "backup:CreateBackupVault",
+        "kms:CreateKey",
+        "logs:CreateLogGroup",
+        "rds:CreateDBInstance",
+        "rds:CreateDBInstanceReadReplica",
+        "rds:CreateDBParameterGroup",
+        "rds:CreateDBSubnetGroup",
+        "rds:CreateEventSubscription",
+        "secretsmanager:CreateSecret",
+        "sns:CreateTopic",
+    }
+)
+# EC2 creates: the tag condition applies to the created resource type; the parent they are created
+# in (a VPC, possibly the account's default one) is a second resource of the same request
+# (Amazon EC2 User Guide, "Grant permission to tag Amazon EC2 resources during creation").
+EC2_CREATES = {
+    "ec2:CreateVpc": ("vpc",),
+    "ec2:CreateSubnet": ("subnet",),
+    "ec2:CreateSecurityGroup": ("security-group",),
+    "ec2:CreateRouteTable": ("route-table",),
+    "ec2:CreateVpcEndpoint": ("vpc-endpoint",),
+}
+EC2_PARENTS = {
+    "ec2:CreateSubnet": ("vpc",),
+    "ec2:CreateSecurityGroup": ("vpc",),
+    "ec2:CreateRouteTable": ("vpc",),
+    "ec2:CreateVpcEndpoint": ("vpc", "subnet", "security-group", "route-table"),
+}
+# Creates on an existing resource of this stack (a route in its route table, an alias of its key):
+# limited like every other change, by the resource's tags or name.
+CREATES_ON_OWNED = frozenset({"ec2:CreateRoute", "kms:CreateAlias", "ec2:CreateTags"})
+
+# Condition keys per action, from the Service Authorization Reference (see the module docstring);
+# tests/test_iam_policies.py checks every key a statement uses against this table.
+_TAG_KEYS = frozenset({"aws:RequestTag/${TagKey}", "aws:TagKeys"})
+CONDITION_KEYS: dict[str, frozenset[str]] = {
+    **dict.fromkeys(TAG_ON_CREATE, _TAG_KEYS),
+    **dict.fromkeys(EC2_CREATES, _TAG_KEYS),
+    "kms:CreateKey": _TAG_KEYS | {"kms:BypassPolicyLockoutSafetyCheck"},
+    "iam:CreateRole": _TAG_KEYS | {"iam:PermissionsBoundary"},
+    "iam:AttachRolePolicy": frozenset({"iam:PolicyARN", "iam:PermissionsBoundary"}),
+    "iam:DetachRolePolicy": frozenset({"iam:PolicyARN", "iam:PermissionsBoundary"}),
+    "iam:PassRole": frozenset({"iam:PassedToService", "iam:AssociatedResourceArn"}),
+    "ec2:CreateTags": _TAG_KEYS | {"ec2:CreateAction", "aws:ResourceTag/${TagKey}"},
+    "cloudwatch:PutMetricData": frozenset({"cloudwatch:namespace"}),
+    "rds:RestoreDBInstanceFromDBSnapshot": _TAG_KEYS,
+    "rds:RestoreDBInstanceToPointInTime": _TAG_KEYS,
+}
 
 
-def deploy_policy(types: set[str]) -> dict[str, object]:
-    """Reads anywhere; writes only on resources tagged project/stack or named with the prefix."""
+def managed_policies(manifests: Iterable[Path]) -> list[str]:
+    """The AWS managed policies the program attaches to its roles (RolePolicyAttachment inputs),
+    in every partition: the only ones the deploy role may attach."""
+    arns: set[str] = set()
+    for path in manifests:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for r in doc["resources"]:
+            if r.get("type") == "aws:iam/rolePolicyAttachment:RolePolicyAttachment":
+                arn = str(r["inputs"]["policyArn"])
+                arns.add(arn.replace("arn:aws:", f"arn:{_PARTITION}:", 1))
+    return sorted(arns)
+
+
+def tag_keys(manifests: Iterable[Path]) -> list[str]:
+    """Every tag key the program sets (the `tags` inputs of the manifests)."""
+    keys: set[str] = set()
+    for path in manifests:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        for r in doc["resources"]:
+            tags = r.get("inputs", {}).get("tags")
+            if isinstance(tags, dict):
+                keys.update(str(k) for k in tags)
+    return sorted(keys)
+
+
+def _request_tags(keys: Sequence[str]) -> dict[str, object]:
+    # StringEquals: the tags must be present with these values (a create without them is denied);
+    # ForAllValues on aws:TagKeys: no tag key beyond the program's (no ABAC tag smuggled in).
+    return {
+        "StringEquals": {"aws:RequestTag/project": PROJECT, "aws:RequestTag/stack": "${Stack}"},
+        "ForAllValues:StringEquals": {"aws:TagKeys": list(keys)},
+    }
+
+
+def deploy_policy(
+    types: set[str], keys: Sequence[str] = (), attachable: Sequence[str] = ()
+) -> dict[str, object]:
+    """Reads anywhere; writes only on resources tagged project/stack or named with the prefix;
+    creates only with the stack's tags; roles only inside the boundary (security review S-1)."""
     reads = operations(types, write=False)
     everything = operations(types, write=True)
     writes = {s: everything[s] - reads.get(s, set()) for s in everything}
-    creates = sorted(a for a in _actions(writes) if a.split(":")[1].startswith("Create"))
-    others = sorted(a for a in _actions(writes) if a not in creates)
+    write_actions = _actions(writes)
+    creates = {a for a in write_actions if a.split(":")[1].startswith("Create")}
+    tagged_creates = sorted(creates & TAG_ON_CREATE)
+    ec2_creates = sorted(creates & EC2_CREATES.keys())
+    special = {"iam:CreateRole", "iam:AttachRolePolicy", "iam:DetachRolePolicy"}
+    untagged_creates = sorted(
+        creates - TAG_ON_CREATE - EC2_CREATES.keys() - CREATES_ON_OWNED - special
+    )
+    others = sorted(
+        a for a in write_actions if (a not in creates or a in CREATES_ON_OWNED) and a not in special
+    )
     prefix = f"{PROJECT}-${{Stack}}-*"
+    ec2_arn = f"arn:{_PARTITION}:ec2:*:{_ACCOUNT}:"
+    role_arn = f"arn:{_PARTITION}:iam::{_ACCOUNT}:role/{prefix}"
+    statements: list[dict[str, object]] = [
+        {
+            "Sid": "ReadWhatTheProgramDeclares",
+            "Effect": "Allow",
+            "Action": _actions(reads),
+            "Resource": "*",
+        },
+        {
+            # Creates must carry the stack's tags (the program's base_tags), so every later
+            # change is limited to what this stack created.
+            "Sid": "CreateTaggedForThisStack",
+            "Effect": "Allow",
+            "Action": tagged_creates,
+            "Resource": "*",
+            "Condition": _request_tags(keys),
+        },
+    ]
+    if ec2_creates:
+        statements += [
+            {
+                "Sid": "CreateTaggedNetworkForThisStack",
+                "Effect": "Allow",
+                "Action": ec2_creates,
+                "Resource": sorted(
+                    {ec2_arn + f"{t}/*" for a in ec2_creates for t in EC2_CREATES[a]}
+                ),
+                "Condition": _request_tags(keys),
+            },
+            {
+                "Sid": "CreateNetworkInItsParent",
+                "Effect": "Allow",
+                "Action": sorted(a for a in ec2_creates if a in EC2_PARENTS),
+                "Resource": sorted(
+                    {ec2_arn + f"{t}/*" for a in ec2_creates for t in EC2_PARENTS.get(a, ())}
+                ),
+            },
+            {
+                # Tags only as part of one of those creates (ec2:CreateAction): an existing VPC or
+                # security group cannot be tagged as this stack's and then changed or deleted.
+                "Sid": "TagOnlyOnCreate",
+                "Effect": "Allow",
+                "Action": ["ec2:CreateTags"],
+                "Resource": "*",
+                "Condition": {"StringEquals": {"ec2:CreateAction": [a[4:] for a in ec2_creates]}},
+            },
+        ]
+    if "iam:CreateRole" in creates:
+        statements.append(
+            {
+                # A role only inside the boundary (ci/iam/boundary.json), so no role this stack
+                # creates can do more than RDS monitoring and AWS Backup need.
+                "Sid": "CreateRolesInsideTheBoundary",
+                "Effect": "Allow",
+                "Action": ["iam:CreateRole"],
+                "Resource": role_arn,
+                "Condition": {
+                    **_request_tags(keys),
+                    "StringEquals": {
+                        **_request_tags(keys)["StringEquals"],  # type: ignore[dict-item]
+                        "iam:PermissionsBoundary": BOUNDARY_ARN,
+                    },
+                },
+            }
+        )
+    if "iam:AttachRolePolicy" in write_actions:
+        statements.append(
+            {
+                # Only the AWS managed policies the program attaches (RDS enhanced monitoring,
+                # AWS Backup): never AdministratorAccess.
+                "Sid": "AttachOnlyTheProgramsManagedPolicies",
+                "Effect": "Allow",
+                "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+                "Resource": role_arn,
+                "Condition": {"ArnEquals": {"iam:PolicyARN": list(attachable)}},
+            }
+        )
+    if untagged_creates:
+        statements.append(
+            {
+                # Creates that take no tag condition (Service Authorization Reference): a backup
+                # selection, a restore testing plan and selection, a health check, a SAR template.
+                "Sid": "CreateWithoutTagConditions",
+                "Effect": "Allow",
+                "Action": untagged_creates,
+                "Resource": "*",
+            }
+        )
+    statements += [
+        {
+            "Sid": "ChangeOnlyThisStacksResources",
+            "Effect": "Allow",
+            "Action": others,
+            "Resource": "*",
+            "Condition": _tagged(),
+        },
+        {
+            # Resources whose actions take no resource tag condition are named with the
+            # stack's prefix (infra/naming.py Names.prefix).
+            "Sid": "ChangeByNamePrefix",
+            "Effect": "Allow",
+            "Action": others,
+            "Resource": [
+                f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:*:{prefix}",
+                f"arn:{_PARTITION}:cloudwatch:*:{_ACCOUNT}:alarm:{prefix}",
+                f"arn:{_PARTITION}:cloudwatch::{_ACCOUNT}:dashboard/{prefix}",
+                f"arn:{_PARTITION}:events:*:{_ACCOUNT}:rule/{prefix}",
+                f"arn:{_PARTITION}:logs:*:{_ACCOUNT}:log-group:/aws/rds/instance/{prefix}",
+                f"arn:{_PARTITION}:sns:*:{_ACCOUNT}:{prefix}",
+                role_arn,
+                f"arn:{_PARTITION}:route53:::healthcheck/*",
+                f"arn:{_PARTITION}:secretsmanager:*:{_ACCOUNT}:secret:{PROJECT}/${{Stack}}/*",
+                f"arn:{_PARTITION}:backup:*:{_ACCOUNT}:backup-vault:{prefix}",
+                f"arn:{_PARTITION}:kms:*:{_ACCOUNT}:alias/{prefix}",
+                f"arn:{_PARTITION}:cloudformation:*:{_ACCOUNT}:stack/serverlessrepo-{prefix}/*",
+            ],
+        },
+        {
+            # Only the program's own roles are handed to RDS monitoring and AWS Backup.
+            "Sid": "PassOnlyTheStacksServiceRoles",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": role_arn,
+            "Condition": {
+                "StringEquals": {
+                    "iam:PassedToService": [
+                        "monitoring.rds.amazonaws.com",
+                        "backup.amazonaws.com",
+                    ]
+                }
+            },
+        },
+        {
+            # A key whose policy locks out the account's administrators is never created.
+            "Sid": "NoPolicyLockoutBypass",
+            "Effect": "Deny",
+            "Action": ["kms:CreateKey"],
+            "Resource": "*",
+            "Condition": {"Bool": {"kms:BypassPolicyLockoutSafetyCheck": "true"}},
+        },
+        {
+            "Sid": "NoKeyAdministration",
+            "Effect": "Deny",
+            "Action": _KMS_ADMIN_DENIED,
+            "Resource": "*",
+        },
+        {
+            "Sid": "NoPrivilegeEscalation",
+            "Effect": "Deny",
+            "Action": _ESCALATION_DENIED,
+            "Resource": "*",
+        },
+        *_state_statements(write=True),
+    ]
+    return {"Version": "2012-10-17", "Statement": statements}
+
+
+def boundary_policy() -> dict[str, object]:
+    """The permissions boundary of every role the program creates: what the AWS managed policies
+    it attaches need for RDS (enhanced monitoring writes the `RDSOSMetrics` log group) and AWS
+    Backup of RDS (backup, restore, the KMS grants they use), and no IAM beyond passing the stack's
+    roles. A role can never do more than this, whatever policy is attached to it."""
     return {
         "Version": "2012-10-17",
         "Statement": [
             {
-                "Sid": "ReadWhatTheProgramDeclares",
+                "Sid": "EnhancedMonitoringLogs",
                 "Effect": "Allow",
-                "Action": _actions(reads),
-                "Resource": "*",
-            },
-            {
-                # Creates must carry the stack's tags (the program's base_tags), so every later
-                # change is limited to what this stack created.
-                "Sid": "CreateTaggedForThisStack",
-                "Effect": "Allow",
-                "Action": creates,
-                "Resource": "*",
-                "Condition": {
-                    "StringEqualsIfExists": {
-                        "aws:RequestTag/project": PROJECT,
-                        "aws:RequestTag/stack": "${Stack}",
-                    }
-                },
-            },
-            {
-                "Sid": "ChangeOnlyThisStacksResources",
-                "Effect": "Allow",
-                "Action": others,
-                "Resource": "*",
-                "Condition": _tagged(),
-            },
-            {
-                # Resources whose actions take no resource tag condition are named with the
-                # stack's prefix (infra/naming.py Names.prefix).
-                "Sid": "ChangeByNamePrefix",
-                "Effect": "Allow",
-                "Action": others,
+                "Action": [
+                    "logs:CreateLogGroup",
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogStreams",
+                    "logs:GetLogEvents",
+                    "logs:PutLogEvents",
+                    "logs:PutRetentionPolicy",
+                ],
                 "Resource": [
-                    f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:*:{prefix}",
-                    f"arn:{_PARTITION}:cloudwatch:*:{_ACCOUNT}:alarm:{prefix}",
-                    f"arn:{_PARTITION}:cloudwatch::{_ACCOUNT}:dashboard/{prefix}",
-                    f"arn:{_PARTITION}:events:*:{_ACCOUNT}:rule/{prefix}",
-                    f"arn:{_PARTITION}:logs:*:{_ACCOUNT}:log-group:/aws/rds/instance/{prefix}",
-                    f"arn:{_PARTITION}:sns:*:{_ACCOUNT}:{prefix}",
-                    f"arn:{_PARTITION}:iam::{_ACCOUNT}:role/{prefix}",
-                    f"arn:{_PARTITION}:route53:::healthcheck/*",
-                    f"arn:{_PARTITION}:secretsmanager:*:{_ACCOUNT}:secret:{PROJECT}/${{Stack}}/*",
-                    f"arn:{_PARTITION}:backup:*:{_ACCOUNT}:backup-vault:{prefix}",
-                    f"arn:{_PARTITION}:cloudformation:*:{_ACCOUNT}:stack/serverlessrepo-{prefix}/*",
+                    f"arn:{_PARTITION}:logs:*:{_ACCOUNT}:log-group:RDS*",
+                    f"arn:{_PARTITION}:logs:*:{_ACCOUNT}:log-group:RDS*:log-stream:*",
                 ],
             },
             {
-                # Only the program's own roles are handed to RDS monitoring and AWS Backup.
-                "Sid": "PassOnlyTheStacksServiceRoles",
+                "Sid": "BackupAndRestoreOfRds",
                 "Effect": "Allow",
-                "Action": ["iam:PassRole"],
-                "Resource": f"arn:{_PARTITION}:iam::{_ACCOUNT}:role/{prefix}",
-                "Condition": {
-                    "StringEquals": {
-                        "iam:PassedToService": [
-                            "monitoring.rds.amazonaws.com",
-                            "backup.amazonaws.com",
-                        ]
-                    }
-                },
-            },
-            {
-                "Sid": "NoKeyAdministration",
-                "Effect": "Deny",
-                "Action": _KMS_ADMIN_DENIED,
+                "Action": ["rds:*", "backup:*", "tag:GetResources"],
                 "Resource": "*",
             },
-            *_state_statements(write=True),
+            {
+                "Sid": "KeysForBackups",
+                "Effect": "Allow",
+                "Action": [
+                    "kms:CreateGrant",
+                    "kms:Decrypt",
+                    "kms:DescribeKey",
+                    "kms:GenerateDataKey",
+                    "kms:GenerateDataKeyWithoutPlaintext",
+                    "kms:ReEncryptFrom",
+                    "kms:ReEncryptTo",
+                    "kms:RetireGrant",
+                ],
+                "Resource": "*",
+            },
+            {
+                "Sid": "PassOnlyTheStacksRoles",
+                "Effect": "Allow",
+                "Action": ["iam:PassRole"],
+                "Resource": f"arn:{_PARTITION}:iam::{_ACCOUNT}:role/{PROJECT}-*",
+            },
         ],
     }
 
@@ -655,10 +922,19 @@ def drill_policy() -> dict[str, object]:
                 },
             },
             {
+                # Security review S-9: not any recovery point. The recovery point of an RDS
+                # backup is the snapshot AWS Backup names `awsbackup:job-<id>` (AWS Backup Developer
+                # Guide, "Restoring an Amazon RDS database"; its ARN is what RecoveryPointArn
+                # holds), so the drill restores RDS backups only, never another service's (EBS, S3,
+                # DynamoDB) recovery points. Neither ARN form names the vault, and StartRestoreJob
+                # takes no vault condition key (Service Authorization Reference, AWS Backup), so
+                # "this stack's vaults" cannot be expressed (docs/ci.md, "IAM").
                 "Sid": "RestoreFromTheVault",
                 "Effect": "Allow",
                 "Action": ["backup:StartRestoreJob"],
-                "Resource": f"arn:{_PARTITION}:backup:*:{_ACCOUNT}:recovery-point:*",
+                "Resource": [
+                    f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:snapshot:awsbackup:job-*",
+                ],
             },
             {
                 "Sid": "PassOnlyTheBackupRole",
@@ -675,10 +951,14 @@ def drill_policy() -> dict[str, object]:
                 "Condition": {"StringEquals": {"cloudwatch:namespace": "dbplatform"}},
             },
             {
+                # Only the operation locks (security review S-7), not the rest of ops/ (the
+                # blue/green record lives there).
                 "Sid": "OperationLock",
                 "Effect": "Allow",
                 "Action": ["ssm:GetParameter", "ssm:PutParameter", "ssm:DeleteParameter"],
-                "Resource": f"arn:{_PARTITION}:ssm:*:{_ACCOUNT}:parameter/{PROJECT}/*/ops/*",
+                "Resource": [
+                    f"arn:{_PARTITION}:ssm:*:{_ACCOUNT}:parameter{p}" for p in DRILL_LOCK_PARAMETERS
+                ],
             },
             {
                 "Sid": "NoKeyAdministration",
@@ -691,13 +971,16 @@ def drill_policy() -> dict[str, object]:
     }
 
 
-def operator_policy(types: set[str]) -> dict[str, object]:
+def operator_policy(
+    types: set[str], keys: Sequence[str] = (), attachable: Sequence[str] = ()
+) -> dict[str, object]:
     """People running the operational commands: the deploy role's reach plus the commands' own
     calls (blue/green, secret rotation, DR), still without key administration."""
-    policy = deploy_policy(types)
+    policy = deploy_policy(types, keys, attachable)
     statements = list(policy["Statement"])  # type: ignore[call-overload]
+    first_deny = next(i for i, st in enumerate(statements) if st["Effect"] == "Deny")
     statements.insert(
-        -4,
+        first_deny,
         {
             "Sid": "OperationalCommands",
             "Effect": "Allow",
@@ -726,11 +1009,13 @@ def operator_policy(types: set[str]) -> dict[str, object]:
 def policies(manifests: Sequence[Path]) -> dict[str, dict[str, object]]:
     """File name -> policy document, for the program the manifests describe."""
     types = declared_types(manifests)
+    keys, attachable = tag_keys(manifests), managed_policies(manifests)
     return {
         "preview.json": preview_policy(types),
-        "deploy.json": deploy_policy(types),
+        "deploy.json": deploy_policy(types, keys, attachable),
         "drill.json": drill_policy(),
-        "operator.json": operator_policy(types),
+        "operator.json": operator_policy(types, keys, attachable),
+        "boundary.json": boundary_policy(),
     }
 
 

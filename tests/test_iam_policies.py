@@ -4,6 +4,7 @@ AWS operation, nothing is broader than that, and the drill role reaches only dri
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from pathlib import Path
 from typing import Any
@@ -35,7 +36,13 @@ def actions(policy: dict[str, Any], effect: str = "Allow") -> set[str]:
 
 
 def test_committed_policies_are_what_the_program_declares_now() -> None:
-    assert set(POLICIES) == {"preview.json", "deploy.json", "drill.json", "operator.json"}
+    assert set(POLICIES) == {
+        "preview.json",
+        "deploy.json",
+        "drill.json",
+        "operator.json",
+        "boundary.json",
+    }
     assert iam_policies.main(["--check"]) == 0
     assert policies(MANIFESTS) == POLICIES
 
@@ -124,3 +131,167 @@ def test_the_drill_role_reaches_only_drill_instances() -> None:
     (passrole,) = [st for st in drill["Statement"] if st["Action"] == ["iam:PassRole"]]
     assert passrole["Resource"].endswith(":role/dbplatform-*-backup")
     assert "Deny" not in {st["Effect"] for st in drill["Statement"] if "rds:" in str(st["Action"])}
+
+
+# A small evaluator of the IAM policy language, for the cases the security review (S-1, S-7, S-9)
+# named: explicit Deny wins, else an Allow whose Action, Resource and every Condition match (IAM
+# User Guide, "Policy evaluation logic"; condition operators from "IAM JSON policy elements:
+# Condition operators": a key absent from the request fails StringEquals and ArnEquals, passes
+# ...IfExists, and ForAllValues passes when every value is listed).
+PLACEHOLDERS = {
+    "${Partition}": "aws",
+    "${AccountId}": "123456789012",
+    "${Stack}": "prod",
+    "${StateBucket}": "state",
+    "${SecretsProviderKeyId}": "k",
+}
+
+
+def _fill(text: str) -> str:
+    for k, v in PLACEHOLDERS.items():
+        text = text.replace(k, v)
+    return text
+
+
+def _listed(value: Any) -> list[str]:
+    return [_fill(str(v)) for v in (value if isinstance(value, list) else [value])]
+
+
+def _condition_holds(op: str, key: str, expected: Any, ctx: dict[str, Any]) -> bool:
+    wanted = _listed(expected)
+    if op.startswith("ForAllValues:"):
+        return all(v in wanted for v in ctx.get(key, []))
+    present = key in ctx
+    if op.endswith("IfExists") and not present:
+        return True
+    if not present:
+        return False
+    got = str(ctx[key]).lower() if op == "Bool" else str(ctx[key])
+    return any(fnmatch.fnmatchcase(got, w) if "Like" in op else got == w for w in wanted)
+
+
+def _matches(st: dict[str, Any], act: str, resource: str, ctx: dict[str, Any]) -> bool:
+    if not any(fnmatch.fnmatchcase(act, a) for a in _listed(st["Action"])):
+        return False
+    if not any(fnmatch.fnmatchcase(resource, r) for r in _listed(st["Resource"])):
+        return False
+    return all(
+        _condition_holds(op, key, expected, ctx)
+        for op, keys in st.get("Condition", {}).items()
+        for key, expected in keys.items()
+    )
+
+
+def _tags(**extra: str) -> dict[str, Any]:
+    tags = {"project": "dbplatform", "stack": "prod", **extra}
+    ctx: dict[str, Any] = {f"aws:RequestTag/{k}": v for k, v in tags.items()}
+    ctx["aws:TagKeys"] = list(tags)
+    return ctx
+
+
+def _ask(policy: dict[str, Any], act: str, resource: str, ctx: dict[str, Any]) -> bool:
+    statements = policy["Statement"]
+    if any(st["Effect"] == "Deny" and _matches(st, act, resource, ctx) for st in statements):
+        return False
+    return any(st["Effect"] == "Allow" and _matches(st, act, resource, ctx) for st in statements)
+
+
+ROLE = "arn:aws:iam::123456789012:role/dbplatform-prod-rds-monitoring"
+BOUNDARY = "arn:aws:iam::123456789012:policy/dbplatform-service-role-boundary"
+MONITORING = "arn:aws:iam::aws:policy/service-role/AmazonRDSEnhancedMonitoringRole"
+
+
+@pytest.mark.parametrize("name", ["deploy.json", "operator.json"])
+def test_review_s1_no_escalation_to_account_admin(name: str) -> None:
+    policy = POLICIES[name]
+    boundary = {"iam:PermissionsBoundary": BOUNDARY}
+    # A role: only with the boundary and the stack's tags (StringEqualsIfExists let both go).
+    assert _ask(policy, "iam:CreateRole", ROLE, _tags() | boundary)
+    assert not _ask(policy, "iam:CreateRole", ROLE, _tags())
+    assert not _ask(policy, "iam:CreateRole", ROLE, boundary)
+    assert not _ask(policy, "iam:CreateRole", ROLE, _tags(admin="x") | boundary)
+    # Only the managed policies the program attaches.
+    assert _ask(policy, "iam:AttachRolePolicy", ROLE, {"iam:PolicyARN": MONITORING})
+    admin = "arn:aws:iam::aws:policy/AdministratorAccess"
+    assert not _ask(policy, "iam:AttachRolePolicy", ROLE, {"iam:PolicyARN": admin})
+    assert not _ask(policy, "iam:AttachRolePolicy", ROLE, {})
+    # Trust policies, boundaries and key policies are not CI's to rewrite.
+    for act in ("iam:UpdateAssumeRolePolicy", "iam:DeleteRolePermissionsBoundary"):
+        assert not _ask(policy, act, ROLE, {})
+    key = "arn:aws:kms:us-east-1:123456789012:key/abc"
+    owned = {"aws:ResourceTag/project": "dbplatform", "aws:ResourceTag/stack": "prod"}
+    assert not _ask(policy, "kms:PutKeyPolicy", key, owned)
+    assert not _ask(
+        policy, "kms:CreateKey", "*", _tags() | {"kms:BypassPolicyLockoutSafetyCheck": "true"}
+    )
+    assert _ask(policy, "kms:CreateKey", "*", _tags())
+    # Tagging: only as part of a create, or what the stack already owns; never a foreign VPC.
+    vpc = "arn:aws:ec2:us-east-1:123456789012:vpc/vpc-0abc"
+    assert not _ask(policy, "ec2:CreateTags", vpc, _tags())
+    assert _ask(policy, "ec2:CreateTags", vpc, _tags() | {"ec2:CreateAction": "CreateVpc"})
+    assert _ask(policy, "ec2:CreateTags", vpc, owned)
+    assert not _ask(policy, "ec2:DeleteVpc", vpc, {})
+    # A database without the stack's tags (or with an extra tag key) is not created.
+    db = "arn:aws:rds:us-east-1:123456789012:db:anything"
+    assert _ask(policy, "rds:CreateDBInstance", db, _tags(tier="gold"))
+    assert not _ask(policy, "rds:CreateDBInstance", db, {})
+    assert not _ask(policy, "rds:CreateDBInstance", db, _tags(**{"access-team": "admins"}))
+
+
+def test_the_boundary_stops_roles_at_rds_backup_and_logs() -> None:
+    boundary = POLICIES["boundary.json"]
+    anywhere = "arn:aws:iam::123456789012:role/x"
+    assert _ask(boundary, "backup:StartBackupJob", "*", {})
+    for act in ("iam:CreateRole", "iam:AttachRolePolicy", "s3:GetObject", "kms:PutKeyPolicy"):
+        assert not _ask(boundary, act, anywhere, {}), act
+
+
+def test_attachable_policies_are_the_ones_the_program_attaches() -> None:
+    attached = {
+        str(r["inputs"]["policyArn"])
+        for path in MANIFESTS
+        for r in json.loads(path.read_text(encoding="utf-8"))["resources"]
+        if r["type"] == "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+    }
+    assert MONITORING in attached
+    (st,) = [
+        st
+        for st in POLICIES["deploy.json"]["Statement"]
+        if st["Sid"] == "AttachOnlyTheProgramsManagedPolicies"
+    ]
+    assert {_fill(a) for a in st["Condition"]["ArnEquals"]["iam:PolicyARN"]} == attached
+
+
+def test_every_condition_key_is_valid_for_every_action_of_its_statement() -> None:
+    # Service Authorization Reference, recorded in iam_policies.CONDITION_KEYS. aws:ResourceTag is
+    # a property of the resource type (each service's Resource types table), not of the action.
+    for name, policy in POLICIES.items():
+        for st in policy["Statement"]:
+            for keys in st.get("Condition", {}).values():
+                for key in keys:
+                    if key.startswith("aws:ResourceTag/"):
+                        continue
+                    generic = (
+                        "aws:RequestTag/${TagKey}" if key.startswith("aws:RequestTag/") else key
+                    )
+                    for act in _listed(st["Action"]):
+                        supported = iam_policies.CONDITION_KEYS.get(act, frozenset())
+                        assert generic in supported, f"{name} {st['Sid']}: {act} has no {key}"
+
+
+def test_review_s7_s9_the_drill_role_touches_only_locks_and_rds_backups() -> None:
+    drill = POLICIES["drill.json"]
+    param = "arn:aws:ssm:us-east-1:123456789012:parameter/dbplatform/prod/ops/"
+    assert _ask(drill, "ssm:PutParameter", param + "lock", {})
+    assert not _ask(drill, "ssm:PutParameter", param + "bluegreen", {})
+    assert not _ask(drill, "ssm:DeleteParameter", param + "bluegreen", {})
+    rds_point = "arn:aws:rds:us-east-1:123456789012:snapshot:awsbackup:job-1234"
+    assert _ask(drill, "backup:StartRestoreJob", rds_point, {})
+    other = "arn:aws:backup:us-east-1:123456789012:recovery-point:1EB3B5E7-9EB0-435A"
+    assert not _ask(drill, "backup:StartRestoreJob", other, {})
+    manual = "arn:aws:rds:us-east-1:123456789012:snapshot:someone-elses"
+    assert not _ask(drill, "backup:StartRestoreJob", manual, {})
+    # The lock the operations take is the one the drill may write.
+    from infra.naming import Names
+
+    assert Names("prod").lock_parameter == "/dbplatform/prod/ops/lock"

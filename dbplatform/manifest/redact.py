@@ -71,7 +71,8 @@ _REFERENCE_VALUE = re.compile(
 
 _REFERENCE_NAME = re.compile(r"(id|arn|name)$", re.I)
 # Names that hold the credential itself: an ARN- or id-shaped value there is still the value
-# (`password: "pw-deadbeef1234"`), unless the name also says it is a reference (`passwordSecretArn`).
+# (`password: "pw-deadbeef1234"`), unless the name also says it is a reference
+# (`passwordSecretArn`).
 _VALUE_NAME = re.compile(
     r"passw(or)?d|passwd|pwd|(^|[-_.])pass($|[-_.])|secret(string|value)?$|token$|(?-i:^key$)",
     re.I,
@@ -107,7 +108,9 @@ _VALUE = (
     r"|(?P<secret>[^\s&;'\",}]+))"
 )
 _KEY_VALUE = re.compile(
-    r"(?P<head>(?<![\w-])" + _SECRET_WORD + r"['\"]?(?:\s*(?:=|&#61;)\s*|\s*:\s+|:(?=['\"])))"
+    r"(?P<head>(?<![\w-])"
+    + _SECRET_WORD
+    + r"['\"]?(?:\s*(?:=|&#61;)\s*|\s*:\s+|:(?=['\"])))"
     + _VALUE,
     re.I,
 )
@@ -205,9 +208,9 @@ def _redact_item(name: str, value: Any, sensitive: bool) -> Any:
         elif _VALUE_NAME.search(name) and not _CLASSIFIER_NAME.search(name):
             # `password: "arn:aws:..."` is still the password (security review S-4).
             return REDACTED
-        if _CLASSIFIER_NAME.search(name) and _CREDENTIAL_NAME.search(name):
-            if not _VOCABULARY.match(value):
-                return REDACTED
+        classifier = _CLASSIFIER_NAME.search(name) and _CREDENTIAL_NAME.search(name)
+        if classifier and not _VOCABULARY.match(value):
+            return REDACTED
     return redact(value, sensitive or is_credential_name(name))
 
 
