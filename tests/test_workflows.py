@@ -4,6 +4,7 @@ prod behind its environment, and the destructive-change gate run as CI would run
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import os
 import re
@@ -195,7 +196,7 @@ def test_two_deploys_of_one_stack_never_overlap() -> None:
 
 def test_previews_and_drills_are_serialised_per_stack() -> None:
     preview = jobs("preview.yml")["cloud-preview"]
-    assert preview["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+    assert preview["strategy"]["matrix"]["stack"] == ["staging"]
     assert "${{ matrix.stack }}" in preview["concurrency"]["group"]
     assert "${{ github.event.pull_request.number }}" in preview["concurrency"]["group"]
     for job_id in ("restore-check", "dr-drill"):
@@ -287,6 +288,11 @@ def _report_workspace(tmp_path: Path, fixture: str, stack: str) -> None:
     (tmp_path / "build" / f"preview-{stack}.log").write_text(
         "View in Browser: https://app.pulumi.com/acme/dbplatform/prod/previews/abc\n", "utf-8"
     )
+    # What the cloud-preview job hands the report job besides the JSON.
+    (tmp_path / "build" / f"cloud-url-{stack}.txt").write_text(
+        "https://app.pulumi.com/acme/dbplatform/prod/previews/abc\n", "utf-8"
+    )
+    (tmp_path / "build" / f"outcome-{stack}.txt").write_text("success\n", "utf-8")
     (tmp_path / "build" / f"guardrails-{stack}.txt").write_text("OK: guardrails\n", "utf-8")
     (tmp_path / "build" / f"infra-diff-{stack}.md").write_text("no changes\n", "utf-8")
 
@@ -294,9 +300,9 @@ def _report_workspace(tmp_path: Path, fixture: str, stack: str) -> None:
 @pytest.mark.parametrize(
     ("where", "fixture", "approved", "passes"),
     [
-        ("preview.yml:cloud-preview", "replace_db", "false", False),
-        ("preview.yml:cloud-preview", "replace_db", "true", True),
-        ("preview.yml:cloud-preview", "update", "false", True),
+        ("preview.yml:report", "replace_db", "false", False),
+        ("preview.yml:report", "replace_db", "true", True),
+        ("preview.yml:report", "update", "false", True),
         ("deploy.yml:plan-prod", "replace_db", "false", False),
         ("deploy.yml:plan-prod", "replace_db", "true", True),
         ("deploy.yml:staging", "update", "false", True),
@@ -336,6 +342,110 @@ def test_destructive_gate_fails_unless_approved(
     assert (result.returncode == 0) is passes, result.stdout + result.stderr
     if not passes:
         assert "::error title=" in result.stdout and "allow-destructive" in result.stdout
+
+
+def test_the_report_job_fails_when_the_preview_did_not_succeed(tmp_path: Path) -> None:
+    # The outcome is data from the cloud-preview job; a missing file (the job never ran) fails.
+    gate = step(jobs("preview.yml")["report"], "gate")
+    (tmp_path / "build").mkdir()
+    env = {"STACK": "staging", "REPORT_RC": "0"}
+    assert _bash(gate["run"], env, tmp_path).returncode == 1
+    (tmp_path / "build" / "outcome-staging.txt").write_text("failure\n", "utf-8")
+    result = _bash(gate["run"], env, tmp_path)
+    assert result.returncode == 1 and "pulumi preview failed (staging)" in result.stdout
+    (tmp_path / "build" / "outcome-staging.txt").write_text("success\n", "utf-8")
+    assert _bash(gate["run"], env, tmp_path).returncode == 0
+
+
+def test_review_s5_the_reporter_and_gate_run_where_no_branch_code_runs() -> None:
+    preview = jobs("preview.yml")
+    cloud, report = preview["cloud-preview"], preview["report"]
+    cloud_text = yaml.safe_dump(cloud)
+    assert "preview_report" not in cloud_text and "gate" not in {
+        s.get("id") for s in cloud["steps"]
+    }
+    # The report job: base checkout only, no credential, the preview JSON as an artifact.
+    (checkout,) = steps_using(report, "actions/checkout")
+    assert checkout["with"]["ref"] == "${{ github.event.pull_request.base.sha }}"
+    assert "path" not in checkout["with"]
+    report_text = yaml.safe_dump(report)
+    assert "secrets." not in report_text and "id-token" not in report_text
+    assert report.get("environment") is None and report["permissions"] == {"contents": "read"}
+    downloads = [s["with"]["name"] for s in steps_using(report, "actions/download-artifact")]
+    assert "preview-json-${{ matrix.stack }}" in downloads
+    uploads = [s["with"]["name"] for s in steps_using(cloud, "actions/upload-artifact")]
+    assert uploads == ["preview-json-${{ matrix.stack }}"]
+    # Environments are created fresh (--clear) outside the branch's tree: a committed .venv/ is
+    # never run.
+    (install,) = [s for s in cloud["steps"] if s.get("name", "").startswith("Install the runtime")]
+    assert "rm -rf head/.venv" in install["run"]
+    assert 'python -m venv --clear "$venv"' in install["run"]
+    assert "head/.venv/bin/python" not in cloud_text
+    assert preview["comment-preview"]["needs"] == "report"
+
+
+def test_review_s2_prod_is_never_previewed_in_the_cloud_from_a_pull_request() -> None:
+    preview = jobs("preview.yml")
+    previewing = [
+        job_id
+        for job_id, job in preview.items()
+        if any(line.strip().startswith("pulumi preview ") for s in job["steps"]
+               for line in s.get("run", "").splitlines())
+    ]  # fmt: skip
+    assert previewing == ["cloud-preview"]
+    cloud = preview["cloud-preview"]
+    assert cloud["strategy"]["matrix"]["stack"] == ["staging"]
+    assert cloud["environment"] == "preview-${{ matrix.stack }}"
+    # prod's cloud preview is plan-prod's, from main, with its read-only role.
+    plan = jobs("deploy.yml")["plan-prod"]
+    assert any("pulumi preview" in s.get("run", "") for s in plan["steps"])
+    # the offline checks still cover both stacks
+    assert preview["checks"]["strategy"]["matrix"]["stack"] == ["staging", "prod"]
+
+
+def test_review_s10_workflow_level_concurrency() -> None:
+    preview = load("preview.yml")["concurrency"]
+    assert preview == {
+        "group": "preview-pr-${{ github.event.pull_request.number }}",
+        "cancel-in-progress": True,
+    }
+    # Drills never cancel one another; deploys are serialised per stack at the job level.
+    assert load("drills.yml")["concurrency"] == {"group": "drills", "cancel-in-progress": False}
+    assert "concurrency" not in load("deploy.yml")
+
+
+CODEOWNED = [
+    ".github/workflows/deploy.yml",
+    ".github/CODEOWNERS",
+    "ci/iam/deploy.json",
+    "policy/rules.py",
+    "Pulumi.yaml",
+    "Pulumi.prod.yaml",
+    "infra/components/database.py",
+]
+
+
+def _codeowners_match(pattern: str, path: str) -> bool:
+    # GitHub CODEOWNERS patterns ("About code owners", gitignore rules): a leading `/` anchors at
+    # the root, a trailing `/` matches everything under the directory, `*` does not cross `/`
+    # unless the pattern has no slash (then it matches a name at any depth).
+    anchored = pattern.startswith("/")
+    pat = pattern.lstrip("/")
+    if pat.endswith("/"):
+        return path.startswith(pat) if anchored else f"/{pat}" in f"/{path}"
+    if "/" not in pat and not anchored:
+        return any(fnmatch.fnmatchcase(part, pat) for part in path.split("/"))
+    return fnmatch.fnmatchcase(path, pat) and "/" not in path[len(pat.split("*")[0]) :]
+
+
+@pytest.mark.parametrize("path", CODEOWNED)
+def test_review_s6_codeowners_cover_the_sensitive_paths(path: str) -> None:
+    lines = (ROOT / ".github" / "CODEOWNERS").read_text(encoding="utf-8").splitlines()
+    rules = [line.split() for line in lines if line.strip() and not line.startswith("#")]
+    # The last matching rule wins (GitHub docs): it must name an owner.
+    owners = [r[1:] for r in rules if _codeowners_match(r[0], path)]
+    assert owners and owners[-1], path
+    assert all(o.startswith("@") for o in owners[-1]), owners[-1]
 
 
 @pytest.mark.parametrize(
@@ -380,8 +490,9 @@ def test_the_applied_plan_must_be_the_reviewed_one(tmp_path: Path) -> None:
 
 # --- approvals, against a stand-in GitHub API ----------------------------------------------
 
-# A stand-in for the GitHub CLI: answers each API path with canned JSON, applies the caller's
-# --jq filter with jq (as `gh api --jq` does), logs the calls, and can fail a DELETE.
+# A stand-in for the GitHub CLI: answers each API path with canned JSON (commit statuses per
+# commit), applies the caller's --jq filter with jq (as `gh api --jq` does), logs the calls, and
+# can fail a DELETE or a POST.
 _FAKE_GH = """#!/usr/bin/env bash
 echo "$*" >> "$GH_LOG"
 method=GET; filter=.; path=""
@@ -390,16 +501,19 @@ while [ $# -gt 0 ]; do
     api | --paginate) ;;
     -X) method=$2; shift ;;
     --jq) filter=$2; shift ;;
+    -f) shift ;;
     *) path=$1 ;;
   esac
   shift
 done
 if [ "$method" = DELETE ]; then exit "${FAKE_DELETE_RC:-0}"; fi
+if [ "$method" = POST ]; then exit "${FAKE_POST_RC:-0}"; fi
 case "$path" in
   */commits/*/pulls) body=$FAKE_PULLS ;;
-  */events) body=$FAKE_EVENTS ;;
+  */commits/*/statuses)
+    sha=${path%/statuses}; sha=${sha##*/}
+    body=$(printf '%s' "$FAKE_STATUSES" | jq -c --arg sha "$sha" '.[$sha] // []') ;;
   */permission) body=$FAKE_PERMISSION ;;
-  */actions/workflows/*) body=$FAKE_RUNS ;;
   */issues/*) body=$FAKE_ISSUE ;;
   *) echo "unexpected path $path" >&2; exit 1 ;;
 esac
@@ -408,19 +522,7 @@ printf '%s' "$body" | jq -r "$filter"
 HEAD = "1111111111111111111111111111111111111111"
 OLD_HEAD = "2222222222222222222222222222222222222222"
 MERGE = "3333333333333333333333333333333333333333"
-
-
-def _events(labeller: str) -> str:
-    return json.dumps(
-        [
-            {"event": "labeled", "label": {"name": "other"}, "actor": {"login": "mallory"}},
-            {
-                "event": "labeled",
-                "label": {"name": "allow-destructive"},
-                "actor": {"login": labeller},
-            },
-        ]
-    )
+BOT = "github-actions[bot]"
 
 
 def _permission(role: str) -> str:
@@ -429,11 +531,21 @@ def _permission(role: str) -> str:
     return json.dumps({"permission": legacy, "role_name": role})
 
 
-def _runs(*runs: tuple[str, str]) -> str:
-    return json.dumps(
-        {"workflow_runs": [{"id": i, "head_sha": sha, "triggering_actor": {"login": who}}
-                           for i, (sha, who) in enumerate(runs)]}
-    )  # fmt: skip
+def _status(state: str, description: str, creator: str = BOT) -> dict[str, Any]:
+    return {
+        "context": "dbplatform/allow-destructive",
+        "state": state,
+        "description": description,
+        "creator": {"login": creator},
+    }
+
+
+def _statuses(**by_sha: list[dict[str, Any]]) -> str:
+    # Newest first, as GET /repos/{owner}/{repo}/commits/{ref}/statuses returns them.
+    return json.dumps({{"head": HEAD, "old": OLD_HEAD}[k]: v for k, v in by_sha.items()})
+
+
+APPROVED_BY_ALICE = _statuses(head=[_status("success", "allow-destructive by alice")])
 
 
 def _run_approval(
@@ -446,14 +558,16 @@ def _run_approval(
     gh.chmod(0o755)
     log = tmp_path / "gh.log"
     log.touch()
-    script = step(jobs(workflow)["approval"], "check")["run"]
+    job = jobs(workflow)["approval"]
+    script = step(job, "check")["run"]
     full_env = {
         "GH_LOG": str(log),
         "REPO": "acme/dbplatform",
         "PR": "7",
-        "FAKE_EVENTS": _events("alice"),
+        "ALLOW_LABEL": "allow-destructive",
+        "STATUS_CONTEXT": step(job, "check")["env"]["STATUS_CONTEXT"],
         "FAKE_PERMISSION": _permission("admin"),
-        "FAKE_RUNS": _runs(),
+        "FAKE_STATUSES": "{}",
         **env,
     }
     full_env["PATH"] = os.pathsep.join((str(fake_bin), str(BIN), os.environ["PATH"]))
@@ -466,61 +580,129 @@ def _approved(tmp_path: Path, workflow: str, env: dict[str, str]) -> tuple[str, 
     return _outputs(tmp_path)["approved"], calls
 
 
+_RECORD = f"-X POST repos/acme/dbplatform/statuses/{HEAD} -f state=success"
+_REMOVE = "-X DELETE repos/acme/dbplatform/issues/7/labels/allow-destructive"
+
+
 @pytest.mark.parametrize(
-    ("case", "env", "approved"),
+    ("case", "env", "approved", "recorded", "removed"),
     [
-        ("owner labels the head", {"ACTION": "labeled", "SENDER": "alice"}, "true"),
+        ("owner labels the head", {"ACTION": "labeled"}, "true", True, False),
         (
             "maintainer labels the head",
-            {"ACTION": "labeled", "SENDER": "alice", "FAKE_PERMISSION": _permission("maintain")},
+            {"ACTION": "labeled", "FAKE_PERMISSION": _permission("maintain")},
             "true",
+            True,
+            False,
         ),
         (
             "writer labels",
-            {"ACTION": "labeled", "SENDER": "alice", "FAKE_PERMISSION": _permission("write")},
+            {"ACTION": "labeled", "FAKE_PERMISSION": _permission("write")},
             "false",
+            False,
+            False,
         ),
+        # S-3: a run the labeller merely triggered on this head (re-run, another label) is not
+        # an approval; only the `labeled` event's own record is.
+        ("another label by the owner", {"ACTION": "labeled", "EVENT_LABEL": "docs"}, "false",
+         False, False),
+        ("opened with the label, no record", {"ACTION": "opened"}, "false", False, False),
         # closed, pushed, reopened: the label was applied on an older head
         (
-            "reopened after a push",
-            {"ACTION": "reopened", "FAKE_RUNS": _runs((OLD_HEAD, "alice"))},
+            "reopened on a new head",
+            {"ACTION": "reopened", "FAKE_STATUSES": _statuses(old=[_status("success",
+                                                               "allow-destructive by alice")])},
             "false",
+            False,
+            True,
+        ),
+        ("reopened, same head", {"ACTION": "reopened", "FAKE_STATUSES": APPROVED_BY_ALICE},
+         "true", False, False),
+        ("another label later", {"ACTION": "unlabeled", "EVENT_LABEL": "docs",
+                                 "FAKE_STATUSES": APPROVED_BY_ALICE}, "true", False, False),
+        (
+            "a status forged by someone else",
+            {"ACTION": "opened", "FAKE_STATUSES": _statuses(
+                head=[_status("success", "allow-destructive by alice", creator="mallory")])},
+            "false",
+            False,
+            False,
         ),
         (
-            "someone else ran the head",
-            {"ACTION": "reopened", "FAKE_RUNS": _runs((HEAD, "mallory"))},
+            "the approval was withdrawn",
+            {"ACTION": "opened", "FAKE_STATUSES": _statuses(head=[
+                _status("failure", "allow-destructive withdrawn by bob"),
+                _status("success", "allow-destructive by alice")])},
             "false",
+            False,
+            False,
         ),
         (
-            "labeller previewed the head",
-            {"ACTION": "unlabeled", "FAKE_RUNS": _runs((HEAD, "alice"))},
-            "true",
+            "the approver lost the role",
+            {"ACTION": "opened", "FAKE_STATUSES": APPROVED_BY_ALICE,
+             "FAKE_PERMISSION": _permission("write")},
+            "false",
+            False,
+            False,
         ),
-        ("label event by another sender", {"ACTION": "labeled", "SENDER": "mallory"}, "false"),
     ],
-)
-def test_preview_approval_is_an_owner_label_on_the_head_commit(
-    tmp_path: Path, case: str, env: dict[str, str], approved: str
+)  # fmt: skip
+def test_preview_approval_is_an_owners_labeled_event_on_the_head_commit(
+    tmp_path: Path, case: str, env: dict[str, str], approved: str, *, recorded: bool, removed: bool
 ) -> None:
-    full = {"HAS_LABEL": "true", "HEAD_SHA": HEAD, "EVENT_LABEL": "allow-destructive", **env}
-    full.setdefault("SENDER", "alice")
+    full = {
+        "HAS_LABEL": "true",
+        "HEAD_SHA": HEAD,
+        "EVENT_LABEL": "allow-destructive",
+        "SENDER": "alice",
+        **env,
+    }
     got, calls = _approved(tmp_path, "preview.yml", full)
     assert got == approved, case
-    assert "repos/acme/dbplatform/collaborators/alice/permission" in calls
+    assert (_RECORD in calls) is recorded, calls
+    if recorded:
+        assert "-f description=allow-destructive by alice" in calls
+    assert (_REMOVE in calls) is removed, calls
 
 
 def test_preview_approval_is_withdrawn_by_new_commits(tmp_path: Path) -> None:
-    env = {"HAS_LABEL": "true", "ACTION": "synchronize", "HEAD_SHA": HEAD}
+    env = {"HAS_LABEL": "true", "ACTION": "synchronize", "HEAD_SHA": HEAD, "SENDER": "bob"}
     got, calls = _approved(tmp_path, "preview.yml", env)
     assert got == "false"
-    assert "-X DELETE repos/acme/dbplatform/issues/7/labels/allow-destructive" in calls
+    assert _REMOVE in calls
 
 
-def test_a_failed_label_removal_fails_the_job(tmp_path: Path) -> None:
-    env = {"HAS_LABEL": "true", "ACTION": "synchronize", "HEAD_SHA": HEAD, "FAKE_DELETE_RC": "1"}
-    result, _ = _run_approval(tmp_path, "preview.yml", env)
-    assert result.returncode == 1
-    assert "::error title=Stale approval not removed::" in result.stdout
+def test_removing_the_label_withdraws_the_recorded_approval(tmp_path: Path) -> None:
+    env = {
+        "HAS_LABEL": "false",
+        "ACTION": "unlabeled",
+        "EVENT_LABEL": "allow-destructive",
+        "HEAD_SHA": HEAD,
+        "SENDER": "bob",
+    }
+    got, calls = _approved(tmp_path, "preview.yml", env)
+    assert got == "false"
+    assert f"-X POST repos/acme/dbplatform/statuses/{HEAD} -f state=failure" in calls
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"ACTION": "synchronize", "FAKE_DELETE_RC": "1", "SENDER": "bob"},
+        {"ACTION": "labeled", "EVENT_LABEL": "allow-destructive", "SENDER": "alice",
+         "FAKE_POST_RC": "1"},
+    ],
+    ids=["label removal", "approval record"],
+)  # fmt: skip
+def test_a_failed_removal_or_record_fails_the_job(tmp_path: Path, env: dict[str, str]) -> None:
+    full = {"HAS_LABEL": "true", "HEAD_SHA": HEAD, "EVENT_LABEL": "", **env}
+    result, _ = _run_approval(tmp_path, "preview.yml", full)
+    assert result.returncode != 0
+    assert not (tmp_path / "github_output").exists() or "approved=true" not in (
+        tmp_path / "github_output"
+    ).read_text(encoding="utf-8")
+    if env["ACTION"] == "synchronize":
+        assert "::error title=Stale approval not removed::" in result.stdout
 
 
 def _pulls(merge: str = MERGE, base: str = "main", head: str = HEAD) -> str:
@@ -542,7 +724,23 @@ def _pulls(merge: str = MERGE, base: str = "main", head: str = HEAD) -> str:
         ("maintainer", {"FAKE_PERMISSION": _permission("maintain")}, "true"),
         ("writer", {"FAKE_PERMISSION": _permission("write")}, "false"),
         ("label removed", {"FAKE_ISSUE": json.dumps({"labels": []})}, "false"),
-        ("label applied on an older head", {"FAKE_RUNS": _runs((OLD_HEAD, "alice"))}, "false"),
+        (
+            "approval recorded on an older head",
+            {"FAKE_STATUSES": _statuses(old=[_status("success", "allow-destructive by alice")])},
+            "false",
+        ),
+        (
+            "approval withdrawn",
+            {"FAKE_STATUSES": _statuses(head=[_status("failure", "allow-destructive withdrawn"),
+                                              _status("success", "allow-destructive by alice")])},
+            "false",
+        ),
+        (
+            "forged record",
+            {"FAKE_STATUSES": _statuses(head=[_status("success", "allow-destructive by alice",
+                                                      creator="mallory")])},
+            "false",
+        ),
         ("another merge commit", {"FAKE_PULLS": _pulls(merge=OLD_HEAD)}, "false"),
         ("merged into another branch", {"FAKE_PULLS": _pulls(base="release")}, "false"),
         ("dispatch by an owner", {"EVENT": "workflow_dispatch", "DISPATCH_ALLOW": "true"}, "true"),
@@ -561,8 +759,8 @@ def _pulls(merge: str = MERGE, base: str = "main", head: str = HEAD) -> str:
             "false",
         ),
     ],
-)
-def test_deploy_approval_is_bound_to_the_merged_head_and_base(
+)  # fmt: skip
+def test_deploy_approval_is_the_record_on_exactly_the_merged_head(
     tmp_path: Path, case: str, env: dict[str, str], approved: str
 ) -> None:
     full = {
@@ -573,11 +771,13 @@ def test_deploy_approval_is_bound_to_the_merged_head_and_base(
         "DISPATCH_ALLOW": "",
         "FAKE_PULLS": _pulls(),
         "FAKE_ISSUE": json.dumps({"labels": [{"name": "allow-destructive"}]}),
-        "FAKE_RUNS": _runs((HEAD, "alice")),
+        "FAKE_STATUSES": APPROVED_BY_ALICE,
         **env,
     }
-    got, _ = _approved(tmp_path, "deploy.yml", full)
+    got, calls = _approved(tmp_path, "deploy.yml", full)
     assert got == approved, case
+    if case.startswith(("owner", "maintainer", "writer", "approval", "forged")):
+        assert f"repos/acme/dbplatform/commits/{HEAD}/statuses" in calls
 
 
 # --- drills and the Makefile ---------------------------------------------------------------
