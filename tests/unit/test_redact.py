@@ -288,7 +288,7 @@ _SHAPES = [
     "export {name}={s}",
     "{name}: {s}",
     '{{"{name}": "{s}"}}',
-    "prefix body: {{\"{name}\": \"{s}\"}} suffix",
+    'prefix body: {{"{name}": "{s}"}} suffix',
     "--{flag} {s}",
 ]
 
@@ -325,7 +325,7 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
 
 @pytest.mark.parametrize(
     "text",
-    ["a." * 100_000, "x://y:" * 34_000, "a:b@" * 50_000, "{\"a\": " * 30_000, "password=" * 20_000],
+    ["a." * 100_000, "x://y:" * 34_000, "a:b@" * 50_000, '{"a": ' * 30_000, "password=" * 20_000],
     ids=["dots", "schemes", "userinfo", "open-json", "keywords"],
 )
 def test_redaction_is_linear_on_adversarial_input(text: str) -> None:
