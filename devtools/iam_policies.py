@@ -426,10 +426,18 @@ _TYPE_EXTRA_WRITES: dict[str, tuple[str, tuple[str, ...]]] = {
 DRILL_PREFIXES = (f"{PROJECT}-*-rc-*", f"{PROJECT}-*-drill-*")
 DRILL_PURPOSES = ("restore-check", "dr-drill", "dr-rebuild")
 PURPOSE_TAG = "dbplatform:purpose"
-# The one SSM parameter a drill writes: the stack's operation lock (infra/naming.py
-# Names.lock_parameter, `/<project>/<stack>/ops/lock`). In an IAM ARN `*` matches any characters,
-# but the name must END in `/ops/lock`: the blue/green record (`.../ops/bluegreen`) is out of reach.
-DRILL_LOCK_PARAMETERS = (f"/{PROJECT}/*/ops/lock",)
+# The SSM parameters a drill writes: the stack's operation locks of the scopes the drills take
+# (dbplatform/ops/context.py LOCK_SCOPES: `restore_check` -> `restore-check`, `dr` -> `dr`), named
+# `<Names.lock_parameter>-<scope>` (`/<project>/<stack>/ops/lock-<scope>`), and the claim a
+# `--break-lock` creates beside one (`<lock>-break-<run id>`, dbplatform/ops/lock.py). In an IAM
+# ARN `*` matches any characters, but each name must END as listed: the blue/green record
+# (`.../ops/bluegreen`) and the other scopes' locks are out of reach (security review S-7).
+DRILL_LOCK_SCOPES = ("restore-check", "dr")
+DRILL_LOCK_PARAMETERS = tuple(
+    f"/{PROJECT}/*/ops/lock-{scope}{suffix}"
+    for scope in DRILL_LOCK_SCOPES
+    for suffix in ("", "-break-*")
+)
 
 _ACCOUNT = "${AccountId}"
 _PARTITION = "${Partition}"

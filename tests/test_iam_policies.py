@@ -282,16 +282,24 @@ def test_every_condition_key_is_valid_for_every_action_of_its_statement() -> Non
 def test_review_s7_s9_the_drill_role_touches_only_locks_and_rds_backups() -> None:
     drill = POLICIES["drill.json"]
     param = "arn:aws:ssm:us-east-1:123456789012:parameter/dbplatform/prod/ops/"
-    assert _ask(drill, "ssm:PutParameter", param + "lock", {})
-    assert not _ask(drill, "ssm:PutParameter", param + "bluegreen", {})
-    assert not _ask(drill, "ssm:DeleteParameter", param + "bluegreen", {})
+    for name in ("lock-restore-check", "lock-dr", "lock-dr-break-run1"):
+        assert _ask(drill, "ssm:PutParameter", param + name, {}), name
+    for name in ("bluegreen", "lock-bluegreen", "lock-secrets", "lock"):
+        assert not _ask(drill, "ssm:PutParameter", param + name, {}), name
+        assert not _ask(drill, "ssm:DeleteParameter", param + name, {}), name
     rds_point = "arn:aws:rds:us-east-1:123456789012:snapshot:awsbackup:job-1234"
     assert _ask(drill, "backup:StartRestoreJob", rds_point, {})
     other = "arn:aws:backup:us-east-1:123456789012:recovery-point:1EB3B5E7-9EB0-435A"
     assert not _ask(drill, "backup:StartRestoreJob", other, {})
     manual = "arn:aws:rds:us-east-1:123456789012:snapshot:someone-elses"
     assert not _ask(drill, "backup:StartRestoreJob", manual, {})
-    # The lock the operations take is the one the drill may write.
+    # The locks the drill commands take are the ones the drill role may write.
+    from dbplatform.dr.operations import COMMAND as DR
+    from dbplatform.dr.restore_check import COMMAND as RESTORE_CHECK
+    from dbplatform.ops.context import LOCK_SCOPES
     from infra.naming import Names
 
+    scopes = {LOCK_SCOPES.get(c, c) for c in (DR, RESTORE_CHECK)}
+    assert scopes == set(iam_policies.DRILL_LOCK_SCOPES)
     assert Names("prod").lock_parameter == "/dbplatform/prod/ops/lock"
+    assert Names("prod").bluegreen_state_parameter.endswith("/ops/bluegreen")
