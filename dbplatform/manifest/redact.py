@@ -120,7 +120,8 @@ _PASSWORD_COLON = re.compile(
 )
 _FLAG = re.compile(
     r"(?P<head>(?<![\w-])--[\w-]*?(?:passw(?:or)?d|pwd|secret|token|api-key|access-key)(?:\s+|=))"
-    r"(?!-)" + _VALUE,
+    # The next word is the value unless it is another flag (`--x`, `-v`); `-2a...` is a value.
+    r"(?!--|-[A-Za-z](?:\s|$))" + _VALUE,
     re.I,
 )
 # RFC 6750 bearer tokens (the scheme is case-insensitive, RFC 7235 2.1) and RFC 7617 basic

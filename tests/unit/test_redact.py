@@ -310,7 +310,7 @@ def test_generated_prefixed_credential_names_never_leak(
 
 @settings(max_examples=40, deadline=None)
 @given(
-    user=st.text(alphabet="abcdefghij_", min_size=1, max_size=10),
+    user=st.text(alphabet="lmnopqrstuvw", min_size=1, max_size=10),  # none of the secret's letters
     secret=st.text(alphabet="abcdefghijkXYZ0123456789@/!$*-_", min_size=8, max_size=40),
     encode=st.booleans(),
 )
