@@ -324,16 +324,26 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
 
 
 @pytest.mark.parametrize(
-    "text",
-    ["a." * 100_000, "x://y:" * 34_000, "a:b@" * 50_000, '{"a": ' * 30_000, "password=" * 20_000],
+    "unit",
+    ["a.", "x://y:", "a:b@", '{"a": ', "password="],
     ids=["dots", "schemes", "userinfo", "open-json", "keywords"],
 )
-def test_redaction_is_linear_on_adversarial_input(text: str) -> None:
-    # Security review S-8: `"a." * n` took 5.7 s at 32 KB (quadratic). 200 KB must take well under
-    # a second even on a loaded CI machine; the `a.` case the review timed has the 0.5 s budget.
+def test_redaction_is_linear_on_adversarial_input(unit: str) -> None:
+    """Security review S-8: `"a." * n` took 5.7 s at 32 KB (quadratic). Measured as a ratio, so
+    a loaded machine does not decide it: 8x the input may cost at most ~16x the time (linear is
+    8x, quadratic 64x); CPU time of this process, best of two."""
     import time
 
-    started = time.perf_counter()
-    redact_text(text)
-    elapsed = time.perf_counter() - started
-    assert elapsed < (0.5 if text.startswith("a.") else 2.0), elapsed
+    def cost(repeat: int) -> float:
+        text = unit * repeat
+        best = float("inf")
+        for _ in range(2):
+            started = time.process_time()
+            redact_text(text)
+            best = min(best, time.process_time() - started)
+        return max(best, 1e-4)
+
+    small = cost(1_000)
+    large = cost(8_000)
+    assert large / small < 16, (small, large)
+    assert large < 5.0, large  # tens of KB within seconds even on a slow machine
