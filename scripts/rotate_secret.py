@@ -12,7 +12,13 @@ import boto3
 
 from dbplatform.entry import prog
 from dbplatform.ops import Clock, Operation, run_command, set_operation, timeout_minutes
-from dbplatform.secrets.rotation import COMMAND, DEFAULT_TIMEOUT_MINUTES, check_secret_name, rotate
+from dbplatform.secrets.rotation import (
+    COMMAND,
+    DEFAULT_TIMEOUT_MINUTES,
+    INTERRUPT,
+    check_secret_name,
+    rotate,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,7 +32,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="exit codes: 0 rotated; 1 failed; 2 bad usage/config; 3 refused; 130 interrupted",
     )
     set_operation(
-        parser, Operation("rotate", "rotate a secret now", rotate, validate=check_secret_name)
+        parser,
+        Operation(
+            "rotate",
+            "rotate a secret now",
+            rotate,
+            validate=check_secret_name,
+            on_interrupt=INTERRUPT,
+        ),
     )
     parser.add_argument(
         "--secret",

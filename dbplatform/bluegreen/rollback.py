@@ -200,7 +200,8 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         ctx, "the write fence and the writability of the old blue"
     )
     fence = (
-        f"writes to {primary} are fenced first (every database set read-only, sessions ended)"
+        f"STOP THE APPLICATION first: writes to {primary} are then fenced (every database set "
+        "read-only, sessions ended; a client asking for BEGIN READ WRITE is not stopped)"
         if use_sql
         else f"there is no write fence without SQL: STOP ALL TRAFFIC to {primary} first"
     )
@@ -290,8 +291,12 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
     lines, _ = config_advice(ctx, state.source_version, None, ctx.args.update_config)
     if fenced_at:
         where = (
-            f"they are all in snapshot {snapshot} (taken after the write fence at {fenced_at}) "
-            f"and in {primary}{NEW_SUFFIX}, which stays read-only"
+            f"they are in snapshot {snapshot} (taken after the write fence at {fenced_at}) "
+            f"and in {primary}{NEW_SUFFIX}, which stays read-only. The fence stops default "
+            "sessions (every database read-only, sessions ended, no role-level override); a "
+            "client that asked for BEGIN READ WRITE after it may have written to "
+            f"{primary}{NEW_SUFFIX} only. A database restored from {snapshot} starts read-only "
+            "too: ALTER DATABASE name RESET default_transaction_read_only in each database"
         )
     else:
         where = (
@@ -343,18 +348,37 @@ def _rename(ctx: Context, old: str, new: str) -> None:
 
 def _fence(ctx: Context, serving: dict[str, Any]) -> str:
     """Stop writes to the serving (former green) primary before its snapshot: every database
-    defaults to read-only and the other client sessions end, so no write lands after the
-    snapshot starts. Proven by a refused test write; returns the fence time."""
+    defaults to read-only and the other client sessions end, so no default session writes after
+    the snapshot starts. Refused while a role-level setting would bypass it; proven by a refused
+    test write in every database; returns the fence time."""
     connect = sql.connector(ctx, serving)
+    name = serving["DBInstanceIdentifier"]
     with connect("postgres") as conn:
+        bypasses = database_checks.fence_bypasses(conn)
+        if bypasses:
+            raise Refused(
+                f"the write fence cannot hold on {name}: role-level settings override the "
+                f"database-level read-only default ({'; '.join(bypasses)}). Nothing was renamed "
+                "or fenced. Stop that application, then remove each setting (ALTER ROLE name "
+                "[IN DATABASE db] RESET default_transaction_read_only) and re-run rollback",
+                data={"fence_bypasses": bypasses},
+            )
         database_checks.fence_writes(conn)
-    with connect("postgres") as conn:
-        seen = database_checks.prove_writable(conn)
-    if seen.state != database_checks.READ_ONLY:
+    seen = database_checks.prove_writable_everywhere(connect)
+    leaky = next((n for n, w in seen.items() if w.state != database_checks.READ_ONLY), None)
+    if leaky is not None:
         raise Failed(
-            f"the write fence on {serving['DBInstanceIdentifier']} did not hold "
-            f"({seen.state}: {seen.detail}); nothing was renamed. Stop the application's "
-            "writes, then re-run rollback"
+            f"the write fence on {name} did not hold in database {leaky} "
+            f"({seen[leaky].state}: {seen[leaky].detail}); nothing was renamed. Stop the "
+            "application's writes, then re-run rollback"
+        )
+    with connect("postgres") as conn:
+        back = database_checks.other_sessions(conn)
+    if back:
+        ctx.out.warn(
+            f"{len(back)} session(s) of other roles reconnected after the fence "
+            f"({', '.join(back[:10])}): a client that opens BEGIN READ WRITE can still write; "
+            "stop the application"
         )
     return iso(ctx.clock.now())
 
@@ -408,5 +432,9 @@ def _writable(ctx: Context, identifier: str, use_sql: bool) -> list[str]:
 
 
 def _prove(ctx: Context, inst: dict[str, Any]) -> database_checks.Writability:
-    with sql.connector(ctx, inst)("postgres") as conn:
-        return database_checks.prove_writable(conn)
+    """The weakest database's proof: the old blue takes writes only if every database does."""
+    seen = database_checks.prove_writable_everywhere(sql.connector(ctx, inst))
+    name, worst = database_checks.weakest(seen)
+    if len(seen) > 1:
+        return replace(worst, detail=f"database {name}: {worst.detail} ({len(seen)} databases)")
+    return worst

@@ -65,6 +65,19 @@ def server_problems(
     """Instance-wide problems: slots, subscriptions, sessions, the max_* settings."""
     problems: list[str] = []
     dbs = databases(conn)
+    seeing = conn.execute(
+        "SELECT pg_has_role(current_user, 'pg_read_all_stats', 'member')"
+        " OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)"
+    ).fetchone()
+    if not (seeing and seeing[0]):
+        # pg_stat_activity hides other users' state and xact_start from a role without
+        # pg_read_all_stats (PostgreSQL "The Cumulative Statistics System"): the session checks
+        # below would pass without having seen anything.
+        problems.append(
+            "session checks impossible: the connecting user is not a member of "
+            "pg_read_all_stats, so other users' transactions are invisible to it; connect as the "
+            "master user (rds_superuser includes pg_monitor) or GRANT pg_monitor to this user"
+        )
     slots = conn.execute(
         "SELECT slot_name, slot_type, database, active FROM pg_replication_slots ORDER BY 1"
     ).fetchall()
@@ -86,7 +99,7 @@ def server_problems(
         "SELECT pid || ' (' || coalesce(usename, '?') || ', ' || state || ', '"
         " || extract(epoch FROM now() - xact_start)::bigint || 's)'"
         " FROM pg_stat_activity WHERE xact_start IS NOT NULL AND pid <> pg_backend_pid()"
-        " AND backend_type = 'client backend' AND state <> 'idle in transaction'"
+        " AND backend_type = 'client backend' AND state NOT LIKE 'idle in transaction%%'"
         " AND now() - xact_start >= make_interval(secs => %s) ORDER BY xact_start",
         (limits.long_transaction,),
     ).fetchall()
@@ -265,12 +278,40 @@ def prove_writable(conn: psycopg.Connection[Any]) -> Writability:
     return Writability(WRITABLE, read_only, recovery, "a test write succeeded (rolled back)")
 
 
+def fence_bypasses(conn: psycopg.Connection[Any]) -> list[str]:
+    """Role-level default_transaction_read_only settings: a role's setting (alone or per
+    database) beats the database's (PostgreSQL ALTER ROLE: role-specific settings override
+    database-specific ones), so the fence would not reach that role's sessions."""
+    rows = conn.execute(
+        "SELECT coalesce(r.rolname, '?') || coalesce(' in ' || d.datname, '') || ': ' || c"
+        " FROM pg_db_role_setting s CROSS JOIN unnest(s.setconfig) c"
+        " LEFT JOIN pg_roles r ON r.oid = s.setrole"
+        " LEFT JOIN pg_database d ON d.oid = s.setdatabase"
+        " WHERE s.setrole <> 0 AND c LIKE 'default\\_transaction\\_read\\_only=%'"
+        " AND lower(split_part(c, '=', 2)) NOT IN ('on', 'true', 'yes', '1') ORDER BY 1"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
+def other_sessions(conn: psycopg.Connection[Any]) -> list[str]:
+    """Client sessions of other roles than the connecting one (rdsadmin aside)."""
+    rows = conn.execute(
+        "SELECT pid || ' (' || coalesce(usename, '?') || ' on ' || datname || ')'"
+        " FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND backend_type = 'client backend'"
+        " AND usename IS DISTINCT FROM 'rdsadmin' AND usename IS DISTINCT FROM current_user"
+        " AND datname IS NOT NULL ORDER BY pid"
+    ).fetchall()
+    return [str(r[0]) for r in rows]
+
+
 def fence_writes(conn: psycopg.Connection[Any]) -> list[int]:
     """Stop writes on this server before a snapshot that must hold all of them: every database
     defaults to read-only (`ALTER DATABASE ... SET default_transaction_read_only = on`) and the
-    other client sessions are ended, so every new transaction is read-only. Returns the ended
-    sessions' pids. A session that sets the parameter off again is not stopped: this fences the
-    application, not a determined superuser."""
+    other client sessions are ended, so every new transaction of a default session is read-only.
+    Returns the ended sessions' pids. Not stopped: a role-level setting (check
+    `fence_bypasses` first) and a client that asks for it (`BEGIN READ WRITE`, `SET
+    default_transaction_read_only = off`): this fences default sessions, so the application
+    must be stopped too."""
     for name in databases(conn):
         conn.execute(
             sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(
@@ -284,3 +325,21 @@ def fence_writes(conn: psycopg.Connection[Any]) -> list[int]:
         " AND datname IS NOT NULL OFFSET 0) s WHERE pg_terminate_backend(pid)"
     ).fetchall()
     return [int(r[0]) for r in rows]
+
+
+def prove_writable_everywhere(connect: Connect) -> dict[str, Writability]:
+    """`prove_writable` in every database (a database-level setting differs per database)."""
+    with connect("postgres") as conn:
+        names = databases(conn)
+    seen: dict[str, Writability] = {}
+    for name in names:
+        with connect(name) as conn:
+            seen[name] = prove_writable(conn)
+    return seen
+
+
+def weakest(seen: dict[str, Writability]) -> tuple[str, Writability]:
+    """The database that is furthest from writable (read-only before unknown before writable)."""
+    order = {READ_ONLY: 0, UNKNOWN: 1, WRITABLE: 2}
+    name = min(seen, key=lambda n: (order.get(seen[n].state, 1), n))
+    return name, seen[name]

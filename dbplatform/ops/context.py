@@ -125,7 +125,7 @@ class Context:
         point where a run that lost its lock stops (`lock_check`; the lock's own calls skip it).
         """
         if lock_check:
-            self.check_lock()
+            self.check_lock(reread=True)
         service = client.meta.service_model.service_name
         operation = client.meta.method_to_api_mapping.get(method, method)
         shown = f"{service}:{operation} {json.dumps(redact(params), default=str, sort_keys=True)}"
@@ -145,10 +145,11 @@ class Context:
             if i not in self.touched:
                 self.touched.append(i)
 
-    def check_lock(self) -> None:
-        """A safe point: raise LockLost when a lock this run took is no longer its own."""
+    def check_lock(self, *, reread: bool = False) -> None:
+        """A safe point: raise LockLost when a lock this run took is no longer its own
+        (`reread`: read it again from SSM, before a change)."""
         for lock in self._cache.get("locks", []):
-            lock.check()
+            lock.check(reread=reread)
 
     def whoami(self, region: str | None = None) -> dict[str, str]:
         """Account, principal ARN and region this run acts as (sts:GetCallerIdentity), asked

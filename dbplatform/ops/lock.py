@@ -14,16 +14,24 @@ exists, so creating a name is a compare-and-set against "absent"; PutParameter r
 - breaking a stale lock (`--break-lock`) or a named one (`--force-unlock RUN_ID`): the breaker
   first CREATES a claim parameter `<lock>-break-<stale run id>` with Overwrite=False: of two
   operators breaking the same lock only one gets the claim. The winner re-reads the lock, checks
-  that it still holds that run id at the same Version, overwrites it with its own value (never
-  deletes it, so no third run can slip in), reads it back, then deletes the claim. The loser
-  refuses (3) naming the winner.
+  that it still holds the same value (run id, expiry) at the same Version -- a Version alone is
+  not enough: a lock deleted and created again starts at Version 1 again -- and that it is still
+  expired (unless named by --force-unlock), overwrites it with its own value (never deletes it,
+  so no third run can slip in), reads it back, then deletes the claim. The loser refuses (3)
+  naming the winner. A claim holds its creation time: one older than CLAIM_STALE (its breaker
+  died between creating and deleting it) is removed -- after re-reading that it is still the
+  same value -- and the claim tried once more, so a crashed breaker cannot block every later
+  --break-lock and --force-unlock.
 No labels are put on lock versions: SSM keeps 100 versions and refuses a new one
 (ParameterMaxVersionLimitExceeded) only when the oldest carries a label.
 
 The value is JSON `{owner, operation, run_id, acquired, expires}` with a short TTL (10 min); a
 heartbeat thread renews it every TTL/3 for the whole run (pulumi up included). A run that loses
 its lock (overwritten, or not renewable for a TTL) stops at the next safe point: `check()`,
-called before every mutation and every poll, raises Failed.
+called before every mutation and every poll, raises Failed. `check()` does not trust the
+heartbeat thread alone: a process suspended past the TTL (laptop lid, Ctrl-Z) wakes with a
+thread that has not run yet, so `check()` fails by itself when the wall clock says the last
+renewal is a TTL old, and before each mutation (`check(reread=True)`) the lock is read again.
 """
 
 from __future__ import annotations
@@ -47,6 +55,8 @@ from dbplatform.ops.errors import Failed, Refused
 from dbplatform.ops.progress import Progress
 
 DEFAULT_TTL = timedelta(minutes=10)
+# A break claim lives for a few SSM calls; one older than this belongs to a breaker that died.
+CLAIM_STALE = timedelta(minutes=2)
 
 
 def local_user() -> str:
@@ -164,6 +174,7 @@ class StackLock:
         self._acquired: str | None = None
         self._refreshed = 0.0
         self._renewed_at = time.monotonic()
+        self._renewed_wall: datetime | None = None
         self._mutex = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -255,6 +266,7 @@ class StackLock:
         self._acquired = self._acquired or iso(self.host.clock.now())
         self._refreshed = self.host.clock.monotonic()
         self._renewed_at = time.monotonic()
+        self._renewed_wall = self.host.clock.now()
         if self._use_thread and self._thread is None:
             self._thread = threading.Thread(
                 target=self._beat, name=f"lock-heartbeat-{self.run_id}", daemon=True
@@ -290,25 +302,26 @@ class StackLock:
         why = "force-unlocking" if named else "breaking stale lock of"
         self.host.out.warn(f"{why} {current.describe()}")
         claim = f"{self.parameter}-break-{_safe(current.run_id)}"
+        mark = json.dumps({"run_id": self.run_id, "at": iso(now)}, sort_keys=True)
         if self.host.dry_run:
-            self._put(claim, self.run_id, overwrite=False)
+            self._put(claim, mark, overwrite=False)
             return False
-        try:
-            self._put(claim, self.run_id, overwrite=False)
-        except ClientError as exc:
-            if error_code(exc) != "ParameterAlreadyExists":
-                raise
-            raise Refused(
-                f"another operator is breaking the same lock of stack {self.stack} "
-                f"({current.describe()}); nothing was changed: check who holds it now",
-                data={"lock": asdict(current)},
-            ) from None
+        self._claim(claim, mark, current)
         try:
             again = self._read()
-            if again is not None and again.version != seen.version:
+            if again is not None and (again.version != seen.version or again.info != current):
                 raise Refused(
                     f"the lock of stack {self.stack} changed while breaking it: now "
                     f"{again.info.describe()}; nothing was changed",
+                    data={"lock": asdict(again.info)},
+                )
+            if again is None:
+                return False  # released meanwhile: the caller takes it as a free lock
+            if not named and not again.info.expired(self.host.clock.now()):
+                raise Refused(
+                    f"the lock of stack {self.stack} is no longer expired: "
+                    f"{again.info.describe()}; nothing was changed (only --force-unlock with "
+                    "its run id breaks a live lock)",
                     data={"lock": asdict(again.info)},
                 )
             self._put(self.parameter, self._info().to_json(), overwrite=True)
@@ -321,6 +334,65 @@ class StackLock:
         finally:
             self._delete(claim)
         return True
+
+    def _claim(self, claim: str, mark: str, current: LockInfo) -> None:
+        """Create the break claim (Overwrite=False); clear it first when its breaker died."""
+        for attempt in range(2):
+            try:
+                self._put(claim, mark, overwrite=False)
+                return
+            except ClientError as exc:
+                if error_code(exc) != "ParameterAlreadyExists":
+                    raise
+            found = self._claim_seen(claim)
+            if found is None:
+                continue  # deleted meanwhile: try once more
+            value, made = found
+            age = self.host.clock.now() - made
+            if attempt == 0 and age >= CLAIM_STALE:
+                self.host.out.warn(
+                    f"removing the stale break claim {claim} ({age.total_seconds():.0f}s old): "
+                    "its breaker stopped before finishing"
+                )
+                again = self._claim_seen(claim)
+                if again is not None and again[0] == value:  # still that dead breaker's claim
+                    self._delete(claim)
+                continue
+            raise Refused(
+                f"another operator is breaking the same lock of stack {self.stack} "
+                f"({current.describe()}); its claim {claim} is {age.total_seconds():.0f}s old. "
+                "Nothing was changed: check who holds the lock now. A claim older than "
+                f"{CLAIM_STALE.total_seconds() / 60:.0f} minutes is removed by the next attempt; "
+                f"or remove it: aws ssm delete-parameter --name {claim}"
+                + (f" --region {self.region}" if self.region else ""),
+                data={"lock": asdict(current), "claim": claim},
+            )
+
+    def _claim_seen(self, claim: str) -> tuple[str, datetime] | None:
+        """A claim's value and creation time (its `at`, else SSM's LastModifiedDate)."""
+        try:
+            p = self.ssm.get_parameter(Name=claim)["Parameter"]
+        except ClientError as exc:
+            if error_code(exc) == "ParameterNotFound":
+                return None
+            raise
+        value = str(p.get("Value", ""))
+        made: datetime | None = None
+        try:
+            made = parse_iso(str(json.loads(value)["at"]))
+        except (ValueError, TypeError, KeyError):
+            modified = p.get("LastModifiedDate")
+            made = modified if isinstance(modified, datetime) else None
+        return value, made or self.host.clock.now() - CLAIM_STALE
+
+    def verify(self) -> None:
+        """Read the lock again (before a destructive change): mark it lost if not ours."""
+        if not self.held or self.host.dry_run or self.lost:
+            return
+        seen = self._read()
+        if seen is None or seen.info.run_id != self.run_id:
+            holder = seen.info.describe() if seen else "nobody (it was deleted)"
+            self.lost = f"lost the lock of stack {self.stack}: it is now held by {holder}"
 
     # --- while held ---------------------------------------------------------------------
     def _extend(self) -> None:
@@ -336,6 +408,7 @@ class StackLock:
             self._put(self.parameter, self._info().to_json(), overwrite=True)
             self._refreshed = self.host.clock.monotonic()
             self._renewed_at = time.monotonic()
+            self._renewed_wall = self.host.clock.now()
 
     def _beat(self) -> None:
         interval = max(1.0, self.ttl.total_seconds() / 3)
@@ -360,8 +433,20 @@ class StackLock:
             self._extend()
         self.check()
 
-    def check(self) -> None:
-        """A safe point: raise LockLost if this run no longer holds the lock."""
+    def check(self, *, reread: bool = False) -> None:
+        """A safe point: raise LockLost if this run no longer holds the lock. Fails by itself
+        when the last renewal is a TTL old by the wall clock (a suspended process); `reread`
+        reads the lock again (before a mutation)."""
+        if self.held and not self.lost and self._renewed_wall is not None:
+            since = self.host.clock.now() - self._renewed_wall
+            if since >= self.ttl:
+                self.lost = (
+                    f"the lock of stack {self.stack} was last renewed {since.total_seconds():.0f}s "
+                    f"ago (TTL {self.ttl.total_seconds():.0f}s; was this process suspended?): "
+                    "another run may have taken it"
+                )
+        if reread:
+            self.verify()
         if self.lost:
             raise LockLost(
                 f"{self.lost}. Stopped before the next change; see `status`, then re-run the "

@@ -266,6 +266,12 @@ def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str,
             "exists, re-run with --reencryption-planned",
             data={"secret": target.secret_id, "secret_kind": kind},
         )
+    if kind == "encryption":
+        _refuse_unretired_previous(target, desc)
+        # A re-run after an interruption finds the current key already retired: keep its label.
+        retired = next(
+            (lbl for lbl in stages(desc)[current] if lbl.startswith(RETIRED_PREFIX)), retired
+        )
     revoke = bool(ctx.args.revoke_previous)
     effect = {
         "encryption": f"the current value is kept as AWSPREVIOUS and {retired}; re-encrypt "
@@ -281,9 +287,20 @@ def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str,
     )
     value = generate(target.length)
     token = str(uuid.uuid4())
+    if kind == "encryption" and retired not in stages(desc)[current]:
+        # BEFORE the write: adding a label never removes one, so the key that encrypted the data
+        # holds AWSCURRENT and its retired label at every moment an interruption can hit; the
+        # write then adds AWSPREVIOUS and leaves the custom label alone (PutSecretValue moves
+        # only AWSCURRENT and AWSPREVIOUS).
+        with ctx.out.phase(f"label the current key {retired}"):
+            ctx.mutate(
+                sm,
+                "update_secret_version_stage",
+                {"SecretId": target.secret_id, "VersionStage": retired, "MoveToVersionId": current},
+            )
     with ctx.out.phase("write the new value"):
         # PutSecretValue moves AWSCURRENT to the new version and AWSPREVIOUS to the old current
-        # in one call: there is no half-rotated state to recover from.
+        # in one call.
         ctx.mutate(
             sm,
             "put_secret_value",
@@ -294,15 +311,6 @@ def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str,
                 "VersionStages": [CURRENT],
             },
         )
-    if kind == "encryption":
-        # After the write, while the old key still holds AWSPREVIOUS: it is never unlabeled,
-        # and the label survives a PutSecretValue that resets the old version's labels.
-        with ctx.out.phase(f"label the previous key {retired}"):
-            ctx.mutate(
-                sm,
-                "update_secret_version_stage",
-                {"SecretId": target.secret_id, "VersionStage": retired, "MoveToVersionId": current},
-            )
     if revoke:
         with ctx.out.phase("revoke the previous value"):
             ctx.mutate(
@@ -344,14 +352,71 @@ def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str,
     return result
 
 
+def _refuse_unretired_previous(target: Target, desc: Mapping[str, Any]) -> None:
+    """An encryption key's AWSPREVIOUS without a retired label is one rotation away from having
+    no label at all (the next write moves AWSPREVIOUS off it; Secrets Manager may then delete
+    it): refuse before that rotation, with the command that keeps it."""
+    bare = [
+        v
+        for v, labels in stages(desc).items()
+        if PREVIOUS in labels and not any(lbl.startswith(RETIRED_PREFIX) for lbl in labels)
+    ]
+    if not bare:
+        return
+    version = bare[0]
+    raise Refused(
+        f"{target.secret_id}: the previous key (version {version}, AWSPREVIOUS) has no "
+        f"{RETIRED_PREFIX} label; a rotation would move AWSPREVIOUS off it and leave it "
+        "unlabeled (Secrets Manager may delete it, and data encrypted under it with it). "
+        "Nothing was changed. Label it, then re-run: aws secretsmanager "
+        f"update-secret-version-stage --secret-id {target.secret_id} --version-stage "
+        f"{RETIRED_PREFIX}{version[:8]} --move-to-version-id {version}",
+        data={"secret": target.secret_id, "unretired_version": version},
+    )
+
+
+INTERRUPT = (
+    "The secret may be in one of these states (aws secretsmanager describe-secret --secret-id "
+    "<secret>): unchanged; for an encryption key, the current key labeled DBPLATFORM-RETIRED-* "
+    "and still AWSCURRENT; or the new value written (AWSCURRENT) with the old one AWSPREVIOUS. "
+    "Re-running waits for a master rotation in progress; for an application secret it writes "
+    "ANOTHER new value (the one written before becomes AWSPREVIOUS; an encryption key's earlier "
+    "versions keep their retired labels), so clients must re-read AWSCURRENT either way"
+)
+"""What the operator reads after Ctrl-C (Operation.on_interrupt)."""
+
+
 def _refuse_during_major_bluegreen(ctx: Context) -> None:
     """A master password change on blue during a major-version (logical replication) blue/green
     does not reach green: roles and DDL are not replicated (PostgreSQL "Logical Replication
-    Restrictions"); AWS lists DDL on blue among the changes that break the deployment."""
-    from dbplatform.bluegreen.model import STARTED, SWITCHING, read_state
+    Restrictions"); AWS lists DDL on blue among the changes that break the deployment. After
+    the switchover nothing replicates any more (either kind): the password would change on the
+    serving green only, and a rollback would bring back the old blue with the old password while
+    the secret holds the new one. So from the switchover until finalize (or a finished
+    rollback), master rotation is refused."""
+    from dbplatform.bluegreen.model import (
+        PROMOTED,
+        ROLLING_BACK,
+        STARTED,
+        SWITCHED_OVER,
+        SWITCHING,
+        read_state,
+    )
 
     state = read_state(ctx)
-    if state is None or state.phase not in (STARTED, SWITCHING):
+    if state is None:
+        return
+    if state.phase in (SWITCHED_OVER, PROMOTED, ROLLING_BACK):
+        raise Refused(
+            f"blue/green deployment {state.deployment_name} of stack {ctx.stack.name} is "
+            f"{state.phase}: a rollback is still possible, and the old blue would come back "
+            "with the old master password while the secret holds the new one. Nothing was "
+            "changed. Finish first (python -m scripts.bluegreen promote, then finalize --stack "
+            f"{ctx.stack.name}; or finish the rollback), then re-run. If the password is compromised now, "
+            "change it on both instances by hand (ALTER ROLE) before rotating",
+            data={"bluegreen_phase": state.phase},
+        )
+    if state.phase not in (STARTED, SWITCHING):
         return
     if state.source_version.split(".")[0] == state.target_version.split(".")[0]:
         return  # physical replication carries the password change
@@ -359,7 +424,7 @@ def _refuse_during_major_bluegreen(ctx: Context) -> None:
         f"a major-version blue/green deployment of stack {ctx.stack.name} is open "
         f"({state.deployment_name}, {state.phase}, {state.source_version} -> "
         f"{state.target_version}): logical replication does not carry the password to green. "
-        f"Rotate after `bluegreen promote` (or after a rollback), or before the next `start`; "
+        f"Rotate after `bluegreen finalize` (or after a rollback), or before the next `start`; "
         "nothing was changed",
         data={"bluegreen_phase": state.phase},
     )

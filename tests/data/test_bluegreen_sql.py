@@ -227,3 +227,140 @@ def test_write_fence_ends_sessions_and_leaves_every_database_read_only(
             conn.execute("SET default_transaction_read_only = off")
             for name in checks.databases(conn):
                 conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')
+
+
+@contextlib.contextmanager
+def app_role(server: PgServer, db: str) -> Iterator[tuple[str, dict[str, Any]]]:
+    """A non-master login role that owns a table in `db` (the application); dropped after."""
+    import secrets
+
+    name, password = f"app_{secrets.token_hex(4)}", secrets.token_urlsafe(12)
+    with server.connect() as conn:
+        conn.execute(f"CREATE ROLE {name} LOGIN PASSWORD '{password}'")
+    with server.connect(db) as conn:
+        conn.execute(f"GRANT CREATE, USAGE ON SCHEMA public TO {name}")
+        conn.execute(f"CREATE TABLE {name}_orders (id int PRIMARY KEY)")
+        conn.execute(f"GRANT ALL ON {name}_orders TO {name}")
+    try:
+        yield name, {**server.conninfo(db), "user": name, "password": password}
+    finally:
+        with server.connect() as conn:
+            conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                         " WHERE usename = %s", (name,))  # fmt: skip
+            conn.execute(f"ALTER ROLE {name} RESET ALL")
+            conn.execute(f'ALTER ROLE {name} IN DATABASE "{db}" RESET ALL')
+            for dbname in checks.databases(conn):
+                conn.execute(f'ALTER DATABASE "{dbname}" RESET default_transaction_read_only')
+        with server.connect(db) as conn:
+            conn.execute(f"DROP OWNED BY {name}")
+        with server.connect() as conn:
+            conn.execute(f"DROP ROLE {name}")
+
+
+def test_a_role_level_setting_bypasses_the_fence_and_is_reported(
+    postgres: PgServer, pg_database: str
+) -> None:
+    with app_role(postgres, pg_database) as (role, login):
+        with postgres.connect() as conn:
+            assert checks.fence_bypasses(conn) == []
+            conn.execute(f"ALTER ROLE {role} SET default_transaction_read_only = off")
+            conn.execute(
+                f'ALTER ROLE {role} IN DATABASE "{pg_database}" SET default_transaction_read_only'
+                " = false"
+            )
+            found = checks.fence_bypasses(conn)
+            assert found == sorted(
+                [
+                    f"{role}: default_transaction_read_only=off",
+                    f"{role} in {pg_database}: default_transaction_read_only=false",
+                ]
+            )
+            checks.fence_writes(conn)
+        # Why rollback refuses on it: that role writes straight through the database fence.
+        with psycopg.connect(**login, autocommit=True) as app:
+            app.execute(f"INSERT INTO {role}_orders VALUES (1)")
+        with postgres.connect() as conn:  # a role-level "on" is no bypass
+            conn.execute(f"ALTER ROLE {role} RESET ALL")
+            conn.execute(f'ALTER ROLE {role} IN DATABASE "{pg_database}" RESET ALL')
+            conn.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")
+            assert checks.fence_bypasses(conn) == []
+
+
+def test_the_fence_stops_a_non_master_roles_default_session_only(
+    postgres: PgServer, pg_database: str
+) -> None:
+    """What rollback's message claims, proven as the application's own role: a default session
+    is refused; a session that asks for BEGIN READ WRITE is not (hence: stop the application)."""
+    with app_role(postgres, pg_database) as (role, login):
+        app = psycopg.connect(**login, autocommit=True)
+        with postgres.connect() as conn:
+            ended = checks.fence_writes(conn)
+            assert app.info.backend_pid in ended
+        app.close()
+        with psycopg.connect(**login, autocommit=True) as app:
+            with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
+                app.execute(f"INSERT INTO {role}_orders VALUES (1)")
+            with postgres.connect() as conn:
+                assert any(f"({role} on {pg_database})" in s for s in checks.other_sessions(conn))
+            with app.transaction():
+                app.execute("SET TRANSACTION READ WRITE")
+                app.execute(f"INSERT INTO {role}_orders VALUES (2)")
+
+
+def test_session_checks_without_pg_read_all_stats_are_reported_impossible(
+    postgres: PgServer, pg_database: str
+) -> None:
+    limits = Limits(long_transaction=0, idle_in_transaction=0)
+    with app_role(postgres, pg_database) as (role, login):
+        holder = postgres.connect(pg_database)
+        holder.autocommit = False
+        try:
+            holder.execute("SELECT 1")  # the master's session idles in a transaction
+            with psycopg.connect(**login, autocommit=True) as checker:
+                problems = checks.server_problems(checker, logical=False, limits=limits)
+            assert any(p.startswith("session checks impossible") for p in problems)
+            with postgres.connect() as conn:
+                conn.execute(f"GRANT pg_read_all_stats TO {role}")
+            with psycopg.connect(**login, autocommit=True) as checker:
+                problems = checks.server_problems(checker, logical=False, limits=limits)
+            assert not any("impossible" in p for p in problems)
+            assert any(str(holder.info.backend_pid) in p for p in problems)
+        finally:
+            holder.close()
+
+
+def test_an_aborted_idle_transaction_is_counted_once(postgres: PgServer, pg_database: str) -> None:
+    limits = Limits(long_transaction=0, idle_in_transaction=0)
+    holder = postgres.connect(pg_database)
+    holder.autocommit = False
+    try:
+        with pytest.raises(psycopg.errors.DivisionByZero):
+            holder.execute("SELECT 1 / 0")  # idle in transaction (aborted)
+        with postgres.connect() as conn:
+            problems = checks.server_problems(conn, logical=False, limits=limits)
+        pid = str(holder.info.backend_pid)
+        mine = [p for p in problems if pid in p]
+        assert len(mine) == 1 and "idle in a transaction" in mine[0], problems
+    finally:
+        holder.close()
+
+
+def test_writability_is_proven_in_every_database(postgres: PgServer, pg_database: str) -> None:
+    other = postgres.create_database()
+    try:
+        with postgres.connect() as conn:
+            conn.execute(f'ALTER DATABASE "{other}" SET default_transaction_read_only = on')
+
+        @contextlib.contextmanager
+        def connect(dbname: str) -> Iterator[psycopg.Connection[Any]]:
+            with postgres.connect(dbname) as conn:
+                yield conn
+
+        seen = checks.prove_writable_everywhere(connect)
+        assert seen["postgres"].state == checks.WRITABLE
+        assert seen[pg_database].state == checks.WRITABLE
+        assert checks.weakest(seen) == (other, seen[other])
+        assert seen[other].state == checks.READ_ONLY
+    finally:
+        with postgres.connect() as conn:
+            conn.execute(f'DROP DATABASE "{other}"')

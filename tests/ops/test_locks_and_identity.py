@@ -20,7 +20,7 @@ from botocore.exceptions import EndpointConnectionError
 
 from dbplatform.ops import Context, Operation, Poll, Refused, Result, add_operation, run_command
 from dbplatform.ops.clock import SystemClock
-from dbplatform.ops.lock import LockLost, StackLock
+from dbplatform.ops.lock import DEFAULT_TTL, LockLost, StackLock
 from dbplatform.ops.progress import Progress
 from tests.ops.support import AwsEnv, FakeClock, query_error, session_with
 
@@ -143,7 +143,119 @@ def test_a_breaker_that_finds_the_claim_taken_refuses(aws: AwsEnv) -> None:
     with pytest.raises(Refused) as refused:
         b.acquire()
     assert "another operator is breaking the same lock" in refused.value.message
+    assert f"delete-parameter --name {LOCK}-break-dead" in refused.value.message
     assert _holder(aws) == "dead"
+
+
+def test_a_breaker_with_a_stale_read_never_breaks_a_new_live_lock(aws: AwsEnv) -> None:
+    """ABA: the stale lock is broken and released, then a new run creates the lock again --
+    at Version 1 again. A breaker acting on its old read of Version 1 must not take it."""
+    ssm = aws.client("ssm")
+    stale = datetime.now(UTC) - timedelta(minutes=1)
+    ssm.put_parameter(Name=LOCK, Value=_lock_value("dead", stale), Type="String")
+    b = _lock(aws, "run-b", break_stale=True, heartbeat_thread=False)
+    seen_by_b = b._read()
+    assert seen_by_b is not None and seen_by_b.version == 1
+    a = _lock(aws, "run-a", break_stale=True, heartbeat_thread=False)
+    a.acquire()
+    a.release()
+    c = _lock(aws, "run-c", heartbeat_thread=False)
+    c.acquire()
+    assert ssm.get_parameter(Name=LOCK)["Parameter"]["Version"] == 1  # the same Version
+    with pytest.raises(Refused) as refused:
+        b._refuse_or_break(seen_by_b)
+    assert "run-c" in refused.value.message
+    assert _holder(aws) == "run-c"
+    c.check(reread=True)  # C still holds it
+    c.release()
+
+
+def test_a_breaker_never_breaks_a_lock_renewed_meanwhile(aws: AwsEnv) -> None:
+    """The stale lock is deleted and created again by the same run id with a live expiry: same
+    run id, same Version 1, but no longer stale: refused."""
+    ssm = aws.client("ssm")
+    stale = datetime.now(UTC) - timedelta(minutes=1)
+    ssm.put_parameter(Name=LOCK, Value=_lock_value("dead", stale), Type="String")
+    b = _lock(aws, "run-b", break_stale=True, heartbeat_thread=False)
+    seen_by_b = b._read()
+    assert seen_by_b is not None
+    ssm.delete_parameter(Name=LOCK)
+    live = datetime.now(UTC) + timedelta(minutes=5)
+    ssm.put_parameter(Name=LOCK, Value=_lock_value("dead", live), Type="String")
+    with pytest.raises(Refused):
+        b._refuse_or_break(seen_by_b)
+    assert json.loads(aws.parameters()[LOCK])["expires"] == live.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@pytest.mark.parametrize("how", [{"break_stale": True}, {"force_unlock": "dead"}])
+def test_a_claim_left_by_a_dead_breaker_does_not_block_later_breaks(
+    aws: AwsEnv, how: dict[str, Any]
+) -> None:
+    ssm = aws.client("ssm")
+    stale = datetime.now(UTC) - timedelta(minutes=1)
+    ssm.put_parameter(Name=LOCK, Value=_lock_value("dead", stale), Type="String")
+    old = (datetime.now(UTC) - timedelta(minutes=3)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    claim = f"{LOCK}-break-dead"  # its breaker was SIGKILLed between creating and deleting it
+    ssm.put_parameter(
+        Name=claim, Value=json.dumps({"run_id": "run-crashed", "at": old}), Type="String"
+    )
+    z = _lock(aws, "run-z", heartbeat_thread=False, **how)
+    z.acquire()
+    assert _holder(aws) == "run-z"
+    assert claim not in aws.parameters()
+    z.release()
+
+
+def test_a_fresh_claim_refuses_naming_it_and_how_to_remove_it(aws: AwsEnv) -> None:
+    ssm = aws.client("ssm")
+    stale = datetime.now(UTC) - timedelta(minutes=1)
+    ssm.put_parameter(Name=LOCK, Value=_lock_value("dead", stale), Type="String")
+    claim = f"{LOCK}-break-dead"
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ssm.put_parameter(Name=claim, Value=json.dumps({"run_id": "x", "at": now}), Type="String")
+    z = _lock(aws, "run-z", heartbeat_thread=False, force_unlock="dead")
+    with pytest.raises(Refused) as refused:
+        z.acquire()
+    assert f"aws ssm delete-parameter --name {claim}" in refused.value.message
+    assert _holder(aws) == "dead" and claim in aws.parameters()
+
+
+def test_a_suspended_holder_stops_before_its_next_change(aws: AwsEnv) -> None:
+    """A holds; its process is frozen past the TTL (laptop lid, Ctrl-Z) and B breaks the stale
+    lock. A wakes up: its heartbeat thread has not run, yet its next safe point stops it."""
+    host = _Host(aws)
+    host.clock = FakeClock()  # type: ignore[assignment]
+    a = StackLock(
+        host,
+        parameter=LOCK,
+        stack="staging",
+        owner="a@test",
+        operation="lockcmd act",
+        run_id="run-a",
+        heartbeat_thread=False,
+    )
+    a.acquire()
+    a.check(reread=True)  # holds
+    host.clock.sleep(DEFAULT_TTL.total_seconds())  # suspended for a whole TTL
+    with pytest.raises(LockLost) as lost:
+        a.check()
+    assert "suspended" in lost.value.message
+
+
+def test_a_holder_whose_lock_was_broken_stops_at_its_next_change(aws: AwsEnv) -> None:
+    ssm = aws.client("ssm")
+    a = _lock(aws, "run-a", heartbeat_thread=False)
+    a.acquire()
+    expired = datetime.now(UTC) - timedelta(seconds=1)  # A was frozen past its expiry
+    ssm.put_parameter(
+        Name=LOCK, Value=_lock_value("run-a", expired), Type="String", Overwrite=True
+    )
+    b = _lock(aws, "run-b", break_stale=True, heartbeat_thread=False)
+    b.acquire()
+    with pytest.raises(LockLost) as lost:
+        a.check(reread=True)  # what Context.mutate does before each change
+    assert "run-b" in lost.value.message
+    b.release()
 
 
 def test_only_the_holder_renews_and_a_lost_lock_is_noticed(aws: AwsEnv) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from infra.naming import Names
-from tests.ops.support import AwsEnv, FakeClock, Run
+from tests.ops.support import AwsEnv, FakeClock, Run, session_with
 from tests.ops.test_rotate_secret import MASTER, MASTER_VALUE, labels, seed_master
 
 pytestmark = pytest.mark.moto
@@ -57,6 +57,48 @@ def test_rotating_an_encryption_key_twice_leaves_no_version_unlabeled(aws: AwsEn
     assert sm.get_secret_value(SecretId=DEK, VersionId=original)["SecretString"] == KEY0
 
 
+def _interrupt(**_: Any) -> None:
+    raise KeyboardInterrupt  # Ctrl-C, or SIGTERM, at that very call
+
+
+@pytest.mark.parametrize("event", ["before-call", "after-call"])
+def test_an_interrupted_encryption_rotation_is_safe_to_re_run(aws: AwsEnv, event: str) -> None:
+    """Interrupted around the write (before it, or after it and before anything else), then
+    re-run as the message says: the original key never loses its last label."""
+    from scripts.rotate_secret import main
+
+    original = seed(aws, DEK)
+    session = session_with([(f"{event}.secrets-manager.PutSecretValue", _interrupt)])
+    args = ("--stack", "prod", "--yes", "--secret", "data-encryption-key", "--reencryption-planned")
+    first = aws.main(*args, session=session, clock=FakeClock(), main=main)
+    assert first.code == 130, first.text
+    assert "ANOTHER new value" in first.stderr  # the rotation's own interrupt text
+    assert "Nothing is lost" not in first.stderr
+    retired = [lbl for lbl in labels(aws, DEK)[original] if lbl.startswith("DBPLATFORM-RETIRED-")]
+    assert len(retired) == 1, labels(aws, DEK)  # labeled before the write
+    again = rotate(aws, *args[3:])
+    assert again.code == 0, again.text
+    seen = labels(aws, DEK)
+    assert retired[0] in seen[original], seen
+    assert all(seen.values()), seen
+    sm = aws.client("secretsmanager")
+    assert sm.get_secret_value(SecretId=DEK, VersionId=original)["SecretString"] == KEY0
+
+
+def test_an_encryption_key_whose_previous_version_is_unretired_is_refused(aws: AwsEnv) -> None:
+    original = seed(aws, DEK)
+    sm = aws.client("secretsmanager")
+    sm.put_secret_value(SecretId=DEK, SecretString=KEY0[::-1])  # e.g. a manual update
+    before = labels(aws, DEK)
+    assert before[original] == ["AWSPREVIOUS"]
+    run = rotate(aws, "--secret", "data-encryption-key", "--reencryption-planned")
+    assert run.code == 3, run.text
+    assert original in run.stderr
+    assert f"--move-to-version-id {original}" in run.stderr
+    assert "update-secret-version-stage" in run.stderr
+    assert labels(aws, DEK) == before  # nothing changed
+
+
 def test_a_compromised_signing_key_can_revoke_its_previous_value(aws: AwsEnv) -> None:
     old = seed(aws, JWT)
     run = rotate(aws, "--secret", "jwt-signing-key", "--revoke-previous", "--json")
@@ -93,6 +135,19 @@ def test_master_rotation_is_refused_during_a_major_blue_green(aws: AwsEnv) -> No
     run = rotate(aws, "--secret", "master")
     assert run.code == 3, run.text
     assert "logical replication does not carry the password" in run.stderr
+    assert [k for k, s in labels(aws, MASTER).items() if "AWSCURRENT" in s] == [before]
+
+
+@pytest.mark.parametrize("phase", ["switched-over", "promoted", "rolling-back"])
+@pytest.mark.parametrize("target", ["16.5", "17.2"])
+def test_master_rotation_is_refused_until_finalize(aws: AwsEnv, phase: str, target: str) -> None:
+    """After the switchover the old blue keeps its password (nothing replicates): a rotation
+    now would make a rollback bring back a database the secret cannot log in to."""
+    before = seed_master(aws)
+    _record(aws, phase, "16.4", target)
+    run = rotate(aws, "--secret", "master")
+    assert run.code == 3, run.text
+    assert "finalize --stack prod" in run.stderr and phase in run.stderr
     assert [k for k, s in labels(aws, MASTER).items() if "AWSCURRENT" in s] == [before]
 
 
