@@ -19,6 +19,7 @@ from botocore.parsers import ResponseParserError
 
 from dbplatform.bluegreen.model import Deployment
 from dbplatform.ops import Context, error_code, retry_config
+from dbplatform.database.checks import worker_problems
 from dbplatform.ops.rds import describe_instance
 
 LAG_LOOKBACK = timedelta(minutes=5)
@@ -141,6 +142,52 @@ def preflight(ctx: Context, primary: dict[str, Any], target: Target) -> list[str
             f"{target.engine_version} needs {family}: pass --parameter-group of that family"
         )
     return problems
+
+
+# PostgreSQL's own defaults (runtime-config-resource: max_worker_processes 8,
+# max_logical_replication_workers 4), used when neither the group nor the family's engine
+# defaults give a number.
+POSTGRES_DEFAULTS = {"max_worker_processes": 8, "max_logical_replication_workers": 4}
+WORKER_SETTINGS = tuple(POSTGRES_DEFAULTS)
+
+
+def engine_defaults(rds: BaseClient, family: str) -> dict[str, str]:
+    """DescribeEngineDefaultParameters of `family` (name -> value, where a value is given)."""
+    values: dict[str, str] = {}
+    params: dict[str, Any] = {"DBParameterGroupFamily": family}
+    while True:  # EngineDefaults pages by its own Marker
+        page = rds.describe_engine_default_parameters(**params).get("EngineDefaults", {})
+        for p in page.get("Parameters", []):
+            if "ParameterValue" in p:
+                values[p["ParameterName"]] = str(p["ParameterValue"])
+        if not page.get("Marker"):
+            return values
+        params["Marker"] = page["Marker"]
+
+
+def subscriber_problems(
+    ctx: Context, group: str, family: str, databases: int
+) -> list[str]:
+    """In a logical blue/green, green is the subscriber: its apply workers come from green's
+    parameter group (`group`), not blue's. The group's value, else the family's engine default,
+    else PostgreSQL's; a formula (`GREATEST({DBInstanceVCPU*2},8)`) is not evaluated: warned."""
+    rds = ctx.client("rds")
+    given = user_parameters(rds, group)
+    missing = [n for n in WORKER_SETTINGS if n not in given]
+    defaults = engine_defaults(rds, family) if missing else {}
+    values: dict[str, int] = {}
+    for name in WORKER_SETTINGS:
+        raw = given.get(name, defaults.get(name, str(POSTGRES_DEFAULTS[name])))
+        if not raw.isdigit():
+            ctx.out.warn(f"{name} of green ({group}) is '{raw}', a formula: not checked")
+            return []
+        values[name] = int(raw)
+    return worker_problems(
+        f"green (parameter group {group})",
+        values["max_worker_processes"],
+        values["max_logical_replication_workers"],
+        databases,
+    )
 
 
 def upgrade_path(ctx: Context, current: str, wanted: str) -> list[str]:

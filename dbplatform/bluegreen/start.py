@@ -6,7 +6,14 @@ from dataclasses import replace
 from typing import Any
 
 from dbplatform.bluegreen import sql
-from dbplatform.bluegreen.checks import Target, major, preflight, uncovered_replicas
+from dbplatform.bluegreen.checks import (
+    Target,
+    major,
+    parameter_group_family,
+    preflight,
+    subscriber_problems,
+    uncovered_replicas,
+)
 from dbplatform.bluegreen.common import locate, state_from_deployment, wait_ready
 from dbplatform.bluegreen.model import (
     AVAILABLE,
@@ -88,7 +95,14 @@ def run(ctx: Context) -> Result:
         # Amazon RDS blue/green deployments"): the SQL limits differ.
         logical = major(target.engine_version) != major(primary.get("EngineVersion", ""))
         if not sql.skipped(ctx, "tables, slots, sessions and replication settings"):
-            problems += database_checks.preflight(sql.connector(ctx, primary), logical=logical)
+            connect = sql.connector(ctx, primary)
+            problems += database_checks.preflight(connect, logical=logical)
+            family = f"postgres{major(target.engine_version)}"
+            green_group = parameter_group_family(ctx.client("rds"), target.parameter_group)
+            if logical and green_group == family:  # else preflight said what is wrong with it
+                with connect("postgres") as conn:
+                    count = len(database_checks.databases(conn))
+                problems += subscriber_problems(ctx, target.parameter_group, family, count)
     if problems:
         raise Refused(
             f"blue/green cannot start on {names.primary}; nothing was changed:\n"

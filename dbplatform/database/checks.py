@@ -125,11 +125,7 @@ def server_problems(
         )
     if logical:
         need = len(dbs) + len(slots)
-        for name, wanted in (
-            ("max_replication_slots", need),
-            ("max_wal_senders", need),
-            ("max_logical_replication_workers", len(dbs)),
-        ):
+        for name, wanted in (("max_replication_slots", need), ("max_wal_senders", need)):
             have = _setting(conn, name)
             if have < wanted:
                 problems.append(
@@ -137,14 +133,32 @@ def server_problems(
                     f"database(s) with {len(slots)} existing slot(s) needs at least {wanted}: "
                     "raise it in the parameter group (static: reboot) before start"
                 )
-        workers = _setting(conn, "max_worker_processes")
-        logical_workers = _setting(conn, "max_logical_replication_workers")
-        if workers <= max(logical_workers, len(dbs)):
-            problems.append(
-                f"max_worker_processes is {workers}, not above max_logical_replication_workers "
-                f"({logical_workers}) and the {len(dbs)} database(s): the replication workers "
-                "come out of that pool; raise it in the parameter group (static: reboot)"
-            )
+        problems += worker_problems(
+            "blue",
+            _setting(conn, "max_worker_processes"),
+            _setting(conn, "max_logical_replication_workers"),
+            len(dbs),
+        )
+    return problems
+
+
+def worker_problems(where: str, workers: int, logical_workers: int, dbs: int) -> list[str]:
+    """The replication worker limits of one side (one apply worker per database on the
+    subscriber, green; AWS "Creating a blue/green deployment" sizes them on both sides)."""
+    problems: list[str] = []
+    if logical_workers < dbs:
+        problems.append(
+            f"max_logical_replication_workers is {logical_workers} on {where}; a logical "
+            f"blue/green deployment of {dbs} database(s) needs at least {dbs}: raise it in the "
+            "parameter group (static: reboot) before start"
+        )
+    if workers <= max(logical_workers, dbs):
+        problems.append(
+            f"max_worker_processes is {workers} on {where}, not above "
+            f"max_logical_replication_workers ({logical_workers}) and the {dbs} database(s): the "
+            "replication workers come out of that pool; raise it in the parameter group "
+            "(static: reboot)"
+        )
     return problems
 
 

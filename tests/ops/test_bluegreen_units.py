@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from dbplatform.bluegreen.checks import uncovered_replicas
+from dbplatform.bluegreen.checks import subscriber_problems, uncovered_replicas
 from dbplatform.bluegreen.common import wait_ready
 from dbplatform.bluegreen.config_edit import ConfigChange, apply_changes, edit_text
 from dbplatform.bluegreen.model import BgState, Deployment
@@ -216,3 +216,37 @@ def test_rollback_before_switchover_deletes_only_green(aws: AwsEnv) -> None:
     # a new cycle can start once the old one is cancelled
     restart = aws.main("start", "--stack", "staging", "--engine-version", "17.2")
     assert restart.code == 0, restart.text
+
+
+@pytest.mark.moto
+def test_green_worker_settings_are_checked_in_greens_parameter_group(aws: AwsEnv) -> None:
+    """In a logical blue/green green is the subscriber: its apply workers (one per database)
+    come from the target parameter group, whatever blue has."""
+    rds = aws.client("rds")
+    group = "dbplatform-prod-pg17-green"
+    rds.create_db_parameter_group(
+        DBParameterGroupName=group, DBParameterGroupFamily="postgres17", Description="green"
+    )
+
+    def set_workers(workers: int, logical: int) -> None:
+        rds.modify_db_parameter_group(
+            DBParameterGroupName=group,
+            Parameters=[
+                {"ParameterName": n, "ParameterValue": str(v), "ApplyMethod": "pending-reboot"}
+                for n, v in (
+                    ("max_worker_processes", workers),
+                    ("max_logical_replication_workers", logical),
+                )
+            ],
+        )
+
+    set_workers(8, 2)
+    problems = subscriber_problems(_context(rds), group, "postgres17", 3)
+    assert len(problems) == 1, problems
+    want = f"max_logical_replication_workers is 2 on green (parameter group {group})"
+    assert problems[0].startswith(want)
+    set_workers(4, 4)
+    problems = subscriber_problems(_context(rds), group, "postgres17", 3)
+    assert [p.split(" on ")[0] for p in problems] == ["max_worker_processes is 4"]
+    set_workers(16, 4)
+    assert subscriber_problems(_context(rds), group, "postgres17", 3) == []
