@@ -199,7 +199,7 @@ class Context:
 
         The runner takes it around operations with `locks=True`; an operation that must not
         depend on the stack's region declares `locks=False` and takes `with ctx.lock(region):`
-        itself. Waits (`wait_for`) extend the lock this returns.
+        itself. Waits (`wait_for`) extend every lock this run took.
         """
         where = region or self.stack.region
         scope = self.lock_scope
@@ -289,8 +289,7 @@ class Context:
             if seen.done:
                 return seen.value
             self.out.update(f"{what}: {seen.status}")
-            lock = self._cache.get("lock")
-            if lock is not None:
+            for lock in self._cache.get("locks", []):  # check() fails a lock a TTL unrenewed
                 lock.heartbeat()
             self.check_lock()
             remaining = deadline - self.clock.monotonic()
