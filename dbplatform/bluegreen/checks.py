@@ -165,9 +165,7 @@ def engine_defaults(rds: BaseClient, family: str) -> dict[str, str]:
         params["Marker"] = page["Marker"]
 
 
-def subscriber_problems(
-    ctx: Context, group: str, family: str, databases: int
-) -> list[str]:
+def subscriber_problems(ctx: Context, group: str, family: str, databases: int) -> list[str]:
     """In a logical blue/green, green is the subscriber: its apply workers come from green's
     parameter group (`group`), not blue's. The group's value, else the family's engine default,
     else PostgreSQL's; a formula (`GREATEST({DBInstanceVCPU*2},8)`) is not evaluated: warned."""

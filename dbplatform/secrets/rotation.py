@@ -311,6 +311,21 @@ def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str,
                 "VersionStages": [CURRENT],
             },
         )
+    if kind == "encryption" and not ctx.dry_run:
+        # AWS documents no label removal by PutSecretValue besides moving AWSCURRENT and
+        # AWSPREVIOUS; an implementation that resets the old version's labels (moto does) gets
+        # the retired label back here, while the old key still holds AWSPREVIOUS.
+        if retired not in stages(sm.describe_secret(SecretId=target.secret_id)).get(current, []):
+            with ctx.out.phase(f"label the previous key {retired} again"):
+                ctx.mutate(
+                    sm,
+                    "update_secret_version_stage",
+                    {
+                        "SecretId": target.secret_id,
+                        "VersionStage": retired,
+                        "MoveToVersionId": current,
+                    },
+                )
     if revoke:
         with ctx.out.phase("revoke the previous value"):
             ctx.mutate(

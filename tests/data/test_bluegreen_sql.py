@@ -245,13 +245,14 @@ def app_role(server: PgServer, db: str) -> Iterator[tuple[str, dict[str, Any]]]:
         yield name, {**server.conninfo(db), "user": name, "password": password}
     finally:
         with server.connect() as conn:
+            conn.execute("SET default_transaction_read_only = off")  # a fence may be on
             conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
                          " WHERE usename = %s", (name,))  # fmt: skip
             conn.execute(f"ALTER ROLE {name} RESET ALL")
             conn.execute(f'ALTER ROLE {name} IN DATABASE "{db}" RESET ALL')
             for dbname in checks.databases(conn):
                 conn.execute(f'ALTER DATABASE "{dbname}" RESET default_transaction_read_only')
-        with server.connect(db) as conn:
+        with server.connect(db, options="-c default_transaction_read_only=off") as conn:
             conn.execute(f"DROP OWNED BY {name}")
         with server.connect() as conn:
             conn.execute(f"DROP ROLE {name}")
@@ -280,6 +281,7 @@ def test_a_role_level_setting_bypasses_the_fence_and_is_reported(
         with psycopg.connect(**login, autocommit=True) as app:
             app.execute(f"INSERT INTO {role}_orders VALUES (1)")
         with postgres.connect() as conn:  # a role-level "on" is no bypass
+            conn.execute("SET default_transaction_read_only = off")
             conn.execute(f"ALTER ROLE {role} RESET ALL")
             conn.execute(f'ALTER ROLE {role} IN DATABASE "{pg_database}" RESET ALL')
             conn.execute(f"ALTER ROLE {role} SET default_transaction_read_only = on")

@@ -247,9 +247,7 @@ def test_a_holder_whose_lock_was_broken_stops_at_its_next_change(aws: AwsEnv) ->
     a = _lock(aws, "run-a", heartbeat_thread=False)
     a.acquire()
     expired = datetime.now(UTC) - timedelta(seconds=1)  # A was frozen past its expiry
-    ssm.put_parameter(
-        Name=LOCK, Value=_lock_value("run-a", expired), Type="String", Overwrite=True
-    )
+    ssm.put_parameter(Name=LOCK, Value=_lock_value("run-a", expired), Type="String", Overwrite=True)
     b = _lock(aws, "run-b", break_stale=True, heartbeat_thread=False)
     b.acquire()
     with pytest.raises(LockLost) as lost:
