@@ -18,8 +18,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from dbplatform.bluegreen.model import Deployment
-from dbplatform.ops import Context, error_code, retry_config
 from dbplatform.database.checks import worker_problems
+from dbplatform.ops import Context, error_code, retry_config
 from dbplatform.ops.rds import describe_instance
 
 LAG_LOOKBACK = timedelta(minutes=5)

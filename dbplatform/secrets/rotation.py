@@ -311,21 +311,20 @@ def _rotate_app(ctx: Context, sm: BaseClient, target: Target, desc: Mapping[str,
                 "VersionStages": [CURRENT],
             },
         )
-    if kind == "encryption" and not ctx.dry_run:
-        # AWS documents no label removal by PutSecretValue besides moving AWSCURRENT and
-        # AWSPREVIOUS; an implementation that resets the old version's labels (moto does) gets
-        # the retired label back here, while the old key still holds AWSPREVIOUS.
-        if retired not in stages(sm.describe_secret(SecretId=target.secret_id)).get(current, []):
-            with ctx.out.phase(f"label the previous key {retired} again"):
-                ctx.mutate(
-                    sm,
-                    "update_secret_version_stage",
-                    {
-                        "SecretId": target.secret_id,
-                        "VersionStage": retired,
-                        "MoveToVersionId": current,
-                    },
-                )
+    # AWS documents no label removal by PutSecretValue besides moving AWSCURRENT and
+    # AWSPREVIOUS; an implementation that resets the old version's labels (moto does) gets the
+    # retired label back here, while the old key still holds AWSPREVIOUS.
+    if (
+        kind == "encryption"
+        and not ctx.dry_run
+        and retired not in stages(sm.describe_secret(SecretId=target.secret_id)).get(current, [])
+    ):
+        with ctx.out.phase(f"label the previous key {retired} again"):
+            ctx.mutate(
+                sm,
+                "update_secret_version_stage",
+                {"SecretId": target.secret_id, "VersionStage": retired, "MoveToVersionId": current},
+            )
     if revoke:
         with ctx.out.phase("revoke the previous value"):
             ctx.mutate(
@@ -427,8 +426,8 @@ def _refuse_during_major_bluegreen(ctx: Context) -> None:
             f"{state.phase}: a rollback is still possible, and the old blue would come back "
             "with the old master password while the secret holds the new one. Nothing was "
             "changed. Finish first (python -m scripts.bluegreen promote, then finalize --stack "
-            f"{ctx.stack.name}; or finish the rollback), then re-run. If the password is compromised now, "
-            "change it on both instances by hand (ALTER ROLE) before rotating",
+            f"{ctx.stack.name}; or finish the rollback), then re-run. If the password is "
+            "compromised now, change it on both instances by hand (ALTER ROLE) before rotating",
             data={"bluegreen_phase": state.phase},
         )
     if state.phase not in (STARTED, SWITCHING):

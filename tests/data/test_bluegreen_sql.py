@@ -279,7 +279,7 @@ def test_a_role_level_setting_bypasses_the_fence_and_is_reported(
             checks.fence_writes(conn)
         # Why rollback refuses on it: that role writes straight through the database fence.
         with psycopg.connect(**login, autocommit=True) as app:
-            app.execute(f"INSERT INTO {role}_orders VALUES (1)")
+            app.execute(f"INSERT INTO {role}_orders VALUES (1)")  # noqa: S608 - test's own name
         with postgres.connect() as conn:  # a role-level "on" is no bypass
             conn.execute("SET default_transaction_read_only = off")
             conn.execute(f"ALTER ROLE {role} RESET ALL")
@@ -301,12 +301,12 @@ def test_the_fence_stops_a_non_master_roles_default_session_only(
         app.close()
         with psycopg.connect(**login, autocommit=True) as app:
             with pytest.raises(psycopg.errors.ReadOnlySqlTransaction):
-                app.execute(f"INSERT INTO {role}_orders VALUES (1)")
+                app.execute(f"INSERT INTO {role}_orders VALUES (1)")  # noqa: S608
             with postgres.connect() as conn:
                 assert any(f"({role} on {pg_database})" in s for s in checks.other_sessions(conn))
             with app.transaction():
                 app.execute("SET TRANSACTION READ WRITE")
-                app.execute(f"INSERT INTO {role}_orders VALUES (2)")
+                app.execute(f"INSERT INTO {role}_orders VALUES (2)")  # noqa: S608
 
 
 def test_session_checks_without_pg_read_all_stats_are_reported_impossible(
