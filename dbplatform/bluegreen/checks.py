@@ -171,8 +171,16 @@ def subscriber_problems(ctx: Context, group: str, family: str, databases: int) -
     else PostgreSQL's; a formula (`GREATEST({DBInstanceVCPU*2},8)`) is not evaluated: warned."""
     rds = ctx.client("rds")
     given = user_parameters(rds, group)
-    missing = [n for n in WORKER_SETTINGS if n not in given]
-    defaults = engine_defaults(rds, family) if missing else {}
+    defaults: dict[str, str] = {}
+    if any(n not in given for n in WORKER_SETTINGS):
+        try:
+            defaults = engine_defaults(_quick_rds(ctx), family)
+        except (ClientError, BotoCoreError, ResponseParserError) as exc:
+            ctx.out.warn(
+                f"green's replication worker settings ({group}) not checked: the {family} "
+                f"engine defaults could not be read ({exc})"
+            )
+            return []
     values: dict[str, int] = {}
     for name in WORKER_SETTINGS:
         raw = given.get(name, defaults.get(name, str(POSTGRES_DEFAULTS[name])))
@@ -188,18 +196,23 @@ def subscriber_problems(ctx: Context, group: str, family: str, databases: int) -
     )
 
 
+def _quick_rds(ctx: Context) -> BaseClient:
+    """An RDS client with few attempts: the answers it gets improve the preflight but are not
+    worth a long backoff (an emulator without the call, a throttled API): then the check is
+    said to be unchecked."""
+    return ctx.session.client(
+        "rds",
+        region_name=ctx.stack.region,
+        config=retry_config().merge(Config(retries={"mode": "standard", "total_max_attempts": 2})),
+    )
+
+
 def upgrade_path(ctx: Context, current: str, wanted: str) -> list[str]:
     """A problem when RDS lists no upgrade from `current` to `wanted` (DescribeDBEngineVersions
     ValidUpgradeTarget); nothing when RDS does not describe `current` (said as a warning)."""
     if not current or wanted == current:
         return []
-    # Few attempts: the answer improves the preflight but is not worth a long backoff (an
-    # emulator without this call, a throttled API): then the path is said to be unchecked.
-    rds = ctx.session.client(
-        "rds",
-        region_name=ctx.stack.region,
-        config=retry_config().merge(Config(retries={"mode": "standard", "total_max_attempts": 2})),
-    )
+    rds = _quick_rds(ctx)
     try:
         found = rds.describe_db_engine_versions(Engine="postgres", EngineVersion=current)[
             "DBEngineVersions"
