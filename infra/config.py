@@ -42,6 +42,8 @@ NAMESPACE = PROJECT
 STACK_FILE_KEYS = ("config", "environment", "secretsprovider", "encryptedkey", "encryptionsalt")
 # Namespaces whose keys the program or its providers read; any other is a typo or leftover.
 KNOWN_NAMESPACES = (NAMESPACE, "aws", "pulumi", "random")
+# StackConfig fields the loader sets itself; a `dbplatform:` key of that name would be overwritten.
+INTERNAL_FIELDS = {"stack": "the stack's name", "region": "from aws:region"}
 
 
 class _StrictLoader(_BASE_LOADER):
@@ -77,11 +79,44 @@ def _strict_mapping(loader: Any, node: yaml.MappingNode) -> dict[Any, Any]:
                 key_node.start_mark,
             )
         seen[key_node.value] = line
+    for key_node, value_node in node.value:
+        if _yaml11_bool(value_node):
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"key '{key_node.value}': {value_node.value!r} is a boolean to PyYAML (YAML 1.1) "
+                "but a string to Pulumi (YAML 1.2): write true or false",
+                value_node.start_mark,
+            )
     loader.flatten_mapping(node)
     return dict(loader.construct_pairs(node, deep=True))
 
 
+def _yaml11_bool(node: Any) -> bool:
+    """True for an unquoted yes/no/on/off: PyYAML (YAML 1.1) reads a boolean, Pulumi's Go YAML
+    (gopkg.in/yaml.v3, YAML 1.2 core schema) reads the string, so the two would disagree."""
+    return (
+        isinstance(node, yaml.ScalarNode)
+        and node.tag == "tag:yaml.org,2002:bool"
+        and node.style is None
+        and node.value.lower() not in ("true", "false")
+    )
+
+
+def _strict_bool(loader: Any, node: yaml.ScalarNode) -> bool:
+    if _yaml11_bool(node):  # in a list, where no key can be named: the line is
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"{node.value!r} is a boolean to PyYAML (YAML 1.1) but a string to Pulumi "
+            "(YAML 1.2): write true or false",
+            node.start_mark,
+        )
+    return bool(loader.construct_yaml_bool(node))
+
+
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _strict_mapping)
+_StrictLoader.add_constructor("tag:yaml.org,2002:bool", _strict_bool)
 
 
 def load_yaml(data: bytes, source: str, limit: int = inputs.MAX_STACK_FILE_BYTES) -> Any:
@@ -785,6 +820,11 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
                 f"{path.name}: config key '{full_key}' is not a setting of the AWS provider "
                 f"(pulumi-aws reads: {', '.join(sorted(known))})"
             )
+        elif ns == NAMESPACE and key in INTERNAL_FIELDS:
+            problems.append(
+                f"{path.name}: config key '{full_key}' is not a setting: the program fills it in "
+                f"({INTERNAL_FIELDS[key]}); remove it"
+            )
         elif ns == NAMESPACE:
             values[key] = value
     if problems:
@@ -793,6 +833,62 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
     if data.get("environment"):
         values, region = resolve_environment(stack, root, data["environment"], values, region)
     return values, region
+
+
+# AWS account IDs are 12 digits (AWS Account Management reference, "View AWS account
+# identifiers"); pulumi-aws's allowedAccountIds/forbiddenAccountIds hold them as strings.
+_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+
+
+@dataclass(frozen=True)
+class AwsSettings:
+    """The stack file's `aws:` provider settings the operations honour (docs/config.md)."""
+
+    profile: str | None = None
+    allowed_accounts: tuple[str, ...] | None = None
+    forbidden_accounts: tuple[str, ...] = ()
+    assume_role_key: str | None = None
+    """`aws:assumeRole` or `aws:assumeRoles` when the file sets one (the operations refuse)."""
+
+
+def aws_settings(stack: str, root: Path = ROOT) -> AwsSettings:
+    """`aws:profile`, `aws:allowedAccountIds`, `aws:forbiddenAccountIds` and whether an
+    `aws:assumeRole(s)` is set in `Pulumi.<stack>.yaml` (already loaded once by `load_stack`,
+    which refused a file it cannot read); ConfigError naming the key for a wrong shape."""
+    path = root / f"Pulumi.{stack}.yaml"
+    data = load_yaml(path.read_bytes(), path.name) or {}
+    config = data.get("config") if isinstance(data, dict) else None
+    config = config if isinstance(config, dict) else {}
+    problems: list[str] = []
+
+    def accounts(key: str) -> tuple[str, ...] | None:
+        raw = config.get(f"aws:{key}")
+        if raw is None:
+            return None
+        if not isinstance(raw, list) or not raw:
+            problems.append(f"{path.name}: aws:{key} {quote(raw)} must be a list of account IDs")
+            return ()
+        for i, item in enumerate(raw):
+            if isinstance(item, bool) or not _ACCOUNT_ID.match(str(item)):
+                problems.append(
+                    f"{path.name}: aws:{key}[{i}] {quote(item)} must be a 12-digit AWS account "
+                    "ID (quote it: '012345678901')"
+                )
+        return tuple(str(item) for item in raw)
+
+    profile = config.get("aws:profile")
+    if profile is not None and (not isinstance(profile, str) or not profile.strip()):
+        problems.append(f"{path.name}: aws:profile {quote(profile)} must be a profile name")
+    allowed, forbidden = accounts("allowedAccountIds"), accounts("forbiddenAccountIds")
+    if problems:
+        raise ConfigError(stack, problems)
+    assume = next((k for k in ("aws:assumeRole", "aws:assumeRoles") if k in config), None)
+    return AwsSettings(
+        profile=profile if isinstance(profile, str) else None,
+        allowed_accounts=allowed,
+        forbidden_accounts=forbidden or (),
+        assume_role_key=assume,
+    )
 
 
 @functools.cache
@@ -907,16 +1003,25 @@ SAFETY_OVERRIDES: dict[str, tuple[str, bool]] = {
     "allow-skip-final-snapshot": ("skip_final_snapshot", True),
 }
 SUPPORTED_MAJORS = ("13", "14", "15", "16", "17")
+# The name `rotate-secret --secret` uses for the master user's secret; no app secret may take it.
+MASTER_SECRET_NAME = "master"
 _BASE_TAG_KEYS = {"project", "stack", "owner", "cost-center", "managed-by"}
 _VERSION = aws_rules.ENGINE_VERSION
 _REGION = re.compile(r"^(us|eu|ap|sa|ca|me|af|il|mx)-(gov-)?[a-z]+-\d$")
 _NAME = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _PG_IDENT = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,62}$")
-# RDS CreateDBInstance MasterUsername (botocore rds service-2.json): "1 to 16 letters, numbers,
-# or underscores; first a letter; can't be a reserved word for the chosen database engine".
+# RDS CreateDBInstance MasterUsername (botocore rds 2014-10-31 service-2.json, the same text as
+# the CreateDBInstance API reference): "1 to 16 letters, numbers, or underscores; first a
+# letter; can't be a reserved word for the chosen database engine". The "1 to 63" sometimes
+# quoted for PostgreSQL is Lightsail's CreateRelationalDatabase, not RDS (docs/config.md).
 _MASTER_USER = re.compile(r"^[A-Za-z][A-Za-z0-9_]{0,15}$")
-# Roles RDS for PostgreSQL creates itself (USER_PostgreSQL roles docs), and `postgres`/`public`.
-_RESERVED_USERS = {"rdsadmin", "rdsrepladmin", "rds_superuser", "public", "postgres"}
+# Roles RDS for PostgreSQL creates itself ("Understanding PostgreSQL roles and permissions":
+# rdsadmin, rdsrepladmin, rds_superuser) and PostgreSQL's own reserved role names (`public`, and
+# `pg_*`: CREATE ROLE refuses both, "Role names beginning with pg_ are reserved"). `postgres` is
+# NOT reserved: it is the console's default master user name for RDS for PostgreSQL and RDS
+# accepts it.
+_RESERVED_USERS = {"rdsadmin", "rdsrepladmin", "rds_superuser", "public"}
+_RESERVED_USER_PREFIXES = ("pg_",)
 # PostgreSQL's RESERVED_KEYWORD entries (src/include/parser/kwlist.h, PostgreSQL 13-17; the
 # "reserved" rows of the docs' Appendix C "SQL Key Words"): RDS refuses them as the master
 # user name and as the initial database name.
@@ -1262,12 +1367,16 @@ def _validate_database(cfg: StackConfig, p: _Problems) -> windows.Window | None:
             db.master_username,
             "must be 1-16 letters, digits or _, starting with a letter (RDS MasterUsername)",
         )
-    elif (low := db.master_username.lower()) in _RESERVED_USERS or low in PG_RESERVED_WORDS:
+    elif (
+        (low := db.master_username.lower()) in _RESERVED_USERS
+        or low in PG_RESERVED_WORDS
+        or low.startswith(_RESERVED_USER_PREFIXES)
+    ):
         p.add(
             "database.masterUsername",
             db.master_username,
-            "is reserved: a PostgreSQL reserved word (kwlist.h) or a role RDS creates "
-            f"({', '.join(sorted(_RESERVED_USERS))})",
+            "is reserved: a PostgreSQL reserved word (kwlist.h) or role name (public, pg_*) "
+            f"or a role RDS creates ({', '.join(sorted(_RESERVED_USERS - {'public'}))})",
         )
     if db.slow_query_ms < -1:
         p.add("database.slowQueryMs", db.slow_query_ms, "must be -1 (off) or >= 0")
@@ -1635,6 +1744,12 @@ def _validate_vault(
                 s.name,
                 "must be 1-20 characters of a-z, 0-9, '-', starting with a letter, without "
                 "'--' or a trailing '-' (it is part of the secret's name)",
+            )
+        elif s.name == MASTER_SECRET_NAME:
+            p.add(
+                f"vault.appSecrets[{i}].name",
+                s.name,
+                "is reserved: `rotate-secret --secret master` names the master user's secret",
             )
         elif secret_names.count(s.name) > 1:
             p.add(f"vault.appSecrets[{i}].name", s.name, "is used by more than one secret")

@@ -1,5 +1,6 @@
 """Bounds every input file shares before and after it is parsed: a size limit, UTF-8 text, JSON
-without NaN or infinities, and a nesting depth and value count a person would never write.
+without NaN, infinities or duplicate keys, and a nesting depth and value count a person would
+never write.
 
 The stack file loader (infra/config.py), the manifest loader (policy/manifest.py) and the preview
 loader (dbplatform/preview/digest.py) call these first, so a binary file, several megabytes of
@@ -45,19 +46,43 @@ def decode(data: bytes, source: str, limit: int) -> str:
     return text.removeprefix("\ufeff")  # a UTF-8 byte order mark is harmless
 
 
+class _Constant(ValueError):
+    pass
+
+
+class _Duplicate(ValueError):
+    pass
+
+
 def _refuse_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not a JSON number")
+    raise _Constant(f"{name} is not a JSON number")
+
+
+def _refuse_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    # RFC 8259 4: names "SHOULD be unique"; Python keeps the last, Go's encoding/json (Pulumi)
+    # the last too but other readers the first: a key written twice means two different files.
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _Duplicate(f"key {key!r} appears twice in one object; keep one")
+        out[key] = value
+    return out
 
 
 def loads_json(text: str, source: str) -> Any:
-    """Strict JSON: NaN and Infinity (which Python's json accepts) are refused."""
+    """Strict JSON: NaN and Infinity (which Python's json accepts) and a key written twice in
+    one object (which it silently resolves to the last) are refused."""
     try:
-        data = json.loads(text, parse_constant=_refuse_constant)
+        data = json.loads(
+            text, parse_constant=_refuse_constant, object_pairs_hook=_refuse_duplicates
+        )
     except json.JSONDecodeError as exc:
         raise InputError(
             f"{source} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})"
         ) from None
-    except ValueError as exc:  # from _refuse_constant
+    except _Duplicate as exc:
+        raise InputError(f"{source} is not valid JSON for this tool: {exc}") from None
+    except _Constant as exc:
         raise InputError(f"{source} is not valid JSON: {exc} (numbers must be finite)") from None
     except RecursionError:
         raise InputError(f"{source} nests deeper than {MAX_DEPTH} levels") from None

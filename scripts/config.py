@@ -1,5 +1,5 @@
 """Print a stack's effective config: Pulumi.yaml's defaults with the stack file's values over them,
-validated, secrets masked; or the JSON Schema of a stack file.
+validated, secrets as their ciphertext; or the JSON Schema of a stack file.
 
 `pulumi config get dbplatform:database` shows only what the stack file sets; this shows what the
 program and every command work from. Usage: dbplatform config --stack prod [--json] | --schema
@@ -26,7 +26,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog=prog("config"),
         description=(
             "Print a stack's effective config (Pulumi.yaml defaults merged with the stack file, "
-            "validated, secrets masked), or the JSON Schema of a stack file."
+            "validated, secrets as ciphertext), or the JSON Schema of a stack file."
         ),
         epilog="exit codes: 0 printed; 2 the stack's config is invalid or unreadable.",
     )
@@ -43,9 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _plain(value: Any) -> Any:
-    """Config values as YAML/JSON data, camelCase keys, secrets as their mask."""
+    """Config values as YAML/JSON data, camelCase keys, secrets as Pulumi writes them
+    (`{secure: <ciphertext>}`: the ciphertext is not the secret, and the output stays a stack
+    file Pulumi and `load_stack` read back)."""
     if isinstance(value, Secret):
-        return Secret.MASK
+        return {"secure": value.ciphertext}
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {camel(f.name): _plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, tuple | list):
@@ -82,7 +84,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stdout.write(json.dumps(data, indent=2) + "\n")
     else:
         sys.stdout.write(f"# effective config of stack {cfg.stack} (defaults merged, secrets ")
-        sys.stdout.write("masked)\n")
+        sys.stdout.write("as their ciphertext)\n")
         sys.stdout.write(yaml.safe_dump(data, sort_keys=False, allow_unicode=True))
     return 0
 

@@ -17,7 +17,12 @@ from typing import Any
 import boto3
 from botocore.client import BaseClient
 from botocore.config import Config
-from botocore.exceptions import ClientError, ProfileNotFound
+from botocore.exceptions import (
+    ClientError,
+    ConfigParseError,
+    InvalidConfigError,
+    ProfileNotFound,
+)
 
 from dbplatform.manifest.redact import REDACTED
 from dbplatform.manifest.redact import redact as redact_values
@@ -63,16 +68,55 @@ def check_endpoint_env() -> None:
             raise BadUsage(f"{name}={value!r} {rule}")
 
 
-def session_for(stack: StackConfig | None, region: str | None = None) -> boto3.Session:
+# Boolean settings botocore reads with `ensure_boolean` (botocore/utils.py): only "true" (any
+# case) is true, every other text silently false; a typo would turn FIPS endpoints off unnoticed.
+BOOLEAN_ENV = ("AWS_USE_FIPS_ENDPOINT", "AWS_USE_DUALSTACK_ENDPOINT")
+# botocore/configprovider.py and the SDKs' shared settings reference ("Standardized
+# configuration settings": sts_regional_endpoints is legacy | regional).
+CHOICE_ENV = {"AWS_STS_REGIONAL_ENDPOINTS": ("legacy", "regional")}
+
+
+def check_aws_environment(session: boto3.Session | None = None) -> None:
+    """Refuse (BadUsage, exit 2) an AWS setting in the environment or the AWS config file that
+    botocore would reject at the first client, or would silently read as another value; the
+    runner calls it before any AWS call, so every command answers the same way."""
+    retry_config()  # AWS_RETRY_MODE, AWS_MAX_ATTEMPTS, AWS_ENDPOINT_URL[_<SERVICE>]
+    for name in BOOLEAN_ENV:
+        value = os.environ.get(name)
+        if value is not None and value.strip().lower() not in ("true", "false"):
+            raise BadUsage(
+                f"{name}={value!r} must be true or false (botocore reads any other text as false)"
+            )
+    for name, choices in CHOICE_ENV.items():
+        value = os.environ.get(name)
+        if value is not None and value.strip().lower() not in choices:
+            raise BadUsage(f"{name}={value!r} must be one of {', '.join(choices)}")
+    if session is not None:
+        try:
+            # Listing the profiles parses AWS_CONFIG_FILE and the shared credentials file.
+            _ = session.available_profiles
+        except (ConfigParseError, InvalidConfigError) as exc:
+            raise BadUsage(f"{exc}: fix the file (AWS_CONFIG_FILE) or unset the variable") from None
+
+
+def session_for(
+    stack: StackConfig | None, region: str | None = None, *, profile: str | None = None
+) -> boto3.Session:
     """A session in `region`, else the stack's region, else the environment's default region.
 
     The stack's region wins over `AWS_REGION`/`AWS_DEFAULT_REGION`: the database lives where
     its config says, whatever the operator's shell default is (`region_note` reports a clash).
+    `profile` is the stack file's `aws:profile`, used when `AWS_PROFILE` is not set: an
+    explicit AWS_PROFILE wins (docs/config.md), as the operator's deliberate choice of role.
     """
+    chosen = None if os.environ.get("AWS_PROFILE") else profile
     try:
-        return boto3.Session(region_name=region or (stack.region if stack else None))
+        return boto3.Session(
+            region_name=region or (stack.region if stack else None), profile_name=chosen
+        )
     except ProfileNotFound as exc:
-        raise BadUsage(f"{exc}: set AWS_PROFILE to a profile in your AWS config") from None
+        where = "aws:profile in the stack file" if chosen else "AWS_PROFILE"
+        raise BadUsage(f"{exc}: set {where} to a profile in your AWS config") from None
 
 
 def region_note(stack: StackConfig) -> str | None:

@@ -26,6 +26,8 @@ import boto3
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    ConfigParseError,
+    InvalidConfigError,
     NoCredentialsError,
     NoRegionError,
     PartialCredentialsError,
@@ -38,6 +40,7 @@ from botocore.exceptions import (
 from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path
 from dbplatform.ops.aws import (
     SecretLogFilter,
+    check_aws_environment,
     describe_error,
     error_code,
     redact,
@@ -45,12 +48,12 @@ from dbplatform.ops.aws import (
     session_for,
 )
 from dbplatform.ops.clock import Clock, SystemClock, iso
-from dbplatform.ops.context import Context, Result, is_credential_error
-from dbplatform.ops.errors import ExitCode, OpsError
+from dbplatform.ops.context import Context, Result, is_credential_error, poll_seconds
+from dbplatform.ops.errors import BadUsage, ExitCode, OpsError, Refused
 from dbplatform.ops.lock import local_user
 from dbplatform.ops.progress import Progress
 from dbplatform.ops.stack import StackRef, project_root, resolve_stack
-from infra.config import ConfigError
+from infra.config import AwsSettings, ConfigError, aws_settings
 
 Handler = Callable[[Context], Result]
 
@@ -198,7 +201,19 @@ def run_command(
         note = region_note(stack.config)
         if note:
             out.debug(note)
-        session = session or session_for(stack.config)
+        # Every setting of the environment read once, before any AWS call and under --dry-run
+        # too: a typo is exit 2 naming the variable, not a traceback at the first client.
+        poll_seconds()
+        check_aws_environment()
+        aws = aws_settings(stack.name, stack.root)
+        if aws.assume_role_key:
+            raise BadUsage(
+                f"{aws.assume_role_key} is set in {stack.config_path.name}: the operations do "
+                "not assume roles; run them as that role (AWS_PROFILE naming a profile with "
+                "role_arn) and see docs/config.md"
+            )
+        session = session or session_for(stack.config, profile=aws.profile)
+        check_aws_environment(session)
         ctx = Context(
             command=f"{command} {op.name}",
             operation=op.name,
@@ -217,6 +232,13 @@ def run_command(
         hooks = _install_hooks(ctx, run_id)
         who = ctx.whoami(op.who_region(args) if op.who_region else None)
         out.info(f"as {who['arn']} (account {who['account']}) in {who['region']}")
+        check_account(
+            who["account"],
+            aws,
+            stack.config_path.name,
+            strict=op.locks and not args.dry_run,
+            out=out,
+        )
         if args.dry_run:
             out.info(f"DRY-RUN: {label}: reads AWS, changes nothing")
         if op.locks:
@@ -253,6 +275,9 @@ def run_command(
     except (NoCredentialsError, PartialCredentialsError, NoRegionError, ProfileNotFound) as exc:
         code, outcome = ExitCode.USAGE, "bad-usage"
         message = f"{exc}: configure AWS credentials (AWS_PROFILE, or the standard variables)"
+    except (ConfigParseError, InvalidConfigError) as exc:  # the AWS config file or a setting
+        code, outcome = ExitCode.USAGE, "bad-usage"
+        message = f"{exc}: fix the AWS configuration (AWS_CONFIG_FILE, AWS_* variables)"
     except BotoCoreError as exc:
         code, outcome, message = ExitCode.FAILED, "failed", f"AWS call failed: {exc}"
     except KeyboardInterrupt:
@@ -306,6 +331,36 @@ def run_command(
     if problem:
         out.warn(problem)
     return int(code)
+
+
+def check_account(
+    account: str, aws: AwsSettings, source: str, *, strict: bool, out: Progress
+) -> None:
+    """Refuse (exit 3) to act in an account the stack file's `aws:allowedAccountIds` leaves out
+    or `aws:forbiddenAccountIds` names, as pulumi-aws refuses `pulumi up` there. An unknown
+    account (STS unreachable) is refused for changes and warned about for reads."""
+    if aws.allowed_accounts is None and not aws.forbidden_accounts:
+        return
+    if account == "unknown":
+        text = (
+            f"cannot check the account against aws:allowedAccountIds in {source}: STS did "
+            "not answer"
+        )
+        if strict:
+            raise Refused(f"{text}; nothing was changed, re-run when STS answers")
+        out.warn(text)
+        return
+    if aws.allowed_accounts is not None and account not in aws.allowed_accounts:
+        raise Refused(
+            f"account {account} is not in aws:allowedAccountIds "
+            f"({', '.join(aws.allowed_accounts)}) of {source}: wrong credentials for this "
+            "stack; nothing was changed"
+        )
+    if account in aws.forbidden_accounts:
+        raise Refused(
+            f"account {account} is in aws:forbiddenAccountIds of {source}: wrong credentials "
+            "for this stack; nothing was changed"
+        )
 
 
 def _install_hooks(ctx: Context, run_id: str) -> list[tuple[str, Callable[..., Any], str]]:

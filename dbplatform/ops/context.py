@@ -244,16 +244,7 @@ class Context:
 
     # --- waits -------------------------------------------------------------------------
     def poll_seconds(self) -> float:
-        raw = os.environ.get(POLL_ENV)
-        if not raw:
-            return DEFAULT_POLL_SECONDS
-        try:
-            value = float(raw)
-        except ValueError:
-            value = math.nan
-        if not 0 <= value <= 3600:  # also false for NaN: a wrong value is refused, not ignored
-            raise BadUsage(f"{POLL_ENV}={raw!r} must be a number of seconds 0..3600")
-        return value
+        return poll_seconds()
 
     def wait_for(
         self,
@@ -359,3 +350,19 @@ def touched_ids(
             if isinstance(own, str):
                 found.append(own)
     return list(dict.fromkeys(v if v.startswith("arn:") else f"{service}:{v}" for v in found))
+
+
+def poll_seconds() -> float:
+    """The seconds between polls: `DBPLATFORM_POLL_SECONDS` (0..3600) or the default. The runner
+    reads it once at start-up, so a wrong value is refused before any AWS call (and under
+    --dry-run, which never waits)."""
+    raw = os.environ.get(POLL_ENV)
+    if not raw:
+        return DEFAULT_POLL_SECONDS
+    try:
+        value = float(raw)
+    except ValueError:
+        value = math.nan
+    if not 0 <= value <= 3600:  # also false for NaN: a wrong value is refused, not ignored
+        raise BadUsage(f"{POLL_ENV}={raw!r} must be a number of seconds 0..3600")
+    return value

@@ -53,6 +53,9 @@ OP_ORDER = (
     "same",
 )
 _OP_RANK = {op: i for i, op in enumerate(OP_ORDER)}
+# Every step op Pulumi writes: the `OpType` constants of pulumi's sdk/go/common/apitype
+# (updates.go). A step with any other op is not from `pulumi preview --json`.
+STEP_OPS = frozenset(OP_ORDER) | REPLACE_OPS
 # changeSummary keys Pulumi uses for the sub-steps of a replacement; counted under "replace".
 _SUMMARY_ALIASES = {"create-replacement": "replace", "delete-replaced": "replace"}
 
@@ -221,6 +224,12 @@ def parse_preview(doc: object, source: str, stack: str | None = None) -> Preview
     for i, step in enumerate(steps):
         _check_step(step, i, source)
     doc_stack = _stack_of(steps)
+    for i, step in enumerate(steps):
+        if (other := _stack_of([step])) != doc_stack:
+            raise PreviewError(
+                f"{source}: steps[{i}].urn is of stack '{other}' but steps[0].urn of stack "
+                f"'{doc_stack}': one preview covers one stack"
+            )
     if stack and doc_stack and stack != doc_stack:
         raise PreviewError(
             f"{source} is a preview of stack '{doc_stack}', not '{stack}': pass the preview of "
@@ -254,6 +263,11 @@ def _check_step(step: dict[str, Any], i: int, source: str) -> None:
     where = f"{source}: steps[{i}]"
     if not isinstance(step.get("op"), str) or not step["op"]:
         raise PreviewError(f"{where} has no 'op' string")
+    if step["op"] not in STEP_OPS:
+        raise PreviewError(
+            f"{where}.op {step['op']!r} is not a Pulumi step op (apitype OpType: "
+            f"{', '.join(sorted(STEP_OPS))})"
+        )
     urn = step.get("urn")
     if not isinstance(urn, str) or not urn.startswith("urn:pulumi:") or urn.count("::") < 3:
         raise PreviewError(

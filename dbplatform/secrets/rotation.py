@@ -34,9 +34,10 @@ from dbplatform.ops import (
     Result,
     error_code,
 )
+from infra.config import MASTER_SECRET_NAME
 
 COMMAND = "rotate_secret"
-MASTER = "master"
+MASTER = MASTER_SECRET_NAME
 DEFAULT_TIMEOUT_MINUTES = 30
 CURRENT, PREVIOUS, PENDING = "AWSCURRENT", "AWSPREVIOUS", "AWSPENDING"
 # An encryption key's versions keep a label of their own after rotation: Secrets Manager

@@ -73,6 +73,11 @@ BAD_MANIFESTS: list[tuple[str, str | bytes, str]] = [
         "calendar[0].window null is required",
     ),
     (
+        "a key twice in one object",
+        json.dumps(STAGING).replace('"stack": ', '"stack": "other", "stack": ', 1),
+        "key 'stack' appears twice in one object",
+    ),
+    (
         "a URN twice",
         json.dumps({**STAGING, "resources": STAGING["resources"][:1] * 2}),
         "appears twice",
@@ -104,6 +109,28 @@ BAD_PREVIEWS: list[tuple[str, str | bytes, str]] = [
         "step without urn",
         json.dumps({"steps": [{"op": "update"}]}),
         "steps[0] has no valid 'urn'",
+    ),
+    (
+        "a key twice in one object",
+        '{"steps": [], "steps": [{"op": "delete"}]}',
+        "key 'steps' appears twice in one object",
+    ),
+    (
+        "step op Pulumi does not write",
+        json.dumps({"steps": [{"op": "destroy", "urn": "urn:pulumi:prod::p::t::n"}]}),
+        "steps[0].op 'destroy' is not a Pulumi step op",
+    ),
+    (
+        "URNs of two stacks",
+        json.dumps(
+            {
+                "steps": [
+                    {"op": "same", "urn": "urn:pulumi:prod::p::t::a"},
+                    {"op": "delete", "urn": "urn:pulumi:staging::p::t::b"},
+                ]
+            }
+        ),
+        "steps[1].urn is of stack 'staging' but steps[0].urn of stack 'prod'",
     ),
     (
         "counts not numbers",

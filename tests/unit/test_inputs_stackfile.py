@@ -204,6 +204,41 @@ BAD_FILES: list[tuple[str, str | bytes, list[str]]] = [
         ["masterUsername", "1-16 letters"],
     ),
     (
+        "master user named like PostgreSQL's reserved roles",
+        prod_db(masterUsername="pg_admin"),
+        ["dbplatform:database.masterUsername 'pg_admin' is reserved", "pg_*"],
+    ),
+    (
+        "master user named like a role RDS creates",
+        prod_db(masterUsername="rds_superuser"),
+        ["dbplatform:database.masterUsername 'rds_superuser' is reserved", "RDS creates"],
+    ),
+    (
+        "YAML 1.1 boolean 'no' (a string to Pulumi)",
+        PROD.replace("allocatedStorage: 200", "allocatedStorage: 200\n    multiAz: no"),
+        ["key 'multiAz': 'no' is a boolean to PyYAML", "write true or false"],
+    ),
+    (
+        "YAML 1.1 boolean 'on' in a list",
+        prod_with("dbplatform:tags: {team: x}").replace("team: x", "team: [on]"),
+        ["'on' is a boolean to PyYAML", "write true or false", "line"],
+    ),
+    (
+        "dbplatform:stack is the program's",
+        prod_with("dbplatform:stack: other"),
+        ["config key 'dbplatform:stack' is not a setting", "stack's name"],
+    ),
+    (
+        "dbplatform:region is aws:region",
+        prod_with("dbplatform:region: us-west-2"),
+        ["config key 'dbplatform:region' is not a setting", "aws:region"],
+    ),
+    (
+        "app secret named master",
+        prod_with("dbplatform:vault: {appSecrets: [{name: master, kind: signing}]}"),
+        ["dbplatform:vault.appSecrets[0].name 'master' is reserved", "rotate-secret"],
+    ),
+    (
         "reserved database name",
         prod_db(dbName="select"),
         ["dbplatform:database.dbName 'select'", "reserved word"],
@@ -294,6 +329,13 @@ def test_bad_stack_file_is_refused_with_exit_2_naming_the_rule(
             "45 extra tags + 5 base tags = 50",
         ),
         (prod_with("dbplatform:tags: {'team name': 'a b:c/d=e+f-g@h_i.j'}"), "tag charset"),
+        # RDS for PostgreSQL's console default master user: RDS accepts it (not a reserved role).
+        (prod_db(masterUsername="postgres"), "masterUsername postgres"),
+        (
+            PROD.replace("allocatedStorage: 200", "allocatedStorage: 200\n    multiAz: TRUE"),
+            "YAML 1.2 spelling TRUE",
+        ),
+        (prod_with("dbplatform:tags: {team: 'yes'}"), "quoted yes is a string"),
     ],
 )
 def test_values_aws_accepts_load(
@@ -303,7 +345,7 @@ def test_values_aws_accepts_load(
     assert code == 0, f"{check}: {err}"
 
 
-def test_a_secret_endpoint_stays_opaque_and_is_masked(
+def test_a_secret_endpoint_stays_opaque_and_round_trips_as_ciphertext(
     project: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     content = PROD.replace(
@@ -315,7 +357,14 @@ def test_a_secret_endpoint_stays_opaque_and_is_masked(
     assert any(isinstance(e, Secret) and e.ciphertext == "v1:c2VjcmV0" for e in endpoints)
     assert config_cmd.main(["--stack", "s1", "--root", str(project)]) == 0
     out = capsys.readouterr().out
-    assert "[secret]" in out and "c2VjcmV0" not in out
+    # Printed as Pulumi stores it (the ciphertext is not the secret), never as the mask.
+    assert "secure: v1:c2VjcmV0" in out and Secret.MASK not in out
+    (project / "Pulumi.s2.yaml").write_text(out, encoding="utf-8")
+    again = [s.endpoint for s in load_stack("s2", project).alarms.subscriptions]
+    assert again == endpoints
+    assert [getattr(e, "ciphertext", None) for e in again] == [
+        getattr(e, "ciphertext", None) for e in endpoints
+    ]
 
 
 def test_an_esc_environment_without_the_cli_names_the_keys_it_may_set(
