@@ -67,3 +67,104 @@ def http_url(text: str) -> str:
     if rule := url_rule(text, ("http", "https")):
         raise argparse.ArgumentTypeError(f"{text!r} {rule}")
     return text
+
+
+def _refuse(text: str, rule: str) -> argparse.ArgumentTypeError:
+    return argparse.ArgumentTypeError(f"{text!r} {rule}")
+
+
+def instance_class(text: str) -> str:
+    """An RDS DB instance class this program can size (policy/instance_classes.py, from the RDS
+    User Guide's "DB instance classes" table): `db.foo` would reach CreateDBInstance."""
+    from policy import instance_classes
+
+    try:
+        instance_classes.resolve(text)
+    except ValueError as exc:
+        raise _refuse(text, str(exc)) from None
+    return text
+
+
+def engine_version(text: str) -> str:
+    """A PostgreSQL version RDS offers, 'MAJOR' or 'MAJOR.MINOR' (the stack file's rule for
+    database.engineVersion, infra/config.py SUPPORTED_MAJORS)."""
+    from infra.config import SUPPORTED_MAJORS
+
+    if not re.fullmatch(r"[0-9]{1,3}(\.[0-9]{1,3})?", text):
+        raise _refuse(text, "must be a PostgreSQL version 'MAJOR' or 'MAJOR.MINOR', e.g. 17.2")
+    if text.split(".", maxsplit=1)[0] not in SUPPORTED_MAJORS:
+        raise _refuse(
+            text, f"has a major version RDS does not offer ({', '.join(SUPPORTED_MAJORS)})"
+        )
+    return text
+
+
+# IAM role ARN (IAM User Guide "IAM identifiers": arn:PARTITION:iam::ACCOUNT:role/PATH/NAME; a
+# path is '/'-delimited, a role name 1-64 of [A-Za-z0-9+=,.@_-]) in the partitions this program
+# writes ARNs for (infra/config.py region_rule: aws, aws-cn, aws-us-gov).
+_ROLE_ARN = re.compile(
+    r"arn:(aws|aws-cn|aws-us-gov):iam::[0-9]{12}:role/([\x21-\x7e]{1,510}/)?[A-Za-z0-9+=,.@_-]{1,64}"
+)
+
+
+def role_arn(text: str) -> str:
+    """An IAM role ARN (AWS Backup StartRestoreJob IamRoleArn): not a role name or a path."""
+    if len(text) > 2048 or not _ROLE_ARN.fullmatch(text):
+        raise _refuse(
+            text,
+            "must be an IAM role ARN, arn:aws:iam::123456789012:role/NAME (partition aws, aws-cn "
+            "or aws-us-gov)",
+        )
+    return text
+
+
+# EC2 CreateSecurityGroup (botocore ec2 model, GroupName): up to 255 characters of a-z, A-Z,
+# 0-9, spaces and ._-:/()#,@[]+=&;{}!$*, not starting with sg-; a group ID is sg- and 8 or 17
+# hex digits (EC2 resource IDs).
+_SG_ID = re.compile(r"sg-([0-9a-f]{8}|[0-9a-f]{17})")
+_SG_NAME = re.compile(r"[A-Za-z0-9 ._\-:/()#,@\[\]+=&;{}!$*]{1,255}")
+
+
+def security_group(text: str) -> str:
+    """A VPC security group ID (sg-0123abcd...) or group name by EC2's rules."""
+    if text.startswith("sg-"):
+        if not _SG_ID.fullmatch(text):
+            raise _refuse(text, "must be a security group ID, sg- and 8 or 17 hex digits")
+    elif not _SG_NAME.fullmatch(text):
+        raise _refuse(
+            text,
+            "must be a security group ID (sg-...) or a name of 1-255 letters, digits, spaces "
+            "and ._-:/()#,@[]+=&;{}!$* (EC2 GroupName)",
+        )
+    return text
+
+
+_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
+
+
+def hostname(text: str) -> str:
+    """A host name (RFC 1123 labels, at most 253 characters) or an IPv4/IPv6 address."""
+    import ipaddress
+
+    try:
+        ipaddress.ip_address(text)
+        return text
+    except ValueError:
+        pass
+    name = text.removesuffix(".")
+    if not name or len(name) > 253 or not all(_LABEL.fullmatch(p) for p in name.split(".")):
+        raise _refuse(text, "must be a host name (letters, digits, '-', dots) or an IP address")
+    return text
+
+
+def utc_time(text: str) -> str:
+    """An ISO 8601 time (a naive one is UTC), e.g. 2026-11-23T04:30:00Z; kept as text."""
+    from dbplatform.ops.clock import parse_iso
+
+    try:
+        parse_iso(text)
+    except ValueError:
+        raise _refuse(
+            text, "is not an ISO 8601 time; use e.g. 2026-11-23T04:30:00Z (UTC)"
+        ) from None
+    return text

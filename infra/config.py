@@ -98,7 +98,7 @@ def _yaml11_bool(node: Any) -> bool:
     return (
         isinstance(node, yaml.ScalarNode)
         and node.tag == "tag:yaml.org,2002:bool"
-        and node.style is None
+        and not node.style  # plain (libyaml says "", PyYAML None): quoted text is a string
         and node.value.lower() not in ("true", "false")
     )
 

@@ -13,10 +13,12 @@ from collections.abc import Sequence
 import boto3
 
 from dbplatform import argtypes
+from dbplatform.bluegreen.checks import version_key
 from dbplatform.database import add_sql_flags
 from dbplatform.database.connect import ca_bundle
 from dbplatform.entry import prog
 from dbplatform.ops import (
+    BadUsage,
     Clock,
     Context,
     Operation,
@@ -67,7 +69,15 @@ def _finalize(ctx: Context) -> Result:
 
 
 def _sql_ready(ctx: Context) -> None:
-    """Before any AWS call: the CA bundle the SQL checks need, unless they are skipped."""
+    """Before any AWS call: --engine-version is no downgrade of the stack's version (RDS
+    cannot downgrade; preflight compares with the running version too), and the CA bundle the
+    SQL checks need, unless they are skipped."""
+    target, current = ctx.args.engine_version, ctx.stack.config.database.engine_version
+    if target and version_key(target) < version_key(current)[: len(version_key(target))]:
+        raise BadUsage(
+            f"--engine-version {target} is older than the stack's database.engineVersion "
+            f"{current}: RDS cannot downgrade"
+        )
     if not ctx.args.skip_sql_checks:
         ca_bundle(ctx.args)
 
@@ -95,13 +105,20 @@ def build_parser() -> argparse.ArgumentParser:
         ),
     )
     add_sql_flags(p)
-    p.add_argument("--engine-version", metavar="V", help="green's PostgreSQL version, e.g. 17.2")
+    p.add_argument(
+        "--engine-version",
+        type=argtypes.engine_version,
+        metavar="V",
+        help="green's PostgreSQL version, e.g. 17.2",
+    )
     p.add_argument(
         "--parameter-group",
         metavar="G",
         help="green's DB parameter group (default: the stack's group of the target family)",
     )
-    p.add_argument("--instance-class", metavar="C", help="green's instance class")
+    p.add_argument(
+        "--instance-class", type=argtypes.instance_class, metavar="C", help="green's instance class"
+    )
     p.add_argument(
         "--timeout",
         type=timeout_minutes,

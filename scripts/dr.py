@@ -36,6 +36,7 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
     when = p.add_mutually_exclusive_group()
     when.add_argument(
         "--restore-time",
+        type=argtypes.utc_time,
         metavar="T",
         help="restore the data as of T (ISO 8601, UTC); never restores past T",
     )
@@ -57,10 +58,20 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
             help="name of the DR stack (default: <stack>-<short region>, e.g. prod-usw2)",
         )
     p.add_argument("--subnet-group", help="DB subnet group in the target region")
-    p.add_argument("--security-group", help="security group (name or sg- id) in the target region")
+    p.add_argument(
+        "--security-group",
+        type=argtypes.security_group,
+        help="security group (name or sg- id) in the target region",
+    )
     p.add_argument("--parameter-group", help="DB parameter group in the target region")
-    p.add_argument("--instance-class", help="class of the restored instance (default: the stack's)")
-    p.add_argument("--backup-role-arn", help="IAM role for AWS Backup restores")
+    p.add_argument(
+        "--instance-class",
+        type=argtypes.instance_class,
+        help="class of the restored instance (default: the stack's)",
+    )
+    p.add_argument(
+        "--backup-role-arn", type=argtypes.role_arn, help="IAM role for AWS Backup restores"
+    )
     p.add_argument("--report-dir", help="where the report goes (default .dbplatform/dr/<run id>)")
     p.add_argument(
         "--timeout",

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dbplatform import argtypes
 from dbplatform.entry import STDIN, prog, run_main
 from dbplatform.preview.digest import Preview, PreviewError, load_preview_bytes
 from dbplatform.preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Context, Report, render
@@ -56,13 +57,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--out", metavar="FILE", help="write the comment to FILE instead of stdout")
     p.add_argument("--commit", metavar="SHA", help="the commit previewed, shown under the title")
-    p.add_argument("--run-url", metavar="URL", help="the CI run that produced the report")
+    p.add_argument(
+        "--run-url",
+        type=argtypes.http_url,
+        metavar="URL",
+        help="the CI run that produced the report",
+    )
     p.add_argument(
         "--time", metavar="TEXT", help="when the preview ran (e.g. 2026-12-01 23:00 UTC)"
     )
-    p.add_argument("--cloud-url", metavar="URL", help="the update's page in Pulumi Cloud")
+    p.add_argument(
+        "--cloud-url",
+        type=argtypes.http_url,
+        metavar="URL",
+        help="the update's page in Pulumi Cloud",
+    )
     p.add_argument(
         "--full-report-url",
+        type=argtypes.http_url,
         metavar="URL",
         help="where the untrimmed report is (linked when the comment is trimmed; default: "
         "--run-url)",

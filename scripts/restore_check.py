@@ -37,7 +37,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_common_flags(parser)
     parser.set_defaults(_operation=op)
     parser.add_argument(
-        "--instance-class", help="class of the temporary instance (default: the stack's)"
+        "--instance-class",
+        type=argtypes.instance_class,
+        help="class of the temporary instance (default: the stack's)",
     )
     parser.add_argument(
         "--timeout",
@@ -48,6 +50,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--backup-role-arn",
+        type=argtypes.role_arn,
         help="IAM role for AWS Backup restores (default: the stack's <prefix>-backup role)",
     )
     g = parser.add_argument_group(

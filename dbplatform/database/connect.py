@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from dbplatform.argtypes import hostname
 from dbplatform.ops.errors import BadUsage, Refused
 
 CA_BUNDLE_ENV = "PGSSLROOTCERT"
@@ -91,6 +92,7 @@ def add_sql_flags(parser: argparse.ArgumentParser, *, skip_help: str | None = SK
     g = parser.add_argument_group("SQL checks (docs/operations.md#sql-checks)")
     g.add_argument(
         "--sql-host",
+        type=hostname,
         metavar="HOST",
         help="connect through this address (a tunnel) instead of the RDS endpoint; the "
         "certificate is still checked against the endpoint name",
