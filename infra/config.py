@@ -840,6 +840,9 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
 _ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
 
 
+ASSUME_ROLE_KEYS = ("aws:assumeRoles", "aws:assumeRoleWithWebIdentity")
+
+
 @dataclass(frozen=True)
 class AwsSettings:
     """The stack file's `aws:` provider settings the operations honour (docs/config.md)."""
@@ -848,12 +851,12 @@ class AwsSettings:
     allowed_accounts: tuple[str, ...] | None = None
     forbidden_accounts: tuple[str, ...] = ()
     assume_role_key: str | None = None
-    """`aws:assumeRole` or `aws:assumeRoles` when the file sets one (the operations refuse)."""
+    """The `aws:assumeRole...` key the file sets, if any (the operations refuse it)."""
 
 
 def aws_settings(stack: str, root: Path = ROOT) -> AwsSettings:
-    """`aws:profile`, `aws:allowedAccountIds`, `aws:forbiddenAccountIds` and whether an
-    `aws:assumeRole(s)` is set in `Pulumi.<stack>.yaml` (already loaded once by `load_stack`,
+    """`aws:profile`, `aws:allowedAccountIds`, `aws:forbiddenAccountIds` and whether a role
+    to assume is set in `Pulumi.<stack>.yaml` (already loaded once by `load_stack`,
     which refused a file it cannot read); ConfigError naming the key for a wrong shape."""
     path = root / f"Pulumi.{stack}.yaml"
     data = load_yaml(path.read_bytes(), path.name) or {}
@@ -882,7 +885,8 @@ def aws_settings(stack: str, root: Path = ROOT) -> AwsSettings:
     allowed, forbidden = accounts("allowedAccountIds"), accounts("forbiddenAccountIds")
     if problems:
         raise ConfigError(stack, problems)
-    assume = next((k for k in ("aws:assumeRole", "aws:assumeRoles") if k in config), None)
+    # pulumi-aws's role settings (its config/vars.py: assumeRoles, assumeRoleWithWebIdentity).
+    assume = next((k for k in ASSUME_ROLE_KEYS if k in config), None)
     return AwsSettings(
         profile=profile if isinstance(profile, str) else None,
         allowed_accounts=allowed,
