@@ -88,21 +88,16 @@ BAD_ENV = [
 ]
 
 
-@pytest.mark.parametrize(("name", "main", "argv"), COMMANDS, ids=IDS)
-@pytest.mark.parametrize(
-    ("variable", "value", "text"), BAD_ENV, ids=[f"{v}={x}" for v, x, _ in BAD_ENV]
-)
+@pytest.mark.parametrize("command", COMMANDS, ids=IDS)
+@pytest.mark.parametrize("setting", BAD_ENV, ids=[f"{v}={x}" for v, x, _ in BAD_ENV])
 def test_a_bad_environment_is_exit_2_before_any_aws_call(
     project: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: Any,
-    name: str,
-    main: Any,
-    argv: list[str],
-    variable: str,
-    value: str,
-    text: str,
+    command: tuple[str, Any, list[str]],
+    setting: tuple[str, str, str],
 ) -> None:
+    (_, main, argv), (variable, value, text) = command, setting
     monkeypatch.setenv(variable, value)
     code, out = run(main, argv, capsys)
     assert code == 2, out
