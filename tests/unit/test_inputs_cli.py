@@ -28,7 +28,7 @@ from infra.config import (
     read_stack_values,
 )
 from policy.inputs import InputError
-from scripts import bluegreen, dr, restore_check
+from scripts import bluegreen, dr, preview_report, restore_check
 
 # A deeper run: INPUTS_EXAMPLES=2000 pytest tests/unit/test_inputs_*.py
 SETTINGS = settings(
@@ -78,6 +78,28 @@ def test_bluegreen_flags_refuse_values_that_would_disable_a_gate(
         (dr, ["rebuild", "--stack", "prod", "--max-gap", "-5"], "--max-gap"),
         (restore_check, ["--stack", "prod", "--sql-port", "70000"], "1..65535"),
         (restore_check, ["--stack", "prod", "--timeout", "١٠"], "--timeout"),
+        # Values that reached AWS before (review of issue 16, F3/F13/F16): each names its flag.
+        (restore_check, ["--stack", "p", "--instance-class", "db.foo"], "--instance-class"),
+        (restore_check, ["--stack", "p", "--backup-role-arn", "role/x"], "IAM role ARN"),
+        (restore_check, ["--stack", "p", "--sql-host", "db host"], "--sql-host: 'db host'"),
+        (bluegreen, ["start", "--stack", "p", "--engine-version", "16.x"], "--engine-version"),
+        (bluegreen, ["start", "--stack", "p", "--engine-version", "12"], "does not offer"),
+        (bluegreen, ["start", "--stack", "p", "--instance-class", "db.r6g.micro"], "size"),
+        (bluegreen, ["start", "--stack", "p", "--sql-host", "a..b"], "--sql-host"),
+        (dr, ["rebuild", "--stack", "p", "--backup-role-arn", "my-role"], "--backup-role-arn"),
+        (
+            dr,
+            ["rebuild", "--stack", "p", "--backup-role-arn", "arn:aws:iam::12345:role/r"],
+            "--backup-role-arn",
+        ),
+        (dr, ["rebuild", "--stack", "p", "--security-group", "sg-xyz"], "8 or 17 hex"),
+        (dr, ["rebuild", "--stack", "p", "--security-group", "a\tb"], "--security-group"),
+        (dr, ["drill", "--stack", "p", "--instance-class", "db.foo"], "--instance-class"),
+        (dr, ["rebuild", "--stack", "p", "--restore-time", "yesterday"], "--restore-time"),
+        (preview_report, ["x.json", "--run-url", "ci/run/5"], "--run-url"),
+        (preview_report, ["x.json", "--run-url", "https://ci.example:99999/r"], "--run-url"),
+        (preview_report, ["x.json", "--cloud-url", "app.pulumi.com/x"], "--cloud-url"),
+        (preview_report, ["x.json", "--full-report-url", "https://"], "--full-report-url"),
     ],
 )
 def test_other_flags_are_checked_before_any_aws_call(
@@ -87,6 +109,33 @@ def test_other_flags_are_checked_before_any_aws_call(
         module.build_parser().parse_args(argv)
     assert exc.value.code == 2
     assert text in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("module", "argv"),
+    [
+        (
+            restore_check,
+            ["--stack", "p", "--sql-host", "10.0.0.5", "--instance-class", "db.t4g.micro"],
+        ),
+        (restore_check, ["--stack", "p", "--sql-host", "localhost", "--sql-port", "15432"]),
+        (
+            restore_check,
+            ["--stack", "p", "--backup-role-arn", "arn:aws-us-gov:iam::123456789012:role/a/b/r"],
+        ),
+        (bluegreen, ["start", "--stack", "p", "--engine-version", "17.2"]),
+        (bluegreen, ["start", "--stack", "p", "--sql-host", "::1"]),
+        (dr, ["rebuild", "--stack", "p", "--security-group", "sg-0123456789abcdef0"]),
+        (dr, ["rebuild", "--stack", "p", "--security-group", "db access (prod)"]),
+        (dr, ["rebuild", "--stack", "p", "--restore-time", "2026-11-23T04:30:00Z"]),
+        (
+            preview_report,
+            ["x.json", "--run-url", "https://github.com/o/r/actions/runs/5#artifacts"],
+        ),
+    ],
+)
+def test_values_aws_accepts_parse(module: Any, argv: list[str]) -> None:
+    module.build_parser().parse_args(argv)
 
 
 def test_a_lag_gate_keeps_a_real_limit() -> None:
@@ -189,6 +238,34 @@ def test_number_types_refuse_or_return_a_finite_value(text: str) -> None:
             assert repr(text) in str(exc)
         else:
             assert 0 < value <= 10
+
+
+TEXT_TYPES = (
+    argtypes.instance_class,
+    argtypes.engine_version,
+    argtypes.role_arn,
+    argtypes.security_group,
+    argtypes.hostname,
+    argtypes.utc_time,
+    argtypes.http_url,
+)
+
+
+@SETTINGS
+@given(
+    text=st.text(max_size=40)
+    | st.sampled_from(["db.r6g.", "sg-", "arn:aws:iam::", "16.", "http://:1", "::"]).flatmap(
+        lambda p: st.text(max_size=20).map(lambda t: p + t)
+    )
+)
+def test_text_types_return_the_text_or_name_it_in_the_refusal(text: str) -> None:
+    for parse in TEXT_TYPES:
+        try:
+            value = parse(text)
+        except argparse.ArgumentTypeError as exc:
+            assert repr(text) in str(exc)
+        else:
+            assert value == text
 
 
 # --- stack files: any value at any key, any bytes --------------------------------------------
