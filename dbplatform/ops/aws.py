@@ -91,6 +91,9 @@ def check_aws_environment(session: boto3.Session | None = None) -> None:
         value = os.environ.get(name)
         if value is not None and value.strip().lower() not in choices:
             raise BadUsage(f"{name}={value!r} must be one of {', '.join(choices)}")
+    bundle = os.environ.get("AWS_CA_BUNDLE")
+    if bundle and not os.path.isfile(bundle):  # botocore would fail each call as unreachable
+        raise BadUsage(f"AWS_CA_BUNDLE={bundle!r} is not a file: point it at a PEM bundle")
     if session is not None:
         try:
             # Listing the profiles parses AWS_CONFIG_FILE and the shared credentials file.

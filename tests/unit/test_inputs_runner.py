@@ -85,6 +85,7 @@ BAD_ENV = [
     ("AWS_USE_FIPS_ENDPOINT", "maybe", "AWS_USE_FIPS_ENDPOINT='maybe' must be true or false"),
     ("AWS_USE_DUALSTACK_ENDPOINT", "1", "AWS_USE_DUALSTACK_ENDPOINT='1' must be true or false"),
     ("AWS_STS_REGIONAL_ENDPOINTS", "bogus", "AWS_STS_REGIONAL_ENDPOINTS='bogus' must be one of"),
+    ("AWS_CA_BUNDLE", "/nonexistent/ca.pem", "AWS_CA_BUNDLE='/nonexistent/ca.pem' is not a file"),
 ]
 
 
