@@ -72,7 +72,8 @@ def _sql_ready(ctx: Context) -> None:
     """Before any AWS call: --engine-version is no downgrade of the stack's version (RDS
     cannot downgrade; preflight compares with the running version too), and the CA bundle the
     SQL checks need, unless they are skipped."""
-    target, current = ctx.args.engine_version, ctx.stack.config.database.engine_version
+    target = getattr(ctx.args, "engine_version", None)  # start only; promote shares the hook
+    current = ctx.stack.config.database.engine_version
     if target and version_key(target) < version_key(current)[: len(version_key(target))]:
         raise BadUsage(
             f"--engine-version {target} is older than the stack's database.engineVersion "

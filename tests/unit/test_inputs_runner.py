@@ -201,3 +201,13 @@ def test_a_wrong_aws_setting_is_exit_2_naming_it(
     code, out = run(bluegreen.main, ["status", "--stack", "prod"], capsys)
     assert code == 2, out
     assert text in out and "Could not connect" not in out
+
+
+def test_an_engine_downgrade_is_exit_2_before_any_aws_call(project: Path, capsys: Any) -> None:
+    current = load_stack("prod", project).database.engine_version
+    older = str(int(current.split(".")[0]) - 1)
+    argv = ["start", "--stack", "prod", "--engine-version", older, "--skip-sql-checks"]
+    code, out = run(bluegreen.main, [*argv, "--dry-run"], capsys)
+    assert code == 2, out
+    assert f"--engine-version {older} is older than the stack's database.engineVersion" in out
+    assert "Could not connect" not in out
