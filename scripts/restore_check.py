@@ -10,12 +10,31 @@ from pathlib import Path
 
 import boto3
 
+from dbplatform import argtypes
 from dbplatform.database import add_sql_flags
 from dbplatform.dr import metrics
 from dbplatform.dr.restore_check import COMMAND, DEFAULT_TIMEOUT_MINUTES, check
 from dbplatform.dr.sql import DEFAULT_QUERIES, Connect, sql_ready
 from dbplatform.entry import prog
-from dbplatform.ops import Clock, Operation, add_common_flags, run_command, timeout_minutes
+from dbplatform.ops import (
+    BadUsage,
+    Clock,
+    Context,
+    Operation,
+    add_common_flags,
+    run_command,
+    timeout_minutes,
+)
+
+
+def _validate(ctx: Context) -> None:
+    """Before any AWS call: no flags that contradict each other, then what the SQL checks need."""
+    if ctx.args.queries is not None and ctx.args.skip_sql_checks:
+        raise BadUsage(
+            "--queries and --skip-sql-checks contradict each other: the queries are SQL checks; "
+            "drop one"
+        )
+    sql_ready(ctx)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -33,7 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     # A restore check creates and deletes only its own uniquely named instance and changes
     # nothing of the stack's, so it does not take the stack lock: a daily check must never
     # hold off an operator's promote or rollback.
-    op = Operation("run", "restore, verify, delete", check, locks=False, validate=sql_ready)
+    op = Operation("run", "restore, verify, delete", check, locks=False, validate=_validate)
     add_common_flags(parser)
     parser.set_defaults(_operation=op)
     parser.add_argument(

@@ -24,7 +24,7 @@ from scripts import bluegreen, dr, restore_check, rotate_secret
 
 COMMANDS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("rotate-secret", rotate_secret.main, ["--stack", "prod", "--secret", "master", "--dry-run"]),
-    ("restore-check", restore_check.main, ["--stack", "prod", "--dry-run"]),
+    ("restore-check", restore_check.main, ["--stack", "prod", "--skip-sql-checks", "--dry-run"]),
     ("bluegreen status", bluegreen.main, ["status", "--stack", "prod"]),
     (
         "bluegreen start",
@@ -210,4 +210,16 @@ def test_an_engine_downgrade_is_exit_2_before_any_aws_call(project: Path, capsys
     code, out = run(bluegreen.main, [*argv, "--dry-run"], capsys)
     assert code == 2, out
     assert f"--engine-version {older} is older than the stack's database.engineVersion" in out
+    assert "Could not connect" not in out
+
+
+def test_contradictory_restore_check_flags_are_named_together(
+    project: Path, tmp_path: Path, capsys: Any
+) -> None:
+    queries = tmp_path / "queries.yaml"
+    queries.write_text("queries: []\n", encoding="utf-8")
+    argv = ["--stack", "prod", "--queries", str(queries), "--skip-sql-checks", "--dry-run"]
+    code, out = run(restore_check.main, argv, capsys)
+    assert code == 2, out
+    assert "--queries and --skip-sql-checks contradict each other" in out
     assert "Could not connect" not in out
