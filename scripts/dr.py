@@ -211,8 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
         type=argtypes.number(0, 24 * 400, low_open=True, unit="hours"),
         default=DEFAULT_OLDER_THAN_HOURS,
         metavar="HOURS",
-        help=f"only what is older than this (default {DEFAULT_OLDER_THAN_HOURS:g}; keep it above "
-        "every tool timeout)",
+        help=f"only what is older than this (default {DEFAULT_OLDER_THAN_HOURS:g}; below the "
+        "longest tool deadline plus an hour it is refused unless --force)",
+    )
+    p.add_argument(
+        "--force",
+        action="store_true",
+        help="accept an --older-than below the longest tool deadline plus an hour",
     )
     p.add_argument(
         "--region",

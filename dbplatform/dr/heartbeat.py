@@ -30,6 +30,7 @@ from dbplatform.dr.sql import (
     endpoint_for,
     install,
     read_heartbeat,
+    resume_heartbeat,
     schedule_sql,
 )
 from dbplatform.ops import Context, Failed, Refused, Result, error_code
@@ -80,23 +81,45 @@ def _connect(ctx: Context) -> Any:
 
 
 def pg_cron_problem(conn: Any) -> str | None:
-    """Why pg_cron cannot be used in this database (None: it can)."""
+    """Why pg_cron cannot be used in this database (None: it can).
+
+    `shared_preload_libraries` is readable only by superusers and members of
+    pg_read_all_settings (PostgreSQL docs, "pg_read_all_settings"; the GUC is
+    GUC_SUPERUSER_ONLY), so it is the last resort: pg_cron created in this database
+    (pg_extension) or its `cron` schema prove the library is loaded."""
+    import psycopg.errors
+
     with conn.cursor() as cur:
         cur.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'pg_cron'")
         available = cur.fetchone() is not None
-        cur.execute("SELECT current_setting('shared_preload_libraries', true)")
-        row = cur.fetchone()
+        cur.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_cron')"
+            " OR to_regnamespace('cron') IS NOT NULL"
+        )
+        created = bool((cur.fetchone() or [False])[0])
         cur.execute("SELECT current_setting('cron.database_name', true), current_database()")
         names = cur.fetchone()
     conn.rollback()
-    loaded = "pg_cron" in [p.strip() for p in str((row or [""])[0] or "").split(",")]
     if not available:
         return "the pg_cron extension is not available on this server"
-    if not loaded:
-        return (
-            "pg_cron is not in shared_preload_libraries (the program's parameter group sets it; "
-            "reboot the instance to apply it)"
-        )
+    if not created:
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT current_setting('shared_preload_libraries')")
+                row = cur.fetchone()
+        except psycopg.errors.InsufficientPrivilege:
+            conn.rollback()
+            return (
+                "pg_cron is not created in this database and this user may not read "
+                "shared_preload_libraries (needs pg_read_all_settings): run as the master user, "
+                "or GRANT pg_read_all_settings to it"
+            )
+        conn.rollback()
+        if "pg_cron" not in [p.strip() for p in str((row or [""])[0] or "").split(",")]:
+            return (
+                "pg_cron is not in shared_preload_libraries (the program's parameter group sets "
+                "it; reboot the instance to apply it)"
+            )
     if names and names[0] and names[0] != names[1]:
         return (
             f"cron.database_name is {names[0]}, not this database ({names[1]}); the program's "
@@ -130,6 +153,7 @@ def install_op(ctx: Context) -> Result:
             with conn.cursor() as cur:
                 cur.execute("CREATE EXTENSION IF NOT EXISTS pg_cron")
                 cur.execute(*schedule_sql(source))
+            resume_heartbeat(conn)  # a copy's job a restore check or pitr paused
             conn.commit()
         beat = read_heartbeat(conn, source)
     finally:
@@ -150,7 +174,7 @@ def status_op(ctx: Context) -> Result:
     finally:
         conn.close()
     now = ctx.clock.now()
-    age = beat.rpo(now)
+    age = None if beat.at is None else now - beat.at
     data = {
         "heartbeat": iso(beat.at),
         "age_seconds": None if age is None else int(age.total_seconds()),

@@ -5,34 +5,51 @@ A CI job that is cancelled or times out may kill a command before its own cleanu
 can leave, and what the janitor removes once older than `--older-than` (default 12 h, above
 every tool timeout, so a running check's instance is never touched):
 
-- DB instances tagged `dbplatform:source-stack = S` and `dbplatform:purpose` `restore-check`
-  (deleted without a final snapshot: a throwaway copy of a recovery point that is still kept)
-  or `dr-drill` (a restored copy of the primary: a final snapshot `<id>-janitor-final` is taken
-  first, so a drill that was in fact needed loses nothing);
+- DB instances whose identifier is one this tool generates for S: a restore check's
+  `dbplatform-S-rc-<run id>` or a drill's `dbplatform-S-drill-<run>-pg`. Tags are not trusted
+  for instances (anyone with `rds:AddTagsToResource` can set them, and an AWS Backup restore
+  killed before its job finished leaves the instance untagged): the identifier decides, its
+  age comes from `InstanceCreateTime`. Every instance is a copy of the primary's data, so each
+  gets a final snapshot `<id>-janitor-final` (storage is billed until an operator deletes it)
+  and keeps its automated backups. Never touched: an identifier any committed stack file
+  declares (primary, replicas, cross-Region replica of every stack), and an instance with
+  deletion protection on (listed with the command to remove it by hand; the janitor never
+  turns protection off);
 - DB parameter groups tagged `dbplatform:purpose = dr-drill` of S, used by no instance;
 - the stack's operations lock (SSM) in each region when it expired longer ago than the bound.
 
-Nothing else is ever deleted: an instance without both tags, a DR rebuild's or a PITR's
+Nothing else is ever deleted: an instance of another name, a DR rebuild's or a PITR's
 instance, an unexpired lock. `--dry-run` lists; a real run asks for confirmation (`--yes`).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dbplatform.dr.operations import DEFAULT_TIMEOUT_MINUTES as rebuild
+from dbplatform.dr.pitr import DEFAULT_TIMEOUT_MINUTES as pitr
 from dbplatform.dr.points import human
+from dbplatform.dr.restore_check import DEFAULT_TIMEOUT_MINUTES as check
 from dbplatform.dr.restore import TAG_PURPOSE, TAG_RUN, TAG_SOURCE, tags_of
 from dbplatform.ops import BadUsage, Context, Failed, LockInfo, Result, error_code
 from dbplatform.ops.clock import parse_iso
-from infra.naming import rds_identifier
+from dbplatform.dr.stackfile import drill_stack
+from infra.config import committed_stacks, load_stack
+from infra.naming import Names, rds_identifier
 
 DEFAULT_OLDER_THAN_HOURS = 12.0
-TEMPORARY = {"restore-check": False, "dr-drill": True}
-"""purpose tag -> take a final snapshot before deleting"""
+MARGIN_MINUTES = 60
+"""above the longest default tool deadline: a run's cleanup and clock skew"""
+_RC_RUN = re.compile(r"-rc-(\d{8}t\d{6}z-[a-z0-9]+)$")
+"""the run id at the end of a restore check's identifier (`Names.restore_check_instance`)"""
+_DRILL_RUN = re.compile(r"-drill-([a-z0-9]+)-pg$")
+"""the run's tail in a drill stack's primary (`drill_stack`, `Names.primary`)"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -71,8 +88,46 @@ def _run_time(run_id: str | None) -> datetime | None:
         return None
 
 
+def _floor() -> timedelta:
+    """The smallest safe `--older-than`: the longest default deadline of the tools whose
+    leftovers the janitor removes, plus the margin."""
+    return timedelta(minutes=max(rebuild, pitr, check) + MARGIN_MINUTES)
+
+
 def final_snapshot_id(identifier: str) -> str:
     return rds_identifier(identifier, "janitor-final")
+
+
+def generated_purpose(stack: str, identifier: str) -> str | None:
+    """'restore-check' or 'dr-drill' when `identifier` is one this tool generates for `stack`'s
+    runs (rebuilt from the run id it carries, so a look-alike never matches), else None.
+    Stack names have at most 24 characters, so neither identifier is ever clamped."""
+    names = Names(stack)
+    rc = _RC_RUN.search(identifier)
+    if rc and names.restore_check_instance(rc.group(1)) == identifier:
+        return "restore-check"
+    drill = _DRILL_RUN.search(identifier)
+    if drill and Names(drill_stack(stack, drill.group(1))).primary == identifier:
+        return "dr-drill"
+    return None
+
+
+def declared_identifiers(root: Path) -> set[str]:
+    """Every DB instance identifier a committed stack file declares: never the janitor's."""
+    out: set[str] = set()
+    for stack in committed_stacks(root):
+        names = Names(stack)
+        out |= {names.primary, names.cross_region_replica}
+        try:
+            out |= {names.replica(r.name) for r in load_stack(stack, root).replicas}
+        except Exception:  # noqa: BLE001 - an invalid stack file still protects its names
+            pass
+    return out
+
+
+def _declared(identifier: str, declared: set[str]) -> bool:
+    # replicas of an unreadable stack file share the primary's prefix
+    return any(identifier == d or identifier.startswith(f"{d}-") for d in declared)
 
 
 def find(ctx: Context, regions: list[str], bound: timedelta) -> list[Orphan]:
@@ -80,27 +135,38 @@ def find(ctx: Context, regions: list[str], bound: timedelta) -> list[Orphan]:
     stack = ctx.stack.name
     now = ctx.clock.now()
     out: list[Orphan] = []
+    declared = declared_identifiers(ctx.stack.root)
     for region in regions:
         rds = ctx.client("rds", region)
         in_use: set[str] = set()
         for page in rds.get_paginator("describe_db_instances").paginate():
             for db in page.get("DBInstances", []):
                 in_use.update(g["DBParameterGroupName"] for g in db.get("DBParameterGroups", []))
-                tags = tags_of(rds, db)
-                purpose = tags.get(TAG_PURPOSE, "")
-                if tags.get(TAG_SOURCE) != stack or purpose not in TEMPORARY:
+                ident = str(db["DBInstanceIdentifier"])
+                purpose = generated_purpose(stack, ident)
+                if purpose is None or _declared(ident, declared):
                     continue
                 if db.get("DBInstanceStatus") == "deleting":
                     continue
-                created = _utc(db.get("InstanceCreateTime")) or _run_time(tags.get(TAG_RUN))
+                rc = _RC_RUN.search(ident)
+                created = _utc(db.get("InstanceCreateTime")) or _run_time(
+                    rc.group(1).upper() if rc else tags_of(rds, db).get(TAG_RUN)
+                )
                 if created is None or now - created < bound:
                     continue
-                ident = str(db["DBInstanceIdentifier"])
-                action = (
-                    f"final snapshot {final_snapshot_id(ident)}, then delete"
-                    if TEMPORARY[purpose]
-                    else "delete (no final snapshot: a throwaway restore-check copy)"
-                )
+                if db.get("DeletionProtection"):
+                    action = (
+                        "left alone: deletion protection is on (the janitor never turns it "
+                        "off); if it is a leftover: aws rds modify-db-instance "
+                        f"--db-instance-identifier {ident} --no-deletion-protection "
+                        f"--region {region}, then run the janitor again"
+                    )
+                else:
+                    action = (
+                        f"final snapshot {final_snapshot_id(ident)} (a copy of {stack}'s "
+                        f"data from a {purpose}; its storage is billed until you delete it), "
+                        "then delete; automated backups kept"
+                    )
                 out.append(
                     Orphan(
                         kind="db-instance",
@@ -164,27 +230,24 @@ def _stale_lock(ctx: Context, region: str, now: datetime, bound: timedelta) -> O
     )
 
 
+class Protected(Exception):
+    """An instance the janitor found with deletion protection on: reported, never changed."""
+
+
 def remove(ctx: Context, orphan: Orphan) -> None:
     rds = ctx.client("rds", orphan.region)
     if orphan.kind == "db-instance":
         db = rds.describe_db_instances(DBInstanceIdentifier=orphan.id)["DBInstances"][0]
         if db.get("DeletionProtection"):
-            ctx.mutate(
-                rds,
-                "modify_db_instance",
-                {
-                    "DBInstanceIdentifier": orphan.id,
-                    "DeletionProtection": False,
-                    "ApplyImmediately": True,
-                },
-            )
-        params: dict[str, Any] = {"DBInstanceIdentifier": orphan.id}
-        if orphan.action.startswith("final snapshot"):
-            params["FinalDBSnapshotIdentifier"] = final_snapshot_id(orphan.id)
-            params["SkipFinalSnapshot"] = False
-        else:
-            params["SkipFinalSnapshot"] = True
-        params["DeleteAutomatedBackups"] = True
+            raise Protected(orphan.action)
+        # Always a final snapshot and the automated backups kept: whatever the instance is,
+        # deleting it never loses data (DeleteDBInstance, RDS API reference).
+        params: dict[str, Any] = {
+            "DBInstanceIdentifier": orphan.id,
+            "SkipFinalSnapshot": False,
+            "FinalDBSnapshotIdentifier": final_snapshot_id(orphan.id),
+            "DeleteAutomatedBackups": False,
+        }
         ctx.mutate(rds, "delete_db_instance", params)
     elif orphan.kind == "db-parameter-group":
         ctx.mutate(rds, "delete_db_parameter_group", {"DBParameterGroupName": orphan.id})
@@ -199,6 +262,13 @@ def janitor(ctx: Context) -> Result:
     if args.older_than <= 0:
         raise BadUsage(f"--older-than {args.older_than}: a number of hours greater than 0")
     bound = timedelta(hours=args.older_than)
+    floor = _floor()
+    if bound < floor and not getattr(args, "force", False):
+        raise BadUsage(
+            f"--older-than {args.older_than:g}: below {human(floor)}, the longest default tool "
+            f"deadline plus a {MARGIN_MINUTES}-minute margin, it could remove the instance of "
+            "a restore check or drill that is still running; pass --force if you know none is"
+        )
     regions = list(dict.fromkeys(args.region or [r for r in (cfg.region, cfg.dr.region) if r]))
     with ctx.out.phase(f"look for leftovers of {cfg.stack} older than {human(bound)}"):
         found = find(ctx, regions, bound)
@@ -222,6 +292,8 @@ def janitor(ctx: Context) -> Result:
         try:
             remove(ctx, o)
             data["removed"].append(o.to_json())
+        except Protected as exc:
+            problems.append(f"{o.kind} {o.id} ({o.region}): {exc}")
         except ClientError as exc:
             problems.append(f"{o.kind} {o.id} ({o.region}): {error_code(exc)}")
     data["problems"] = problems

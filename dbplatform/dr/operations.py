@@ -322,7 +322,17 @@ def _resume_or_refuse(
     ident = str(resume["DBInstanceIdentifier"])
     theirs_point = tags.get(TAG_RESTORED_FROM, "")
     theirs_time = tags.get(TAG_DATA_TIME, "")
-    if theirs_point == choice.point.id[:256] and theirs_time == (iso(choice.data_time) or ""):
+    same = theirs_point == choice.point.id[:256] and theirs_time == (iso(choice.data_time) or "")
+    latest_close = when is None and _within_gap(ctx, theirs_time, choice.data_time)
+    if latest_close:
+        # --latest asks for the newest data; the newest point moves on between runs (PITR's
+        # latest restorable time every few minutes), so a re-run would otherwise never resume.
+        run.notes.append(
+            f"--latest: resumed {ident} (data as of {theirs_time}) rather than the newest point "
+            f"now ({iso(choice.data_time)}): within --max-gap of it, the RPO is measured from "
+            "its data"
+        )
+    if same or latest_close:
         run.existing.append(
             f"DB instance {ident} ({run.region}), data as of {theirs_time}, restored by run "
             f"{tags.get(TAG_RUN, 'unknown')}"
@@ -352,6 +362,18 @@ def _resume_or_refuse(
             "requested": choice.to_json(timedelta(minutes=ctx.stack.config.dr.rpo_minutes)),
         },
     )
+
+
+def _within_gap(ctx: Context, theirs: str, newest: datetime) -> bool:
+    """An earlier --latest rebuild's data time, no later than the newest point now and at most
+    --max-gap (default dr.rpoMinutes) before it."""
+    args, cfg = ctx.args, ctx.stack.config
+    try:
+        at = parse_time(theirs)
+    except BadRequest:
+        return False
+    gap = timedelta(minutes=args.max_gap if args.max_gap is not None else cfg.dr.rpo_minutes)
+    return at <= newest and newest - at <= gap
 
 
 def _groups(ctx: Context, run: _Run, target: Names) -> tuple[Groups, bool]:
@@ -882,6 +904,10 @@ def _execute(
                 f"cut over: point the application (DNS, connection strings) at {endpoint}, "
                 f"with the secrets of {run.target} (they hold the source's values)",
                 f"choose a DR region for {run.target} (dr.region) once it serves traffic",
+                # the restored cron.job still beats as the source: the check of a later restore
+                # would read the new stack's beats as the source's
+                f"dbplatform heartbeat install --stack {run.target}   # the restored pg_cron job "
+                f"beats as {src.name}; this re-schedules it as {run.target}",
             ]
     except Failed as exc:
         failure = exc.message

@@ -42,6 +42,7 @@ from dbplatform.dr.sql import (
     default_connect,
     endpoint_for,
     load_queries,
+    pause_heartbeat,
     read_heartbeat,
 )
 from dbplatform.dr.verify import Check, Expected, instance_checks
@@ -74,6 +75,9 @@ def cutover_steps(primary: str, copy: str, region: str, stack: str, when: str) -
         f"{primary} --apply-immediately --region {region}",
         f"pulumi preview --stack {stack}   # the stack now describes the copy; review the drift "
         "(tags, replicas re-created from the new primary), then pulumi up",
+        f"resume the heartbeat in the new primary (the check paused the copy's job so its "
+        f"beats could not pass for the source's): dbplatform heartbeat install --stack {stack}"
+        "   # re-schedules job dbplatform-heartbeat (active) in cron.job",
         f"keep {aside} until the application is verified; it holds the writes after {when}",
     ]
 
@@ -208,12 +212,16 @@ def pitr(ctx: Context) -> Result:
                 )
             else:
                 try:
+                    # the copy's pg_cron beats on as the source: paused before reading; the
+                    # cut-over steps say to resume it
+                    paused = pause_heartbeat(conn)
                     checks += data_checks(conn, queries, data_time=choice.data_time)
-                    beat = read_heartbeat(conn)
+                    beat = read_heartbeat(conn, data_time=choice.data_time)
                 finally:
                     conn.close()
                 rpo = beat.rpo(when)
                 measured = {
+                    "heartbeat_job": paused,
                     "heartbeat": beat.describe(),
                     "rpo_from_data_seconds": None if rpo is None else int(rpo.total_seconds()),
                 }

@@ -46,6 +46,7 @@ from dbplatform.dr.sql import (
     default_connect,
     endpoint_for,
     load_queries,
+    pause_heartbeat,
     read_heartbeat,
 )
 from dbplatform.dr.verify import Check, Expected, instance_checks
@@ -120,12 +121,15 @@ def _sql(
         )
         return [check], {"heartbeat": None, "rpo_from_data_seconds": None}
     try:
+        # the copy's pg_cron would beat on as the source: stopped before anything is read
+        paused = pause_heartbeat(conn)
         checks = data_checks(conn, queries, data_time=choice.data_time)
-        beat = read_heartbeat(conn)
+        beat = read_heartbeat(conn, data_time=choice.data_time)
     finally:
         conn.close()
     rpo = beat.rpo(choice.reference)
     return checks, {
+        "heartbeat_job": paused,
         "heartbeat": beat.describe(),
         "rpo_from_data_seconds": None if rpo is None else int(rpo.total_seconds()),
     }

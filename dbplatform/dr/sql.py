@@ -34,18 +34,29 @@ SCHEDULE = "* * * * *"
 DEFAULT_QUERIES = "restore-checks.yaml"
 """the committed verification file, at the project root"""
 
-# Idempotent: every statement can run again on an installed database (a re-install, a restore).
+# Idempotent: every statement can run again on an installed database (a re-install, a restore,
+# an install of the earlier one-row-per-source table, which the ALTERs bring up to date).
+# One row per (source, server start): a restored copy's postmaster starts after its data time,
+# so the beats its own pg_cron writes land in a row of their own and never overwrite the last
+# beat the source wrote (see `read_heartbeat`).
 INSTALL_SQL: tuple[str, ...] = (
     f"CREATE SCHEMA IF NOT EXISTS {SCHEMA}",
     f"""CREATE TABLE IF NOT EXISTS {TABLE} (
-        source text PRIMARY KEY,
+        source text NOT NULL,
         beat_at timestamptz NOT NULL,
         beats bigint NOT NULL DEFAULT 1
     )""",
+    f"ALTER TABLE {TABLE} ADD COLUMN IF NOT EXISTS server_started timestamptz NOT NULL "
+    "DEFAULT '-infinity'",
+    f"ALTER TABLE {TABLE} DROP CONSTRAINT IF EXISTS heartbeat_pkey",
+    f"CREATE UNIQUE INDEX IF NOT EXISTS heartbeat_source_server ON {TABLE} "
+    "(source, server_started)",
     """CREATE OR REPLACE FUNCTION dbplatform.beat(p_source text)
     RETURNS timestamptz LANGUAGE sql AS $$
-        INSERT INTO dbplatform.heartbeat AS h (source, beat_at) VALUES (p_source, now())
-        ON CONFLICT (source) DO UPDATE SET beat_at = excluded.beat_at, beats = h.beats + 1
+        INSERT INTO dbplatform.heartbeat AS h (source, beat_at, server_started)
+        VALUES (p_source, now(), pg_postmaster_start_time())
+        ON CONFLICT (source, server_started)
+        DO UPDATE SET beat_at = excluded.beat_at, beats = h.beats + 1
         RETURNING beat_at
     $$""",
     f"COMMENT ON TABLE {TABLE} IS 'written every minute by pg_cron (job {JOB}); "
@@ -96,10 +107,16 @@ class Heartbeat:
     """the newest beat (UTC); None when the table is missing or empty"""
     why: str = ""
     """when `at` is None: what is missing"""
+    copy_beats: int = 0
+    """beats written by a server started after the data time (a restored copy's scheduler)"""
 
     def rpo(self, reference: datetime) -> timedelta | None:
-        """Data lost relative to `reference`, measured from the data (to within INTERVAL)."""
-        return None if self.at is None else reference - self.at
+        """Data lost relative to `reference`, measured from the data (to within INTERVAL).
+        Never negative: a beat after the reference is not "no loss" but data (or a
+        scheduler) past it, which `data_checks` fails; None then."""
+        if self.at is None or self.at > reference + INTERVAL:
+            return None
+        return max(reference - self.at, timedelta(0))
 
     def describe(self) -> str:
         return (
@@ -107,29 +124,88 @@ class Heartbeat:
         )
 
 
-def read_heartbeat(conn: Any, source: str | None = None) -> Heartbeat:
-    """The newest committed beat (of `source`, or of any source). Read-only."""
+def read_heartbeat(
+    conn: Any, source: str | None = None, *, data_time: datetime | None = None
+) -> Heartbeat:
+    """The newest committed beat (of `source`, or of any source). Read-only.
+
+    With `data_time` (a restored copy's): only beats of a server that started at or before it.
+    The copy's own server starts after its data time, so beats its pg_cron wrote are left out
+    (`copy_beats` counts them), whatever the clocks say about the beats themselves."""
     with conn.cursor() as cur:
         cur.execute("SELECT to_regclass(%s) IS NOT NULL", (TABLE,))
         row = cur.fetchone()
         if not row or not row[0]:
+            conn.rollback()
             return Heartbeat(
                 at=None, why=f"no {TABLE} table: install it with `dbplatform heartbeat install`"
             )
-        if source is None:
-            cur.execute("SELECT max(beat_at) FROM dbplatform.heartbeat")
-        else:
-            cur.execute(
-                "SELECT max(beat_at) FROM dbplatform.heartbeat WHERE source = %s", (source,)
-            )
+        where, params = ["true"], []
+        if source is not None:
+            where.append("source = %s")
+            params.append(source)
+        cur.execute(
+            "SELECT max(beat_at) FILTER (WHERE server_started <= %s),"
+            " coalesce(sum(beats) FILTER (WHERE server_started > %s), 0)"
+            f" FROM {TABLE} WHERE {' AND '.join(where)}",
+            (data_time or _FAR, data_time or _FAR, *params),
+        )
         row = cur.fetchone()
     conn.rollback()  # end the read-only transaction psycopg opened
     at = row[0] if row else None
+    copy = int(row[1]) if row else 0
     if at is None:
         return Heartbeat(
-            at=None, why=f"{TABLE} holds no beat" + (f" of {source}" if source else "")
+            at=None,
+            why=f"{TABLE} holds no beat"
+            + (f" of {source}" if source else "")
+            + (" written before the data time" if data_time else ""),
+            copy_beats=copy,
         )
-    return Heartbeat(at=at.astimezone(UTC))
+    return Heartbeat(at=at.astimezone(UTC), copy_beats=copy)
+
+
+_FAR = datetime(9999, 1, 1, tzinfo=UTC)
+
+
+def _set_active(cur: Any, active: bool) -> list[int]:
+    """Set the heartbeat job's `active` flag; the job ids changed. `cron.alter_job(job_id,
+    active => ...)` is pg_cron's API (pg_cron >= 1.4, README "cron.alter_job"); where it is
+    missing, the `cron.job` row is updated directly."""
+    cur.execute("SELECT to_regclass('cron.job') IS NOT NULL")
+    row = cur.fetchone()
+    if not row or not row[0]:
+        return []
+    cur.execute(
+        "SELECT to_regprocedure('cron.alter_job(bigint,text,text,text,text,boolean)') IS NOT NULL"
+    )
+    alter = bool((cur.fetchone() or [False])[0])
+    cur.execute("SELECT jobid FROM cron.job WHERE jobname = %s AND active <> %s", (JOB, active))
+    jobs = [int(r[0]) for r in cur.fetchall()]
+    for job in jobs:
+        if alter:
+            cur.execute("SELECT cron.alter_job(%s, active => %s)", (job, active))
+        else:
+            cur.execute("UPDATE cron.job SET active = %s WHERE jobid = %s", (active, job))
+    return jobs
+
+
+def resume_heartbeat(conn: Any) -> list[int]:
+    """Re-activate a paused heartbeat job (install, after a cut-over); the caller commits."""
+    with conn.cursor() as cur:
+        return _set_active(cur, True)
+
+
+def pause_heartbeat(conn: Any) -> str:
+    """Stop the heartbeat job in a restored copy (its parameter group preloads pg_cron and
+    `cron.job` came with the data, so it beats on as if it were the source). Returns what was
+    done, for the report; commits."""
+    with conn.cursor() as cur:
+        jobs = _set_active(cur, False)
+    conn.commit()
+    if not jobs:
+        return f"no active {JOB} job in the copy"
+    return f"paused {JOB} in the copy (cron.job {', '.join(map(str, jobs))})"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -290,32 +366,53 @@ def default_connect(endpoint: Endpoint) -> Any:
     return connect(target, autocommit=False)
 
 
+def heartbeat_check(conn: Any, max_lag: timedelta, *, data_time: datetime | None) -> Check:
+    """The newest beat the source wrote must lie within [data time - max_lag, data time + one
+    interval]. Later means the data reaches past the data time the restore claims (or a
+    scheduler kept beating in a server that started before it): it fails, never "RPO met"."""
+    name = "heartbeat fresh"
+    if data_time is None:
+        return Check(name=name, ok=False, expected="a data time", actual="no data time")
+    beat = read_heartbeat(conn, data_time=data_time)
+    copy = f"; {beat.copy_beats} beat(s) by the copy's own scheduler left out" * bool(
+        beat.copy_beats
+    )
+    if beat.at is None:
+        return Check(
+            name=name, ok=False, expected="a beat within the restored data", actual=beat.why + copy
+        )
+    lag = data_time - beat.at
+    expected = (
+        f"data time - {_minutes(max_lag)} <= newest beat <= data time + {_minutes(INTERVAL)}"
+    )
+    if beat.at > data_time + INTERVAL:
+        return Check(
+            name=name,
+            ok=False,
+            expected=expected,
+            actual=f"newest beat {beat.describe()}, {int(-lag.total_seconds())}s AFTER the data "
+            "time: the data reaches past it, or a scheduler ran in the copy" + copy,
+        )
+    return Check(
+        name=name,
+        ok=lag <= max_lag,
+        expected=expected,
+        actual=f"newest beat {beat.describe()}, {max(int(lag.total_seconds()), 0)}s before"
+        + copy,
+    )
+
+
+def _minutes(delta: timedelta) -> str:
+    return f"{int(delta.total_seconds() // 60)} min"
+
+
 def data_checks(conn: Any, queries: Queries, *, data_time: datetime | None) -> list[Check]:
     """Run the verification on a restored database, read-only. A check records pass/fail and a
     number only, never row contents (the results go to CI artifacts and the audit record)."""
     checks: list[Check] = []
     conn.read_only = True
     if queries.heartbeat_max_lag is not None:
-        beat = read_heartbeat(conn)
-        if beat.at is None or data_time is None:
-            checks.append(
-                Check(
-                    name="heartbeat fresh",
-                    ok=False,
-                    expected="a beat within the restored data",
-                    actual=beat.why or "no data time to compare with",
-                )
-            )
-        else:
-            lag = data_time - beat.at
-            checks.append(
-                Check(
-                    name="heartbeat fresh",
-                    ok=lag <= queries.heartbeat_max_lag,
-                    expected=f"newest beat >= data time - {queries.heartbeat_max_lag}",
-                    actual=f"newest beat {beat.describe()}, {int(lag.total_seconds())}s before",
-                )
-            )
+        checks.append(heartbeat_check(conn, queries.heartbeat_max_lag, data_time=data_time))
     for q in queries.queries:
         expected = f">= {q.min}"
         try:

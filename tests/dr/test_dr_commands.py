@@ -465,6 +465,23 @@ def test_a_rebuild_for_an_earlier_time_never_resumes_a_newer_restore(
     assert (dr.project / "Pulumi.prod-usw2.yaml").read_text() == stack_file
 
 
+def test_a_latest_rerun_resumes_when_the_newest_point_moved_within_the_gap(
+    prod_with_dr_copy: DrEnv,
+) -> None:
+    """SRE review F7: with --latest the newest point moves on between runs; a re-run resumes an
+    instance whose data is within --max-gap (default dr.rpoMinutes) of it, and says so."""
+    dr = prod_with_dr_copy
+    first = dr.main(main, "rebuild", "--stack", "prod", "--no-pulumi", "--json")
+    assert first.code == 0, first.text
+    held = first.json["restore"]["data_time"]
+    time.sleep(1.1)
+    dr.copy_snapshot("prod", "prod-daily-2")
+    run = dr.main(main, "rebuild", "--stack", "prod", "--latest", "--no-pulumi", "--json")
+    assert run.code == 0, run.text
+    assert f"--latest: resumed {TARGET.primary} (data as of {held})" in run.text
+    assert f"dbplatform heartbeat install --stack {TARGET.stack}" in run.text  # F10
+
+
 def test_a_different_point_than_the_restored_one_is_refused_with_the_ways_on(
     prod_with_dr_copy: DrEnv,
 ) -> None:
@@ -472,10 +489,14 @@ def test_a_different_point_than_the_restored_one_is_refused_with_the_ways_on(
     first = dr.main(main, "rebuild", "--stack", "prod", "--no-pulumi", "--json")
     assert first.code == 0, first.text
     held = first.json["restore"]["data_time"]
+    time.sleep(1.1)  # the copies' data times differ by at least a second
     dr.copy_snapshot("prod", "prod-daily-2")  # a fresher point appears
     before = dr.state()
 
-    run = dr.main(main, "rebuild", "--stack", "prod", "--latest", "--no-pulumi", "--json")
+    # --max-gap 0: only the newest data will do (within the gap, --latest resumes: below)
+    run = dr.main(
+        main, "rebuild", "--stack", "prod", "--latest", "--max-gap", "0", "--no-pulumi", "--json"
+    )
 
     assert run.code == 3, run.text
     message = run.json["message"]

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from dbplatform.dr.janitor import final_snapshot_id
+from dbplatform.dr.stackfile import drill_stack
 from dbplatform.dr.restore import TAG_PURPOSE, TAG_RUN, TAG_SOURCE
 from dbplatform.ops import LockInfo
 from infra.naming import Names
@@ -236,8 +237,20 @@ def test_secrets_before_pulumi_up_is_refused_and_changes_nothing(dr: DrEnv) -> N
 
 
 def _leftover(
-    dr: DrEnv, ident: str, purpose: str, source: str = "prod", region: str = SOURCE
+    dr: DrEnv,
+    ident: str,
+    purpose: str,
+    source: str = "prod",
+    region: str = SOURCE,
+    *,
+    tagged: bool = True,
+    protected: bool = False,
 ) -> None:
+    tags = [
+        {"Key": TAG_PURPOSE, "Value": purpose},
+        {"Key": TAG_SOURCE, "Value": source},
+        {"Key": TAG_RUN, "Value": "20260101T000000Z-abcdef"},
+    ]
     dr.client("rds", region).create_db_instance(
         DBInstanceIdentifier=ident,
         Engine="postgres",
@@ -245,12 +258,13 @@ def _leftover(
         AllocatedStorage=20,
         MasterUsername="dbadmin",
         MasterUserPassword="leftover-password",
-        Tags=[
-            {"Key": TAG_PURPOSE, "Value": purpose},
-            {"Key": TAG_SOURCE, "Value": source},
-            {"Key": TAG_RUN, "Value": "20260101T000000Z-abcdef"},
-        ],
+        DeletionProtection=protected,
+        Tags=tags if tagged else [],
     )
+
+
+RC_OLD = PROD.restore_check_instance("20260101t000000z-abcdef")
+DRILL_OLD = Names(drill_stack("prod", "abcdef")).primary
 
 
 class _Later(FakeClock):
@@ -263,9 +277,10 @@ class _Later(FakeClock):
 
 def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -> None:
     dr.seed("prod")
-    _leftover(dr, "dbplatform-prod-rc-old", "restore-check")
-    _leftover(dr, "dbplatform-prod-drill-old-pg", "dr-drill", region=DR)
-    _leftover(dr, "dbplatform-staging-rc-old", "restore-check", source="staging")
+    _leftover(dr, RC_OLD, "restore-check")
+    _leftover(dr, DRILL_OLD, "dr-drill", region=DR)
+    staging_rc = Names("staging").restore_check_instance("20260101t000000z-abcdef")
+    _leftover(dr, staging_rc, "restore-check", source="staging")
     _leftover(dr, "dbplatform-prod-usw2-pg", "dr-rebuild", region=DR)  # a rebuild: kept
     dr.client("rds", DR).create_db_parameter_group(
         DBParameterGroupName="dbplatform-prod-drill-old-postgres16",
@@ -298,8 +313,8 @@ def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -
     assert listed.code == 0, listed.text
     found = {(o["kind"], o["id"]) for o in listed.json["found"]}
     assert found == {
-        ("db-instance", "dbplatform-prod-rc-old"),
-        ("db-instance", "dbplatform-prod-drill-old-pg"),
+        ("db-instance", RC_OLD),
+        ("db-instance", DRILL_OLD),
         ("db-parameter-group", "dbplatform-prod-drill-old-postgres16"),
         ("lock", PROD.lock_parameter),
     }
@@ -317,13 +332,75 @@ def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -
     gone = {i for i, _ in dr.state()[SOURCE]["instances"]} | {
         i for i, _ in dr.state()[DR]["instances"]
     }
-    assert "dbplatform-prod-rc-old" not in gone and "dbplatform-prod-drill-old-pg" not in gone
-    assert {"dbplatform-staging-rc-old", "dbplatform-prod-usw2-pg", PROD.primary} <= gone
-    # the drill copy of the primary left a final snapshot; the restore-check copy did not
-    snaps = dr.state()[DR]["snapshots"]
-    assert final_snapshot_id("dbplatform-prod-drill-old-pg") in snaps
+    assert RC_OLD not in gone and DRILL_OLD not in gone
+    assert {staging_rc, "dbplatform-prod-usw2-pg", PROD.primary} <= gone
+    # both were copies of the primary's data: each left a final snapshot
+    assert final_snapshot_id(DRILL_OLD) in dr.state()[DR]["snapshots"]
+    assert final_snapshot_id(RC_OLD) in dr.state()[SOURCE]["snapshots"]
     assert "dbplatform-prod-drill-old-postgres16" not in dr.state()[DR]["parameter_groups"]
     assert PROD.lock_parameter not in dr.state()[DR]["parameters"]
+
+
+def test_janitor_never_touches_a_declared_instance_whatever_its_tags(dr: DrEnv) -> None:
+    """SRE review F1: the prod primary, deletion-protected, tagged as a restore-check copy."""
+    dr.seed("prod")
+    rds = dr.client("rds")
+    db = rds.describe_db_instances(DBInstanceIdentifier=PROD.primary)["DBInstances"][0]
+    rds.modify_db_instance(
+        DBInstanceIdentifier=PROD.primary, DeletionProtection=True, ApplyImmediately=True
+    )
+    rds.add_tags_to_resource(
+        ResourceName=db["DBInstanceArn"],
+        Tags=[
+            {"Key": TAG_PURPOSE, "Value": "restore-check"},
+            {"Key": TAG_SOURCE, "Value": "prod"},
+            {"Key": TAG_RUN, "Value": "20260101T000000Z-abcdef"},
+        ],
+    )
+    # a look-alike of the generated pattern that a stack file declares: still never touched
+    _leftover(dr, Names("prod-rc-20260101t000000z").primary, "restore-check")
+    before = dr.state()
+    run = dr.aws.main(
+        "janitor", "--stack", "prod", "--yes", "--json", session=dr.aws.session,
+        clock=_Later(), main=main,
+    )  # fmt: skip
+    assert run.code == 0, run.text
+    assert run.json["found"] == []
+    assert dr.state() == before
+    after = rds.describe_db_instances(DBInstanceIdentifier=PROD.primary)["DBInstances"][0]
+    assert after["DBInstanceStatus"] == "available" and after["DeletionProtection"] is True
+
+
+def test_janitor_finds_an_untagged_restore_and_never_lifts_deletion_protection(
+    dr: DrEnv,
+) -> None:
+    """F5: an AWS Backup restore killed before its job completed is untagged; a protected
+    leftover is reported with the command, and stays as it is."""
+    dr.seed("prod")
+    _leftover(dr, RC_OLD, "restore-check", tagged=False)
+    _leftover(dr, DRILL_OLD, "dr-drill", region=DR, protected=True)
+    run = dr.aws.main(
+        "janitor", "--stack", "prod", "--yes", "--json", session=dr.aws.session,
+        clock=_Later(), main=main,
+    )  # fmt: skip
+    assert run.code == 1, run.text
+    assert {o["id"] for o in run.json["found"]} >= {RC_OLD, DRILL_OLD}
+    assert [o["id"] for o in run.json["removed"] if o["kind"] == "db-instance"] == [RC_OLD]
+    assert final_snapshot_id(RC_OLD) in dr.state()[SOURCE]["snapshots"]
+    assert "--no-deletion-protection" in run.text and DRILL_OLD in run.text
+    drill = dr.client("rds", DR).describe_db_instances(DBInstanceIdentifier=DRILL_OLD)
+    assert drill["DBInstances"][0]["DeletionProtection"] is True
+
+
+def test_janitor_refuses_a_bound_below_the_tool_deadlines_unless_forced(dr: DrEnv) -> None:
+    """F8: a bound below the longest deadline could remove a running check's instance."""
+    dr.seed("prod")
+    short = dr.main(main, "janitor", "--stack", "prod", "--older-than", "2", "--dry-run")
+    assert short.code == 2 and "--older-than 2" in short.stderr and "--force" in short.stderr
+    forced = dr.main(
+        main, "janitor", "--stack", "prod", "--older-than", "2", "--force", "--dry-run"
+    )
+    assert forced.code == 0, forced.text
 
 
 @pytest.mark.parametrize("hours", ["0", "-1"])
