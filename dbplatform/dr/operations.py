@@ -41,6 +41,7 @@ from dbplatform.dr.restore import (
     TAG_RUN,
     TAG_SOURCE,
     Call,
+    Deadline,
     Groups,
     Placement,
     backup_role_arn,
@@ -86,6 +87,8 @@ TAG_RESTORED_FROM = "dbplatform:restored-from"
 TAG_DATA_TIME = "dbplatform:data-time"
 TAG_KIND = "dbplatform:restored-kind"
 DEFAULT_TIMEOUT_MINUTES = 360
+TEARDOWN_SECONDS = 60 * 60.0
+"""of a drill's --timeout, kept for its teardown (the instance's deletion, then its groups)"""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -567,7 +570,7 @@ def _restore(
     call: Call | None,
     placement: Placement,
     resume: dict[str, Any] | None,
-    timeout: float,
+    budget: Deadline,
 ) -> dict[str, Any]:
     """Send `call` (None: resume the instance an earlier run restored) and wait for it."""
     region = run.region
@@ -582,7 +585,9 @@ def _restore(
             run.instance_ours = True
             response = start(ctx, call, region, ident)
             if call.service == "backup":
-                arn = wait_restore_job(ctx, region, response["RestoreJobId"], timeout=timeout)
+                arn = wait_restore_job(
+                    ctx, region, response["RestoreJobId"], timeout=budget.left()
+                )
                 ctx.mutate(
                     ctx.client("rds", region),
                     "add_tags_to_resource",
@@ -591,17 +596,20 @@ def _restore(
             run.created.append(f"DB instance {ident} ({region})")
             detail.append(f"{call.service}:{call.method} into {ident}")
     with _phase(ctx, run, "wait until the database is available") as detail:
-        db = wait_available(ctx, region, ident, timeout=timeout)
+        db = wait_available(ctx, region, ident, timeout=budget.left())
         detail.append(str((db.get("Endpoint") or {}).get("Address", "")))
     return db
 
 
-def _teardown(ctx: Context, run: _Run) -> None:
-    """Remove everything a drill created, newest first; each step independent of the others."""
+def _teardown(ctx: Context, run: _Run, *, wait: float) -> None:
+    """Remove everything a drill created, newest first; each step independent of the others.
+    `wait`: how long the instance's deletion may be waited for (0 when interrupted: the delete
+    call is sent, the parameter group it uses is left to the janitor)."""
     region = run.region
     rds = ctx.client("rds", region)
     with _phase(ctx, run, "tear down the drill") as detail:
         problems = []
+        in_use = False
         if run.pulumi_up:
             try:
                 pulumi_auto.destroy(ctx.stack.root, run.target, ctx.out.debug)
@@ -610,20 +618,30 @@ def _teardown(ctx: Context, run: _Run) -> None:
                 problems.append(f"pulumi destroy {run.target}: {exc}")
         if run.instance and run.instance_ours:
             try:
-                outcome = delete_run_instance(ctx, region, run.instance, untagged_ok=True)
+                outcome = delete_run_instance(
+                    ctx, region, run.instance, untagged_ok=True, retry_seconds=wait
+                )
                 if outcome == "not-ours":
                     problems.append(f"{run.instance} is not tagged as this drill's; left alone")
                 elif outcome == "deleted":
                     run.removed.append(f"DB instance {run.instance} ({region})")
                     # A parameter group in use cannot be deleted: wait for the instance to go.
-                    wait_instance_gone(ctx, run.instance, timeout=3600, region=region)
+                    if wait > 0:
+                        wait_instance_gone(ctx, run.instance, timeout=wait, region=region)
+                    else:
+                        in_use = True
             except (ClientError, Failed) as exc:
                 why = error_code(exc) if isinstance(exc, ClientError) else exc.message
                 problems.append(
                     f"DB instance {run.instance}: {why}; delete it with: "
                     f"{delete_command(run.instance, region)}"
                 )
-        if run.parameter_group_created:
+        if run.parameter_group_created and in_use:
+            problems.append(
+                f"parameter group {run.parameter_group_created}: still in use by the instance "
+                "being deleted; `dbplatform dr janitor` removes it"
+            )
+        elif run.parameter_group_created:
             try:
                 ctx.mutate(
                     rds,
@@ -697,7 +715,12 @@ def _operate(ctx: Context, kind: str) -> Result:
     when = _restore_time(ctx)
     if args.max_gap is not None and args.max_gap < 0:
         raise BadUsage(f"--max-gap {args.max_gap}: a number of minutes, 0 or more")
-    timeout = float(args.timeout) * 60
+    # one deadline for the whole run; a drill keeps TEARDOWN_SECONDS of it for its teardown
+    budget = Deadline(
+        float(args.timeout) * 60,
+        ctx.clock.monotonic,
+        reserve=TEARDOWN_SECONDS if kind == "drill" else 0.0,
+    )
     run = _Run(kind=kind, target=target, region=region, timeline=Timeline(clock=ctx.clock.now))
     tnames = Names(target)
     ctx.out.info(f"{kind}: {src.name} ({src.region}) -> stack {target} in {region}")
@@ -765,7 +788,7 @@ def _operate(ctx: Context, kind: str) -> Result:
                 resume=resume,
                 values=values,
                 header=header,
-                timeout=timeout,
+                budget=budget,
             )
         except KeyboardInterrupt:
             # A drill has torn itself down by now (see _execute); the report says what exists.
@@ -828,9 +851,10 @@ def _execute(
     resume: dict[str, Any] | None,
     values: dict[str, Any],
     header: list[str],
-    timeout: float,
+    budget: Deadline,
 ) -> Result:
     src, cfg = ctx.stack, ctx.stack.config
+    interrupted = False
     adopt = placement.identifier
     failure: str | None = None
     use_pulumi = pulumi_auto.cli_path() is not None and not ctx.args.no_pulumi
@@ -838,7 +862,7 @@ def _execute(
     try:
         if create_pg:
             _create_parameter_group(ctx, run, placement.groups.parameter_group, placement.tags)
-        db = _restore(ctx, run, call=call, placement=placement, resume=resume, timeout=timeout)
+        db = _restore(ctx, run, call=call, placement=placement, resume=resume, budget=budget)
         _verify(ctx, run, db, placement.groups, choice)
         run.database_restored = run.timeline.now() - run.timeline.started
         with _phase(ctx, run, f"write Pulumi.{run.target}.yaml") as detail:
@@ -865,7 +889,7 @@ def _execute(
                 try:
                     with _phase(ctx, run, "carry the source's secrets over") as detail:
                         carried = continuity.carry(
-                            ctx, cfg, run.target, run.region, adopt, timeout=timeout
+                            ctx, cfg, run.target, run.region, adopt, timeout=budget.left()
                         )
                         detail.append(
                             f"{len(carried.app_secrets)} application secret(s) set from the "
@@ -913,10 +937,15 @@ def _execute(
         failure = exc.message
     except ClientError as exc:
         failure = f"AWS {exc.operation_name} failed: {error_code(exc)}"
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
     finally:
         if run.kind == "drill":
             try:
-                _teardown(ctx, run)
+                # interrupted: the delete calls are sent and not waited for (GitHub kills the
+                # process 10 s after its SIGINT); otherwise what is left of --timeout
+                _teardown(ctx, run, wait=0 if interrupted else budget.cleanup())
             except Failed as exc:
                 failure = f"{failure}; {exc.message}" if failure else exc.message
     outcome = "failed" if failure else "succeeded"

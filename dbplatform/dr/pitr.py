@@ -26,6 +26,7 @@ from dbplatform.dr.restore import (
     TAG_PURPOSE,
     TAG_RUN,
     TAG_SOURCE,
+    Deadline,
     Placement,
     find_groups,
     restore_call,
@@ -104,7 +105,7 @@ def pitr(ctx: Context) -> Result:
     if ident == names.primary:
         raise BadUsage(f"--as {ident} is the primary itself; the copy needs a new identifier")
     rds = ctx.client("rds")
-    timeout = float(args.timeout) * 60
+    budget = Deadline(float(args.timeout) * 60, ctx.clock.monotonic)  # one deadline for the run
 
     with ctx.out.phase("choose the restore point"):
         found, primary = local_points(
@@ -181,7 +182,7 @@ def pitr(ctx: Context) -> Result:
     with ctx.out.phase(f"restore into {ident}"):
         start(ctx, call, region, ident)
     with ctx.out.phase(f"wait until {ident} is available"):
-        db = wait_available(ctx, region, ident, timeout=timeout)
+        db = wait_available(ctx, region, ident, timeout=budget.left())
     restored_in = timedelta(seconds=ctx.clock.monotonic() - t0)
     expected = Expected(
         engine_version=choice.point.engine_version or (primary or {}).get("EngineVersion"),
@@ -197,7 +198,7 @@ def pitr(ctx: Context) -> Result:
     measured: dict[str, Any] = {"heartbeat": None, "rpo_from_data_seconds": None}
     if queries is not None:
         with ctx.out.phase("verify the data"):
-            endpoint = _align_password(ctx, ident, db, timeout)
+            endpoint = _align_password(ctx, ident, db, budget.left())
             connect: Connect = getattr(args, "_connect", None) or default_connect
             try:
                 conn = connect(endpoint)

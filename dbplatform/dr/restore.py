@@ -35,6 +35,30 @@ FAILED_STATES = {
 DELETE_RETRY_SECONDS = 1800.0
 
 
+@dataclass
+class Deadline:
+    """One `--timeout` for a whole run (SRE review F4): every wait gets what is left of it,
+    less `reserve`, which is kept for the run's own cleanup. A CI step's timeout then only has
+    to exceed `--timeout` (see .github/workflows/drills.yml and its test)."""
+
+    seconds: float
+    monotonic: Callable[[], float]
+    reserve: float = 0.0
+    start: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.reserve = min(self.reserve, self.seconds / 4)
+        self.start = self.monotonic()
+
+    def left(self) -> float:
+        """Seconds a wait may still take (0: the deadline has passed; the wait fails at once)."""
+        return max(self.start + self.seconds - self.reserve - self.monotonic(), 0.0)
+
+    def cleanup(self) -> float:
+        """Seconds cleanup may take: its reserve, or more when the waits ended early."""
+        return max(self.start + self.seconds - self.monotonic(), 0.0)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Groups:
     """The subnet group, security groups and parameter group a restore is placed with."""
@@ -373,7 +397,14 @@ def delete_owned(
         sleep(poll_seconds)
 
 
-def delete_run_instance(ctx: Context, region: str, identifier: str, *, untagged_ok: bool) -> str:
+def delete_run_instance(
+    ctx: Context,
+    region: str,
+    identifier: str,
+    *,
+    untagged_ok: bool,
+    retry_seconds: float = DELETE_RETRY_SECONDS,
+) -> str:
     """`delete_owned` with the context's mutations, clock and poll interval."""
     return delete_owned(
         ctx.client("rds", region),
@@ -384,6 +415,7 @@ def delete_run_instance(ctx: Context, region: str, identifier: str, *, untagged_
         monotonic=ctx.clock.monotonic,
         poll_seconds=ctx.poll_seconds(),
         untagged_ok=untagged_ok,
+        retry_seconds=retry_seconds,
     )
 
 

@@ -25,6 +25,7 @@ from dbplatform.dr.restore import (
     TAG_RUN,
     TAG_SOURCE,
     Call,
+    Deadline,
     Placement,
     backup_role_arn,
     delete_command,
@@ -61,13 +62,20 @@ from dbplatform.ops import (
 
 COMMAND = "restore_check"
 DEFAULT_TIMEOUT_MINUTES = 240
+CLEANUP_RESERVE_SECONDS = 15 * 60.0
+"""of --timeout, kept for deleting the temporary instance (retried while it is being created)"""
 
 
-def cleanup(ctx: Context, identifier: str, region: str, *, untagged_ok: bool) -> str:
-    """Delete this run's temporary instance; says how to finish by hand if it cannot."""
+def cleanup(
+    ctx: Context, identifier: str, region: str, *, untagged_ok: bool, retry_seconds: float
+) -> str:
+    """Delete this run's temporary instance (the call is sent; its deletion is not waited
+    for); says how to finish by hand if it cannot."""
     with ctx.out.phase(f"delete temporary instance {identifier}"):
         try:
-            return delete_run_instance(ctx, region, identifier, untagged_ok=untagged_ok)
+            return delete_run_instance(
+                ctx, region, identifier, untagged_ok=untagged_ok, retry_seconds=retry_seconds
+            )
         except KeyboardInterrupt:
             ctx.out.warn(
                 f"deletion of the temporary instance {identifier} was interrupted; delete it "
@@ -88,7 +96,7 @@ def _sql(
     db: dict[str, Any],
     queries: Queries,
     choice: Choice,
-    timeout: float,
+    budget: Deadline,
 ) -> tuple[list[Check], dict[str, Any]]:
     """Connect to the temporary instance and verify its data; the RPO measured from the data."""
     import secrets
@@ -98,7 +106,7 @@ def _sql(
     # The restored master password is whatever it was at backup time; a fresh one set on the
     # temporary instance (never stored) lets the check connect without reading any secret.
     db = set_master_password(
-        ctx, ctx.stack.region, db["DBInstanceIdentifier"], password, timeout=timeout
+        ctx, ctx.stack.region, db["DBInstanceIdentifier"], password, timeout=budget.left()
     )
     endpoint = db.get("Endpoint") or {}
     target = endpoint_for(
@@ -181,7 +189,6 @@ def check(ctx: Context) -> Result:
             queries = load_queries(path)
         except QueryFileError as exc:
             raise BadUsage(str(exc)) from None
-    timeout = float(args.timeout) * 60
     rds, ec2 = ctx.client("rds"), ctx.client("ec2")
 
     with ctx.out.phase("find recovery points"):
@@ -261,24 +268,30 @@ def check(ctx: Context) -> Result:
     restore_seconds: float | None = None
     via_backup = call.service == "backup"
     t0 = ctx.clock.monotonic()
+    budget = Deadline(
+        float(args.timeout) * 60, ctx.clock.monotonic, reserve=CLEANUP_RESERVE_SECONDS
+    )
+    interrupted = False
     try:
         with ctx.out.phase(f"restore into {identifier}"):
             response = start(ctx, call, region, identifier)
             if via_backup:
-                arn = wait_restore_job(ctx, region, response["RestoreJobId"], timeout=timeout)
+                arn = wait_restore_job(
+                    ctx, region, response["RestoreJobId"], timeout=budget.left()
+                )
                 ctx.mutate(
                     rds,
                     "add_tags_to_resource",
                     {"ResourceName": arn, "Tags": tag_list(placement.tags)},
                 )
         with ctx.out.phase(f"wait until {identifier} is available"):
-            db = wait_available(ctx, region, identifier, timeout=timeout)
+            db = wait_available(ctx, region, identifier, timeout=budget.left())
         restore_seconds = ctx.clock.monotonic() - t0
         with ctx.out.phase("verify"):
             checks = instance_checks(db, expected)
             if queries is not None:
                 data_checked, measured = _sql(
-                    ctx, db=db, queries=queries, choice=choice, timeout=timeout
+                    ctx, db=db, queries=queries, choice=choice, budget=budget
                 )
                 checks += data_checked
     except ClientError as exc:
@@ -286,11 +299,20 @@ def check(ctx: Context) -> Result:
     except Failed as exc:
         failure = exc.message
     except KeyboardInterrupt:
+        interrupted = True
         ctx.out.warn(f"interrupted: deleting the temporary instance {identifier} first")
         raise
     finally:
         # An AWS Backup restore is tagged only once its job ends: the run-unique name suffices.
-        cleaned = cleanup(ctx, identifier, region, untagged_ok=via_backup)
+        # Interrupted: GitHub kills the process 10 s after its SIGINT, so the delete call is
+        # sent once and not retried (the janitor finds what it could not delete).
+        cleaned = cleanup(
+            ctx,
+            identifier,
+            region,
+            untagged_ok=via_backup,
+            retry_seconds=0 if interrupted else budget.cleanup(),
+        )
 
     bad = [c for c in checks if not c.ok]
     ok = failure is None and not bad
