@@ -78,7 +78,8 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
         type=timeout_minutes,
         default=DEFAULT_TIMEOUT_MINUTES,
         metavar="MINUTES",
-        help=f"give up waiting for the restore after this long (default {DEFAULT_TIMEOUT_MINUTES})",
+        help="one deadline for the whole run, the deletion of the temporary instance "
+        f"included (default {DEFAULT_TIMEOUT_MINUTES})",
     )
     p.add_argument(
         "--no-pulumi",
@@ -234,7 +235,7 @@ def _timeout(p: argparse.ArgumentParser, default: int) -> None:
         type=timeout_minutes,
         default=default,
         metavar="MINUTES",
-        help=f"give up waiting after this long (default {default})",
+        help=f"one deadline for the whole run, cleanup included (default {default})",
     )
 
 

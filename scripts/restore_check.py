@@ -65,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         type=timeout_minutes,
         default=DEFAULT_TIMEOUT_MINUTES,
         metavar="MINUTES",
-        help=f"give up waiting for the restore after this long (default {DEFAULT_TIMEOUT_MINUTES})",
+        help="one deadline for the whole run, the deletion of the temporary instance "
+        f"included (default {DEFAULT_TIMEOUT_MINUTES})",
     )
     parser.add_argument(
         "--backup-role-arn",

@@ -24,10 +24,11 @@ instance, an unexpired lock. `--dry-run` lists; a real run asks for confirmation
 
 from __future__ import annotations
 
+import contextlib
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -35,11 +36,11 @@ from botocore.exceptions import ClientError
 from dbplatform.dr.operations import DEFAULT_TIMEOUT_MINUTES as rebuild
 from dbplatform.dr.pitr import DEFAULT_TIMEOUT_MINUTES as pitr
 from dbplatform.dr.points import human
-from dbplatform.dr.restore_check import DEFAULT_TIMEOUT_MINUTES as check
 from dbplatform.dr.restore import TAG_PURPOSE, TAG_RUN, TAG_SOURCE, tags_of
+from dbplatform.dr.restore_check import DEFAULT_TIMEOUT_MINUTES as check
+from dbplatform.dr.stackfile import drill_stack
 from dbplatform.ops import BadUsage, Context, Failed, LockInfo, Result, error_code
 from dbplatform.ops.clock import parse_iso
-from dbplatform.dr.stackfile import drill_stack
 from infra.config import committed_stacks, load_stack
 from infra.naming import Names, rds_identifier
 
@@ -118,10 +119,10 @@ def declared_identifiers(root: Path) -> set[str]:
     for stack in committed_stacks(root):
         names = Names(stack)
         out |= {names.primary, names.cross_region_replica}
-        try:
+        # an invalid stack file still protects its names: `_declared` matches its primary's
+        # prefix, which every replica and the cross-Region replica share
+        with contextlib.suppress(Exception):
             out |= {names.replica(r.name) for r in load_stack(stack, root).replicas}
-        except Exception:  # noqa: BLE001 - an invalid stack file still protects its names
-            pass
     return out
 
 

@@ -585,9 +585,7 @@ def _restore(
             run.instance_ours = True
             response = start(ctx, call, region, ident)
             if call.service == "backup":
-                arn = wait_restore_job(
-                    ctx, region, response["RestoreJobId"], timeout=budget.left()
-                )
+                arn = wait_restore_job(ctx, region, response["RestoreJobId"], timeout=budget.left())
                 ctx.mutate(
                     ctx.client("rds", region),
                     "add_tags_to_resource",
@@ -636,12 +634,7 @@ def _teardown(ctx: Context, run: _Run, *, wait: float) -> None:
                     f"DB instance {run.instance}: {why}; delete it with: "
                     f"{delete_command(run.instance, region)}"
                 )
-        if run.parameter_group_created and in_use:
-            problems.append(
-                f"parameter group {run.parameter_group_created}: still in use by the instance "
-                "being deleted; `dbplatform dr janitor` removes it"
-            )
-        elif run.parameter_group_created:
+        if run.parameter_group_created:
             try:
                 ctx.mutate(
                     rds,
@@ -650,7 +643,10 @@ def _teardown(ctx: Context, run: _Run, *, wait: float) -> None:
                 )
                 run.removed.append(f"DB parameter group {run.parameter_group_created} ({region})")
             except ClientError as exc:
-                problems.append(f"parameter group {run.parameter_group_created}: {error_code(exc)}")
+                later = " (still in use: `dbplatform dr janitor` removes it later)" * in_use
+                problems.append(
+                    f"parameter group {run.parameter_group_created}: {error_code(exc)}{later}"
+                )
         if run.config_path is not None and run.config_path.parent == ctx.stack.root:
             run.config_path.unlink(missing_ok=True)
             run.removed.append(f"{run.config_path.name}")

@@ -276,9 +276,7 @@ def check(ctx: Context) -> Result:
         with ctx.out.phase(f"restore into {identifier}"):
             response = start(ctx, call, region, identifier)
             if via_backup:
-                arn = wait_restore_job(
-                    ctx, region, response["RestoreJobId"], timeout=budget.left()
-                )
+                arn = wait_restore_job(ctx, region, response["RestoreJobId"], timeout=budget.left())
                 ctx.mutate(
                     rds,
                     "add_tags_to_resource",

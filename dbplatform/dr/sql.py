@@ -140,15 +140,11 @@ def read_heartbeat(
             return Heartbeat(
                 at=None, why=f"no {TABLE} table: install it with `dbplatform heartbeat install`"
             )
-        where, params = ["true"], []
-        if source is not None:
-            where.append("source = %s")
-            params.append(source)
         cur.execute(
             "SELECT max(beat_at) FILTER (WHERE server_started <= %s),"
             " coalesce(sum(beats) FILTER (WHERE server_started > %s), 0)"
-            f" FROM {TABLE} WHERE {' AND '.join(where)}",
-            (data_time or _FAR, data_time or _FAR, *params),
+            " FROM dbplatform.heartbeat WHERE %s::text IS NULL OR source = %s",
+            (data_time or _FAR, data_time or _FAR, source, source),
         )
         row = cur.fetchone()
     conn.rollback()  # end the read-only transaction psycopg opened
@@ -382,9 +378,7 @@ def heartbeat_check(conn: Any, max_lag: timedelta, *, data_time: datetime | None
             name=name, ok=False, expected="a beat within the restored data", actual=beat.why + copy
         )
     lag = data_time - beat.at
-    expected = (
-        f"data time - {_minutes(max_lag)} <= newest beat <= data time + {_minutes(INTERVAL)}"
-    )
+    expected = f"data time - {_minutes(max_lag)} <= newest beat <= data time + {_minutes(INTERVAL)}"
     if beat.at > data_time + INTERVAL:
         return Check(
             name=name,
@@ -397,8 +391,7 @@ def heartbeat_check(conn: Any, max_lag: timedelta, *, data_time: datetime | None
         name=name,
         ok=lag <= max_lag,
         expected=expected,
-        actual=f"newest beat {beat.describe()}, {max(int(lag.total_seconds()), 0)}s before"
-        + copy,
+        actual=f"newest beat {beat.describe()}, {max(int(lag.total_seconds()), 0)}s before" + copy,
     )
 
 

@@ -75,8 +75,14 @@ def test_a_beat_after_the_data_time_fails_and_is_no_rpo(
     """The reviewer's case: the data reaches past the time the restore claims (or a scheduler
     in a server started before it kept beating): never 'fresh', never a negative RPO met."""
     with postgres.connect(pg_database) as conn:
-        install(conn, "prod")  # a beat now, by a server started before the data time below
-        claimed = datetime.now(UTC) - timedelta(hours=2)
+        install(conn, "prod")
+        row = conn.execute("SELECT pg_postmaster_start_time()").fetchone()
+        assert row is not None
+        claimed = row[0] + timedelta(seconds=1)  # the server had started: its beats are read
+        conn.execute(
+            "UPDATE dbplatform.heartbeat SET beat_at = %s", (claimed + timedelta(minutes=10),)
+        )
+        conn.commit()
         (check,) = data_checks(conn, CHECK, data_time=claimed)
         assert not check.ok
         assert "AFTER the data time" in check.actual and "scheduler ran in the copy" in check.actual
@@ -95,7 +101,9 @@ def test_the_copys_job_is_paused_and_install_resumes_it(
             "CREATE TABLE cron.job (jobid bigserial PRIMARY KEY, jobname text, "
             "command text, active boolean NOT NULL DEFAULT true)"
         )
-        conn.execute("INSERT INTO cron.job (jobname, command) VALUES (%s, 'x'), ('other', 'y')", (JOB,))
+        conn.execute(
+            "INSERT INTO cron.job (jobname, command) VALUES (%s, 'x'), ('other', 'y')", (JOB,)
+        )
         conn.commit()
         said = pause_heartbeat(conn)
         rows = dict(conn.execute("SELECT jobname, active FROM cron.job").fetchall())

@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from dbplatform.dr.janitor import final_snapshot_id
-from dbplatform.dr.stackfile import drill_stack
 from dbplatform.dr.restore import TAG_PURPOSE, TAG_RUN, TAG_SOURCE
+from dbplatform.dr.stackfile import drill_stack
 from dbplatform.ops import LockInfo
 from infra.naming import Names
 from scripts.dr import main
@@ -357,8 +357,12 @@ def test_janitor_never_touches_a_declared_instance_whatever_its_tags(dr: DrEnv) 
             {"Key": TAG_RUN, "Value": "20260101T000000Z-abcdef"},
         ],
     )
-    # a look-alike of the generated pattern that a stack file declares: still never touched
-    _leftover(dr, Names("prod-rc-20260101t000000z").primary, "restore-check")
+    # a look-alike of the generated pattern that a committed stack file declares: never touched
+    lookalike = "prod-rc-20260101t000000z"
+    (dr.project / f"Pulumi.{lookalike}.yaml").write_text(
+        (dr.project / "Pulumi.prod.yaml").read_text()
+    )
+    _leftover(dr, Names(lookalike).primary, "restore-check")
     before = dr.state()
     run = dr.aws.main(
         "janitor", "--stack", "prod", "--yes", "--json", session=dr.aws.session,
