@@ -415,6 +415,9 @@ class StackConfig:
     break_glass_roles: tuple[str, ...] = doc(
         "IAM role names that alone may disable, delete or re-policy the stack's KMS keys"
     )
+    deploy_roles: tuple[str, ...] = doc(
+        "IAM role names that run `pulumi up`: they may also re-policy the stack's KMS keys"
+    )
 
     @property
     def is_production(self) -> bool:
@@ -1235,6 +1238,16 @@ def _validate_stack(cfg: StackConfig, p: _Problems) -> None:
                 role,
                 "is not an IAM role name (1-64 of letters, digits, _+=,.@-)",
             )
+    for role in cfg.deploy_roles:
+        if not aws_rules.IAM_ROLE.match(role):
+            p.add("deployRoles", role, "is not an IAM role name (1-64 of letters, digits, _+=,.@-)")
+    if cfg.is_production and not cfg.deploy_roles:
+        p.add(
+            "deployRoles",
+            [],
+            "must name the role that runs `pulumi up`: KMS refuses to create a key whose policy "
+            "stops its creator from re-policying it (kms-lockout)",
+        )
     if cfg.is_production and not cfg.break_glass_roles:
         p.add(
             "breakGlassRoles",

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import RegionProvider, region_provider
-from infra.components.alarms import Alarms, AlarmsArgs, WatchedInstance
+from infra.components._common import (
+    NO_GUARD,
+    KeyGuard,
+    RegionProvider,
+    created_keys,
+    region_provider,
+)
+from infra.components.alarms import Alarms, AlarmsArgs, ProtectedRegion, WatchedInstance
 from infra.components.backups import Backups, BackupsArgs
 from infra.components.database import Database, DatabaseArgs
 from infra.components.network import Network, NetworkArgs
@@ -32,7 +38,9 @@ class Environment(pulumi.ComponentResource):
         protect = cfg.is_production
         settings = provider_settings or {}
         # Production keys are guarded: only these roles may disable, delete or re-policy them.
-        break_glass = cfg.break_glass_roles if protect else ()
+        break_glass = (
+            KeyGuard(cfg.break_glass_roles, cfg.deploy_roles) if protect else NO_GUARD
+        )
         # The account id comes from the credentials in use; only the key policies need it.
         account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)
@@ -259,6 +267,7 @@ class Environment(pulumi.ComponentResource):
                 max_allocated_storage=cfg.database.max_allocated_storage,
                 provider_settings=settings,
                 parameter_groups=(self.database.parameter_group_name,),
+                protected=self._protected(cfg, dr, watched),
             ),
             pulumi.ResourceOptions(parent=self),
         )
@@ -296,6 +305,39 @@ class Environment(pulumi.ComponentResource):
         }
         # The replica-AZ check is awaited with the component's outputs, so a mismatch fails.
         self.register_outputs({**self.exports, "replica_zones": self._replica_zones})
+
+    def _protected(
+        self, cfg: StackConfig, dr: RegionProvider | None, watched: list[WatchedInstance]
+    ) -> tuple[ProtectedRegion, ...]:
+        """Per region, the keys, vaults and instances whose weakening pages (review N3, N4)."""
+        names = Names(cfg.stack)
+        keys = [
+            pk
+            for c in (self.vault, self.database, self.replicas, self.backups)
+            for pk in created_keys(c)
+        ]
+        out = [
+            ProtectedRegion(
+                region=cfg.region,
+                provider=None,
+                instance_identifiers=tuple(w.identifier for w in watched if w.region is None),
+                keys=tuple(k for p, k in keys if p is None),
+                vault_names=(names.backup_vault,),
+            )
+        ]
+        if dr is not None:
+            out.append(
+                ProtectedRegion(
+                    region=dr.region,
+                    provider=dr.provider,
+                    instance_identifiers=tuple(
+                        w.identifier for w in watched if w.region == dr.region
+                    ),
+                    keys=tuple(k for p, k in keys if p is dr.provider),
+                    vault_names=(names.dr_backup_vault,),
+                )
+            )
+        return tuple(out)
 
     def _check_replica_zones(self, cfg: StackConfig) -> pulumi.Output[list[str]]:
         """A replica's AZ must be one of the created subnets' AZs, or RDS refuses to create it.

@@ -12,6 +12,7 @@ Pulumi documentation named per fact. Nothing here is from memory.
 
 from __future__ import annotations
 
+import fnmatch
 import json
 from dataclasses import dataclass
 
@@ -231,6 +232,20 @@ REFUSALS: dict[str, Refusal] = {
             ),
         ),
         Refusal(
+            id="kms-lockout",
+            who="AWS",
+            rule="CreateKey and PutKeyPolicy refuse a key policy that would not let the calling "
+            "principal make a later PutKeyPolicy (the policy lockout safety check): a guarded "
+            "key's Deny on kms:PutKeyPolicy must exempt the role that runs `pulumi up`",
+            error="MalformedPolicyDocumentException",
+            source=_BOTO.format(
+                model="kms 2014-11-01",
+                where="CreateKeyRequest.Policy: 'The key policy must allow the calling principal "
+                "to make a subsequent PutKeyPolicy request on the KMS key'; "
+                "CreateKeyRequest.BypassPolicyLockoutSafetyCheck",
+            ),
+        ),
+        Refusal(
             id="backup-vault-not-empty",
             who="AWS",
             rule="a backup vault can be deleted only when it holds no recovery point",
@@ -322,6 +337,30 @@ def deny_statements(document: object) -> dict[str, str]:
             body = json.dumps({k: v for k, v in st.items() if k != "Sid"}, sort_keys=True)
             out[str(st.get("Sid") or body)] = body
     return out
+
+
+def locks_out(document: str, principal_arn: str, action: str = "kms:PutKeyPolicy") -> bool:
+    """Whether a Deny of the key policy (JSON text) applies `action` to `principal_arn`.
+
+    Evaluates what the program writes: a Deny naming the action (or `kms:*`) applies unless an
+    `ArnNotLike`/`ArnNotEquals` on aws:PrincipalArn lists the principal; any other condition is
+    taken to apply (the lockout check cannot rely on it either). Fact "kms-lockout".
+    """
+    statements = json.loads(document)["Statement"]
+    for st in statements if isinstance(statements, list) else [statements]:
+        if st.get("Effect") != "Deny":
+            continue
+        actions = st.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(fnmatch.fnmatchcase(action, a) for a in actions):
+            continue
+        exempt: list[str] = []
+        for op in ("ArnNotLike", "ArnNotEquals"):
+            arns = st.get("Condition", {}).get(op, {}).get("aws:PrincipalArn", [])
+            exempt += [arns] if isinstance(arns, str) else arns
+        if not any(fnmatch.fnmatchcase(principal_arn, a) for a in exempt):
+            return True
+    return False
 
 
 def refusal(fact_id: str) -> Refusal:

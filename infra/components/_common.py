@@ -78,19 +78,36 @@ def child(
 
 # What makes a key's data unreadable at once (DisableKey, PutKeyPolicy to an outside principal)
 # or in 30 days (ScheduleKeyDeletion): only a break-glass role may do it to a guarded key.
-GUARDED_KEY_ACTIONS = ("kms:DisableKey", "kms:PutKeyPolicy", "kms:ScheduleKeyDeletion")
+GUARDED_KEY_ACTIONS = ("kms:DisableKey", "kms:ScheduleKeyDeletion")
+# Re-policying a guarded key is denied to all but the break-glass roles AND the deploy roles:
+# KMS refuses to create a key whose policy would stop the caller from a later PutKeyPolicy
+# (provider_facts "kms-lockout"), so denying it to the deploy role makes the first `pulumi up`
+# fail (docs/vault-backups-alarms.md, "Key guard").
+REPOLICY_ACTION = "kms:PutKeyPolicy"
+
+
+@dataclass(frozen=True)
+class KeyGuard:
+    """Who may weaken a production key: `break_glass` roles all of it, `deployers` the policy."""
+
+    break_glass: tuple[str, ...] = ()
+    deployers: tuple[str, ...] = ()
+
+
+NO_GUARD = KeyGuard()
 
 
 def key_policy(
-    account_id: str, *statements: dict[str, object], break_glass: tuple[str, ...] = ()
+    account_id: str, *statements: dict[str, object], break_glass: KeyGuard = NO_GUARD
 ) -> str:
     """A KMS key policy: the account administers the key, plus the given service statements.
 
     The account-root statement keeps the key manageable through IAM; without it a key whose
     policy names only services can lock everyone out of it. With `break_glass` role names the
     key is guarded: an explicit Deny, which no IAM policy can override, keeps every other
-    principal (the deploy role included) from disabling, deleting or re-policying the key, and
-    from granting it to anything but an AWS resource (docs/vault-backups-alarms.md, "Key guard").
+    principal (the deploy role included) from disabling or deleting the key and from granting
+    it to anything but an AWS resource; re-policying it is left to the break-glass and the
+    deploy roles (docs/vault-backups-alarms.md, "Key guard").
     """
     admin = {
         "Sid": "AccountAdministers",
@@ -100,21 +117,30 @@ def key_policy(
         "Resource": "*",
     }
     guard: list[dict[str, object]] = []
-    if break_glass:
-        # aws:PrincipalArn is the role's ARN for every session of that role.
-        not_break_glass = {
-            "ArnNotLike": {
-                "aws:PrincipalArn": [f"arn:aws:iam::{account_id}:role/{r}" for r in break_glass]
-            }
-        }
+    if break_glass.break_glass:
+
+        def not_roles(*roles: str) -> dict[str, object]:
+            # aws:PrincipalArn is the role's ARN for every session of that role.
+            arns = [f"arn:aws:iam::{account_id}:role/{r}" for r in roles]
+            return {"ArnNotLike": {"aws:PrincipalArn": arns}}
+
+        not_break_glass = not_roles(*break_glass.break_glass)
         guard = [
             {
-                "Sid": "OnlyBreakGlassDisablesDeletesOrRepolicies",
+                "Sid": "OnlyBreakGlassDisablesOrDeletes",
                 "Effect": "Deny",
                 "Principal": {"AWS": "*"},
                 "Action": list(GUARDED_KEY_ACTIONS),
                 "Resource": "*",
                 "Condition": not_break_glass,
+            },
+            {
+                "Sid": "OnlyBreakGlassOrDeployRepolicies",
+                "Effect": "Deny",
+                "Principal": {"AWS": "*"},
+                "Action": REPOLICY_ACTION,
+                "Resource": "*",
+                "Condition": not_roles(*break_glass.break_glass, *break_glass.deployers),
             },
             {
                 "Sid": "OnlyBreakGlassGrantsToNonAwsResources",
@@ -155,6 +181,9 @@ def cmk(
         tags=tags(base_tags, alias),
         opts=child(parent, provider=provider, protect=protect),
     )
+    # Remembered on the component so the protection rules can watch exactly the stack's keys
+    # (created_keys); the provider tells the key's region.
+    parent.__dict__.setdefault(_KEYS_ATTR, []).append((provider, key))
     aws.kms.Alias(
         alias_resource_name or f"{name}-alias",
         name=alias,
@@ -162,6 +191,16 @@ def cmk(
         opts=child(parent, provider=provider),
     )
     return key
+
+
+_KEYS_ATTR = "_dbplatform_keys"
+
+
+def created_keys(
+    component: pulumi.Resource,
+) -> list[tuple[pulumi.ProviderResource | None, aws.kms.Key]]:
+    """The keys `cmk` declared under `component`, each with its provider (None: stack region)."""
+    return list(component.__dict__.get(_KEYS_ATTR, []))
 
 
 def tcp_rule(

@@ -22,9 +22,13 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components._common import (
+    NO_GUARD,
+    KeyGuard,
     GUARDED_KEY_ACTIONS,
+    REPOLICY_ACTION,
     child,
     cmk,
+    created_keys,
     key_policy,
     region_provider,
     tags,
@@ -68,7 +72,7 @@ RESTORE_FAILED_STATUSES = ("ABORTED", "FAILED")
 # whoever makes them, the deploy role included. They reach EventBridge from CloudTrail, which
 # needs a trail logging management events in the region (docs/vault-backups-alarms.md).
 PROTECTION_CALLS = {
-    "aws.kms": tuple(a.removeprefix("kms:") for a in GUARDED_KEY_ACTIONS),
+    "aws.kms": tuple(a.removeprefix("kms:") for a in (*GUARDED_KEY_ACTIONS, REPOLICY_ACTION)),
     "aws.backup": ("DeleteBackupVaultLockConfiguration", "DeleteBackupVaultAccessPolicy"),
     "aws.rds": ("DeleteDBInstance",),
 }
@@ -274,7 +278,7 @@ class AlarmsArgs:
     """alarm when the daily restore test (scripts.restore_check) fails"""
     restore_check_required: bool = False
     """a day without a restore-test result also pages (production)"""
-    break_glass: tuple[str, ...] = ()
+    break_glass: KeyGuard = NO_GUARD
     """role names that alone may disable or delete the topics' keys (guarded keys only)"""
     max_allocated_storage: int = 0
     """the storage ceiling, GiB (0 = no autoscaling), named in the storage alarms' text"""
@@ -282,12 +286,30 @@ class AlarmsArgs:
     """the stack's `aws:` settings for the us-east-1 provider of the health check"""
     parameter_groups: tuple[pulumi.Input[str], ...] = ()
     """parameter groups whose configuration changes page"""
+    protected: tuple[ProtectedRegion, ...] = ()
+    """per region, what the protection-weakened rules watch (the alarms' own keys added)"""
 
 
 # Published by scripts.restore_check (dbplatform/dr/metrics.py); one result a day is expected.
 RESTORE_CHECK_NAMESPACE = "dbplatform/RestoreCheck"
 RESTORE_CHECK_METRIC = "RestoreSuccess"
 RESTORE_CHECK_PERIOD_SECONDS = 26 * 3600  # a day plus slack for a slow restore
+
+
+@dataclass(frozen=True)
+class ProtectedRegion:
+    """The stack's resources of one region whose weakening pages (infra review N3, N4).
+
+    CloudTrail delivers an API call's event to EventBridge in the call's region only, so each
+    region with stack keys, vaults or instances gets its own rules and topic.
+    """
+
+    region: str
+    provider: pulumi.ProviderResource | None
+    """None: the stack's region"""
+    instance_identifiers: tuple[pulumi.Input[str], ...]
+    keys: tuple[aws.kms.Key, ...]
+    vault_names: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -391,31 +413,22 @@ class Alarms(pulumi.ComponentResource):
             ),
             main.arns["critical"],
         )
-        self._event_rule(
-            "protection-weakened",
-            "a KMS key was disabled, scheduled for deletion or re-policied, a backup vault's "
-            "lock or policy was removed, or a DB instance was deleted",
-            pulumi.Output.from_input(
-                {
-                    "source": list(PROTECTION_CALLS),
-                    "detail-type": ["AWS API Call via CloudTrail"],
-                    "detail": {
-                        "eventName": [e for calls in PROTECTION_CALLS.values() for e in calls]
-                    },
-                }
-            ),
-            main.arns["critical"],
-        )
+        for region in args.protected:
+            self._protection_rules(region, main)
+        local_ids = [i.identifier for i in args.instances if i.region is None]
         self._event_rule(
             "deletion-protection-off",
-            "deletion protection of a DB instance was turned off",
-            pulumi.Output.from_input(
-                {
+            "deletion protection of one of the stack's DB instances was turned off",
+            pulumi.Output.all(*local_ids).apply(
+                lambda ids: {
                     "source": ["aws.rds"],
                     "detail-type": ["AWS API Call via CloudTrail"],
                     "detail": {
                         "eventName": ["ModifyDBInstance"],
-                        "requestParameters": {"deletionProtection": [False]},
+                        "requestParameters": {
+                            "deletionProtection": [False],
+                            "dBInstanceIdentifier": _identifiers(ids),
+                        },
                     },
                 }
             ),
@@ -583,28 +596,108 @@ class Alarms(pulumi.ComponentResource):
             opts=child(self, provider=inst.provider),
         )
 
+    def _protection_rules(self, where: ProtectedRegion, main: _Topics) -> None:
+        """Page on calls that weaken the stack's own keys, vaults and instances (security H-1).
+
+        Each rule matches the stack's resources only (infra review N3): an account-wide match
+        paged on every restore test and drill. Values are matched with EventBridge's content
+        filtering (EventBridge user guide, "Content filtering in Amazon EventBridge event
+        patterns": `equals-ignore-case`; a list matches any of its values).
+        """
+        remote = where.provider is not None
+        topics = self._topics_in(where.region, where.provider) if remote else main
+        suffix = f"-{where.region}" if remote else ""
+        own = [k for p, k in created_keys(self) if p is where.provider]
+        keys = [*where.keys, *own]
+        api_call = ["AWS API Call via CloudTrail"]
+        # EventBridge refuses an empty list in a pattern: a region without keys gets no rule.
+        # DisableKey, ScheduleKeyDeletion and PutKeyPolicy take the key id or the key ARN, no
+        # alias (botocore kms 2014-11-01 DisableKeyRequest/ScheduleKeyDeletionRequest/
+        # PutKeyPolicyRequest.KeyId); CloudTrail records the value as the caller sent it, so
+        # both forms are listed.
+        if keys:
+            self._event_rule(
+                "protection-kms",
+                "one of the stack's KMS keys was disabled, scheduled for deletion or re-policied",
+                pulumi.Output.all(*[k.key_id for k in keys], *[k.arn for k in keys]).apply(
+                    lambda ids: {
+                        "source": ["aws.kms"],
+                        "detail-type": api_call,
+                        "detail": {
+                            "eventName": list(PROTECTION_CALLS["aws.kms"]),
+                            "requestParameters": {"keyId": sorted(set(ids))},
+                        },
+                    }
+                ),
+                topics.arns["critical"],
+                suffix=suffix,
+                provider=where.provider,
+            )
+        if where.vault_names:
+            self._event_rule(
+                "protection-backup",
+                "the lock or access policy of one of the stack's backup vaults was removed",
+                pulumi.Output.from_input(
+                    {
+                        "source": ["aws.backup"],
+                        "detail-type": api_call,
+                        "detail": {
+                            "eventName": list(PROTECTION_CALLS["aws.backup"]),
+                            "requestParameters": {"backupVaultName": list(where.vault_names)},
+                        },
+                    }
+                ),
+                topics.arns["critical"],
+                suffix=suffix,
+                provider=where.provider,
+            )
+        if not where.instance_identifiers:
+            return
+        self._event_rule(
+            "protection-rds",
+            "one of the stack's DB instances was deleted",
+            pulumi.Output.all(*where.instance_identifiers).apply(
+                lambda ids: {
+                    "source": ["aws.rds"],
+                    "detail-type": api_call,
+                    "detail": {
+                        "eventName": list(PROTECTION_CALLS["aws.rds"]),
+                        "requestParameters": {"dBInstanceIdentifier": _identifiers(ids)},
+                    },
+                }
+            ),
+            topics.arns["critical"],
+            suffix=suffix,
+            provider=where.provider,
+        )
+
     def _event_rule(
         self,
         slug: str,
         description: str,
         pattern: pulumi.Output[dict[str, object]],
         topic_arn: pulumi.Output[str],
+        *,
+        suffix: str = "",
+        provider: pulumi.ProviderResource | None = None,
     ) -> aws.cloudwatch.EventRule:
         a, n = self._args, self._args.names
+        # Rule names are per region: the DR region's rules share the stack region's names.
+        name = f"{n.prefix}-{slug}"
         rule = aws.cloudwatch.EventRule(
-            f"{self._name}-{slug}",
-            name=f"{n.prefix}-{slug}",
+            f"{self._name}-{slug}{suffix}",
+            name=name,
             description=f"dbplatform {n.stack}: {description}",
             event_pattern=pattern.apply(lambda p: json.dumps(p, sort_keys=True)),
-            tags={**tags(a.base_tags, f"{n.prefix}-{slug}"), "tier": "critical"},
-            opts=child(self),
+            tags={**tags(a.base_tags, name), "tier": "critical"},
+            opts=child(self, provider=provider),
         )
         aws.cloudwatch.EventTarget(
-            f"{self._name}-{slug}",
+            f"{self._name}-{slug}{suffix}",
             rule=rule.name,
             target_id="critical-topic",
             arn=topic_arn,
-            opts=child(self),
+            opts=child(self, provider=provider),
         )
         return rule
 
@@ -717,10 +810,25 @@ def _dashboard_body(
     return json.dumps({"widgets": widgets}, sort_keys=True)
 
 
-def _key_policy(account_id: str, break_glass: tuple[str, ...] = ()) -> str:
+def _identifiers(identifiers: Sequence[str]) -> list[dict[str, str]]:
+    """An event-pattern value matching exactly these DB instance identifiers.
+
+    RDS identifiers are case-insensitive (stored lowercase) and CloudTrail records the one the
+    caller typed, so each is matched with `equals-ignore-case`. Restore tests and drills create
+    instances under other names: their deletes do not page.
+    """
+    return [{"equals-ignore-case": i} for i in identifiers]
+
+
+def _key_policy(account_id: str, break_glass: KeyGuard = NO_GUARD) -> str:
     # The publishing services encrypt messages with the topic's key; without these grants an
-    # alarm fires into an encrypted topic and nobody is told. aws:SourceAccount keeps the same
-    # services acting for another account from using it (the confused deputy, security L-1).
+    # alarm fires into an encrypted topic and nobody is told. No aws:SourceAccount here (infra
+    # review N7): the SNS guide's statement for these publishers ("Enable compatibility between
+    # event sources from AWS services and encrypted topics", sns-key-management.html) has no
+    # condition, and the KMS request a service makes for SNS is not documented to carry the
+    # source keys for EventBridge or RDS events: a condition that does not match drops every
+    # page silently. The confused deputy is closed where it is documented, on the topic policy
+    # (ServicesPublish, aws:SourceAccount); this key only ever encrypts alarm messages.
     return key_policy(
         account_id,
         {
@@ -729,7 +837,6 @@ def _key_policy(account_id: str, break_glass: tuple[str, ...] = ()) -> str:
             "Principal": {"Service": list(PUBLISHERS)},
             "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
             "Resource": "*",
-            "Condition": {"StringEquals": {"aws:SourceAccount": account_id}},
         },
         break_glass=break_glass,
     )

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import assume_role_policy, child, cmk, key_policy, tags
+from infra.components._common import NO_GUARD, KeyGuard, assume_role_policy, child, cmk, key_policy, tags
 from infra.config import BackupConfig, DrConfig
 from infra.naming import Names
 
@@ -59,7 +59,7 @@ class BackupsArgs:
     """DB subnet group a restore test restores into"""
     security_group_id: pulumi.Input[str]
     """security group a restore test's instance gets"""
-    break_glass: tuple[str, ...] = ()
+    break_glass: KeyGuard = NO_GUARD
     """role names that alone may disable or delete the keys (guarded keys only)"""
 
 
@@ -301,7 +301,7 @@ def _vault_policy() -> str:
     )
 
 
-def _key_policy(account_id: str, break_glass: tuple[str, ...] = ()) -> str:
+def _key_policy(account_id: str, break_glass: KeyGuard = NO_GUARD) -> str:
     # Administration stays in the account; AWS Backup and RDS use the key on the account's
     # behalf through kms:ViaService grants.
     return key_policy(

@@ -9,7 +9,7 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra import aws_rules
-from infra.components._common import assume_role_policy, child, cmk, key_policy, tags
+from infra.components._common import NO_GUARD, KeyGuard, assume_role_policy, child, cmk, key_policy, tags
 from infra.config import DatabaseConfig
 from infra.naming import Names
 
@@ -102,7 +102,7 @@ class DatabaseArgs:
     """also declare this family's parameter group (a pending blue/green major upgrade)"""
     adopt_identifier: str | None = None
     """import an instance restored outside Pulumi (DR rebuild) instead of creating one"""
-    break_glass: tuple[str, ...] = ()
+    break_glass: KeyGuard = NO_GUARD
     """role names that alone may disable or delete the key (guarded keys only)"""
 
 
@@ -291,7 +291,7 @@ class Database(pulumi.ComponentResource):
         )
 
 
-def _storage_key_policy(account_id: str, region: str, break_glass: tuple[str, ...]) -> str:
+def _storage_key_policy(account_id: str, region: str, break_glass: KeyGuard) -> str:
     # RDS uses the key through grants (kms:ViaService); CloudWatch Logs needs a direct grant to
     # encrypt the exported PostgreSQL logs.
     return key_policy(

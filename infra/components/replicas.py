@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import child, cmk, tags
+from infra.components._common import NO_GUARD, KeyGuard, child, cmk, tags
 from infra.components.database import (
     LOG_EXPORTS,
     LOG_RETENTION_DAYS,
@@ -90,7 +90,7 @@ class ReplicasArgs:
     """parameter group family (the DR region gets its own group of it)"""
     account_id: pulumi.Input[str]
     """the AWS account, for the DR key's policy"""
-    break_glass: tuple[str, ...] = ()
+    break_glass: KeyGuard = NO_GUARD
     """role names that alone may disable or delete the DR key (guarded keys only)"""
     auto_minor_version_upgrade: bool
     """as the primary"""

@@ -17,7 +17,7 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.components._common import RegionProvider, child, cmk, key_policy, tags, tcp_rule
+from infra.components._common import NO_GUARD, KeyGuard, RegionProvider, child, cmk, key_policy, tags, tcp_rule
 from infra.config import AppSecretConfig
 from infra.naming import Names
 from policy import windows
@@ -113,7 +113,7 @@ class VaultArgs:
     """declare a Secrets Manager interface endpoint (isolated VPCs have no other route to it)"""
     dr: RegionProvider | None = None
     """replicate the secrets to this region (the DR region), under a key there"""
-    break_glass: tuple[str, ...] = ()
+    break_glass: KeyGuard = NO_GUARD
     """role names that alone may disable or delete the keys (guarded keys only)"""
 
 
@@ -463,7 +463,7 @@ def _endpoint_policy(account_id: str, region: str, project: str, stack: str) -> 
     )
 
 
-def _key_policy(account_id: str, break_glass: tuple[str, ...] = ()) -> str:
+def _key_policy(account_id: str, break_glass: KeyGuard = NO_GUARD) -> str:
     # Key administration and use stay inside the account; Secrets Manager uses the key on the
     # account's behalf (for the rotation function's role too) through kms:ViaService.
     return key_policy(

@@ -69,6 +69,9 @@ class Edit:
     """what happens before that fix"""
     config_may_refuse: str | None = None
     """the config key a stricter validator may refuse outright (exit 2), which is just as safe"""
+    up: str | None = None
+    """what `pulumi up` itself does when it differs from `verdict`, the infra diff's verdict
+    (the diff refuses what the provider would silently hide)"""
 
     @property
     def all_sources(self) -> tuple[str, ...]:
@@ -113,10 +116,13 @@ CATALOGUE: tuple[Edit, ...] = (
         stack="prod",
         head={"database": {"allocatedStorage": 150}},
         verdict="refused by AWS",
+        up="no-op (the provider suppresses the decrease); refused by infra-diff",
         flagged=True,
         refusals=("rds-storage-shrink",),
-        why="storage never shrinks; with autoscaling on the provider hides the decrease, so the "
-        "diff refuses it before merge (to shrink: a new instance and a dump/restore)",
+        why="storage never shrinks; prod sets maxAllocatedStorage, and with autoscaling on the "
+        "provider's allocated_storage DiffSuppressFunc hides a decrease, so `pulumi up` does "
+        "nothing and the config silently stops describing the instance: the infra diff refuses "
+        "it before merge (to shrink: a new instance and a dump/restore)",
     ),
     Edit(
         id="storage-ceiling",
@@ -418,10 +424,29 @@ CATALOGUE: tuple[Edit, ...] = (
         config_may_refuse="dbplatform:tier",
         verdict="update",
         flagged=True,
-        weakened=("tier", "protect"),
-        why="nothing in AWS changes, but `protect` comes off every stateful resource: the "
-        "next edit could delete them, so the diff flags it",
-        sources=("Pulumi docs, resource option `protect`",),
+        weakened=("tier", "protect", "policyDeny"),
+        why="`protect` comes off every stateful resource (the next edit could delete them) and "
+        "every production key policy loses its Deny statements: PutKeyPolicy, which the key "
+        "policy allows to the break-glass and the deploy roles (`deployRoles`), so the update "
+        "runs from CI; the diff flags both",
+        sources=(
+            "Pulumi docs, resource option `protect`",
+            "docs/vault-backups-alarms.md, Key guard",
+        ),
+    ),
+    Edit(
+        id="break-glass-add",
+        edit="add a second break-glass role",
+        stack="prod",
+        head={"breakGlassRoles": ["dbplatform-break-glass", "dbplatform-break-glass-2"]},
+        verdict="update",
+        flagged=True,
+        weakened=("policyDeny",),
+        why="every guarded key policy is rewritten in place (PutKeyPolicy, allowed to the deploy "
+        "role by `deployRoles`); a Deny that exempts one more role is weaker, so the diff flags "
+        "it. Changing `deployRoles` likewise, but run that update as the break-glass role or "
+        "the new deploy role: KMS refuses a policy that locks out its caller",
+        sources=("botocore kms 2014-11-01 PutKeyPolicy",),
     ),
     Edit(
         id="deletion-protection-off",
@@ -512,7 +537,7 @@ def render() -> str:
         "|---|---|---|---|---|---|",
     ]
     for e in CATALOGUE:
-        outcome = f"**{e.verdict}**"
+        outcome = f"**{e.up}**" if e.up else f"**{e.verdict}**"
         if e.pending:
             outcome += f" (today: {e.today}; {e.pending})"
         refused = f" Refused: {', '.join(f'`{f}`' for f in e.refusals)}." if e.refusals else ""

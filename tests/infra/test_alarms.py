@@ -243,27 +243,52 @@ def test_failed_backups_copies_and_rotations_page_the_critical_topic(
 ) -> None:
     rec = stack_recording
     names = Names(rec.stack)
-    rules = {r.inputs["name"]: r for r in rec.of_type(RULE_T)}
+    all_rules = rec.of_type(RULE_T)
+    rules = {r.inputs["name"]: r for r in all_rules if r.region == rec.config.region}
     assert set(rules) == {f"{names.prefix}-{s}" for s in
                           ("backup-failed", "copy-failed", "rotation-failed", "restore-failed",
-                           "protection-weakened", "deletion-protection-off")}  # fmt: skip
-    for rule in rules.values():
+                           "protection-kms", "protection-backup", "protection-rds",
+                           "deletion-protection-off")}  # fmt: skip
+    for rule in all_rules:
         (target,) = [t for t in rec.of_type(TARGET_T) if rule.urn in t.dependencies]
         (topic,) = deps(rec, target, TOPIC_T)
         assert topic.inputs["name"] == names.topic("critical")
+        # CloudTrail events reach EventBridge in the call's region only (review N4)
+        assert topic.region == target.region == rule.region, rule.name
     for slug in ("backup-failed", "copy-failed"):
         vaults = deps(rec, rules[f"{names.prefix}-{slug}"], "aws:backup/vault:Vault")
         assert [v.inputs["name"] for v in vaults] == [names.backup_vault]
     restore = json.loads(rules[f"{names.prefix}-restore-failed"].inputs["eventPattern"])
     assert restore["detail-type"] == ["Restore Job State Change"]
     assert set(restore["detail"]["status"]) == {"FAILED", "ABORTED"}
-    weakened = json.loads(rules[f"{names.prefix}-protection-weakened"].inputs["eventPattern"])
-    assert weakened["detail-type"] == ["AWS API Call via CloudTrail"]
-    assert {"ScheduleKeyDeletion", "DisableKey", "PutKeyPolicy"} <= set(
-        weakened["detail"]["eventName"]
+    # Each protection rule watches the stack's own resources of its region, so a restore test's
+    # or a drill's DeleteDBInstance (other names) and other stacks' keys do not page (review N3).
+    from infra.components.alarms import PROTECTION_CALLS
+
+    assert set(PROTECTION_CALLS["aws.kms"]) == {"ScheduleKeyDeletion", "DisableKey", "PutKeyPolicy"}
+    regions = {r.region for r in all_rules if r.inputs["name"].endswith("-protection-kms")}
+    assert regions == {rec.config.region, *([rec.config.dr.region] if rec.config.dr.region else [])}
+    for rule in all_rules:
+        if rule.inputs["name"] != f"{names.prefix}-protection-kms":
+            continue
+        keys = {k.urn for k in rec.of_type(KEY_T) if k.region == rule.region}
+        assert keys and {k.urn for k in deps(rec, rule, KEY_T)} == keys, rule.region
+    ids = [
+        i.inputs["identifier"] for i in rec.of_type(INSTANCE_T) if i.region == rec.config.region
+    ]
+    matched = [{"equals-ignore-case": i} for i in ids]
+    rds = json.loads(rules[f"{names.prefix}-protection-rds"].inputs["eventPattern"])
+    assert rds["detail"]["eventName"] == ["DeleteDBInstance"]
+    assert sorted(rds["detail"]["requestParameters"]["dBInstanceIdentifier"], key=str) == sorted(
+        matched, key=str
     )
+    backup = json.loads(rules[f"{names.prefix}-protection-backup"].inputs["eventPattern"])
+    assert backup["detail"]["requestParameters"] == {"backupVaultName": [names.backup_vault]}
     off = json.loads(rules[f"{names.prefix}-deletion-protection-off"].inputs["eventPattern"])
-    assert off["detail"]["requestParameters"] == {"deletionProtection": [False]}
+    assert off["detail"]["requestParameters"]["deletionProtection"] == [False]
+    assert sorted(
+        off["detail"]["requestParameters"]["dBInstanceIdentifier"], key=str
+    ) == sorted(matched, key=str)
     pattern = json.loads(rules[f"{names.prefix}-rotation-failed"].inputs["eventPattern"])
     assert pattern["source"] == ["aws.secretsmanager"]
     assert "RotationFailed" in pattern["detail"]["eventName"]

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from infra import aws_rules
+from infra import aws_rules, provider_facts
 from infra.components import alarms as alarms_mod
 from infra.config import ConfigError, load_config, read_stack_values
 from infra.offline import Recorded, Recording
@@ -417,28 +417,53 @@ def test_an_allowed_cidr_is_accepted_exactly_when_private(addr_prefix: tuple[Any
 def test_production_keys_deny_disable_delete_and_repolicy_to_all_but_break_glass(
     prod: Recording, staging: Recording
 ) -> None:
+    def role(r: str) -> str:
+        return f"arn:aws:iam::123456789012:role/{r}"
+
     keys = prod.of_type("aws:kms/key:Key")
     assert keys
+    break_glass = [role(r) for r in prod.config.break_glass_roles]
+    deployers = [role(r) for r in prod.config.deploy_roles]
+    assert deployers
     for key in keys:
         policy = key.inputs.get("policy")
         assert policy, f"{key.name} keeps AWS's default policy: no guard"
         statements = json.loads(policy)["Statement"]
-        (guard,) = [
-            s for s in statements if s["Sid"] == "OnlyBreakGlassDisablesDeletesOrRepolicies"
-        ]
+        (guard,) = [s for s in statements if s["Sid"] == "OnlyBreakGlassDisablesOrDeletes"]
         assert guard["Effect"] == "Deny"
-        assert set(guard["Action"]) == {
-            "kms:ScheduleKeyDeletion",
-            "kms:DisableKey",
-            "kms:PutKeyPolicy",
-        }
-        allowed = guard["Condition"]["ArnNotLike"]["aws:PrincipalArn"]
-        assert allowed == [
-            f"arn:aws:iam::123456789012:role/{r}" for r in prod.config.break_glass_roles
-        ]
+        assert set(guard["Action"]) == {"kms:ScheduleKeyDeletion", "kms:DisableKey"}
+        assert guard["Condition"]["ArnNotLike"]["aws:PrincipalArn"] == break_glass
+        (repolicy,) = [s for s in statements if s["Sid"] == "OnlyBreakGlassOrDeployRepolicies"]
+        assert repolicy["Effect"] == "Deny" and repolicy["Action"] == "kms:PutKeyPolicy"
+        # kms-lockout: the deploy role that creates the key may re-policy it, nobody else may
+        for arn in deployers + break_glass:
+            assert not provider_facts.locks_out(policy, arn), (key.name, arn)
+        for action in ("kms:ScheduleKeyDeletion", "kms:DisableKey"):
+            assert provider_facts.locks_out(policy, deployers[0], action), (key.name, action)
+        assert provider_facts.locks_out(policy, role("someone-else")), key.name
     # a non-production stack stays destroyable by its deploy role
     for key in staging.of_type("aws:kms/key:Key"):
         assert "Deny" not in (key.inputs.get("policy") or ""), key.name
+
+
+def test_a_guarded_key_that_locks_out_its_deploying_role_is_refused() -> None:
+    """The guard before the fix denied PutKeyPolicy to all but break-glass: CreateKey refuses it."""
+    from infra.components._common import KeyGuard, key_policy
+
+    deployer = "arn:aws:iam::123456789012:role/dbplatform-deploy"
+    locked = key_policy("123456789012", break_glass=KeyGuard(("dbplatform-break-glass",)))
+    assert provider_facts.locks_out(locked, deployer)
+    assert provider_facts.refusal("kms-lockout").error == "MalformedPolicyDocumentException"
+    fixed = key_policy(
+        "123456789012",
+        break_glass=KeyGuard(("dbplatform-break-glass",), ("dbplatform-deploy",)),
+    )
+    assert not provider_facts.locks_out(fixed, deployer)
+
+
+@pytest.mark.parametrize("value", [[], ["not a role!"]])
+def test_production_needs_valid_deploy_roles(value: list[str]) -> None:
+    assert "dbplatform:deployRoles" in _problems("prod", deployRoles=value)
 
 
 def test_service_trust_and_key_statements_are_limited_to_the_account(
@@ -449,6 +474,11 @@ def test_service_trust_and_key_statements_are_limited_to_the_account(
         assert st_["Condition"]["StringEquals"]["aws:SourceAccount"] == "123456789012", role.name
     for key in stack_recording.of_type("aws:kms/key:Key"):
         for s in json.loads(key.inputs["policy"])["Statement"]:
+            if s["Sid"] == "PublishersEncrypt":
+                # the alarm topics' key: SNS documents no source condition for these
+                # publishers' KMS calls (N7); the topic policy carries aws:SourceAccount
+                assert "Condition" not in s, key.name
+                continue
             if "Service" in s["Principal"] and s["Effect"] == "Allow":
                 cond = json.dumps(s.get("Condition", {}))
                 assert "123456789012" in cond or "aws:logs:arn" in cond, (key.name, s["Sid"])
