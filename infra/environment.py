@@ -38,9 +38,7 @@ class Environment(pulumi.ComponentResource):
         protect = cfg.is_production
         settings = provider_settings or {}
         # Production keys are guarded: only these roles may disable, delete or re-policy them.
-        break_glass = (
-            KeyGuard(cfg.break_glass_roles, cfg.deploy_roles) if protect else NO_GUARD
-        )
+        break_glass = KeyGuard(cfg.break_glass_roles, cfg.deploy_roles) if protect else NO_GUARD
         # The account id comes from the credentials in use; only the key policies need it.
         account_id = aws.get_caller_identity_output(
             opts=pulumi.InvokeOutputOptions(parent=self)

@@ -22,10 +22,10 @@ import pulumi
 import pulumi_aws as aws
 
 from infra.components._common import (
-    NO_GUARD,
-    KeyGuard,
     GUARDED_KEY_ACTIONS,
+    NO_GUARD,
     REPOLICY_ACTION,
+    KeyGuard,
     child,
     cmk,
     created_keys,
@@ -413,8 +413,8 @@ class Alarms(pulumi.ComponentResource):
             ),
             main.arns["critical"],
         )
-        for region in args.protected:
-            self._protection_rules(region, main)
+        for where in args.protected:
+            self._protection_rules(where, main)
         local_ids = [i.identifier for i in args.instances if i.region is None]
         self._event_rule(
             "deletion-protection-off",

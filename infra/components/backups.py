@@ -15,7 +15,15 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import NO_GUARD, KeyGuard, assume_role_policy, child, cmk, key_policy, tags
+from infra.components._common import (
+    NO_GUARD,
+    KeyGuard,
+    assume_role_policy,
+    child,
+    cmk,
+    key_policy,
+    tags,
+)
 from infra.config import BackupConfig, DrConfig
 from infra.naming import Names
 

@@ -9,7 +9,15 @@ import pulumi_aws as aws
 import pulumi_random as random
 
 from infra import aws_rules
-from infra.components._common import NO_GUARD, KeyGuard, assume_role_policy, child, cmk, key_policy, tags
+from infra.components._common import (
+    NO_GUARD,
+    KeyGuard,
+    assume_role_policy,
+    child,
+    cmk,
+    key_policy,
+    tags,
+)
 from infra.config import DatabaseConfig
 from infra.naming import Names
 

@@ -17,7 +17,16 @@ import pulumi
 import pulumi_aws as aws
 import pulumi_random as random
 
-from infra.components._common import NO_GUARD, KeyGuard, RegionProvider, child, cmk, key_policy, tags, tcp_rule
+from infra.components._common import (
+    NO_GUARD,
+    KeyGuard,
+    RegionProvider,
+    child,
+    cmk,
+    key_policy,
+    tags,
+    tcp_rule,
+)
 from infra.config import AppSecretConfig
 from infra.naming import Names
 from policy import windows

@@ -273,9 +273,7 @@ def test_failed_backups_copies_and_rotations_page_the_critical_topic(
             continue
         keys = {k.urn for k in rec.of_type(KEY_T) if k.region == rule.region}
         assert keys and {k.urn for k in deps(rec, rule, KEY_T)} == keys, rule.region
-    ids = [
-        i.inputs["identifier"] for i in rec.of_type(INSTANCE_T) if i.region == rec.config.region
-    ]
+    ids = [i.inputs["identifier"] for i in rec.of_type(INSTANCE_T) if i.region == rec.config.region]
     matched = [{"equals-ignore-case": i} for i in ids]
     rds = json.loads(rules[f"{names.prefix}-protection-rds"].inputs["eventPattern"])
     assert rds["detail"]["eventName"] == ["DeleteDBInstance"]
@@ -286,9 +284,9 @@ def test_failed_backups_copies_and_rotations_page_the_critical_topic(
     assert backup["detail"]["requestParameters"] == {"backupVaultName": [names.backup_vault]}
     off = json.loads(rules[f"{names.prefix}-deletion-protection-off"].inputs["eventPattern"])
     assert off["detail"]["requestParameters"]["deletionProtection"] == [False]
-    assert sorted(
-        off["detail"]["requestParameters"]["dBInstanceIdentifier"], key=str
-    ) == sorted(matched, key=str)
+    assert sorted(off["detail"]["requestParameters"]["dBInstanceIdentifier"], key=str) == sorted(
+        matched, key=str
+    )
     pattern = json.loads(rules[f"{names.prefix}-rotation-failed"].inputs["eventPattern"])
     assert pattern["source"] == ["aws.secretsmanager"]
     assert "RotationFailed" in pattern["detail"]["eventName"]
