@@ -205,6 +205,8 @@ class ConnectConfig:
         "the application's route tables that get a route back (peering)"
     )
     transit_gateway_id: str | None = doc("the transit gateway to attach to (transitGateway)")
+    peer_owner_id: str | None = doc("the peer VPC's account (peering): null, this account only")
+    peer_region: str | None = doc("the peer VPC's region (peering): null or the VPC's own")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -1635,8 +1637,28 @@ _TGW = re.compile(r"^tgw-[0-9a-f]{8,17}$")
 _RTB = re.compile(r"^rtb-[0-9a-f]{8,17}$")
 
 
-def _validate_connect(key: str, c: ConnectConfig, own_cidr: str | None, p: _Problems) -> None:
+def _validate_connect(
+    key: str, c: ConnectConfig, own_cidr: str | None, p: _Problems, region: str
+) -> None:
     """One connect block: its mode's ids are present and well-formed, its CIDRs are private."""
+    # The program accepts its own peering request (auto_accept), which AWS allows only within
+    # one account and region (terraform-provider-aws vpc_peering_connection `auto_accept`;
+    # botocore ec2 CreateVpcPeeringConnection.PeerOwnerId/PeerRegion): a foreign peer needs
+    # the accepter side declared in the peer's account or region (infra review N8).
+    if c.peer_owner_id is not None:
+        p.add(
+            f"{key}.peerOwnerId",
+            c.peer_owner_id,
+            "must be null: peering is declared within this account only (a cross-account "
+            "peering needs an accepter in the peer's account; use a transit gateway)",
+        )
+    if c.peer_region is not None and c.peer_region != region:
+        p.add(
+            f"{key}.peerRegion",
+            c.peer_region,
+            f"must be null or {region!r}: peering is declared within one region only (a "
+            "cross-region peering needs an accepter in the peer's region)",
+        )
     if c.mode not in ("none", "peering", "transitGateway"):
         p.add(f"{key}.mode", c.mode, "must be 'none', 'peering' or 'transitGateway'")
         return
@@ -1678,7 +1700,7 @@ def _validate_connectivity(cfg: StackConfig, p: _Problems) -> None:
     """A created VPC must be connected to the application's network; the DR VPC likewise."""
     net, dr = cfg.network, cfg.dr
     created = net.vpc_id is None
-    _validate_connect("network.connect", net.connect, net.cidr if created else None, p)
+    _validate_connect("network.connect", net.connect, net.cidr if created else None, p, cfg.region)
     if not created and net.connect.mode != "none":
         p.add(
             "network.connect.mode",
@@ -1713,7 +1735,7 @@ def _validate_connectivity(cfg: StackConfig, p: _Problems) -> None:
                 dr.cidr,
                 f"overlaps {key} {other}: the DR VPC could never be routed to from there",
             )
-    _validate_connect("dr.connect", dr.connect, dr.cidr, p)
+    _validate_connect("dr.connect", dr.connect, dr.cidr, p, dr.region or cfg.region)
     if cfg.is_production and dr.connect.mode == "none":
         p.add(
             "dr.connect.mode",

@@ -504,3 +504,27 @@ def test_a_replica_az_outside_the_database_subnets_fails_the_run(
         run_variant(
             "prod", replicas=[{"name": "r1"}, {"name": "r2", "availabilityZone": "us-east-1f"}]
         )
+
+
+# --- peering within one account and region (infra review N8) ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("extra", "key"),
+    [
+        ({"peerOwnerId": "210987654321"}, "dbplatform:network.connect.peerOwnerId"),
+        ({"peerRegion": "eu-west-1"}, "dbplatform:network.connect.peerRegion"),
+    ],
+)
+def test_a_foreign_peer_is_refused_naming_the_key(extra: dict[str, str], key: str) -> None:
+    values, _ = read_stack_values("prod", ROOT)
+    connect = {**values["network"]["connect"], **extra}
+    assert values["network"]["connect"]["mode"] == "peering"
+    text = _problems("prod", network={"connect": connect})
+    assert key in text and "accepter" in text
+
+
+def test_a_peer_in_the_stacks_own_region_is_accepted() -> None:
+    values, region = read_stack_values("prod", ROOT)
+    connect = {**values["network"]["connect"], "peerRegion": region}
+    assert _problems("prod", network={"connect": connect}) == ""
