@@ -72,6 +72,12 @@ FORCE_NEW: dict[str, dict[str, str]] = {
         ),
         f"{_TF} internal/service/rds/cluster.go, schema `ForceNew: true`",
     ),
+    # Any change of keepers (or of the id's shape) draws a new id: the point of keepers.
+    "random:index/randomId:RandomId": dict.fromkeys(
+        ("keepers", "byteLength", "prefix"),
+        "terraform-provider-random internal/provider/resource_id.go, attributes with "
+        "`RequiresReplace` plan modifiers",
+    ),
     KMS_KEY: dict.fromkeys(
         ("customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId"),
         f"{_TF} internal/service/kms/key.go, schema `ForceNew: true`",

@@ -224,14 +224,27 @@ class Database(pulumi.ComponentResource):
             custom_timeouts=TIMEOUTS,
             depends_on=log_groups,
             import_=args.adopt_identifier,
+            # The identifier is fixed, so a replacement must delete first: create-first fails
+            # with DBInstanceAlreadyExists (provider_facts "unique-name", infra review N6).
+            # Production never gets here (protect and deletion protection stop a replace).
+            delete_before_replace=not args.protect,
         )
         # Snapshot identifiers are unique per account and region: a constant name fails the
         # second deletion of an instance of this identifier (a staging rebuilt and torn down
-        # again). The suffix is drawn once per identifier and kept in state, so it never diffs.
+        # again). The suffix is kept in state and drawn again whenever the instance is replaced:
+        # its keepers are the instance's replacement-forcing inputs (provider_facts.FORCE_NEW),
+        # so a second replace under the same identifier never reuses a snapshot name (N6).
         snapshot_suffix = random.RandomId(
             f"{name}-final-snapshot-suffix",
             byte_length=4,
-            keepers={"identifier": identifier},
+            keepers=snapshot_keepers(
+                identifier=identifier,
+                engine="postgres",
+                storage_encrypted=db.storage_encrypted,
+                kms_key_id=key.arn if db.storage_encrypted else "",
+                db_name=db.db_name,
+                username=db.master_username,
+            ),
             opts=child(self),
         )
         instance = aws.rds.Instance(
@@ -297,6 +310,27 @@ class Database(pulumi.ComponentResource):
                 "monitoring_role_arn": self.monitoring_role_arn,
             }
         )
+
+
+def snapshot_keepers(
+    *,
+    identifier: str,
+    engine: str,
+    storage_encrypted: bool,
+    kms_key_id: pulumi.Input[str],
+    db_name: str,
+    username: str,
+) -> dict[str, pulumi.Input[str]]:
+    """The final-snapshot suffix's keepers: the replacement-forcing inputs the primary sets,
+    keyed by their pulumi-aws names (provider_facts.FORCE_NEW[RDS_INSTANCE])."""
+    return {
+        "identifier": identifier,
+        "engine": engine,
+        "storageEncrypted": str(storage_encrypted).lower(),
+        "kmsKeyId": kms_key_id,
+        "dbName": db_name,
+        "username": username,
+    }
 
 
 def _storage_key_policy(account_id: str, region: str, break_glass: KeyGuard) -> str:

@@ -449,6 +449,23 @@ CATALOGUE: tuple[Edit, ...] = (
         sources=("botocore kms 2014-11-01 PutKeyPolicy",),
     ),
     Edit(
+        id="staging-replace",
+        edit="rename the initial database in staging (dbName app → app2)",
+        stack="staging",
+        head={"database": {"dbName": "app2"}},
+        verdict="replace",
+        flagged=True,
+        actions={"database-primary": "replace", "database-final-snapshot-suffix": "replace"},
+        why="dbName forces a new, empty instance under the same identifier: staging deletes "
+        "the old one first (a create-first collides, DBInstanceAlreadyExists) after a final "
+        "snapshot whose name is drawn anew for each replacement; the data is in that snapshot, "
+        "not in the new instance, so the diff flags it",
+        sources=(
+            FORCE_NEW[RDS_INSTANCE]["dbName"],
+            REFUSALS["unique-name"].source,
+        ),
+    ),
+    Edit(
         id="deletion-protection-off",
         edit="deletion protection off (with allow-no-deletion-protection)",
         stack="prod",

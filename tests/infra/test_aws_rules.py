@@ -528,3 +528,26 @@ def test_a_peer_in_the_stacks_own_region_is_accepted() -> None:
     values, region = read_stack_values("prod", ROOT)
     connect = {**values["network"]["connect"], "peerRegion": region}
     assert _problems("prod", network={"connect": connect}) == ""
+
+
+# --- replacing the primary (infra review N6) ---------------------------------------------------
+
+
+def test_a_replaced_primary_gets_a_fresh_final_snapshot_name_and_deletes_first(
+    stack_recording: Recording,
+) -> None:
+    rec = stack_recording
+    (primary,) = [
+        r for r in rec.of_type(provider_facts.RDS_INSTANCE) if r.name == "database-primary"
+    ]
+    (suffix,) = [r for r in rec.of_type("random:index/randomId:RandomId") if "final" in r.name]
+    # every replacement-forcing input the primary sets draws a new suffix, so a second replace
+    # under the same identifier does not reuse the first one's snapshot name
+    forcing = {
+        k for k in provider_facts.FORCE_NEW[provider_facts.RDS_INSTANCE] if k in primary.inputs
+    }
+    assert forcing and set(suffix.inputs["keepers"]) == forcing
+    assert suffix.inputs["keepers"]["identifier"] == primary.inputs["identifier"]
+    # a fixed identifier: create-first would fail with DBInstanceAlreadyExists
+    assert provider_facts.UNIQUE_NAMES[provider_facts.RDS_INSTANCE][0] == "DBInstanceAlreadyExists"
+    assert primary.delete_before_replace is (not rec.config.is_production)
