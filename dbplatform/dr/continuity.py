@@ -44,9 +44,10 @@ class Carried:
     master_password_reset: bool = False
 
 
-def _value(sm: Any, secret_id: str) -> str | None:
+def _value(sm: Any, secret_id: str, stage: str = "AWSCURRENT") -> str | None:
+    """The value under `stage`; None when the secret, or a version with that label, is absent."""
     try:
-        return str(sm.get_secret_value(SecretId=secret_id)["SecretString"])
+        return str(sm.get_secret_value(SecretId=secret_id, VersionStage=stage)["SecretString"])
     except ClientError as exc:
         if error_code(exc) == "ResourceNotFoundException":
             return None
@@ -104,17 +105,23 @@ def carry(
     src, new = Names(source.stack), Names(target)
     done = Carried()
     for spec in source.vault.app_secrets:
+        # AWSPREVIOUS too: rows encrypted, or tokens signed, before the source's last rotation
+        # need it (an encryption key rotated after the backup time is the common case).
+        # PutSecretValue makes the new value AWSCURRENT and the former one AWSPREVIOUS
+        # (Secrets Manager "Staging labels"), so writing previous then current leaves both as
+        # the source has them.
+        target_id = new.app_secret(spec.name)
         value = _value(sm, src.app_secret(spec.name))
-        theirs = _value(sm, new.app_secret(spec.name))
-        if value == theirs:
-            done.unchanged.append(new.app_secret(spec.name))
+        previous = _value(sm, src.app_secret(spec.name), "AWSPREVIOUS")
+        theirs = _value(sm, target_id)
+        theirs_previous = _value(sm, target_id, "AWSPREVIOUS")
+        if value == theirs and (previous is None or previous == theirs_previous):
+            done.unchanged.append(target_id)
             continue
-        ctx.mutate(
-            sm,
-            "put_secret_value",
-            {"SecretId": new.app_secret(spec.name), "SecretString": value},
-        )
-        done.app_secrets.append(new.app_secret(spec.name))
+        if previous is not None and previous != value:
+            ctx.mutate(sm, "put_secret_value", {"SecretId": target_id, "SecretString": previous})
+        ctx.mutate(sm, "put_secret_value", {"SecretId": target_id, "SecretString": value})
+        done.app_secrets.append(target_id)
     master = json.loads(_value(sm, new.master_secret) or "{}")
     password = master.get("password")
     if not isinstance(password, str) or not password:

@@ -215,6 +215,23 @@ def test_secrets_carries_the_source_values_and_aligns_the_master_password(dr: Dr
     assert again.json["app_secrets_set"] == []  # idempotent
 
 
+def test_secrets_carries_the_previous_value_of_a_rotated_key(dr: DrEnv) -> None:
+    """Review F6: a key rotated after the backup time encrypted the restored rows under what is
+    now AWSPREVIOUS; the rebuilt stack must hold it too, under the same label."""
+    values = _rebuilt(dr)
+    sm = dr.client("secretsmanager", DR)
+    name = next(iter(values))
+    sm.put_secret_value(SecretId=PROD.app_secret(name), SecretString="prod-rotated-value")
+    run = dr.main(main, "secrets", "--stack", "prod", "--region", DR, "--yes")
+    assert run.code == 0, run.text
+    target = TARGET.app_secret(name)
+    assert sm.get_secret_value(SecretId=target)["SecretString"] == "prod-rotated-value"
+    previous = sm.get_secret_value(SecretId=target, VersionStage="AWSPREVIOUS")
+    assert previous["SecretString"] == values[name]
+    again = dr.main(main, "secrets", "--stack", "prod", "--region", DR, "--yes", "--json")
+    assert again.code == 0 and again.json["app_secrets_set"] == []  # idempotent
+
+
 def test_secrets_before_pulumi_up_is_refused_and_changes_nothing(dr: DrEnv) -> None:
     dr.client("rds", DR).create_db_instance(
         DBInstanceIdentifier=TARGET.primary,
