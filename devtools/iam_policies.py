@@ -532,7 +532,6 @@ _KMS_ADMIN_DENIED = ["kms:ScheduleKeyDeletion", "kms:DisableKey", "kms:CancelKey
 _ESCALATION_DENIED = [
     "kms:PutKeyPolicy",
     "iam:UpdateAssumeRolePolicy",
-    "iam:PutRolePolicy",
     "iam:PutRolePermissionsBoundary",
     "iam:DeleteRolePermissionsBoundary",
     "iam:CreatePolicyVersion",
@@ -543,6 +542,62 @@ _ESCALATION_DENIED = [
 # account by an administrator under this name).
 BOUNDARY_NAME = f"{PROJECT}-service-role-boundary"
 BOUNDARY_ARN = f"arn:{_PARTITION}:iam::{_ACCOUNT}:policy/{BOUNDARY_NAME}"
+
+# The master-secret rotation function comes from the Serverless Application Repository
+# (infra/components/vault.py): CloudFormation creates its execution role, the role's inline
+# policy and the Lambda function with the deploy role's own credentials (the SAR stack has no
+# CloudFormation service role), and the AWS template gives no parameter for a permissions boundary
+# (its parameters: endpoint, functionName, vpcSubnetIds, vpcSecurityGroupIds, kmsKeyArn,
+# excludeCharacters; the CDK SecretRotation and the hosted-rotation templates expose none either).
+# So those calls are allowed only when CloudFormation makes them (aws:CalledVia, IAM User Guide
+# "AWS global condition context keys"; CloudFormation is one of the services that sets it, AWS
+# Security Blog "How to define least-privileged permissions for actions called by AWS services")
+# and only on what that stack creates:
+# - the role: CloudFormation names it `<stack>-<LogicalId>-<13 random>` and, past IAM's 64
+#   characters, keeps 25 characters of the stack name and 25 of the logical id (observed rule,
+#   AWS documents none: KensioSoftware/yulin#1113). The SAR stack is `serverlessrepo-<name>`
+#   (aws_serverlessapplicationrepository_cloudformation_stack), the function's role logical id
+#   `SecretsManagerRDSPostgreSQLRotationSingleUserRole` is 49 characters, so the name is always
+#   cut and begins `serverlessrepo-dbplatform` (exactly 25): the stack name is not in it, and the
+#   pattern cannot be narrowed to ${Stack}.
+# - the function: its name is the `functionName` parameter (infra/naming.py rotation_function).
+CALLED_VIA_CLOUDFORMATION = {
+    "ForAnyValue:StringEquals": {"aws:CalledVia": ["cloudformation.amazonaws.com"]}
+}
+ROTATION_STACK_ROLE = f"arn:{_PARTITION}:iam::{_ACCOUNT}:role/serverlessrepo-{PROJECT}-*"
+ROTATION_FUNCTION = f"arn:{_PARTITION}:lambda:*:{_ACCOUNT}:function:{PROJECT}-${{Stack}}-*"
+# The SAM function's role: AWSLambdaBasicExecutionRole always, AWSLambdaVPCAccessExecutionRole
+# for a function in a VPC (SAM "AWS::Serverless::Function" generated resources).
+ROTATION_MANAGED_POLICIES = tuple(
+    f"arn:{_PARTITION}:iam::aws:policy/service-role/{name}"
+    for name in ("AWSLambdaBasicExecutionRole", "AWSLambdaVPCAccessExecutionRole")
+)
+ROTATION_ROLE_ACTIONS = (
+    "iam:CreateRole",
+    "iam:DeleteRole",
+    "iam:DeleteRolePolicy",
+    "iam:GetRole",
+    "iam:GetRolePolicy",
+    "iam:PutRolePolicy",
+    "iam:TagRole",
+    "iam:UntagRole",
+)
+ROTATION_FUNCTION_ACTIONS = (
+    "lambda:AddPermission",
+    "lambda:CreateFunction",
+    "lambda:DeleteFunction",
+    "lambda:GetFunction",
+    "lambda:RemovePermission",
+    "lambda:TagResource",
+    "lambda:UntagResource",
+    "lambda:UpdateFunctionCode",
+    "lambda:UpdateFunctionConfiguration",
+)
+VIA_CLOUDFORMATION = frozenset(
+    ROTATION_ROLE_ACTIONS
+    + ROTATION_FUNCTION_ACTIONS
+    + ("iam:AttachRolePolicy", "iam:DetachRolePolicy", "iam:PassRole")
+)
 
 # Creates whose action takes aws:RequestTag/${TagKey} and aws:TagKeys (Service Authorization
 # Reference, each service's Actions table). The others are limited by name or by their parent.
@@ -580,6 +635,10 @@ EC2_PARENTS = {
 # Creates on an existing resource of this stack (a route in its route table, an alias of its key):
 # limited like every other change, by the resource's tags or name.
 CREATES_ON_OWNED = frozenset({"ec2:CreateRoute", "kms:CreateAlias", "ec2:CreateTags"})
+
+# Global condition keys the policies use (IAM User Guide, "AWS global condition context keys"):
+# valid with every action.
+GLOBAL_KEYS = frozenset({"aws:CalledVia"})
 
 # Condition keys per action, from the Service Authorization Reference (see the module docstring);
 # tests/test_iam_policies.py checks every key a statement uses against this table.
@@ -786,6 +845,7 @@ def deploy_policy(
                 }
             },
         },
+        *_rotation_stack_statements(),
         {
             # A key whose policy locks out the account's administrators is never created.
             "Sid": "NoPolicyLockoutBypass",
@@ -806,9 +866,56 @@ def deploy_policy(
             "Action": _ESCALATION_DENIED,
             "Resource": "*",
         },
+        {
+            # No inline role policy, but the one CloudFormation writes on the rotation stack's
+            # role (allowed above only via CloudFormation).
+            "Sid": "NoInlineRolePolicies",
+            "Effect": "Deny",
+            "Action": ["iam:PutRolePolicy"],
+            "NotResource": ROTATION_STACK_ROLE,
+        },
         *_state_statements(write=True),
     ]
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def _rotation_stack_statements() -> list[dict[str, object]]:
+    """What CloudFormation does with the deploy role's credentials for the SAR rotation stack
+    (see ROTATION_STACK_ROLE): never callable directly."""
+    return [
+        {
+            "Sid": "RotationStackRoleViaCloudFormation",
+            "Effect": "Allow",
+            "Action": list(ROTATION_ROLE_ACTIONS),
+            "Resource": ROTATION_STACK_ROLE,
+            "Condition": CALLED_VIA_CLOUDFORMATION,
+        },
+        {
+            "Sid": "RotationStackManagedPoliciesViaCloudFormation",
+            "Effect": "Allow",
+            "Action": ["iam:AttachRolePolicy", "iam:DetachRolePolicy"],
+            "Resource": ROTATION_STACK_ROLE,
+            "Condition": {
+                **CALLED_VIA_CLOUDFORMATION,
+                "ArnEquals": {"iam:PolicyARN": list(ROTATION_MANAGED_POLICIES)},
+            },
+        },
+        {
+            "Sid": "RotationFunctionViaCloudFormation",
+            "Effect": "Allow",
+            "Action": list(ROTATION_FUNCTION_ACTIONS),
+            "Resource": ROTATION_FUNCTION,
+            "Condition": CALLED_VIA_CLOUDFORMATION,
+        },
+        {
+            # lambda:CreateFunction checks iam:PassRole for its execution role; only to Lambda.
+            "Sid": "PassTheRotationRoleToLambda",
+            "Effect": "Allow",
+            "Action": ["iam:PassRole"],
+            "Resource": ROTATION_STACK_ROLE,
+            "Condition": {"StringEquals": {"iam:PassedToService": "lambda.amazonaws.com"}},
+        },
+    ]
 
 
 def boundary_policy() -> dict[str, object]:

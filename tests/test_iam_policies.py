@@ -85,7 +85,16 @@ def test_nothing_broader_than_the_program_needs() -> None:
     }
     state = {"s3:ListBucket", "s3:GetObject", "s3:PutObject", "s3:DeleteObject"}
     state |= {"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey", "iam:PassRole"}
-    assert actions(POLICIES["deploy.json"]) - needed - state == set()
+    # What CloudFormation does for the SAR rotation stack, granted only via CloudFormation.
+    via_cfn = iam_policies.VIA_CLOUDFORMATION
+    assert actions(POLICIES["deploy.json"]) - needed - state - via_cfn == set()
+    for st in POLICIES["deploy.json"]["Statement"]:
+        extra = set(_listed(st["Action"])) - needed - state
+        if st["Effect"] == "Allow" and extra:
+            assert extra <= via_cfn, st["Sid"]
+            assert st["Condition"]["ForAnyValue:StringEquals"] == {
+                "aws:CalledVia": ["cloudformation.amazonaws.com"]
+            }, st["Sid"]
     preview = actions(POLICIES["preview.json"]) - state
     assert all(a.split(":")[1].startswith(("Describe", "List", "Get")) for a in preview), preview
     for statement in POLICIES["preview.json"]["Statement"]:
@@ -161,6 +170,8 @@ def _condition_holds(op: str, key: str, expected: Any, ctx: dict[str, Any]) -> b
     wanted = _listed(expected)
     if op.startswith("ForAllValues:"):
         return all(v in wanted for v in ctx.get(key, []))
+    if op.startswith("ForAnyValue:"):
+        return any(v in wanted for v in ctx.get(key, []))
     present = key in ctx
     if op.endswith("IfExists") and not present:
         return True
@@ -173,7 +184,10 @@ def _condition_holds(op: str, key: str, expected: Any, ctx: dict[str, Any]) -> b
 def _matches(st: dict[str, Any], act: str, resource: str, ctx: dict[str, Any]) -> bool:
     if not any(fnmatch.fnmatchcase(act, a) for a in _listed(st["Action"])):
         return False
-    if not any(fnmatch.fnmatchcase(resource, r) for r in _listed(st["Resource"])):
+    if "NotResource" in st:
+        if any(fnmatch.fnmatchcase(resource, r) for r in _listed(st["NotResource"])):
+            return False
+    elif not any(fnmatch.fnmatchcase(resource, r) for r in _listed(st["Resource"])):
         return False
     return all(
         _condition_holds(op, key, expected, ctx)
@@ -269,7 +283,7 @@ def test_every_condition_key_is_valid_for_every_action_of_its_statement() -> Non
         for st in policy["Statement"]:
             for keys in st.get("Condition", {}).values():
                 for key in keys:
-                    if key.startswith("aws:ResourceTag/"):
+                    if key.startswith("aws:ResourceTag/") or key in iam_policies.GLOBAL_KEYS:
                         continue
                     generic = (
                         "aws:RequestTag/${TagKey}" if key.startswith("aws:RequestTag/") else key
@@ -303,3 +317,60 @@ def test_review_s7_s9_the_drill_role_touches_only_locks_and_rds_backups() -> Non
     assert scopes == set(iam_policies.DRILL_LOCK_SCOPES)
     assert Names("prod").lock_parameter == "/dbplatform/prod/ops/lock"
     assert Names("prod").bluegreen_state_parameter.endswith("/ops/bluegreen")
+
+
+# The rotation function's stack from the Serverless Application Repository: CloudFormation creates
+# its role (a name CloudFormation generates, cut to `serverlessrepo-dbplatform-...`, see
+# iam_policies.ROTATION_STACK_ROLE), the role's inline policy and the function with the deploy
+# role's credentials, so the request context carries aws:CalledVia = CloudFormation.
+SAR_ROLE = (
+    "arn:aws:iam::123456789012:role/serverlessrepo-dbplatform-SecretsManagerRDSPostgr-AbCdEf123456"
+)
+VIA_CFN = {"aws:CalledVia": ["cloudformation.amazonaws.com"]}
+LAMBDA_BASIC = "arn:aws:iam::aws:policy/service-role/AWSLambdaBasicExecutionRole"
+ADMIN = "arn:aws:iam::aws:policy/AdministratorAccess"
+
+
+def test_sar_stack_role_name_begins_with_the_pattern() -> None:
+    # CloudFormation's cut of `<stack>-<LogicalId>-<13>` past 64 characters: 25 + 1 + 25 + 13
+    # (KensioSoftware/yulin#1113); the SAR stack of the program is `serverlessrepo-<name>`.
+    from infra.naming import Names
+
+    stack = f"serverlessrepo-{Names('a-very-long-stack-name').prefix}-master-rotation"
+    logical = "SecretsManagerRDSPostgreSQLRotationSingleUserRole"
+    assert len(f"{stack}-{logical}-") + 12 > 64
+    name = f"{stack[:25]}-{logical[:25]}-AbCdEf123456"
+    assert len(name) == 64
+    assert fnmatch.fnmatchcase(f"arn:aws:iam::123456789012:role/{name}", _fill(
+        iam_policies.ROTATION_STACK_ROLE
+    ))
+
+
+@pytest.mark.parametrize("name", ["deploy.json", "operator.json"])
+def test_the_sar_rotation_stack_is_allowed_only_via_cloudformation(name: str) -> None:
+    policy = POLICIES[name]
+    # CloudFormation creating the stack's role, its inline policy and its managed policies.
+    assert _ask(policy, "iam:CreateRole", SAR_ROLE, VIA_CFN)
+    assert _ask(policy, "iam:PutRolePolicy", SAR_ROLE, VIA_CFN)
+    assert _ask(policy, "iam:AttachRolePolicy", SAR_ROLE, VIA_CFN | {"iam:PolicyARN": LAMBDA_BASIC})
+    assert _ask(policy, "iam:DeleteRole", SAR_ROLE, VIA_CFN)
+    assert _ask(policy, "iam:PassRole", SAR_ROLE, {"iam:PassedToService": "lambda.amazonaws.com"})
+    function = "arn:aws:lambda:us-east-1:123456789012:function:dbplatform-prod-rotate-master"
+    assert _ask(policy, "lambda:CreateFunction", function, VIA_CFN)
+    # The same calls made directly: refused (no boundary, not via CloudFormation).
+    assert not _ask(policy, "iam:CreateRole", SAR_ROLE, _tags())
+    assert not _ask(policy, "iam:PutRolePolicy", SAR_ROLE, {})
+    assert not _ask(policy, "lambda:CreateFunction", function, {})
+    # Another service via CloudFormation is not CloudFormation.
+    assert not _ask(policy, "iam:CreateRole", SAR_ROLE, {"aws:CalledVia": ["athena.amazonaws.com"]})
+    # Not AdministratorAccess, not even via CloudFormation; not on another role.
+    assert not _ask(policy, "iam:AttachRolePolicy", SAR_ROLE, VIA_CFN | {"iam:PolicyARN": ADMIN})
+    assert not _ask(policy, "iam:AttachRolePolicy", ROLE, VIA_CFN | {"iam:PolicyARN": ADMIN})
+    other = "arn:aws:iam::123456789012:role/serverlessrepo-other-app-Role-AbCdEf123456"
+    assert not _ask(policy, "iam:CreateRole", other, VIA_CFN)
+    # The program's own roles: no inline policy, even via CloudFormation; the boundary is needed
+    # there whatever the caller.
+    assert not _ask(policy, "iam:PutRolePolicy", ROLE, VIA_CFN)
+    assert not _ask(policy, "iam:CreateRole", ROLE, VIA_CFN | _tags())
+    # The rotation role is not handed to another service.
+    assert not _ask(policy, "iam:PassRole", SAR_ROLE, {"iam:PassedToService": "ec2.amazonaws.com"})

@@ -240,6 +240,23 @@ def tcp_rule(
     )
 
 
+# The permissions boundary every role of the program carries: the CI deploy role may create a role
+# only with it (devtools/iam_policies.py BOUNDARY_NAME, ci/iam/boundary.json, docs/ci.md), so a
+# role created without it is refused by IAM with AccessDenied.
+PERMISSIONS_BOUNDARY_NAME = "dbplatform-service-role-boundary"
+
+
+def permissions_boundary(
+    account_id: pulumi.Input[str], parent: pulumi.Resource
+) -> pulumi.Output[str]:
+    """ARN of the account's boundary policy, in the partition of the credentials in use
+    (`arn:<partition>:iam::<account>:policy/<name>`, IAM User Guide "IAM ARNs")."""
+    partition = aws.get_partition_output(opts=pulumi.InvokeOutputOptions(parent=parent)).partition
+    return pulumi.Output.all(partition, account_id).apply(
+        lambda pa: f"arn:{pa[0]}:iam::{pa[1]}:policy/{PERMISSIONS_BOUNDARY_NAME}"
+    )
+
+
 def assume_role_policy(
     service: str, *, source_account: str | None = None, source_arn: str | None = None
 ) -> str:

@@ -22,6 +22,7 @@ from infra.components._common import (
     child,
     cmk,
     key_policy,
+    permissions_boundary,
     tags,
 )
 from infra.config import BackupConfig, DrConfig
@@ -104,6 +105,7 @@ class Backups(pulumi.ComponentResource):
             assume_role_policy=pulumi.Output.from_input(args.account_id).apply(
                 lambda account: assume_role_policy("backup.amazonaws.com", source_account=account)
             ),
+            permissions_boundary=permissions_boundary(args.account_id, self),
             tags=tags(args.base_tags, n.backup_role),
             opts=child(self),
         )

@@ -16,6 +16,7 @@ from infra.components._common import (
     child,
     cmk,
     key_policy,
+    permissions_boundary,
     tags,
 )
 from infra.config import DatabaseConfig
@@ -185,6 +186,7 @@ class Database(pulumi.ComponentResource):
                     source_arn=f"arn:aws:rds:*:{account}:db:{n.prefix}-*",
                 )
             ),
+            permissions_boundary=permissions_boundary(args.account_id, self),
             tags=tags(args.base_tags, n.monitoring_role),
             opts=child(self),
         )

@@ -14,7 +14,13 @@ from typing import Literal
 import pulumi
 import pulumi_aws as aws
 
-from infra.components._common import assume_role_policy, child, tags, tcp_rule
+from infra.components._common import (
+    assume_role_policy,
+    child,
+    permissions_boundary,
+    tags,
+    tcp_rule,
+)
 from infra.config import ConnectConfig
 from infra.naming import Names
 
@@ -221,6 +227,7 @@ class Network(pulumi.ComponentResource):
                     "vpc-flow-logs.amazonaws.com", source_account=account
                 )
             ),
+            permissions_boundary=permissions_boundary(args.account_id, self),
             tags=tags(args.base_tags, role_name),
             opts=child(self),
         )
