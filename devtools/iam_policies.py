@@ -943,6 +943,22 @@ def boundary_policy() -> dict[str, object]:
                 ],
             },
             {
+                # The VPC flow logs role (infra/components/network.py): its own log group
+                # `/dbplatform/<stack>/vpc-flow-logs[-<region>]`; without this the boundary would
+                # silently stop the delivery its inline policy grants.
+                "Sid": "VpcFlowLogs",
+                "Effect": "Allow",
+                "Action": [
+                    "logs:CreateLogStream",
+                    "logs:DescribeLogGroups",
+                    "logs:DescribeLogStreams",
+                    "logs:PutLogEvents",
+                ],
+                "Resource": [
+                    f"arn:{_PARTITION}:logs:*:{_ACCOUNT}:log-group:/{PROJECT}/*/vpc-flow-logs*",
+                ],
+            },
+            {
                 "Sid": "BackupAndRestoreOfRds",
                 "Effect": "Allow",
                 "Action": ["rds:*", "backup:*", "tag:GetResources"],

@@ -258,6 +258,11 @@ def test_the_boundary_stops_roles_at_rds_backup_and_logs() -> None:
     assert _ask(boundary, "backup:StartBackupJob", "*", {})
     for act in ("iam:CreateRole", "iam:AttachRolePolicy", "s3:GetObject", "kms:PutKeyPolicy"):
         assert not _ask(boundary, act, anywhere, {}), act
+    # the VPC flow logs role delivers into its own group, no other
+    flow_logs = "arn:aws:logs:us-east-1:123456789012:log-group:/dbplatform/prod/vpc-flow-logs:*"
+    assert _ask(boundary, "logs:PutLogEvents", flow_logs, {})
+    other = "arn:aws:logs:us-east-1:123456789012:log-group:/aws/lambda/x:*"
+    assert not _ask(boundary, "logs:PutLogEvents", other, {})
 
 
 def test_attachable_policies_are_the_ones_the_program_attaches() -> None:
