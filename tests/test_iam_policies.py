@@ -346,9 +346,9 @@ def test_sar_stack_role_name_begins_with_the_pattern() -> None:
     assert len(f"{stack}-{logical}-") + 12 > 64
     name = f"{stack[:25]}-{logical[:25]}-AbCdEf123456"
     assert len(name) == 64
-    assert fnmatch.fnmatchcase(f"arn:aws:iam::123456789012:role/{name}", _fill(
-        iam_policies.ROTATION_STACK_ROLE
-    ))
+    assert fnmatch.fnmatchcase(
+        f"arn:aws:iam::123456789012:role/{name}", _fill(iam_policies.ROTATION_STACK_ROLE)
+    )
 
 
 @pytest.mark.parametrize("name", ["deploy.json", "operator.json"])
