@@ -650,6 +650,8 @@ CONDITION_KEYS: dict[str, frozenset[str]] = {
     "iam:CreateRole": _TAG_KEYS | {"iam:PermissionsBoundary"},
     "iam:AttachRolePolicy": frozenset({"iam:PolicyARN", "iam:PermissionsBoundary"}),
     "iam:DetachRolePolicy": frozenset({"iam:PolicyARN", "iam:PermissionsBoundary"}),
+    "iam:PutRolePolicy": frozenset({"iam:PermissionsBoundary"}),
+    "iam:DeleteRolePolicy": frozenset({"iam:PermissionsBoundary"}),
     "iam:PassRole": frozenset({"iam:PassedToService", "iam:AssociatedResourceArn"}),
     "ec2:CreateTags": _TAG_KEYS | {"ec2:CreateAction", "aws:ResourceTag/${TagKey}"},
     "cloudwatch:PutMetricData": frozenset({"cloudwatch:namespace"}),
@@ -778,6 +780,18 @@ def deploy_policy(
                 },
             }
         )
+    if "iam:PutRolePolicy" in write_actions:
+        statements.append(
+            {
+                # The flow-log role's inline policy (a RolePolicy the program declares): only on
+                # a role inside the boundary, which caps whatever the policy says.
+                "Sid": "InlinePoliciesOnlyInsideTheBoundary",
+                "Effect": "Allow",
+                "Action": ["iam:PutRolePolicy", "iam:DeleteRolePolicy"],
+                "Resource": role_arn,
+                "Condition": {"StringEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN}},
+            }
+        )
     if "iam:AttachRolePolicy" in write_actions:
         statements.append(
             {
@@ -867,12 +881,16 @@ def deploy_policy(
             "Resource": "*",
         },
         {
-            # No inline role policy, but the one CloudFormation writes on the rotation stack's
-            # role (allowed above only via CloudFormation).
+            # No inline role policy on a role without the boundary, but the one CloudFormation
+            # writes on the rotation stack's role (allowed above only via CloudFormation). Under
+            # the boundary an inline policy cannot grant more than the boundary does (IAM User
+            # Guide, "Permissions boundaries for IAM entities": the delegation example conditions
+            # PutRolePolicy on iam:PermissionsBoundary).
             "Sid": "NoInlineRolePolicies",
             "Effect": "Deny",
             "Action": ["iam:PutRolePolicy"],
             "NotResource": ROTATION_STACK_ROLE,
+            "Condition": {"StringNotEquals": {"iam:PermissionsBoundary": BOUNDARY_ARN}},
         },
         *_state_statements(write=True),
     ]

@@ -146,7 +146,7 @@ def test_the_drill_role_reaches_only_drill_instances() -> None:
 # named: explicit Deny wins, else an Allow whose Action, Resource and every Condition match (IAM
 # User Guide, "Policy evaluation logic"; condition operators from "IAM JSON policy elements:
 # Condition operators": a key absent from the request fails StringEquals and ArnEquals, passes
-# ...IfExists, and ForAllValues passes when every value is listed).
+# ...IfExists and the negated operators, and ForAllValues passes when every value is listed).
 PLACEHOLDERS = {
     "${Partition}": "aws",
     "${AccountId}": "123456789012",
@@ -172,13 +172,14 @@ def _condition_holds(op: str, key: str, expected: Any, ctx: dict[str, Any]) -> b
         return all(v in wanted for v in ctx.get(key, []))
     if op.startswith("ForAnyValue:"):
         return any(v in wanted for v in ctx.get(key, []))
+    # Negated operators (StringNotEquals, ArnNotLike, ...) hold when the key is absent.
+    negated = "Not" in op.removesuffix("IfExists")
     present = key in ctx
-    if op.endswith("IfExists") and not present:
-        return True
     if not present:
-        return False
+        return negated or op.endswith("IfExists")
     got = str(ctx[key]).lower() if op == "Bool" else str(ctx[key])
-    return any(fnmatch.fnmatchcase(got, w) if "Like" in op else got == w for w in wanted)
+    matched = any(fnmatch.fnmatchcase(got, w) if "Like" in op else got == w for w in wanted)
+    return not matched if negated else matched
 
 
 def _matches(st: dict[str, Any], act: str, resource: str, ctx: dict[str, Any]) -> bool:
@@ -373,9 +374,12 @@ def test_the_sar_rotation_stack_is_allowed_only_via_cloudformation(name: str) ->
     assert not _ask(policy, "iam:AttachRolePolicy", ROLE, VIA_CFN | {"iam:PolicyARN": ADMIN})
     other = "arn:aws:iam::123456789012:role/serverlessrepo-other-app-Role-AbCdEf123456"
     assert not _ask(policy, "iam:CreateRole", other, VIA_CFN)
-    # The program's own roles: no inline policy, even via CloudFormation; the boundary is needed
-    # there whatever the caller.
+    # The program's own roles: an inline policy only on a role inside the boundary (which caps
+    # it), whatever the caller.
     assert not _ask(policy, "iam:PutRolePolicy", ROLE, VIA_CFN)
+    inside = {"iam:PermissionsBoundary": BOUNDARY}
+    assert _ask(policy, "iam:PutRolePolicy", ROLE, inside)
+    assert not _ask(policy, "iam:PutRolePolicy", ROLE, {"iam:PermissionsBoundary": ADMIN})
     assert not _ask(policy, "iam:CreateRole", ROLE, VIA_CFN | _tags())
     # The rotation role is not handed to another service.
     assert not _ask(policy, "iam:PassRole", SAR_ROLE, {"iam:PassedToService": "ec2.amazonaws.com"})
