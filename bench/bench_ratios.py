@@ -102,8 +102,14 @@ def operations(rounds: int, tmp: Path) -> list[Figure]:
     import boto3
 
     from devtools import moto_server
-    from devtools.seed import create_parameter_group, report_replica_lag, seed_stack
+    from devtools.seed import (
+        create_parameter_group,
+        report_replica_lag,
+        report_slot_lag,
+        seed_stack,
+    )
     from infra.config import load_stack
+    from infra.naming import Names
 
     server = moto_server.start()
     try:
@@ -117,13 +123,24 @@ def operations(rounds: int, tmp: Path) -> list[Figure]:
             session = boto3.Session(region_name=cfg.region)
             seed_stack(session, cfg)
             create_parameter_group(session, cfg, "postgres17")
-            start = ["start", "--stack", STACK, "-q", "--engine-version", "17.2"]
+            # moto's instances have no database behind them: the SQL checks are skipped here.
+            start = [
+                "start",
+                "--stack",
+                STACK,
+                "-q",
+                "--engine-version",
+                "17.2",
+                "--skip-sql-checks",
+            ]
             run([PY, "-m", "scripts.bluegreen", *start], env)
             rds = session.client("rds")
             for dep in rds.describe_blue_green_deployments()["BlueGreenDeployments"]:
                 for member in dep["SwitchoverDetails"]:
                     green = member["TargetMember"].rsplit(":db:", 1)[-1]
                     report_replica_lag(session, cfg.region, green, 1.0)
+            # A major-version upgrade is gated on blue's logical slot lag (docs/bluegreen.md).
+            report_slot_lag(session, cfg.region, Names(STACK).primary, 1.0)
         finally:
             os.environ.clear()
             os.environ.update(saved)
@@ -140,7 +157,17 @@ def operations(rounds: int, tmp: Path) -> list[Figure]:
             ),
             "promote": (
                 Figure("bluegreen promote --dry-run / one boto3 call", 1.3),
-                [PY, "-m", "scripts.bluegreen", "promote", "--stack", STACK, "--dry-run", "-q"],
+                [
+                    PY,
+                    "-m",
+                    "scripts.bluegreen",
+                    "promote",
+                    "--stack",
+                    STACK,
+                    "--dry-run",
+                    "-q",
+                    "--skip-sql-checks",
+                ],
             ),
         }
         for _, cmd in cases.values():
