@@ -68,4 +68,6 @@ def main(
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from dbplatform.entry import run_operation
+
+    run_operation(main)
