@@ -28,9 +28,9 @@ from dbplatform.dr.restore import (
     TAG_SOURCE,
     Deadline,
     Placement,
-    find_groups,
     restore_call,
     set_master_password,
+    stack_groups,
     start,
     wait_available,
 )
@@ -129,21 +129,7 @@ def pitr(ctx: Context) -> Result:
             f"{ident} already exists in {region}; name the copy with --as NEW_ID. Nothing was "
             "created"
         )
-    with ctx.out.phase("look up the stack's subnet, security and parameter groups"):
-        groups, missing = find_groups(
-            rds,
-            ctx.client("ec2"),
-            region=region,
-            subnet_group=names.subnet_group,
-            security_group=names.security_group,
-            parameter_group=names.parameter_group(cfg.parameter_family),
-        )
-    if groups is None:
-        raise Refused(
-            f"the stack's {', '.join(missing)} not found in {region}: the copy must use the "
-            "stack's own groups (a restore otherwise gets the defaults). Nothing was created",
-            data={"missing": missing},
-        )
+    groups = stack_groups(ctx, region, "the copy")
     placement = Placement(
         identifier=ident,
         groups=groups,

@@ -209,6 +209,32 @@ def backup_role_arn(ctx: Context) -> str | None:
     return f"arn:aws:iam::{parts[4]}:role/{ctx.stack.names.backup_role}"
 
 
+def stack_groups(ctx: Context, region: str, what: str, *, advice: str = "") -> Groups:
+    """The stack's own subnet, security and parameter groups in `region`, or Refused (exit 3,
+    nothing created): a restore given no groups gets the account's defaults (botocore rds
+    RestoreDBInstanceToPointInTime / RestoreDBInstanceFromDBSnapshot: DBSubnetGroupName,
+    VpcSecurityGroupIds and DBParameterGroupName default when omitted). `what` names the
+    instance about to be created ("the copy", "the temporary instance")."""
+    cfg, names = ctx.stack.config, ctx.stack.names
+    with ctx.out.phase("look up the stack's subnet, security and parameter groups"):
+        groups, missing = find_groups(
+            ctx.client("rds", region),
+            ctx.client("ec2", region),
+            region=region,
+            subnet_group=names.subnet_group,
+            security_group=names.security_group,
+            parameter_group=names.parameter_group(cfg.parameter_family),
+        )
+    if groups is None:
+        raise Refused(
+            f"the stack's {', '.join(missing)} not found in {region}: {what} must use the "
+            f"stack's own groups (a restore otherwise gets the defaults){advice}. Nothing was "
+            "created",
+            data={"missing": missing},
+        )
+    return groups
+
+
 def find_groups(
     rds: BaseClient,
     ec2: BaseClient,

@@ -30,9 +30,9 @@ from dbplatform.dr.restore import (
     backup_role_arn,
     delete_command,
     delete_run_instance,
-    find_groups,
     restore_call,
     set_master_password,
+    stack_groups,
     start,
     tag_list,
     wait_available,
@@ -189,7 +189,7 @@ def check(ctx: Context) -> Result:
             queries = load_queries(path)
         except QueryFileError as exc:
             raise BadUsage(str(exc)) from None
-    rds, ec2 = ctx.client("rds"), ctx.client("ec2")
+    rds = ctx.client("rds")
 
     with ctx.out.phase("find recovery points"):
         found, primary = local_points(
@@ -206,22 +206,7 @@ def check(ctx: Context) -> Result:
         except NoRestorePoint as exc:
             raise Refused(f"{exc}; nothing was created", data={"notes": found.notes}) from None
 
-    with ctx.out.phase("look up the stack's subnet, security and parameter groups"):
-        groups, missing = find_groups(
-            rds,
-            ec2,
-            region=region,
-            subnet_group=names.subnet_group,
-            security_group=names.security_group,
-            parameter_group=names.parameter_group(cfg.parameter_family),
-        )
-    if groups is None:
-        raise Refused(
-            f"the stack's {', '.join(missing)} not found in {region}: the temporary instance "
-            "must use the stack's own groups (a restore otherwise gets the defaults); deploy "
-            "the stack first. Nothing was created",
-            data={"missing": missing},
-        )
+    groups = stack_groups(ctx, region, "the temporary instance", advice="; deploy the stack first")
 
     identifier = names.restore_check_instance(ctx.run_id.lower())
     placement = Placement(
