@@ -136,6 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
             _status,
             locks=False,
             strict_config=False,
+            read_only=True,
         ),
     )
 

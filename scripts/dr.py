@@ -103,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
             "every way to recover the stack's database in a region, freshest first",
             restore_points,
             locks=False,
+            read_only=True,
         ),
     )
     p.add_argument(

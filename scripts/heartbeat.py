@@ -47,7 +47,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = add_operation(
         sub,
         Operation(
-            "status", "the newest beat and its age", status_op, locks=False, validate=sql_ready
+            "status",
+            "the newest beat and its age",
+            status_op,
+            locks=False,
+            validate=sql_ready,
+            read_only=True,
         ),
     )
     add_sql_flags(p, skip_help=None)

@@ -43,13 +43,14 @@ from dbplatform.ops.aws import (
     check_aws_environment,
     describe_error,
     error_code,
+    is_read_only,
     redact,
     region_note,
     session_for,
 )
 from dbplatform.ops.clock import Clock, SystemClock, iso
 from dbplatform.ops.context import Context, Result, is_credential_error, poll_seconds
-from dbplatform.ops.errors import BadUsage, ExitCode, OpsError, Refused
+from dbplatform.ops.errors import BadUsage, ExitCode, Failed, OpsError, Refused
 from dbplatform.ops.lock import local_user
 from dbplatform.ops.progress import Progress
 from dbplatform.ops.stack import StackRef, project_root, resolve_stack
@@ -75,14 +76,24 @@ class Operation:
     (added in a newer checkout) is accepted with warnings; synth and pulumi up stay strict."""
     who_region: Callable[[argparse.Namespace], str | None] | None = None
     """The region to ask STS in when it is not the stack's (a DR operation around an outage)."""
+    read_only: bool = False
+    """Changes nothing in AWS (status, restore points): it has no --dry-run, --yes or lock
+    flags, which would do nothing there."""
     on_interrupt: str = "Nothing is lost: re-run the same command to resume from the state in AWS"
     """What the operator reads after Ctrl-C (commands that do not resume say so)."""
 
 
-def add_common_flags(parser: argparse.ArgumentParser) -> None:
-    """The flags every command has (docs/operations.md)."""
+def add_common_flags(parser: argparse.ArgumentParser, *, read_only: bool = False) -> None:
+    """The flags every command has (docs/operations.md); a read-only operation gets no
+    --dry-run, --yes, --break-lock or --force-unlock (it changes nothing and takes no lock)."""
     g = parser.add_argument_group("common options")
     g.add_argument("--stack", required=True, metavar="NAME", help="stack (reads Pulumi.NAME.yaml)")
+    g.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    g.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv: botocore)")
+    g.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result")
+    if read_only:
+        parser.set_defaults(dry_run=False, yes=False, break_lock=False, force_unlock=None)
+        return
     g.add_argument(
         "--dry-run",
         action="store_true",
@@ -94,9 +105,6 @@ def add_common_flags(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="confirm destructive steps (required when stdin is not a terminal)",
     )
-    g.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more detail (-vv: botocore)")
-    g.add_argument("-q", "--quiet", action="store_true", help="no progress, only the result")
     g.add_argument(
         "--break-lock",
         action="store_true",
@@ -115,7 +123,7 @@ def add_operation(
 ) -> argparse.ArgumentParser:
     """Add `op` as a subcommand with the common flags; returns its parser for extra flags."""
     parser = subparsers.add_parser(op.name, help=op.help, description=op.help)
-    add_common_flags(parser)
+    add_common_flags(parser, read_only=op.read_only)
     parser.set_defaults(_operation=op)
     return parser
 
@@ -123,7 +131,7 @@ def add_operation(
 def set_operation(parser: argparse.ArgumentParser, op: Operation) -> argparse.ArgumentParser:
     """Make `parser` run `op` (a command without subcommands) with the common flags; returns it
     for extra flags."""
-    add_common_flags(parser)
+    add_common_flags(parser, read_only=op.read_only)
     parser.set_defaults(_operation=op)
     return parser
 
@@ -229,7 +237,7 @@ def run_command(
         )
         if op.validate is not None:
             op.validate(ctx)
-        hooks = _install_hooks(ctx, run_id)
+        hooks = _install_hooks(ctx, run_id, read_only=op.read_only)
         who = ctx.whoami(op.who_region(args) if op.who_region else None)
         out.info(f"as {who['arn']} (account {who['account']}) in {who['region']}")
         check_account(
@@ -363,10 +371,15 @@ def check_account(
         )
 
 
-def _install_hooks(ctx: Context, run_id: str) -> list[tuple[str, Callable[..., Any], str]]:
-    """Session hooks: log AWS calls at -v; under --dry-run, stop any unrouted mutation."""
+def _install_hooks(
+    ctx: Context, run_id: str, *, read_only: bool = False
+) -> list[tuple[str, Callable[..., Any], str]]:
+    """Session hooks: log AWS calls at -v; under --dry-run, stop any unrouted mutation; in a
+    read-only operation, stop any mutation at all (it has no --dry-run or --yes to guard it)."""
 
     def before_call(model: Any, params: Any, **_: Any) -> None:
+        if read_only and not is_read_only(model.name):
+            raise Failed(f"internal error: read-only {ctx.command} attempted {model.name}")
         ctx.guard_read_only(model.name)
         if ctx.dry_run:
             ctx.out.info(f"DRY-RUN read {model.service_model.service_name}:{model.name}")

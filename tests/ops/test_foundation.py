@@ -91,6 +91,9 @@ def _parser() -> argparse.ArgumentParser:
     add_operation(sub, Operation("look", "read only", _act, locks=False)).add_argument(
         "--do", default="read"
     )
+    add_operation(
+        sub, Operation("peek", "read only", _act, locks=False, read_only=True)
+    ).add_argument("--do", default="read")
     p = add_operation(
         sub,
         Operation(
@@ -169,6 +172,20 @@ def test_a_stale_lock_is_broken_only_with_break_lock(aws: AwsEnv) -> None:
     assert "breaking stale lock" in broken.stderr
     assert MARK in aws.parameters()
     assert not aws.lock_held("staging")
+
+
+def test_a_read_only_operation_has_no_flags_that_would_do_nothing_and_cannot_change_aws(
+    aws: AwsEnv,
+) -> None:
+    aws.seed("staging")
+    for flag in ("--dry-run", "--yes", "--break-lock"):
+        run = aws.main("peek", "--stack", "staging", flag, main=_main)
+        assert run.code == 2 and "unrecognized arguments" in run.stderr, (flag, run.text)
+    assert aws.main("peek", "--stack", "staging", main=_main).code == 0
+    before = aws.state()
+    run = aws.main("peek", "--stack", "staging", "--do", "modify", main=_main)
+    assert run.code == 1 and "read-only" in run.stderr, run.text
+    assert aws.state() == before
 
 
 def test_read_only_operations_do_not_lock(aws: AwsEnv) -> None:
