@@ -41,7 +41,8 @@ STEP_TIMEOUT_SECONDS = 180
 POLL_SECONDS = "0.2"
 OUTCOMES = {0: "done", 1: "failed", 2: "bad usage", 3: "refused", 130: "interrupted"}
 MISSING = -1
-ADVICE = re.compile(r"python -m (scripts\.\w+)((?: [^\s`'\"]+)*)")
+# What a command's message advises: `dbplatform <command> ...` (the commands name themselves so).
+ADVICE = re.compile(r"dbplatform ([a-z][\w-]*)((?: [^\s`'\"]+)*)")
 
 
 class DemoError(RuntimeError):
@@ -256,11 +257,18 @@ def module_exists(module: str) -> bool:
 
 
 def advised_command(output: str, module: str) -> list[str] | None:
-    """The last `python -m <module> ...` line a command's message advised, as argv."""
-    found = [m for m in ADVICE.finditer(output) if m.group(1) == module]
+    """The last `dbplatform <command> ...` line a command's message advised for `module`, as
+    argv for `python -m` (the module, then the arguments)."""
+    from dbplatform.cli import resolve
+
+    found = [
+        m
+        for m in ADVICE.finditer(output)
+        if (cmd := resolve(m.group(1))) is not None and cmd.module == module
+    ]
     if not found:
         return None
-    return [found[-1].group(1), *found[-1].group(2).split()]
+    return [module, *found[-1].group(2).split()]
 
 
 def run_step(

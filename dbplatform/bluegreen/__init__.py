@@ -1,1 +1,1 @@
-"""Internals of `python -m scripts.bluegreen`: the AWS view, the state record and each phase."""
+"""Internals of `dbplatform bluegreen`: the AWS view, the state record and each phase."""

@@ -116,7 +116,7 @@ def wait_ready(ctx: Context, deployment_id: str, timeout: float) -> Deployment:
         if dep.status == INVALID_CONFIGURATION:
             raise Failed(
                 f"{dep.describe()}. Fix the cause, then delete it with "
-                f"`python -m scripts.bluegreen rollback --stack {ctx.stack.name}`",
+                f"`dbplatform bluegreen rollback --stack {ctx.stack.name}`",
                 data={"deployment": dep.summary()},
             )
         ready, text = deployment_ready(ctx, dep)

@@ -43,12 +43,12 @@ def run(ctx: Context) -> Result:
     if state.phase == ROLLING_BACK:
         raise Refused(
             f"a rollback of {ctx.stack.names.primary} is half done (interrupted between "
-            f"renames): re-run `python -m scripts.bluegreen rollback --stack {s}` to finish it"
+            f"renames): re-run `dbplatform bluegreen rollback --stack {s}` to finish it"
         )
     if state.phase not in (PROMOTED, ROLLED_BACK):
         raise Refused(
             f"the blue/green cycle {state.deployment_name} is '{state.phase}', not promoted or "
-            f"rolled back: finish it with `python -m scripts.bluegreen promote --stack {s}` or "
+            f"rolled back: finish it with `dbplatform bluegreen promote --stack {s}` or "
             "`... rollback`, then finalize after the soak"
         )
     now = ctx.clock.now()

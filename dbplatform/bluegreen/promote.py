@@ -56,7 +56,7 @@ def run(ctx: Context) -> Result:
     if state is not None and state.phase == ROLLING_BACK:
         raise Refused(
             f"a rollback of {ctx.stack.names.primary} is half done (interrupted between "
-            f"renames): re-run `python -m scripts.bluegreen rollback --stack {s}` to finish it"
+            f"renames): re-run `dbplatform bluegreen rollback --stack {s}` to finish it"
         )
     if (
         state is not None
@@ -65,7 +65,7 @@ def run(ctx: Context) -> Result:
     ):
         raise Refused(
             f"the last blue/green cycle of {s} was rolled back ({state.phase}); finalize it, "
-            f"then start a new one with `python -m scripts.bluegreen start --stack {s}`"
+            f"then start a new one with `dbplatform bluegreen start --stack {s}`"
         )
     if dep is None:
         if state is not None and state.phase == PROMOTED:
@@ -74,7 +74,7 @@ def run(ctx: Context) -> Result:
             return _after_switchover(ctx, state, None)
         raise Refused(
             f"no blue/green deployment for {ctx.stack.names.primary}: run "
-            f"`python -m scripts.bluegreen start --stack {s}` first"
+            f"`dbplatform bluegreen start --stack {s}` first"
         )
     if state is None or state.deployment_id != dep.id:
         state = state_from_deployment(ctx, dep)
@@ -88,7 +88,7 @@ def run(ctx: Context) -> Result:
         raise _switchover_failed(ctx, state, dep)
     if dep.status != AVAILABLE:
         raise Refused(
-            f"green is not ready: {dep.describe()}. Wait for `python -m scripts.bluegreen "
+            f"green is not ready: {dep.describe()}. Wait for `dbplatform bluegreen "
             f"status --stack {s}` to show AVAILABLE (or re-run start to wait), then promote",
             data={"deployment": dep.summary()},
         )
@@ -271,7 +271,7 @@ def _switchover_failed(
     what = "was rolled back by RDS (timeout or guardrail)" if rolled_back else "failed"
     return Failed(
         f"switchover {what}: {dep.describe()}. Blue is untouched: {serving}. Fix the cause "
-        f"(see `python -m scripts.bluegreen status --stack {ctx.stack.name}`), then re-run promote "
+        f"(see `dbplatform bluegreen status --stack {ctx.stack.name}`), then re-run promote "
         "or rollback",
         data={"deployment": dep.summary(), "serving_version": inst.get("EngineVersion")},
     )
@@ -317,7 +317,7 @@ def _after_switchover(ctx: Context, state: BgState, dep: Deployment | None) -> R
             "switchover done, but post-checks failed:\n"
             + "\n".join(f"  - {p}" for p in problems)
             + f"\nThe old blue is kept ({', '.join(state.retired)}). Re-run promote to check "
-            f"again, or roll back: python -m scripts.bluegreen rollback --stack {ctx.stack.name}",
+            f"again, or roll back: dbplatform bluegreen rollback --stack {ctx.stack.name}",
             data={"problems": problems, "state": _state_data(state)},
         )
     state = write_state(ctx, state, PROMOTED)
@@ -376,7 +376,7 @@ def _done(ctx: Context, state: BgState, *, nothing: bool) -> Result:
         f"{ctx.stack.names.primary} runs PostgreSQL {state.target_version} since "
         f"{state.switchover_at}; old blue {', '.join(state.retired)} kept until "
         f"{state.soak_until} (snapshot {state.pre_switchover_snapshot}). Next: "
-        f"`python -m scripts.bluegreen finalize --stack {s}` after the soak, or rollback"
+        f"`dbplatform bluegreen finalize --stack {s}` after the soak, or rollback"
     )
     if nothing:
         head = f"nothing to do: {head}"

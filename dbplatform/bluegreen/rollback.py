@@ -191,7 +191,7 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
             f"blue {primary}{OLD_SUFFIX} (PostgreSQL {state.source_version}) does not have them. "
             f"They will stay in snapshot {snapshot}, taken first, and in {primary}{NEW_SUFFIX}, "
             "kept for the soak period. Nothing was changed. To accept that window, re-run: "
-            f"python -m scripts.bluegreen rollback --stack {ctx.stack.name} "
+            f"dbplatform bluegreen rollback --stack {ctx.stack.name} "
             f"--accept-data-window {since} --yes{sql.flags_given(ctx)}",
             data={"data_window_start": since, "snapshot": snapshot},
         )

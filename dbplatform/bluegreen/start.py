@@ -51,12 +51,12 @@ def _next_after(ctx: Context, state: BgState) -> str:
     if state.phase in (PROMOTED, ROLLED_BACK):
         return (
             f"the previous blue/green cycle ({state.deployment_name}, {state.phase}) is not "
-            f"finalized: run `python -m scripts.bluegreen finalize --stack {s}` after its soak "
+            f"finalized: run `dbplatform bluegreen finalize --stack {s}` after its soak "
             f"(until {state.soak_until})"
         )
     return (
         f"the previous blue/green cycle ({state.deployment_name}) is '{state.phase}': finish it "
-        f"with `python -m scripts.bluegreen promote --stack {s}` or `... rollback --stack {s}`"
+        f"with `dbplatform bluegreen promote --stack {s}` or `... rollback --stack {s}`"
     )
 
 
@@ -162,7 +162,7 @@ def _resume(ctx: Context, state: BgState | None, dep: Deployment, target: Target
     if dep.status not in (PROVISIONING, AVAILABLE) or (asked and differs):
         raise Refused(
             f"another blue/green deployment exists for {names.primary}: {dep.describe()}. "
-            f"Promote it, or delete it with `python -m scripts.bluegreen rollback --stack "
+            f"Promote it, or delete it with `dbplatform bluegreen rollback --stack "
             f"{ctx.stack.name}`, before starting another",
             data={"deployment": dep.summary()},
         )
@@ -197,7 +197,7 @@ def _wait_and_report(
     s = ctx.stack.name
     message = (
         f"green environment ready: {green} runs PostgreSQL {state.target_version} "
-        f"(blue {state.source_version}). Test it, then: python -m scripts.bluegreen promote "
+        f"(blue {state.source_version}). Test it, then: dbplatform bluegreen promote "
         f"--stack {s}"
     )
     if already and not fresh:

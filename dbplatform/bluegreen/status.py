@@ -39,7 +39,7 @@ def _instance(rds: Any, identifier: str) -> dict[str, Any] | None:
 
 
 def _next(ctx: Context, state: BgState | None, dep: Deployment | None) -> str:
-    cmd = f"python -m scripts.bluegreen {{}} --stack {ctx.stack.name}"
+    cmd = f"dbplatform bluegreen {{}} --stack {ctx.stack.name}"
     phase = state.phase if state else None
     # A half-done rollback or switchover first: the deployment's status no longer tells it.
     if phase == ROLLING_BACK:

@@ -2,9 +2,9 @@
 drill that rebuild end to end with measured RTO and RPO.
 
 Usage:
-  python -m scripts.dr restore-points --stack S [--region R]
-  python -m scripts.dr rebuild --stack S [--region R] [--restore-time T | --latest] [--as NEW]
-  python -m scripts.dr drill --stack S [--region R]
+  dbplatform dr restore-points --stack S [--region R]
+  dbplatform dr rebuild --stack S [--region R] [--restore-time T | --latest] [--as NEW]
+  dbplatform dr drill --stack S [--region R]
 Nothing here calls the source region or needs the Pulumi backend before the database is back:
 restore points, networking, the lock and the restore all live in the target region.
 """
@@ -107,7 +107,7 @@ def _target_region(ctx: Context, *, allow_own: bool) -> str:
     if region == cfg.region and not allow_own:
         raise BadUsage(
             f"--region {region} is the stack's own region; a rebuild goes to another region "
-            "(for an in-region restore test use `python -m scripts.restore_check`)"
+            "(for an in-region restore test use `dbplatform restore-check`)"
         )
     return str(region)
 
@@ -496,7 +496,7 @@ def _derive(
             + "\n".join(f"  - {p}" for p in exc.problems)
         ) from None
     run.notes += notes
-    header = header_for(provenance, f"python -m scripts.dr {run.kind}", notes)
+    header = header_for(provenance, f"dbplatform dr {run.kind}", notes)
     return derived, header, target_cfg
 
 

@@ -216,7 +216,7 @@ def choose(
         raise NoRestorePoint(
             f"no restorable recovery point in {region} (found: {found}); check that backups "
             "are replicated or copied there (dr.backupReplication, backup.plan copyToDr), then "
-            "run `python -m scripts.dr restore-points` to see what exists"
+            "run `dbplatform dr restore-points` to see what exists"
         )
     if restore_time is None:
         best = rank(usable)[0]

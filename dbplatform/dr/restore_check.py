@@ -1,7 +1,7 @@
 """The daily restore test: restore the stack's newest recovery point into a temporary instance
 placed with the stack's own groups, verify it, always delete it, and publish the result.
 
-Usage: python -m scripts.restore_check --stack S [--queries FILE | --skip-sql-checks]
+Usage: dbplatform restore-check --stack S [--queries FILE | --skip-sql-checks]
 The data is verified with SQL by default (restore-checks.yaml: heartbeat freshness, key tables'
 row counts); `--skip-sql-checks` checks metadata only and says so, and publishes
 RestoreDataVerified 0.

@@ -73,7 +73,7 @@ def markdown(m: Manifest) -> str:
         f"Region `{m.region}` · tier `{m.tier}` · DR region `{m.dr_region or 'none'}` · "
         f"{len(custom)} cloud resources in {len(components)} components.",
         "",
-        f"Written offline by `python -m scripts.synth --stack {m.stack} --format markdown` from "
+        f"Written offline by `dbplatform synth --stack {m.stack} --format markdown` from "
         f"`Pulumi.{m.stack}.yaml`. Values shown as `(known after deploy)` are assigned by AWS; "
         "secret values are redacted.",
         "",

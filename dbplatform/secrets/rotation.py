@@ -1,6 +1,6 @@
 """Emergency rotation of one of a stack's secrets (runbooks: within 24 hours of a compromise).
 
-Usage: python -m scripts.rotate_secret --stack S --secret NAME [--timeout MINUTES]
+Usage: dbplatform rotate-secret --stack S --secret NAME [--timeout MINUTES]
 
 The master credential is rotated by its configured rotation function (Secrets Manager
 RotateSecret, immediately); an application secret gets a new generated value written as
@@ -426,7 +426,7 @@ def _refuse_during_major_bluegreen(ctx: Context) -> None:
             f"blue/green deployment {state.deployment_name} of stack {ctx.stack.name} is "
             f"{state.phase}: a rollback is still possible, and the old blue would come back "
             "with the old master password while the secret holds the new one. Nothing was "
-            "changed. Finish first (python -m scripts.bluegreen promote, then finalize --stack "
+            "changed. Finish first (dbplatform bluegreen promote, then finalize --stack "
             f"{ctx.stack.name}; or finish the rollback), then re-run. If the password is "
             "compromised now, change it on both instances by hand (ALTER ROLE) before rotating",
             data={"bluegreen_phase": state.phase},

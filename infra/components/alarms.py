@@ -460,7 +460,7 @@ class Alarms(pulumi.ComponentResource):
                 f"{name}-restore-check-failed",
                 name=n.alarm(n.prefix, "restore-check-critical"),
                 alarm_description=f"dbplatform {n.stack} critical: the daily restore test "
-                "(python -m scripts.restore_check) failed"
+                "(dbplatform restore-check) failed"
                 + (" or did not run" if args.restore_check_required else ""),
                 namespace=RESTORE_CHECK_NAMESPACE,
                 metric_name=RESTORE_CHECK_METRIC,

@@ -71,7 +71,7 @@ def test_a_half_done_rollback_is_named_by_every_command(aws: AwsEnv) -> None:
     assert "during 'swap identifiers back'" in cut.stderr
     assert PRIMARY not in aws.instances()
     status = aws.main("status", "--stack", "staging")
-    assert "re-run `python -m scripts.bluegreen rollback" in status.text
+    assert "re-run `dbplatform bluegreen rollback" in status.text
     for op in ("promote", "finalize"):
         run = aws.main(op, "--stack", "staging", "--yes")
         assert run.code == 3 and "rollback" in run.stderr and "half done" in run.stderr, op
