@@ -3,6 +3,18 @@
 The server is a child process bound to 127.0.0.1 on a free port; `reset()` clears every
 emulated resource (POST /moto-api/reset); `stop()` ends that child by its own pid. Run
 `python -m devtools.moto_server` to keep one up and print the variables to use it.
+
+The child is `python -m devtools.moto_server --serve`: moto's own server, started after three
+changes to what it spends CPU on, none of which changes an answer this project reads. A quarter of
+the suite's CPU time was the emulator, and most of that was work no test asked for:
+- EC2's default AMI catalogue is not loaded (moto's own `MOTO_EC2_LOAD_DEFAULT_AMIS=false`):
+  re-parsed for each region after every reset, it was half of the server's time. Nothing here
+  reads an image.
+- A symmetric KMS key gets one RSA key pair made once per server, not a fresh 2048-bit pair per
+  key: moto makes one for every key, whatever its spec, and only asymmetric keys use it.
+  Asymmetric keys (RSA_*, ECC_*, SM2) still get their own.
+- The list of moto's service packages, which moto reads from disk for every request to route
+  it, is read once.
 """
 
 from __future__ import annotations
@@ -18,6 +30,29 @@ import urllib.request
 from dataclasses import dataclass
 
 HOST = "127.0.0.1"
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def serve(argv: list[str]) -> None:
+    """moto's server (`moto.server.main(argv)`) with the three changes of the module docstring."""
+    import functools
+
+    import moto.backends
+    import moto.kms.models
+    import moto.server
+
+    listed = tuple(moto.backends.list_of_moto_modules())
+    moto.backends.list_of_moto_modules = lambda: listed  # type: ignore[assignment]
+
+    generate = moto.kms.models.generate_private_key
+    asymmetric = ("RSA_", "ECC_", "SM2")
+    shared = functools.cache(lambda: generate("SYMMETRIC_DEFAULT"))
+
+    def private_key(key_spec: str) -> object:
+        return generate(key_spec) if key_spec.startswith(asymmetric) else shared()
+
+    moto.kms.models.generate_private_key = private_key  # type: ignore[assignment]
+    moto.server.main(argv)
 
 
 def free_port() -> int:
@@ -83,10 +118,26 @@ def start(timeout: float = 30.0, attempts: int = 3, port: int | None = None) -> 
     for _ in range(attempts if port is None else 1):
         port_now = port or free_port()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "moto.server", "-H", HOST, "-p", str(port_now)],
+            [
+                sys.executable,
+                "-m",
+                "devtools.moto_server",
+                "--serve",
+                "-H",
+                HOST,
+                "-p",
+                str(port_now),
+            ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
-            env={**os.environ, "MOTO_CALL_RESET_API": "true"},
+            env={
+                **os.environ,
+                "MOTO_CALL_RESET_API": "true",
+                "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p
+                ),
+            },
         )
         server = MotoServer(port=port_now, process=proc)
         deadline = time.monotonic() + timeout
@@ -104,6 +155,10 @@ def start(timeout: float = 30.0, attempts: int = 3, port: int | None = None) -> 
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--serve"]:  # the child process start() runs
+        serve(argv[1:])
+        return 0
     parser = argparse.ArgumentParser(
         prog="python -m devtools.moto_server",
         description="Start a moto server on 127.0.0.1 for trying the commands by hand; prints "

@@ -115,11 +115,37 @@ def session_for(
     chosen = None if os.environ.get("AWS_PROFILE") else profile
     try:
         return boto3.Session(
-            region_name=region or (stack.region if stack else None), profile_name=chosen
+            botocore_session=_botocore_session(),
+            region_name=region or (stack.region if stack else None),
+            profile_name=chosen,
         )
     except ProfileNotFound as exc:
         where = "aws:profile in the stack file" if chosen else "AWS_PROFILE"
         raise BadUsage(f"{exc}: set {where} to a profile in your AWS config") from None
+
+
+# One botocore data loader per process and data path. A fresh botocore session builds its own
+# loader, and each loader parses a service's model (rds alone is ~1 MB of JSON) again; one
+# command builds one session, but a process that runs several (the suite runs commands
+# in-process) would pay the parse each time. The loader only reads the shipped model files.
+_LOADERS: dict[str | None, Any] = {}
+
+
+def _botocore_session() -> Any:
+    """A new botocore session (its own config, credentials and events) with the shared loader."""
+    import botocore.loaders
+    import botocore.session
+
+    core = botocore.session.get_session()
+    try:  # AWS_DATA_PATH or the config file's data_path, as botocore reads it
+        data_path = core.get_config_variable("data_path")
+    except (ConfigParseError, InvalidConfigError):
+        # a broken AWS config file: check_aws_environment(session) names it, exit 2
+        data_path = os.environ.get("AWS_DATA_PATH")
+    if data_path not in _LOADERS:
+        _LOADERS[data_path] = botocore.loaders.create_loader(data_path)
+    core.register_component("data_loader", _LOADERS[data_path])
+    return core
 
 
 def region_note(stack: StackConfig) -> str | None:
