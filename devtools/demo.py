@@ -29,6 +29,7 @@ from pathlib import Path
 import boto3
 
 from devtools import moto_server
+from devtools.inprocess import run_main
 from devtools.seed import report_replica_lag
 from infra.config import ConfigError, StackConfig, load_stack
 from infra.naming import Names
@@ -186,12 +187,18 @@ def steps_for(cfg: StackConfig, work: Path) -> list[Step]:
     # moto's RDS has no PostgreSQL behind it: the SQL checks are skipped, explicitly.
     no_sql = ("--skip-sql-checks",)
     return [
+        # Synthesise once (<stack>.json, .md, .mmd) and check the manifest it wrote, as CI does
+        # (docs/speed.md, "CI never synthesises twice").
         Step(
             "synthesize the manifest",
             "scripts.synth",
-            (*s, "--format", "markdown", "--out", _shown_path(work / f"{cfg.stack}.md")),
+            (*s, "--out-dir", _shown_path(work)),
         ),
-        Step("check the guardrails", "scripts.guardrails", s),
+        Step(
+            "check the guardrails",
+            "scripts.guardrails",
+            ("--manifest", _shown_path(work / f"{cfg.stack}.json")),
+        ),
         # moto's instances hold no data and its endpoints are not on 127.0.0.1: the demo checks
         # metadata only, and the command says so (docs/dr.md).
         Step("verify a restore", "scripts.restore_check", (*s, "--skip-sql-checks")),
@@ -279,8 +286,10 @@ def run_step(
     *,
     index: int,
     total: int,
+    in_process: bool = False,
 ) -> StepResult:
-    """Run one step as a subprocess, echoing its output as it comes."""
+    """Run one step as a subprocess, echoing its output as it comes (`in_process`: the command's
+    `main(argv)` in this process, its output echoed when it ends; devtools/inprocess.py)."""
     argv = [step.module, *step.args]
     if step.follow_advice:
         advised = advised_command(previous.output if previous else "", step.module)
@@ -298,6 +307,11 @@ def run_step(
         echo(f"    (emulating AWS: {step.emulate(world)})")
     echo(f"    $ {command}")
     started = time.monotonic()
+    if in_process:
+        code, output, _ = run_main(argv[0], argv[1:], env=world.env, merge_output=True, cwd=ROOT)
+        for line in output.splitlines():
+            echo(f"    | {line}")
+        return _finished(StepResult(step, command, code, time.monotonic() - started, output), echo)
     lines: list[str] = []
     proc = subprocess.Popen(
         [sys.executable, "-m", *argv],
@@ -319,7 +333,12 @@ def run_step(
         proc.wait()
         code = 1
         lines.append(f"demo: no answer within {STEP_TIMEOUT_SECONDS}s; stopped\n")
-    result = StepResult(step, command, code, time.monotonic() - started, "".join(lines))
+    return _finished(
+        StepResult(step, command, code, time.monotonic() - started, "".join(lines)), echo
+    )
+
+
+def _finished(result: StepResult, echo: Callable[[str], None]) -> StepResult:
     echo(f"    -> {'ok' if result.ok else 'FAILED'}: {result.outcome} in {result.seconds:.1f}s")
     return result
 
@@ -343,8 +362,15 @@ def summary(results: Sequence[StepResult]) -> str:
     return "\n".join(rows)
 
 
-def seed_environment(stack: str, env: Mapping[str, str]) -> dict[str, object]:
+def seed_environment(
+    stack: str, env: Mapping[str, str], *, in_process: bool = False
+) -> dict[str, object]:
     """Seed the stack's stateful resources with `python -m devtools.seed` against the server."""
+    if in_process:
+        code, out, err = run_main("devtools.seed", ["--stack", stack], env=env, cwd=ROOT)
+        if code != 0:
+            raise DemoError(f"devtools.seed exited {code}: {err.strip()}")
+        return dict(json.loads(out))
     done = subprocess.run(
         [sys.executable, "-m", "devtools.seed", "--stack", stack],
         cwd=ROOT,
@@ -366,10 +392,13 @@ def run_demo(
     work: Path,
     steps: Sequence[Step] | None = None,
     echo: Callable[[str], None] = print,
+    in_process: bool = False,
 ) -> list[StepResult]:
     """Start the emulator, seed `stack`, run the steps, stop the emulator; returns each result.
 
-    `work` receives the commands' audit log and the DR drill's report.
+    `work` receives the commands' audit log and the DR drill's report. `in_process` runs each
+    command in this process instead of a child (devtools/inprocess.py); the emulator is a
+    server process either way.
     """
     cfg = load_stack(stack)
     work.mkdir(parents=True, exist_ok=True)
@@ -393,13 +422,17 @@ def run_demo(
         world = Emulated(cfg=cfg, env=env)
         echo(f"demo: seeding {stack}'s stateful resources (a test harness, not a deploy path)")
         started = time.monotonic()
-        for key, value in seed_environment(stack, env).items():
+        for key, value in seed_environment(stack, env, in_process=in_process).items():
             shown = ", ".join(map(str, value)) if isinstance(value, list) else value
             echo(f"    {key}: {shown}")
         echo(f"    seeded in {time.monotonic() - started:.1f}s")
         for i, step in enumerate(plan, 1):
             previous = results[-1] if results else None
-            results.append(run_step(step, world, previous, echo, index=i, total=len(plan)))
+            results.append(
+                run_step(
+                    step, world, previous, echo, index=i, total=len(plan), in_process=in_process
+                )
+            )
     finally:
         pid = server.process.pid
         server.stop()
@@ -422,6 +455,12 @@ def main(argv: list[str] | None = None) -> int:
         help="where the commands' audit log and the DR report go (default build/demo)",
     )
     parser.add_argument("-q", "--quiet", action="store_true", help="only the steps and the summary")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run each command inside the demo's process instead of as `python -m` (no start-up "
+        "per step; what the test suite does)",
+    )
     args = parser.parse_args(argv)
 
     def echo(line: str) -> None:
@@ -429,7 +468,7 @@ def main(argv: list[str] | None = None) -> int:
             print(line, flush=True)
 
     try:
-        results = run_demo(args.stack, work=args.work, echo=echo)
+        results = run_demo(args.stack, work=args.work, echo=echo, in_process=args.in_process)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

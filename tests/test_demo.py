@@ -35,7 +35,9 @@ def _gone(pid: int) -> bool:
 def test_demo_runs_an_operators_first_hour_and_every_step_succeeds(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    code = demo.main(["--stack", "prod", "--work", str(tmp_path), "--quiet"])
+    # In-process: the same steps and output without an interpreter start-up per step (the
+    # test below runs commands as child processes, as `make demo` does).
+    code = demo.main(["--stack", "prod", "--work", str(tmp_path), "--quiet", "--in-process"])
     out, err = capsys.readouterr()
     assert code == 0, out + err
 
@@ -79,6 +81,7 @@ def test_demo_runs_an_operators_first_hour_and_every_step_succeeds(
     ]
     assert all(r["stack"] == "prod" for r in audit)
     assert (tmp_path / "prod.md").read_text(encoding="utf-8").startswith("# `prod`")
+    assert json.loads((tmp_path / "prod.json").read_text(encoding="utf-8"))["stack"] == "prod"
     assert list((tmp_path / "dr").glob("*.md")), "the DR drill wrote no report"
 
 
@@ -86,7 +89,7 @@ def test_a_failing_or_missing_step_fails_the_demo_and_still_stops_the_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Nothing seeded: promote has no deployment to act on and refuses (exit 3).
-    monkeypatch.setattr(demo, "seed_environment", lambda stack, env: {})
+    monkeypatch.setattr(demo, "seed_environment", lambda stack, env, in_process: {})
     steps = [
         demo.Step(
             "promote",

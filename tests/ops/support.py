@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import io
 import json
 import os
@@ -21,6 +20,7 @@ import botocore.session
 from botocore.awsrequest import AWSResponse
 
 from dbplatform.ops.audit import read_records
+from devtools.inprocess import run_main
 from devtools.moto_server import MotoServer
 from devtools.seed import (
     Seeded,
@@ -96,23 +96,7 @@ def run_module(
             timeout=timeout,
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
-    main = importlib.import_module(module).main
-    out, err = io.StringIO(), io.StringIO()
-    saved_env, saved_stdin = dict(os.environ), sys.stdin
-    os.environ.clear()
-    os.environ.update(env)
-    sys.stdin = io.StringIO(stdin)
-    try:
-        with redirect_stdout(out), redirect_stderr(err):
-            try:
-                code = main(list(args))
-            except SystemExit as exc:  # argparse answers bad usage with SystemExit(2)
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    finally:
-        os.environ.clear()
-        os.environ.update(saved_env)
-        sys.stdin = saved_stdin
-    return Run(int(code), out.getvalue(), err.getvalue())
+    return Run(*run_main(module, args, env=env, stdin=stdin))
 
 
 @dataclass
