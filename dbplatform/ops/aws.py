@@ -114,14 +114,18 @@ def session_for(
     """
     chosen = None if os.environ.get("AWS_PROFILE") else profile
     try:
-        return boto3.Session(
-            botocore_session=_botocore_session(),
+        session = boto3.Session(
+            botocore_session=_botocore_session(chosen),
             region_name=region or (stack.region if stack else None),
             profile_name=chosen,
         )
     except ProfileNotFound as exc:
         where = "aws:profile in the stack file" if chosen else "AWS_PROFILE"
         raise BadUsage(f"{exc}: set {where} to a profile in your AWS config") from None
+    # boto3 appends its resource-model folder to the loader's search path for every session.
+    paths = session._loader.search_paths
+    paths[:] = dict.fromkeys(paths)
+    return session
 
 
 # One botocore data loader per process and data path. A fresh botocore session builds its own
@@ -131,12 +135,18 @@ def session_for(
 _LOADERS: dict[str | None, Any] = {}
 
 
-def _botocore_session() -> Any:
-    """A new botocore session (its own config, credentials and events) with the shared loader."""
+def _botocore_session(profile: str | None) -> Any:
+    """A new botocore session (its own config, credentials and events) with the shared loader.
+
+    The profile is set first, so an unknown one raises ProfileNotFound here, where botocore
+    would raise it when building its own loader.
+    """
     import botocore.loaders
     import botocore.session
 
     core = botocore.session.get_session()
+    if profile is not None:
+        core.set_config_variable("profile", profile)
     try:  # AWS_DATA_PATH or the config file's data_path, as botocore reads it
         data_path = core.get_config_variable("data_path")
     except (ConfigParseError, InvalidConfigError):

@@ -15,11 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import boto3
-import botocore.loaders
-import botocore.session
 from botocore.awsrequest import AWSResponse
 
 from dbplatform.ops.audit import read_records
+from dbplatform.ops.aws import session_for
 from devtools.inprocess import run_main
 from devtools.moto_server import MotoServer
 from devtools.seed import (
@@ -33,16 +32,12 @@ from infra.config import StackConfig, load_stack
 
 ROOT = Path(__file__).resolve().parents[2]
 SQL_SUBCOMMANDS = ("start", "promote", "rollback")
-# One loader for every session of a test process: botocore parses each service model once
-# instead of once per session (a command run in-process builds a session per run).
-_LOADER = botocore.loaders.create_loader()
 
 
 def new_session() -> boto3.Session:
-    """A session from the standard environment (credentials, AWS_ENDPOINT_URL), shared loader."""
-    core = botocore.session.get_session()
-    core.register_component("data_loader", _LOADER)
-    return boto3.Session(botocore_session=core, region_name="us-east-1")
+    """A session from the standard environment (credentials, AWS_ENDPOINT_URL), with the
+    process's shared botocore loader, as the commands build theirs (`session_for`)."""
+    return session_for(None, "us-east-1")
 
 
 class FakeClock:
