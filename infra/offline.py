@@ -8,6 +8,7 @@ dependencies, options and inputs. Tests, `scripts.synth` and the guardrails buil
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -281,8 +282,17 @@ def run_program(
             else:
                 outputs[key] = _plain(await out.future(with_unknowns=True))
 
-    _sync_await(run_pulumi_func(program))
-    _sync_await(_collect())
+    # The collector paused for the run: the SDK's futures and tasks would set off several full
+    # collections over everything imported (docs/speed.md). An operational command that
+    # synthesises (dr rebuild) keeps collecting before and after; the run's garbage is bounded.
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        _sync_await(run_pulumi_func(program))
+        _sync_await(_collect())
+    finally:
+        if enabled:
+            gc.enable()
     _resolve_provider_regions(sink)
     return Recording(stack=stack, config=config, resources=sink, outputs=outputs)
 
