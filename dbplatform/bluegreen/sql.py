@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from dbplatform.database.checks import Connect
 from dbplatform.database.connect import connect, target_from_args, with_database
 from dbplatform.ops import Context, Refused
+
+if TYPE_CHECKING:
+    import psycopg
 
 
 def skipped(ctx: Context, what: str) -> bool:

@@ -1,0 +1,91 @@
+"""What an operational command's own process loads and starts (docs/speed.md): a run that never
+opens a database connection does not import psycopg, and a run that takes no lock starts no
+heartbeat thread. Each run is a real child process (`python -m scripts.bluegreen` as an operator
+runs it) against the moto server; the child writes what it imported and started to a file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.ops.support import ROOT, AwsEnv
+
+pytestmark = pytest.mark.moto
+
+# The command's own entry (`python -m scripts.bluegreen`), then a report of the process.
+_PROBE = """
+import json, runpy, sys, threading
+
+report, sys.argv = sys.argv[1], ["scripts.bluegreen", *sys.argv[2:]]
+started = []
+_start = threading.Thread.start
+
+
+def start(self):
+    started.append(self.name)
+    _start(self)
+
+
+threading.Thread.start = start
+try:
+    runpy.run_module("scripts.bluegreen", run_name="__main__", alter_sys=True)
+except SystemExit as exc:
+    code = exc.code
+with open(report, "w") as fh:
+    json.dump({"code": code, "modules": sorted(sys.modules), "threads": started}, fh)
+"""
+
+
+def _probe(aws: AwsEnv, tmp_path: Path, *args: str) -> dict[str, Any]:
+    report = tmp_path / "report.json"
+    proc = subprocess.run(
+        [sys.executable, "-c", _PROBE, str(report), *args],
+        cwd=ROOT,
+        env=aws.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert report.exists(), proc.stderr
+    found: dict[str, Any] = json.loads(report.read_text())
+    assert found["code"] == 0, proc.stdout + proc.stderr
+    found["stderr"] = proc.stderr
+    return found
+
+
+def _psycopg(found: dict[str, Any]) -> list[str]:
+    return [m for m in found["modules"] if m.split(".")[0] in ("psycopg", "psycopg_binary")]
+
+
+def test_status_loads_no_database_driver_and_starts_no_thread(aws: AwsEnv, tmp_path: Path) -> None:
+    aws.started("prod")
+    found = _probe(aws, tmp_path, "status", "--stack", "prod")
+    assert "as arn:aws:" in found["stderr"]  # the identity is still asked and shown
+    assert _psycopg(found) == []
+    assert found["threads"] == []  # read-only: no lock, so no heartbeat
+
+
+def test_a_dry_run_without_sql_checks_loads_no_database_driver_and_starts_no_thread(
+    aws: AwsEnv, tmp_path: Path
+) -> None:
+    aws.started("prod")
+    found = _probe(aws, tmp_path, "promote", "--stack", "prod", "--dry-run", "--skip-sql-checks")
+    assert "DRY-RUN read ssm:GetParameter" in found["stderr"]  # the lock is still read
+    assert _psycopg(found) == []
+    assert found["threads"] == []  # a dry run only reads the lock: nothing to renew
+
+
+def test_a_run_that_changes_things_keeps_its_lock_alive_with_a_heartbeat_thread(
+    aws: AwsEnv, tmp_path: Path
+) -> None:
+    aws.started("prod")
+    found = _probe(aws, tmp_path, "promote", "--stack", "prod", "--yes", "--skip-sql-checks")
+    assert [t for t in found["threads"] if t.startswith("lock-heartbeat-")] != []
+    assert _psycopg(found) == []  # --skip-sql-checks: no connection, so no driver either
+    assert not aws.lock_held("prod")
