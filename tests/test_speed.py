@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import botocore.loaders
 import botocore.session
 
 from infra import config
@@ -46,6 +47,25 @@ def test_the_rds_region_list_is_botocores() -> None:
         expected.update(session.get_available_regions("rds", partition_name=partition))
     assert config._known_regions() == frozenset(expected)
     assert "us-east-1" in expected and "cn-north-1" not in expected
+
+
+def test_the_commands_botocore_loader_reads_botocores_data_as_botocore_does() -> None:
+    from dbplatform.ops.aws import data_loader
+
+    ours = data_loader(botocore.session.get_session())
+    theirs = botocore.loaders.create_loader()
+    for service in ("rds", "sts", "ssm", "cloudwatch"):  # service-2.json.gz
+        model = ours.load_service_model(service, "service-2")
+        assert model == theirs.load_service_model(service, "service-2")
+        assert list(model["shapes"]) == list(
+            theirs.load_service_model(service, "service-2")["shapes"]
+        )
+        assert type(model) is dict  # botocore's own makes OrderedDicts, at twice the parse
+    assert ours.load_service_model("rds", "paginators-1") == theirs.load_service_model(
+        "rds", "paginators-1"
+    )  # a plain .json file
+    assert ours.load_data("endpoints") == theirs.load_data("endpoints")
+    assert ours.file_loader.load_file(str(ROOT / "no-such-model")) is None
 
 
 def test_an_offline_process_does_not_collect_and_an_operation_freezes_its_imports() -> None:

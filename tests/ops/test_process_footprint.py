@@ -1,7 +1,8 @@
-"""What an operational command's own process loads and starts (docs/speed.md): a run that never
-opens a database connection does not import psycopg, and a run that takes no lock starts no
-heartbeat thread. Each run is a real child process (`python -m scripts.bluegreen` as an operator
-runs it) against the moto server; the child writes what it imported and started to a file."""
+"""What an operational command's own process loads, reads and starts (docs/speed.md): a run that
+never opens a database connection does not import psycopg, botocore's endpoint data is read
+once, and a run that takes no lock starts no heartbeat thread. Each run is a real child process
+(`python -m scripts.bluegreen` as an operator runs it) against the moto server; the child writes
+what it imported, opened and started to a file."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ pytestmark = pytest.mark.moto
 
 # The command's own entry (`python -m scripts.bluegreen`), then a report of the process.
 _PROBE = """
-import json, runpy, sys, threading
+import builtins, json, os, runpy, sys, threading
 
 report, sys.argv = sys.argv[1], ["scripts.bluegreen", *sys.argv[2:]]
-started = []
-_start = threading.Thread.start
+started, opened = [], []
+_start, _open = threading.Thread.start, builtins.open
 
 
 def start(self):
@@ -31,13 +32,20 @@ def start(self):
     _start(self)
 
 
-threading.Thread.start = start
+def open_(file, *args, **kwargs):
+    opened.append(os.path.basename(str(file)))
+    return _open(file, *args, **kwargs)
+
+
+threading.Thread.start, builtins.open = start, open_
 try:
     runpy.run_module("scripts.bluegreen", run_name="__main__", alter_sys=True)
 except SystemExit as exc:
     code = exc.code
 with open(report, "w") as fh:
-    json.dump({"code": code, "modules": sorted(sys.modules), "threads": started}, fh)
+    json.dump(
+        {"code": code, "modules": sorted(sys.modules), "threads": started, "opened": opened}, fh
+    )
 """
 
 
@@ -69,6 +77,8 @@ def test_status_loads_no_database_driver_and_starts_no_thread(aws: AwsEnv, tmp_p
     assert "as arn:aws:" in found["stderr"]  # the identity is still asked and shown
     assert _psycopg(found) == []
     assert found["threads"] == []  # read-only: no lock, so no heartbeat
+    # the stack file's region check and the clients share one parse of the 1.2 MB file
+    assert found["opened"].count("endpoints.json") == 1
 
 
 def test_a_dry_run_without_sql_checks_loads_no_database_driver_and_starts_no_thread(
