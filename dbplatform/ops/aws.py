@@ -122,15 +122,22 @@ def session_for(
     `core` is the botocore session to build on (`botocore_session()`; a new one by default).
     """
     chosen = None if os.environ.get("AWS_PROFILE") else profile
+    core = core or botocore_session()
+    session = boto3.Session(
+        botocore_session=core,
+        region_name=region or (stack.region if stack else None),
+        profile_name=chosen,
+    )
     try:
-        return boto3.Session(
-            botocore_session=core or botocore_session(),
-            region_name=region or (stack.region if stack else None),
-            profile_name=chosen,
-        )
+        # A profile missing from the AWS config is named here, as the setting that chose it:
+        # boto3 does not read the profile itself when the session has its data loader already.
+        core.get_scoped_config()
+    except (ConfigParseError, InvalidConfigError):
+        pass  # a broken AWS config file: check_aws_environment(session) names it
     except ProfileNotFound as exc:
         where = "aws:profile in the stack file" if chosen else "AWS_PROFILE"
         raise BadUsage(f"{exc}: set {where} to a profile in your AWS config") from None
+    return session
 
 
 # One botocore data loader per process and data path. A fresh botocore session builds its own
@@ -153,8 +160,9 @@ def data_loader(core: botocore.session.Session) -> botocore.loaders.Loader:
     parses botocore's JSON files into plain dicts (`PlainJSONFileLoader`)."""
     try:  # AWS_DATA_PATH or the config file's data_path, as botocore reads it
         data_path = core.get_config_variable("data_path")
-    except (ConfigParseError, InvalidConfigError):
-        # a broken AWS config file: check_aws_environment(session) names it, exit 2
+    except (ConfigParseError, InvalidConfigError, ProfileNotFound):
+        # a broken AWS config file or an unknown profile: session_for and
+        # check_aws_environment(session) name them, exit 2
         data_path = os.environ.get("AWS_DATA_PATH")
     if data_path not in _LOADERS:
         loader = botocore.loaders.create_loader(data_path)
