@@ -99,3 +99,44 @@ def test_a_run_that_changes_things_keeps_its_lock_alive_with_a_heartbeat_thread(
     assert [t for t in found["threads"] if t.startswith("lock-heartbeat-")] != []
     assert _psycopg(found) == []  # --skip-sql-checks: no connection, so no driver either
     assert not aws.lock_held("prod")
+
+
+# Loaded by the child before anything else (site imports `sitecustomize` from PYTHONPATH): it
+# notes, for each cyclic collection, how many objects were frozen out of the collector by then.
+_WATCH_COLLECTOR = """
+import atexit, gc, json, os
+
+seen = []
+gc.callbacks.append(lambda phase, info: phase == "start" and seen.append(gc.get_freeze_count()))
+
+
+def report():
+    with open(os.environ["COLLECTIONS_REPORT"], "w") as fh:
+        json.dump(seen, fh)
+
+
+atexit.register(report)
+"""
+
+
+def test_an_operation_collects_nothing_while_it_starts_and_collects_after(
+    aws: AwsEnv, tmp_path: Path
+) -> None:
+    aws.started("prod")
+    (tmp_path / "sitecustomize.py").write_text(_WATCH_COLLECTOR, encoding="utf-8")
+    report = tmp_path / "collections.json"
+    env = {**aws.env, "PYTHONPATH": str(tmp_path), "COLLECTIONS_REPORT": str(report)}
+    proc = subprocess.run(
+        [sys.executable, "-m", "scripts.bluegreen", "status", "--stack", "prod"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    frozen_at_each = json.loads(report.read_text())
+    assert frozen_at_each, "the collector runs while the command works"
+    # none before the imported modules were frozen: the imports themselves were not collected
+    assert min(frozen_at_each) > 0
