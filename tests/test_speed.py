@@ -5,6 +5,7 @@ about what a process imports and how it is set up."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -50,22 +51,23 @@ def test_the_rds_region_list_is_botocores() -> None:
 
 
 def test_the_commands_botocore_loader_reads_botocores_data_as_botocore_does() -> None:
-    from dbplatform.ops.aws import data_loader
+    from dbplatform.ops.aws import PlainJSONFileLoader, data_loader
 
-    ours = data_loader(botocore.session.get_session())
-    theirs = botocore.loaders.create_loader()
-    for service in ("rds", "sts", "ssm", "cloudwatch"):  # service-2.json.gz
-        model = ours.load_service_model(service, "service-2")
-        assert model == theirs.load_service_model(service, "service-2")
-        assert list(model["shapes"]) == list(
-            theirs.load_service_model(service, "service-2")["shapes"]
-        )
-        assert type(model) is dict  # botocore's own makes OrderedDicts, at twice the parse
-    assert ours.load_service_model("rds", "paginators-1") == theirs.load_service_model(
-        "rds", "paginators-1"
-    )  # a plain .json file
-    assert ours.load_data("endpoints") == theirs.load_data("endpoints")
-    assert ours.file_loader.load_file(str(ROOT / "no-such-model")) is None
+    ours, theirs = PlainJSONFileLoader(), botocore.loaders.JSONFileLoader()
+    finder = botocore.loaders.create_loader()
+    paths = [finder.load_data_with_path("endpoints")[1]]  # a .json file
+    for service in ("rds", "sts", "ssm", "cloudwatch"):  # .json.gz models, a .json paginator
+        version = finder.determine_latest_version(service, "service-2")
+        for kind in ("service-2", "paginators-1"):
+            paths.append(finder.load_data_with_path(f"{service}/{version}/{kind}")[1])
+    for path in paths:
+        data, expected = ours.load_file(path), theirs.load_file(path)
+        assert data == expected, path
+        assert json.dumps(data) == json.dumps(expected), path  # the same key order throughout
+    assert ours.load_file(str(ROOT / "no-such-model")) is None
+    # the commands' sessions use it: plain dicts, not botocore's OrderedDict per JSON object
+    model = data_loader(botocore.session.get_session()).load_service_model("sts", "service-2")
+    assert type(model) is dict and type(model["shapes"]) is dict
 
 
 def test_an_offline_process_does_not_collect_and_an_operation_freezes_its_imports() -> None:
