@@ -18,7 +18,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from dbplatform.bluegreen.model import Deployment
-from dbplatform.database.checks import worker_problems
 from dbplatform.ops import Context, error_code, retry_config
 from dbplatform.ops.rds import describe_instance
 
@@ -188,6 +187,8 @@ def subscriber_problems(ctx: Context, group: str, family: str, databases: int) -
             ctx.out.warn(f"{name} of green ({group}) is '{raw}', a formula: not checked")
             return []
         values[name] = int(raw)
+    from dbplatform.database.checks import worker_problems  # the SQL checks' module: on use
+
     return worker_problems(
         f"green (parameter group {group})",
         values["max_worker_processes"],

@@ -38,7 +38,6 @@ from dbplatform.bluegreen.model import (
     short_id,
     write_state,
 )
-from dbplatform.database import checks as database_checks
 from dbplatform.ops import Context, Failed, Poll, Refused, Result, iso
 from dbplatform.ops.rds import describe_instance
 from infra.naming import rds_identifier
@@ -150,6 +149,8 @@ def _logical_lag(ctx: Context, dep: Deployment) -> list[str]:
             seen.append(metric)
         inst = describe_instance(rds, blue)
         if inst is not None and not sql.skipped(ctx, f"the slot lag of {blue}"):
+            from dbplatform.database import checks as database_checks  # with a connection only
+
             with sql.connector(ctx, inst)("postgres") as conn:
                 slots = database_checks.slot_lags(conn)
             if slots:

@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from dbplatform.database.checks import Connect
 from dbplatform.database.connect import connect, target_from_args, with_database
 from dbplatform.ops import Context, Refused
 
 if TYPE_CHECKING:
     import psycopg
+
+    from dbplatform.database.checks import Connect
 
 
 def skipped(ctx: Context, what: str) -> bool:

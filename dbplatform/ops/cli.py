@@ -37,7 +37,7 @@ from botocore.exceptions import (
     UnauthorizedSSOTokenError,
 )
 
-from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path
+from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path, local_user
 from dbplatform.ops.aws import (
     SecretLogFilter,
     botocore_session,
@@ -53,7 +53,6 @@ from dbplatform.ops.aws import (
 from dbplatform.ops.clock import Clock, SystemClock, iso
 from dbplatform.ops.context import Context, Result, is_credential_error, poll_seconds
 from dbplatform.ops.errors import BadUsage, ExitCode, Failed, OpsError, Refused
-from dbplatform.ops.lock import local_user
 from dbplatform.ops.progress import Progress
 from dbplatform.ops.stack import StackRef, project_root, resolve_stack
 from infra.config import AwsSettings, ConfigError, aws_settings, read_endpoints_with

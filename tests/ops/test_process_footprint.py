@@ -71,23 +71,33 @@ def _psycopg(found: dict[str, Any]) -> list[str]:
     return [m for m in found["modules"] if m.split(".")[0] in ("psycopg", "psycopg_binary")]
 
 
-def test_status_loads_no_database_driver_and_starts_no_thread(aws: AwsEnv, tmp_path: Path) -> None:
+# What an operation that opens no database connection never runs: the SQL checks, and the
+# offline manifest model and program runner (the project's source is compiled on every run
+# where bytecode is not written, as in CI: each module costs its size in CPU).
+NOT_WITHOUT_SQL = ("dbplatform.database.checks", "infra.offline", "policy.manifest")
+
+
+def test_status_loads_no_database_code_nor_the_lock_and_starts_no_thread(
+    aws: AwsEnv, tmp_path: Path
+) -> None:
     aws.started("prod")
     found = _probe(aws, tmp_path, "status", "--stack", "prod")
     assert "as arn:aws:" in found["stderr"]  # the identity is still asked and shown
     assert _psycopg(found) == []
+    assert [m for m in (*NOT_WITHOUT_SQL, "dbplatform.ops.lock") if m in found["modules"]] == []
     assert found["threads"] == []  # read-only: no lock, so no heartbeat
     # the stack file's region check and the clients share one parse of the 1.2 MB file
     assert found["opened"].count("endpoints.json") == 1
 
 
-def test_a_dry_run_without_sql_checks_loads_no_database_driver_and_starts_no_thread(
+def test_a_dry_run_without_sql_checks_loads_no_database_code_and_starts_no_thread(
     aws: AwsEnv, tmp_path: Path
 ) -> None:
     aws.started("prod")
     found = _probe(aws, tmp_path, "promote", "--stack", "prod", "--dry-run", "--skip-sql-checks")
     assert "DRY-RUN read ssm:GetParameter" in found["stderr"]  # the lock is still read
     assert _psycopg(found) == []
+    assert [m for m in NOT_WITHOUT_SQL if m in found["modules"]] == []
     assert found["threads"] == []  # a dry run only reads the lock: nothing to renew
 
 
