@@ -131,9 +131,10 @@ class Context:
             self.check_lock(reread=True)
         service = client.meta.service_model.service_name
         operation = client.meta.method_to_api_mapping.get(method, method)
-        shown = f"{service}:{operation} {json.dumps(redact(params), default=str, sort_keys=True)}"
+        safe = redact(params)
+        shown = f"{service}:{operation} {json.dumps(safe, default=str, sort_keys=True)}"
         if self.dry_run:
-            self.planned.append({"service": service, "operation": operation, **redact(params)})
+            self.planned.append({"service": service, "operation": operation, **safe})
             self.out.info(f"DRY-RUN would call {shown}")
             return {}
         self.out.debug(f"call {shown}")

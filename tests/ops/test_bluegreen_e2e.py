@@ -152,3 +152,20 @@ def test_status_after_switchover_reads_every_instance_in_one_request(aws: AwsEnv
     # the primary, the members, the kept instances and an unrecorded -new1: one request, in
     # which an instance that does not exist is simply not listed
     assert len(requests) == 1, requests
+
+
+def test_a_dry_run_promote_reads_each_thing_once(aws: AwsEnv) -> None:
+    aws.started("prod")
+    calls: list[str] = []
+
+    def seen(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    session = session_with([("before-call.rds", seen)])
+    run = aws.main("promote", "--stack", "prod", "--dry-run", session=session)
+    assert run.code == 0, run.text
+    assert "would call rds:CreateDBSnapshot" in run.stderr
+    # the pre-switchover snapshot looked up once (reused or not), the primary (it exists) and
+    # green (ready) once each; with --skip-sql-checks blue's endpoint is not needed
+    assert calls.count("DescribeDBSnapshots") == 1, calls
+    assert calls.count("DescribeDBInstances") == 2, calls
