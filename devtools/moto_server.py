@@ -42,7 +42,7 @@ def serve(argv: list[str]) -> None:
     import moto.server
 
     listed = tuple(moto.backends.list_of_moto_modules())
-    moto.backends.list_of_moto_modules = lambda: listed  # type: ignore[assignment]
+    moto.backends.list_of_moto_modules = lambda: listed
 
     generate = moto.kms.models.generate_private_key
     asymmetric = ("RSA_", "ECC_", "SM2")
