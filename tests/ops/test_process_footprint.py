@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.ops.support import ROOT, AwsEnv
+from tests.ops.support import ROOT, AwsEnv, run_module
 
 pytestmark = pytest.mark.moto
 
@@ -136,16 +136,8 @@ def test_an_operation_collects_nothing_while_it_starts_and_collects_after(
     (tmp_path / "sitecustomize.py").write_text(_WATCH_COLLECTOR, encoding="utf-8")
     report = tmp_path / "collections.json"
     env = {**aws.env, "PYTHONPATH": str(tmp_path), "COLLECTIONS_REPORT": str(report)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "scripts.bluegreen", "status", "--stack", "prod"],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
+    run = run_module("scripts.bluegreen", ["status", "--stack", "prod"], env=env, process=True)
+    assert run.code == 0, run.stderr
     frozen_at_each = json.loads(report.read_text())
     assert frozen_at_each, "the collector runs while the command works"
     # none before the imported modules were frozen: the imports themselves were not collected
