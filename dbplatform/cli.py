@@ -153,8 +153,8 @@ def main(argv: Sequence[str] | None = None, *, process: bool = False) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return USAGE
     if process:  # the console script's own process, not a test calling main(argv)
-        if command.group == "offline":
-            collector_for("offline")  # before the import: pulumi's import collects too
+        # before the import: its modules are not collected (pulumi's import would collect)
+        collector_for("offline" if command.group == "offline" else "start-up")
         entry = command_main(command)
         if command.group != "offline":
             collector_for("operations")  # after it: the imported modules are frozen

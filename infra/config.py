@@ -1134,11 +1134,32 @@ _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 _SG = re.compile(r"^sg-[0-9a-f]{8,17}$")
 
 
+# The botocore data loader `_endpoints` reads through, once one is given (`read_endpoints_with`).
+_ENDPOINTS_LOADER: list[Any] = []
+
+
+def read_endpoints_with(loader: Any) -> None:
+    """Read botocore's endpoint data through `loader` (a `botocore.loaders.Loader`) from now on.
+
+    An operational command passes the loader its AWS session uses, so endpoints.json (1.2 MB) is
+    parsed once for both the stack file's region check and the clients' endpoint resolver.
+    Offline commands never call this: they read the file as JSON, without botocore.
+    """
+    if loader in _ENDPOINTS_LOADER:
+        return
+    _ENDPOINTS_LOADER[:] = [loader]
+    for cached in (_endpoints, _known_regions, region_partitions):
+        cached.cache_clear()
+
+
 @functools.cache
 def _endpoints() -> dict[str, Any]:
     """botocore's partition and endpoint data (`botocore/data/endpoints.json`, shipped offline),
     read as the JSON file it is: a botocore session or loader costs ~0.1 s of imports and every
     offline command would pay it (perf.md §3). Empty when botocore is not installed."""
+    if _ENDPOINTS_LOADER:
+        loaded: dict[str, Any] = _ENDPOINTS_LOADER[0].load_data("endpoints")
+        return loaded
     import importlib.util
 
     spec = importlib.util.find_spec("botocore")

@@ -19,13 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from policy import inputs
+from policy.markers import KNOWN_AFTER_DEPLOY, SECRET
 
 MANIFEST_VERSION = 1
-
-# How a manifest spells values it cannot know offline: outputs of resources not yet created, and
-# secrets (their plaintext never reaches a manifest).
-KNOWN_AFTER_DEPLOY = "(known after deploy)"
-SECRET = "[secret]"
 
 RDS_INSTANCE = "aws:rds/instance:Instance"
 AWS_PROVIDER = "pulumi:providers:aws"

@@ -19,3 +19,10 @@ if _missing:
         "`.venv/bin/dbplatform COMMAND` (or `.venv/bin/python -m scripts.<module>`)\n"
     )
     raise SystemExit(2)
+if sys.argv[:1] == ["-m"]:
+    # `python -m scripts.<module>` (Python sets argv[0] to "-m" while it imports the package):
+    # this process exists for that one command. Its imports are not collected; the module's
+    # entry then sets the collector for the command's kind (dbplatform/entry.py collector_for).
+    import gc
+
+    gc.disable()

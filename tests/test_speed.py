@@ -5,10 +5,12 @@ about what a process imports and how it is set up."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
 
+import botocore.loaders
 import botocore.session
 
 from infra import config
@@ -46,6 +48,26 @@ def test_the_rds_region_list_is_botocores() -> None:
         expected.update(session.get_available_regions("rds", partition_name=partition))
     assert config._known_regions() == frozenset(expected)
     assert "us-east-1" in expected and "cn-north-1" not in expected
+
+
+def test_the_commands_botocore_loader_reads_botocores_data_as_botocore_does() -> None:
+    from dbplatform.ops.aws import PlainJSONFileLoader, data_loader
+
+    ours, theirs = PlainJSONFileLoader(), botocore.loaders.JSONFileLoader()
+    finder = botocore.loaders.create_loader()
+    paths = [finder.load_data_with_path("endpoints")[1]]  # a .json file
+    for service in ("rds", "sts", "ssm", "cloudwatch"):  # .json.gz models, a .json paginator
+        version = finder.determine_latest_version(service, "service-2")
+        for kind in ("service-2", "paginators-1"):
+            paths.append(finder.load_data_with_path(f"{service}/{version}/{kind}")[1])
+    for path in paths:
+        data, expected = ours.load_file(path), theirs.load_file(path)
+        assert data == expected, path
+        assert json.dumps(data) == json.dumps(expected), path  # the same key order throughout
+    assert ours.load_file(str(ROOT / "no-such-model")) is None
+    # the commands' sessions use it: plain dicts, not botocore's OrderedDict per JSON object
+    model = data_loader(botocore.session.get_session()).load_service_model("sts", "service-2")
+    assert type(model) is dict and type(model["shapes"]) is dict
 
 
 def test_an_offline_process_does_not_collect_and_an_operation_freezes_its_imports() -> None:

@@ -18,7 +18,6 @@ from botocore.exceptions import BotoCoreError, ClientError
 from botocore.parsers import ResponseParserError
 
 from dbplatform.bluegreen.model import Deployment
-from dbplatform.database.checks import worker_problems
 from dbplatform.ops import Context, error_code, retry_config
 from dbplatform.ops.rds import describe_instance
 
@@ -188,6 +187,8 @@ def subscriber_problems(ctx: Context, group: str, family: str, databases: int) -
             ctx.out.warn(f"{name} of green ({group}) is '{raw}', a formula: not checked")
             return []
         values[name] = int(raw)
+    from dbplatform.database.checks import worker_problems  # the SQL checks' module: on use
+
     return worker_problems(
         f"green (parameter group {group})",
         values["max_worker_processes"],
@@ -269,15 +270,18 @@ def replica_lag(ctx: Context, identifier: str) -> float | None:
 
 def alarms_firing(ctx: Context) -> list[str]:
     """Names of the environment's CloudWatch alarms in ALARM."""
-    prefix = ctx.stack.names.prefix + "-"
+    cloudwatch = ctx.client("cloudwatch")
+    params = {"AlarmNamePrefix": ctx.stack.names.prefix + "-", "StateValue": "ALARM"}
     names: list[str] = []
-    pages = ctx.client("cloudwatch").get_paginator("describe_alarms")
-    for page in pages.paginate(AlarmNamePrefix=prefix, StateValue="ALARM"):
+    while True:  # pages by NextToken (botocore's paginator would load its own model first)
+        page = cloudwatch.describe_alarms(**params)
         for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
             # Filtered again here: some implementations (moto) ignore StateValue with a prefix.
             if alarm.get("StateValue") == "ALARM":
                 names.append(alarm["AlarmName"])
-    return sorted(names)
+        if not page.get("NextToken"):
+            return sorted(names)
+        params["NextToken"] = page["NextToken"]
 
 
 def http_ready(url: str) -> str | None:

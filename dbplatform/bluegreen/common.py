@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from dbplatform.bluegreen.config_edit import ConfigChange, apply_changes, changes_for
 from dbplatform.bluegreen.model import (
     AVAILABLE,
     DELETING,
@@ -23,6 +22,9 @@ from dbplatform.bluegreen.model import (
 from dbplatform.ops import Context, Failed, Poll, Refused, iso
 from dbplatform.ops.rds import describe_instance
 from infra.config import ConfigError
+
+if TYPE_CHECKING:  # the stack file edit after a switchover: imported where it is made
+    from dbplatform.bluegreen.config_edit import ConfigChange
 
 INSTANCE_TIMEOUT = 3600.0
 SNAPSHOT_TIMEOUT = 4 * 3600.0
@@ -145,8 +147,17 @@ def wait_instance(
 
 def take_snapshot(ctx: Context, instance: str, snapshot: str, purpose: str) -> str:
     """Create (or find, on a re-run) manual snapshot `snapshot` of `instance`; wait for it."""
+    return take_snapshot_seen(
+        ctx, instance, snapshot, purpose, describe_snapshot(ctx.client("rds"), snapshot)
+    )
+
+
+def take_snapshot_seen(
+    ctx: Context, instance: str, snapshot: str, purpose: str, existing: dict[str, Any] | None
+) -> str:
+    """`take_snapshot` for a caller that has just described `snapshot` (`existing`, None when
+    there is none): RDS is not asked twice."""
     rds = ctx.client("rds")
-    existing = describe_snapshot(rds, snapshot)
     if existing is None:
         tags = [{"Key": k, "Value": v} for k, v in sorted(ctx.stack.config.base_tags().items())]
         tags += [
@@ -184,6 +195,8 @@ def config_advice(
 
     With `write` (`--update-config`) the change is made in the file (never under --dry-run).
     """
+    from dbplatform.bluegreen.config_edit import apply_changes, changes_for
+
     changes = changes_for(ctx.stack, engine_version, instance_class)
     name = ctx.stack.name
     lines: list[str] = []

@@ -18,7 +18,7 @@ from dbplatform.bluegreen.common import (
     locate,
     require_primary,
     state_from_deployment,
-    take_snapshot,
+    take_snapshot_seen,
 )
 from dbplatform.bluegreen.model import (
     AVAILABLE,
@@ -38,7 +38,6 @@ from dbplatform.bluegreen.model import (
     short_id,
     write_state,
 )
-from dbplatform.database import checks as database_checks
 from dbplatform.ops import Context, Failed, Poll, Refused, Result, iso
 from dbplatform.ops.rds import describe_instance
 from infra.naming import rds_identifier
@@ -148,12 +147,15 @@ def _logical_lag(ctx: Context, dep: Deployment) -> list[str]:
         metric = checks.latest_metric(ctx, "OldestReplicationSlotLag", blue)
         if metric is not None:
             seen.append(metric)
-        inst = describe_instance(rds, blue)
-        if inst is not None and not sql.skipped(ctx, f"the slot lag of {blue}"):
-            with sql.connector(ctx, inst)("postgres") as conn:
-                slots = database_checks.slot_lags(conn)
-            if slots:
-                seen.append(max(s.lag_bytes for s in slots) / (1024 * 1024))
+        if not sql.skipped(ctx, f"the slot lag of {blue}"):
+            from dbplatform.database import checks as database_checks  # with a connection only
+
+            inst = describe_instance(rds, blue)  # its endpoint
+            if inst is not None:
+                with sql.connector(ctx, inst)("postgres") as conn:
+                    slots = database_checks.slot_lags(conn)
+                if slots:
+                    seen.append(max(s.lag_bytes for s in slots) / (1024 * 1024))
         if not seen:
             problems.append(
                 f"no OldestReplicationSlotLag datapoint for blue {blue} in the last 5 minutes and "
@@ -195,7 +197,7 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
             f"({age.total_seconds() / 3600:.1f} h ago): writes since then are only on blue"
         )
     with ctx.out.phase(f"snapshot blue ({snapshot})"):
-        take_snapshot(ctx, primary, snapshot, "pre-switchover")
+        take_snapshot_seen(ctx, primary, snapshot, "pre-switchover", earlier)
     if not ctx.dry_run:
         # The snapshot may take long: the gates are checked again right before the switchover.
         with ctx.out.phase("gates again"):

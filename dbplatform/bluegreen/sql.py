@@ -10,13 +10,15 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-
-from dbplatform.database.checks import Connect
 from dbplatform.database.connect import connect, target_from_args, with_database
 from dbplatform.ops import Context, Refused
+
+if TYPE_CHECKING:
+    import psycopg
+
+    from dbplatform.database.checks import Connect
 
 
 def skipped(ctx: Context, what: str) -> bool:

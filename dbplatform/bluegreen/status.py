@@ -22,11 +22,11 @@ from dbplatform.bluegreen.model import (
     Deployment,
 )
 from dbplatform.ops import Context, Result
-from dbplatform.ops.rds import describe_instance
+from dbplatform.ops.rds import describe_instances
 
 
-def _instance(rds: Any, identifier: str) -> dict[str, Any] | None:
-    inst = describe_instance(rds, identifier)
+def _instance(seen: dict[str, dict[str, Any]], identifier: str) -> dict[str, Any] | None:
+    inst = seen.get(identifier)
     if inst is None:
         return None
     return {
@@ -68,11 +68,18 @@ def run(ctx: Context) -> Result:
     with ctx.out.phase("read the state"):
         cycle = locate(ctx)
         state, dep = cycle.state, cycle.deployment
-        primary = _instance(rds, names.primary)
+        # Also an -old1/-new1 the record does not name (a cycle run outside this tool).
+        kept_ids = [
+            *(state.retired if state else ()),
+            *(names.primary + suffix for suffix in (OLD_SUFFIX, NEW_SUFFIX)),
+        ]
+        member_ids = [i for m in (dep.members if dep else ()) for i in (m.source, m.target)]
+        seen = describe_instances(rds, [names.primary, *member_ids, *kept_ids])
+        primary = _instance(seen, names.primary)
         members: list[dict[str, Any]] = []
         if dep is not None:
             for m in dep.members:
-                blue, green = _instance(rds, m.source), _instance(rds, m.target)
+                blue, green = _instance(seen, m.source), _instance(seen, m.target)
                 lag = (
                     checks.replica_lag(ctx, m.target)
                     if dep.status != SWITCHOVER_COMPLETED
@@ -86,9 +93,7 @@ def run(ctx: Context) -> Result:
                         "replica_lag_s": lag,
                     }
                 )
-        kept = [_instance(rds, r) for r in (state.retired if state else ())]
-        # Also an -old1/-new1 the record does not name (a cycle run outside this tool).
-        kept += [_instance(rds, names.primary + s) for s in (OLD_SUFFIX, NEW_SUFFIX)]
+        kept = [_instance(seen, r) for r in kept_ids]
         retired: list[dict[str, Any]] = []
         for inst in kept:
             if inst and all(r["identifier"] != inst["identifier"] for r in retired):

@@ -18,12 +18,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import psycopg
-from psycopg import sql
+if TYPE_CHECKING:
+    import psycopg  # the checks run on a connection the caller opened: psycopg is loaded then
 
-Connect = Callable[[str], AbstractContextManager[psycopg.Connection[Any]]]
+Connect = Callable[[str], AbstractContextManager["psycopg.Connection[Any]"]]
 """A connection factory: database name -> connection (as a context manager)."""
 
 LONG_TRANSACTION_SECONDS = 300
@@ -271,6 +271,9 @@ class Writability:
 def prove_writable(conn: psycopg.Connection[Any]) -> Writability:
     """Create a scratch table and write a row in a transaction that is then rolled back: the
     write is proven and nothing is left behind. Never says "writable" without that write."""
+    import psycopg
+    from psycopg import sql
+
     try:
         row = conn.execute(
             "SELECT current_setting('default_transaction_read_only') = 'on', pg_is_in_recovery()"
@@ -326,6 +329,8 @@ def fence_writes(conn: psycopg.Connection[Any]) -> list[int]:
     `fence_bypasses` first) and a client that asks for it (`BEGIN READ WRITE`, `SET
     default_transaction_read_only = off`): this fences default sessions, so the application
     must be stopped too."""
+    from psycopg import sql
+
     for name in databases(conn):
         conn.execute(
             sql.SQL("ALTER DATABASE {} SET default_transaction_read_only = on").format(

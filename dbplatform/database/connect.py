@@ -9,12 +9,13 @@ import ipaddress
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
-
-import psycopg
+from typing import TYPE_CHECKING, Any
 
 from dbplatform.argtypes import hostname
 from dbplatform.ops.errors import BadUsage, Refused
+
+if TYPE_CHECKING:
+    import psycopg  # loaded by `connect`: a run that opens no connection never imports it
 
 CA_BUNDLE_ENV = "PGSSLROOTCERT"
 """libpq's own variable for the trusted CA file; `--sql-ca-bundle` wins over it."""
@@ -160,6 +161,8 @@ def connect(target: SqlTarget, *, autocommit: bool = True) -> psycopg.Connection
     here and what to do (a tunnel, or `--skip-sql-checks`)."""
     if target.sslmode not in SSLMODES:
         raise BadUsage(f"sslmode {target.sslmode!r} must be one of {', '.join(SSLMODES)}")
+    import psycopg
+
     try:
         return psycopg.connect(**target.conninfo(), autocommit=autocommit)
     except psycopg.OperationalError as exc:

@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
-from infra.offline import SECRET
+from policy.markers import SECRET
 
 REDACTED = SECRET
 """What a hidden value reads as: the marker synth writes for a secret input."""

@@ -80,7 +80,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from dbplatform.ops.audit import AuditRecord, audit_log_path, read_records
+    from dbplatform.ops.audit import AuditRecord, audit_log_path, local_user, read_records
     from dbplatform.ops.aws import error_code, is_read_only, make_client, retry_config, session_for
     from dbplatform.ops.cli import (
         Operation,
@@ -93,7 +93,7 @@ if TYPE_CHECKING:
     from dbplatform.ops.clock import Clock, SystemClock, iso, parse_iso
     from dbplatform.ops.context import Context, Poll, Result, touched_ids
     from dbplatform.ops.errors import BadUsage, ExitCode, Failed, OpsError, Refused
-    from dbplatform.ops.lock import LockInfo, StackLock, local_user
+    from dbplatform.ops.lock import LockInfo, StackLock
     from dbplatform.ops.progress import Progress
     from dbplatform.ops.stack import StackRef, project_root, resolve_stack
 
@@ -123,7 +123,7 @@ _WHERE = {
     "error_code": "dbplatform.ops.aws",
     "is_read_only": "dbplatform.ops.aws",
     "iso": "dbplatform.ops.clock",
-    "local_user": "dbplatform.ops.lock",
+    "local_user": "dbplatform.ops.audit",
     "make_client": "dbplatform.ops.aws",
     "parse_iso": "dbplatform.ops.clock",
     "project_root": "dbplatform.ops.stack",

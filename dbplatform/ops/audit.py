@@ -8,13 +8,24 @@ run touched. Secrets never reach it: arguments are redacted like printed AWS cal
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
+import socket
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 AUDIT_ENV = "DBPLATFORM_AUDIT_LOG"
+
+
+def local_user() -> str:
+    """`alice@laptop`: who runs the command on this machine (audit record, lock owner)."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "unknown"
+    return f"{name}@{socket.gethostname()}"
 
 
 def audit_log_path(root: Path) -> Path:

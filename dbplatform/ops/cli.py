@@ -37,10 +37,12 @@ from botocore.exceptions import (
     UnauthorizedSSOTokenError,
 )
 
-from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path
+from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path, local_user
 from dbplatform.ops.aws import (
     SecretLogFilter,
+    botocore_session,
     check_aws_environment,
+    data_loader,
     describe_error,
     error_code,
     is_read_only,
@@ -51,10 +53,9 @@ from dbplatform.ops.aws import (
 from dbplatform.ops.clock import Clock, SystemClock, iso
 from dbplatform.ops.context import Context, Result, is_credential_error, poll_seconds
 from dbplatform.ops.errors import BadUsage, ExitCode, Failed, OpsError, Refused
-from dbplatform.ops.lock import local_user
 from dbplatform.ops.progress import Progress
 from dbplatform.ops.stack import StackRef, project_root, resolve_stack
-from infra.config import AwsSettings, ConfigError, aws_settings
+from infra.config import AwsSettings, ConfigError, aws_settings, read_endpoints_with
 
 Handler = Callable[[Context], Result]
 
@@ -202,6 +203,11 @@ def run_command(
     error: str | None = None
     hooks: list[tuple[str, Callable[..., Any], str]] = []
     try:
+        # The run's botocore session is made first: the stack file's region check reads
+        # botocore's endpoint data through its loader, and the clients then reuse that parse.
+        core = None if session else botocore_session()
+        if core is not None:
+            read_endpoints_with(data_loader(core))
         warnings: list[str] | None = None if op.strict_config else []
         stack = resolve_stack(args.stack, warnings=warnings)
         for warning in warnings or []:
@@ -220,7 +226,7 @@ def run_command(
                 "not assume roles; run them as that role (AWS_PROFILE naming a profile with "
                 "role_arn) and see docs/config.md"
             )
-        session = session or session_for(stack.config, profile=aws.profile)
+        session = session or session_for(stack.config, profile=aws.profile, core=core)
         check_aws_environment(session)
         ctx = Context(
             command=f"{command} {op.name}",

@@ -12,7 +12,7 @@ import re
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TextIO, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TextIO, TypeVar
 
 import boto3
 from botocore.client import BaseClient
@@ -25,12 +25,15 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from dbplatform.ops.audit import local_user
 from dbplatform.ops.aws import error_code, is_read_only, make_client, redact
 from dbplatform.ops.clock import Clock
 from dbplatform.ops.errors import BadUsage, Failed, Refused
-from dbplatform.ops.lock import StackLock, local_user
 from dbplatform.ops.progress import Progress
 from dbplatform.ops.stack import StackRef
+
+if TYPE_CHECKING:  # imported by `lock()`: a read-only operation takes none
+    from dbplatform.ops.lock import StackLock
 
 T = TypeVar("T")
 POLL_ENV = "DBPLATFORM_POLL_SECONDS"
@@ -128,9 +131,10 @@ class Context:
             self.check_lock(reread=True)
         service = client.meta.service_model.service_name
         operation = client.meta.method_to_api_mapping.get(method, method)
-        shown = f"{service}:{operation} {json.dumps(redact(params), default=str, sort_keys=True)}"
+        safe = redact(params)
+        shown = f"{service}:{operation} {json.dumps(safe, default=str, sort_keys=True)}"
         if self.dry_run:
-            self.planned.append({"service": service, "operation": operation, **redact(params)})
+            self.planned.append({"service": service, "operation": operation, **safe})
             self.out.info(f"DRY-RUN would call {shown}")
             return {}
         self.out.debug(f"call {shown}")
@@ -201,6 +205,8 @@ class Context:
         depend on the stack's region declares `locks=False` and takes `with ctx.lock(region):`
         itself. Waits (`wait_for`) extend every lock this run took.
         """
+        from dbplatform.ops.lock import StackLock
+
         where = region or self.stack.region
         scope = self.lock_scope
         lock = StackLock(

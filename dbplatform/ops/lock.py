@@ -36,9 +36,7 @@ renewal is a TTL old, and before each mutation (`check(reread=True)`) the lock i
 
 from __future__ import annotations
 
-import getpass
 import json
-import socket
 import threading
 import time
 from dataclasses import asdict, dataclass
@@ -57,15 +55,6 @@ from dbplatform.ops.progress import Progress
 DEFAULT_TTL = timedelta(minutes=10)
 # A break claim lives for a few SSM calls; one older than this belongs to a breaker that died.
 CLAIM_STALE = timedelta(minutes=2)
-
-
-def local_user() -> str:
-    """`alice@laptop`: who runs the command on this machine (lock owner, audit record)."""
-    try:
-        name = getpass.getuser()
-    except (KeyError, OSError):
-        name = "unknown"
-    return f"{name}@{socket.gethostname()}"
 
 
 class LockHost(Protocol):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from botocore.client import BaseClient
@@ -20,6 +21,22 @@ def describe_instance(rds: BaseClient, identifier: str) -> dict[str, Any] | None
             return None
         raise
     return dict(items[0]) if items else None
+
+
+def describe_instances(rds: BaseClient, identifiers: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """The DB instances among `identifiers` that exist, by identifier: one DescribeDBInstances
+    call (a `db-instance-id` filter lists only those, and an absent one is no error)."""
+    wanted = [i for i in dict.fromkeys(identifiers) if i]
+    found: dict[str, dict[str, Any]] = {}
+    params: dict[str, Any] = {"Filters": [{"Name": "db-instance-id", "Values": wanted}]}
+    while wanted:
+        page = rds.describe_db_instances(**params)
+        for inst in page.get("DBInstances", []):
+            found[inst["DBInstanceIdentifier"]] = dict(inst)
+        if not page.get("Marker"):
+            break
+        params["Marker"] = page["Marker"]
+    return found
 
 
 def wait_instance_gone(

@@ -7,9 +7,11 @@ member-by-member paths of real AWS are covered with Stubber in test_bluegreen_un
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
-from tests.ops.support import AwsEnv
+from tests.ops.support import AwsEnv, session_with
 
 pytestmark = pytest.mark.moto
 
@@ -132,3 +134,38 @@ def test_rollback_after_switchover_names_the_window_then_swaps_back(aws: AwsEnv)
     assert record["retired"] == [primary + "-new1"]
     assert f"Writes between {since}" in done.stdout
     assert not aws.lock_held("staging")
+
+
+def test_status_after_switchover_reads_every_instance_in_one_request(aws: AwsEnv) -> None:
+    aws.promoted("prod")
+    requests: list[dict[str, Any]] = []
+
+    def seen(params: dict[str, Any], **_: Any) -> None:
+        requests.append(params)
+
+    session = session_with([("before-call.rds.DescribeDBInstances", seen)])
+    run = aws.main("status", "--stack", "prod", "--json", session=session)
+    assert run.code == 0, run.text
+    report = run.json
+    assert report["primary"]["engine_version"] == "17.2"  # green took the name
+    assert [r["identifier"] for r in report["retired"]] == [PRIMARY + "-old1"]  # kept to soak
+    # the primary, the members, the kept instances and an unrecorded -new1: one request, in
+    # which an instance that does not exist is simply not listed
+    assert len(requests) == 1, requests
+
+
+def test_a_dry_run_promote_reads_each_thing_once(aws: AwsEnv) -> None:
+    aws.started("prod")
+    calls: list[str] = []
+
+    def seen(model: Any, **_: Any) -> None:
+        calls.append(model.name)
+
+    session = session_with([("before-call.rds", seen)])
+    run = aws.main("promote", "--stack", "prod", "--dry-run", session=session)
+    assert run.code == 0, run.text
+    assert "would call rds:CreateDBSnapshot" in run.stderr
+    # the pre-switchover snapshot looked up once (reused or not), the primary (it exists) and
+    # green (ready) once each; with --skip-sql-checks blue's endpoint is not needed
+    assert calls.count("DescribeDBSnapshots") == 1, calls
+    assert calls.count("DescribeDBInstances") == 2, calls

@@ -13,7 +13,7 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from dbplatform.bluegreen.checks import subscriber_problems, uncovered_replicas
+from dbplatform.bluegreen.checks import alarms_firing, subscriber_problems, uncovered_replicas
 from dbplatform.bluegreen.common import wait_ready
 from dbplatform.bluegreen.config_edit import ConfigChange, apply_changes, edit_text
 from dbplatform.bluegreen.model import BgState, Deployment
@@ -110,6 +110,34 @@ def test_green_counts_as_ready_only_when_every_member_and_instance_is() -> None:
         "ReadReplicaDBInstanceIdentifiers": ["dbplatform-prod-pg-r1", "dbplatform-prod-pg-r2"]
     }
     assert uncovered_replicas(primary, dep) == []
+
+
+def test_alarms_in_alarm_are_found_on_every_page() -> None:
+    cloudwatch = boto3.Session(region_name="us-east-1").client(
+        "cloudwatch", aws_access_key_id="x", aws_secret_access_key="x"
+    )
+    asked = {"AlarmNamePrefix": "dbplatform-prod-", "StateValue": "ALARM"}
+    with Stubber(cloudwatch) as stub:
+        stub.add_response(
+            "describe_alarms",
+            {
+                "MetricAlarms": [{"AlarmName": "dbplatform-prod-cpu", "StateValue": "ALARM"}],
+                "NextToken": "page-2",
+            },
+            asked,
+        )
+        stub.add_response(
+            "describe_alarms",
+            {
+                "MetricAlarms": [{"AlarmName": "dbplatform-prod-lag", "StateValue": "OK"}],
+                "CompositeAlarms": [{"AlarmName": "dbplatform-prod-any", "StateValue": "ALARM"}],
+            },
+            {**asked, "NextToken": "page-2"},
+        )
+        ctx = _context(None)
+        ctx._clients[("cloudwatch", "us-east-1")] = cloudwatch
+        assert alarms_firing(ctx) == ["dbplatform-prod-any", "dbplatform-prod-cpu"]
+        stub.assert_no_pending_responses()
 
 
 def test_an_invalid_configuration_fails_the_wait_with_the_way_out() -> None:

@@ -320,6 +320,7 @@ def test_sessions_follow_the_standard_aws_environment(
     monkeypatch.setenv("AWS_PROFILE", "no-such-profile")
     run = aws.main("look", "--stack", "staging", main=_main, own_session=True)
     assert run.code == 2 and "no-such-profile" in run.stderr
+    assert "set AWS_PROFILE to a profile in your AWS config" in run.stderr  # the setting to fix
 
 
 def test_a_wait_is_bounded_and_extends_the_lock_while_it_runs(aws: AwsEnv) -> None:
