@@ -6,7 +6,9 @@ cannot invoke fails, without one it marks an empty version current). So the mast
 rotation is tested in-process with a botocore hook that plays the rotation function's part:
 it captures the exact RotateSecret request, then writes the new version as AWSPENDING and
 finishes it (AWSCURRENT) a few polls later, as the function's createSecret/finishSecret steps
-would. Everything else (application secrets, refusals, dry runs) runs as a subprocess.
+would. Everything else (application secrets, refusals, dry runs) runs as an operator runs it,
+with its own session built from the environment (`run_module`, in this process: a child process
+would prove nothing more here and costs an interpreter start-up per run).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from botocore.awsrequest import AWSResponse
 
 from infra.config import load_stack
 from infra.naming import Names
-from tests.ops.support import ROOT, AwsEnv, FakeClock, Run
+from tests.ops.support import ROOT, AwsEnv, FakeClock, Run, run_module
 
 pytestmark = pytest.mark.moto
 
@@ -45,18 +47,9 @@ MASTER_VALUE = {
 
 
 def run(aws: AwsEnv, *args: str) -> Run:
-    """The command as an operator runs it: a subprocess from the repository root."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "scripts.rotate_secret", *args],
-        check=False,
-        cwd=ROOT,
-        env=aws.env,
-        input="",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    return Run(proc.returncode, proc.stdout, proc.stderr)
+    """The command as an operator runs it: `python -m scripts.rotate_secret ARGS` with the test's
+    environment (its own session, the real clock, no terminal)."""
+    return run_module("scripts.rotate_secret", args, env=aws.env)
 
 
 def run_in_process(aws: AwsEnv, *args: str, session: boto3.Session | None = None) -> Run:
