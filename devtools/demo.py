@@ -459,7 +459,7 @@ def main(argv: list[str] | None = None) -> int:
         "--in-process",
         action="store_true",
         help="run each command inside the demo's process instead of as `python -m` (no start-up "
-        "per step; what the test suite does)",
+        "per step; what the test suite does). Steps then have no time limit",
     )
     args = parser.parse_args(argv)
 

@@ -29,28 +29,38 @@ def run_main(
     """`python -m <module> ARGS` with `env` in this process: (exit code, stdout, stderr).
 
     os.environ is `env` for the call and restored after it, so the command builds its AWS
-    session from that environment as a child would. argparse's SystemExit is the exit code.
+    session from that environment as a child would; sys.argv is `[module, *args]`. argparse's
+    SystemExit is the exit code; a SystemExit with a message prints it and is 1, as in a child.
+    Everything is restored however the call ends. There is no timeout: a command that hangs
+    hangs the caller (a child can be killed; `make demo` runs children).
     `merge_output=True` writes stderr into stdout, in order (a child's `2>&1`); stderr is then "".
     `cwd` is the working directory for the call (a child's `cwd=`), restored after it.
     """
     main = importlib.import_module(module).main
+    environment = {str(k): str(v) for k, v in env.items()}  # a bad value fails before any change
     out = io.StringIO()
     err = out if merge_output else io.StringIO()
-    saved_env, saved_stdin, saved_cwd = dict(os.environ), sys.stdin, os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    os.environ.clear()
-    os.environ.update(env)
-    sys.stdin = io.StringIO(stdin)
+    saved_env, saved_stdin = dict(os.environ), sys.stdin
+    saved_argv, saved_cwd = list(sys.argv), os.getcwd()
     try:
+        if cwd is not None:
+            os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environment)
+        sys.stdin = io.StringIO(stdin)
+        sys.argv = [module, *args]
         with redirect_stdout(out), redirect_stderr(err):
             try:
                 code = main(list(args))
             except SystemExit as exc:  # argparse answers bad usage with SystemExit(2)
-                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+                if isinstance(exc.code, int) or exc.code is None:
+                    code = exc.code or 0
+                else:  # SystemExit("message"): the interpreter prints it and exits 1
+                    print(exc.code, file=sys.stderr)
+                    code = 1
     finally:
         os.environ.clear()
         os.environ.update(saved_env)
-        sys.stdin = saved_stdin
+        sys.stdin, sys.argv = saved_stdin, saved_argv
         os.chdir(saved_cwd)
     return int(code), out.getvalue(), "" if merge_output else err.getvalue()

@@ -12,7 +12,9 @@ the suite's CPU time was the emulator, and most of that was work no test asked f
   reads an image.
 - A symmetric KMS key gets one RSA key pair made once per server, not a fresh 2048-bit pair per
   key: moto makes one for every key, whatever its spec, and only asymmetric keys use it.
-  Asymmetric keys (RSA_*, ECC_*, SM2) still get their own.
+  Asymmetric keys (RSA_*, ECC_*, SM2) still get their own. (So GetPublicKey, which real KMS
+  refuses for a symmetric key, answers every symmetric key with the same key; nothing here calls
+  it.)
 - The list of moto's service packages, which moto reads from disk for every request to route
   it, is read once.
 """
@@ -52,7 +54,8 @@ def serve(argv: list[str]) -> None:
         return generate(key_spec) if key_spec.startswith(asymmetric) else shared()
 
     moto.kms.models.generate_private_key = private_key  # type: ignore[assignment]
-    moto.server.main(argv)
+    # moto's main() reads sys.argv when given an empty list: always pass one.
+    moto.server.main(argv or ["-H", HOST])
 
 
 def free_port() -> int:

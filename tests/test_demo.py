@@ -88,8 +88,8 @@ def test_demo_runs_an_operators_first_hour_and_every_step_succeeds(
 def test_a_failing_or_missing_step_fails_the_demo_and_still_stops_the_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # Nothing seeded: promote has no deployment to act on and refuses (exit 3).
-    monkeypatch.setattr(demo, "seed_environment", lambda stack, env, in_process: {})
+    # The default path, as `make demo` runs it: the seed and each step are child processes.
+    # Seeded but never started, promote has no deployment to act on and refuses (exit 3).
     steps = [
         demo.Step(
             "promote",

@@ -19,6 +19,7 @@ from botocore.parsers import ResponseParserError
 
 from dbplatform.bluegreen.model import Deployment
 from dbplatform.ops import Context, error_code, retry_config
+from dbplatform.ops.aws import pages
 from dbplatform.ops.rds import describe_instance
 
 LAG_LOOKBACK = timedelta(minutes=5)
@@ -153,15 +154,15 @@ WORKER_SETTINGS = tuple(POSTGRES_DEFAULTS)
 def engine_defaults(rds: BaseClient, family: str) -> dict[str, str]:
     """DescribeEngineDefaultParameters of `family` (name -> value, where a value is given)."""
     values: dict[str, str] = {}
-    params: dict[str, Any] = {"DBParameterGroupFamily": family}
-    while True:  # EngineDefaults pages by its own Marker
-        page = rds.describe_engine_default_parameters(**params).get("EngineDefaults", {})
+    params = {"DBParameterGroupFamily": family}
+    # EngineDefaults pages by its own Marker
+    for page in pages(
+        rds.describe_engine_default_parameters, params, "Marker", within="EngineDefaults"
+    ):
         for p in page.get("Parameters", []):
             if "ParameterValue" in p:
                 values[p["ParameterName"]] = str(p["ParameterValue"])
-        if not page.get("Marker"):
-            return values
-        params["Marker"] = page["Marker"]
+    return values
 
 
 def subscriber_problems(ctx: Context, group: str, family: str, databases: int) -> list[str]:
@@ -273,15 +274,12 @@ def alarms_firing(ctx: Context) -> list[str]:
     cloudwatch = ctx.client("cloudwatch")
     params = {"AlarmNamePrefix": ctx.stack.names.prefix + "-", "StateValue": "ALARM"}
     names: list[str] = []
-    while True:  # pages by NextToken (botocore's paginator would load its own model first)
-        page = cloudwatch.describe_alarms(**params)
+    for page in pages(cloudwatch.describe_alarms, params, "NextToken"):
         for alarm in [*page.get("MetricAlarms", []), *page.get("CompositeAlarms", [])]:
             # Filtered again here: some implementations (moto) ignore StateValue with a prefix.
             if alarm.get("StateValue") == "ALARM":
                 names.append(alarm["AlarmName"])
-        if not page.get("NextToken"):
-            return sorted(names)
-        params["NextToken"] = page["NextToken"]
+    return sorted(names)
 
 
 def http_ready(url: str) -> str | None:

@@ -13,7 +13,7 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 import boto3
@@ -123,6 +123,11 @@ def session_for(
     """
     chosen = None if os.environ.get("AWS_PROFILE") else profile
     core = core or botocore_session()
+    if chosen is not None:
+        # The profile first, then the loader for the data path that profile names (botocore's
+        # order when it builds its own loader).
+        core.set_config_variable("profile", chosen)
+        core.register_component("data_loader", data_loader(core))
     session = boto3.Session(
         botocore_session=core,
         region_name=region or (stack.region if stack else None),
@@ -206,6 +211,35 @@ def region_note(stack: StackConfig) -> str | None:
 def make_client(session: boto3.Session, service: str, region: str | None = None) -> BaseClient:
     """A client of `service` with the retry config; `region` defaults to the session's."""
     return session.client(service, region_name=region, config=retry_config())
+
+
+def pages(
+    call: Callable[..., Mapping[str, Any]],
+    params: Mapping[str, Any],
+    token: str,
+    *,
+    within: str | None = None,
+) -> Iterator[Mapping[str, Any]]:
+    """Each page of a `Marker`/`NextToken`-paged call (`within`: the key the page sits under,
+    e.g. EngineDefaults), without botocore's paginator, which loads its own model file first.
+
+    Like the paginator, a token that comes back twice raises PaginationError instead of asking
+    for the same page forever.
+    """
+    from botocore.exceptions import PaginationError
+
+    request, seen = dict(params), set()
+    while True:
+        response = call(**request)
+        page = response.get(within, {}) if within else response
+        yield page
+        following = page.get(token)
+        if not following:
+            return
+        if following in seen:
+            raise PaginationError(message=f"the endpoint sent {token} {following!r} twice")
+        seen.add(following)
+        request[token] = following
 
 
 def is_read_only(operation: str) -> bool:

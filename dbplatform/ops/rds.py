@@ -8,7 +8,7 @@ from typing import Any
 from botocore.client import BaseClient
 from botocore.exceptions import ClientError
 
-from dbplatform.ops.aws import error_code
+from dbplatform.ops.aws import error_code, pages
 from dbplatform.ops.context import Context, Poll
 
 
@@ -28,14 +28,12 @@ def describe_instances(rds: BaseClient, identifiers: Iterable[str]) -> dict[str,
     call (a `db-instance-id` filter lists only those, and an absent one is no error)."""
     wanted = [i for i in dict.fromkeys(identifiers) if i]
     found: dict[str, dict[str, Any]] = {}
-    params: dict[str, Any] = {"Filters": [{"Name": "db-instance-id", "Values": wanted}]}
-    while wanted:
-        page = rds.describe_db_instances(**params)
+    if not wanted:
+        return found
+    params = {"Filters": [{"Name": "db-instance-id", "Values": wanted}]}
+    for page in pages(rds.describe_db_instances, params, "Marker"):
         for inst in page.get("DBInstances", []):
             found[inst["DBInstanceIdentifier"]] = dict(inst)
-        if not page.get("Marker"):
-            break
-        params["Marker"] = page["Marker"]
     return found
 
 

@@ -21,6 +21,7 @@ from dbplatform.dr.restore import TAG_RUN
 from infra.naming import Names
 from scripts.restore_check import main
 from tests.dr.conftest import CA_BUNDLE, ROOT, DrEnv, restored_database
+from tests.ops.support import new_session
 from tests.postgres import PgServer
 
 RC_PREFIX = Names("staging").restore_check_instance("")
@@ -49,7 +50,7 @@ def _metric(dr: DrEnv, name: str) -> list[float]:
 
 
 def _recording_session(calls: list[tuple[str, dict[str, Any]]]) -> boto3.Session:
-    session = boto3.Session(region_name="us-east-1")
+    session = new_session()
 
     def record(params: dict[str, Any], model: Any, **_: Any) -> None:
         calls.append((model.name, dict(params)))

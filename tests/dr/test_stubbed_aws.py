@@ -25,7 +25,7 @@ from dbplatform.dr.restore import (
 from dbplatform.ops import Context, Failed, Progress, resolve_stack
 from infra.naming import Names
 from tests.dr.conftest import ROOT
-from tests.ops.support import FakeClock
+from tests.ops.support import FakeClock, new_session
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 N = Names("prod")
@@ -234,7 +234,7 @@ def _context(clients: dict[tuple[str, str | None], Any]) -> Context:
         operation="rebuild",
         args=argparse.Namespace(),
         stack=resolve_stack("prod", ROOT),
-        session=boto3.Session(region_name="us-east-1"),
+        session=new_session(),
         out=Progress(label="test", verbosity=-1),
         clock=FakeClock(),
         run_id="run-1",

@@ -19,7 +19,7 @@ from dbplatform.bluegreen.config_edit import ConfigChange, apply_changes, edit_t
 from dbplatform.bluegreen.model import BgState, Deployment
 from dbplatform.ops import Context, Failed, Progress, resolve_stack
 from infra.config import load_stack
-from tests.ops.support import ROOT, AwsEnv, FakeClock
+from tests.ops.support import ROOT, AwsEnv, FakeClock, new_session
 
 ARN = "arn:aws:rds:us-east-1:123456789012:db:"
 
@@ -70,9 +70,7 @@ def _context(rds: Any) -> Context:
 
 def test_green_counts_as_ready_only_when_every_member_and_instance_is() -> None:
     """moto lacks green replicas; RDS reports one member per instance: stubbed here."""
-    rds = boto3.Session(region_name="us-east-1").client(
-        "rds", aws_access_key_id="x", aws_secret_access_key="x"
-    )
+    rds = new_session().client("rds", aws_access_key_id="x", aws_secret_access_key="x")
     ident = {"BlueGreenDeploymentIdentifier": "bgd-abcdefgh12345678"}
     with Stubber(rds) as stub:
         provisioning = {"a": "AVAILABLE", "b": "PROVISIONING", "c": "AVAILABLE"}
@@ -113,7 +111,7 @@ def test_green_counts_as_ready_only_when_every_member_and_instance_is() -> None:
 
 
 def test_alarms_in_alarm_are_found_on_every_page() -> None:
-    cloudwatch = boto3.Session(region_name="us-east-1").client(
+    cloudwatch = new_session().client(
         "cloudwatch", aws_access_key_id="x", aws_secret_access_key="x"
     )
     asked = {"AlarmNamePrefix": "dbplatform-prod-", "StateValue": "ALARM"}
@@ -141,9 +139,7 @@ def test_alarms_in_alarm_are_found_on_every_page() -> None:
 
 
 def test_an_invalid_configuration_fails_the_wait_with_the_way_out() -> None:
-    rds = boto3.Session(region_name="us-east-1").client(
-        "rds", aws_access_key_id="x", aws_secret_access_key="x"
-    )
+    rds = new_session().client("rds", aws_access_key_id="x", aws_secret_access_key="x")
     bad = _real_deployment(
         "INVALID_CONFIGURATION", {"a": "AVAILABLE", "b": "MISSING_TARGET", "c": "AVAILABLE"}
     )

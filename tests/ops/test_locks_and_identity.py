@@ -22,7 +22,7 @@ from dbplatform.ops import Context, Operation, Poll, Refused, Result, add_operat
 from dbplatform.ops.clock import SystemClock
 from dbplatform.ops.lock import DEFAULT_TTL, LockLost, StackLock
 from dbplatform.ops.progress import Progress
-from tests.ops.support import AwsEnv, FakeClock, query_error, session_with
+from tests.ops.support import AwsEnv, FakeClock, new_session, query_error, session_with
 
 LOCK = "/dbplatform/staging/ops/lock-lockcmd"
 MARK = "/dbplatform/staging/lock-test-mark"
@@ -361,7 +361,7 @@ def test_debug_log_never_shows_secret_values(aws: AwsEnv) -> None:
     sys.stderr = buffer
     try:
         _quiet_botocore(2)
-        session = boto3.Session(region_name="us-east-1")
+        session = new_session()
         session.client("secretsmanager").get_secret_value(SecretId="dbplatform/staging/test")
         session.client("secretsmanager").put_secret_value(
             SecretId="dbplatform/staging/test", SecretString=secret + "-new"

@@ -7,8 +7,8 @@ rotation is tested in-process with a botocore hook that plays the rotation funct
 it captures the exact RotateSecret request, then writes the new version as AWSPENDING and
 finishes it (AWSCURRENT) a few polls later, as the function's createSecret/finishSecret steps
 would. Everything else (application secrets, refusals, dry runs) runs as an operator runs it,
-with its own session built from the environment (`run_module`, in this process: a child process
-would prove nothing more here and costs an interpreter start-up per run).
+with its own session built from the environment (`run_module`): in this process, except the
+tests that a secret value never reaches the output, which need a child's whole stdout/stderr.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from botocore.awsrequest import AWSResponse
 
 from infra.config import load_stack
 from infra.naming import Names
-from tests.ops.support import ROOT, AwsEnv, FakeClock, Run, run_module
+from tests.ops.support import ROOT, AwsEnv, FakeClock, Run, new_session, run_module
 
 pytestmark = pytest.mark.moto
 
@@ -46,10 +46,12 @@ MASTER_VALUE = {
 }
 
 
-def run(aws: AwsEnv, *args: str) -> Run:
+def run(aws: AwsEnv, *args: str, process: bool = False) -> Run:
     """The command as an operator runs it: `python -m scripts.rotate_secret ARGS` with the test's
-    environment (its own session, the real clock, no terminal)."""
-    return run_module("scripts.rotate_secret", args, env=aws.env)
+    environment (its own session, the real clock, no terminal). `process=True` for a test that a
+    value never reaches the output: a child's captured fds see every write, including one through
+    a handler bound to the real stderr at import time, which an in-process capture would miss."""
+    return run_module("scripts.rotate_secret", args, env=aws.env, process=process)
 
 
 def run_in_process(aws: AwsEnv, *args: str, session: boto3.Session | None = None) -> Run:
@@ -114,7 +116,9 @@ def secrets_state(aws: AwsEnv) -> dict[str, Any]:
 
 def test_app_secret_gets_a_new_current_value_and_keeps_the_old_as_previous(aws: AwsEnv) -> None:
     old_version = seed_app(aws)
-    result = run(aws, "--stack", "prod", "--secret", "jwt-signing-key", "--yes", "--json")
+    result = run(
+        aws, "--stack", "prod", "--secret", "jwt-signing-key", "--yes", "--json", process=True
+    )
     assert result.code == 0, result.text
     out = result.json
     new_version = out["new_version"]
@@ -159,7 +163,9 @@ def test_without_yes_and_no_terminal_it_refuses_and_changes_nothing(aws: AwsEnv)
 def test_dry_run_prints_the_call_without_the_value_and_changes_nothing(aws: AwsEnv) -> None:
     seed_app(aws)
     before = secrets_state(aws)
-    result = run(aws, "--stack", "prod", "--secret", "jwt-signing-key", "--dry-run", "--json")
+    result = run(
+        aws, "--stack", "prod", "--secret", "jwt-signing-key", "--dry-run", "--json", process=True
+    )
     assert result.code == 0, result.text
     (call,) = secret_calls(result)
     assert call["operation"] == "PutSecretValue" and call["SecretId"] == JWT
@@ -235,7 +241,7 @@ class FakeRotationFunction:
     seen: int = 0
 
     def session(self) -> boto3.Session:
-        session = boto3.Session(region_name="us-east-1")
+        session = new_session()
         session.events.register("before-call.secrets-manager.RotateSecret", self.rotate)
         session.events.register("before-call.secrets-manager.DescribeSecret", self.tick)
         return session

@@ -64,12 +64,17 @@ def test_unknown_command_and_no_command_are_usage_errors(
 def test_every_command_is_also_a_module_with_the_same_parser() -> None:
     # One child runs each module as `python -m` does (runpy, run_name "__main__"), so a module
     # without its `__main__` block, or one that builds another parser, fails here; one
-    # interpreter start-up instead of one per command.
+    # interpreter start-up instead of one per command. The project's modules are forgotten
+    # before each, so a module that works only because an earlier one imported something for it
+    # fails as it would alone.
     probe = textwrap.dedent(
         """
         import contextlib, io, json, runpy, sys
+        OURS = ("scripts", "dbplatform", "infra", "policy", "devtools")
         out = {}
         for module in sys.argv[1:]:
+            for name in [n for n in sys.modules if n.split(".")[0] in OURS]:
+                del sys.modules[name]
             sys.argv = [module, "--help"]
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):

@@ -1,0 +1,44 @@
+"""dbplatform.ops.aws.pages: every page of a marker-paged call, and no endless loop on an endpoint
+that hands the same token back (botocore's paginator refuses that too: PaginationError)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from botocore.exceptions import PaginationError
+
+from dbplatform.ops.aws import pages
+
+
+def _endpoint(tokens: list[str | None]) -> Any:
+    calls: list[dict[str, Any]] = []
+
+    def call(**params: Any) -> dict[str, Any]:
+        calls.append(params)
+        following = tokens[len(calls) - 1]
+        return {"Items": [len(calls)], **({"Marker": following} if following else {})}
+
+    call.calls = calls  # type: ignore[attr-defined]
+    return call
+
+
+def test_every_page_with_the_token_it_was_given() -> None:
+    call = _endpoint(["a", "b", None])
+    items = [i for page in pages(call, {"Q": 1}, "Marker") for i in page["Items"]]
+    assert items == [1, 2, 3]
+    assert call.calls == [{"Q": 1}, {"Q": 1, "Marker": "a"}, {"Q": 1, "Marker": "b"}]
+
+
+def test_a_token_that_comes_back_is_refused_not_followed_forever() -> None:
+    call = _endpoint(["a", "b", "a", "b"])
+    with pytest.raises(PaginationError):
+        list(pages(call, {}, "Marker"))
+    assert len(call.calls) == 3
+
+
+def test_a_page_inside_a_key() -> None:
+    def call(**params: Any) -> dict[str, Any]:
+        return {"EngineDefaults": {"Parameters": [1], "Marker": None if params else "m"}}
+
+    assert len(list(pages(call, {}, "Marker", within="EngineDefaults"))) == 2
