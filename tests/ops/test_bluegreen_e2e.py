@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from infra.naming import Names
 from tests.ops.support import AwsEnv, session_with
 
 pytestmark = pytest.mark.moto
@@ -169,3 +170,21 @@ def test_a_dry_run_promote_reads_each_thing_once(aws: AwsEnv) -> None:
     # green (ready) once each; with --skip-sql-checks blue's endpoint is not needed
     assert calls.count("DescribeDBSnapshots") == 1, calls
     assert calls.count("DescribeDBInstances") == 2, calls
+
+
+def test_status_says_where_it_looked_for_a_primary_that_is_gone(aws: AwsEnv) -> None:
+    """status reads every instance it shows in one filtered DescribeDBInstances call; an absent
+    one is no error for that call, and status still names it and where it looked."""
+    aws.seed("staging")
+    rds = aws.client("rds")
+    primary = Names("staging").primary
+    rds.modify_db_instance(
+        DBInstanceIdentifier=primary, DeletionProtection=False, ApplyImmediately=True
+    )
+    rds.delete_db_instance(DBInstanceIdentifier=primary, SkipFinalSnapshot=True)
+
+    run = aws.cli("status", "--stack", "staging")
+
+    assert run.code == 0, run.text  # status reports; it changes nothing and refuses nothing
+    assert f"{primary}: not found in us-east-1" in run.stdout
+    assert "no blue/green deployment" in run.stdout
