@@ -46,15 +46,17 @@ def retry_config() -> Config:
     if mode not in ("adaptive", "standard", "legacy"):
         raise BadUsage(f"AWS_RETRY_MODE={mode!r} must be adaptive, standard or legacy")
     raw = os.environ.get("AWS_MAX_ATTEMPTS", str(DEFAULT_MAX_ATTEMPTS))
-    # ASCII digits only: str.isdigit() admits '²', which int() then refuses with a traceback.
-    if not re.fullmatch(r"[0-9]{1,3}", raw.strip()) or not 1 <= int(raw) <= MAX_ATTEMPTS_LIMIT:
+    # ASCII digits and ASCII blanks only: str.isdigit() admits '²' and str.strip() removes
+    # '\x1f', both of which int() (and botocore, which reads the variable too) refuse.
+    digits = re.fullmatch(r"[ \t\n\r\f\v]*([0-9]{1,3})[ \t\n\r\f\v]*", raw)
+    if not digits or not 1 <= int(digits.group(1)) <= MAX_ATTEMPTS_LIMIT:
         raise BadUsage(
             f"AWS_MAX_ATTEMPTS={raw!r} must be a whole number 1..{MAX_ATTEMPTS_LIMIT} "
             "(total attempts per AWS call, the first included)"
         )
     check_endpoint_env()
     return Config(
-        retries={"mode": mode, "total_max_attempts": int(raw)},
+        retries={"mode": mode, "total_max_attempts": int(digits.group(1))},
         connect_timeout=10,
         read_timeout=60,
         user_agent_appid="dbplatform",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from dbplatform import argtypes
@@ -171,6 +171,9 @@ def test_bad_aws_environment_is_bad_usage(
         st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=12
     )
 )
+@example("0\x1f")  # str.strip() removes \x1f, int() does not: was a traceback
+@example("5\x1f")
+@example(" 7 ")
 def test_any_aws_max_attempts_is_used_or_refused(value: str) -> None:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("AWS_MAX_ATTEMPTS", value)
