@@ -331,34 +331,30 @@ def report_replica_lag(
     session: boto3.Session, region: str, identifier: str, seconds: float
 ) -> None:
     """Publish a ReplicaLag datapoint for `identifier`, as RDS does every minute."""
-    cloudwatch = _local_client(session, "cloudwatch", region)
-    cloudwatch.put_metric_data(
-        Namespace="AWS/RDS",
-        MetricData=[
-            {
-                "MetricName": "ReplicaLag",
-                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
-                "Timestamp": datetime.now(UTC),
-                "Value": seconds,
-                "Unit": "Seconds",
-            }
-        ],
-    )
+    _report_rds_metric(session, region, identifier, "ReplicaLag", seconds, "Seconds")
 
 
 def report_slot_lag(session: boto3.Session, region: str, identifier: str, megabytes: float) -> None:
     """Publish an OldestReplicationSlotLag datapoint (megabytes) for blue `identifier`, as RDS
     does for an instance with logical replication slots (a major-version blue/green)."""
-    cloudwatch = _local_client(session, "cloudwatch", region)
-    cloudwatch.put_metric_data(
+    _report_rds_metric(
+        session, region, identifier, "OldestReplicationSlotLag", megabytes, "Megabytes"
+    )
+
+
+def _report_rds_metric(
+    session: boto3.Session, region: str, identifier: str, metric: str, value: float, unit: str
+) -> None:
+    """One AWS/RDS datapoint for instance `identifier`, timestamped now."""
+    _local_client(session, "cloudwatch", region).put_metric_data(
         Namespace="AWS/RDS",
         MetricData=[
             {
-                "MetricName": "OldestReplicationSlotLag",
+                "MetricName": metric,
                 "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": identifier}],
                 "Timestamp": datetime.now(UTC),
-                "Value": megabytes,
-                "Unit": "Megabytes",
+                "Value": value,
+                "Unit": unit,
             }
         ],
     )
