@@ -31,13 +31,14 @@ def run_main(
     os.environ is `env` for the call and restored after it, so the command builds its AWS
     session from that environment as a child would; sys.argv is `[module, *args]`. argparse's
     SystemExit is the exit code; a SystemExit with a message prints it and is 1, as in a child.
-    Everything is restored however the call ends. There is no timeout: a command that hangs
+    Everything is restored however the call ends, also when the environment refuses a value
+    (a NUL byte). There is no timeout: a command that hangs
     hangs the caller (a child can be killed; `make demo` runs children).
     `merge_output=True` writes stderr into stdout, in order (a child's `2>&1`); stderr is then "".
     `cwd` is the working directory for the call (a child's `cwd=`), restored after it.
     """
     main = importlib.import_module(module).main
-    environment = {str(k): str(v) for k, v in env.items()}  # a bad value fails before any change
+    environment = dict(env)  # a snapshot: the caller's mapping may change during the call
     out = io.StringIO()
     err = out if merge_output else io.StringIO()
     saved_env, saved_stdin = dict(os.environ), sys.stdin

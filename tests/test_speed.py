@@ -94,3 +94,25 @@ def test_calling_main_in_process_leaves_the_collector_alone() -> None:
     with contextlib.redirect_stdout(io.StringIO()):
         assert critical_path.main(["--manifest", str(GOLDEN)]) == 0
     assert gc.isenabled() == before
+
+
+def test_a_program_run_pauses_the_collector_and_gives_it_back_even_when_it_fails() -> None:
+    """`run_program` (synth, and `dr rebuild` inside an operation that keeps collecting) runs
+    the program with the collector off, then restores it however the run ends."""
+    import gc
+
+    import pytest
+
+    from infra.offline import run_program
+
+    seen: list[bool] = []
+
+    def program() -> None:
+        seen.append(gc.isenabled())
+        raise RuntimeError("the program failed")
+
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError):
+        run_program("staging", program=program)
+    assert seen == [False]
+    assert gc.isenabled()

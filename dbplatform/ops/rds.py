@@ -25,7 +25,13 @@ def describe_instance(rds: BaseClient, identifier: str) -> dict[str, Any] | None
 
 def describe_instances(rds: BaseClient, identifiers: Iterable[str]) -> dict[str, dict[str, Any]]:
     """The DB instances among `identifiers` that exist, by identifier: one DescribeDBInstances
-    call (a `db-instance-id` filter lists only those, and an absent one is no error)."""
+    call (a `db-instance-id` filter lists only those, and an absent one is no error).
+
+    Rule (RDS API reference, DescribeDBInstances `Filters`, as shipped in botocore's
+    rds/2014-10-31/service-2.json.gz): `db-instance-id` accepts DB instance identifiers and ARNs and
+    lists only the instances identified; `DBInstanceIdentifier`, by contrast, must name an
+    existing instance (DBInstanceNotFound otherwise). Identifiers here are as RDS stores them,
+    lower case (infra.naming)."""
     wanted = [i for i in dict.fromkeys(identifiers) if i]
     found: dict[str, dict[str, Any]] = {}
     if not wanted:
