@@ -331,19 +331,26 @@ def report_replica_lag(
     session: boto3.Session, region: str, identifier: str, seconds: float
 ) -> None:
     """Publish a ReplicaLag datapoint for `identifier`, as RDS does every minute."""
-    _report_rds_metric(session, region, identifier, "ReplicaLag", seconds, "Seconds")
+    _report_rds_metric(
+        session, region, identifier, metric="ReplicaLag", value=seconds, unit="Seconds"
+    )
 
 
 def report_slot_lag(session: boto3.Session, region: str, identifier: str, megabytes: float) -> None:
     """Publish an OldestReplicationSlotLag datapoint (megabytes) for blue `identifier`, as RDS
     does for an instance with logical replication slots (a major-version blue/green)."""
     _report_rds_metric(
-        session, region, identifier, "OldestReplicationSlotLag", megabytes, "Megabytes"
+        session,
+        region,
+        identifier,
+        metric="OldestReplicationSlotLag",
+        value=megabytes,
+        unit="Megabytes",
     )
 
 
 def _report_rds_metric(
-    session: boto3.Session, region: str, identifier: str, metric: str, value: float, unit: str
+    session: boto3.Session, region: str, identifier: str, *, metric: str, value: float, unit: str
 ) -> None:
     """One AWS/RDS datapoint for instance `identifier`, timestamped now."""
     _local_client(session, "cloudwatch", region).put_metric_data(
