@@ -111,7 +111,7 @@ def test_a_program_run_pauses_the_collector_and_gives_it_back_even_when_it_fails
         seen.append(gc.isenabled())
         raise RuntimeError("the program failed")
 
-    assert gc.isenabled()
+    assert gc.isenabled()  # as in an operational command's process (and every test's)
     with pytest.raises(RuntimeError):
         run_program("staging", program=program)
     assert seen == [False]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import gc
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,6 +13,15 @@ from dbplatform.entry import INTERRUPTED, run_main
 
 ROOT = Path(__file__).resolve().parents[2]
 OFFLINE = ["synth", "guardrails", "infra_diff", "critical_path", "preview_report"]
+
+
+@pytest.fixture(autouse=True)
+def _collector_restored() -> Iterator[None]:
+    """run_main sets the collector for an offline process (off); this test process gets its
+    own setting back, so no later test on this worker runs without collection."""
+    enabled = gc.isenabled()
+    yield
+    (gc.enable if enabled else gc.disable)()
 
 
 def test_an_interrupted_command_exits_130_with_one_line(capsys: pytest.CaptureFixture[str]) -> None:
