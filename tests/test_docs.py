@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import importlib.util
 import io
 import re
@@ -163,7 +164,9 @@ class Run:
 
 
 def _run_as_main(module: str, args: list[str], *, capture: bool) -> None:
-    saved_argv = sys.argv
+    # The module's `__main__` block sets the collector for a command's own process (offline:
+    # off); this test process keeps its own setting.
+    saved_argv, collecting = sys.argv, gc.isenabled()
     sys.argv = [module, *args]
     try:
         with _intercept_parse(capture=capture), warnings.catch_warnings():
@@ -173,6 +176,7 @@ def _run_as_main(module: str, args: list[str], *, capture: bool) -> None:
             runpy.run_module(module, run_name="__main__", alter_sys=True)
     finally:
         sys.argv = saved_argv
+        (gc.enable if collecting else gc.disable)()
 
 
 def parse_only(module: str, args: list[str]) -> Run:
