@@ -4,7 +4,7 @@ The server is a child process bound to 127.0.0.1 on a free port; `reset()` clear
 emulated resource (POST /moto-api/reset); `stop()` ends that child by its own pid. Run
 `python -m devtools.moto_server` to keep one up and print the variables to use it.
 
-The child is `python -m devtools.moto_server --serve`: moto's own server, started after three
+The child is `python -m devtools.moto_server --serve`: moto's own server, started after a few
 changes to what it spends CPU on, none of which changes an answer this project reads. A quarter of
 the suite's CPU time was the emulator, and most of that was work no test asked for:
 - EC2's default AMI catalogue is not loaded (moto's own `MOTO_EC2_LOAD_DEFAULT_AMIS=false`):
@@ -17,6 +17,8 @@ the suite's CPU time was the emulator, and most of that was work no test asked f
   it.)
 - The list of moto's service packages, which moto reads from disk for every request to route
   it, is read once.
+- Each botocore data file is parsed once per server (moto parsed endpoints.json for every boto3
+  Session it made: a third of the server's start), and werkzeug does not log each request.
 """
 
 from __future__ import annotations
@@ -36,8 +38,26 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def serve(argv: list[str]) -> None:
-    """moto's server (`moto.server.main(argv)`) with the three changes of the module docstring."""
+    """moto's server (`moto.server.main(argv)`) with the changes of the module docstring."""
     import functools
+    import logging
+
+    import botocore.loaders
+
+    # Parse each botocore data file once per server: moto builds a fresh boto3 Session (and so a
+    # fresh loader) in several places, three of them while importing its EC2 models, and each
+    # parsed endpoints.json again (~0.5 s of the server's start). The data is read-only here.
+    read = botocore.loaders.JSONFileLoader.load_file
+    parsed: dict[str, object] = {}
+
+    def load_file(self: object, file_path: str) -> object:
+        if file_path not in parsed:
+            parsed[file_path] = read(self, file_path)
+        return parsed[file_path]
+
+    botocore.loaders.JSONFileLoader.load_file = load_file
+    # werkzeug logs a line per request to a stderr nobody reads (start() discards it).
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
 
     import moto.backends
     import moto.kms.models

@@ -17,6 +17,7 @@ import json
 import secrets
 import string
 import sys
+import weakref
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -51,11 +52,22 @@ class Seeded:
     alarms: tuple[str, ...] = field(default_factory=tuple)
 
 
+# The clients made for each session, kept while the session lives: one seed makes ~20 calls
+# through 6 services, and a client costs more to build than most calls to the emulator.
+_CLIENTS: weakref.WeakKeyDictionary[boto3.Session, dict[tuple[str, str], Any]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def _local_client(session: boto3.Session, service: str, region: str) -> Any:
-    """A client of `service`, refused unless it talks to a local emulator.
+    """A client of `service` (one per session and region), refused unless it talks to a local
+    emulator.
 
     Checked per client: `AWS_ENDPOINT_URL_<SERVICE>` can send one service elsewhere.
     """
+    made = _CLIENTS.setdefault(session, {})
+    if (service, region) in made:
+        return made[service, region]
     client = session.client(service, region_name=region)
     endpoint = client.meta.endpoint_url
     host = urlparse(endpoint).hostname or ""
@@ -65,6 +77,7 @@ def _local_client(session: boto3.Session, service: str, region: str) -> Any:
             f"{endpoint}. Set AWS_ENDPOINT_URL=http://127.0.0.1:<port> "
             "(python -m devtools.moto_server)"
         )
+    made[service, region] = client
     return client
 
 

@@ -43,7 +43,46 @@ def _reuse_client_classes() -> None:
     botocore.client.ClientCreator._create_client_class = cached
 
 
+def _remember_handler_checks() -> None:
+    """A new botocore session registers some 140 built-in event handlers, and for each one
+    botocore checks the handler takes **kwargs (`inspect.getfullargspec`) and rewrites the
+    event name through its alias table: ~6 ms per session, ~13 ms with its first client. The
+    suite builds a session per in-process command run, as a process would, some hundreds in all.
+
+    Both answers depend only on the handler's function and the event name, so the suite keeps
+    them: the kwargs check per plain function, the alias per event name for sessions that use
+    botocore's own alias table. Each session still registers every handler in its own emitter.
+    """
+    import types
+
+    from botocore import hooks
+
+    check = hooks.accepts_kwargs
+    checked: dict[types.FunctionType, bool] = {}
+
+    def accepts_kwargs(func: Any) -> bool:
+        key = getattr(func, "__func__", func)
+        if not isinstance(key, types.FunctionType):
+            return bool(check(func))
+        if key not in checked:
+            checked[key] = bool(check(func))
+        return checked[key]
+
+    hooks.accepts_kwargs = accepts_kwargs
+
+    aliased: dict[str, str] = {}
+    init = hooks.EventAliaser.__init__
+
+    def alias_init(self: Any, event_emitter: Any, event_aliases: Any = None) -> None:
+        init(self, event_emitter, event_aliases)
+        if event_aliases is None or event_aliases == hooks.EVENT_ALIASES:  # copies pass a copy
+            self._alias_name_cache = aliased
+
+    hooks.EventAliaser.__init__ = alias_init  # type: ignore[method-assign]
+
+
 _reuse_client_classes()
+_remember_handler_checks()
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
