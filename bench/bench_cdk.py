@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ratios import PY, ROOT, Timing, run
 
-PEER = Path(os.environ.get("BENCH_CDK_PEER", ROOT.parent.parent / "shared" / "peers" / "cdk"))
+PEER = Path(os.environ.get("BENCH_CDK_PEER", ROOT.parent / "shared" / "peers" / "cdk"))
 PEER_FILES = ("app.js", "cdk.json", "package.json")
 
 
