@@ -226,7 +226,8 @@ def _one_rpc_thread() -> None:
     """Offline only: the SDK's calls to the monitor run on one thread, in the order made.
 
     The SDK hands each registration to the event loop's thread pool, built for a real engine
-    that answers over gRPC; the mocks answer in Python at once and never wait for another call.
+    that answers over gRPC; under mocks each such job is one synchronous call to the mock
+    monitor (pulumi/runtime/mocks.py), which no other job waits on.
     One thread does the same work with less switching between threads: ~8% of a synth. Set once
     per event loop (the SDK keeps one per thread) and left for the process, as the SDK's is.
     """

@@ -50,7 +50,7 @@ def _remember_handler_checks() -> None:
     suite builds a session per in-process command run, as a process would, some hundreds in all.
 
     Both answers depend only on the handler's function and the event name, so the suite keeps
-    them: the kwargs check per plain function, the alias per event name for sessions that use
+    them: the kwargs check per function's code, the alias per event name for sessions that use
     botocore's own alias table. Each session still registers every handler in its own emitter.
     """
     import types
@@ -58,15 +58,22 @@ def _remember_handler_checks() -> None:
     from botocore import hooks
 
     check = hooks.accepts_kwargs
-    checked: dict[types.FunctionType, bool] = {}
+    checked: dict[types.CodeType, bool] = {}
 
     def accepts_kwargs(func: Any) -> bool:
-        key = getattr(func, "__func__", func)
-        if not isinstance(key, types.FunctionType):
+        # Whether a function takes **kwargs is a property of its code object (boto3 makes a new
+        # closure per session over the same code). A wrapper (`__wrapped__`) or an explicit
+        # `__signature__` answers for itself: asked each time, as botocore does.
+        plain = getattr(func, "__func__", func)
+        if (
+            not isinstance(plain, types.FunctionType)
+            or "__wrapped__" in plain.__dict__
+            or "__signature__" in plain.__dict__
+        ):
             return bool(check(func))
-        if key not in checked:
-            checked[key] = bool(check(func))
-        return checked[key]
+        if plain.__code__ not in checked:
+            checked[plain.__code__] = bool(check(func))
+        return checked[plain.__code__]
 
     hooks.accepts_kwargs = accepts_kwargs
 
@@ -76,6 +83,9 @@ def _remember_handler_checks() -> None:
     def alias_init(self: Any, event_emitter: Any, event_aliases: Any = None) -> None:
         init(self, event_emitter, event_aliases)
         if event_aliases is None or event_aliases == hooks.EVENT_ALIASES:  # copies pass a copy
+            # botocore's own table, so no later change to this aliaser's table can leak into
+            # the shared answers
+            self._event_aliases = hooks.EVENT_ALIASES
             self._alias_name_cache = aliased
 
     hooks.EventAliaser.__init__ = alias_init  # type: ignore[method-assign]
