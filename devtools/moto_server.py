@@ -18,7 +18,7 @@ the suite's CPU time was the emulator, and most of that was work no test asked f
 - The list of moto's service packages, which moto reads from disk for every request to route
   it, is read once.
 - Each botocore data file is loaded once per server and kind of loader (moto parsed
-  endpoints.json for every boto3 Session it made: about 0.3 s of a server's start-up), and
+  endpoints.json for every boto3 Session it made: about 0.4 s of a server's start-up), and
   werkzeug does not log each request.
 """
 
@@ -48,25 +48,35 @@ def serve(argv: list[str]) -> None:
 
     # Load each botocore data file once per server: moto builds a fresh boto3 Session (and so a
     # fresh loader) in several places, three of them while importing its EC2 models, and each
-    # parsed endpoints.json again (~0.3 s of a server's start-up). Loaders share what they
+    # parsed endpoints.json again (~0.4 s of a server's start-up). Loaders share what they
     # loaded only with loaders of the same kind, search path and add-ons: load_service_model
     # merges its loader's add-ons (botocore's sdk-extras, moto's moto-extras) into the model.
     Loader = botocore.loaders.Loader
     loaded: dict[tuple[object, ...], object] = {}
 
-    def once_per_kind(method: Any) -> Any:
+    def once_per_kind(name: str) -> None:
+        method = getattr(Loader, name)
+
         @functools.wraps(method)
         def load(self: Any, *args: Any, **kwargs: Any) -> Any:
-            kind = (type(self), tuple(self.search_paths), tuple(self.extras_types))
-            key = (method.__name__, kind, args, tuple(sorted(kwargs.items())))
+            kind = (
+                type(self),
+                type(self.file_loader),
+                tuple(self.search_paths),
+                tuple(self.extras_types),
+            )
+            key = (name, kind, args, tuple(sorted(kwargs.items())))
             if key not in loaded:
                 loaded[key] = method(self, *args, **kwargs)
             return loaded[key]
 
-        return load
+        setattr(Loader, name, load)
 
-    Loader.load_data = once_per_kind(Loader.load_data)
-    Loader.load_service_model = once_per_kind(Loader.load_service_model)
+    # load_data goes through load_data_with_path, and botocore's endpoint resolver calls the
+    # latter directly for endpoints.json; load_service_model merges the add-ons after it.
+    once_per_kind("load_data_with_path")
+    once_per_kind("load_service_model")
+
     # werkzeug logs a line per request to a stderr nobody reads (start() discards it).
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
 

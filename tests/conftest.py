@@ -62,14 +62,11 @@ def _remember_handler_checks() -> None:
 
     def accepts_kwargs(func: Any) -> bool:
         # Whether a function takes **kwargs is a property of its code object (boto3 makes a new
-        # closure per session over the same code). A wrapper (`__wrapped__`) or an explicit
-        # `__signature__` answers for itself: asked each time, as botocore does.
+        # closure per session over the same code). A function with attributes of its own
+        # (`__wrapped__`, `__signature__`, a partialmethod's) may answer otherwise: asked each
+        # time, as botocore does.
         plain = getattr(func, "__func__", func)
-        if (
-            not isinstance(plain, types.FunctionType)
-            or "__wrapped__" in plain.__dict__
-            or "__signature__" in plain.__dict__
-        ):
+        if not isinstance(plain, types.FunctionType) or plain.__dict__:
             return bool(check(func))
         if plain.__code__ not in checked:
             checked[plain.__code__] = bool(check(func))
