@@ -31,10 +31,10 @@ postgres:
 
 # Three workers on two cores: a worker waiting on its moto server, PostgreSQL or a child
 # process leaves its core to another (the same commit back to back: -n 2 140 s wall, 227 s
-# CPU; -n 3 110 s, 211 s; docs/speed.md). Each worker has its own moto server and PostgreSQL. Bytecode is written
-# (PYTHONDONTWRITEBYTECODE emptied for the run) so pytest's rewritten test modules and the
-# project's compiled modules are reused by the other workers and the commands' child processes
-# instead of compiled again by each (__pycache__ is ignored by git).
+# CPU; -n 3 110 s, 211 s; docs/speed.md). Each worker has its own moto server and PostgreSQL.
+# Bytecode is written (PYTHONDONTWRITEBYTECODE emptied for the run) so pytest's rewritten test
+# modules and the project's compiled modules are reused by the other workers and the commands'
+# child processes instead of compiled again by each (__pycache__ is ignored by git).
 test: setup
 	PYTHONDONTWRITEBYTECODE= $(BIN)/python -m pytest -n 3 -q
 

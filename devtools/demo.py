@@ -28,6 +28,7 @@ from pathlib import Path
 
 import boto3
 
+from dbplatform.entry import INTERRUPTED
 from devtools import moto_server
 from devtools.inprocess import run_main
 from devtools.seed import report_replica_lag
@@ -433,6 +434,10 @@ def run_demo(
                     step, world, previous, echo, index=i, total=len(plan), in_process=in_process
                 )
             )
+            if results[-1].exit_code == INTERRUPTED:
+                # The command answered Ctrl-C (exit 130): an in-process command catches it
+                # before the demo could, so the demo stops here itself.
+                raise KeyboardInterrupt
     finally:
         pid = server.process.pid
         server.stop()
@@ -445,7 +450,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m devtools.demo",
         description="Run dbplatform end to end against a local moto server (make demo).",
-        epilog="exit codes: 0 every step did what it should; 1 a step failed; 2 bad stack.",
+        epilog="exit codes: 0 every step did what it should; 1 a step failed; 2 bad stack; "
+        "130 interrupted (Ctrl-C; the moto server is stopped either way).",
     )
     parser.add_argument("--stack", default=DEFAULT_STACK, help="stack to seed and operate")
     parser.add_argument(
@@ -475,6 +481,9 @@ def main(argv: list[str] | None = None) -> int:
     except DemoError as exc:
         print(f"demo failed before the first command: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        print("demo interrupted; the moto server is stopped", file=sys.stderr)
+        return INTERRUPTED
     print()
     print(summary(results))
     failed = [r for r in results if not r.ok]

@@ -5,9 +5,12 @@ the server gone afterwards, and what the commands leave behind (audit log, manif
 
 from __future__ import annotations
 
+import importlib.machinery
 import json
 import os
 import re
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -118,3 +121,34 @@ def test_an_invalid_stack_is_bad_usage_before_anything_starts(
     out, err = capsys.readouterr()
     assert "nosuch" in err
     assert "moto server" not in out
+
+
+def test_ctrl_c_in_a_step_stops_the_demo_with_130_and_stops_the_server(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # In-process, the command answers Ctrl-C itself (exit 130, as every command does): the demo
+    # must stop there, not carry on with the next step, and still stop its server.
+    # `find_spec` must see them, as the demo asks whether a step's module exists
+    interrupted = types.ModuleType("interrupted_command")
+    interrupted.__spec__ = importlib.machinery.ModuleSpec("interrupted_command", None)
+    interrupted.main = lambda argv: 130  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "interrupted_command", interrupted)
+    ran_after: list[str] = []
+    never = types.ModuleType("never_reached")
+    never.__spec__ = importlib.machinery.ModuleSpec("never_reached", None)
+    never.main = lambda argv: ran_after.append("ran") or 0  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "never_reached", never)
+    steps = [
+        demo.Step("interrupted", "interrupted_command", ()),
+        demo.Step("next", "never_reached", ()),
+    ]
+    monkeypatch.setattr(demo, "steps_for", lambda cfg, work: steps)
+    monkeypatch.setattr(demo, "seed_environment", lambda *a, **k: {})  # not what this is about
+
+    code = demo.main(["--stack", "prod", "--work", str(tmp_path), "--in-process"])
+    out, err = capsys.readouterr()
+
+    assert code == 130
+    assert "demo interrupted; the moto server is stopped" in err
+    assert ran_after == []
+    assert _gone(_server_pid(out))

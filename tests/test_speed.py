@@ -12,6 +12,7 @@ from pathlib import Path
 
 import botocore.loaders
 import botocore.session
+import pytest
 
 from infra import config
 
@@ -116,3 +117,27 @@ def test_a_program_run_pauses_the_collector_and_gives_it_back_even_when_it_fails
         run_program("staging", program=program)
     assert seen == [False]
     assert gc.isenabled()
+
+
+def test_the_program_registers_its_resources_on_one_offline_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`run_program` answers the SDK's calls to the mock monitor on one thread, in order
+    (infra/offline.py `_one_rpc_thread`), not on a pool of threads switching between them."""
+    import threading
+
+    from pulumi.runtime.mocks import MockMonitor
+
+    from infra.offline import run_program
+
+    register = MockMonitor.RegisterResource
+    threads: set[str] = set()
+
+    def on_thread(self: MockMonitor, request: object) -> object:
+        threads.add(threading.current_thread().name)
+        return register(self, request)
+
+    monkeypatch.setattr(MockMonitor, "RegisterResource", on_thread)
+    recording = run_program("staging")
+    assert len(recording.resources) > 100
+    assert len(threads) == 1 and threads.pop().startswith("offline"), threads

@@ -74,8 +74,9 @@ def run_module(
     By default in this process, which costs milliseconds instead of a second of interpreter
     start-up and imports per call (../shared/reviews/perf.md §4: 35 child processes were a
     quarter of the suite's time): the module's `main(argv)` runs with stdout and stderr
-    captured, stdin a non-terminal holding `stdin`, and os.environ replaced by `env` for the
-    call, so the command builds its own AWS session from that environment as a process would.
+    captured, stdin a non-terminal holding `stdin`, os.environ replaced by `env` and the working
+    directory `cwd` for the call, so the command builds its own AWS session from that
+    environment as a process would.
     `process=True` starts a real child instead, for a test about the process itself (signals,
     the interpreter's exit, imports).
     """
@@ -91,7 +92,7 @@ def run_module(
             timeout=timeout,
         )
         return Run(proc.returncode, proc.stdout, proc.stderr)
-    return Run(*run_main(module, args, env=env, stdin=stdin))
+    return Run(*run_main(module, args, env=env, stdin=stdin, cwd=cwd))
 
 
 @dataclass
