@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import fcntl
 import gc
+import hashlib
+import json
 import os
+import pickle
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -14,6 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from devtools.moto_server import load_botocore_data_once  # noqa: E402
 from infra.config import committed_stacks, read_stack_values  # noqa: E402
 from infra.offline import Recording, run_program  # noqa: E402
 from tests.postgres import PgServer, running  # noqa: E402
@@ -90,6 +97,7 @@ def _remember_handler_checks() -> None:
 
 _reuse_client_classes()
 _remember_handler_checks()
+load_botocore_data_once()  # the tests', seeds' and in-process commands' sessions share files
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -111,15 +119,55 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             getattr(aws, package)
     gc.collect()
     gc.freeze()
+    # A worker keeps what its tests load for the rest of the run: botocore's parsed service
+    # models (rds alone is some 100 k objects), recordings, hypothesis's databases. With the
+    # default thresholds (700, 10, 10) a full collection walked all of it about every 70 k
+    # allocations: 10-14 s of the suite's CPU. Young collections every 10 k allocations and a
+    # full one every 100 young ones cost about 4 s. Nothing is left uncollected, only later.
+    gc.set_threshold(10_000, 10, 100)
+
+
+# Where the test processes of one run leave the program's recordings for each other (a folder
+# the controlling process makes in pytest_configure, before it starts the workers).
+_SHARED_RUNS = "DBPLATFORM_TEST_RUNS"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if not hasattr(config, "workerinput") and _SHARED_RUNS not in os.environ:
+        os.environ[_SHARED_RUNS] = tempfile.mkdtemp(prefix="dbplatform-runs-")
+        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(_SHARED_RUNS), True))
+
+
+def shared_run(
+    stack: str, *, values: dict[str, Any] | None = None, region: str | None = None
+) -> Recording:
+    """`run_program(stack, root=ROOT, values=values, region=region)`, run once per suite for the
+    same inputs: the program is deterministic (test_synth proves same input, same bytes), and a
+    run costs 0.3-0.4 s of CPU. The first test process to ask runs it, the others wait for it and
+    read its pickle. Each caller gets its own copy; a run that raises is not kept."""
+    folder = os.environ.get(_SHARED_RUNS)
+    if folder is None:
+        return run_program(stack, root=ROOT, values=values, region=region)
+    inputs = json.dumps([stack, values, region], sort_keys=True, default=repr)
+    path = Path(folder) / hashlib.sha256(inputs.encode()).hexdigest()
+    with open(path.with_suffix(".lock"), "wb") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        if path.exists():
+            recording: Recording = pickle.loads(path.read_bytes())  # noqa: S301 - our own file
+            return recording
+        recording = run_program(stack, root=ROOT, values=values, region=region)
+        path.with_suffix(".tmp").write_bytes(pickle.dumps(recording, pickle.HIGHEST_PROTOCOL))
+        path.with_suffix(".tmp").replace(path)
+        return recording
 
 
 _CACHE: dict[str, Recording] = {}
 
 
 def record(stack: str) -> Recording:
-    """The committed stack's recording; each stack runs once per test process."""
+    """The committed stack's recording: one object per test process, one run per suite."""
     if stack not in _CACHE:
-        _CACHE[stack] = run_program(stack, root=ROOT)
+        _CACHE[stack] = shared_run(stack)
     return _CACHE[stack]
 
 
@@ -155,7 +203,7 @@ def run_variant() -> Callable[..., Recording]:
             values[key] = (
                 {**old, **value} if isinstance(old, dict) and isinstance(value, dict) else value
             )
-        return run_program(stack, root=ROOT, values=values, region=region or file_region)
+        return shared_run(stack, values=values, region=region or file_region)
 
     return _run
 

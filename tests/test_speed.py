@@ -141,3 +141,52 @@ def test_the_program_registers_its_resources_on_one_offline_thread(
     recording = run_program("staging")
     assert len(recording.resources) > 100
     assert len(threads) == 1 and threads.pop().startswith("offline"), threads
+
+
+def test_the_suite_runs_the_program_once_per_inputs_and_hands_out_copies(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """tests/conftest.py `shared_run`: the test processes of one run share each distinct program
+    run through a folder; every caller gets its own copy, and a run that raises is not kept."""
+    from infra.config import ConfigError, read_stack_values
+    from tests import conftest
+
+    runs: list[tuple[str, object]] = []
+    real = conftest.run_program
+
+    def counted(stack: str, **kwargs: object) -> object:
+        runs.append((stack, kwargs.get("values")))
+        return real(stack, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(conftest, "run_program", counted)
+    monkeypatch.setenv("DBPLATFORM_TEST_RUNS", str(tmp_path))
+    values, region = read_stack_values("staging", ROOT)
+    first = conftest.shared_run("staging", values=dict(values), region=region)
+    again = conftest.shared_run("staging", values=dict(values), region=region)
+    assert len(runs) == 1
+    assert again == first and again is not first and again.resources[0] is not first.resources[0]
+    other = conftest.shared_run("staging", values={**values, "owner": "team-b"}, region=region)
+    assert len(runs) == 2 and other != first
+
+    broken = {**values, "database": {**values["database"], "engineVersion": "not-a-version"}}
+    for _ in range(2):
+        with pytest.raises(ConfigError):
+            conftest.shared_run("staging", values=broken, region=region)
+    assert len(runs) == 4  # refused both times: nothing kept
+
+
+def test_the_suites_botocore_loaders_share_files_only_with_their_own_kind() -> None:
+    """devtools/moto_server.py `load_botocore_data_once`, on in the test processes and the moto
+    server: loaders of one kind (class, file loader, search path, add-ons) share each parsed
+    file; the commands' plain-dict loader and a loader without add-ons get their own."""
+    from dbplatform.ops.aws import PlainJSONFileLoader
+
+    one, two = botocore.loaders.create_loader(), botocore.loaders.create_loader()
+    assert one.load_service_model("rds", "service-2") is two.load_service_model("rds", "service-2")
+    plain = botocore.loaders.create_loader()
+    plain.file_loader = PlainJSONFileLoader()
+    other = plain.load_service_model("rds", "service-2")
+    assert other is not one.load_service_model("rds", "service-2")
+    assert other == one.load_service_model("rds", "service-2")
+    bare = botocore.loaders.Loader(extra_search_paths=None, include_default_extras=False)
+    assert bare.load_service_model("rds", "service-2") is not other
