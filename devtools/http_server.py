@@ -12,9 +12,11 @@ What it does, and what it leaves out (nothing here needs more):
 - HTTP/1.1 keep-alive unless the client sends `Connection: close`; HTTP/1.0 connections close
   after one answer. A connection idle for `idle_timeout` seconds is closed (a pooled client
   notices and opens another).
-- Request bodies with `Content-Length` or `Transfer-Encoding: chunked`; `Expect: 100-continue`
-  gets its interim answer. Header names with an underscore are dropped, as werkzeug drops them
-  (WSGI cannot tell `X_Foo` from `X-Foo`).
+- Request bodies with `Content-Length` or `Transfer-Encoding: chunked` (a request with both is
+  read as chunked and its connection closed after the answer, RFC 9112 section 6.1);
+  `Expect: 100-continue` gets its interim answer. Header names with an underscore are dropped,
+  as werkzeug drops them (WSGI cannot tell `X_Foo` from `X-Foo`); moto's own handler keeps them
+  for S3's `x-amz-meta-*`, and this project calls no S3 API.
 - The app's answer is sent whole in one write with its length (no `Transfer-Encoding`), so no
   small packet waits on the client's delayed ACK; Nagle's algorithm is off too.
 - An app that raises gets a 500 and the connection closed, the traceback on stderr; a request
@@ -73,6 +75,8 @@ class _Handler(socketserver.StreamRequestHandler):
             self._send("400 Bad Request", [("Content-Type", "text/plain")], str(exc).encode())
             return False
         keep = version == "HTTP/1.1" and "close" not in headers.get("connection", "").lower()
+        if "transfer-encoding" in headers and "content-length" in headers:
+            keep = False  # RFC 9112 section 6.1: a request with both may be smuggling another
         environ = self._environ(method, target, version, headers, body)
         try:
             status, response_headers, data = _call(self.server.app, environ)
@@ -128,10 +132,10 @@ class _Handler(socketserver.StreamRequestHandler):
         chunks: list[bytes] = []
         while True:
             size_line = self.rfile.readline(MAX_LINE + 1)
-            try:
-                size = int(size_line.split(b";", 1)[0].strip(), 16)
-            except ValueError:
-                raise BadRequest("bad chunk size") from None
+            digits = size_line.split(b";", 1)[0].strip()
+            if not digits or len(digits) > 16 or digits.strip(b"0123456789abcdefABCDEF"):
+                raise BadRequest("bad chunk size")
+            size = int(digits, 16)
             if size == 0:
                 while self.rfile.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
                     pass  # trailers, ignored
@@ -145,7 +149,7 @@ class _Handler(socketserver.StreamRequestHandler):
         self, method: str, target: str, version: str, headers: dict[str, str], body: bytes
     ) -> dict[str, Any]:
         path, _, query = target.partition("?")
-        if "://" in path:  # an absolute-form target: keep only the path
+        if not path.startswith("/") and "://" in path:  # absolute-form: keep only the path
             path = "/" + path.split("://", 1)[1].partition("/")[2]
         host, port = self.server.server_address[:2]
         environ: dict[str, Any] = {
@@ -206,8 +210,10 @@ def _call(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, s
     written: list[bytes] = []
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        if exc_info and answer:
-            raise exc_info[1].with_traceback(exc_info[2])
+        # Nothing is sent before the app returns, so a second call with exc_info (PEP 3333: the
+        # app caught an error) may always replace the status and headers.
+        if answer and not exc_info:
+            raise RuntimeError("start_response called twice without exc_info")
         answer[:] = [status, list(headers)]
         return written.append
 
@@ -229,6 +235,9 @@ class KeepAliveServer(socketserver.ThreadingTCPServer):
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
+    # socketserver's default backlog is 5; with more clients connecting at once than that, the
+    # kernel drops SYNs and each retry costs a client about a second (werkzeug uses 128).
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: WSGIApp, idle_timeout: float = 30.0) -> None:
         self.app = app

@@ -121,21 +121,23 @@ def pytest_collection_finish(session: pytest.Session) -> None:
     gc.freeze()
     # A worker keeps what its tests load for the rest of the run: botocore's parsed service
     # models (rds alone is some 100 k objects), recordings, hypothesis's databases. With the
-    # default thresholds (700, 10, 10) a full collection walked all of it about every 70 k
-    # allocations: 10-14 s of the suite's CPU. Young collections every 10 k allocations and a
-    # full one every 100 young ones cost about 4 s. Nothing is left uncollected, only later.
+    # default thresholds (700, 10, 10) full collections walked all of it over and over: the
+    # workers spent about 25 s in the collector, 15 s in full collections. With these, about
+    # 12 s. Nothing is left uncollected, only later: about 85 MB more at a worker's peak
+    # (docs/speed.md).
     gc.set_threshold(10_000, 10, 100)
 
 
-# Where the test processes of one run leave the program's recordings for each other (a folder
-# the controlling process makes in pytest_configure, before it starts the workers).
+# Where the test processes of one run leave the program's recordings for each other: a new,
+# empty folder the controlling process makes in pytest_configure, before it starts the workers
+# (they inherit the variable), so no run reads another's recordings.
 _SHARED_RUNS = "DBPLATFORM_TEST_RUNS"
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    if not hasattr(config, "workerinput") and _SHARED_RUNS not in os.environ:
-        os.environ[_SHARED_RUNS] = tempfile.mkdtemp(prefix="dbplatform-runs-")
-        config.add_cleanup(lambda: shutil.rmtree(os.environ.pop(_SHARED_RUNS), True))
+    if not hasattr(config, "workerinput"):
+        os.environ[_SHARED_RUNS] = folder = tempfile.mkdtemp(prefix="dbplatform-runs-")
+        config.add_cleanup(lambda: shutil.rmtree(folder, True))
 
 
 def shared_run(
@@ -146,9 +148,14 @@ def shared_run(
     run costs 0.3-0.4 s of CPU. The first test process to ask runs it, the others wait for it and
     read its pickle. Each caller gets its own copy; a run that raises is not kept."""
     folder = os.environ.get(_SHARED_RUNS)
+    try:
+        # JSON, so equal inputs give one key whatever the order of their mappings (a tuple and
+        # a list are the same value to the stack file reader too)
+        inputs = json.dumps([stack, values, region], sort_keys=True, default=repr)
+    except TypeError:  # keys that do not sort: run it, unshared
+        folder = None
     if folder is None:
         return run_program(stack, root=ROOT, values=values, region=region)
-    inputs = json.dumps([stack, values, region], sort_keys=True, default=repr)
     path = Path(folder) / hashlib.sha256(inputs.encode()).hexdigest()
     with open(path.with_suffix(".lock"), "wb") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes

@@ -167,12 +167,16 @@ def test_the_suite_runs_the_program_once_per_inputs_and_hands_out_copies(
     assert again == first and again is not first and again.resources[0] is not first.resources[0]
     other = conftest.shared_run("staging", values={**values, "owner": "team-b"}, region=region)
     assert len(runs) == 2 and other != first
+    west = conftest.shared_run("staging", values=dict(values), region="us-west-2")
+    assert len(runs) == 3 and {r.region for r in west.resources} != {
+        r.region for r in first.resources
+    }
 
     broken = {**values, "database": {**values["database"], "engineVersion": "not-a-version"}}
     for _ in range(2):
         with pytest.raises(ConfigError):
             conftest.shared_run("staging", values=broken, region=region)
-    assert len(runs) == 4  # refused both times: nothing kept
+    assert len(runs) == 5  # refused both times: nothing kept
 
 
 def test_the_suites_botocore_loaders_share_files_only_with_their_own_kind() -> None:
@@ -188,5 +192,14 @@ def test_the_suites_botocore_loaders_share_files_only_with_their_own_kind() -> N
     other = plain.load_service_model("rds", "service-2")
     assert other is not one.load_service_model("rds", "service-2")
     assert other == one.load_service_model("rds", "service-2")
-    bare = botocore.loaders.Loader(extra_search_paths=None, include_default_extras=False)
-    assert bare.load_service_model("rds", "service-2") is not other
+    # botocore merges a loader's add-ons (sdk-extras) into the model it loads: a loader without
+    # them must not get, or give, the merged one
+    bare = botocore.loaders.Loader(include_default_extras=False)
+    assert bare.load_service_model("rds", "service-2") is not one.load_service_model(
+        "rds", "service-2"
+    )
+    elsewhere = botocore.loaders.create_loader()
+    elsewhere.search_paths.insert(0, str(ROOT / "build" / "no-such-models"))
+    assert elsewhere.load_service_model("rds", "service-2") is not one.load_service_model(
+        "rds", "service-2"
+    )

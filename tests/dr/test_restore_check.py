@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -181,6 +182,7 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
     dr: DrEnv, tmp_path: Path
 ) -> None:
     dr.seed("staging")
+    assert _temporary(dr) == []  # also builds this test's rds client before the clock starts
     # A server that accepts the TCP connection and never answers: the check blocks in its SQL
     # step (connect, up to its 10 s timeout) until the signal arrives.
     silent = socket.socket()
@@ -211,8 +213,14 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
         text=True,
     )
     try:
-        client, _ = silent.accept()  # the check reached its SQL step
+        client, _ = silent.accept()
+        accepted = time.monotonic()
+        client.settimeout(10)
+        # libpq's SSLRequest (length 8, code 80877103): the check itself reached its SQL step,
+        # not some other process that found this port free
+        assert client.recv(8) == bytes.fromhex("0000000804d2162f")
         assert len(_temporary(dr)) == 1  # restored and being verified
+        waited = time.monotonic() - accepted
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=30)
     finally:
@@ -220,7 +228,8 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
             proc.kill()
         silent.close()
     client.close()
-    assert proc.returncode == 130, err
+    # the check's own connect timeout is 10 s: a signal sent later than that finds it past SQL
+    assert proc.returncode == 130, f"signal sent {waited:.1f}s after the connect\n{err}"
     assert "interrupted" in err
     assert "Traceback" not in err
     assert _temporary(dr) == []

@@ -121,6 +121,66 @@ def test_chunked_bodies_and_100_continue(serve: Callable[..., KeepAliveServer]) 
     assert answer.endswith(b"\n\nabc")
 
 
+def test_a_head_answer_carries_no_body_onto_the_connection(
+    serve: Callable[..., KeepAliveServer],
+) -> None:
+    """Read raw: http.client drops what is left in its buffer between answers, so a HEAD that
+    leaked its body would go unseen there; here the next answer would start with it."""
+    answer = _raw(
+        serve(),
+        b"HEAD /h HTTP/1.1\r\nHost: x\r\n\r\n"
+        b"GET /g HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    head, rest = answer.split(b"\r\n\r\n", 1)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n") and b"Content-Length: " in head
+    assert rest.startswith(b"HTTP/1.1 200 OK\r\n") and rest.endswith(
+        b"\r\n\r\nGET\n/g\n\nHTTP_CONNECTION=close\nHTTP_HOST=x\n\n"
+    )
+
+
+def test_answers_carry_a_date_and_the_path_as_sent(serve: Callable[..., KeepAliveServer]) -> None:
+    """moto in server mode leaves the Date header to the server (moto/core/responses.py)."""
+    conn = _conn(serve())
+    conn.request("GET", "/bucket/a://b/c%20d")
+    resp = conn.getresponse()
+    assert resp.read().startswith(b"GET\n/bucket/a://b/c d\n")
+    date = resp.getheader("Date") or ""
+    assert date.endswith(" GMT") and len(date) == 29
+
+
+def test_a_request_with_both_lengths_is_read_chunked_and_closed(
+    serve: Callable[..., KeepAliveServer],
+) -> None:
+    answer = _raw(
+        serve(),
+        b"POST /b HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n",
+    )  # _raw returns only once the server closed the connection
+    assert b"Connection: close\r\n" in answer and answer.endswith(b"\n\nok")
+
+
+def test_an_app_may_replace_its_answer_with_an_error(serve: Callable[..., KeepAliveServer]) -> None:
+    def app(environ: Environ, start_response: Callable[..., Any]) -> list[bytes]:
+        start_response("200 OK", [("X-First", "1")])
+        try:
+            raise ValueError("late failure")
+        except ValueError:
+            import sys
+
+            start_response("503 Service Unavailable", [("X-Second", "2")], sys.exc_info())
+        return [b"sorry"]
+
+    conn = _conn(serve(app))
+    conn.request("GET", "/")
+    resp = conn.getresponse()
+    assert (resp.status, resp.read(), resp.getheader("X-First"), resp.getheader("X-Second")) == (
+        503,
+        b"sorry",
+        None,
+        "2",
+    )
+
+
 def test_head_has_the_length_and_no_body_and_204_has_neither(
     serve: Callable[..., KeepAliveServer],
 ) -> None:
@@ -160,9 +220,10 @@ def test_headers_with_underscores_are_dropped_and_repeats_joined(
         b"POST / HTTP/1.1\r\nContent-Length: -1\r\n\r\n",
         b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n",
         b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
         b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
     ],
-    ids=["line", "version", "header", "negative", "length", "chunk", "long"],
+    ids=["line", "version", "header", "negative", "length", "chunk", "chunk-sign", "long"],
 )
 def test_an_unreadable_request_gets_400_and_the_connection_closed(
     serve: Callable[..., KeepAliveServer], request_bytes: bytes
