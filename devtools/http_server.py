@@ -38,6 +38,7 @@ from urllib.parse import unquote
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 MAX_LINE = 65536
+MAX_BODY = 64 * 1024 * 1024  # a chunk larger than this is refused (nothing here sends one)
 MAX_HEADERS = 200
 # Hop-by-hop headers are this server's to set (RFC 9110 section 7.6.1).
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
@@ -121,7 +122,7 @@ class _Handler(socketserver.StreamRequestHandler):
             length = int(headers.get("content-length") or 0)
         except ValueError:
             raise BadRequest("bad Content-Length") from None
-        if length < 0:
+        if not 0 <= length <= MAX_BODY:
             raise BadRequest("bad Content-Length")
         body = self.rfile.read(length) if length else b""
         if len(body) != length:
@@ -133,9 +134,12 @@ class _Handler(socketserver.StreamRequestHandler):
         while True:
             size_line = self.rfile.readline(MAX_LINE + 1)
             digits = size_line.split(b";", 1)[0].strip()
-            if not digits or len(digits) > 16 or digits.strip(b"0123456789abcdefABCDEF"):
+            if not digits or digits.strip(b"0123456789abcdefABCDEF"):
                 raise BadRequest("bad chunk size")
-            size = int(digits, 16)
+            significant = digits.lstrip(b"0")
+            if len(significant) > 8 or int(significant or b"0", 16) > MAX_BODY:
+                raise BadRequest("chunk too large")
+            size = int(significant or b"0", 16)
             if size == 0:
                 while self.rfile.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
                     pass  # trailers, ignored
@@ -207,26 +211,27 @@ class _Handler(socketserver.StreamRequestHandler):
 def _call(app: WSGIApp, environ: dict[str, Any]) -> tuple[str, list[tuple[str, str]], bytes]:
     """Run the WSGI app to the end: its status, headers and whole body."""
     answer: list[Any] = []
-    written: list[bytes] = []
+    body: list[bytes] = []  # write() calls and yielded chunks, in order
 
     def start_response(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-        # Nothing is sent before the app returns, so a second call with exc_info (PEP 3333: the
-        # app caught an error) may always replace the status and headers.
-        if answer and not exc_info:
-            raise RuntimeError("start_response called twice without exc_info")
+        if answer:
+            if not exc_info:
+                raise RuntimeError("start_response called twice without exc_info")
+            if body:  # PEP 3333: once body bytes exist the headers count as sent
+                raise exc_info[1].with_traceback(exc_info[2])
         answer[:] = [status, list(headers)]
-        return written.append
+        return body.append
 
     result = app(environ, start_response)
     try:
-        body = b"".join([*written, *result])
+        body.extend(chunk for chunk in result if chunk)
     finally:
         close = getattr(result, "close", None)
         if close is not None:
             close()
     if not answer:
         raise RuntimeError("the WSGI app returned without calling start_response")
-    return answer[0], answer[1], body
+    return answer[0], answer[1], b"".join(body)
 
 
 class KeepAliveServer(socketserver.ThreadingTCPServer):

@@ -193,6 +193,10 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
         **dr.env,
         "DBPLATFORM_PROJECT_DIR": str(dr.project),
         "PGSSLROOTCERT": str(dr.project / CA_BUNDLE),
+        # libpq's first message must be its SSLRequest whatever this machine's settings (a
+        # Kerberos cache with PGGSSENCMODE=prefer sends a GSSENCRequest first)
+        "PGGSSENCMODE": "disable",
+        "PGSSLNEGOTIATION": "postgres",
     }
     proc = subprocess.Popen(
         [
@@ -212,13 +216,14 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
         stderr=subprocess.PIPE,
         text=True,
     )
+    client: socket.socket | None = None
     try:
         client, _ = silent.accept()
         accepted = time.monotonic()
         client.settimeout(10)
         # libpq's SSLRequest (length 8, code 80877103): the check itself reached its SQL step,
         # not some other process that found this port free
-        assert client.recv(8) == bytes.fromhex("0000000804d2162f")
+        assert client.recv(8, socket.MSG_WAITALL) == bytes.fromhex("0000000804d2162f")
         assert len(_temporary(dr)) == 1  # restored and being verified
         waited = time.monotonic() - accepted
         proc.send_signal(signal.SIGINT)
@@ -227,7 +232,8 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
         if proc.poll() is None:
             proc.kill()
         silent.close()
-    client.close()
+        if client is not None:
+            client.close()
     # the check's own connect timeout is 10 s: a signal sent later than that finds it past SQL
     assert proc.returncode == 130, f"signal sent {waited:.1f}s after the connect\n{err}"
     assert "interrupted" in err

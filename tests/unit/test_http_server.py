@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import socket
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -165,8 +166,6 @@ def test_an_app_may_replace_its_answer_with_an_error(serve: Callable[..., KeepAl
         try:
             raise ValueError("late failure")
         except ValueError:
-            import sys
-
             start_response("503 Service Unavailable", [("X-Second", "2")], sys.exc_info())
         return [b"sorry"]
 
@@ -221,9 +220,20 @@ def test_headers_with_underscores_are_dropped_and_repeats_joined(
         b"POST / HTTP/1.1\r\nContent-Length: ten\r\n\r\n",
         b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
         b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n-5\r\nhello\r\n0\r\n\r\n",
+        b"POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nffffffffffffffff\r\nx\r\n",
         b"GET /" + b"a" * 70000 + b" HTTP/1.1\r\n\r\n",
     ],
-    ids=["line", "version", "header", "negative", "length", "chunk", "chunk-sign", "long"],
+    ids=[
+        "line",
+        "version",
+        "header",
+        "negative",
+        "length",
+        "chunk",
+        "chunk-sign",
+        "chunk-huge",
+        "long",
+    ],
 )
 def test_an_unreadable_request_gets_400_and_the_connection_closed(
     serve: Callable[..., KeepAliveServer], request_bytes: bytes
@@ -270,3 +280,38 @@ def test_an_idle_connection_is_closed_and_a_slow_one_does_not_block_others(
         started = time.monotonic()
         assert s.recv(1) == b""  # the server closed it after idle_timeout
         assert 0.2 < time.monotonic() - started < 3
+
+
+def test_leading_zeros_of_a_chunk_size_are_only_zeros(
+    serve: Callable[..., KeepAliveServer],
+) -> None:
+    answer = _raw(
+        serve(),
+        b"PUT /z HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+        + b"0" * 20
+        + b"2\r\nok\r\n0\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\n\nok")
+
+
+def test_an_answer_whose_body_began_cannot_be_replaced_nor_started_twice(
+    serve: Callable[..., KeepAliveServer], capsys: pytest.CaptureFixture[str]
+) -> None:
+    def app(environ: Environ, start_response: Callable[..., Any]) -> Any:
+        write = start_response("200 OK", [])
+        if environ["PATH_INFO"] == "/twice":
+            start_response("201 Created", [])  # no exc_info: a programming error
+        write(b"partial ")
+        try:
+            raise ValueError("late")
+        except ValueError:
+            start_response("503 Service Unavailable", [], sys.exc_info())  # re-raises
+        return [b"never"]
+
+    server = serve(app)
+    for path in ("/twice", "/late"):
+        answer = _raw(server, f"GET {path} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
+        assert answer.startswith(b"HTTP/1.1 500 Internal Server Error\r\n"), path
+        assert b"partial" not in answer
+    err = capsys.readouterr().err
+    assert "start_response called twice" in err and "ValueError: late" in err
