@@ -38,10 +38,11 @@ from urllib.parse import unquote
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 MAX_LINE = 65536
-MAX_BODY = 64 * 1024 * 1024  # a chunk larger than this is refused (nothing here sends one)
+MAX_BODY = 64 * 1024 * 1024  # a larger request body is refused (nothing here sends one)
 MAX_HEADERS = 200
-# Hop-by-hop headers are this server's to set (RFC 9110 section 7.6.1).
-HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
+# What frames the answer on the connection is this server's to say, whatever the app set: the
+# hop-by-hop headers (RFC 9110 section 7.6.1) and the length of the body it sends.
+OWN_HEADERS = frozenset({"connection", "keep-alive", "transfer-encoding", "content-length"})
 
 
 class BadRequest(Exception):
@@ -131,15 +132,16 @@ class _Handler(socketserver.StreamRequestHandler):
 
     def _chunked(self) -> bytes:
         chunks: list[bytes] = []
+        total = 0
         while True:
             size_line = self.rfile.readline(MAX_LINE + 1)
             digits = size_line.split(b";", 1)[0].strip()
-            if not digits or digits.strip(b"0123456789abcdefABCDEF"):
+            if not digits or digits.strip(b"0123456789abcdefABCDEF"):  # RFC 9112: 1*HEXDIG
                 raise BadRequest("bad chunk size")
-            significant = digits.lstrip(b"0")
-            if len(significant) > 8 or int(significant or b"0", 16) > MAX_BODY:
-                raise BadRequest("chunk too large")
-            size = int(significant or b"0", 16)
+            size = int(digits, 16)
+            total += size
+            if total > MAX_BODY:
+                raise BadRequest("chunked body too large")
             if size == 0:
                 while self.rfile.readline(MAX_LINE + 1) not in (b"\r\n", b"\n", b""):
                     pass  # trailers, ignored
@@ -196,7 +198,7 @@ class _Handler(socketserver.StreamRequestHandler):
         length: str | None = None,
     ) -> None:
         lines = [f"HTTP/1.1 {status}"]
-        lines += [f"{k}: {v}" for k, v in headers if k.lower() not in HOP_BY_HOP]
+        lines += [f"{k}: {v}" for k, v in headers if k.lower() not in OWN_HEADERS]
         if "date" not in {k.lower() for k, _ in headers}:
             lines.append(f"Date: {formatdate(usegmt=True)}")
         code = status[:3]

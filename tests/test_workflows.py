@@ -17,6 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from infra.config import SAFE_YAML_LOADER
+
 ROOT = Path(__file__).resolve().parent.parent
 WORKFLOWS = ROOT / ".github" / "workflows"
 NAMES = ("preview.yml", "deploy.yml", "drills.yml")
@@ -26,13 +28,11 @@ SHA_PIN = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
 TAG_COMMENT = re.compile(r"#\s*v\d+(\.\d+){0,2}\b")
 
 
-# libyaml's parser where PyYAML has it (the same safe constructors, several times faster: the
-# workflow files are parsed afresh for each of some 80 tests)
-_SAFE = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def load(name: str) -> dict[str, Any]:
-    doc = yaml.load((WORKFLOWS / name).read_text(encoding="utf-8"), Loader=_SAFE)  # noqa: S506
+    # the safe loader the commands use (libyaml's where present: parsed for each of ~80 tests);
+    # not their strict one, which refuses the YAML 1.1 boolean key `on` that GitHub reads
+    text = (WORKFLOWS / name).read_text(encoding="utf-8")
+    doc = yaml.load(text, Loader=SAFE_YAML_LOADER)  # noqa: S506 - a safe loader
     assert isinstance(doc, dict)
     # YAML 1.1 reads the key `on` as the boolean True.
     if True in doc:

@@ -110,7 +110,8 @@ def test_chunked_bodies_and_100_continue(serve: Callable[..., KeepAliveServer]) 
     server = serve()
     chunked = (
         b"PUT /c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        b"5;ext=1\r\nhello\r\n6\r\n world\r\n0\r\nTrailer: t\r\n\r\n"
+        # a size may carry an extension and leading zeros (RFC 9112 section 7.1)
+        b"5;ext=1\r\nhello\r\n" + b"0" * 20 + b"6\r\n world\r\n0\r\nTrailer: t\r\n\r\n"
     )
     assert _raw(server, chunked).endswith(b"\n\nhello world")
     expect = (
@@ -280,18 +281,6 @@ def test_an_idle_connection_is_closed_and_a_slow_one_does_not_block_others(
         started = time.monotonic()
         assert s.recv(1) == b""  # the server closed it after idle_timeout
         assert 0.2 < time.monotonic() - started < 3
-
-
-def test_leading_zeros_of_a_chunk_size_are_only_zeros(
-    serve: Callable[..., KeepAliveServer],
-) -> None:
-    answer = _raw(
-        serve(),
-        b"PUT /z HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
-        + b"0" * 20
-        + b"2\r\nok\r\n0\r\n\r\n",
-    )
-    assert answer.startswith(b"HTTP/1.1 200 OK\r\n") and answer.endswith(b"\n\nok")
 
 
 def test_an_answer_whose_body_began_cannot_be_replaced_nor_started_twice(
