@@ -120,8 +120,11 @@ _PASSWORD_COLON = re.compile(
 )
 _FLAG = re.compile(
     r"(?P<head>(?<![\w-])--[\w-]*?(?:passw(?:or)?d|pwd|secret|token|api-key|access-key)(?:\s+|=))"
-    # The next word is the value unless it is another flag (`--x`, `-v`); `-2a...` is a value.
-    r"(?!--|-[A-Za-z](?:\s|$))" + _VALUE,
+    # The next word is the value even when it looks like a flag: a password may start with
+    # dashes (GNU getopt hands `--password --x2` the value `--x2`), and nothing can tell the
+    # two apart. `psql --password --host db` (psql's switch that only prompts) reads
+    # `--password <secret> db`: a flag's name hidden costs less than a password shown.
+    + _VALUE,
     re.I,
 )
 # RFC 6750 bearer tokens (the scheme is case-insensitive, RFC 7235 2.1) and RFC 7617 basic

@@ -199,6 +199,10 @@ TEXT_LEAKS = {
     "yaml_no_space": "password:{s}",
     "cli_flag": "--password {s}",
     "cli_flag_equals": "--master-user-password={s}",
+    # found by the hypothesis test below: a password that starts with dashes read as a flag
+    "cli_flag_value_with_dashes": "--password --{s}",
+    "cli_flag_equals_value_with_dashes": "--master-user-password=--{s}",
+    "cli_flag_value_like_a_switch": "--password -{s}",
     "bearer_lowercase": "authorization: bearer {s}",
     "x_api_key_header": "x-api-key: {s}",
     "jdbc": "jdbc:postgresql://h:5432/db?user=u&password={s}",
