@@ -118,13 +118,31 @@ _KEY_VALUE = re.compile(
 _PASSWORD_COLON = re.compile(
     r"(?P<head>(?<![\w-])[\w-]*?(?:passw(?:or)?d|pwd)['\"]?:)" + _VALUE, re.I
 )
+# A command-line flag that takes a credential (`--password V`, `--master-user-password=V`,
+# `--secret-string V`, `--passphrase V`, `--pass V`). Switches that take no value are not such
+# flags: `--no-password`, `--skip-password`, and the RDS CLI's `--manage-master-user-password`
+# and `--rotate-master-user-password` (with `--no-manage-master-user-password` the AWS CLI
+# requires `--master-user-password V` next, whose V must stay hidden).
+_CREDENTIAL_FLAG = (
+    r"--(?!(?:no|skip)-)(?!(?:manage|rotate)-master-user-password(?![\w-]))"
+    r"(?:[\w-]*?(?:passw(?:or)?d|pwd|secret|secret-string|token|api-key|access-key|passphrase)"
+    r"|(?:[\w-]*-)?pass)"
+    r"(?:[ \t]+|=)"  # the value is on the same line
+)
 _FLAG = re.compile(
-    r"(?P<head>(?<![\w-])--[\w-]*?(?:passw(?:or)?d|pwd|secret|token|api-key|access-key)(?:\s+|=))"
-    # The next word is the value even when it looks like a flag: a password may start with
-    # dashes (GNU getopt hands `--password --x2` the value `--x2`), and nothing can tell the
-    # two apart. `psql --password --host db` (psql's switch that only prompts) reads
-    # `--password <secret> db`: a flag's name hidden costs less than a password shown.
-    + _VALUE,
+    r"(?P<head>(?<![\w-])"
+    + _CREDENTIAL_FLAG
+    # The word after such a flag is its value even when it looks like a flag: a password may
+    # start with dashes (GNU getopt hands `--password --x2` the value `--x2`), and nothing tells
+    # the two apart. Further credential flags in between are skipped (`--password --token V`
+    # hides V); psql's prompting `--password --host db` reads `--password [secret] db`: a flag's
+    # name hidden costs less than a password shown.
+    + r"(?:"
+    + _CREDENTIAL_FLAG
+    + r")*)"
+    # A command line's word: quoted, or up to the next space (a backslash escapes a space).
+    r"(?:(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)"
+    r"|(?P<secret>(?:\\[ \t]|\S)+))",
     re.I,
 )
 # RFC 6750 bearer tokens (the scheme is case-insensitive, RFC 7235 2.1) and RFC 7617 basic
