@@ -119,31 +119,52 @@ _PASSWORD_COLON = re.compile(
     r"(?P<head>(?<![\w-])[\w-]*?(?:passw(?:or)?d|pwd)['\"]?:)" + _VALUE, re.I
 )
 # A command-line flag that takes a credential (`--password V`, `--master-user-password=V`,
-# `--secret-string V`, `--passphrase V`, `--pass V`). Switches that take no value are not such
-# flags: `--no-password`, `--skip-password`, and the RDS CLI's `--manage-master-user-password`
-# and `--rotate-master-user-password` (with `--no-manage-master-user-password` the AWS CLI
-# requires `--master-user-password V` next, whose V must stay hidden).
+# `--secret-string V`, `--client-secret V`, `--api_key V`, `--passphrase V`, `--pass V`).
+# Switches that take no value are not such flags: `--no-password`, `--skip-password`, the RDS
+# CLI's `--manage-master-user-password` and `--rotate-master-user-password` (with
+# `--no-manage-master-user-password` the AWS CLI requires `--master-user-password V` next, whose
+# V must stay hidden), `--ask-pass`. A bare `--secret` is read as one, on the safe side, though
+# in pulumi it is a switch and in this project's commands it names a secret: `--secret NAME`
+# reads `--secret [secret]` in redacted text (docs/ci.md).
 _CREDENTIAL_FLAG = (
     r"--(?!(?:no|skip)-)(?!(?:manage|rotate)-master-user-password(?![\w-]))"
-    r"(?:[\w-]*?(?:passw(?:or)?d|pwd|secret|secret-string|token|api-key|access-key|passphrase)"
-    r"|(?:[\w-]*-)?pass)"
-    r"(?:[ \t]+|=)"  # the value is on the same line
+    r"(?:[\w-]*?(?:passw(?:or)?d|pwd|secret|secret[-_]?(?:string|binary|key)|token"
+    r"|api[-_]?key|access[-_]?key|passphrase)|pass)"
+    # the value is on the same line, or the next one after a shell line continuation
+    r"(?:[ \t]*\\\n[ \t]*|[ \t]+|=)"
 )
 _FLAG = re.compile(
-    r"(?P<head>(?<![\w-])"
-    + _CREDENTIAL_FLAG
+    r"(?P<head>(?<![\w-])" + _CREDENTIAL_FLAG + r")"
     # The word after such a flag is its value even when it looks like a flag: a password may
     # start with dashes (GNU getopt hands `--password --x2` the value `--x2`), and nothing tells
-    # the two apart. Further credential flags in between are skipped (`--password --token V`
-    # hides V); psql's prompting `--password --host db` reads `--password [secret] db`: a flag's
-    # name hidden costs less than a password shown.
-    + r"(?:"
-    + _CREDENTIAL_FLAG
-    + r")*)"
+    # the two apart. Credential flags in between are hidden with it (`--password --token V` and
+    # `--password --ends-in-pwd --next` both read `--password [secret]`); psql's prompting
+    # `--password --host db` reads `--password [secret] db`: a flag's name hidden costs less
+    # than a password shown.
+    r"(?P<chain>(?:" + _CREDENTIAL_FLAG + r")*)"
     # A command line's word: quoted, or up to the next space (a backslash escapes a space).
     r"(?:(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)"
     r"|(?P<secret>(?:\\[ \t]|\S)+))",
     re.I,
+)
+# `pulumi config set --secret KEY VALUE` (or `... KEY VALUE --secret`): VALUE is the secret, KEY
+# only names it (Pulumi CLI reference, `pulumi config set`: `--secret`, `--path`, `--stack`/`-s`,
+# `--config-file`, `--cwd`/`-C`). The flags that take a value and those that do not are told
+# apart so each word is read one way, and `--secret` is looked for in the next few words only:
+# the scan stays linear.
+_PULUMI_CONFIG_FLAGS = (
+    r"(?:[ \t]+(?:--(?:stack|config-file|cwd)|-[sC])(?:[ \t]+|=)\S+"
+    r"|[ \t]+--(?!(?:stack|config-file|cwd)(?![\w-]))[\w-]+)*"
+)
+_PULUMI_SECRET_SET = re.compile(
+    r"(?P<head>\bconfig[ \t]+set"
+    r"(?=(?:[ \t]+(?!--secret(?![\w-]))\S+){0,8}[ \t]+--secret(?![\w-]))"
+    + _PULUMI_CONFIG_FLAGS
+    + r"[ \t]+(?!-)\S+"  # the key
+    + _PULUMI_CONFIG_FLAGS
+    + r"[ \t]+)(?!-)"
+    r"(?:(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)"
+    r"|(?P<secret>(?:\\[ \t]|\S)+))"
 )
 # RFC 6750 bearer tokens (the scheme is case-insensitive, RFC 7235 2.1) and RFC 7617 basic
 # credentials in an Authorization value.
@@ -291,6 +312,7 @@ def _redact_shapes(text: str) -> str:
         return text
     text = _PERCENT_TOKEN.sub(_redact_percent_encoded, text)
     text = _USERINFO.sub(lambda m: m["head"] + REDACTED, text)
+    text = _PULUMI_SECRET_SET.sub(_keep_quote, text)
     text = _FLAG.sub(_keep_quote, text)
     text = _KEY_VALUE.sub(_keep_quote, text)
     text = _PASSWORD_COLON.sub(_keep_quote, text)

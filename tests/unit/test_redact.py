@@ -215,6 +215,18 @@ TEXT_LEAKS = {
     "secret_string_flag": "aws secretsmanager put-secret-value --secret-id x --secret-string {s}",
     "passphrase_flag": "--passphrase {s}",
     "pass_flag": "--pass {s}",
+    # the second review: a dashed password shaped like a credential flag, other flag names,
+    # pulumi's own secret config, a shell line continuation
+    "flag_value_shaped_like_a_credential_flag": "aws rds modify-db-instance"
+    " --master-user-password --x{s}pwd --apply-immediately",
+    "flag_value_with_a_flag_prefix": "--password --ab{s}token=x",
+    "secret_binary_flag": "--secret-binary {s}",
+    "snake_case_api_key_flag": "--api_key {s}",
+    "secret_key_flag": "--secret-key {s}",
+    "line_continuation": "--master-user-password \\\n  {s} --x",
+    "pulumi_config_set_secret_last": "pulumi config set dbPassword {s} --secret",
+    "pulumi_config_set_secret_first": "pulumi config set --stack prod --secret --path db.pw {s}",
+    "pulumi_config_set_secret_switch": "pulumi config set --secret dbPassword {s}",
     "bearer_lowercase": "authorization: bearer {s}",
     "x_api_key_header": "x-api-key: {s}",
     "jdbc": "jdbc:postgresql://h:5432/db?user=u&password={s}",
@@ -257,6 +269,9 @@ READABLE = [
     " --master-user-secret-kms-key-id alias/k",
     "curl --bypass-cache on",
     "psql --password\nSELECT 1",
+    "ansible-playbook --ask-pass -i inv site.yml",
+    "ffmpeg --two-pass --preset slow",
+    "pulumi config set region us-east-1",
 ]
 
 
@@ -327,6 +342,7 @@ _SHAPES = [
     '{{"{name}": "{s}"}}',
     'prefix body: {{"{name}": "{s}"}} suffix',
     "--{flag} {s}",
+    "--{flag} {s} --host db",
 ]
 
 
@@ -362,8 +378,8 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
 
 @pytest.mark.parametrize(
     "unit",
-    ["a.", "x://y:", "a:b@", '{"a": ', "password=", "--password --token "],
-    ids=["dots", "schemes", "userinfo", "open-json", "keywords", "flags"],
+    ["a.", "x://y:", "a:b@", '{"a": ', "password=", "--password --token ", "config set --stack "],
+    ids=["dots", "schemes", "userinfo", "open-json", "keywords", "flags", "pulumi-config"],
 )
 def test_redaction_is_linear_on_adversarial_input(unit: str) -> None:
     """Security review S-8: `"a." * n` took 5.7 s at 32 KB (quadratic). Measured as a ratio, so
