@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import bisect
 import functools
 import json
 import re
@@ -118,20 +119,23 @@ _KEY_VALUE = re.compile(
 _PASSWORD_COLON = re.compile(
     r"(?P<head>(?<![\w-])[\w-]*?(?:passw(?:or)?d|pwd)['\"]?:)" + _VALUE, re.I
 )
+# A backslash that continues a shell command on the next line (either line ending).
+_CONTINUATION = r"[ \t]*\\\r?\n[ \t]*"
 # A command-line flag that takes a credential (`--password V`, `--master-user-password=V`,
-# `--secret-string V`, `--client-secret V`, `--api_key V`, `--passphrase V`, `--pass V`).
+# `--secret-string V`, `--client-secret V`, `--api_key V`, `--passphrase V`, `--db-pass V`).
 # Switches that take no value are not such flags: `--no-password`, `--skip-password`, the RDS
 # CLI's `--manage-master-user-password` and `--rotate-master-user-password` (with
 # `--no-manage-master-user-password` the AWS CLI requires `--master-user-password V` next, whose
-# V must stay hidden), `--ask-pass`. A bare `--secret` is read as one, on the safe side, though
-# in pulumi it is a switch and in this project's commands it names a secret: `--secret NAME`
-# reads `--secret [secret]` in redacted text (docs/ci.md).
+# V must stay hidden), ansible's `--ask-pass`, `--ask-vault-pass`. A bare `--secret` is read as
+# one, on the safe side, though in this project's commands it names a secret (`--secret NAME`
+# reads `--secret [secret]` in redacted text, docs/ci.md); inside a `pulumi config` command it
+# is Pulumi's switch and the config rule below reads the command instead.
 _CREDENTIAL_FLAG = (
-    r"--(?!(?:no|skip)-)(?!(?:manage|rotate)-master-user-password(?![\w-]))"
+    r"--(?!(?:no|skip|ask|two)-)(?!(?:manage|rotate)-master-user-password(?![\w-]))"
     r"(?:[\w-]*?(?:passw(?:or)?d|pwd|secret|secret[-_]?(?:string|binary|key)|token"
-    r"|api[-_]?key|access[-_]?key|passphrase)|pass)"
+    r"|api[-_]?key|access[-_]?key|passphrase)|(?:[\w-]*-)?pass)"
     # the value is on the same line, or the next one after a shell line continuation
-    r"(?:[ \t]*\\\n[ \t]*|[ \t]+|=)"
+    r"(?:" + _CONTINUATION + r"|[ \t]+|=)"
 )
 _FLAG = re.compile(
     r"(?P<head>(?<![\w-])" + _CREDENTIAL_FLAG + r")"
@@ -147,25 +151,56 @@ _FLAG = re.compile(
     r"|(?P<secret>(?:\\[ \t]|\S)+))",
     re.I,
 )
-# `pulumi config set --secret KEY VALUE` (or `... KEY VALUE --secret`): VALUE is the secret, KEY
-# only names it (Pulumi CLI reference, `pulumi config set`: `--secret`, `--path`, `--stack`/`-s`,
-# `--config-file`, `--cwd`/`-C`). The flags that take a value and those that do not are told
-# apart so each word is read one way, and `--secret` is looked for in the next few words only:
-# the scan stays linear.
-_PULUMI_CONFIG_FLAGS = (
-    r"(?:[ \t]+(?:--(?:stack|config-file|cwd)|-[sC])(?:[ \t]+|=)\S+"
-    r"|[ \t]+--(?!(?:stack|config-file|cwd)(?![\w-]))[\w-]+)*"
-)
-_PULUMI_SECRET_SET = re.compile(
-    r"(?P<head>\bconfig[ \t]+set"
-    r"(?=(?:[ \t]+(?!--secret(?![\w-]))\S+){0,8}[ \t]+--secret(?![\w-]))"
-    + _PULUMI_CONFIG_FLAGS
-    + r"[ \t]+(?!-)\S+"  # the key
-    + _PULUMI_CONFIG_FLAGS
-    + r"[ \t]+)(?!-)"
-    r"(?:(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)"
-    r"|(?P<secret>(?:\\[ \t]|\S)+))"
-)
+# `pulumi config set --secret KEY VALUE` and `pulumi config set-all --secret KEY=VALUE`: VALUE is
+# the secret, KEY only names it. Each `config` command (up to the end of its line, or a `;`,
+# `&`, `|`, `#` or backtick) is split into words and read the way the Pulumi CLI reads it
+# (Pulumi CLI reference, `pulumi config set` and `set-all`: `--secret`, `--plaintext`, `--path`,
+# `--stack`/`-s`, `--config-file`, `--cwd`/`-C`, `--` before a value that starts with a dash).
+_CONFIG_COMMAND = re.compile(r"\bconfig\b(?:[^;&|#`\n\\]|\\\r?\n|\\.?)*")
+_CONFIG_WORD = re.compile(r"'[^']*'|\"(?:\\.|[^\"\\])*\"|(?:\\\S|[^\s'\"\\])+")
+_CONFIG_VALUE_FLAGS = {"--stack", "-s", "--config-file", "--cwd", "-C"}
+
+
+def _redact_config_command(match: re.Match[str]) -> str:
+    command = match.group(0)
+    words = list(_CONFIG_WORD.finditer(command))
+    hide: list[re.Match[str]] = []
+    positional: list[re.Match[str]] = []
+    i, verb, secret = 1, "", False
+    while i < len(words):
+        word = words[i].group(0)
+        i += 1
+        if word == "--" and verb:
+            positional += words[i:]
+            break
+        if word.startswith("-") and len(word) > 1:
+            name, _, value = word.partition("=")
+            if name in _CONFIG_VALUE_FLAGS and not value:
+                i += 1  # the flag's value
+            elif name == "--secret":
+                secret = value.lower() not in ("false", "0")
+                if verb == "set-all" and i < len(words) and "=" in words[i].group(0):
+                    hide.append(words[i])  # `--secret KEY=VALUE`
+                    i += 1
+            continue
+        if not verb:
+            if word not in ("set", "set-all"):
+                return command
+            verb = word
+            continue
+        positional.append(words[i - 1])
+    if verb == "set" and secret and len(positional) >= 2:
+        hide.append(positional[1])
+    for found in sorted(hide, key=lambda m: m.start(), reverse=True):
+        text = found.group(0)
+        quoted = len(text) > 1 and text[0] in ("'", '"') and text[-1] == text[0]
+        start, end = found.start() + quoted, found.end() - quoted
+        if verb == "set-all":  # KEY=VALUE: the key stays
+            start += command.index("=", start) + 1 - start
+        command = command[:start] + REDACTED + command[end:]
+    return command
+
+
 # RFC 6750 bearer tokens (the scheme is case-insensitive, RFC 7235 2.1) and RFC 7617 basic
 # credentials in an Authorization value.
 _AUTH_SCHEME = re.compile(
@@ -312,13 +347,31 @@ def _redact_shapes(text: str) -> str:
         return text
     text = _PERCENT_TOKEN.sub(_redact_percent_encoded, text)
     text = _USERINFO.sub(lambda m: m["head"] + REDACTED, text)
-    text = _PULUMI_SECRET_SET.sub(_keep_quote, text)
-    text = _FLAG.sub(_keep_quote, text)
+    text = _redact_flags(text)
+    text = _CONFIG_COMMAND.sub(_redact_config_command, text)
     text = _KEY_VALUE.sub(_keep_quote, text)
     text = _PASSWORD_COLON.sub(_keep_quote, text)
     text = _AUTH_SCHEME.sub(lambda m: m["head"] + REDACTED, text)
     text = _PATH_KEY.sub(lambda m: (m["head"] or m["head2"]) + REDACTED, text)
     return _BASE64_TOKEN.sub(_redact_base64, text)
+
+
+def _redact_flags(text: str) -> str:
+    """`_FLAG` over `text`, except a bare `--secret` inside a `pulumi config` command: there it is
+    Pulumi's switch, and the next word is the key (`_redact_config_command` hides the value)."""
+    spans = [m.span() for m in _CONFIG_COMMAND.finditer(text)]
+    starts = [start for start, _ in spans]
+
+    def flag(match: re.Match[str]) -> str:
+        head = match["head"]
+        bare = head[:8].lower() == "--secret" and not head[8:9].isalnum() and head[8:9] != "-"
+        if bare and not match["chain"] and spans:
+            at = bisect.bisect_right(starts, match.start()) - 1
+            if at >= 0 and match.start() < spans[at][1]:
+                return match.group(0)
+        return _keep_quote(match)
+
+    return _FLAG.sub(flag, text)
 
 
 def _keep_quote(match: re.Match[str]) -> str:

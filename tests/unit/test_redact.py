@@ -227,6 +227,21 @@ TEXT_LEAKS = {
     "pulumi_config_set_secret_last": "pulumi config set dbPassword {s} --secret",
     "pulumi_config_set_secret_first": "pulumi config set --stack prod --secret --path db.pw {s}",
     "pulumi_config_set_secret_switch": "pulumi config set --secret dbPassword {s}",
+    # the third review: `--<word>-pass`, pulumi's own ways to pass a value, CRLF, flag chains
+    "proxy_pass_flag": "curl --proxy-pass {s} --cert c.pem https://x",
+    "db_pass_flag": "--db-pass {s}",
+    "crlf_line_continuation": "--master-user-password \\\r\n  {s} --x",
+    "three_credential_flags_before_the_value": "--password --token --api-key {s}",
+    "pulumi_config_after_double_dash": "pulumi config set --secret k -- -{s}",
+    "pulumi_config_continuation": "pulumi config set --secret k \\\n  {s}",
+    "pulumi_config_many_flags_first": "pulumi config set --stack prod --path --config-file f"
+    " --cwd d --non-interactive --yes --secret k {s}",
+    "pulumi_config_flags_before_set": "pulumi config --stack prod set --secret k {s}",
+    "pulumi_config_short_stack_flag": "pulumi config set -s prod --secret k {s}",
+    "pulumi_config_secret_true": "pulumi config set --secret=true k {s}",
+    "pulumi_config_quoted_value": 'pulumi config set --secret k "{s} x"',
+    "pulumi_config_set_all": "pulumi config set-all --plaintext a=b --secret k={s}",
+    "pulumi_config_second_command": "pulumi config set a b && pulumi config set --secret k {s}",
     "bearer_lowercase": "authorization: bearer {s}",
     "x_api_key_header": "x-api-key: {s}",
     "jdbc": "jdbc:postgresql://h:5432/db?user=u&password={s}",
@@ -270,6 +285,8 @@ READABLE = [
     "curl --bypass-cache on",
     "psql --password\nSELECT 1",
     "ansible-playbook --ask-pass -i inv site.yml",
+    "ansible-playbook --ask-vault-pass site.yml",
+    "pulumi config set --plaintext dbplatform:region us-east-1",
     "ffmpeg --two-pass --preset slow",
     "pulumi config set region us-east-1",
 ]
@@ -278,6 +295,35 @@ READABLE = [
 @pytest.mark.parametrize("text", READABLE)
 def test_switches_without_a_value_keep_the_next_word(text: str) -> None:
     assert redact_text(text) == text
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        # Pulumi's `--secret` is a switch: the key stays readable, the value is hidden
+        (
+            "pulumi config set --secret dbplatform:db.password V",
+            "pulumi config set --secret dbplatform:db.password " + REDACTED,
+        ),
+        (
+            "pulumi config set-all --secret k=V --plaintext a=b",
+            "pulumi config set-all --secret k=" + REDACTED + " --plaintext a=b",
+        ),
+        (
+            "pulumi config set-all --secret 'k=V W' --plaintext a=b",
+            f"pulumi config set-all --secret 'k={REDACTED}' --plaintext a=b",
+        ),
+        # `--secret=false` sets a plaintext value (the `false` itself reads as a key=value)
+        (
+            "pulumi config set --secret=false k plain",
+            f"pulumi config set --secret={REDACTED} k plain",
+        ),
+        # one command's rule ends where the command does
+        ("pulumi config set region us-east-1 && x", "pulumi config set region us-east-1 && x"),
+    ],
+)
+def test_a_pulumi_config_command_hides_only_the_value(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
 
 
 def test_a_prompting_password_switch_hides_the_next_flag_by_choice() -> None:
