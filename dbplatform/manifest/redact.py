@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import bisect
 import functools
 import json
 import re
@@ -128,8 +127,7 @@ _CONTINUATION = r"[ \t]*\\\r?\n[ \t]*"
 # `--no-manage-master-user-password` the AWS CLI requires `--master-user-password V` next, whose
 # V must stay hidden), ansible's `--ask-pass`, `--ask-vault-pass`. A bare `--secret` is read as
 # one, on the safe side, though in this project's commands it names a secret (`--secret NAME`
-# reads `--secret [secret]` in redacted text, docs/ci.md); inside a `pulumi config` command it
-# is Pulumi's switch and the config rule below reads the command instead.
+# reads `--secret [secret]` in redacted text, docs/ci.md).
 _CREDENTIAL_FLAG = (
     r"--(?!(?:no|skip|ask|two)-)(?!(?:manage|rotate)-master-user-password(?![\w-]))"
     r"(?:[\w-]*?(?:passw(?:or)?d|pwd|secret|secret[-_]?(?:string|binary|key)|token"
@@ -151,54 +149,24 @@ _FLAG = re.compile(
     r"|(?P<secret>(?:\\[ \t]|\S)+))",
     re.I,
 )
-# `pulumi config set --secret KEY VALUE` and `pulumi config set-all --secret KEY=VALUE`: VALUE is
-# the secret, KEY only names it. Each `config` command (up to the end of its line, or a `;`,
-# `&`, `|`, `#` or backtick) is split into words and read the way the Pulumi CLI reads it
-# (Pulumi CLI reference, `pulumi config set` and `set-all`: `--secret`, `--plaintext`, `--path`,
-# `--stack`/`-s`, `--config-file`, `--cwd`/`-C`, `--` before a value that starts with a dash).
-_CONFIG_COMMAND = re.compile(r"\bconfig\b(?:[^;&|#`\n\\]|\\\r?\n|\\.?)*")
-_CONFIG_WORD = re.compile(r"'[^']*'|\"(?:\\.|[^\"\\])*\"|(?:\\\S|[^\s'\"\\])+")
-_CONFIG_VALUE_FLAGS = {"--stack", "-s", "--config-file", "--cwd", "-C"}
+# `pulumi config set --secret KEY VALUE`, `pulumi config set-all --secret KEY=VALUE` (Pulumi CLI
+# reference: `--secret` may come anywhere, with `--path`, `--stack`, `--type`, `--` ...): when
+# `--secret` is among its words, everything after `set` to the end of the command line (`\`
+# continuations included) is hidden, the key with the value. Reading the words the way the CLI
+# does (quotes, globbed pieces, `#`, `;`) was tried and leaked in each review; this rule is
+# simple enough to be right. Up to six words between `config` and `set` (`config --stack prod
+# set`); `set-credentials` and the like are other commands.
+_PULUMI_CONFIG_SET = re.compile(
+    r"(?P<head>\bconfig(?:[ \t]+\S+){0,6}?[ \t]+set(?:-all)?(?![\w-]))"
+    r"(?P<rest>(?:[^\n\\]|\\\r?\n|\\.?)*)"
+)
+_SECRET_SWITCH = re.compile(r"(?<![\w-])--secret(?![\w-])", re.I)
 
 
-def _redact_config_command(match: re.Match[str]) -> str:
-    command = match.group(0)
-    words = list(_CONFIG_WORD.finditer(command))
-    hide: list[re.Match[str]] = []
-    positional: list[re.Match[str]] = []
-    i, verb, secret = 1, "", False
-    while i < len(words):
-        word = words[i].group(0)
-        i += 1
-        if word == "--" and verb:
-            positional += words[i:]
-            break
-        if word.startswith("-") and len(word) > 1:
-            name, _, value = word.partition("=")
-            if name in _CONFIG_VALUE_FLAGS and not value:
-                i += 1  # the flag's value
-            elif name == "--secret":
-                secret = value.lower() not in ("false", "0")
-                if verb == "set-all" and i < len(words) and "=" in words[i].group(0):
-                    hide.append(words[i])  # `--secret KEY=VALUE`
-                    i += 1
-            continue
-        if not verb:
-            if word not in ("set", "set-all"):
-                return command
-            verb = word
-            continue
-        positional.append(words[i - 1])
-    if verb == "set" and secret and len(positional) >= 2:
-        hide.append(positional[1])
-    for found in sorted(hide, key=lambda m: m.start(), reverse=True):
-        text = found.group(0)
-        quoted = len(text) > 1 and text[0] in ("'", '"') and text[-1] == text[0]
-        start, end = found.start() + quoted, found.end() - quoted
-        if verb == "set-all":  # KEY=VALUE: the key stays
-            start += command.index("=", start) + 1 - start
-        command = command[:start] + REDACTED + command[end:]
-    return command
+def _redact_config_set(match: re.Match[str]) -> str:
+    if _SECRET_SWITCH.search(match["rest"]):
+        return f"{match['head']} {REDACTED}"
+    return match.group(0)
 
 
 # RFC 6750 bearer tokens (the scheme is case-insensitive, RFC 7235 2.1) and RFC 7617 basic
@@ -310,7 +278,9 @@ def redact_text(text: str) -> str:
 
 # A JSON document starts at one of these; a failed decode is retried at the next one, and the
 # number of attempts per text is bounded so a text of many `{` stays linear.
-_JSON_START = re.compile(r"[{\[]")
+# ...not glued to a word: `subscriptions[0]` in a config path is an index, and splitting the
+# text there would hide the line's shapes from each other.
+_JSON_START = re.compile(r"(?<![\w\])])[{\[]")
 _MAX_JSON_ATTEMPTS = 256
 _DECODER = json.JSONDecoder()
 
@@ -347,31 +317,13 @@ def _redact_shapes(text: str) -> str:
         return text
     text = _PERCENT_TOKEN.sub(_redact_percent_encoded, text)
     text = _USERINFO.sub(lambda m: m["head"] + REDACTED, text)
-    text = _redact_flags(text)
-    text = _CONFIG_COMMAND.sub(_redact_config_command, text)
+    text = _PULUMI_CONFIG_SET.sub(_redact_config_set, text)
+    text = _FLAG.sub(_keep_quote, text)
     text = _KEY_VALUE.sub(_keep_quote, text)
     text = _PASSWORD_COLON.sub(_keep_quote, text)
     text = _AUTH_SCHEME.sub(lambda m: m["head"] + REDACTED, text)
     text = _PATH_KEY.sub(lambda m: (m["head"] or m["head2"]) + REDACTED, text)
     return _BASE64_TOKEN.sub(_redact_base64, text)
-
-
-def _redact_flags(text: str) -> str:
-    """`_FLAG` over `text`, except a bare `--secret` inside a `pulumi config` command: there it is
-    Pulumi's switch, and the next word is the key (`_redact_config_command` hides the value)."""
-    spans = [m.span() for m in _CONFIG_COMMAND.finditer(text)]
-    starts = [start for start, _ in spans]
-
-    def flag(match: re.Match[str]) -> str:
-        head = match["head"]
-        bare = head[:8].lower() == "--secret" and not head[8:9].isalnum() and head[8:9] != "-"
-        if bare and not match["chain"] and spans:
-            at = bisect.bisect_right(starts, match.start()) - 1
-            if at >= 0 and match.start() < spans[at][1]:
-                return match.group(0)
-        return _keep_quote(match)
-
-    return _FLAG.sub(flag, text)
 
 
 def _keep_quote(match: re.Match[str]) -> str:

@@ -242,6 +242,18 @@ TEXT_LEAKS = {
     "pulumi_config_quoted_value": 'pulumi config set --secret k "{s} x"',
     "pulumi_config_set_all": "pulumi config set-all --plaintext a=b --secret k={s}",
     "pulumi_config_second_command": "pulumi config set a b && pulumi config set --secret k {s}",
+    # the fourth review: a word reader leaked through quotes, globbed pieces, `#`, other flags
+    "pulumi_config_hash_in_quoted_value": "pulumi config set --secret k 'ab#{s}'",
+    "pulumi_config_hash_in_quoted_key": "pulumi config set --secret 'a#b' {s}",
+    "pulumi_config_set_all_quoted_piece": 'pulumi config set-all --secret k="{s}"',
+    "pulumi_config_globbed_key": 'pulumi config set --secret k"ey" {s}',
+    "pulumi_config_escaped_space": "pulumi config set --secret k ab\\ {s}",
+    "pulumi_config_path_with_index": "pulumi config set --secret --path"
+    " 'dbplatform:alarms.subscriptions[0].endpoint' {s}",
+    "pulumi_config_value_flag": "pulumi config set --type string --secret k {s}",
+    "pulumi_config_global_flag_before_set": "pulumi config --color never set --secret k {s}",
+    "pulumi_config_cwd_named_config": "pulumi --cwd infra/config config set --secret k {s}",
+    "other_tools_config_flag": "myapp --config prod.yaml --secret {s}",
     "bearer_lowercase": "authorization: bearer {s}",
     "x_api_key_header": "x-api-key: {s}",
     "jdbc": "jdbc:postgresql://h:5432/db?user=u&password={s}",
@@ -287,6 +299,7 @@ READABLE = [
     "ansible-playbook --ask-pass -i inv site.yml",
     "ansible-playbook --ask-vault-pass site.yml",
     "pulumi config set --plaintext dbplatform:region us-east-1",
+    "pulumi config set --path 'dbplatform:alarms.subscriptions[0].protocol' email",
     "ffmpeg --two-pass --preset slow",
     "pulumi config set region us-east-1",
 ]
@@ -300,29 +313,24 @@ def test_switches_without_a_value_keep_the_next_word(text: str) -> None:
 @pytest.mark.parametrize(
     ("text", "shown"),
     [
-        # Pulumi's `--secret` is a switch: the key stays readable, the value is hidden
+        # with `--secret` anywhere, the rest of the command line is hidden, key included
+        ("pulumi config set --secret dbplatform:db.password V", f"pulumi config set {REDACTED}"),
         (
-            "pulumi config set --secret dbplatform:db.password V",
-            "pulumi config set --secret dbplatform:db.password " + REDACTED,
+            "pulumi config --stack prod set-all --plaintext a=b --secret k='V W'",
+            f"pulumi config --stack prod set-all {REDACTED}",
         ),
-        (
-            "pulumi config set-all --secret k=V --plaintext a=b",
-            "pulumi config set-all --secret k=" + REDACTED + " --plaintext a=b",
-        ),
-        (
-            "pulumi config set-all --secret 'k=V W' --plaintext a=b",
-            f"pulumi config set-all --secret 'k={REDACTED}' --plaintext a=b",
-        ),
-        # `--secret=false` sets a plaintext value (the `false` itself reads as a key=value)
-        (
-            "pulumi config set --secret=false k plain",
-            f"pulumi config set --secret={REDACTED} k plain",
-        ),
-        # one command's rule ends where the command does
+        ("pulumi config set --secret=false k plain", f"pulumi config set {REDACTED}"),  # safe side
+        # without it, nothing is
         ("pulumi config set region us-east-1 && x", "pulumi config set region us-east-1 && x"),
+        # other tools' `config` words are not Pulumi's: their flags are read as flags
+        ("myapp --config prod.yaml --secret V", f"myapp --config prod.yaml --secret {REDACTED}"),
+        (
+            "kubectl config set-credentials x --token=V",
+            f"kubectl config set-credentials x --token={REDACTED}",
+        ),
     ],
 )
-def test_a_pulumi_config_command_hides_only_the_value(text: str, shown: str) -> None:
+def test_a_pulumi_config_command_with_secret_hides_the_rest_of_it(text: str, shown: str) -> None:
     assert redact_text(text) == shown
 
 
@@ -424,8 +432,17 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
 
 @pytest.mark.parametrize(
     "unit",
-    ["a.", "x://y:", "a:b@", '{"a": ', "password=", "--password --token ", "config set --stack "],
-    ids=["dots", "schemes", "userinfo", "open-json", "keywords", "flags", "pulumi-config"],
+    [
+        "a.",
+        "x://y:",
+        "a:b@",
+        '{"a": ',
+        "password=",
+        "--password --token ",
+        "config set --stack ",
+        "config set-all --secret k=v ",
+    ],
+    ids=["dots", "schemes", "userinfo", "open-json", "keywords", "flags", "config", "config-all"],
 )
 def test_redaction_is_linear_on_adversarial_input(unit: str) -> None:
     """Security review S-8: `"a." * n` took 5.7 s at 32 KB (quadratic). Measured as a ratio, so
