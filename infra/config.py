@@ -557,12 +557,14 @@ def _build(tp: Any, raw: Any, key: str, probs: _Problems, *, secret_ok: bool = F
             "only alarms.subscriptions[].endpoint may be a secret"
             if tp is str or not dataclasses.is_dataclass(tp)
             else "a whole mapping cannot be decrypted offline; make only its secret fields "
-            f"secret: pulumi config set --secret --path '{NAMESPACE}:{key}.<field>' VALUE"
+            f"secret, each set with --path '{NAMESPACE}:{key}.<field>' and --secret"
         )
+        # (no `config set ... --secret` on one line: redacted reports hide the rest of such a
+        # line, dbplatform/manifest/redact.py, and this advice must stay readable there)
         probs.add(
             key,
             "secure:…",
-            f"is a secret (pulumi config set --secret), but {where}: it becomes part of names, "
+            f"is a secret (set with --secret), but {where}; it becomes part of names, "
             "tags or decisions the offline commands must read in plaintext",
         )
         return _MISSING
@@ -1810,7 +1812,7 @@ def _validate_vault(
             p.add(
                 f"vault.appSecrets[{i}].name",
                 s.name,
-                "is reserved: `rotate-secret --secret master` names the master user's secret",
+                "is reserved: rotate-secret's master names the master user's secret",
             )
         elif secret_names.count(s.name) > 1:
             p.add(f"vault.appSecrets[{i}].name", s.name, "is used by more than one secret")

@@ -124,8 +124,8 @@ def derive_values(
     if secure:
         raise StackFileError(
             f"stack '{provenance.source_stack}' has encrypted values ({', '.join(secure)}) "
-            "that only its own secrets provider can read; set them on the new stack with "
-            "`pulumi config set --secret` after the rebuild, and remove them from the copy"
+            "that only its own secrets provider can read; set them again on the new stack, "
+            "each with --secret, after the rebuild, and remove them from the copy"
         )
     values = copy.deepcopy(source_values)
     notes: list[str] = []

@@ -153,18 +153,24 @@ _FLAG = re.compile(
 # reference: `--secret` may come anywhere, with `--path`, `--stack`, `--type`, `--` ...): when
 # `--secret` is among its words, everything after `set` to the end of the command line (`\`
 # continuations included) is hidden, the key with the value. Reading the words the way the CLI
-# does (quotes, globbed pieces, `#`, `;`) was tried and leaked in each review; this rule is
-# simple enough to be right. Up to six words between `config` and `set` (`config --stack prod
-# set`); `set-credentials` and the like are other commands.
+# does (quotes, glued pieces, `#`, `;`) was tried and leaked in each review; this rule is
+# simple enough to be right. Up to twelve words between `config` and `set` (`config --stack
+# prod set`), bounded so the scan stays linear; `set-credentials` and the like are other
+# commands. Applied before JSON documents split the text (a value may hold `["x"]`).
+_SEP = r"(?:[ \t]|\\\r?\n)+"  # words are separated by blanks and `\` continuations
 _PULUMI_CONFIG_SET = re.compile(
-    r"(?P<head>\bconfig(?:[ \t]+\S+){0,6}?[ \t]+set(?:-all)?(?![\w-]))"
-    r"(?P<rest>(?:[^\n\\]|\\\r?\n|\\.?)*)"
+    r"(?P<head>\bconfig(?:"
+    + _SEP
+    + r"(?:[^\s\\]|\\[^\r\n])+){0,12}?"
+    + _SEP
+    + r"set(?:-all)?(?![\w-]))"
+    r"(?P<rest>(?:[^\r\n\\]++|\r(?!\n)|\\\r?\n|\\.?)*+)"
 )
 _SECRET_SWITCH = re.compile(r"(?<![\w-])--secret(?![\w-])", re.I)
 
 
 def _redact_config_set(match: re.Match[str]) -> str:
-    if _SECRET_SWITCH.search(match["rest"]):
+    if _SECRET_SWITCH.search(match.group(0)):
         return f"{match['head']} {REDACTED}"
     return match.group(0)
 
@@ -278,9 +284,10 @@ def redact_text(text: str) -> str:
 
 # A JSON document starts at one of these; a failed decode is retried at the next one, and the
 # number of attempts per text is bounded so a text of many `{` stays linear.
-# ...not glued to a word: `subscriptions[0]` in a config path is an index, and splitting the
-# text there would hide the line's shapes from each other.
-_JSON_START = re.compile(r"(?<![\w\])])[{\[]")
+# A `[` glued to a word or a closing bracket (`subscriptions[0]`, `f()[1]`) is an index, not a
+# document: splitting the text there would hide a flag from its value. A `{` always starts one
+# (`[INFO]{"SecretString": ...}`).
+_JSON_START = re.compile(r"\{|(?<![\w\])])\[")
 _MAX_JSON_ATTEMPTS = 256
 _DECODER = json.JSONDecoder()
 
@@ -288,6 +295,7 @@ _DECODER = json.JSONDecoder()
 def _redact_embedded_json(text: str) -> str:
     """JSON documents inside a longer text (`body: {"SecretString": ...}`) decoded and walked
     (json.JSONDecoder.raw_decode at each `{`/`[`); the text around them by the shape rules."""
+    text = _PULUMI_CONFIG_SET.sub(_redact_config_set, text)
     parts: list[str] = []
     pos = 0
     attempts = 0

@@ -21,6 +21,7 @@ from dbplatform.dr.stackfile import (
     render,
     write,
 )
+from dbplatform.manifest.redact import redact_text
 from infra.config import ConfigError, load_config, load_stack, read_stack_values
 from infra.offline import run_program
 
@@ -130,3 +131,17 @@ def test_target_names() -> None:
         check_target_name("prod", "prod")
     with pytest.raises(StackFileError, match="not a stack name"):
         check_target_name("prod", "Prod_DR")
+
+
+def test_encrypted_source_values_are_refused_with_advice_a_redacted_report_keeps() -> None:
+    values = _prod()
+    values["alarms"] = {
+        **values["alarms"],
+        "subscriptions": [{"protocol": "https", "endpoint": {"secure": "v1:abc"}}],
+    }
+    with pytest.raises(StackFileError) as err:
+        derive_values(values, provenance=PROVENANCE, network=NETWORK)
+    message = str(err.value)
+    assert "alarms.subscriptions[0].endpoint" in message and "--secret" in message
+    # the PR comment and the drill artifacts show messages through the redaction rule
+    assert redact_text(message) == message

@@ -254,6 +254,16 @@ TEXT_LEAKS = {
     "pulumi_config_global_flag_before_set": "pulumi config --color never set --secret k {s}",
     "pulumi_config_cwd_named_config": "pulumi --cwd infra/config config set --secret k {s}",
     "other_tools_config_flag": "myapp --config prod.yaml --secret {s}",
+    # the fifth review: JSON glued to a log prefix, a continuation or `--secret=true` before
+    # `set`, many words before `set`, JSON inside the value, an index inside a flag's value
+    "json_after_a_log_prefix": '[INFO]{{"SecretString": "{s}"}}',
+    "json_glued_to_a_word": 'Response{{"signingKey": "{s}"}}',
+    "pulumi_config_continuation_before_set": "pulumi config \\\n  set --secret k {s}",
+    "pulumi_config_secret_before_set": "pulumi config --secret=true set k {s}",
+    "pulumi_config_many_words_before_set": "pulumi config --stack org/p/prod --cwd infra"
+    " --config-file x.yaml --non-interactive set --secret k {s}",
+    "pulumi_config_json_value": "pulumi config set --secret k '[\"{s}\"]'",
+    "flag_value_with_indexes": "--password ab[0][1]{s}",
     "bearer_lowercase": "authorization: bearer {s}",
     "x_api_key_header": "x-api-key: {s}",
     "jdbc": "jdbc:postgresql://h:5432/db?user=u&password={s}",
@@ -300,6 +310,8 @@ READABLE = [
     "ansible-playbook --ask-vault-pass site.yml",
     "pulumi config set --plaintext dbplatform:region us-east-1",
     "pulumi config set --path 'dbplatform:alarms.subscriptions[0].protocol' email",
+    "mytool config set-default --secret",
+    "pulumi config set dbplatform:region us-east-1 --secrets-provider awskms",
     "ffmpeg --two-pass --preset slow",
     "pulumi config set region us-east-1",
 ]
@@ -441,8 +453,19 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
         "--password --token ",
         "config set --stack ",
         "config set-all --secret k=v ",
+        "config ",
     ],
-    ids=["dots", "schemes", "userinfo", "open-json", "keywords", "flags", "config", "config-all"],
+    ids=[
+        "dots",
+        "schemes",
+        "userinfo",
+        "open-json",
+        "keywords",
+        "flags",
+        "config",
+        "config-all",
+        "config-words",
+    ],
 )
 def test_redaction_is_linear_on_adversarial_input(unit: str) -> None:
     """Security review S-8: `"a." * n` took 5.7 s at 32 KB (quadratic). Measured as a ratio, so
