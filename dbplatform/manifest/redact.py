@@ -193,6 +193,7 @@ _PATH_KEY = re.compile(
 )
 _BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{12,}={0,2}(?![A-Za-z0-9+/=_-])")
 _MIN_SECRET_LEN = 4
+_MAX_DECODE_ROUNDS = 3
 
 
 @functools.lru_cache(maxsize=4096)
@@ -276,7 +277,10 @@ def redact_text(text: str) -> str:
             pass
         else:
             # A JSON string holding JSON (double encoding) is walked the same way.
-            clean = redact_text(doc) if isinstance(doc, str) else redact(doc)
+            try:
+                clean = redact_text(doc) if isinstance(doc, str) else redact(doc)
+            except RecursionError:  # nested too deep to walk: hidden whole
+                return REDACTED
             # Unchanged documents (key policies, parameter lists) keep their exact text.
             return text if clean == doc else json.dumps(clean, sort_keys=True)
     return _redact_embedded_json(text)
@@ -295,13 +299,17 @@ _DECODER = json.JSONDecoder()
 def _redact_embedded_json(text: str) -> str:
     """JSON documents inside a longer text (`body: {"SecretString": ...}`) decoded and walked
     (json.JSONDecoder.raw_decode at each `{`/`[`); the text around them by the shape rules."""
-    text = _PULUMI_CONFIG_SET.sub(_redact_config_set, text)
     parts: list[str] = []
     pos = 0
     attempts = 0
+    whole = _whole_values(text)
+    covered, at = 0, 0  # end of the whole values that start before the current position
     for match in _JSON_START.finditer(text):
         start = match.start()
-        if start < pos:
+        while at < len(whole) and whole[at][0] < start:
+            covered = max(covered, whole[at][1])
+            at += 1
+        if start < pos or start < covered:
             continue
         attempts += 1
         if attempts > _MAX_JSON_ATTEMPTS:
@@ -312,7 +320,10 @@ def _redact_embedded_json(text: str) -> str:
             continue
         if not isinstance(doc, (dict, list)) or not doc:
             continue
-        clean = redact(doc)
+        try:
+            clean = redact(doc)
+        except RecursionError:  # nested too deep to walk: hidden whole
+            clean = REDACTED
         parts.append(_redact_shapes(text[pos:start]))
         parts.append(text[start:end] if clean == doc else json.dumps(clean, sort_keys=True))
         pos = end
@@ -320,10 +331,26 @@ def _redact_embedded_json(text: str) -> str:
     return "".join(parts)
 
 
+def _whole_values(text: str) -> list[tuple[int, int]]:
+    """Where the shape rules hide a whole value, in order of start: a credential flag's value
+    and a `pulumi config set` command with `--secret`. A `{` or `[` inside one does not start a
+    JSON document (`--password 'ab{"k":1}cd'` or `config set --secret k '["x"]'` would be split
+    there, and what follows shown); one that starts before them does (a log line's JSON whose
+    field quotes such a command is walked whole)."""
+    spans = [m.span() for m in _FLAG.finditer(text)]
+    spans += [
+        m.span() for m in _PULUMI_CONFIG_SET.finditer(text) if _SECRET_SWITCH.search(m.group(0))
+    ]
+    return sorted(spans)
+
+
 def _redact_shapes(text: str) -> str:
     if not text:
         return text
-    text = _PERCENT_TOKEN.sub(_redact_percent_encoded, text)
+    return _redact_shapes_without_percent(_PERCENT_TOKEN.sub(_redact_percent_encoded, text))
+
+
+def _redact_shapes_without_percent(text: str) -> str:
     text = _USERINFO.sub(lambda m: m["head"] + REDACTED, text)
     text = _PULUMI_CONFIG_SET.sub(_redact_config_set, text)
     text = _FLAG.sub(_keep_quote, text)
@@ -341,8 +368,15 @@ def _keep_quote(match: re.Match[str]) -> str:
 
 def _redact_percent_encoded(match: re.Match[str]) -> str:
     token = match.group(0)
-    decoded = unquote(token)
-    if decoded != token and _redact_shapes(decoded) != decoded:
+    decoded = token
+    for _ in range(_MAX_DECODE_ROUNDS):  # URL-encoded once, twice, three times
+        decoded, encoded = unquote(decoded), decoded
+        if decoded == encoded:
+            break
+    else:
+        if "%" in decoded and unquote(decoded) != decoded:
+            return REDACTED  # encoded more often than anyone encodes a value: fail closed
+    if decoded != token and _redact_shapes_without_percent(decoded) != decoded:
         return REDACTED
     return token
 

@@ -264,6 +264,18 @@ TEXT_LEAKS = {
     " --config-file x.yaml --non-interactive set --secret k {s}",
     "pulumi_config_json_value": "pulumi config set --secret k '[\"{s}\"]'",
     "flag_value_with_indexes": "--password ab[0][1]{s}",
+    # the sixth review: JSON and flag values inside each other, and the words of a config command
+    "json_line_quoting_a_config_command": '2026-12-01 {{"dsn": "{s}", "note": "pulumi config'
+    ' set --secret k"}}',
+    "json_inside_a_quoted_flag_value": "--password 'ab{{\"k\":1}}{s}'",
+    "json_value_of_a_secret_string_flag": '--secret-string \'{{"u":"admin","p":"{s}"}}\'',
+    "pulumi_config_crlf_continuation_before_set": "pulumi config \\\r\n set --secret k {s}",
+    "pulumi_config_tab_between_words": "pulumi config --stack\tprod set --secret k {s}",
+    "pulumi_config_escaped_space_in_a_word": "pulumi config --cwd my\\ infra set --secret k {s}",
+    "pulumi_config_another_command_after": "pulumi config set --secret dbPassword {s}"
+    " && pulumi config set region x",
+    "pulumi_config_crlf_continuation_after_set": "pulumi config set --secret \\\r\n k {s}",
+    "pulumi_config_lone_carriage_return": "pulumi config set --secret k\r{s}",
     "bearer_lowercase": "authorization: bearer {s}",
     "x_api_key_header": "x-api-key: {s}",
     "jdbc": "jdbc:postgresql://h:5432/db?user=u&password={s}",
@@ -286,6 +298,9 @@ def _text_cases() -> dict[str, str]:
             + json.dumps({"SecretId": "x", "SecretString": secret_string}),
             "base64_dsn": base64.b64encode(f"postgresql://u:{_S}@h/db".encode()).decode(),
             "url_encoded_dsn": quote(f"postgresql://u:{_S}@h/db", safe=""),
+            "url_encoded_three_times": quote(
+                quote(quote(f"postgresql://u:{_S}@h/db", safe=""), safe=""), safe=""
+            ),
         }
     )
     return cases
@@ -344,6 +359,16 @@ def test_switches_without_a_value_keep_the_next_word(text: str) -> None:
 )
 def test_a_pulumi_config_command_with_secret_hides_the_rest_of_it(text: str, shown: str) -> None:
     assert redact_text(text) == shown
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["[" * 600 + "]" * 600, 'x {"a":' * 340, "a%" + "25" * 600 + "41", '"' + "[" * 600 + '"'],
+    ids=["deep-json", "deep-open-json", "percent-encoded-600-times", "deep-json-in-a-string"],
+)
+def test_pathological_input_is_hidden_or_kept_never_a_crash(text: str) -> None:
+    # a crash here would lose the whole PR comment; too deep to walk is hidden (fail closed)
+    assert redact_text(text) in (text, REDACTED)
 
 
 def test_a_prompting_password_switch_hides_the_next_flag_by_choice() -> None:
