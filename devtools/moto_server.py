@@ -23,12 +23,19 @@ the suite's CPU time was the emulator, and most of that was work no test asked f
   which closed the connection after every answer: a client's calls share one connection, as
   they do with AWS, and the server does not start a thread and parse headers with `http.server`
   for each one (per call, 2.7 to 1.9 ms of the server's CPU and 1.5 to 1.4 ms of the client's).
+- In the test suite, servers are forked from one warmed process, the zygote (`start_zygote`,
+  started by tests/conftest.py): a fresh server spent about a second of CPU importing moto's
+  backends and parsing models before it had answered each service once, a forked one 0.05 s.
+  Without a zygote (`make demo`, `make bench`, `python -m devtools.moto_server`) `start()` runs
+  a fresh server process, as before.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -87,8 +94,9 @@ def load_botocore_data_once() -> None:
     Loader._dbplatform_once = True
 
 
-def serve(argv: list[str]) -> None:
-    """moto's server (`moto.server.main(argv)`) with the changes of the module docstring."""
+def _prepare() -> None:
+    """Load moto with the changes of the module docstring (the serving process, or the zygote
+    before it forks servers)."""
     import functools
 
     from devtools import http_server
@@ -112,8 +120,226 @@ def serve(argv: list[str]) -> None:
     moto.kms.models.generate_private_key = private_key  # type: ignore[assignment]
     # Connections kept open between calls, as AWS keeps them (devtools/http_server.py).
     moto.server.run_simple = http_server.run_simple  # type: ignore[assignment]
+
+
+def serve(argv: list[str]) -> None:
+    """moto's server (`moto.server.main(argv)`) with the changes of the module docstring."""
+    _prepare()
+    import moto.server
+
     # moto's main() reads sys.argv when given an empty list: always pass one.
     moto.server.main(argv or ["-H", HOST])
+
+
+# --- the zygote: servers forked from one warmed process (tests only) --------------------------
+ZYGOTE_ENV = "DBPLATFORM_MOTO_ZYGOTE"
+"""`<pid>:<Unix socket path>` of the zygote to ask: set by the test suite's controlling process."""
+# One cheap call per service this project's commands, seeds and tests use: the zygote imports
+# each backend, builds its app and loads its models once, for every server it forks.
+_WARM_CALLS = (
+    ("rds", "describe_db_instances"),
+    ("ec2", "describe_vpcs"),
+    ("kms", "list_keys"),
+    ("secretsmanager", "list_secrets"),
+    ("ssm", "describe_parameters"),
+    ("sts", "get_caller_identity"),
+    ("sns", "list_topics"),
+    ("cloudwatch", "describe_alarms"),
+    ("backup", "list_backup_vaults"),
+)
+
+
+def _warm() -> None:
+    """Serve moto on a throwaway port, make each warm-up call through boto3, stop serving, and
+    forget what the calls made: the fork that follows must start from no threads and no state."""
+    import threading
+
+    import boto3
+    import moto.server
+
+    from devtools import http_server
+
+    app = moto.server.DomainDispatcherApplication(moto.server.create_backend_app)
+    httpd = http_server.KeepAliveServer((HOST, 0), app, idle_timeout=1.0)
+    serving = threading.Thread(target=httpd.serve_forever, daemon=True)
+    serving.start()
+    url = f"http://{HOST}:{httpd.server_address[1]}"
+    try:
+        session = boto3.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - the emulator's dummy credentials
+            region_name="us-east-1",
+        )
+        for service, call in _WARM_CALLS:
+            client = session.client(service, endpoint_url=url)
+            getattr(client, call)()
+            client.close()  # the server's thread for this connection ends
+        _reset(url)
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+        serving.join()
+    deadline = time.monotonic() + 10
+    while threading.active_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    if threading.active_count() > 1:
+        raise RuntimeError(f"threads left after the warm-up: {threading.enumerate()}")
+
+
+def zygote(path: str) -> None:
+    """Warm moto once, then fork a server for each request on the Unix socket at `path`.
+
+    A request is one line, the port; the answer is one line, the server's pid and start time
+    (/proc/<pid>/stat field 22, so a reused pid is not mistaken for it). Forked servers share
+    the zygote's imports, apps and parsed models: a server costs the tests next to nothing to
+    start, where a fresh `--serve` process spends about a second of CPU before it has answered
+    every service once. The zygote ends its servers when it ends, and ends when its parent
+    process does.
+    """
+    import gc
+    import signal
+
+    os.environ.setdefault("MOTO_CALL_RESET_API", "true")
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    _prepare()
+    _warm()
+    gc.collect()
+    gc.freeze()  # the forked servers' collections leave the shared pages alone
+    parent = os.getppid()
+    children: set[int] = set()
+    # Forked servers are reaped by the kernel: stop() in a test process sees one end by its pid.
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+
+    def end(*_: object) -> None:
+        for pid in children:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, end)
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(16)
+    listener.settimeout(1.0)
+    while True:
+        if os.getppid() != parent:
+            end()
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        with conn:
+            conn.settimeout(10)
+            port = int(conn.makefile("r").readline())
+            pid = os.fork()
+            if pid == 0:  # the server
+                try:
+                    listener.close()
+                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+                    import moto.server
+
+                    moto.server.main(["-H", HOST, "-p", str(port)])
+                finally:
+                    os._exit(1)
+            children.add(pid)
+            conn.sendall(f"{pid} {_start_time(pid)}\n".encode())
+
+
+def _start_time(pid: int) -> str:
+    """A process's start time (/proc/<pid>/stat field 22), "" once it is gone. A process whose
+    threads are still ending reads as a zombie for a moment and is not gone yet: the zygote's
+    kernel-side reaping (SIGCHLD ignored) removes it when the last thread ends."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+@dataclass
+class ForkedServer:
+    """A server the zygote forked: not this process's child, so it is watched by pid and start
+    time, with Popen's methods as `start()` and `MotoServer.stop()` use them."""
+
+    pid: int
+    started: str
+    returncode: int | None = None
+
+    def poll(self) -> int | None:
+        if self.returncode is None and (not self.started or _start_time(self.pid) != self.started):
+            self.returncode = 1  # ended; its status went to the zygote
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, signal.SIGKILL)
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired(f"moto server {self.pid}", timeout or 0)
+            time.sleep(0.01)
+        return code
+
+
+def _fork(port: int) -> ForkedServer | None:
+    """A server forked by the suite's zygote, or None when there is none to ask."""
+    pid_text, _, path = os.environ.get(ZYGOTE_ENV, "").partition(":")
+    if not path or not pid_text.isdigit() or not sys.platform.startswith("linux"):
+        return None
+    deadline = time.monotonic() + 60  # the zygote may still be warming up
+    while True:
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+                conn.settimeout(30)
+                conn.connect(path)
+                conn.sendall(f"{port}\n".encode())
+                pid, _, started = conn.makefile("r").readline().partition(" ")
+                return ForkedServer(int(pid), started.strip())
+        except (FileNotFoundError, ConnectionRefusedError):
+            if time.monotonic() > deadline or not _start_time(int(pid_text)):
+                return None  # it failed, or ended: a fresh server process instead
+            time.sleep(0.05)
+        except (OSError, ValueError):
+            return None
+
+
+def start_zygote(folder: str) -> subprocess.Popen[bytes]:
+    """Start a zygote listening in `folder` and point this process's later `start()` calls (and
+    its child processes') at it; `stop_zygote` ends it and its servers."""
+    path = os.path.join(folder, "moto-zygote.sock")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devtools.moto_server", "--zygote", path],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p),
+        },
+    )
+    os.environ[ZYGOTE_ENV] = f"{proc.pid}:{path}"
+    return proc
+
+
+def stop_zygote(proc: subprocess.Popen[bytes]) -> None:
+    os.environ.pop(ZYGOTE_ENV, None)
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _reset(url: str) -> None:
+    """Forget every resource the emulator at `url` holds (moto's POST /moto-api/reset)."""
+    req = urllib.request.Request(f"{url}/moto-api/reset", method="POST", data=b"")  # noqa: S310
+    with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - a local URL
+        resp.read()
 
 
 def free_port() -> int:
@@ -128,7 +354,7 @@ class MotoServer:
     """One running moto server."""
 
     port: int
-    process: subprocess.Popen[bytes]
+    process: subprocess.Popen[bytes] | ForkedServer
     host: str = HOST
 
     @property
@@ -148,10 +374,7 @@ class MotoServer:
 
     def reset(self) -> None:
         """Forget every emulated resource."""
-        url = f"{self.url}/moto-api/reset"
-        req = urllib.request.Request(url, method="POST", data=b"")  # noqa: S310 - local URL
-        with urllib.request.urlopen(req, timeout=10) as resp:  # noqa: S310 - fixed local URL
-            resp.read()
+        _reset(self.url)
 
     def answers(self) -> bool:
         try:
@@ -178,7 +401,8 @@ def start(timeout: float = 30.0, attempts: int = 3, port: int | None = None) -> 
     last = "not started"
     for _ in range(attempts if port is None else 1):
         port_now = port or free_port()
-        proc = subprocess.Popen(
+        proc: subprocess.Popen[bytes] | ForkedServer | None = _fork(port_now)
+        proc = proc or subprocess.Popen(
             [
                 sys.executable,
                 "-m",
@@ -219,6 +443,9 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--serve"]:  # the child process start() runs
         serve(argv[1:])
+        return 0
+    if argv[:1] == ["--zygote"]:  # the test suite's (start_zygote)
+        zygote(argv[1])
         return 0
     parser = argparse.ArgumentParser(
         prog="python -m devtools.moto_server",

@@ -20,7 +20,7 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from devtools.moto_server import load_botocore_data_once  # noqa: E402
+from devtools.moto_server import load_botocore_data_once, start_zygote, stop_zygote  # noqa: E402
 from infra.config import committed_stacks, read_stack_values  # noqa: E402
 from infra.offline import Recording, run_program  # noqa: E402
 from tests.postgres import PgServer, running  # noqa: E402
@@ -138,6 +138,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
         os.environ[_SHARED_RUNS] = folder = tempfile.mkdtemp(prefix="dbplatform-runs-")
         config.add_cleanup(lambda: shutil.rmtree(folder, True))
+        # The test processes' moto servers are forked from one warmed process (a fresh one
+        # spends about a second of CPU importing and loading before it has answered every
+        # service once): started here, in the background, before the workers; ended last.
+        zygote = start_zygote(folder)
+        config.add_cleanup(lambda: stop_zygote(zygote))
 
 
 def shared_run(

@@ -9,13 +9,14 @@ import importlib.machinery
 import json
 import os
 import re
+import subprocess
 import sys
 import types
 from pathlib import Path
 
 import pytest
 
-from devtools import demo
+from devtools import demo, moto_server
 from infra.config import load_stack
 
 pytestmark = pytest.mark.moto
@@ -91,8 +92,13 @@ def test_demo_runs_an_operators_first_hour_and_every_step_succeeds(
 def test_a_failing_or_missing_step_fails_the_demo_and_still_stops_the_server(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # The default path, as `make demo` runs it: the seed and each step are child processes.
-    # Seeded but never started, promote has no deployment to act on and refuses (exit 3).
+    # The default path, as `make demo` runs it: the seed and each step are child processes,
+    # and the server a fresh `python -m devtools.moto_server --serve` (no zygote outside the
+    # suite). Seeded but never started, promote has no deployment to act on and refuses (exit 3).
+    monkeypatch.delenv(moto_server.ZYGOTE_ENV, raising=False)
+    servers: list[moto_server.MotoServer] = []
+    real_start = moto_server.start
+    monkeypatch.setattr(moto_server, "start", lambda: servers.append(real_start()) or servers[-1])
     steps = [
         demo.Step(
             "promote",
@@ -112,6 +118,7 @@ def test_a_failing_or_missing_step_fails_the_demo_and_still_stops_the_server(
     assert "0/2 steps ok" in out
     assert "FAILED: python -m scripts.bluegreen promote --stack prod --yes --skip-sql" in err
     assert _gone(_server_pid(out))
+    assert [type(s.process) for s in servers] == [subprocess.Popen]
 
 
 def test_an_invalid_stack_is_bad_usage_before_anything_starts(
