@@ -298,18 +298,30 @@ _DECODER = json.JSONDecoder()
 
 def _redact_embedded_json(text: str) -> str:
     """JSON documents inside a longer text (`body: {"SecretString": ...}`) decoded and walked
-    (json.JSONDecoder.raw_decode at each `{`/`[`); the text around them by the shape rules."""
+    (json.JSONDecoder.raw_decode at each `{`/`[`); the text around them by the shape rules.
+
+    Two shapes own a document they hold: a credential flag's value glued to it
+    (`--password 'ab{"k":1}cd'`, `--secret-string {...}`: the document and the rest of the word
+    are hidden with the value) and a `pulumi config set` command with `--secret` that starts
+    before it on its line (no document starts there: the rule hides the rest of the line).
+    A document that starts first is walked whole, whatever its strings quote.
+    """
     parts: list[str] = []
     pos = 0
     attempts = 0
-    whole = _whole_values(text)
-    covered, at = 0, 0  # end of the whole values that start before the current position
+    commands = [
+        m.span() for m in _PULUMI_CONFIG_SET.finditer(text) if _SECRET_SWITCH.search(m.group(0))
+    ]
+    at, covered = 0, 0  # the end of a secret config command that starts in this stretch
     for match in _JSON_START.finditer(text):
         start = match.start()
-        while at < len(whole) and whole[at][0] < start:
-            covered = max(covered, whole[at][1])
+        if start < pos:
+            continue
+        while at < len(commands) and commands[at][0] < start:
+            if commands[at][0] >= pos:  # not one quoted inside an earlier document
+                covered = max(covered, commands[at][1])
             at += 1
-        if start < pos or start < covered:
+        if start < covered:
             continue
         attempts += 1
         if attempts > _MAX_JSON_ATTEMPTS:
@@ -320,28 +332,33 @@ def _redact_embedded_json(text: str) -> str:
             continue
         if not isinstance(doc, (dict, list)) or not doc:
             continue
+        before = text[pos:start]
+        glued = _GLUED_FLAG_VALUE.search(before)
+        if glued:
+            quote_char = glued["quote"] or ""
+            rest = re.compile(f"[^{quote_char}\n]*{quote_char}?" if quote_char else r"\S*")
+            parts.append(_redact_shapes(before[: glued.start("value")]))
+            parts.append(quote_char + REDACTED + quote_char)
+            pos = rest.match(text, end).end()  # type: ignore[union-attr]
+            continue
         try:
             clean = redact(doc)
         except RecursionError:  # nested too deep to walk: hidden whole
             clean = REDACTED
-        parts.append(_redact_shapes(text[pos:start]))
+        parts.append(_redact_shapes(before))
         parts.append(text[start:end] if clean == doc else json.dumps(clean, sort_keys=True))
         pos = end
     parts.append(_redact_shapes(text[pos:]))
     return "".join(parts)
 
 
-def _whole_values(text: str) -> list[tuple[int, int]]:
-    """Where the shape rules hide a whole value, in order of start: a credential flag's value
-    and a `pulumi config set` command with `--secret`. A `{` or `[` inside one does not start a
-    JSON document (`--password 'ab{"k":1}cd'` or `config set --secret k '["x"]'` would be split
-    there, and what follows shown); one that starts before them does (a log line's JSON whose
-    field quotes such a command is walked whole)."""
-    spans = [m.span() for m in _FLAG.finditer(text)]
-    spans += [
-        m.span() for m in _PULUMI_CONFIG_SET.finditer(text) if _SECRET_SWITCH.search(m.group(0))
-    ]
-    return sorted(spans)
+# A credential flag whose value runs up to the end of a stretch of text (the JSON document that
+# follows is glued to it, or is it): `--password 'ab`, `--token abc`, `--secret-string `.
+_GLUED_FLAG_VALUE = re.compile(
+    r"(?<![\w-])" + _CREDENTIAL_FLAG + r"(?:" + _CREDENTIAL_FLAG + r")*"
+    r"(?P<value>(?P<quote>['\"])[^'\"\n]*|(?:\\[ \t]|\S)*)\Z",
+    re.I,
+)
 
 
 def _redact_shapes(text: str) -> str:
@@ -367,18 +384,16 @@ def _keep_quote(match: re.Match[str]) -> str:
 
 
 def _redact_percent_encoded(match: re.Match[str]) -> str:
-    token = match.group(0)
-    decoded = token
-    for _ in range(_MAX_DECODE_ROUNDS):  # URL-encoded once, twice, three times
+    """A token hidden when any of its decoded forms (URL-encoded once, twice, three times) holds
+    a credential shape; one encoded more often than that is hidden whole (fail closed)."""
+    token = decoded = match.group(0)
+    for _ in range(_MAX_DECODE_ROUNDS):
         decoded, encoded = unquote(decoded), decoded
         if decoded == encoded:
-            break
-    else:
-        if "%" in decoded and unquote(decoded) != decoded:
-            return REDACTED  # encoded more often than anyone encodes a value: fail closed
-    if decoded != token and _redact_shapes_without_percent(decoded) != decoded:
-        return REDACTED
-    return token
+            return token
+        if _redact_shapes_without_percent(decoded) != decoded:
+            return REDACTED
+    return REDACTED if unquote(decoded) != decoded else token
 
 
 def _redact_base64(match: re.Match[str]) -> str:

@@ -276,6 +276,20 @@ TEXT_LEAKS = {
     " && pulumi config set region x",
     "pulumi_config_crlf_continuation_after_set": "pulumi config set --secret \\\r\n k {s}",
     "pulumi_config_lone_carriage_return": "pulumi config set --secret k\r{s}",
+    # the seventh review: a document glued to a flag's value, spans quoted in earlier documents,
+    # a password holding an encoded blank inside an encoded DSN
+    "json_as_a_flags_unquoted_value": '--secret-string {{"SecretString": "{s}"}}',
+    "json_glued_to_a_flags_word": '--token abc{{"SecretString": "{s}"}}',
+    "json_after_a_flag_and_a_continuation": '--password \\\n{{"SecretString": "{s}"}}',
+    "json_glued_to_a_quoted_value_with_a_blank": "--password 'a b{{\"k\":1}}{s}' next",
+    "json_after_one_quoting_a_config_command": '{{"cmd": "pulumi config set --secret k"}}'
+    ' {{"SecretString": "{s}"}}',
+    "json_after_one_quoting_a_flag": '{{"msg": "retry with --token "}} {{"SecretString": "{s}"}}',
+    "json_glued_after_one_quoting_a_flag": '{{"a":"--token x"}}{{"SecretString":"{s}"}}',
+    "url_encoded_dsn_with_an_encoded_blank": "postgres%3A%2F%2Fu%3A{s}%2520b%40h%2Fdb",
+    "twice_encoded_dsn_with_an_encoded_quote": "postgres%253A%252F%252Fu%253A{s}%252527b"
+    "%2540h%252Fdb",
+    "encoded_bearer_with_an_encoded_blank": "Authorization%3A%20Bearer%20{s}%2520defghij",
     "bearer_lowercase": "authorization: bearer {s}",
     "x_api_key_header": "x-api-key: {s}",
     "jdbc": "jdbc:postgresql://h:5432/db?user=u&password={s}",
@@ -298,6 +312,10 @@ def _text_cases() -> dict[str, str]:
             + json.dumps({"SecretId": "x", "SecretString": secret_string}),
             "base64_dsn": base64.b64encode(f"postgresql://u:{_S}@h/db".encode()).decode(),
             "url_encoded_dsn": quote(f"postgresql://u:{_S}@h/db", safe=""),
+            "url_encoded_four_times": quote(
+                quote(quote(quote(f"postgresql://u:{_S}@h/db", safe=""), safe=""), safe=""),
+                safe="",
+            ),
             "url_encoded_three_times": quote(
                 quote(quote(f"postgresql://u:{_S}@h/db", safe=""), safe=""), safe=""
             ),
@@ -327,6 +345,8 @@ READABLE = [
     "pulumi config set --path 'dbplatform:alarms.subscriptions[0].protocol' email",
     "mytool config set-default --secret",
     "pulumi config set dbplatform:region us-east-1 --secrets-provider awskms",
+    "a path with an encoded blank: /a%2520b/c",
+    "100% done, 50%-off",
     "ffmpeg --two-pass --preset slow",
     "pulumi config set region us-east-1",
 ]
@@ -367,8 +387,14 @@ def test_a_pulumi_config_command_with_secret_hides_the_rest_of_it(text: str, sho
     ids=["deep-json", "deep-open-json", "percent-encoded-600-times", "deep-json-in-a-string"],
 )
 def test_pathological_input_is_hidden_or_kept_never_a_crash(text: str) -> None:
-    # a crash here would lose the whole PR comment; too deep to walk is hidden (fail closed)
+    # a crash here would lose the whole PR comment
     assert redact_text(text) in (text, REDACTED)
+
+
+@pytest.mark.parametrize("prefix", ["", "log "])
+def test_a_document_too_deep_to_walk_is_hidden(prefix: str) -> None:
+    deep = "[" * 800 + json.dumps({"dsn": _S}) + "]" * 800  # decodes, but walking it recurses
+    assert _S not in redact_text(prefix + deep)
 
 
 def test_a_prompting_password_switch_hides_the_next_flag_by_choice() -> None:
@@ -479,6 +505,8 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
         "config set --stack ",
         "config set-all --secret k=v ",
         "config ",
+        "a%25",
+        '{"a":1} --token ',
     ],
     ids=[
         "dots",
@@ -490,6 +518,8 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
         "config",
         "config-all",
         "config-words",
+        "percent",
+        "documents-and-flags",
     ],
 )
 def test_redaction_is_linear_on_adversarial_input(unit: str) -> None:
