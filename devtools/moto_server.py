@@ -42,7 +42,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 HOST = "127.0.0.1"
@@ -190,14 +190,15 @@ def zygote(path: str) -> None:
     """Warm moto once, then fork a server for each request on the Unix socket at `path`.
 
     A request is one line, the port; the answer is one line, the server's pid and start time
-    (/proc/<pid>/stat field 22, so a reused pid is not mistaken for it). Forked servers share
+    (/proc/<pid>/stat field 22, so a reused pid is not mistaken for it). The requester keeps the
+    connection open for the server's life: the server ends when it closes (the test process
+    ended, even by SIGKILL), and when the zygote ends (PR_SET_PDEATHSIG). Forked servers share
     the zygote's imports, apps and parsed models: a server costs the tests next to nothing to
     start, where a fresh `--serve` process spends about a second of CPU before it has answered
-    every service once. The zygote ends its servers when it ends, and ends when its parent
-    process does.
+    every service once. A request the zygote cannot read or answer is dropped (and a server
+    forked for it ended); the zygote ends when its parent process does.
     """
     import gc
-    import signal
 
     os.environ.setdefault("MOTO_CALL_RESET_API", "true")
     os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
@@ -206,44 +207,79 @@ def zygote(path: str) -> None:
     gc.collect()
     gc.freeze()  # the forked servers' collections leave the shared pages alone
     parent = os.getppid()
-    children: set[int] = set()
+    children: dict[int, str] = {}  # pid -> start time
     # Forked servers are reaped by the kernel: stop() in a test process sees one end by its pid.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
 
     def end(*_: object) -> None:
-        for pid in children:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        for pid, started in children.items():
+            if _start_time(pid) == started:  # still that server, not a reused pid
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
         os._exit(0)
 
     signal.signal(signal.SIGTERM, end)
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
-    listener.listen(16)
+    listener.listen(64)
     listener.settimeout(1.0)
     while True:
         if os.getppid() != parent:
             end()
+        for pid in [p for p, started in children.items() if _start_time(p) != started]:
+            del children[pid]
         try:
             conn, _ = listener.accept()
         except TimeoutError:
             continue
-        with conn:
-            conn.settimeout(10)
-            port = int(conn.makefile("r").readline())
+        pid = 0
+        try:
+            conn.settimeout(2)  # a requester that says nothing does not hold up the others
+            port = int(conn.recv(32).split(b"\n", 1)[0])
             pid = os.fork()
-            if pid == 0:  # the server
-                try:
-                    listener.close()
-                    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
-                    signal.signal(signal.SIGTERM, signal.SIG_DFL)
-                    import moto.server
+            if pid == 0:
+                _forked_server(listener, conn, port)
+            children[pid] = _start_time(pid)
+            conn.sendall(f"{pid} {children[pid]}\n".encode())
+        except (OSError, ValueError):  # unreadable, or the requester left: nobody owns it
+            if pid:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+        finally:
+            conn.close()
 
-                    moto.server.main(["-H", HOST, "-p", str(port)])
-                finally:
-                    os._exit(1)
-            children.add(pid)
-            conn.sendall(f"{pid} {_start_time(pid)}\n".encode())
+
+def _forked_server(listener: socket.socket, owner: socket.socket, port: int) -> None:
+    """The forked child: a moto server on `port` until its owner's connection closes or the
+    zygote ends. Never returns."""
+    try:
+        import ctypes
+        import threading
+
+        from moto.moto_api._internal import mock_random
+
+        listener.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: ends with the zygote
+        if os.getppid() == 1:  # the zygote ended before prctl
+            os._exit(1)
+        mock_random.seed()  # each server its own ids, as fresh processes have
+
+        def watch() -> None:
+            owner.settimeout(None)
+            with contextlib.suppress(OSError):
+                while owner.recv(64):
+                    pass
+            os._exit(0)  # the requester closed its end, or ended
+
+        threading.Thread(target=watch, daemon=True).start()
+        import moto.server
+
+        moto.server.main(["-H", HOST, "-p", str(port)])
+    finally:
+        os._exit(1)
 
 
 def _start_time(pid: int) -> str:
@@ -257,18 +293,32 @@ def _start_time(pid: int) -> str:
         return ""
 
 
+def _running(pid: int) -> bool:
+    """The process exists and is not a zombie (the zygote, a child of the controlling process,
+    stays a zombie until that process reaps it)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
 @dataclass
 class ForkedServer:
     """A server the zygote forked: not this process's child, so it is watched by pid and start
-    time, with Popen's methods as `start()` and `MotoServer.stop()` use them."""
+    time, with Popen's methods as `start()` and `MotoServer.stop()` use them. `owner` is this
+    process's end of the connection the server lives by."""
 
     pid: int
     started: str
+    owner: socket.socket | None = field(default=None, repr=False, compare=False)
     returncode: int | None = None
 
     def poll(self) -> int | None:
         if self.returncode is None and (not self.started or _start_time(self.pid) != self.started):
             self.returncode = 1  # ended; its status went to the zygote
+            if self.owner is not None:
+                self.owner.close()
         return self.returncode
 
     def kill(self) -> None:
@@ -292,18 +342,26 @@ def _fork(port: int) -> ForkedServer | None:
         return None
     deadline = time.monotonic() + 60  # the zygote may still be warming up
     while True:
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
-            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-                conn.settimeout(30)
-                conn.connect(path)
-                conn.sendall(f"{port}\n".encode())
-                pid, _, started = conn.makefile("r").readline().partition(" ")
-                return ForkedServer(int(pid), started.strip())
+            conn.settimeout(30)
+            conn.connect(path)
+            conn.sendall(f"{port}\n".encode())
+            answer = b""
+            while not answer.endswith(b"\n"):
+                chunk = conn.recv(64)
+                if not chunk:
+                    raise ConnectionResetError("the zygote closed without an answer")
+                answer += chunk
+            pid, _, started = answer.decode().partition(" ")
+            return ForkedServer(int(pid), started.strip(), owner=conn)
         except (FileNotFoundError, ConnectionRefusedError):
-            if time.monotonic() > deadline or not _start_time(int(pid_text)):
+            conn.close()
+            if time.monotonic() > deadline or not _running(int(pid_text)):
                 return None  # it failed, or ended: a fresh server process instead
             time.sleep(0.05)
         except (OSError, ValueError):
+            conn.close()
             return None
 
 
@@ -311,15 +369,18 @@ def start_zygote(folder: str) -> subprocess.Popen[bytes]:
     """Start a zygote listening in `folder` and point this process's later `start()` calls (and
     its child processes') at it; `stop_zygote` ends it and its servers."""
     path = os.path.join(folder, "moto-zygote.sock")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "devtools.moto_server", "--zygote", path],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={
-            **os.environ,
-            "PYTHONPATH": os.pathsep.join(p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p),
-        },
-    )
+    with open(os.path.join(folder, "moto-zygote.log"), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "devtools.moto_server", "--zygote", path],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={
+                **os.environ,
+                "PYTHONPATH": os.pathsep.join(
+                    p for p in (ROOT, os.environ.get("PYTHONPATH", "")) if p
+                ),
+            },
+        )
     os.environ[ZYGOTE_ENV] = f"{proc.pid}:{path}"
     return proc
 

@@ -180,10 +180,16 @@ def _run_uncollected(stack: str, values: dict[str, Any] | None, region: str | No
     closures, `pulumi/output.py`); the collector walking them, and everything the worker holds
     when they reach the older generations, was a quarter of a run's CPU. Instead, what the
     collector tracks when the run ends (the run's objects, and what the worker held before) moves
-    to its permanent generation (`gc.freeze`) and is never walked again: about 10 MB a run kept
-    (docs/speed.md). Objects that lose their last reference are still freed. The commands keep
-    collecting: this is the suite's choice only.
+    to its permanent generation (`gc.freeze`) and is not walked again: about 10 MB a run kept,
+    until about 15 runs' worth are collected at once (docs/speed.md). Objects that lose their
+    last reference are still freed. The commands keep collecting: this is the suite's choice.
     """
+    _KEPT_RUNS[0] += 1
+    if _KEPT_RUNS[0] % _KEEP_AT_MOST == 0:
+        gc.unfreeze()  # 15 runs' worth: collected once, then frozen afresh
+        gc.collect()
+    else:
+        gc.collect(1)  # the tests' own young garbage (a socket in a cycle) is not kept
     enabled = gc.isenabled()
     gc.disable()  # run_program leaves the collector as it found it
     try:
@@ -192,6 +198,11 @@ def _run_uncollected(stack: str, values: dict[str, Any] | None, region: str | No
         gc.freeze()
         if enabled:
             gc.enable()
+
+
+# About 68 k objects and 10 MB a run are kept; every this many runs, everything is collected.
+_KEEP_AT_MOST = 15
+_KEPT_RUNS = [0]
 
 
 _CACHE: dict[str, Recording] = {}

@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from devtools.moto_server import HOST, ZYGOTE_ENV, ForkedServer, _fork, free_port, start
+from devtools.moto_server import (
+    HOST,
+    ZYGOTE_ENV,
+    ForkedServer,
+    _fork,
+    _start_time,
+    free_port,
+    start,
+)
 from tests.ops.support import AwsEnv
 
 
@@ -65,3 +75,49 @@ def test_a_zygote_that_is_gone_means_a_fresh_server_process(
     started = time.monotonic()
     assert _fork(free_port()) is None
     assert time.monotonic() - started < 5  # not the minute a warming zygote is given
+
+
+def _zygote_path() -> str:
+    return os.environ[ZYGOTE_ENV].partition(":")[2]
+
+
+def test_a_request_that_says_nothing_or_leaves_does_not_stop_the_zygote(aws: AwsEnv) -> None:
+    """A test process interrupted while asking must not cost the others their servers."""
+    with socket.socket(socket.AF_UNIX) as silent:
+        silent.connect(_zygote_path())  # connects, says nothing, leaves
+    with socket.socket(socket.AF_UNIX) as gone:
+        gone.connect(_zygote_path())
+        gone.sendall(f"{free_port()}\n".encode())  # asks, leaves before the answer
+    started = time.monotonic()
+    server = start(timeout=10)
+    try:
+        assert isinstance(server.process, ForkedServer)
+        assert time.monotonic() - started < 5
+        assert server.answers()
+    finally:
+        server.stop()
+
+
+def test_a_forked_server_ends_with_the_process_that_asked_for_it() -> None:
+    """Even a test process killed outright (SIGKILL) leaves no server behind."""
+    asker = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "from devtools.moto_server import start; import time; "
+            "print(start().process.pid, flush=True); time.sleep(60)",
+        ],
+        stdout=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    try:
+        assert asker.stdout is not None
+        pid = int(asker.stdout.readline())
+        assert _start_time(pid), "the server did not start"
+    finally:
+        asker.kill()
+        asker.wait()
+    deadline = time.monotonic() + 5
+    while _start_time(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _start_time(pid), "the server outlived the process that asked for it"
