@@ -12,8 +12,12 @@ import math
 import re
 from collections.abc import Callable
 
-_INTEGER = re.compile(r"\s*[+]?[0-9]{1,12}\s*")
-_DECIMAL = re.compile(r"\s*[+-]?([0-9]{1,12}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?\s*")
+# Blanks around the number are allowed and dropped before converting it: regex's `\s` is
+# Unicode whitespace (U+001F is one), which int() and float() do not all strip themselves.
+_INTEGER = re.compile(r"\s*(?P<number>[+]?[0-9]{1,12})\s*")
+_DECIMAL = re.compile(
+    r"\s*(?P<number>[+-]?([0-9]{1,12}(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]{1,3})?)\s*"
+)
 
 
 def number(
@@ -25,10 +29,10 @@ def number(
     rule = f"must be {what} {bounds}{' ' + unit if unit else ''}"
 
     def parse(text: str) -> float:
-        pattern = _INTEGER if integer else _DECIMAL
-        if not pattern.fullmatch(text):
+        found = (_INTEGER if integer else _DECIMAL).fullmatch(text)
+        if not found:
             raise argparse.ArgumentTypeError(f"{text!r} {rule}")
-        value = int(text) if integer else float(text)
+        value = int(found["number"]) if integer else float(found["number"])
         if not math.isfinite(value) or value < low or value > high or (low_open and value == low):
             raise argparse.ArgumentTypeError(f"{text!r} {rule}")
         return value

@@ -233,6 +233,8 @@ def test_any_command_line_parses_or_exits_2(module: Any, argv: list[str]) -> Non
 
 @SETTINGS
 @given(text=st.text(max_size=10))
+@example(text="0\x1f")  # found by this test: a ValueError traceback, not a refusal
+@example(text="5\u2003")
 def test_number_types_refuse_or_return_a_finite_value(text: str) -> None:
     for parse in (argtypes.number(0, 10, low_open=True), argtypes.integer(1, 5)):
         try:
