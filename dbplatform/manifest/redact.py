@@ -26,7 +26,7 @@ import functools
 import json
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
@@ -300,28 +300,25 @@ def _redact_embedded_json(text: str) -> str:
     """JSON documents inside a longer text (`body: {"SecretString": ...}`) decoded and walked
     (json.JSONDecoder.raw_decode at each `{`/`[`); the text around them by the shape rules.
 
-    Two shapes own a document they hold: a credential flag's value glued to it
-    (`--password 'ab{"k":1}cd'`, `--secret-string {...}`: the document and the rest of the word
-    are hidden with the value) and a `pulumi config set` command with `--secret` that starts
-    before it on its line (no document starts there: the rule hides the rest of the line).
-    A document that starts first is walked whole, whatever its strings quote.
+    Two shapes own a document that starts inside them: a credential flag's value
+    (`--secret-string {...}`, `--password 'ab{...}cd'`: the value is hidden from its start to
+    the end of the document and of the word after it) and a `pulumi config set` command with
+    `--secret` (no document starts on the rest of its line: the rule hides it). A document that
+    starts first is walked whole, whatever its strings quote. Each shape is searched for from
+    where the text was left off, so one quoted inside an earlier document neither hides nor
+    swallows a later one, and the scan stays linear.
     """
     parts: list[str] = []
     pos = 0
     attempts = 0
-    commands = [
-        m.span() for m in _PULUMI_CONFIG_SET.finditer(text) if _SECRET_SWITCH.search(m.group(0))
-    ]
-    at, covered = 0, 0  # the end of a secret config command that starts in this stretch
+    flags = _NextMatch(_FLAG, text)
+    commands = _NextMatch(_PULUMI_CONFIG_SET, text, lambda m: bool(_SECRET_SWITCH.search(m[0])))
     for match in _JSON_START.finditer(text):
         start = match.start()
         if start < pos:
             continue
-        while at < len(commands) and commands[at][0] < start:
-            if commands[at][0] >= pos:  # not one quoted inside an earlier document
-                covered = max(covered, commands[at][1])
-            at += 1
-        if start < covered:
+        command = commands.at_or_after(pos)
+        if command is not None and command.start() < start < command.end():
             continue
         attempts += 1
         if attempts > _MAX_JSON_ATTEMPTS:
@@ -332,33 +329,52 @@ def _redact_embedded_json(text: str) -> str:
             continue
         if not isinstance(doc, (dict, list)) or not doc:
             continue
-        before = text[pos:start]
-        glued = _GLUED_FLAG_VALUE.search(before)
-        if glued:
-            quote_char = glued["quote"] or ""
-            rest = re.compile(f"[^{quote_char}\n]*{quote_char}?" if quote_char else r"\S*")
-            parts.append(_redact_shapes(before[: glued.start("value")]))
-            parts.append(quote_char + REDACTED + quote_char)
-            pos = rest.match(text, end).end()  # type: ignore[union-attr]
+        flag = flags.at_or_after(pos)
+        if flag is not None and flag.end("chain") <= start < flag.end():
+            value = flag.end("chain")
+            quote_char = flag["quote"] or ""
+            hidden_to = max(flag.end(), _WORD_REST.match(text, end).end())  # type: ignore[union-attr]
+            parts.append(_redact_shapes(text[pos:value]) + quote_char + REDACTED + quote_char)
+            pos = hidden_to
             continue
         try:
             clean = redact(doc)
         except RecursionError:  # nested too deep to walk: hidden whole
             clean = REDACTED
-        parts.append(_redact_shapes(before))
+        parts.append(_redact_shapes(text[pos:start]))
         parts.append(text[start:end] if clean == doc else json.dumps(clean, sort_keys=True))
         pos = end
     parts.append(_redact_shapes(text[pos:]))
     return "".join(parts)
 
 
-# A credential flag whose value runs up to the end of a stretch of text (the JSON document that
-# follows is glued to it, or is it): `--password 'ab`, `--token abc`, `--secret-string `.
-_GLUED_FLAG_VALUE = re.compile(
-    r"(?<![\w-])" + _CREDENTIAL_FLAG + r"(?:" + _CREDENTIAL_FLAG + r")*"
-    r"(?P<value>(?P<quote>['\"])[^'\"\n]*|(?:\\[ \t]|\S)*)\Z",
-    re.I,
-)
+# The rest of a command line's word after a document inside it (`_FLAG`'s unquoted grammar).
+_WORD_REST = re.compile(r"(?:\\[ \t]|\S)*")
+
+
+class _NextMatch:
+    """The first match of `pattern` (that `keep` accepts) starting at or after a position that
+    only grows: searched again only when the position passes the match held, so all the searches
+    of one text together read it about once."""
+
+    def __init__(
+        self,
+        pattern: re.Pattern[str],
+        text: str,
+        keep: Callable[[re.Match[str]], bool] = lambda m: True,
+    ) -> None:
+        self.pattern, self.text, self.keep = pattern, text, keep
+        self.match = self._search(0)
+
+    def _search(self, pos: int) -> re.Match[str] | None:
+        while (found := self.pattern.search(self.text, pos)) is not None and not self.keep(found):
+            pos = max(found.end(), found.start() + 1)
+        return found
+
+    def at_or_after(self, pos: int) -> re.Match[str] | None:
+        if self.match is not None and self.match.start() < pos:
+            self.match = self._search(pos)
+        return self.match
 
 
 def _redact_shapes(text: str) -> str:

@@ -286,6 +286,16 @@ TEXT_LEAKS = {
     ' {{"SecretString": "{s}"}}',
     "json_after_one_quoting_a_flag": '{{"msg": "retry with --token "}} {{"SecretString": "{s}"}}',
     "json_glued_after_one_quoting_a_flag": '{{"a":"--token x"}}{{"SecretString":"{s}"}}',
+    # the eighth review: a command after a document quoting one, quotes and escapes in a value
+    "config_command_after_a_document_quoting_one": '{{"cmd": "pulumi config set --secret k"}}'
+    " pulumi config set --secret k '[\"{s}\"]'",
+    "config_command_after_a_document_saying_config": '{{"msg":"edit config now"}}'
+    " pulumi config set --secret k '[\"{s}\"]'",
+    "document_in_a_value_with_an_escaped_blank": '--password ab{{"k":1}}cd\\ {s}',
+    "index_in_a_quoted_value_with_a_quote": '--password "it\'s [1] {s}"',
+    "index_in_a_quoted_value_with_an_escaped_quote": '--password "a\\"b [1] {s}"',
+    "document_as_a_flags_value_after_a_document_quoting_a_flag": '{{"a":"--token x"}}'
+    '--password {{"k":"{s}"}}',
     "url_encoded_dsn_with_an_encoded_blank": "postgres%3A%2F%2Fu%3A{s}%2520b%40h%2Fdb",
     "twice_encoded_dsn_with_an_encoded_quote": "postgres%253A%252F%252Fu%253A{s}%252527b"
     "%2540h%252Fdb",
@@ -389,6 +399,21 @@ def test_a_pulumi_config_command_with_secret_hides_the_rest_of_it(text: str, sho
 def test_pathological_input_is_hidden_or_kept_never_a_crash(text: str) -> None:
     # a crash here would lose the whole PR comment
     assert redact_text(text) in (text, REDACTED)
+
+
+def test_a_long_chain_of_flags_before_a_document_is_read_in_linear_time() -> None:
+    """The eighth review: 8 KB of `--token=` before `[1]` took 47 s (cubic backtracking)."""
+    import time
+
+    def cost(repeat: int) -> float:
+        best = float("inf")
+        for _ in range(2):
+            started = time.process_time()
+            redact_text("--token=" * repeat + "x y [1]")
+            best = min(best, time.process_time() - started)
+        return max(best, 1e-4)
+
+    assert cost(8_000) / cost(1_000) < 16
 
 
 @pytest.mark.parametrize("prefix", ["", "log "])
@@ -507,6 +532,7 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
         "config ",
         "a%25",
         '{"a":1} --token ',
+        "--token [1] ",
     ],
     ids=[
         "dots",
@@ -520,6 +546,7 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
         "config-words",
         "percent",
         "documents-and-flags",
+        "indexes-in-values",
     ],
 )
 def test_redaction_is_linear_on_adversarial_input(unit: str) -> None:
