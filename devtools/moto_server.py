@@ -236,9 +236,10 @@ def zygote(path: str) -> None:
         try:
             conn.settimeout(2)  # a requester that says nothing does not hold up the others
             port = int(conn.recv(32).split(b"\n", 1)[0])
+            zygote_pid = os.getpid()
             pid = os.fork()
             if pid == 0:
-                _forked_server(listener, conn, port)
+                _forked_server(listener, conn, port, zygote_pid)
             children[pid] = _start_time(pid)
             conn.sendall(f"{pid} {children[pid]}\n".encode())
         except (OSError, ValueError):  # unreadable, or the requester left: nobody owns it
@@ -249,9 +250,9 @@ def zygote(path: str) -> None:
             conn.close()
 
 
-def _forked_server(listener: socket.socket, owner: socket.socket, port: int) -> None:
+def _forked_server(listener: socket.socket, owner: socket.socket, port: int, zygote: int) -> None:
     """The forked child: a moto server on `port` until its owner's connection closes or the
-    zygote ends. Never returns."""
+    zygote ends. Never returns; a failure is written to the zygote's log."""
     try:
         import ctypes
         import threading
@@ -261,9 +262,9 @@ def _forked_server(listener: socket.socket, owner: socket.socket, port: int) -> 
         listener.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG: ends with the zygote
-        if os.getppid() == 1:  # the zygote ended before prctl
+        with contextlib.suppress(OSError, AttributeError):  # the owner's connection still ends it
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        if os.getppid() != zygote:  # the zygote ended before prctl
             os._exit(1)
         mock_random.seed()  # each server its own ids, as fresh processes have
 
@@ -278,6 +279,11 @@ def _forked_server(listener: socket.socket, owner: socket.socket, port: int) -> 
         import moto.server
 
         moto.server.main(["-H", HOST, "-p", str(port)])
+    except BaseException:
+        import traceback
+
+        traceback.print_exc()
+        sys.stderr.flush()
     finally:
         os._exit(1)
 
@@ -307,15 +313,27 @@ def _running(pid: int) -> bool:
 class ForkedServer:
     """A server the zygote forked: not this process's child, so it is watched by pid and start
     time, with Popen's methods as `start()` and `MotoServer.stop()` use them. `owner` is this
-    process's end of the connection the server lives by."""
+    process's end of the connection the server lives by: hold the MotoServer for as long as the
+    server is wanted (dropping it closes the connection, and the server ends)."""
 
     pid: int
     started: str
     owner: socket.socket | None = field(default=None, repr=False, compare=False)
     returncode: int | None = None
+    zombie_since: float | None = field(default=None, repr=False, compare=False)
 
     def poll(self) -> int | None:
-        if self.returncode is None and (not self.started or _start_time(self.pid) != self.started):
+        if self.returncode is not None:
+            return self.returncode
+        if not self.started or _start_time(self.pid) != self.started:
+            ended = True
+        elif _running(self.pid):
+            ended = False
+        else:  # a zombie: reaped within moments, unless its new parent never reaps (a pid 1
+            # that is not an init); after a second it counts as ended
+            self.zombie_since = self.zombie_since or time.monotonic()
+            ended = time.monotonic() - self.zombie_since > 1.0
+        if ended:
             self.returncode = 1  # ended; its status went to the zygote
             if self.owner is not None:
                 self.owner.close()

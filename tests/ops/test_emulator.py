@@ -104,8 +104,9 @@ def test_a_forked_server_ends_with_the_process_that_asked_for_it() -> None:
         [
             sys.executable,
             "-c",
+            # (the server lives as long as its MotoServer is held: kept in `server`)
             "from devtools.moto_server import start; import time; "
-            "print(start().process.pid, flush=True); time.sleep(60)",
+            "server = start(); print(server.process.pid, flush=True); time.sleep(60)",
         ],
         stdout=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
