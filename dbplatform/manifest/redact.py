@@ -317,7 +317,7 @@ def _redact_embedded_json(text: str) -> str:
         start = match.start()
         if start < pos:
             continue
-        command = commands.at_or_after(pos)
+        command = commands.at_or_after(pos, start)
         if command is not None and command.start() < start < command.end():
             continue
         attempts += 1
@@ -329,7 +329,7 @@ def _redact_embedded_json(text: str) -> str:
             continue
         if not isinstance(doc, (dict, list)) or not doc:
             continue
-        flag = flags.at_or_after(pos)
+        flag = flags.at_or_after(pos, start)
         if flag is not None and flag.end("chain") <= start < flag.end():
             value = flag.end("chain")
             quote_char = flag["quote"] or ""
@@ -353,9 +353,9 @@ _WORD_REST = re.compile(r"(?:\\[ \t]|\S)*")
 
 
 class _NextMatch:
-    """The first match of `pattern` (that `keep` accepts) starting at or after a position that
-    only grows: searched again only when the position passes the match held, so all the searches
-    of one text together read it about once."""
+    """The first match of `pattern` (that `keep` accepts) starting at or after a position and
+    ending after another, both only growing: searched again only when they pass the match held,
+    so all the searches of one text together read it about once."""
 
     def __init__(
         self,
@@ -371,9 +371,12 @@ class _NextMatch:
             pos = max(found.end(), found.start() + 1)
         return found
 
-    def at_or_after(self, pos: int) -> re.Match[str] | None:
+    def at_or_after(self, pos: int, until: int) -> re.Match[str] | None:
+        """The first match starting at or after `pos` that does not end by `until`."""
         if self.match is not None and self.match.start() < pos:
             self.match = self._search(pos)
+        while self.match is not None and self.match.end() <= until:
+            self.match = self._search(max(self.match.end(), self.match.start() + 1))
         return self.match
 
 

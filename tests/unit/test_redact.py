@@ -296,6 +296,10 @@ TEXT_LEAKS = {
     "index_in_a_quoted_value_with_an_escaped_quote": '--password "a\\"b [1] {s}"',
     "document_as_a_flags_value_after_a_document_quoting_a_flag": '{{"a":"--token x"}}'
     '--password {{"k":"{s}"}}',
+    # the ninth review: the second flag or command on a text holds the document
+    "document_in_a_second_flags_value": 'x --token a --password {{"k":"{s}"}}',
+    "document_in_a_second_config_command": "pulumi config set --secret a b\n"
+    'pulumi config set --secret c ["{s}"]',
     "url_encoded_dsn_with_an_encoded_blank": "postgres%3A%2F%2Fu%3A{s}%2520b%40h%2Fdb",
     "twice_encoded_dsn_with_an_encoded_quote": "postgres%253A%252F%252Fu%253A{s}%252527b"
     "%2540h%252Fdb",
