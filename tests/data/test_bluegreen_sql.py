@@ -79,8 +79,13 @@ def test_logical_slot_is_refused_and_its_lag_measured(postgres: PgServer, pg_dat
         conn.execute("SELECT pg_create_logical_replication_slot(%s, 'test_decoding')", (slot,))
     try:
         with postgres.connect(pg_database) as conn:
+            # Committed and flushed first: pg_current_wal_lsn() is the WAL *write* position, and
+            # the test server runs with synchronous_commit off, so uncommitted or unflushed
+            # writes could still sit in WAL buffers and measure 0 (seen once in a full run).
+            conn.execute("SET synchronous_commit = on")
             conn.execute("CREATE TABLE t (id int PRIMARY KEY)")
             conn.execute("INSERT INTO t SELECT generate_series(1, 1000)")
+        with postgres.connect(pg_database) as conn:
             lags = {s.slot: s for s in checks.slot_lags(conn)}
         assert lags[slot].lag_bytes > 0  # the slot's consumer has not read those writes
         assert lags[slot].database == pg_database
