@@ -334,6 +334,10 @@ def _redact_embedded_json(text: str) -> str:
             value = flag.end("chain")
             quote_char = flag["quote"] or ""
             hidden_to = max(flag.end(), _WORD_REST.match(text, end).end())  # type: ignore[union-attr]
+            if _CREDENTIAL_NAME_AT_END.search(text[max(end, hidden_to - 64) : hidden_to]):
+                # the word hidden ends in a credential's name (`..."password":`, `...Bearer`):
+                # its value, the next word, goes with it
+                hidden_to = _NEXT_WORD.match(text, hidden_to).end()  # type: ignore[union-attr]
             parts.append(_redact_shapes(text[pos:value]) + quote_char + REDACTED + quote_char)
             pos = hidden_to
             continue
@@ -350,6 +354,12 @@ def _redact_embedded_json(text: str) -> str:
 
 # The rest of a command line's word after a document inside it (`_FLAG`'s unquoted grammar).
 _WORD_REST = re.compile(r"(?:\\[ \t]|\S)*")
+# A word that ends in a credential's name or an auth scheme, and the word after it.
+_CREDENTIAL_NAME_AT_END = re.compile(
+    r"(?:" + _SECRET_WORD + r"|passw(?:or)?d|pwd)['\"]?\s*[:=]?\Z|(?:bearer|basic|token|digest)\Z",
+    re.I,
+)
+_NEXT_WORD = re.compile(r"[ \t]*[:=]?[ \t]*(?:\"[^\"\n]*\"|'[^'\n]*'|\S*)")
 
 
 class _NextMatch:

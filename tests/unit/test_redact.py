@@ -300,6 +300,9 @@ TEXT_LEAKS = {
     "document_in_a_second_flags_value": 'x --token a --password {{"k":"{s}"}}',
     "document_in_a_second_config_command": "pulumi config set --secret a b\n"
     'pulumi config set --secret c ["{s}"]',
+    # the tenth review: the word hidden with a document ended in a credential's name
+    "document_in_a_value_before_a_key_name": 'x --token a --password {{"a":1}}"password": "{s}"',
+    "document_in_a_value_before_a_scheme": 'x --token a --password ["a"]Bearer {s}',
     "url_encoded_dsn_with_an_encoded_blank": "postgres%3A%2F%2Fu%3A{s}%2520b%40h%2Fdb",
     "twice_encoded_dsn_with_an_encoded_quote": "postgres%253A%252F%252Fu%253A{s}%252527b"
     "%2540h%252Fdb",
