@@ -336,8 +336,17 @@ def _redact_embedded_json(text: str) -> str:
             hidden_to = max(flag.end(), _WORD_REST.match(text, end).end())  # type: ignore[union-attr]
             if _CREDENTIAL_NAME_AT_END.search(text[max(end, hidden_to - 64) : hidden_to]):
                 # the word hidden ends in a credential's name (`..."password":`, `...Bearer`):
-                # its value, the next word, goes with it
-                hidden_to = _NEXT_WORD.match(text, hidden_to).end()  # type: ignore[union-attr]
+                # its value, the next word, goes with it, and the one after while the hidden one
+                # could itself be a name (`token password: V`); a flag or a document is left for
+                # the rules to read as usual
+                for _ in range(4):
+                    following = _NEXT_WORD.match(text, hidden_to)
+                    word = following[0].strip(" \t:=") if following else ""
+                    if following is None or word[:1] in ("", "-", "{", "["):
+                        break
+                    hidden_to = following.end()
+                    if not _CREDENTIAL_NAME_AT_END.search(word[-64:]):
+                        break
             parts.append(_redact_shapes(text[pos:value]) + quote_char + REDACTED + quote_char)
             pos = hidden_to
             continue

@@ -303,6 +303,11 @@ TEXT_LEAKS = {
     # the tenth review: the word hidden with a document ended in a credential's name
     "document_in_a_value_before_a_key_name": 'x --token a --password {{"a":1}}"password": "{s}"',
     "document_in_a_value_before_a_scheme": 'x --token a --password ["a"]Bearer {s}',
+    # the eleventh review: the word after the name was a flag, a document or another name
+    "document_in_a_value_then_a_flag": '--password {{"a":1}}token --password {s}',
+    "document_in_a_value_then_a_document": '--secret-string {{"a":1}}password'
+    ' {{"password": "{s}"}}',
+    "document_in_a_value_then_a_name": '--password {{"a":1}}token password: {s}',
     "url_encoded_dsn_with_an_encoded_blank": "postgres%3A%2F%2Fu%3A{s}%2520b%40h%2Fdb",
     "twice_encoded_dsn_with_an_encoded_quote": "postgres%253A%252F%252Fu%253A{s}%252527b"
     "%2540h%252Fdb",
