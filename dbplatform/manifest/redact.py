@@ -336,17 +336,10 @@ def _redact_embedded_json(text: str) -> str:
             hidden_to = max(flag.end(), _WORD_REST.match(text, end).end())  # type: ignore[union-attr]
             if _CREDENTIAL_NAME_AT_END.search(text[max(end, hidden_to - 64) : hidden_to]):
                 # the word hidden ends in a credential's name (`..."password":`, `...Bearer`):
-                # its value, the next word, goes with it, and the one after while the hidden one
-                # could itself be a name (`token password: V`); a flag or a document is left for
-                # the rules to read as usual
-                for _ in range(4):
-                    following = _NEXT_WORD.match(text, hidden_to)
-                    word = following[0].strip(" \t:=") if following else ""
-                    if following is None or word[:1] in ("", "-", "{", "["):
-                        break
-                    hidden_to = following.end()
-                    if not _CREDENTIAL_NAME_AT_END.search(word[-64:]):
-                        break
+                # its value, the next word, goes with it (a document there to its end), and the
+                # one after while the hidden one could itself be a name (`token password: V`);
+                # a credential flag is left for its own rule
+                hidden_to = _hide_values_after_a_name(text, hidden_to)
             parts.append(_redact_shapes(text[pos:value]) + quote_char + REDACTED + quote_char)
             pos = hidden_to
             continue
@@ -359,6 +352,29 @@ def _redact_embedded_json(text: str) -> str:
         pos = end
     parts.append(_redact_shapes(text[pos:]))
     return "".join(parts)
+
+
+def _hide_values_after_a_name(text: str, pos: int) -> int:
+    """Where the value(s) after a credential's name ending at `pos` end (see the caller)."""
+    for _ in range(4):
+        following = _NEXT_WORD.match(text, pos)
+        if following is None:
+            break
+        word_start = following.end() - len(following[0].lstrip(" \t:="))
+        word = text[word_start : following.end()]
+        if not word or _FLAG.match(text, word_start):
+            break
+        if word[0] in "{[":
+            try:
+                _, doc_end = _DECODER.raw_decode(text, word_start)
+            except (ValueError, RecursionError):
+                pass
+            else:
+                return _WORD_REST.match(text, doc_end).end()  # type: ignore[union-attr]
+        pos = following.end()
+        if not _CREDENTIAL_NAME_AT_END.search(word[-64:]):
+            break
+    return pos
 
 
 # The rest of a command line's word after a document inside it (`_FLAG`'s unquoted grammar).

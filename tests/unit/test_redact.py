@@ -308,6 +308,9 @@ TEXT_LEAKS = {
     "document_in_a_value_then_a_document": '--secret-string {{"a":1}}password'
     ' {{"password": "{s}"}}',
     "document_in_a_value_then_a_name": '--password {{"a":1}}token password: {s}',
+    # the twelfth review: a value after the name that starts like a flag or a document
+    "document_in_a_value_then_a_dashed_value": '--password {{"a":1}}"password": -{s}',
+    "document_in_a_value_then_a_bracketed_value": '--password {{"a":1}}password: [{s}]',
     "url_encoded_dsn_with_an_encoded_blank": "postgres%3A%2F%2Fu%3A{s}%2520b%40h%2Fdb",
     "twice_encoded_dsn_with_an_encoded_quote": "postgres%253A%252F%252Fu%253A{s}%252527b"
     "%2540h%252Fdb",
