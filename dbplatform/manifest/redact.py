@@ -333,7 +333,7 @@ def _redact_embedded_json(text: str) -> str:
         if flag is not None and flag.end("chain") <= start < flag.end():
             value = flag.end("chain")
             quote_char = flag["quote"] or ""
-            hidden_to = max(flag.end(), _WORD_REST.match(text, end).end())  # type: ignore[union-attr]
+            hidden_to = max(flag.end(), _word_end(text, end))
             if _CREDENTIAL_NAME_AT_END.search(text[max(end, hidden_to - 64) : hidden_to]):
                 # the word hidden ends in a credential's name (`..."password":`, `...Bearer`):
                 # its value, the next word, goes with it (a document there to its end), and the
@@ -370,13 +370,22 @@ def _hide_values_after_a_name(text: str, pos: int) -> int:
             except (ValueError, RecursionError):
                 pass
             else:
-                return _WORD_REST.match(text, doc_end).end()  # type: ignore[union-attr]
+                return _word_end(text, doc_end)
         pos = following.end()
         if not _CREDENTIAL_NAME_AT_END.search(word[-64:]):
             break
     return pos
 
 
+def _word_end(text: str, pos: int) -> int:
+    """The end of the word a document ending at `pos` sits in (`_FLAG`'s unquoted grammar), or
+    the start of a credential flag glued to it (`{...}--password V`), left for its own rule."""
+    end = _WORD_REST.match(text, pos).end()  # type: ignore[union-attr]
+    glued = _FLAG_HEAD.search(text, pos, min(len(text), end + 8))
+    return glued.start() if glued is not None and glued.start() < end else end
+
+
+_FLAG_HEAD = re.compile(r"(?<![\w-])" + _CREDENTIAL_FLAG, re.I)
 # The rest of a command line's word after a document inside it (`_FLAG`'s unquoted grammar).
 _WORD_REST = re.compile(r"(?:\\[ \t]|\S)*")
 # A word that ends in a credential's name or an auth scheme, and the word after it.

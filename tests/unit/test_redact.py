@@ -311,6 +311,8 @@ TEXT_LEAKS = {
     # the twelfth review: a value after the name that starts like a flag or a document
     "document_in_a_value_then_a_dashed_value": '--password {{"a":1}}"password": -{s}',
     "document_in_a_value_then_a_bracketed_value": '--password {{"a":1}}password: [{s}]',
+    # the thirteenth review: a credential flag glued to the end of the value's document
+    "flag_glued_after_the_values_document": '--token {{"a":1}}password {{"b":2}}--password {s}',
     "url_encoded_dsn_with_an_encoded_blank": "postgres%3A%2F%2Fu%3A{s}%2520b%40h%2Fdb",
     "twice_encoded_dsn_with_an_encoded_quote": "postgres%253A%252F%252Fu%253A{s}%252527b"
     "%2540h%252Fdb",
