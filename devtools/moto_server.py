@@ -404,14 +404,24 @@ def start_zygote(folder: str) -> subprocess.Popen[bytes]:
 
 
 def stop_zygote(proc: subprocess.Popen[bytes]) -> None:
+    """End the zygote and its servers. A zygote that ended early (its warm-up failed, or it was
+    killed) left the tests on fresh, slower servers: said on stderr with its log's last lines, as
+    the log goes with the run's folder."""
     os.environ.pop(ZYGOTE_ENV, None)
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    if proc.poll() is not None:
+        tail = "(no log)"
+        log = os.path.join(os.path.dirname(str(proc.args[-1])), "moto-zygote.log")  # type: ignore[index]
+        with contextlib.suppress(OSError), open(log, encoding="utf-8", errors="replace") as f:
+            tail = f.read()[-2000:] or tail
+        said = f"moto zygote ended early (exit {proc.returncode}); servers were started fresh"
+        print(f"{said}:\n{tail}", file=sys.stderr)
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _reset(url: str) -> None:

@@ -9,8 +9,12 @@ A value is hidden when any of these says so:
   which only points to a credential;
 - its shape is a credential wherever it appears: `scheme://user:password@host`, `password=...`
   (libpq DSNs, query strings), `Bearer ...`/`Basic ...`, a webhook URL whose path is the key
-  (PagerDuty integration, Slack hooks), a JSON document inside a string (decoded and walked by
-  the same rule), a base64 token that decodes to any of these;
+  (PagerDuty integration, Slack hooks), the value after a credential flag (`--password V`,
+  `--secret-string V`, even when V starts with dashes or holds JSON), the rest of a
+  `pulumi config set` line with `--secret`, a JSON document inside a string (decoded and walked
+  by the same rule), a base64 token that decodes to any of these;
+- it is too deep to read: JSON nested past the recursion limit, or a token URL-encoded more
+  than three times (hidden whole, never a crash);
 - it is a known secret (`scrub`), also in its URL-encoded (once or twice, either hex case),
   JSON-escaped, hex and base64-encoded (any byte alignment) forms.
 
@@ -135,8 +139,9 @@ _CREDENTIAL_FLAG = (
     # the value is on the same line, or the next one after a shell line continuation
     r"(?:" + _CONTINUATION + r"|[ \t]+|=)"
 )
+_FLAG_HEAD = r"(?<![\w-])" + _CREDENTIAL_FLAG
 _FLAG = re.compile(
-    r"(?P<head>(?<![\w-])" + _CREDENTIAL_FLAG + r")"
+    r"(?P<head>" + _FLAG_HEAD + r")"
     # The word after such a flag is its value even when it looks like a flag: a password may
     # start with dashes (GNU getopt hands `--password --x2` the value `--x2`), and nothing tells
     # the two apart. Credential flags in between are hidden with it (`--password --token V` and
@@ -156,7 +161,8 @@ _FLAG = re.compile(
 # does (quotes, glued pieces, `#`, `;`) was tried and leaked in each review; this rule is
 # simple enough to be right. Up to twelve words between `config` and `set` (`config --stack
 # prod set`), bounded so the scan stays linear; `set-credentials` and the like are other
-# commands. Applied before JSON documents split the text (a value may hold `["x"]`).
+# commands. No JSON document starts on the rest of such a line (`_redact_embedded_json`): a value
+# may hold `["x"]`.
 _SEP = r"(?:[ \t]|\\\r?\n)+"  # words are separated by blanks and `\` continuations
 _PULUMI_CONFIG_SET = re.compile(
     r"(?P<head>\bconfig(?:"
@@ -381,11 +387,11 @@ def _word_end(text: str, pos: int) -> int:
     """The end of the word a document ending at `pos` sits in (`_FLAG`'s unquoted grammar), or
     the start of a credential flag glued to it (`{...}--password V`), left for its own rule."""
     end = _WORD_REST.match(text, pos).end()  # type: ignore[union-attr]
-    glued = _FLAG_HEAD.search(text, pos, min(len(text), end + 8))
+    glued = _GLUED_FLAG.search(text, pos, min(len(text), end + 8))
     return glued.start() if glued is not None and glued.start() < end else end
 
 
-_FLAG_HEAD = re.compile(r"(?<![\w-])" + _CREDENTIAL_FLAG, re.I)
+_GLUED_FLAG = re.compile(_FLAG_HEAD, re.I)
 # The rest of a command line's word after a document inside it (`_FLAG`'s unquoted grammar).
 _WORD_REST = re.compile(r"(?:\\[ \t]|\S)*")
 # A word that ends in a credential's name or an auth scheme, and the word after it.

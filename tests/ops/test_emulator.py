@@ -19,6 +19,7 @@ from devtools.moto_server import (
     _start_time,
     free_port,
     start,
+    stop_zygote,
 )
 from tests.ops.support import AwsEnv
 
@@ -122,3 +123,21 @@ def test_a_forked_server_ends_with_the_process_that_asked_for_it() -> None:
     while _start_time(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _start_time(pid), "the server outlived the process that asked for it"
+
+
+def test_a_zygote_that_ended_early_is_reported_with_its_log(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Its log goes with the run's folder, and the tests pass on fresh servers: only this says
+    the suite ran slower than it should have."""
+    monkeypatch.setenv(ZYGOTE_ENV, "1:/nowhere")  # restored after the test
+    (tmp_path / "moto-zygote.log").write_text("RuntimeError: threads left after the warm-up\n")
+    ended = subprocess.Popen(
+        [sys.executable, "-c", "raise SystemExit(3)", str(tmp_path / "moto-zygote.sock")]
+    )
+    ended.wait()
+    stop_zygote(ended)
+    err = capsys.readouterr().err
+    assert "moto zygote ended early (exit 3)" in err
+    assert "threads left after the warm-up" in err
+    assert ZYGOTE_ENV not in os.environ
