@@ -53,16 +53,21 @@ def _reuse_client_classes() -> None:
 def _share_service_models() -> None:
     """botocore builds a new `ServiceModel` over the (shared, parsed) service description for
     every client, and with it empty caches: each client resolves its operations' shapes, their
-    members and the service's error shapes again on its first call of each (about a fifth of a
-    call's client-side CPU in the suite, where a command run in-process builds its clients
-    afresh). Nothing in botocore, boto3 or moto changes a model after it is built (they only
-    read it; its caches hold what is derived from the description), so the suite builds one per
-    description and service name. Each client still has its own class instance, endpoint,
-    events and config.
+    members and the service's error shapes again on its first call of each (a first call that
+    returns an error rebuilt the error-code table over all of rds's shapes: about half of that
+    call's client CPU), and the commands run in-process build their clients afresh.
+
+    A model is read, not changed: its caches hold only what it derives from the description.
+    botocore's only edits in place (its s3 and s3-control handlers rewrite an operation's http
+    and endpoint dicts) write into the description, which botocore already shares between every
+    client of a loader; this project makes no s3 client. So the suite builds one model per
+    description and service name; each client keeps its own class instance, endpoint, events
+    and config. `shared.__wrapped__` is botocore's own (tests/test_speed.py compares them).
     """
     import botocore.client
     from botocore.model import ServiceModel
 
+    original = botocore.client.ClientCreator._load_service_model
     built: dict[tuple[str, int], tuple[object, ServiceModel]] = {}
 
     def shared(self: Any, service_name: str, api_version: str | None = None) -> ServiceModel:
@@ -74,39 +79,8 @@ def _share_service_models() -> None:
             built[key] = (description, ServiceModel(description, service_name=service_name))
         return built[key][1]
 
+    shared.__wrapped__ = original  # type: ignore[attr-defined]
     botocore.client.ClientCreator._load_service_model = shared
-
-
-def _copy_event_tries_faster() -> None:
-    """Every client copies its session's event trie (some 140 handlers; botocore's generic
-    recursive copy, `_PrefixTrie.__copy__`): about a third of creating a client. The same copy,
-    written for the trie's one node shape ({'chunk', 'children', 'values'}; children a dict of
-    nodes, values a `NodeList` or None) instead of testing every value's type.
-    """
-    from botocore import hooks
-
-    node_list = hooks.NodeList
-
-    def copy_node(node: dict[str, Any]) -> dict[str, Any]:
-        out = dict(node)
-        values = node.get("values")
-        if values is not None:
-            out["values"] = node_list(values.first[:], values.middle[:], values.last[:])
-        children = node.get("children")
-        if children is not None:
-            out["children"] = {k: copy_node(v) for k, v in children.items()}
-        return out
-
-    def trie_copy(self: Any) -> Any:
-        state = self.__dict__
-        if set(state) != {"_root"}:  # a trie of another shape: botocore's own copy
-            return original(self)
-        new = self.__class__.__new__(self.__class__)
-        new.__dict__ = {"_root": copy_node(state["_root"])}
-        return new
-
-    original = hooks._PrefixTrie.__copy__
-    hooks._PrefixTrie.__copy__ = trie_copy
 
 
 def _remember_handler_checks() -> None:
@@ -156,7 +130,6 @@ def _remember_handler_checks() -> None:
 
 _reuse_client_classes()
 _share_service_models()
-_copy_event_tries_faster()
 _remember_handler_checks()
 load_botocore_data_once()  # the tests', seeds' and in-process commands' sessions share files
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import types
 from pathlib import Path
 from typing import Any
 
@@ -206,15 +207,25 @@ def test_the_suites_botocore_loaders_share_files_only_with_their_own_kind() -> N
     )
 
 
-def test_the_suites_clients_share_one_model_per_description_and_nothing_else() -> None:
+# Every service the commands, seeds and tests make clients of (cloudwatch's model names itself
+# "monitoring": a model built without the client's service name would print that).
+SERVICES = ("rds", "ssm", "secretsmanager", "cloudwatch", "backup", "sts", "ec2", "kms", "sns")
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_the_suites_clients_share_botocores_model_per_description(service: str) -> None:
     """tests/conftest.py `_share_service_models`: clients of one service, from different
-    sessions, share the parsed model (and so its caches); a loader with another description
-    (the commands' plain-dict loader) gets its own; everything else stays per client."""
+    sessions and regions, share one model, which is the model botocore itself builds for that
+    client (same description, name, version, signing, metadata, operations); a loader with
+    another description (the commands' plain-dict loader) gets its own; the rest stays per
+    client."""
+    import botocore.client
+
     from dbplatform.ops.aws import PlainJSONFileLoader
 
     def client(session: botocore.session.Session, region: str) -> Any:
         return session.create_client(
-            "rds",
+            service,
             region_name=region,
             endpoint_url="http://127.0.0.1:9",
             aws_access_key_id="AKIDEXAMPLE",
@@ -223,44 +234,27 @@ def test_the_suites_clients_share_one_model_per_description_and_nothing_else() -
 
     one = client(botocore.session.get_session(), "us-east-1")
     two = client(botocore.session.get_session(), "us-west-2")
-    assert one.meta.service_model is two.meta.service_model
+    model = one.meta.service_model
+    assert two.meta.service_model is model
     assert one.meta.events is not two.meta.events
-    assert one.meta.region_name == "us-east-1" and two.meta.region_name == "us-west-2"
+    assert (one.meta.region_name, two.meta.region_name) == ("us-east-1", "us-west-2")
+
+    # botocore's own model for this client: its loader (of the session's kind, so the same
+    # parsed description) through the unpatched method
+    creator = types.SimpleNamespace(
+        _loader=botocore.session.get_session().get_component("data_loader")
+    )
+    own = botocore.client.ClientCreator._load_service_model.__wrapped__(creator, service)
+    for attribute in ("service_name", "api_version", "signature_version", "signing_name"):
+        assert getattr(model, attribute) == getattr(own, attribute), attribute
+    assert model.metadata == own.metadata
+    assert model.operation_names == own.operation_names
+    assert model._service_description is own._service_description
+
     plain = botocore.session.get_session()
     loader = botocore.loaders.create_loader()
     loader.file_loader = PlainJSONFileLoader()
     plain.register_component("data_loader", loader)
     other = client(plain, "us-east-1")
-    assert other.meta.service_model is not one.meta.service_model
-    assert other.meta.service_model.operation_names == one.meta.service_model.operation_names
-
-
-def test_the_suites_event_trie_copy_is_botocores_copy() -> None:
-    """tests/conftest.py `_copy_event_tries_faster`: the same nodes, handler lists and order as
-    botocore's own recursive copy, and as independent of the original."""
-    from botocore import hooks
-
-    def handler(**kwargs: object) -> None:
-        return None
-
-    def late(**kwargs: object) -> None:
-        return None
-
-    emitter = botocore.session.get_session().get_component("event_emitter")
-    emitter.register("dbplatform-test.rds.DescribeDBInstances", handler)
-    emitter.register_last("dbplatform-test.rds.*", late)
-    trie = emitter._emitter._handlers
-    ours = hooks._PrefixTrie.__copy__(trie)
-    theirs = trie.__class__()
-    theirs.__dict__ = trie._recursive_copy(trie.__dict__)
-    assert ours.__dict__ == theirs.__dict__
-    event = "dbplatform-test.rds.DescribeDBInstances"
-    found = list(theirs.prefix_search(event))
-    assert sorted(f.__name__ for f in found) == ["handler", "late"]
-    assert list(ours.prefix_search(event)) == found
-    assert ours.__dict__["_root"] is not trie.__dict__["_root"]
-    ours.append_item(event, late, section=hooks._LAST)
-    ours.remove_item("dbplatform-test.rds.*", late)
-    assert list(ours.prefix_search(event)) == [handler, late]
-    assert list(trie.prefix_search(event)) == found
-    assert trie.__dict__ == theirs.__dict__
+    assert other.meta.service_model is not model
+    assert other.meta.service_model.operation_names == model.operation_names
