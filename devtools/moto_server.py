@@ -122,16 +122,10 @@ def _prepare() -> None:
     moto.kms.models.generate_private_key = private_key  # type: ignore[assignment]
     # moto lists a response class's methods (inspect.getmembers) on every request to find the
     # action's handler: 11-25 % of the server's CPU per call. A class's functions do not change
-    # while it serves, so each class is listed once.
+    # while it serves (moto only asks whether the action is among them), so each class is
+    # listed once.
     listing = moto.core.responses.method_names_from_class
-    names: dict[type, list[str]] = {}
-
-    def method_names(cls: type) -> list[str]:
-        if cls not in names:
-            names[cls] = listing(cls)
-        return names[cls]
-
-    moto.core.responses.method_names_from_class = method_names  # type: ignore[assignment]
+    moto.core.responses.method_names_from_class = functools.cache(listing)
     # Connections kept open between calls, as AWS keeps them (devtools/http_server.py).
     moto.server.run_simple = http_server.run_simple  # type: ignore[assignment]
 

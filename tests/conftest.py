@@ -28,59 +28,59 @@ from tests.postgres import PgServer, running  # noqa: E402
 STACKS = committed_stacks(ROOT)
 
 
-def _reuse_client_classes() -> None:
-    """botocore builds a new class, with a method and a lazy docstring per operation, for every
-    client it creates (~2.5 ms for rds, ~8 ms for ec2); the suite creates some 1,600 clients.
-    The class depends only on the service model (and on `creating-client-class` hooks, which no
-    test registers), so the suite builds it once per model. Each client is still created with its
-    own session, config, events and connection: what a test observes does not change.
-    """
-    import botocore.client
+def _share_models_and_client_classes() -> None:
+    """One botocore `ServiceModel` and one client class per service description, for every
+    client the suite creates (some 1,600: each in-process command run builds its own).
 
-    build = botocore.client.ClientCreator._create_client_class
-    built: dict[tuple[str, int], tuple[object, type]] = {}
-
-    def cached(self: Any, service_name: str, service_model: Any) -> type:
-        model = service_model._service_description
-        key = (service_name, id(model))
-        if key not in built:
-            built[key] = (model, build(self, service_name, service_model))  # model kept alive
-        return built[key][1]
-
-    botocore.client.ClientCreator._create_client_class = cached
-
-
-def _share_service_models() -> None:
-    """botocore builds a new `ServiceModel` over the (shared, parsed) service description for
-    every client, and with it empty caches: each client resolves its operations' shapes, their
-    members and the service's error shapes again on its first call of each (a first call that
-    returns an error rebuilt the error-code table over all of rds's shapes: about half of that
-    call's client CPU), and the commands run in-process build their clients afresh.
+    - botocore builds a new model, with empty caches, for every client: each client resolved its
+      operations' shapes, their members and the service's error shapes again on its first call
+      of each (a first call that returns an error rebuilt the error-code table over all of rds's
+      shapes: 8.9 ms of a fresh client's CPU against 3.9 ms with a shared model).
+    - It also builds a new class, with a method and a lazy docstring per operation (~2.5 ms for
+      rds, ~8 ms for ec2). The class depends only on the model (and on `creating-client-class`
+      hooks, which no test registers).
 
     A model is read, not changed: its caches hold only what it derives from the description.
     botocore's only edits in place (its s3 and s3-control handlers rewrite an operation's http
     and endpoint dicts) write into the description, which botocore already shares between every
-    client of a loader; this project makes no s3 client. So the suite builds one model per
-    description and service name; each client keeps its own class instance, endpoint, events
-    and config. `shared.__wrapped__` is botocore's own (tests/test_speed.py compares them).
+    client of a loader; this project makes no s3 client. Each client keeps its own session,
+    endpoint, events, config and connection. The unpatched methods stay reachable as
+    `__wrapped__` (tests/test_speed.py compares the shared model with botocore's own).
     """
     import botocore.client
     from botocore.model import ServiceModel
 
-    original = botocore.client.ClientCreator._load_service_model
-    built: dict[tuple[str, int], tuple[object, ServiceModel]] = {}
+    creator = botocore.client.ClientCreator
+    load, build = creator._load_service_model, creator._create_client_class
+    # (service name, id of the parsed description) -> [the description, kept alive so its id
+    # stays its own; its model; its client class once built]
+    shared: dict[tuple[str, int], list[Any]] = {}
 
-    def shared(self: Any, service_name: str, api_version: str | None = None) -> ServiceModel:
+    def entry(service_name: str, description: Any) -> list[Any]:
+        key = (service_name, id(description))
+        if key not in shared:
+            model = ServiceModel(description, service_name=service_name)
+            shared[key] = [description, model, None]
+        return shared[key]
+
+    def load_service_model(
+        self: Any, service_name: str, api_version: str | None = None
+    ) -> ServiceModel:
         description = self._loader.load_service_model(
             service_name, "service-2", api_version=api_version
         )
-        key = (service_name, id(description))
-        if key not in built:  # the description is kept alive with it, so its id stays its own
-            built[key] = (description, ServiceModel(description, service_name=service_name))
-        return built[key][1]
+        return entry(service_name, description)[1]  # type: ignore[no-any-return]
 
-    shared.__wrapped__ = original  # type: ignore[attr-defined]
-    botocore.client.ClientCreator._load_service_model = shared
+    def create_client_class(self: Any, service_name: str, service_model: Any) -> type:
+        shared_entry = entry(service_name, service_model._service_description)
+        if shared_entry[2] is None:
+            shared_entry[2] = build(self, service_name, service_model)
+        return shared_entry[2]  # type: ignore[no-any-return]
+
+    load_service_model.__wrapped__ = load  # type: ignore[attr-defined]
+    create_client_class.__wrapped__ = build  # type: ignore[attr-defined]
+    creator._load_service_model = load_service_model
+    creator._create_client_class = create_client_class
 
 
 def _remember_handler_checks() -> None:
@@ -128,8 +128,7 @@ def _remember_handler_checks() -> None:
     hooks.EventAliaser.__init__ = alias_init  # type: ignore[method-assign]
 
 
-_reuse_client_classes()
-_share_service_models()
+_share_models_and_client_classes()
 _remember_handler_checks()
 load_botocore_data_once()  # the tests', seeds' and in-process commands' sessions share files
 

@@ -214,11 +214,11 @@ SERVICES = ("rds", "ssm", "secretsmanager", "cloudwatch", "backup", "sts", "ec2"
 
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_suites_clients_share_botocores_model_per_description(service: str) -> None:
-    """tests/conftest.py `_share_service_models`: clients of one service, from different
-    sessions and regions, share one model, which is the model botocore itself builds for that
-    client (same description, name, version, signing, metadata, operations); a loader with
-    another description (the commands' plain-dict loader) gets its own; the rest stays per
-    client."""
+    """tests/conftest.py `_share_models_and_client_classes`: clients of one service, from
+    different sessions and regions, share one model and one class; the model is the one botocore
+    itself builds for that client (same description, name, version, signing, metadata,
+    operations), the class has a method for each of its operations; a loader with another
+    description (the commands' plain-dict loader) gets its own; the rest stays per client."""
     import botocore.client
 
     from dbplatform.ops.aws import PlainJSONFileLoader
@@ -236,6 +236,8 @@ def test_the_suites_clients_share_botocores_model_per_description(service: str) 
     two = client(botocore.session.get_session(), "us-west-2")
     model = one.meta.service_model
     assert two.meta.service_model is model
+    assert type(one) is type(two)
+    assert sorted(type(one)._PY_TO_OP_NAME.values()) == sorted(model.operation_names)
     assert one.meta.events is not two.meta.events
     assert (one.meta.region_name, two.meta.region_name) == ("us-east-1", "us-west-2")
 
@@ -257,4 +259,5 @@ def test_the_suites_clients_share_botocores_model_per_description(service: str) 
     plain.register_component("data_loader", loader)
     other = client(plain, "us-east-1")
     assert other.meta.service_model is not model
+    assert type(other) is not type(one)
     assert other.meta.service_model.operation_names == model.operation_names
