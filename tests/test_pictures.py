@@ -13,6 +13,7 @@ import os
 import re
 import shutil
 import subprocess
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -165,6 +166,54 @@ def test_alarm_routing_counts_every_alarm_once_under_its_severity() -> None:
     assert "t_critical --> " in chart and "https subscriber (endpoint secret)" in chart
 
 
+def test_each_alarm_topic_and_rds_event_subscription_is_its_own_node_in_its_region() -> None:
+    # Mermaid merges nodes that share an id: prod's DR-region copy of each topic was once drawn
+    # as "SNS 2" (the last dash-part of `alarms-critical-us-west-2`), one node for two topics.
+    m = prod()
+    topics = m.of_type("aws:sns/topic:Topic")
+    assert {m.region_of(t) for t in topics} == {m.region, m.dr_region}, "prod: a topic pair each"
+
+    def topic_nodes(text: str) -> list[tuple[str, str]]:
+        return re.findall(r'^\s*(\w+)\{\{"SNS (\w+)"\}\}$', text, re.M)
+
+    ov = overview(m)
+    home, dr = ov.split(f'subgraph dr["{m.dr_region} (DR region)"]', 1)
+    dr = dr.split("\n  end\n", 1)[0]
+    for part, region in ((home, m.region), (dr, m.dr_region)):
+        assert sorted(sev for _, sev in topic_nodes(part)) == sorted(
+            t.name.split("-")[1] for t in topics if m.region_of(t) == region
+        ), (region, part)
+    assert len({node for node, _ in topic_nodes(ov)}) == len(topics)
+
+    routing = alarm_routing(m)
+    drawn = re.findall(
+        r'^\s*(\w+)\{\{"SNS topic<br/>([\w-]+)(?:<br/>in ([\w-]+))?"\}\}$', routing, re.M
+    )
+    assert len({node for node, _, _ in drawn}) == len(drawn) == len(topics), drawn
+    assert {(name, region or m.region) for _, name, region in drawn} == {
+        (t.physical_name, m.region_of(t)) for t in topics
+    }
+    # the DR region's EventBridge rules reach the DR region's critical topic, not the home one
+    dr_rules = [
+        e
+        for e in m.of_type("aws:cloudwatch/eventTarget:EventTarget")
+        if m.region_of(e) == m.dr_region
+    ]
+    dr_critical = next(n for n, name, r in drawn if r == m.dr_region and name.endswith("critical"))
+    box = re.search(
+        rf'^\s*(\w+)\["(\d+) EventBridge rules<br/>[^"]*"\]\n\s*\1 --> {dr_critical}$',
+        routing,
+        re.M,
+    )
+    assert box and int(box.group(2)) == len(dr_rules) > 0, routing
+    subscriptions = m.of_type("aws:rds/eventSubscription:EventSubscription")
+    shown = re.findall(r'^\s*(\w+)\["RDS event subscription \(([\w-]+)\)', routing, re.M)
+    assert len({node for node, _ in shown}) == len(shown) == len(subscriptions) > 1
+    assert sorted(kind for _, kind in shown) == sorted(
+        str(e.get("sourceType")) for e in subscriptions
+    )
+
+
 def test_the_ci_flow_has_every_job_and_every_needs_edge_of_the_workflows() -> None:
     import yaml
 
@@ -199,6 +248,13 @@ def structural_problems(diagram: str) -> list[str]:
     kind = lines[0].split()[0]
     problems = []
     if kind == "flowchart":
+        # Mermaid merges two declarations of one id into one node: one box drawn for two things
+        ids = Counter(
+            m.group(1)
+            for line in lines[1:]
+            if (m := NODE.match(line)) and not line.strip().startswith("subgraph")
+        )
+        problems += [f"node {i} declared {n} times" for i, n in ids.items() if n > 1]
         opened = sum(1 for x in lines if x.strip().startswith("subgraph "))
         closed = sum(1 for x in lines if x.strip() == "end")
         if opened != closed:
@@ -261,6 +317,8 @@ def test_the_structural_check_catches_what_mermaid_refuses() -> None:
     assert structural_problems('flowchart LR\n  subgraph s["x"]\n  a["x"]\n')  # no end
     assert structural_problems("gantt\n  dateFormat HH:mm\n  t :a1, after zz, 5m\n")
     assert structural_problems("gantt\n  t: 5 minutes\n")
+    # two things drawn under one id: Mermaid shows one box, with the last label
+    assert structural_problems('flowchart LR\n  t_2{{"SNS a"}}\n  t_2{{"SNS b"}}\n')
 
 
 def _mermaid_parser() -> tuple[str, Path] | None:

@@ -7,6 +7,7 @@ Both are pure functions of the manifest, so they are as deterministic as the man
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter
 from typing import Any
 
@@ -244,8 +245,26 @@ def _topic_of(m: Manifest, r: Resource) -> Resource | None:
     return None
 
 
-def _severity(topic: Resource) -> str:
-    return topic.name.rsplit("-", 1)[-1]
+def _severity(m: Manifest, topic: Resource) -> str:
+    """`critical` for the topic `alarms-critical` and for its DR-region copy
+    `alarms-critical-us-west-2` (the region is not part of the severity)."""
+    name, region = topic.name, m.region_of(topic)
+    name = name.removesuffix(f"-{region}") if region else name
+    return name.rsplit("-", 1)[-1]
+
+
+def _topic_id(m: Manifest, topic: Resource) -> str:
+    """One Mermaid node id per topic: `t_critical` in the stack's region, `t_critical_us_west_2`
+    in another (Mermaid merges nodes that share an id, so two topics must never share one)."""
+    sev = re.sub(r"\W", "_", _severity(m, topic))
+    region = m.region_of(topic)
+    return f"t_{sev}" if region == m.region else f"t_{sev}_" + re.sub(r"\W", "_", region)
+
+
+def _routed(m: Manifest, topic: Resource) -> bool:
+    """Whether an alarm, an EventBridge target or an RDS event subscription sends to `topic`."""
+    sources = (*m.of_type(METRIC_ALARM), *m.of_type(EVENT_TARGET), *m.of_type(RDS_EVENTS))
+    return any(_topic_of(m, r) is topic for r in sources)
 
 
 def _subscriber(sub: Resource) -> str:
@@ -318,10 +337,12 @@ def overview(m: Manifest) -> str:
         lines.append(f'    bv{i}["backup vault<br/>{_q(v.physical_name or v.name)}"]')
     if alarms or rules:
         lines.append(f'    al["{len(alarms)} CloudWatch alarms<br/>{len(rules)} event rules"]')
-    for t in topics:
-        lines.append(f'    t_{_severity(t)}{{{{"SNS {_severity(t)}"}}}}')
+    home_topics = [t for t in topics if m.region_of(t) == m.region]
+    dr_topics = [t for t in topics if m.region_of(t) != m.region]
+    for t in home_topics:
+        lines.append(f'    {_topic_id(m, t)}{{{{"SNS {_severity(m, t)}"}}}}')
     lines.append("  end")
-    if dr and (remote or replicated or dr_vaults or pitr):
+    if dr and (remote or replicated or dr_vaults or pitr or dr_topics):
         lines.append(f'  subgraph dr["{dr} (DR region)"]')
         for i, r in enumerate(remote):
             lines.append(f'    xr{i}[("{_q(r.physical_name or r.name)}<br/>cross-region replica")]')
@@ -331,6 +352,8 @@ def overview(m: Manifest) -> str:
             lines.append(f'    dv{i}["DR vault<br/>{_q(v.physical_name or v.name)}"]')
         if pitr:
             lines.append('    pitr["PITR backups<br/>(automated backups replication)"]')
+        for t in dr_topics:
+            lines.append(f'    {_topic_id(m, t)}{{{{"SNS {_severity(m, t)}"}}}}')
         lines.append("  end")
     receivers = sorted({_subscriber(s) for s in subs})
     for i, text in enumerate(receivers):
@@ -360,22 +383,25 @@ def overview(m: Manifest) -> str:
     if alarms or rules:
         if src:
             lines.append(f"  {src} -. metrics .-> al")
-        severities = sorted({_severity(t) for t in topics})
-        lines += [f"  al --> t_{s}" for s in severities]
+        lines += [f"  al --> {_topic_id(m, t)}" for t in topics if _routed(m, t)]
     for t in topics:
         for text in sorted({_subscriber(s) for s in subs if _topic_of(m, s) is t}):
-            lines.append(f"  t_{_severity(t)} --> rx{receivers.index(text)}")
+            lines.append(f"  {_topic_id(m, t)} --> rx{receivers.index(text)}")
     return "\n".join(lines) + "\n"
 
 
 def alarm_routing(m: Manifest) -> str:
-    """`flowchart LR`: alarm sources by severity -> SNS topic -> subscribers."""
-    topics = sorted(_topics(m).values(), key=lambda t: t.name)
+    """`flowchart LR`: alarm sources by severity -> SNS topic -> subscribers.
+
+    A topic in another region than the stack's (the DR region's copy of a severity) is its own
+    node, named with its region, with the alarms and rules of that region."""
+    topics = sorted(_topics(m).values(), key=lambda t: (m.region_of(t) != m.region, t.name))
     lines = ["flowchart LR"]
     subs = m.of_type(SNS_SUBSCRIPTION)
     receivers = sorted({_subscriber(s) for s in subs})
     for t in topics:
-        sev = _severity(t)
+        sev, tid = _severity(m, t), _topic_id(m, t)
+        key = tid.removeprefix("t_")
         alarms = [a for a in m.of_type(METRIC_ALARM) if _topic_of(m, a) is t]
         targets = [e for e in m.of_type(EVENT_TARGET) if _topic_of(m, e) is t]
         metrics = sorted({str(a.get("metricName")) for a in alarms})
@@ -383,26 +409,28 @@ def alarm_routing(m: Manifest) -> str:
             f" and {len(metrics) - 4} more" if len(metrics) > 4 else ""
         )
         if alarms:
-            lines.append(f'  a_{sev}["{len(alarms)} {sev} alarms<br/>{_q(shown)}"]')
-            lines.append(f"  a_{sev} --> t_{sev}")
+            lines.append(f'  a_{key}["{len(alarms)} {sev} alarms<br/>{_q(shown)}"]')
+            lines.append(f"  a_{key} --> {tid}")
         if targets:
             rules = ", ".join(
                 sorted(str(e.get("rule")).removeprefix(f"{m.project}-{m.stack}-") for e in targets)
             )
-            lines.append(f'  e_{sev}["{len(targets)} EventBridge rules<br/>{_q(rules)}"]')
-            lines.append(f"  e_{sev} --> t_{sev}")
-        lines.append(f'  t_{sev}{{{{"SNS topic<br/>{_q(t.physical_name or t.name)}"}}}}')
-    for e in m.of_type(RDS_EVENTS):
+            lines.append(f'  e_{key}["{len(targets)} EventBridge rules<br/>{_q(rules)}"]')
+            lines.append(f"  e_{key} --> {tid}")
+        where = "" if m.region_of(t) == m.region else f"<br/>in {m.region_of(t)}"
+        lines.append(f'  {tid}{{{{"SNS topic<br/>{_q(t.physical_name or t.name)}{where}"}}}}')
+    for i, e in enumerate(m.of_type(RDS_EVENTS)):
         cats = ", ".join(str(c) for c in e.get("eventCategories") or [])
+        source = str(e.get("sourceType") or "all sources")
         target = _topic_of(m, e) or next(iter(topics), None)
         if target is not None:
-            lines.append(f'  rds_events["RDS event subscription<br/>{_q(cats)}"]')
-            lines.append(f"  rds_events --> t_{_severity(target)}")
+            lines.append(f'  rds_events{i}["RDS event subscription ({_q(source)})<br/>{_q(cats)}"]')
+            lines.append(f"  rds_events{i} --> {_topic_id(m, target)}")
     for i, text in enumerate(receivers):
         lines.append(f'  rx{i}(["{_q(text)}"])')
     for t in topics:
         for text in sorted({_subscriber(s) for s in subs if _topic_of(m, s) is t}):
-            lines.append(f"  t_{_severity(t)} --> rx{receivers.index(text)}")
+            lines.append(f"  {_topic_id(m, t)} --> rx{receivers.index(text)}")
     return "\n".join(lines) + "\n"
 
 
