@@ -15,8 +15,10 @@ from dataclasses import dataclass
 PROJECT = "dbplatform"
 
 # RDS DB instance identifiers: 1-63 letters, digits, hyphens; first a letter; no "--" or
-# trailing hyphen. The blue/green "-old1" suffix must still fit, so we keep 5 chars spare.
-RDS_ID_MAX = 63 - len("-old1")
+# trailing hyphen (botocore rds/2014-10-31 CreateDBInstanceMessage.DBInstanceIdentifier).
+# The blue/green "-old1" suffix must still fit, so we keep 5 chars spare.
+RDS_ID_LIMIT = 63
+RDS_ID_MAX = RDS_ID_LIMIT - len("-old1")
 STACK_NAME = re.compile(r"^[a-z][a-z0-9-]{0,23}$")
 
 
@@ -33,12 +35,13 @@ def _clamp(name: str, limit: int) -> str:
     return f"{name[: limit - 7].rstrip('-')}-{digest}"
 
 
-def rds_identifier(*parts: str) -> str:
-    """An RDS identifier from parts, lower-case, starting with a letter, within limits."""
+def rds_identifier(*parts: str, limit: int = RDS_ID_MAX) -> str:
+    """An RDS identifier from parts, lower-case, starting with a letter, within `limit` (by
+    default room is left for blue/green's `-old1`)."""
     name = _slug("-".join(parts))
     if not name[0].isalpha():
         name = f"db-{name}"
-    return _clamp(name, RDS_ID_MAX)
+    return _clamp(name, limit)
 
 
 @dataclass(frozen=True)
@@ -166,4 +169,7 @@ class Names:
         return f"/{self.project}/{self.stack}/ops/bluegreen"
 
     def restore_check_instance(self, run_id: str) -> str:
-        return rds_identifier(self.prefix, "rc", run_id)
+        """`dbplatform-<stack>-rc-<run id>`. A blue/green cycle never renames it, so it may use
+        all 63 characters: the longest stack name (24) with a run id (23) makes 62, never
+        clamped, so the janitor reads the run id back from every such identifier."""
+        return rds_identifier(self.prefix, "rc", run_id, limit=RDS_ID_LIMIT)

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from botocore.client import BaseClient
+
 from dbplatform.bluegreen.model import (
     AVAILABLE,
     DELETING,
@@ -49,6 +51,31 @@ def locate(ctx: Context) -> Cycle:
         live = [d for d in find_deployments(rds, ctx.stack.names) if d.status != DELETING]
         dep = live[0] if live else None
     return Cycle(state, dep)
+
+
+def member_layout(rds: BaseClient, blue: str) -> str:
+    """Where a member stands: switched | green-aside | restored | other."""
+    here = describe_instance(rds, blue) is not None
+    old = describe_instance(rds, blue + OLD_SUFFIX) is not None
+    new = describe_instance(rds, blue + NEW_SUFFIX) is not None
+    if here and old and not new:
+        return "switched"
+    if new and old and not here:
+        return "green-aside"
+    if here and new and not old:
+        return "restored"
+    return f"other (present: {[n for n, p in ((blue, here), ('-old1', old), ('-new1', new)) if p]})"
+
+
+def switched_by_layout(ctx: Context, state: BgState) -> bool:
+    """Whether every member of the cycle stands as a switchover leaves it (`<blue>` and
+    `<blue>-old1`, no `-new1`): read from the instances when the deployment is gone, as after
+    a promote interrupted past its switchover and the deployment deleted (RDS deletes a
+    SWITCHOVER_COMPLETED deployment, only without DeleteTarget: botocore rds/2014-10-31
+    DeleteBlueGreenDeploymentRequest.DeleteTarget)."""
+    rds = ctx.client("rds")
+    members = [blue for blue, _ in state.members] or [ctx.stack.names.primary]
+    return all(member_layout(rds, blue) == "switched" for blue in members)
 
 
 def require_primary(ctx: Context) -> None:

@@ -55,6 +55,9 @@ TRANSITIONS: tuple[Transition, ...] = (
     Transition(SWITCHING, "promote: switchover completes", SWITCHED_OVER),
     Transition(SWITCHED_OVER, "promote: post-checks pass", PROMOTED),
     Transition(STARTED, "rollback (before switchover)", CANCELLED),
+    # RDS rolled a failed switchover back (green AVAILABLE again), or the deployment was deleted
+    # before it switched: rollback deletes green with the deployment, or closes the record
+    Transition(SWITCHING, "rollback (switchover failed or never done)", CANCELLED),
     Transition(SWITCHED_OVER, "rollback --accept-data-window", ROLLING_BACK, loses_writes=True),
     Transition(PROMOTED, "rollback --accept-data-window", ROLLING_BACK, loses_writes=True),
     Transition(ROLLING_BACK, "rollback: old blue serves again", ROLLED_BACK),

@@ -18,6 +18,7 @@ from dbplatform.bluegreen.common import (
     locate,
     require_primary,
     state_from_deployment,
+    switched_by_layout,
     take_snapshot_seen,
 )
 from dbplatform.bluegreen.model import (
@@ -71,6 +72,23 @@ def run(ctx: Context) -> Result:
             return _done(ctx, state, nothing=True)
         if state is not None and state.phase == SWITCHED_OVER:
             return _after_switchover(ctx, state, None)
+        if state is not None and state.phase == SWITCHING:
+            # interrupted after the switchover was asked for, and the deployment deleted since
+            if switched_by_layout(ctx, state):
+                ctx.out.info(
+                    f"deployment {state.deployment_id} is gone, but the instances stand "
+                    "switched over: going on from the switchover"
+                )
+                return _after_switchover(ctx, state, None)
+            primary = ctx.stack.names.primary
+            raise Refused(
+                f"the switchover of deployment {state.deployment_id} was asked for, but the "
+                f"deployment is gone and {primary} was not switched over (no "
+                f"{primary}{OLD_SUFFIX}): there is nothing to promote. Close the cycle with "
+                f"`dbplatform bluegreen rollback --stack {s}` (it changes no instance), then "
+                "start a new one",
+                data={"phase": state.phase, "deployment": state.deployment_id},
+            )
         raise Refused(
             f"no blue/green deployment for {ctx.stack.names.primary}: run "
             f"`dbplatform bluegreen start --stack {s}` first"

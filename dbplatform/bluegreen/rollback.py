@@ -15,15 +15,15 @@ from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
-from botocore.client import BaseClient
-
 from dbplatform.bluegreen import sql
 from dbplatform.bluegreen.checks import user_parameters
 from dbplatform.bluegreen.common import (
     config_advice,
     locate,
+    member_layout,
     require_primary,
     state_from_deployment,
+    switched_by_layout,
     take_snapshot,
     wait_instance,
 )
@@ -36,6 +36,7 @@ from dbplatform.bluegreen.model import (
     ROLLED_BACK,
     ROLLING_BACK,
     SWITCHED_OVER,
+    SWITCHING,
     SWITCHOVER_COMPLETED,
     SWITCHOVER_IN_PROGRESS,
     BgState,
@@ -67,8 +68,16 @@ def run(ctx: Context) -> Result:
             f"a switchover is in progress ({dep.describe()}); wait for it (re-run promote), "
             "then roll back if needed"
         )
-    switched = (dep is not None and dep.status == SWITCHOVER_COMPLETED) or (
-        state is not None and state.phase in (SWITCHED_OVER, PROMOTED, ROLLING_BACK)
+    switched = (
+        (dep is not None and dep.status == SWITCHOVER_COMPLETED)
+        or (state is not None and state.phase in (SWITCHED_OVER, PROMOTED, ROLLING_BACK))
+        # a promote interrupted past its switchover, the deployment deleted since
+        or (
+            dep is None
+            and state is not None
+            and state.phase == SWITCHING
+            and switched_by_layout(ctx, state)
+        )
     )
     if switched:
         assert state is not None
@@ -79,6 +88,8 @@ def run(ctx: Context) -> Result:
     if dep is not None:  # DELETING: a cancel was interrupted; wait for it to finish
         assert state is not None
         return _cancel_wait(ctx, state, dep)
+    if state is not None and state.phase == SWITCHING:  # no deployment, not switched over
+        return _close_unswitched(ctx, state)
     if state is not None and state.phase == ROLLED_BACK:
         return Result(
             f"nothing to do: {ctx.stack.names.primary} was rolled back to PostgreSQL "
@@ -154,6 +165,32 @@ def _cancel_wait(ctx: Context, state: BgState, dep: Deployment) -> Result:
     )
 
 
+def _close_unswitched(ctx: Context, state: BgState) -> Result:
+    """A switchover was asked for, but the deployment is gone and blue was never switched over
+    (deleted before RDS switched it): blue serves unchanged. The cycle is closed as cancelled so
+    a new one can start; green instances the deleted deployment left (deleted without
+    DeleteTarget) are named, never deleted: they stood outside any deployment since."""
+    rds = ctx.client("rds")
+    primary = ctx.stack.names.primary
+    left = [green for _, green in state.members if describe_instance(rds, green) is not None]
+    blue = describe_instance(rds, primary) or {}
+    write_state(ctx, state, CANCELLED)
+    remains = (
+        "; green instances left by the deleted deployment, not deleted by this command: "
+        + ", ".join(left)
+        + " (delete each when no longer needed: aws rds delete-db-instance "
+        "--db-instance-identifier NAME --skip-final-snapshot)"
+        if left
+        else ""
+    )
+    verb = "would close" if ctx.dry_run else "closed"
+    return Result(
+        f"{verb} the cycle: deployment {state.deployment_id} is gone and {primary} was never "
+        f"switched over; it serves unchanged (PostgreSQL {blue.get('EngineVersion')}){remains}",
+        data={"phase": CANCELLED, "left": left},
+    )
+
+
 # --- after switchover -------------------------------------------------------------------------
 
 
@@ -211,29 +248,44 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         f"without an endpoint (AWS 'Renaming a DB instance'), so {primary} is unreachable for "
         f"about {RENAME_MINUTES * 2} minutes per member"
     )
+    # Recorded first, so an interruption from here on resumes the rollback on a re-run (and no
+    # other command acts on a half-done one). A refusal or failure before the fence changed
+    # anything puts the record back as it was: exit 3 means nothing changed, and the operator
+    # may still decide against the rollback.
+    before = state
     state = write_state(
         ctx, replace(state, rollback_snapshot=snapshot, run_id=ctx.run_id), ROLLING_BACK
     )
     fenced_at: str | None = None
     snapshot_at: str | None = None
+    fencing = False
     serving = describe_instance(rds, primary)
-    if serving is not None and _layout(rds, primary) == "switched":
-        if use_sql:
-            with ctx.out.phase(f"write fence on {primary}"):
-                fenced_at = _fence(ctx, serving)
-        snapshot_at = iso(ctx.clock.now())
-        with ctx.out.phase(f"snapshot the current primary ({snapshot})"):
-            take_snapshot(ctx, primary, snapshot, "pre-rollback")
+    try:
+        if serving is not None and member_layout(rds, primary) == "switched":
+            if use_sql:
+                with ctx.out.phase(f"write fence on {primary}"):
+                    fencing = True
+                    fenced_at = _fence(ctx, serving)
+            snapshot_at = iso(ctx.clock.now())
+            with ctx.out.phase(f"snapshot the current primary ({snapshot})"):
+                take_snapshot(ctx, primary, snapshot, "pre-rollback")
+    except (Refused, Failed) as exc:
+        # _fence refuses before it sets anything; once it has set the fence (a Failed from it,
+        # or any error after it) the databases are read-only and the rollback stays recorded
+        unfenced = fenced_at is None and (isinstance(exc, Refused) or not fencing)
+        if before.phase != ROLLING_BACK and unfenced:
+            write_state(ctx, before, before.phase)
+        raise
     with ctx.out.phase("swap identifiers back"):
         bad: dict[str, str] = {}
         for blue in members:  # member by member; each rename is ~10 minutes without endpoint
-            layout = _layout(rds, blue)
+            layout = member_layout(rds, blue)
             if layout == "switched":  # the former green steps aside ...
                 _rename(ctx, blue, blue + NEW_SUFFIX)
-                layout = "green-aside" if ctx.dry_run else _layout(rds, blue)
+                layout = "green-aside" if ctx.dry_run else member_layout(rds, blue)
             if layout == "green-aside":  # ... and the old blue takes its name back
                 _rename(ctx, blue + OLD_SUFFIX, blue)
-                layout = "restored" if ctx.dry_run else _layout(rds, blue)
+                layout = "restored" if ctx.dry_run else member_layout(rds, blue)
             if layout != "restored":
                 bad[blue] = layout
         if bad:
@@ -320,20 +372,6 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
             "sql_checks": "done" if use_sql else "skipped",
         },
     )
-
-
-def _layout(rds: BaseClient, blue: str) -> str:
-    """Where a member stands: switched | green-aside | restored | other."""
-    here = describe_instance(rds, blue) is not None
-    old = describe_instance(rds, blue + OLD_SUFFIX) is not None
-    new = describe_instance(rds, blue + NEW_SUFFIX) is not None
-    if here and old and not new:
-        return "switched"
-    if new and old and not here:
-        return "green-aside"
-    if here and new and not old:
-        return "restored"
-    return f"other (present: {[n for n, p in ((blue, here), ('-old1', old), ('-new1', new)) if p]})"
 
 
 def _rename(ctx: Context, old: str, new: str) -> None:

@@ -16,7 +16,10 @@ every tool timeout, so a running check's instance is never touched):
   deletion protection on (listed with the command to remove it by hand; the janitor never
   turns protection off);
 - DB parameter groups tagged `dbplatform:purpose = dr-drill` of S, used by no instance;
-- the stack's operations lock (SSM) in each region when it expired longer ago than the bound.
+- the stack's operations locks of the scopes restore checks and drills take (SSM
+  `<lock>-restore-check`, `<lock>-dr`) in each region, when expired longer ago than the bound;
+  removed through the same claim as `--break-lock`, so a lock an operator broke and now holds
+  is never deleted. The other scopes' locks (`bluegreen`, `secrets`) are an operator's to break.
 
 Nothing else is ever deleted: an instance of another name, a DR rebuild's or a PITR's
 instance, an unexpired lock. `--dry-run` lists; a real run asks for confirmation (`--yes`).
@@ -39,8 +42,10 @@ from dbplatform.dr.points import human
 from dbplatform.dr.restore import TAG_PURPOSE, TAG_RUN, TAG_SOURCE, tags_of
 from dbplatform.dr.restore_check import DEFAULT_TIMEOUT_MINUTES as check
 from dbplatform.dr.stackfile import drill_stack
-from dbplatform.ops import BadUsage, Context, Failed, LockInfo, Result, error_code
+from dbplatform.ops import BadUsage, Context, Failed, LockInfo, Refused, Result, error_code
 from dbplatform.ops.clock import parse_iso
+from dbplatform.ops.context import LOCK_SCOPES as OPERATION_LOCK_SCOPES
+from dbplatform.ops.lock import StackLock
 from infra.config import committed_stacks, load_stack
 from infra.naming import Names, rds_identifier
 
@@ -51,6 +56,12 @@ _RC_RUN = re.compile(r"-rc-(\d{8}t\d{6}z-[a-z0-9]+)$")
 """the run id at the end of a restore check's identifier (`Names.restore_check_instance`)"""
 _DRILL_RUN = re.compile(r"-drill-([a-z0-9]+)-pg$")
 """the run's tail in a drill stack's primary (`drill_stack`, `Names.primary`)"""
+LOCK_SCOPES = (OPERATION_LOCK_SCOPES["restore_check"], "dr")
+"""the lock scopes of the runs whose leftovers the janitor removes (`Context.lock_scope` of
+`restore-check` and `dr`): the drills job may touch only these (ci/iam/drill.json)"""
+UNSNAPSHOTTABLE = ("failed", "incompatible-restore", "incompatible-network")
+"""states in which RDS deletes an instance only with SkipFinalSnapshot (botocore
+rds/2014-10-31 DeleteDBInstanceMessage.SkipFinalSnapshot): a restore that failed leaves one"""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -64,6 +75,10 @@ class Orphan:
     age: timedelta
     action: str
     """what removing it means, in one line"""
+    seen: LockInfo | None = None
+    """a lock: the value it held when listed (removed only while it still holds it)"""
+    final_snapshot: bool = True
+    """an instance: deleted with a final snapshot (False only in an UNSNAPSHOTTABLE state)"""
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -102,7 +117,9 @@ def final_snapshot_id(identifier: str) -> str:
 def generated_purpose(stack: str, identifier: str) -> str | None:
     """'restore-check' or 'dr-drill' when `identifier` is one this tool generates for `stack`'s
     runs (rebuilt from the run id it carries, so a look-alike never matches), else None.
-    Stack names have at most 24 characters, so neither identifier is ever clamped."""
+    Neither identifier is ever clamped for a stack name of at most 24 characters: a restore
+    check's may use all 63 (`Names.restore_check_instance`), a drill's stack name is cut to 24
+    before its `-pg` is added (`drill_stack`)."""
     names = Names(stack)
     rc = _RC_RUN.search(identifier)
     if rc and names.restore_check_instance(rc.group(1)) == identifier:
@@ -155,12 +172,19 @@ def find(ctx: Context, regions: list[str], bound: timedelta) -> list[Orphan]:
                 )
                 if created is None or now - created < bound:
                     continue
+                status = str(db.get("DBInstanceStatus") or "")
                 if db.get("DeletionProtection"):
                     action = (
                         "left alone: deletion protection is on (the janitor never turns it "
                         "off); if it is a leftover: aws rds modify-db-instance "
                         f"--db-instance-identifier {ident} --no-deletion-protection "
                         f"--region {region}, then run the janitor again"
+                    )
+                elif status in UNSNAPSHOTTABLE:
+                    action = (
+                        f"delete WITHOUT a final snapshot: it is '{status}', a state RDS "
+                        "deletes only so and cannot snapshot (a restore that failed); "
+                        "automated backups kept"
                     )
                 else:
                     action = (
@@ -175,6 +199,7 @@ def find(ctx: Context, regions: list[str], bound: timedelta) -> list[Orphan]:
                         region=region,
                         age=now - created,
                         action=action,
+                        final_snapshot=status not in UNSNAPSHOTTABLE,
                     )
                 )
         for page in rds.get_paginator("describe_db_parameter_groups").paginate():
@@ -201,14 +226,21 @@ def find(ctx: Context, regions: list[str], bound: timedelta) -> list[Orphan]:
                         action="delete (used by no instance)",
                     )
                 )
-        lock = _stale_lock(ctx, region, now, bound)
-        if lock is not None:
-            out.append(lock)
+        for scope in LOCK_SCOPES:
+            lock = _stale_lock(ctx, region, scope, now, bound)
+            if lock is not None:
+                out.append(lock)
     return out
 
 
-def _stale_lock(ctx: Context, region: str, now: datetime, bound: timedelta) -> Orphan | None:
-    name = ctx.stack.names.lock_parameter
+def _lock_name(ctx: Context, scope: str) -> str:
+    return f"{ctx.stack.names.lock_parameter}-{scope}"  # as `Context.lock` names it
+
+
+def _stale_lock(
+    ctx: Context, region: str, scope: str, now: datetime, bound: timedelta
+) -> Orphan | None:
+    name = _lock_name(ctx, scope)
     try:
         value = ctx.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"]
     except ClientError as exc:
@@ -228,6 +260,7 @@ def _stale_lock(ctx: Context, region: str, now: datetime, bound: timedelta) -> O
         region=region,
         age=now - expired,
         action=f"delete (held by {info.owner} for '{info.operation}', expired {info.expires})",
+        seen=info,
     )
 
 
@@ -235,26 +268,39 @@ class Protected(Exception):
     """An instance the janitor found with deletion protection on: reported, never changed."""
 
 
-def remove(ctx: Context, orphan: Orphan) -> None:
+def remove(ctx: Context, orphan: Orphan, bound: timedelta) -> None:
     rds = ctx.client("rds", orphan.region)
     if orphan.kind == "db-instance":
         db = rds.describe_db_instances(DBInstanceIdentifier=orphan.id)["DBInstances"][0]
         if db.get("DeletionProtection"):
             raise Protected(orphan.action)
-        # Always a final snapshot and the automated backups kept: whatever the instance is,
-        # deleting it never loses data (DeleteDBInstance, RDS API reference).
+        # A final snapshot and the automated backups kept: deleting it never loses data
+        # (DeleteDBInstance, RDS API reference), except in a state RDS deletes only without a
+        # snapshot (UNSNAPSHOTTABLE), which the listing said before the confirmation.
         params: dict[str, Any] = {
             "DBInstanceIdentifier": orphan.id,
-            "SkipFinalSnapshot": False,
-            "FinalDBSnapshotIdentifier": final_snapshot_id(orphan.id),
             "DeleteAutomatedBackups": False,
         }
+        if not orphan.final_snapshot and db.get("DBInstanceStatus") in UNSNAPSHOTTABLE:
+            params["SkipFinalSnapshot"] = True
+        else:
+            params["SkipFinalSnapshot"] = False
+            params["FinalDBSnapshotIdentifier"] = final_snapshot_id(orphan.id)
         ctx.mutate(rds, "delete_db_instance", params)
     elif orphan.kind == "db-parameter-group":
         ctx.mutate(rds, "delete_db_parameter_group", {"DBParameterGroupName": orphan.id})
-    else:
-        ssm = ctx.client("ssm", orphan.region)
-        ctx.mutate(ssm, "delete_parameter", {"Name": orphan.id}, track=False)
+    elif orphan.seen is not None:
+        lock = StackLock(
+            ctx,
+            parameter=orphan.id,
+            stack=ctx.stack.name,
+            owner="dbplatform dr janitor",
+            operation=ctx.command,
+            run_id=ctx.run_id,
+            region=orphan.region,
+            heartbeat_thread=False,
+        )
+        lock.remove_expired(orphan.seen, older_than=bound)
 
 
 def janitor(ctx: Context) -> Result:
@@ -291,10 +337,12 @@ def janitor(ctx: Context) -> Result:
     problems = []
     for o in found:
         try:
-            remove(ctx, o)
+            remove(ctx, o, bound)
             data["removed"].append(o.to_json())
         except Protected as exc:
             problems.append(f"{o.kind} {o.id} ({o.region}): {exc}")
+        except Refused as exc:  # a lock taken or broken since it was listed: left alone
+            problems.append(f"{o.kind} {o.id} ({o.region}): {exc.message}")
         except ClientError as exc:
             problems.append(f"{o.kind} {o.id} ({o.region}): {error_code(exc)}")
     data["problems"] = problems

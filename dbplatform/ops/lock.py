@@ -324,6 +324,30 @@ class StackLock:
             self._delete(claim)
         return True
 
+    def remove_expired(self, seen: LockInfo, *, older_than: timedelta) -> None:
+        """Delete the lock of a run that died (the janitor): only while it still holds `seen`
+        and expired at least `older_than` ago. The same claim as --break-lock is taken first,
+        so of the janitor and an operator breaking that lock only one acts on it; an operator
+        who broke it before (the lock now holds their run) keeps it. Refused otherwise, with
+        nothing changed."""
+        claim = f"{self.parameter}-break-{_safe(seen.run_id)}"
+        mark = json.dumps({"run_id": self.run_id, "at": iso(self.host.clock.now())}, sort_keys=True)
+        self._claim(claim, mark, seen)
+        try:
+            again = self._read()
+            if again is None:
+                return  # deleted meanwhile: nothing left to remove
+            expires = parse_iso(again.info.expires) if again.info == seen else None
+            if expires is None or self.host.clock.now() - expires < older_than:
+                raise Refused(
+                    f"the lock {self.parameter} changed since it was listed, or expired "
+                    f"less than {older_than} ago: now {again.info.describe()}; left alone",
+                    data={"lock": asdict(again.info)},
+                )
+            self._delete(self.parameter)
+        finally:
+            self._delete(claim)
+
     def _claim(self, claim: str, mark: str, current: LockInfo) -> None:
         """Create the break claim (Overwrite=False); clear it first when its breaker died."""
         for attempt in range(2):

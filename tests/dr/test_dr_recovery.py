@@ -316,9 +316,12 @@ def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -
         acquired="2026-01-01T00:00:00Z",
         expires="2026-01-01T01:00:00Z",
     )
-    dr.client("ssm", DR).put_parameter(
-        Name=PROD.lock_parameter, Value=expired.to_json(), Type="String"
-    )
+    # the scopes restore checks and drills take (`Context.lock`: `<lock>-<scope>`); another
+    # scope's stale lock is an operator's to break (--break-lock), never the janitor's
+    for scope in ("dr", "restore-check", "bluegreen"):
+        dr.client("ssm", DR).put_parameter(
+            Name=f"{PROD.lock_parameter}-{scope}", Value=expired.to_json(), Type="String"
+        )
     before = dr.state()
 
     def janitor(*args: str) -> Any:
@@ -333,13 +336,15 @@ def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -
         ("db-instance", RC_OLD),
         ("db-instance", DRILL_OLD),
         ("db-parameter-group", "dbplatform-prod-drill-old-postgres16"),
-        ("lock", PROD.lock_parameter),
+        ("lock", f"{PROD.lock_parameter}-dr"),
+        ("lock", f"{PROD.lock_parameter}-restore-check"),
     }
     assert dr.state() == before  # a dry run removes nothing
 
     young = dr.main(main, "janitor", "--stack", "prod", "--dry-run", "--json")
     # the instances were made a moment ago (12 h bound); the group's run and the lock are old
     assert {o["kind"] for o in young.json["found"]} == {"db-parameter-group", "lock"}
+    assert len(young.json["found"]) == 3
 
     unconfirmed = janitor()
     assert unconfirmed.code == 3 and "--yes" in unconfirmed.stderr
@@ -355,7 +360,11 @@ def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -
     assert final_snapshot_id(DRILL_OLD) in dr.state()[DR]["snapshots"]
     assert final_snapshot_id(RC_OLD) in dr.state()[SOURCE]["snapshots"]
     assert "dbplatform-prod-drill-old-postgres16" not in dr.state()[DR]["parameter_groups"]
-    assert PROD.lock_parameter not in dr.state()[DR]["parameters"]
+    left = dr.state()[DR]["parameters"]
+    assert f"{PROD.lock_parameter}-dr" not in left
+    assert f"{PROD.lock_parameter}-restore-check" not in left
+    assert f"{PROD.lock_parameter}-bluegreen" in left
+    assert not [n for n in left if "-break-" in n]  # the claims were removed too
 
 
 def test_janitor_never_touches_a_declared_instance_whatever_its_tags(dr: DrEnv) -> None:
@@ -411,6 +420,63 @@ def test_janitor_finds_an_untagged_restore_and_never_lifts_deletion_protection(
     assert "--no-deletion-protection" in run.text and DRILL_OLD in run.text
     drill = dr.client("rds", DR).describe_db_instances(DBInstanceIdentifier=DRILL_OLD)
     assert drill["DBInstances"][0]["DeletionProtection"] is True
+
+
+def test_janitor_deletes_a_failed_restore_without_a_snapshot_after_saying_so(dr: DrEnv) -> None:
+    """RDS deletes an instance that is `failed`, `incompatible-restore` or
+    `incompatible-network` only with SkipFinalSnapshot (botocore rds/2014-10-31
+    DeleteDBInstanceMessage.SkipFinalSnapshot): what a restore that failed leaves. moto never
+    enters those states, so DescribeDBInstances is made to say it."""
+    dr.seed("prod")
+    _leftover(dr, RC_OLD, "restore-check")
+    session = dr.aws.session
+    deletes: list[dict[str, Any]] = []
+
+    def failed(parsed: dict[str, Any], **_: Any) -> None:
+        for db in parsed.get("DBInstances", []):
+            if db["DBInstanceIdentifier"] == RC_OLD:
+                db["DBInstanceStatus"] = "incompatible-restore"
+
+    def record(params: dict[str, Any], model: Any, **_: Any) -> None:
+        if model.name == "DeleteDBInstance":
+            deletes.append(dict(params))
+
+    session.events.register("after-call.rds.DescribeDBInstances", failed)
+    session.events.register("provide-client-params.rds", record)
+
+    def janitor(*args: str) -> Any:
+        return dr.aws.main(
+            "janitor", "--stack", "prod", *args, session=session, clock=_Later(), main=main
+        )
+
+    listed = janitor("--dry-run")
+    assert listed.code == 0, listed.text
+    assert f"{RC_OLD} " in listed.stdout and "WITHOUT a final snapshot" in listed.stdout
+    assert "'incompatible-restore'" in listed.stdout
+    removed = janitor("--yes", "--json")
+    assert removed.code == 0, removed.text
+    assert deletes == [
+        {"DBInstanceIdentifier": RC_OLD, "DeleteAutomatedBackups": False, "SkipFinalSnapshot": True}
+    ]
+    assert RC_OLD not in {i for i, _ in dr.state()[SOURCE]["instances"]}
+    assert final_snapshot_id(RC_OLD) not in dr.state()[SOURCE]["snapshots"]
+
+
+def test_janitor_finds_the_restore_check_of_a_stack_with_the_longest_name(dr: DrEnv) -> None:
+    """A 24-character stack name: the identifier keeps its whole run id (62 of RDS's 63
+    characters), so the janitor rebuilds it and finds the leftover."""
+    long = "customer-analytics-prod1"
+    assert len(long) == 24
+    (dr.project / f"Pulumi.{long}.yaml").write_text((dr.project / "Pulumi.prod.yaml").read_text())
+    ident = Names(long).restore_check_instance("20260101t000000z-abcdef")
+    assert ident.endswith("-rc-20260101t000000z-abcdef") and len(ident) <= 63
+    _leftover(dr, ident, "restore-check", source=long)
+    run = dr.aws.main(
+        "janitor", "--stack", long, "--dry-run", "--json", session=dr.aws.session,
+        clock=_Later(), main=main,
+    )  # fmt: skip
+    assert run.code == 0, run.text
+    assert [o["id"] for o in run.json["found"] if o["kind"] == "db-instance"] == [ident]
 
 
 def test_janitor_refuses_a_bound_below_the_tool_deadlines_unless_forced(dr: DrEnv) -> None:

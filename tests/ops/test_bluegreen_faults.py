@@ -160,6 +160,79 @@ def test_an_interrupted_promote_finishes_on_rerun(aws: AwsEnv) -> None:
     assert aws.record("staging")["phase"] == "promoted"
 
 
+def _interrupted_promote(aws: AwsEnv, when: str) -> str:
+    """A promote cut by Ctrl-C before or after the switchover call; then the deployment is
+    deleted (from the console, say), as RDS allows after a switchover without DeleteTarget and
+    before one with or without it (botocore rds DeleteBlueGreenDeploymentRequest)."""
+    aws.started("staging")
+
+    def interrupt(**_: Any) -> None:
+        raise KeyboardInterrupt
+
+    session = session_with([(f"{when}.rds.SwitchoverBlueGreenDeployment", interrupt)])
+    cut = aws.main("promote", "--stack", "staging", "--yes", session=session)
+    assert cut.code == 130, cut.text
+    assert aws.record("staging")["phase"] == "switching"
+    (dep,) = aws.deployments()
+    aws.client("rds").delete_blue_green_deployment(BlueGreenDeploymentIdentifier=dep)
+    assert aws.deployments() == {}
+    return str(dep)
+
+
+@pytest.mark.parametrize("then", ["promote", "rollback"])
+def test_a_switched_over_cycle_whose_deployment_was_deleted_still_finishes(
+    aws: AwsEnv, then: str
+) -> None:
+    """SRE review: phase `switching`, switched over, deployment deleted: promote finishes from
+    the instances, and rollback takes the reverse path; neither says "nothing to do"."""
+    _interrupted_promote(aws, "after-call")
+    assert aws.instances()[PRIMARY + "-old1"] == "16.4"
+    if then == "promote":
+        run = aws.main("promote", "--stack", "staging", "--yes")
+        assert run.code == 0, run.text
+        assert "the instances stand switched over" in run.stderr
+        assert aws.record("staging")["phase"] == "promoted"
+        rds = aws.client("rds")
+        old = rds.describe_db_instances(DBInstanceIdentifier=PRIMARY + "-old1")["DBInstances"]
+        tags = rds.list_tags_for_resource(ResourceName=old[0]["DBInstanceArn"])["TagList"]
+        assert {"Key": "dbplatform:role", "Value": "retired-blue"} in tags  # finalize may go on
+    else:
+        refused = aws.main("rollback", "--stack", "staging", "--yes")
+        assert refused.code == 3, refused.text
+        assert "--accept-data-window" in refused.stderr  # the window is named first
+        since = aws.record("staging")["switchover_requested_at"]
+        run = aws.main("rollback", "--stack", "staging", "--accept-data-window", since, "--yes")
+        assert run.code == 0, run.text
+        assert (
+            aws.instances()[PRIMARY] == "16.4" and aws.record("staging")["phase"] == "rolled-back"
+        )
+
+
+def test_a_cycle_whose_deployment_was_deleted_before_its_switchover_can_be_closed(
+    aws: AwsEnv,
+) -> None:
+    dep = _interrupted_promote(aws, "before-call")  # the switchover was never sent
+    before = aws.instances()
+    assert before[PRIMARY] == "16.4" and PRIMARY + "-old1" not in before
+    promote = aws.main("promote", "--stack", "staging", "--yes")
+    assert promote.code == 3, promote.text
+    assert "nothing to promote" in promote.stderr and "bluegreen rollback" in promote.stderr
+    start = aws.main("start", "--stack", "staging", "--engine-version", "17.2")
+    assert start.code == 3 and "switching" in start.stderr
+
+    dry = aws.main("rollback", "--stack", "staging", "--dry-run")
+    assert dry.code == 0 and "would close the cycle" in dry.stdout
+    assert aws.record("staging")["phase"] == "switching"
+    run = aws.main("rollback", "--stack", "staging", "--yes", "--json")
+    assert run.code == 0, run.text
+    assert dep in run.stdout and "serves unchanged (PostgreSQL 16.4)" in run.stdout
+    assert aws.record("staging")["phase"] == "cancelled"
+    assert aws.instances() == before  # the green the deleted deployment left is named, kept
+    assert run.json["left"] == [i for i in before if i.startswith(PRIMARY + "-green")]
+    again = aws.main("start", "--stack", "staging", "--engine-version", "17.2")
+    assert again.code == 0, again.text
+
+
 def test_an_interrupted_rollback_finishes_on_rerun(aws: AwsEnv) -> None:
     aws.promoted("staging")
     since = aws.record("staging")["switchover_at"]

@@ -220,6 +220,48 @@ def test_a_fresh_claim_refuses_naming_it_and_how_to_remove_it(aws: AwsEnv) -> No
     assert _holder(aws) == "dead" and claim in aws.parameters()
 
 
+def test_the_janitor_removes_a_dead_runs_lock_only_while_it_is_unchanged(aws: AwsEnv) -> None:
+    """`remove_expired` (dr janitor): the --break-lock claim first, then the lock deleted only
+    if it still holds what was listed; a lock an operator broke since, or one being broken, is
+    left alone."""
+    ssm = aws.client("ssm")
+    old = datetime.now(UTC) - timedelta(hours=13)
+    ssm.put_parameter(Name=LOCK, Value=_lock_value("dead", old), Type="String")
+    janitor = _lock(aws, "run-j", heartbeat_thread=False)
+    listed = janitor.read()
+    assert listed is not None and listed.run_id == "dead"
+
+    # an operator broke it after the listing: the lock now holds their live run
+    operator = _lock(aws, "run-op", break_stale=True, heartbeat_thread=False)
+    operator.acquire()
+    with pytest.raises(Refused) as refused:
+        janitor.remove_expired(listed, older_than=timedelta(hours=12))
+    assert (
+        "changed since it was listed" in refused.value.message and "run-op" in refused.value.message
+    )
+    assert _holder(aws) == "run-op" and not any("-break-" in n for n in aws.parameters())
+    operator.release()
+
+    # another breaker holds the claim: refused, nothing changed
+    ssm.put_parameter(Name=LOCK, Value=_lock_value("dead", old), Type="String")
+    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    claim = f"{LOCK}-break-dead"
+    ssm.put_parameter(Name=claim, Value=json.dumps({"run_id": "x", "at": now}), Type="String")
+    with pytest.raises(Refused):
+        janitor.remove_expired(listed, older_than=timedelta(hours=12))
+    assert _holder(aws) == "dead" and claim in aws.parameters()
+    ssm.delete_parameter(Name=claim)
+
+    # expired, but not by the bound: left alone
+    with pytest.raises(Refused):
+        janitor.remove_expired(listed, older_than=timedelta(hours=14))
+    assert _holder(aws) == "dead"
+
+    janitor.remove_expired(listed, older_than=timedelta(hours=12))
+    assert LOCK not in aws.parameters() and not any("-break-" in n for n in aws.parameters())
+    janitor.remove_expired(listed, older_than=timedelta(hours=12))  # gone already: nothing to do
+
+
 def test_a_suspended_holder_stops_before_its_next_change(aws: AwsEnv) -> None:
     """A holds; its process is frozen past the TTL (laptop lid, Ctrl-Z) and B breaks the stale
     lock. A wakes up: its heartbeat thread has not run, yet its next safe point stops it."""
