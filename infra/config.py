@@ -792,8 +792,9 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
     try:
         data = load_yaml(path.read_bytes(), path.name) or {}
     except FileNotFoundError:
+        there = ", ".join(committed_stacks(root)) or "none"
         raise ConfigError(
-            stack, [f"{path.name} not found in {root}: run from the repository root, or create it"]
+            stack, [f"{path.name} not found in {root} (stacks there: {there}); or create it"]
         ) from None
     except OSError as exc:
         raise ConfigError(stack, [f"{path.name}: cannot read it ({exc.strerror or exc})"]) from None

@@ -93,7 +93,7 @@ _slot_lag_mb = argtypes.number(0, 1024 * 1024, low_open=True, unit="MB")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=PROG, description=__doc__)
+    parser = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__)
     sub = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
 
     p = add_operation(
@@ -215,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_sql_flags(p)
     p.add_argument(
         "--accept-data-window",
+        type=argtypes.utc_time,
         metavar="SINCE",
         help="after switchover: the window start rollback reports (ISO time); accepts losing, "
         "from the serving database, the writes made since then (they are kept aside)",

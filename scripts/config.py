@@ -23,6 +23,7 @@ from infra.config import NAMESPACE, ConfigError, Secret, StackConfig, camel, loa
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("config"),
         description=(
             "Print a stack's effective config (Pulumi.yaml defaults merged with the stack file, "

@@ -22,6 +22,7 @@ from policy.manifest import Manifest, ManifestError, load
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("critical-path"),
         description=(
             "The slowest dependency chain of a fresh `pulumi up` and of a DR rebuild (the primary "

@@ -48,7 +48,12 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
         type=argtypes.integer(0, 35 * 24 * 60, unit="minutes (PITR keeps at most 35 days)"),
         metavar="MINUTES",
         help="with --restore-time: accept a restore point up to this much older than T "
-        "(default: the stack's dr.rpoMinutes)",
+        + (
+            "(default: the stack's dr.rpoMinutes)"
+            if drill
+            else "; with --latest: resume an earlier rebuild whose data is at most this much "
+            "older than the newest point (default: the stack's dr.rpoMinutes)"
+        ),
     )
     if not drill:
         p.add_argument(
@@ -90,6 +95,7 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("dr"),
         description="Disaster recovery: restore points, rebuild in another region, drills.",
         epilog="exit codes: 0 done; 1 failed; 2 bad usage/config; 3 refused (nothing created); "

@@ -31,6 +31,7 @@ def _level_override(text: str) -> tuple[str, Level]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("guardrails"),
         description=(
             "Run the guardrail rules (AWS Foundational Security Best Practices controls and the "

@@ -19,6 +19,7 @@ from dbplatform.ops import Clock, Operation, add_operation, run_command
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("heartbeat"),
         description="The dbplatform.heartbeat row pg_cron writes every minute, read after a "
         "restore to measure the RPO from the data.",

@@ -24,6 +24,7 @@ from policy.manifest import ManifestError, load
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("infra-diff"),
         description=(
             "Compare two synth manifests (base and head of a PR): resources added, removed, "
@@ -75,7 +76,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         text = json.dumps(to_json(d), indent=2, sort_keys=True) + "\n"
     else:
         text = to_markdown(d)
-    if args.out is None or str(args.out) == "-":
+    if args.out is None or str(args.out) in ("-", "none"):
         sys.stdout.write(text)
     else:
         try:

@@ -27,6 +27,7 @@ EXIT_REFUSED = 3
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("preview-report"),
         description=(
             "Write a pull-request comment (Markdown) from the output of `pulumi preview --json`: "

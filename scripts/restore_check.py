@@ -39,6 +39,7 @@ def _validate(ctx: Context) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("restore-check"),
         description=(
             "Restore the stack's newest recovery point into a temporary instance with the "

@@ -23,6 +23,7 @@ from dbplatform.secrets.rotation import (
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("rotate-secret"),
         description=(
             "Rotate one of the stack's secrets now: the master credential through its rotation "

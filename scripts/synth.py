@@ -55,6 +55,7 @@ def write_all(manifest: Manifest, out_dir: Path) -> list[Path]:
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
+        allow_abbrev=False,
         prog=prog("synth"),
         description=(
             "Run the Pulumi program for a stack offline (mocks, committed config) and write "

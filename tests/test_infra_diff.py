@@ -244,7 +244,7 @@ def test_comment_stays_under_the_github_limit() -> None:
 
 
 def test_unreadable_or_mismatched_inputs_exit_2(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = tmp_path / "nope.json"
     good = tmp_path / "prod.json"
@@ -257,6 +257,10 @@ def test_unreadable_or_mismatched_inputs_exit_2(
     assert "same stack" in capsys.readouterr().err
     assert infra_diff.main([str(good), str(good), "--out", str(good / "diff.md")]) == 2
     assert f"cannot write {good / 'diff.md'}" in capsys.readouterr().err
+    # `--out none` is standard output as the help says, not a file named `none`
+    monkeypatch.chdir(tmp_path)
+    assert infra_diff.main([str(good), str(good), "--out", "none"]) == 0
+    assert "prod" in capsys.readouterr().out and not (tmp_path / "none").exists()
 
 
 def _options(m: Manifest, name: str, **changes: Any) -> Manifest:

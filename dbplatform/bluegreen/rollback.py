@@ -222,10 +222,16 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         primary, "pre-rollback", short_id(state.deployment_id or "manual")
     )
     if state.phase != ROLLING_BACK and not matches:
+        given = (
+            f"--accept-data-window {accepted} is not the window's start ({since}). "
+            if accepted is not None
+            else ""
+        )
         raise Refused(
-            f"rolling back after the switchover loses, from the serving database, every write "
-            f"made to {primary} (PostgreSQL {state.target_version}) since {since}: the old "
-            f"blue {primary}{OLD_SUFFIX} (PostgreSQL {state.source_version}) does not have them. "
+            f"{given}rolling back after the switchover loses, from the serving database, "
+            f"every write made to {primary} (PostgreSQL {state.target_version}) since "
+            f"{since}: the old blue {primary}{OLD_SUFFIX} (PostgreSQL {state.source_version}) "
+            "does not have them. "
             f"They will stay in snapshot {snapshot}, taken first, and in {primary}{NEW_SUFFIX}, "
             "kept for the soak period. Nothing was changed. To accept that window, re-run: "
             f"dbplatform bluegreen rollback --stack {ctx.stack.name} "

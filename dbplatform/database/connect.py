@@ -120,9 +120,12 @@ def ca_bundle(args: argparse.Namespace) -> str:
     given = getattr(args, "sql_ca_bundle", None) or os.environ.get(CA_BUNDLE_ENV)
     how = (
         f"download {RDS_CA_BUNDLE_URL} (e.g. to ~/.postgresql/rds-global-bundle.pem) and pass "
-        f"--sql-ca-bundle FILE or set {CA_BUNDLE_ENV}=FILE; or pass --skip-sql-checks to run "
-        "without the SQL checks (recorded in the audit log)"
+        f"--sql-ca-bundle FILE or set {CA_BUNDLE_ENV}=FILE"
     )
+    if hasattr(args, "skip_sql_checks"):  # a command whose SQL is only a check (not heartbeat)
+        how += (
+            "; or pass --skip-sql-checks to run without the SQL checks (recorded in the audit log)"
+        )
     if not given:
         raise BadUsage(
             "the SQL checks verify the database's TLS certificate and need the RDS CA bundle: "

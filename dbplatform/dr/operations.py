@@ -711,6 +711,11 @@ def _operate(ctx: Context, kind: str) -> Result:
     when = _restore_time(ctx)
     if args.max_gap is not None and args.max_gap < 0:
         raise BadUsage(f"--max-gap {args.max_gap}: a number of minutes, 0 or more")
+    if args.max_gap is not None and when is None and kind == "drill":
+        raise BadUsage(
+            "--max-gap applies with --restore-time: a drill with --latest restores the newest "
+            "point, so it would do nothing"
+        )
     # one deadline for the whole run; a drill keeps TEARDOWN_SECONDS of it for its teardown
     budget = Deadline(
         float(args.timeout) * 60,

@@ -118,7 +118,12 @@ def pitr(ctx: Context) -> Result:
         max_gap = timedelta(minutes=args.max_gap if args.max_gap is not None else 0)
         try:
             choice = choose(
-                found.points, now=ctx.clock.now(), restore_time=when, max_gap=max_gap, region=region
+                found.points,
+                now=ctx.clock.now(),
+                restore_time=when,
+                max_gap=max_gap,
+                region=region,
+                latest_flag=False,  # pitr restores to a named time only
             )
         except NoRestorePoint as exc:
             raise Refused(f"{exc}. Nothing was created", data={"notes": found.notes}) from None

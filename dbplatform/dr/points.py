@@ -202,13 +202,15 @@ def choose(
     restore_time: datetime | None = None,
     max_gap: timedelta,
     region: str,
+    latest_flag: bool = True,
 ) -> Choice:
     """The restore point for `--latest` (restore_time None) or for `--restore-time`.
 
     A restore never goes past the requested time (the operator may be escaping a bad change
     made after it): a PITR window that covers the time restores it exactly; otherwise the
     newest point taken before it is used if it is at most `max_gap` older. Raises
-    NoRestorePoint when nothing fits, BadRequest for a time in the future.
+    NoRestorePoint when nothing fits, BadRequest for a time in the future. `latest_flag`: the
+    command has `--latest` (the messages name only flags the command has).
     """
     usable = [p for p in points if p.restorable and p.latest is not None]
     if not usable:
@@ -257,5 +259,5 @@ def choose(
     raise NoRestorePoint(
         f"no restore point in {region} reaches back to {iso(restore_time)}: the oldest, "
         f"{oldest.kind} {oldest.id}, starts at {iso(start)}, after the requested time; "
-        "choose a later --restore-time or use --latest"
+        "choose a later --restore-time" + (" or use --latest" if latest_flag else "")
     )

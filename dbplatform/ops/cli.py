@@ -123,7 +123,8 @@ def add_operation(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser], op: Operation
 ) -> argparse.ArgumentParser:
     """Add `op` as a subcommand with the common flags; returns its parser for extra flags."""
-    parser = subparsers.add_parser(op.name, help=op.help, description=op.help)
+    # allow_abbrev=False: `--ign` must not read as --ignore-lag (a gate skipped by a prefix)
+    parser = subparsers.add_parser(op.name, help=op.help, description=op.help, allow_abbrev=False)
     add_common_flags(parser, read_only=op.read_only)
     parser.set_defaults(_operation=op)
     return parser

@@ -232,8 +232,15 @@ class Context:
 
     # --- operator ----------------------------------------------------------------------
     def confirm(self, action: str) -> None:
-        """Ask before a destructive step: `--yes` answers; without a terminal, refuse (exit 3)."""
-        if self.yes or self.dry_run:
+        """Ask before a destructive step: `--yes` answers; without a terminal, refuse (exit 3).
+
+        The cost is said whatever answers: a dry run shows what the real run would ask, and a
+        run confirmed by `--yes` (CI) prints what was accepted, so its log records it."""
+        if self.dry_run:
+            self.out.info(f"DRY-RUN: the real run asks to confirm: {action}")
+            return
+        if self.yes:
+            self.out.info(f"confirmed by --yes: {action}")
             return
         isatty = getattr(self.stdin, "isatty", None)
         if not (isatty and isatty()):

@@ -119,3 +119,32 @@ def test_unreachable_database_says_what_to_do(tmp_path: Path, postgres: PgServer
     text = refused.value.message
     assert "not reachable from this host" in text
     assert "--sql-host" in text and "--skip-sql-checks" in text
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ("scripts.heartbeat", ["status", "--stack", "prod"]),
+        ("scripts.heartbeat", ["install", "--stack", "prod"]),
+        ("scripts.bluegreen", ["start", "--stack", "prod", "--engine-version", "16.6"]),
+        ("scripts.restore_check", ["--stack", "prod"]),
+    ],
+    ids=lambda a: " ".join([a[0], *a[1][:1]]),
+)
+def test_the_missing_bundle_message_names_only_flags_the_command_has(
+    monkeypatch: pytest.MonkeyPatch, argv: tuple[str, list[str]]
+) -> None:
+    """UX review: heartbeat was told to pass --skip-sql-checks, which it does not have."""
+    import importlib
+
+    monkeypatch.delenv("PGSSLROOTCERT", raising=False)
+    module, args = argv
+    parser = importlib.import_module(module).build_parser()
+    parsed = parser.parse_args(args)
+    with pytest.raises(BadUsage) as refused:
+        target_from_args(parsed, host="h", port=5432, dbname="d", user="u", password=None)
+    has_skip = hasattr(parsed, "skip_sql_checks")
+    assert has_skip is (module != "scripts.heartbeat")  # heartbeat's SQL is its whole work
+    assert ("--skip-sql-checks" in refused.value.message) is has_skip
+    if has_skip:  # the flag the message names parses
+        parser.parse_args([*args, "--skip-sql-checks"])

@@ -188,6 +188,7 @@ def test_refusals_exit_3_and_create_nothing(dr: DrEnv) -> None:
     too_old = dr.main(main, "rebuild", "--stack", "prod", "--restore-time", "2020-01-01T00:00:00Z")
     assert too_old.code == 3
     assert "reaches back to 2020-01-01T00:00:00Z" in too_old.stderr
+    assert "or use --latest" in too_old.stderr  # rebuild has it
     assert dr.state() == before
 
     _squat(dr, TARGET.primary)
@@ -328,6 +329,9 @@ def test_bad_config_and_bad_requests_exit_2(dr: DrEnv) -> None:
     assert itself.code == 2 and "source stack itself" in itself.stderr
     future = dr.main(main, "rebuild", "--stack", "prod", "--restore-time", "2999-01-01T00:00:00Z")
     assert future.code == 2 and "in the future" in future.stderr
+    # a drill of the newest point has no use for --max-gap: refused, not ignored (UX review)
+    gap = dr.main(main, "drill", "--stack", "prod", "--latest", "--max-gap", "5", "--dry-run")
+    assert gap.code == 2 and "--max-gap applies with --restore-time" in gap.stderr, gap.text
 
     broken = dr.project / "Pulumi.prod.yaml"
     broken.write_text(

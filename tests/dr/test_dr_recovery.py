@@ -140,6 +140,7 @@ def test_pitr_refuses_a_time_no_backup_reaches_and_creates_nothing(dr: DrEnv) ->
     )
     assert run.code == 3, run.text
     assert "reaches back to 2020-01-01T00:00:00Z" in run.stderr
+    assert "--latest" not in run.stderr  # pitr has no such flag (UX review)
     assert dr.state() == before
 
     future = dr.main(main, "pitr", "--stack", "staging", "--restore-time", "2999-01-01T00:00:00Z")

@@ -120,6 +120,18 @@ def test_rollback_after_switchover_names_the_window_then_swaps_back(aws: AwsEnv)
     assert f"--accept-data-window {since}" in refused.stderr
     assert "Nothing was changed" in refused.stderr
     assert aws.state() == before
+    # a time that is not the window's start is named back; text that is no time is exit 2
+    wrong = aws.cli(
+        "rollback", "--stack", "staging", "--accept-data-window", "2020-01-01T00:00:00Z", "--yes"
+    )
+    assert wrong.code == 3
+    assert f"--accept-data-window 2020-01-01T00:00:00Z is not the window's start ({since})" in (
+        wrong.stderr
+    )
+    for text in ("yesterday", "2026-13-01"):
+        bad = aws.cli("rollback", "--stack", "staging", "--accept-data-window", text, "--yes")
+        assert bad.code == 2 and f"--accept-data-window: '{text}'" in bad.stderr, bad.text
+    assert aws.state() == before
 
     done = aws.cli("rollback", "--stack", "staging", "--accept-data-window", since, "--yes")
     assert done.code == 0, done.text

@@ -88,10 +88,17 @@ def test_rollback_states_the_outage_and_never_claims_writability_without_sql(
     assert no_tty.code == 3
     assert "2 renames, each about 10 minutes" in no_tty.stderr
     assert "STOP ALL TRAFFIC" in no_tty.stderr  # no fence without SQL
+    # the cost is said whatever answers the question (UX review): a dry run, and --yes in CI
+    dry = aws.main("rollback", "--stack", "staging", "--accept-data-window", since, "--dry-run")
+    assert dry.code == 0, dry.text
+    assert "DRY-RUN: the real run asks to confirm: roll dbplatform-staging-pg back" in dry.stderr
+    assert "2 renames, each about 10 minutes" in dry.stderr
     run = aws.main(
         "rollback", "--stack", "staging", "--accept-data-window", since, "--yes", "--json"
     )
     assert run.code == 0, run.text
+    assert "confirmed by --yes: roll dbplatform-staging-pg back" in run.stderr
+    assert "STOP ALL TRAFFIC" in run.stderr
     out = run.json
     assert out["sql_checks"] == "skipped" and out["fenced_at"] is None
     assert "UNKNOWN" in " ".join(out["writability"])

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import subprocess
 import sys
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -239,3 +242,27 @@ def test_help_command_shows_the_commands_help(capsys: pytest.CaptureFixture[str]
         main(["help", "synth"])
     assert shown.value.code == 0
     assert "usage: dbplatform synth" in capsys.readouterr().out
+
+
+def _parsers(parser: Any, name: str) -> Iterator[tuple[str, Any]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub, child in action.choices.items():
+                yield from _parsers(child, f"{name} {sub}")
+
+
+def test_no_parser_takes_a_prefix_for_a_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    """UX review: `promote --ign` read as --ignore-lag and skipped a gate. A flag is spelled
+    out in full everywhere (argparse's allow_abbrev off); an unknown prefix is exit 2."""
+    import importlib
+
+    seen = 0
+    for command in COMMANDS:
+        top = importlib.import_module(command.module).build_parser()
+        for name, parser in _parsers(top, command.name):
+            assert parser.allow_abbrev is False, name
+            seen += 1
+    assert seen > len(COMMANDS)  # subcommands were walked too
+    code = main(["bluegreen", "promote", "--stack", "staging", "--ign", "--dry-run"])
+    assert code == 2 and "unrecognized arguments: --ign" in capsys.readouterr().err

@@ -249,8 +249,13 @@ def test_retention_zero_is_allowed_only_without_replicas_and_blue_green() -> Non
 
 def test_missing_stack_file_and_invalid_yaml_are_config_errors(tmp_path: Path) -> None:
     (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
-    with pytest.raises(ConfigError, match=r"Pulumi\.nope\.yaml not found"):
+    with pytest.raises(ConfigError, match=r"Pulumi\.nope\.yaml not found") as missing:
         load_stack("nope", tmp_path)
+    # the folder is the project's, not the working directory: the message names the stacks
+    assert "stacks there: none" in str(missing.value)
+    with pytest.raises(ConfigError) as typo:
+        load_stack("prd")
+    assert "stacks there: prod, staging" in str(typo.value)
     (tmp_path / "Pulumi.bad.yaml").write_text("config: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_stack("bad", tmp_path)
