@@ -163,7 +163,30 @@ def test_alarm_routing_counts_every_alarm_once_under_its_severity() -> None:
     chart = alarm_routing(m)
     counts = [int(x) for x in re.findall(r'"(\d+) \w+ alarms<br/>', chart)]
     assert sum(counts) == len(m.of_type("aws:cloudwatch/metricAlarm:MetricAlarm"))
-    assert "t_critical --> " in chart and "https subscriber (endpoint secret)" in chart
+    assert "t_critical --> " in chart and "https subscriber, critical #1 (endpoint secret)" in chart
+
+
+def test_each_subscription_is_its_own_subscriber_even_with_its_endpoint_hidden() -> None:
+    """UX review: every endpoint is a secret, so every email subscriber read the same and was
+    drawn once, and the warning topic seemed to wake the pager's on-call address."""
+    m = prod()
+    home = [
+        s for s in m.of_type("aws:sns/topicSubscription:TopicSubscription")
+        if m.region_of(s) == m.region
+    ]  # fmt: skip
+    for chart in (overview(m), alarm_routing(m)):
+        receivers = re.findall(r'^\s*(rx\d+)\(\["([^"]+)"\]\)$', chart, re.M)
+        assert len(receivers) == len(home) == 3, receivers
+        reach = {
+            topic: set(re.findall(rf"^\s*{topic} --> (rx\d+)$", chart, re.M))
+            for topic in ("t_critical", "t_warning")
+        }
+        assert reach["t_critical"] and reach["t_warning"]
+        assert not reach["t_critical"] & reach["t_warning"], chart
+        # the DR region's copy of a topic reaches the same subscribers as the home one
+        for topic in ("t_critical", "t_warning"):
+            dr_copy = set(re.findall(rf"^\s*{topic}_us_west_2 --> (rx\d+)$", chart, re.M))
+            assert dr_copy == reach[topic]
 
 
 def test_each_alarm_topic_and_rds_event_subscription_is_its_own_node_in_its_region() -> None:

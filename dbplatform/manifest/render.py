@@ -267,13 +267,21 @@ def _routed(m: Manifest, topic: Resource) -> bool:
     return any(_topic_of(m, r) is topic for r in sources)
 
 
-def _subscriber(sub: Resource) -> str:
-    """`pager (https: events.pagerduty.com)`, `email: oncall@example.com`."""
+def _subscriber(m: Manifest, sub: Resource) -> str:
+    """`pager (https: events.pagerduty.com)`, `email: oncall@example.com`; for an endpoint that
+    is a secret, which subscription it is: `email subscriber, critical #2 (endpoint secret)`.
+
+    One subscriber per subscription of the stack file: the copies of a subscription in each
+    region (`alarms-critical-email-1` and `...-us-west-2`) are one; two subscriptions whose
+    endpoints are hidden are never drawn as one (a warning would seem to wake the pager)."""
     protocol, endpoint = str(sub.get("protocol") or "?"), str(sub.get("endpoint") or "?")
-    if (
-        endpoint == SECRET_VALUE
-    ):  # an endpoint is a credential (a pager's key): only its protocol shows
-        return f"{protocol} subscriber (endpoint secret)"
+    if endpoint == SECRET_VALUE:  # an endpoint is a credential (a pager's key): it never shows
+        region = m.region_of(sub)
+        name = sub.name.removesuffix(f"-{region}") if region else sub.name
+        parts = name.rsplit("-", 3)  # <component>-<tier>-<protocol>-<index> (infra alarms.py)
+        if len(parts) == 4 and parts[2] == protocol and parts[3].isdigit():
+            return f"{protocol} subscriber, {parts[1]} #{int(parts[3]) + 1} (endpoint secret)"
+        return f"{protocol} subscriber {name} (endpoint secret)"
     if protocol in ("https", "http"):
         host = endpoint.split("://", 1)[-1].split("/", 1)[0]
         kind = "pager" if "pagerduty" in host or "opsgenie" in host else "webhook"
@@ -355,7 +363,7 @@ def overview(m: Manifest) -> str:
         for t in dr_topics:
             lines.append(f'    {_topic_id(m, t)}{{{{"SNS {_severity(m, t)}"}}}}')
         lines.append("  end")
-    receivers = sorted({_subscriber(s) for s in subs})
+    receivers = sorted({_subscriber(m, s) for s in subs})
     for i, text in enumerate(receivers):
         lines.append(f'  rx{i}(["{_q(text)}"])')
 
@@ -385,7 +393,7 @@ def overview(m: Manifest) -> str:
             lines.append(f"  {src} -. metrics .-> al")
         lines += [f"  al --> {_topic_id(m, t)}" for t in topics if _routed(m, t)]
     for t in topics:
-        for text in sorted({_subscriber(s) for s in subs if _topic_of(m, s) is t}):
+        for text in sorted({_subscriber(m, s) for s in subs if _topic_of(m, s) is t}):
             lines.append(f"  {_topic_id(m, t)} --> rx{receivers.index(text)}")
     return "\n".join(lines) + "\n"
 
@@ -398,7 +406,7 @@ def alarm_routing(m: Manifest) -> str:
     topics = sorted(_topics(m).values(), key=lambda t: (m.region_of(t) != m.region, t.name))
     lines = ["flowchart LR"]
     subs = m.of_type(SNS_SUBSCRIPTION)
-    receivers = sorted({_subscriber(s) for s in subs})
+    receivers = sorted({_subscriber(m, s) for s in subs})
     for t in topics:
         sev, tid = _severity(m, t), _topic_id(m, t)
         key = tid.removeprefix("t_")
@@ -429,7 +437,7 @@ def alarm_routing(m: Manifest) -> str:
     for i, text in enumerate(receivers):
         lines.append(f'  rx{i}(["{_q(text)}"])')
     for t in topics:
-        for text in sorted({_subscriber(s) for s in subs if _topic_of(m, s) is t}):
+        for text in sorted({_subscriber(m, s) for s in subs if _topic_of(m, s) is t}):
             lines.append(f"  {_topic_id(m, t)} --> rx{receivers.index(text)}")
     return "\n".join(lines) + "\n"
 
