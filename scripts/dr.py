@@ -26,7 +26,14 @@ from dbplatform.dr.pitr import DEFAULT_TIMEOUT_MINUTES as PITR_TIMEOUT_MINUTES
 from dbplatform.dr.pitr import pitr
 from dbplatform.dr.sql import DEFAULT_QUERIES, Connect, sql_ready
 from dbplatform.entry import prog
-from dbplatform.ops import Clock, Operation, add_operation, run_command, timeout_minutes
+from dbplatform.ops import (
+    Clock,
+    Context,
+    Operation,
+    add_operation,
+    run_command,
+    timeout_minutes,
+)
 
 
 def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
@@ -93,6 +100,12 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
     )
 
 
+def _dr_region(ctx: Context) -> str | None:
+    """Where a DR command works, so STS is asked there and not in the source region, which may
+    be the one that is down (docs/dr.md): --region, else the stack's dr.region."""
+    return getattr(ctx.args, "region", None) or ctx.stack.config.dr.region
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
@@ -108,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
             "restore-points",
             "every way to recover the stack's database in a region, freshest first",
             restore_points,
+            who_region=_dr_region,
             locks=False,
             read_only=True,
         ),
@@ -128,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
             "rebuild",
             "rebuild the stack's environment in another region from a restore point",
             rebuild,
+            who_region=_dr_region,
             locks=False,
         ),
     )
@@ -138,6 +153,7 @@ def build_parser() -> argparse.ArgumentParser:
             "drill",
             "rebuild into a throwaway stack, verify, report, tear everything down",
             drill,
+            who_region=_dr_region,
             locks=False,
         ),
     )
@@ -149,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
             "give a rebuilt stack the source's application secrets and a master secret that "
             "matches its restored instance",
             secrets_op,
+            who_region=_dr_region,
             locks=False,  # takes the DR lock in the target region itself
         ),
     )

@@ -48,7 +48,7 @@ What the runner (`run_command`) does for every operation:
   sets `locks=False` and takes `with ctx.lock(region):` itself. A lost lock raises `LockLost`
   (exit 1) at the next `ctx.mutate` or poll;
 - who and where: `ctx.whoami(region)` (STS, asked once; printed first, audited as
-  `aws_account`/`aws_region`/`aws_identity`); `Operation(who_region=lambda args: ...)` asks STS
+  `aws_account`/`aws_region`/`aws_identity`); `Operation(who_region=lambda ctx: ...)` asks STS
   in another region (DR); credential errors exit 2;
 - `Operation(strict_config=False)` (read-only commands, rollback): validation problems of the
   stack file are warnings; `Operation(on_interrupt=...)`: the text after Ctrl-C;

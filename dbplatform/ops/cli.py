@@ -75,8 +75,9 @@ class Operation:
     strict_config: bool = True
     """False for read-only operations and rollback: a stack file that breaks a validation rule
     (added in a newer checkout) is accepted with warnings; synth and pulumi up stay strict."""
-    who_region: Callable[[argparse.Namespace], str | None] | None = None
-    """The region to ask STS in when it is not the stack's (a DR operation around an outage)."""
+    who_region: Callable[[Context], str | None] | None = None
+    """The region to ask STS in when it is not the stack's (a DR operation around an outage:
+    the region it works in), from the run's arguments and stack config."""
     read_only: bool = False
     """Changes nothing in AWS (status, restore points): it has no --dry-run, --yes or lock
     flags, which would do nothing there."""
@@ -245,7 +246,7 @@ def run_command(
         if op.validate is not None:
             op.validate(ctx)
         hooks = _install_hooks(ctx, run_id, read_only=op.read_only)
-        who = ctx.whoami(op.who_region(args) if op.who_region else None)
+        who = ctx.whoami(op.who_region(ctx) if op.who_region else None)
         out.info(f"as {who['arn']} (account {who['account']}) in {who['region']}")
         check_account(
             who["account"],

@@ -56,8 +56,15 @@ def test_restore_points_lists_copied_snapshots_and_the_replica_with_its_lag(dr: 
     assert data["best"]["id"] == copy  # what a rebuild would restore
     assert any("dbplatform-prod-dr-vault" in n for n in data["notes"])
 
+    # STS is asked where the command works, never in the source region, which may be down
+    signed: list[str] = []
+    dr.aws.session.events.register(
+        "before-sign.sts.GetCallerIdentity",
+        lambda region_name, **_: signed.append(region_name),
+    )
     text = dr.main(main, "restore-points", "--stack", "prod")
     assert text.code == 0
+    assert signed == [DR] and f") in {DR}" in text.stderr
     assert f"snapshot      {copy}" in text.stdout
     assert "A rebuild now would restore snapshot" in text.stdout
 

@@ -101,7 +101,7 @@ def _parser() -> argparse.ArgumentParser:
             "lock in a region",
             _elsewhere,
             locks=False,
-            who_region=lambda args: str(args.region),
+            who_region=lambda ctx: str(ctx.args.region),
         ),
     )
     p.add_argument("--region", default=WEST)
