@@ -41,7 +41,7 @@ COMMANDS: tuple[Command, ...] = (
     Command(
         "config",
         "scripts.config",
-        "a stack's effective config (defaults merged, secrets masked), or its JSON Schema",
+        "a stack's effective config (defaults merged, secrets as ciphertext), or its JSON Schema",
         "offline",
     ),
     Command(

@@ -137,8 +137,13 @@ def zsh_script() -> str:
 
 
 def main(argv: Sequence[str]) -> int:
+    usage = f"usage: dbplatform completion {{{'|'.join(SHELLS)}}}"
+    if list(argv) in (["--help"], ["-h"]):
+        print(f"{usage}\n\nprints the shell's completion script for dbplatform (docs: README)")
+        return 0
     if len(argv) != 1 or argv[0] not in SHELLS:
-        print(f"usage: dbplatform completion {{{'|'.join(SHELLS)}}}", file=sys.stderr)
+        got = " ".join(argv) or "nothing"
+        print(f"{usage}\nerror: a shell, one of {', '.join(SHELLS)} (got {got})", file=sys.stderr)
         return 2
     sys.stdout.write(bash_script() if argv[0] == "bash" else zsh_script())
     return 0

@@ -90,8 +90,9 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
         type=timeout_minutes,
         default=DEFAULT_TIMEOUT_MINUTES,
         metavar="MINUTES",
-        help="one deadline for the whole run, the deletion of the temporary instance "
-        f"included (default {DEFAULT_TIMEOUT_MINUTES})",
+        help="one deadline for the whole run"
+        + (", the teardown of the throwaway stack included" if drill else "")
+        + f" (default {DEFAULT_TIMEOUT_MINUTES})",
     )
     p.add_argument(
         "--no-pulumi",

@@ -71,9 +71,12 @@ def run(ctx: Context) -> Result:
             " (CloudTrail ssm:PutParameter); delete retired instances by hand if they really are",
             data={"refused": forged},
         )
-    ctx.confirm(
-        f"delete {', '.join(present) or 'nothing'} (final snapshot first) and the deployment object"
+    deployment = (
+        " and the deployment object"
+        if dep is not None and dep.id == state.deployment_id and dep.status == SWITCHOVER_COMPLETED
+        else ""
     )
+    ctx.confirm(f"delete {', '.join(present) or 'nothing'} (final snapshot first){deployment}")
     if dep is not None and dep.id == state.deployment_id and dep.status == SWITCHOVER_COMPLETED:
         with ctx.out.phase("delete the deployment object"):
             ctx.mutate(

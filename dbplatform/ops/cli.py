@@ -147,7 +147,7 @@ def timeout_minutes(text: str) -> int:
     # ASCII digits only: str.isdigit() admits '²', which int() refuses with a traceback.
     if not re.fullmatch(r"\s*[0-9]{1,7}\s*", text) or not 1 <= int(text) <= MAX_TIMEOUT_MINUTES:
         raise argparse.ArgumentTypeError(
-            f"{text!r} is not a number of minutes (1..{MAX_TIMEOUT_MINUTES})"
+            f"{text!r} is not a whole number of minutes (1..{MAX_TIMEOUT_MINUTES})"
         )
     return int(text)
 

@@ -91,7 +91,8 @@ def check_secret_name(ctx: Context) -> None:
     target = resolve_target(ctx, ctx.args.secret)
     if ctx.args.revoke_previous and target.secret_kind not in ("signing", "token"):
         raise BadUsage(
-            f"--revoke-previous: {target.label} is a {target.secret_kind} secret; only a "
+            f"--revoke-previous: {target.label} is a secret of kind {target.secret_kind}; "
+            "only a "
             "signing or token secret can drop its previous value (an encryption key's previous "
             "value still decrypts data; the master's belongs to the rotation function)"
         )

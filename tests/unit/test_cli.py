@@ -266,3 +266,10 @@ def test_no_parser_takes_a_prefix_for_a_flag(capsys: pytest.CaptureFixture[str])
     assert seen > len(COMMANDS)  # subcommands were walked too
     code = main(["bluegreen", "promote", "--stack", "staging", "--ign", "--dry-run"])
     assert code == 2 and "unrecognized arguments: --ign" in capsys.readouterr().err
+
+
+def test_completion_has_help_and_names_what_it_wants(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["completion", "--help"]) == 0
+    assert "usage: dbplatform completion {bash|zsh}" in capsys.readouterr().out
+    assert main(["completion", "fish"]) == 2
+    assert "error: a shell, one of bash, zsh (got fish)" in capsys.readouterr().err
