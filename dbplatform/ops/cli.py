@@ -10,6 +10,8 @@ record.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import logging
 import re
@@ -177,10 +179,20 @@ def run_command(
     """
     clock = clock or SystemClock()
     stdout = stdout or sys.stdout
+    said = io.StringIO()
     try:
-        args = parser.parse_args(argv)
+        with contextlib.redirect_stderr(said):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage error (2) or the help (0)
-        return int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+        sys.stderr.write(said.getvalue())
+        code = int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+        if code == ExitCode.USAGE and "--json" in (sys.argv[1:] if argv is None else argv):
+            # --json: every outcome is one JSON object on stdout, a usage error too
+            lines = said.getvalue().strip().splitlines()
+            error = lines[-1].split("error: ", 1)[-1] if lines else "bad usage"
+            payload = {"outcome": "bad-usage", "exit_code": code, "message": error}
+            stdout.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
+        return code
     op: Operation | None = getattr(args, "_operation", None)
     if op is None:
         parser.print_usage(sys.stderr)

@@ -273,3 +273,14 @@ def test_completion_has_help_and_names_what_it_wants(capsys: pytest.CaptureFixtu
     assert "usage: dbplatform completion {bash|zsh}" in capsys.readouterr().out
     assert main(["completion", "fish"]) == 2
     assert "error: a shell, one of bash, zsh (got fish)" in capsys.readouterr().err
+
+
+def test_with_json_a_usage_error_is_a_json_object_too(capsys: pytest.CaptureFixture[str]) -> None:
+    """UX review: `status --stack nope --json` gave JSON, `--timeout 0 --json` nothing."""
+    assert main(["restore-check", "--stack", "prod", "--json", "--timeout", "0"]) == 2
+    out, err = capsys.readouterr()
+    got = json.loads(out)
+    assert got["outcome"] == "bad-usage" and got["exit_code"] == 2
+    assert "--timeout" in got["message"] and "--timeout" in err  # and still said on stderr
+    assert main(["restore-check", "--stack", "prod", "--timeout", "0"]) == 2
+    assert capsys.readouterr().out == ""  # without --json, stdout stays empty
