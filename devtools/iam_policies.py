@@ -1014,7 +1014,13 @@ def _drill_resources() -> list[str]:
 def drill_policy() -> dict[str, object]:
     """Restore into, verify and delete instances named and tagged as drills; nothing else."""
     restore = ["rds:RestoreDBInstanceFromDBSnapshot", "rds:RestoreDBInstanceToPointInTime"]
-    change = ["rds:ModifyDBInstance", "rds:DeleteDBInstance", "rds:AddTagsToResource"]
+    # RebootDBInstance: a restored instance whose new parameter group is pending-reboot
+    change = [
+        "rds:ModifyDBInstance",
+        "rds:DeleteDBInstance",
+        "rds:AddTagsToResource",
+        "rds:RebootDBInstance",
+    ]
     return {
         "Version": "2012-10-17",
         "Statement": [

@@ -596,6 +596,34 @@ def _restore(
     with _phase(ctx, run, "wait until the database is available") as detail:
         db = wait_available(ctx, region, ident, timeout=budget.left())
         detail.append(str((db.get("Endpoint") or {}).get("Address", "")))
+    return _apply_parameters(ctx, run, db, budget)
+
+
+def _apply_parameters(
+    ctx: Context, run: _Run, db: dict[str, Any], budget: Deadline
+) -> dict[str, Any]:
+    """Reboot the restored instance when its parameter group is `pending-reboot`.
+
+    The group a run creates is modified just before the restore, and RDS asks for five minutes
+    between modifying a group and creating an instance with it (botocore rds/2014-10-31
+    ModifyDBParameterGroup); static parameters (shared_preload_libraries: pg_cron, which the
+    heartbeat check needs) apply only at a reboot (DBParameterGroupStatus.ParameterApplyStatus
+    `pending-reboot`). The instance serves nobody yet: a reboot costs a minute or two, where
+    waiting before every restore would add five to the recovery time."""
+    pending = [
+        str(g.get("DBParameterGroupName"))
+        for g in db.get("DBParameterGroups") or []
+        if g.get("ParameterApplyStatus") == "pending-reboot"
+    ]
+    if not pending:
+        return db
+    ident = str(db["DBInstanceIdentifier"])
+    with _phase(ctx, run, "reboot to apply the parameter group") as detail:
+        ctx.mutate(
+            ctx.client("rds", run.region), "reboot_db_instance", {"DBInstanceIdentifier": ident}
+        )
+        db = wait_available(ctx, run.region, ident, timeout=budget.left())
+        detail.append(f"{', '.join(pending)} was pending-reboot")
     return db
 
 

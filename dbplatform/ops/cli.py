@@ -185,14 +185,14 @@ def run_command(
             args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse printed the usage error (2) or the help (0)
         sys.stderr.write(said.getvalue())
-        code = int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
-        if code == ExitCode.USAGE and "--json" in (sys.argv[1:] if argv is None else argv):
+        status = int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE
+        if status == ExitCode.USAGE and "--json" in (sys.argv[1:] if argv is None else argv):
             # --json: every outcome is one JSON object on stdout, a usage error too
             lines = said.getvalue().strip().splitlines()
-            error = lines[-1].split("error: ", 1)[-1] if lines else "bad usage"
-            payload = {"outcome": "bad-usage", "exit_code": code, "message": error}
+            said_last = lines[-1].split("error: ", 1)[-1] if lines else "bad usage"
+            payload = {"outcome": "bad-usage", "exit_code": status, "message": said_last}
             stdout.write(json.dumps(payload, indent=2, sort_keys=True) + "\n")
-        return code
+        return status
     op: Operation | None = getattr(args, "_operation", None)
     if op is None:
         parser.print_usage(sys.stderr)
