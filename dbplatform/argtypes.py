@@ -20,12 +20,21 @@ _DECIMAL = re.compile(
 )
 
 
+def _plain(value: float) -> str:
+    """1048576, not 1.04858e+06: a bound as a user types it."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
 def number(
     low: float, high: float, *, integer: bool = False, unit: str = "", low_open: bool = False
 ) -> Callable[[str], float]:
     """An argparse type: a finite number in [low, high] (`low_open`: above low), ASCII digits."""
     what = "a whole number" if integer else "a finite number"
-    bounds = f"above {low:g} and at most {high:g}" if low_open else f"{low:g}..{high:g}"
+    bounds = (
+        f"above {_plain(low)} and at most {_plain(high)}"
+        if low_open
+        else f"{_plain(low)}..{_plain(high)}"
+    )
     rule = f"must be {what} {bounds}{' ' + unit if unit else ''}"
 
     def parse(text: str) -> float:

@@ -144,8 +144,10 @@ class ConfigError(Exception):
         self.stack = stack
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
+        # a name that is no stack name has no file to fix: the --stack value is the problem
+        what = f"Pulumi.{stack}.yaml" if STACK_NAME.match(stack) else "the stack name"
         super().__init__(
-            f"stack '{stack}': {len(problems)} config problem(s); fix Pulumi.{stack}.yaml:\n{lines}"
+            f"stack '{stack}': {len(problems)} config problem(s); fix {what}:\n{lines}"
         )
 
 
@@ -530,7 +532,8 @@ class _Problems:
         self.lines: list[str] = []
 
     def add(self, key: str, value: Any, rule: str, *, namespace: str = NAMESPACE) -> None:
-        self.lines.append(f"{self.stack}: {namespace}:{key} {quote(value)} {rule}")
+        shown = "(not set)" if value is None else quote(value)  # not YAML's `null`
+        self.lines.append(f"{self.stack}: {namespace}:{key} {shown} {rule}")
 
 
 _MISSING = object()
@@ -624,7 +627,9 @@ def _build_dataclass(cls: Any, raw: dict[str, Any], key: str, probs: _Problems) 
         probs.add(
             f"{key}.{unknown}" if key else str(unknown),
             "…" if is_secure(raw[unknown]) else raw[unknown],
-            f"is not a known key (known: {', '.join(sorted(fields))})",
+            "is not a known key (known: "
+            + ", ".join(sorted(f for f in fields if key or f not in INTERNAL_FIELDS))
+            + ")",
         )
     values: dict[str, Any] = {}
     broken = False

@@ -93,7 +93,13 @@ _slot_lag_mb = argtypes.number(0, 1024 * 1024, low_open=True, unit="MB")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(allow_abbrev=False, prog=PROG, description=__doc__)
+    parser = argparse.ArgumentParser(
+        allow_abbrev=False,
+        prog=PROG,
+        description=__doc__,
+        epilog="exit codes: 0 done or nothing to do; 1 failed; 2 bad usage/config; 3 refused "
+        "(nothing changed); 130 interrupted (re-run the same command to resume)",
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
 
     p = add_operation(

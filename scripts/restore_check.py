@@ -13,7 +13,7 @@ import boto3
 from dbplatform import argtypes
 from dbplatform.database import add_sql_flags
 from dbplatform.dr import metrics
-from dbplatform.dr.restore_check import COMMAND, DEFAULT_TIMEOUT_MINUTES, check
+from dbplatform.dr.restore_check import COMMAND, DEFAULT_TIMEOUT_MINUTES, check, queries_of
 from dbplatform.dr.sql import DEFAULT_QUERIES, Connect, sql_ready
 from dbplatform.entry import prog
 from dbplatform.ops import (
@@ -34,6 +34,7 @@ def _validate(ctx: Context) -> None:
             "--queries and --skip-sql-checks contradict each other: the queries are SQL checks; "
             "drop one"
         )
+    queries_of(ctx)  # a missing or broken file is exit 2 before the first AWS call
     sql_ready(ctx)
 
 

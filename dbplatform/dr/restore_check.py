@@ -178,17 +178,23 @@ def _objective(ctx: Context) -> timedelta:
     return timedelta(minutes=ctx.stack.config.dr.rpo_minutes)
 
 
+def queries_of(ctx: Context) -> Queries | None:
+    """The data checks (`--queries`, else the project's file), None with --skip-sql-checks;
+    a file that cannot be read or parsed is BadUsage (exit 2). Checked by the command's
+    validation, before any AWS call, and read again by the check itself."""
+    if ctx.args.skip_sql_checks:
+        return None
+    try:
+        return load_queries(ctx.args.queries or ctx.stack.root / DEFAULT_QUERIES)
+    except QueryFileError as exc:
+        raise BadUsage(str(exc)) from None
+
+
 def check(ctx: Context) -> Result:
     """The `restore_check` operation."""
     args = ctx.args
     cfg, names, region = ctx.stack.config, ctx.stack.names, ctx.stack.region
-    queries: Queries | None = None
-    if not args.skip_sql_checks:
-        path = args.queries or ctx.stack.root / DEFAULT_QUERIES
-        try:
-            queries = load_queries(path)
-        except QueryFileError as exc:
-            raise BadUsage(str(exc)) from None
+    queries = queries_of(ctx)
     rds = ctx.client("rds")
 
     with ctx.out.phase("find recovery points"):

@@ -236,7 +236,9 @@ def load_queries(path: Path) -> Queries:
     `queries: [{name, sql, min}]`, in YAML."""
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
+    except OSError as exc:
+        raise QueryFileError(f"--queries {path}: cannot read it ({exc.strerror or exc})") from None
+    except yaml.YAMLError as exc:
         raise QueryFileError(f"--queries {path}: {exc}") from None
     if not isinstance(data, dict):
         raise QueryFileError(f"--queries {path}: expected a mapping (heartbeat, tables, queries)")

@@ -281,4 +281,11 @@ def test_bad_usage_exits_2_before_anything_happens(dr: DrEnv, tmp_path: Path) ->
     bad_lag.write_text("heartbeat: {maxLagMinutes: 0}\n")
     lag = dr.main(main, "--stack", "staging", "--queries", str(bad_lag))
     assert lag.code == 2 and "heartbeat.maxLagMinutes 0 must be a whole number >= 1" in lag.stderr
+    # flags are checked before any AWS call (docs/config.md): a missing file too, said plainly
+    calls: list[str] = []
+    dr.aws.session.events.register("before-call", lambda model, **_: calls.append(model.name))
+    missing = dr.main(main, "--stack", "staging", "--queries", str(tmp_path / "absent.yaml"))
+    assert missing.code == 2, missing.text
+    assert "absent.yaml: cannot read it (No such file or directory)" in missing.stderr
+    assert calls == [] and "[Errno" not in missing.stderr
     assert _temporary(dr) == []

@@ -284,3 +284,11 @@ def test_with_json_a_usage_error_is_a_json_object_too(capsys: pytest.CaptureFixt
     assert "--timeout" in got["message"] and "--timeout" in err  # and still said on stderr
     assert main(["restore-check", "--stack", "prod", "--timeout", "0"]) == 2
     assert capsys.readouterr().out == ""  # without --json, stdout stays empty
+
+
+def test_every_commands_help_lists_its_exit_codes() -> None:
+    import importlib
+
+    for command in COMMANDS:
+        text = importlib.import_module(command.module).build_parser().format_help()
+        assert "exit codes: 0 " in " ".join(text.split()) and " 2 " in text, command.name

@@ -256,6 +256,15 @@ def test_missing_stack_file_and_invalid_yaml_are_config_errors(tmp_path: Path) -
     with pytest.raises(ConfigError) as typo:
         load_stack("prd")
     assert "stacks there: prod, staging" in str(typo.value)
+    with pytest.raises(ConfigError) as path:  # no file to fix: the --stack value is wrong
+        load_stack("../prod")
+    assert "fix the stack name" in str(path.value) and "Pulumi.../" not in str(path.value)
+    # the keys a user may set: not `stack` and `region`, which the program fills in
+    (tmp_path / "Pulumi.typo.yaml").write_text("config:\n  dbplatform:databse: {}\n")
+    with pytest.raises(ConfigError) as unknown:
+        load_stack("typo", tmp_path)
+    known = str(unknown.value).split("(known: ", 1)[1].split(")", 1)[0].split(", ")
+    assert "database" in known and "stack" not in known and "region" not in known
     (tmp_path / "Pulumi.bad.yaml").write_text("config: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_stack("bad", tmp_path)

@@ -245,6 +245,15 @@ def test_number_types_refuse_or_return_a_finite_value(text: str) -> None:
             assert 0 < value <= 10
 
 
+def test_a_refusal_gives_the_bounds_as_a_user_types_them() -> None:
+    with pytest.raises(argparse.ArgumentTypeError) as big:
+        argtypes.number(0, 1024 * 1024, low_open=True, unit="MB")("abc")
+    assert "above 0 and at most 1048576 MB" in str(big.value)  # not 1.04858e+06
+    with pytest.raises(argparse.ArgumentTypeError) as small:
+        argtypes.number(0.5, 2.5)("9")
+    assert "0.5..2.5" in str(small.value)
+
+
 TEXT_TYPES = (
     argtypes.instance_class,
     argtypes.engine_version,
