@@ -657,6 +657,10 @@ CONDITION_KEYS: dict[str, frozenset[str]] = {
     "cloudwatch:PutMetricData": frozenset({"cloudwatch:namespace"}),
     "rds:RestoreDBInstanceFromDBSnapshot": _TAG_KEYS,
     "rds:RestoreDBInstanceToPointInTime": _TAG_KEYS,
+    # RDS User Guide, "Grant permission to tag Amazon RDS resources during creation": "In the
+    # IAM policy definition for the rds:AddTagsToResource action, you can use the aws:RequestTag
+    # condition key"
+    "rds:AddTagsToResource": _TAG_KEYS,
 }
 
 
@@ -1038,9 +1042,44 @@ def drill_policy() -> dict[str, object]:
                         "backup:DescribeRestoreJob",
                         "cloudwatch:GetMetricStatistics",
                         "sts:GetCallerIdentity",
+                        # the target region's groups (dbplatform/dr/restore.py find_groups)
+                        "rds:DescribeDBSubnetGroups",
+                        "rds:DescribeDBParameterGroups",
+                        "ec2:DescribeSecurityGroups",
                     ]
                 ),
                 "Resource": "*",
+            },
+            {
+                # A drill makes its own parameter group from the program's parameters, and its
+                # teardown (or the janitor) deletes it: only drill-named groups, tagged as such.
+                "Sid": "CreateOnlyDrillParameterGroups",
+                "Effect": "Allow",
+                "Action": ["rds:CreateDBParameterGroup"],
+                "Resource": [f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-*"],
+                "Condition": {"StringEquals": {f"aws:RequestTag/{PURPOSE_TAG}": ["dr-drill"]}},
+            },
+            {
+                # Tags given to a create call are authorized again as rds:AddTagsToResource
+                # (RDS User Guide, "Grant permission to tag Amazon RDS resources during
+                # creation"): the drill's restored instance and parameter group, with the tag.
+                "Sid": "TagOnCreateOnlyDrillResources",
+                "Effect": "Allow",
+                "Action": ["rds:AddTagsToResource"],
+                "Resource": [
+                    *_drill_resources(),
+                    f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-*",
+                ],
+                "Condition": {
+                    "StringEquals": {f"aws:RequestTag/{PURPOSE_TAG}": list(DRILL_PURPOSES)}
+                },
+            },
+            {
+                "Sid": "ChangeOnlyTaggedDrillParameterGroups",
+                "Effect": "Allow",
+                "Action": ["rds:ModifyDBParameterGroup", "rds:DeleteDBParameterGroup"],
+                "Resource": [f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-*"],
+                "Condition": {"StringEquals": {f"aws:ResourceTag/{PURPOSE_TAG}": ["dr-drill"]}},
             },
             {
                 # A restore creates only a drill-named instance, and it must carry the purpose tag.

@@ -5,7 +5,9 @@ emulated resource (POST /moto-api/reset); `stop()` ends that child by its own pi
 `python -m devtools.moto_server` to keep one up and print the variables to use it.
 
 The child is `python -m devtools.moto_server --serve`: moto's own server, started after a few
-changes to what it spends CPU on, none of which changes an answer this project reads. A quarter of
+changes to what it spends CPU on, none of which changes an answer this project reads, and one
+answer made as AWS gives it: each DB instance has its own DbiResourceId (moto gives every
+instance the same; `_own_resource_ids`). A quarter of
 the suite's CPU time was the emulator, and most of that was work no test asked for:
 - EC2's default AMI catalogue is not loaded (moto's own `MOTO_EC2_LOAD_DEFAULT_AMIS=false`):
   re-parsed for each region after every reset, it was half of the server's time. Nothing here
@@ -128,6 +130,24 @@ def _prepare() -> None:
     moto.core.responses.method_names_from_class = functools.cache(listing)
     # Connections kept open between calls, as AWS keeps them (devtools/http_server.py).
     moto.server.run_simple = http_server.run_simple  # type: ignore[assignment]
+    _own_resource_ids()
+
+
+def _own_resource_ids() -> None:
+    """Each DB instance its own DbiResourceId, as RDS gives it: "Region-unique, immutable"
+    (botocore rds/2014-10-31 DBInstance.DbiResourceId). moto gives every instance the same one;
+    the blue/green commands tell a renamed instance by it (bluegreen/common.py)."""
+    import uuid
+
+    import moto.rds.models
+
+    made = moto.rds.models.DBInstance.__init__
+
+    def own_id(self: Any, *args: Any, **kwargs: Any) -> None:
+        made(self, *args, **kwargs)
+        self.dbi_resource_id = "db-" + uuid.uuid4().hex[:26].upper()
+
+    moto.rds.models.DBInstance.__init__ = own_id  # type: ignore[method-assign]
 
 
 def serve(argv: list[str]) -> None:

@@ -614,7 +614,8 @@ def _build(tp: Any, raw: Any, key: str, probs: _Problems, *, secret_ok: bool = F
         return value
     if tp is str:
         if not isinstance(raw, str):
-            probs.add(key, raw, "must be a string (quote it in YAML)")
+            rule = "must be set" if raw is None else "must be a string (quote it in YAML)"
+            probs.add(key, raw, rule)
             return _MISSING
         return raw
     raise TypeError(f"config field type {tp!r} is not supported")  # a bug in this module

@@ -18,6 +18,7 @@ from dbplatform.dr.janitor import DEFAULT_OLDER_THAN_HOURS, janitor
 from dbplatform.dr.operations import (
     COMMAND,
     DEFAULT_TIMEOUT_MINUTES,
+    check_drill_flags,
     drill,
     rebuild,
     restore_points,
@@ -54,9 +55,9 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
         "--max-gap",
         type=argtypes.integer(0, 35 * 24 * 60, unit="minutes (PITR keeps at most 35 days)"),
         metavar="MINUTES",
-        help="with --restore-time: accept a restore point up to this much older than T "
+        help="with --restore-time: accept a restore point up to this much older than T"
         + (
-            "(default: the stack's dr.rpoMinutes)"
+            " (default: the stack's dr.rpoMinutes)"
             if drill
             else "; with --latest: resume an earlier rebuild whose data is at most this much "
             "older than the newest point (default: the stack's dr.rpoMinutes)"
@@ -155,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
             "rebuild into a throwaway stack, verify, report, tear everything down",
             drill,
             who_region=_dr_region,
+            validate=check_drill_flags,
             locks=False,
         ),
     )
@@ -230,6 +232,7 @@ def build_parser() -> argparse.ArgumentParser:
             "locks an interrupted run left, by tag and age",
             janitor,
             locks=False,  # it may be a stale lock it removes
+            who_region=lambda ctx: ctx.args.region[0] if ctx.args.region else None,
         ),
     )
     p.add_argument(

@@ -13,6 +13,7 @@ from dbplatform.bluegreen.model import (
     INVALID_CONFIGURATION,
     NEW_SUFFIX,
     OLD_SUFFIX,
+    PROVISIONING,
     STARTED,
     BgState,
     Deployment,
@@ -67,15 +68,56 @@ def member_layout(rds: BaseClient, blue: str) -> str:
     return f"other (present: {[n for n, p in ((blue, here), ('-old1', old), ('-new1', new)) if p]})"
 
 
-def switched_by_layout(ctx: Context, state: BgState) -> bool:
-    """Whether every member of the cycle stands as a switchover leaves it (`<blue>` and
-    `<blue>-old1`, no `-new1`): read from the instances when the deployment is gone, as after
-    a promote interrupted past its switchover and the deployment deleted (RDS deletes a
-    SWITCHOVER_COMPLETED deployment, only without DeleteTarget: botocore rds/2014-10-31
-    DeleteBlueGreenDeploymentRequest.DeleteTarget)."""
+def blue_ids(rds: BaseClient, members: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
+    """(blue, DbiResourceId) of each member's blue, as it is now (before any switchover)."""
+    out = []
+    for blue, _ in members:
+        inst = describe_instance(rds, blue) or {}
+        if inst.get("DbiResourceId"):
+            out.append((blue, str(inst["DbiResourceId"])))
+    return tuple(out)
+
+
+SWITCHED, UNSWITCHED = "switched", "not switched"
+
+
+def layout_without_deployment(ctx: Context, state: BgState) -> str:
+    """Where a cycle whose deployment is gone stands, from the instances: SWITCHED, UNSWITCHED,
+    or a description of anything else (the caller refuses and shows it).
+
+    A renamed instance keeps its DbiResourceId, so the names alone are not trusted: switched
+    means every member's blue (by the resource id recorded at start) is `<blue>-old1` and
+    another instance holds `<blue>`; not switched means the blue still holds its name. A stale
+    `<blue>-old1` of an earlier cycle, or a rollback half done, is neither. The deployment goes
+    when deleted from the console, as RDS allows after a switchover (only without
+    DeleteTarget: botocore rds/2014-10-31 DeleteBlueGreenDeploymentRequest.DeleteTarget)."""
     rds = ctx.client("rds")
+    recorded = dict(state.blue_ids)
     members = [blue for blue, _ in state.members] or [ctx.stack.names.primary]
-    return all(member_layout(rds, blue) == "switched" for blue in members)
+    if not recorded or any(blue not in recorded for blue in members):
+        return (
+            "unknown (the record has no resource id of the blue instances: started before "
+            "this version of the tool)"
+        )
+    seen = []
+    for blue in members:
+        here = describe_instance(rds, blue)
+        old = describe_instance(rds, blue + OLD_SUFFIX)
+        new = describe_instance(rds, blue + NEW_SUFFIX)
+        rid = recorded[blue]
+        if new is None and here is not None and here.get("DbiResourceId") == rid:
+            seen.append(UNSWITCHED)
+        elif (
+            new is None and here is not None and old is not None and old.get("DbiResourceId") == rid
+        ):
+            seen.append(SWITCHED)
+        else:
+            seen.append(f"{blue}: {member_layout(rds, blue)}")
+    if all(x == SWITCHED for x in seen):
+        return SWITCHED
+    if all(x == UNSWITCHED for x in seen):
+        return UNSWITCHED
+    return "; ".join(seen)
 
 
 def require_primary(ctx: Context) -> None:
@@ -112,6 +154,8 @@ def state_from_deployment(ctx: Context, dep: Deployment) -> BgState:
         source_class=blue.get("DBInstanceClass", ""),
         target_class=green.get("DBInstanceClass", ""),
         members=members,
+        # only before a switchover do the members' names hold the blues
+        blue_ids=blue_ids(rds, members) if dep.status in (PROVISIONING, AVAILABLE) else (),
         started_at=iso(ctx.clock.now()),
         run_id=ctx.run_id,
     )

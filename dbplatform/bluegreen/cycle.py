@@ -58,6 +58,8 @@ TRANSITIONS: tuple[Transition, ...] = (
     # RDS rolled a failed switchover back (green AVAILABLE again), or the deployment was deleted
     # before it switched: rollback deletes green with the deployment, or closes the record
     Transition(SWITCHING, "rollback (switchover failed or never done)", CANCELLED),
+    # a promote cut short after RDS switched over: the reverse path, as after switched-over
+    Transition(SWITCHING, "rollback --accept-data-window (switched)", ROLLING_BACK, True),
     Transition(SWITCHED_OVER, "rollback --accept-data-window", ROLLING_BACK, loses_writes=True),
     Transition(PROMOTED, "rollback --accept-data-window", ROLLING_BACK, loses_writes=True),
     Transition(ROLLING_BACK, "rollback: old blue serves again", ROLLED_BACK),

@@ -179,6 +179,9 @@ class BgState:
     target_parameter_group: str = ""
     members: tuple[tuple[str, str], ...] = ()
     """(blue identifier, green identifier at creation) per member."""
+    blue_ids: tuple[tuple[str, str], ...] = ()
+    """(blue identifier, its DbiResourceId) per member: a renamed instance keeps its resource
+    id, so the instances tell whether a switchover happened when the deployment is gone."""
     started_at: str = ""
     run_id: str = ""
     switchover_requested_at: str | None = None
@@ -205,6 +208,7 @@ class BgState:
         for key in ("retired", "final_snapshots", "history"):
             values[key] = tuple(values.get(key) or ())
         values["members"] = tuple(tuple(m) for m in values.get("members") or ())
+        values["blue_ids"] = tuple(tuple(m) for m in values.get("blue_ids") or ())
         if values.get("data_window"):
             values["data_window"] = tuple(values["data_window"])
         return cls(**values)
@@ -212,6 +216,45 @@ class BgState:
     @property
     def primary_green(self) -> str:
         return self.members[0][1] if self.members else ""
+
+
+def read_raw_state(ctx: Context) -> str | None:
+    """The record's stored text (None when there is none), to put back verbatim."""
+    try:
+        return str(
+            ctx.client("ssm").get_parameter(Name=ctx.stack.names.bluegreen_state_parameter)[
+                "Parameter"
+            ]["Value"]
+        )
+    except ClientError as exc:
+        if error_code(exc) == "ParameterNotFound":
+            return None
+        raise
+
+
+def restore_raw_state(ctx: Context, raw: str | None) -> None:
+    """Put back a record read by `read_raw_state`, unchanged (no history line added); None:
+    there was none, so the one written since is deleted."""
+    if raw is None:
+        ctx.mutate(
+            ctx.client("ssm"),
+            "delete_parameter",
+            {"Name": ctx.stack.names.bluegreen_state_parameter},
+            track=False,
+        )
+        return
+    ctx.mutate(
+        ctx.client("ssm"),
+        "put_parameter",
+        {
+            "Name": ctx.stack.names.bluegreen_state_parameter,
+            "Value": raw,
+            "Type": "String",
+            "Overwrite": True,
+            "Description": f"dbplatform blue/green record of stack {ctx.stack.name}",
+        },
+        track=False,
+    )
 
 
 def read_state(ctx: Context) -> BgState | None:

@@ -13,12 +13,15 @@ from typing import Any
 
 from dbplatform.bluegreen import checks, sql
 from dbplatform.bluegreen.common import (
+    SWITCHED,
+    UNSWITCHED,
+    blue_ids,
     config_advice,
     deployment_ready,
+    layout_without_deployment,
     locate,
     require_primary,
     state_from_deployment,
-    switched_by_layout,
     take_snapshot_seen,
 )
 from dbplatform.bluegreen.model import (
@@ -74,20 +77,28 @@ def run(ctx: Context) -> Result:
             return _after_switchover(ctx, state, None)
         if state is not None and state.phase == SWITCHING:
             # interrupted after the switchover was asked for, and the deployment deleted since
-            if switched_by_layout(ctx, state):
+            where = layout_without_deployment(ctx, state)
+            primary = ctx.stack.names.primary
+            if where == SWITCHED:
                 ctx.out.info(
                     f"deployment {state.deployment_id} is gone, but the instances stand "
                     "switched over: going on from the switchover"
                 )
                 return _after_switchover(ctx, state, None)
-            primary = ctx.stack.names.primary
+            if where == UNSWITCHED:
+                raise Refused(
+                    f"the switchover of deployment {state.deployment_id} was asked for, but the "
+                    f"deployment is gone and {primary} was never switched over (the blue still "
+                    "holds its name): there is nothing to promote. Close the cycle with "
+                    f"`dbplatform bluegreen rollback --stack {s}` (it changes no instance), "
+                    "then start a new one",
+                    data={"phase": state.phase, "deployment": state.deployment_id},
+                )
             raise Refused(
-                f"the switchover of deployment {state.deployment_id} was asked for, but the "
-                f"deployment is gone and {primary} was not switched over (no "
-                f"{primary}{OLD_SUFFIX}): there is nothing to promote. Close the cycle with "
-                f"`dbplatform bluegreen rollback --stack {s}` (it changes no instance), then "
-                "start a new one",
-                data={"phase": state.phase, "deployment": state.deployment_id},
+                f"deployment {state.deployment_id} is gone and the instances stand neither "
+                f"switched over nor as before: {where}. Nothing was changed; inspect them "
+                f"(`dbplatform bluegreen status --stack {s}`, the RDS console) before any step",
+                data={"phase": state.phase, "layout": where},
             )
         raise Refused(
             f"no blue/green deployment for {ctx.stack.names.primary}: run "
@@ -233,6 +244,8 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
             pre_switchover_snapshot=snapshot,
             switchover_requested_at=iso(ctx.clock.now()),
             run_id=ctx.run_id,
+            # who blue is, by resource id, for a re-run that finds the deployment gone
+            blue_ids=state.blue_ids or blue_ids(rds, state.members),
         ),
         SWITCHING,
     )

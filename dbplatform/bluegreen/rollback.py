@@ -18,12 +18,14 @@ from typing import Any
 from dbplatform.bluegreen import sql
 from dbplatform.bluegreen.checks import user_parameters
 from dbplatform.bluegreen.common import (
+    SWITCHED,
+    UNSWITCHED,
     config_advice,
+    layout_without_deployment,
     locate,
     member_layout,
     require_primary,
     state_from_deployment,
-    switched_by_layout,
     take_snapshot,
     wait_instance,
 )
@@ -42,6 +44,8 @@ from dbplatform.bluegreen.model import (
     BgState,
     Deployment,
     get_deployment,
+    read_raw_state,
+    restore_raw_state,
     short_id,
     write_state,
 )
@@ -68,17 +72,23 @@ def run(ctx: Context) -> Result:
             f"a switchover is in progress ({dep.describe()}); wait for it (re-run promote), "
             "then roll back if needed"
         )
-    switched = (
-        (dep is not None and dep.status == SWITCHOVER_COMPLETED)
-        or (state is not None and state.phase in (SWITCHED_OVER, PROMOTED, ROLLING_BACK))
-        # a promote interrupted past its switchover, the deployment deleted since
-        or (
-            dep is None
-            and state is not None
-            and state.phase == SWITCHING
-            and switched_by_layout(ctx, state)
-        )
+    switched = (dep is not None and dep.status == SWITCHOVER_COMPLETED) or (
+        state is not None and state.phase in (SWITCHED_OVER, PROMOTED, ROLLING_BACK)
     )
+    if not switched and dep is None and state is not None and state.phase == SWITCHING:
+        # a promote interrupted after asking for the switchover, the deployment deleted since:
+        # the instances say whether it happened
+        where = layout_without_deployment(ctx, state)
+        if where == UNSWITCHED:
+            return _close_unswitched(ctx, state)
+        if where != SWITCHED:
+            raise Refused(
+                f"deployment {state.deployment_id} is gone and the instances stand neither "
+                f"switched over nor as before: {where}. Nothing was changed; inspect them "
+                f"(`dbplatform bluegreen status --stack {ctx.stack.name}`, the RDS console)",
+                data={"phase": state.phase, "layout": where},
+            )
+        switched = True
     if switched:
         assert state is not None
         return _reverse(ctx, state, dep)
@@ -88,8 +98,6 @@ def run(ctx: Context) -> Result:
     if dep is not None:  # DELETING: a cancel was interrupted; wait for it to finish
         assert state is not None
         return _cancel_wait(ctx, state, dep)
-    if state is not None and state.phase == SWITCHING:  # no deployment, not switched over
-        return _close_unswitched(ctx, state)
     if state is not None and state.phase == ROLLED_BACK:
         return Result(
             f"nothing to do: {ctx.stack.names.primary} was rolled back to PostgreSQL "
@@ -228,7 +236,8 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
             else ""
         )
         raise Refused(
-            f"{given}rolling back after the switchover loses, from the serving database, "
+            f"{given}{'R' if given else 'r'}olling back after the switchover loses, from the "
+            "serving database, "
             f"every write made to {primary} (PostgreSQL {state.target_version}) since "
             f"{since}: the old blue {primary}{OLD_SUFFIX} (PostgreSQL {state.source_version}) "
             "does not have them. "
@@ -258,29 +267,39 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
     # other command acts on a half-done one). A refusal or failure before the fence changed
     # anything puts the record back as it was: exit 3 means nothing changed, and the operator
     # may still decide against the rollback.
-    before = state
+    resuming = state.phase == ROLLING_BACK
+    previous = None if resuming else read_raw_state(ctx)
     state = write_state(
         ctx, replace(state, rollback_snapshot=snapshot, run_id=ctx.run_id), ROLLING_BACK
     )
     fenced_at: str | None = None
     snapshot_at: str | None = None
-    fencing = False
+    fencing = False  # set once the fence may have changed a database: from then on, no undo
     serving = describe_instance(rds, primary)
     try:
         if serving is not None and member_layout(rds, primary) == "switched":
             if use_sql:
                 with ctx.out.phase(f"write fence on {primary}"):
+                    connect = _fence_check(ctx, serving)
                     fencing = True
-                    fenced_at = _fence(ctx, serving)
+                    fenced_at = _fence_apply(ctx, serving, connect)
             snapshot_at = iso(ctx.clock.now())
             with ctx.out.phase(f"snapshot the current primary ({snapshot})"):
                 take_snapshot(ctx, primary, snapshot, "pre-rollback")
     except (Refused, Failed) as exc:
-        # _fence refuses before it sets anything; once it has set the fence (a Failed from it,
-        # or any error after it) the databases are read-only and the rollback stays recorded
-        unfenced = fenced_at is None and (isinstance(exc, Refused) or not fencing)
-        if before.phase != ROLLING_BACK and unfenced:
-            write_state(ctx, before, before.phase)
+        if not fencing:
+            # nothing was fenced or renamed: the record goes back to what it was, verbatim
+            if not resuming:
+                restore_raw_state(ctx, previous)
+            raise
+        if isinstance(exc, Refused):  # e.g. the tunnel dropped after the fence was set
+            raise Failed(
+                f"{exc.message}. The databases of {primary} are fenced read-only and the "
+                "rollback is recorded: re-run it to go on, or lift the fence (ALTER DATABASE "
+                "name RESET default_transaction_read_only in each database) and roll back no "
+                "further",
+                data=exc.data,
+            ) from None
         raise
     with ctx.out.phase("swap identifiers back"):
         bad: dict[str, str] = {}
@@ -390,23 +409,32 @@ def _rename(ctx: Context, old: str, new: str) -> None:
         wait_instance(ctx, new)
 
 
-def _fence(ctx: Context, serving: dict[str, Any]) -> str:
-    """Stop writes to the serving (former green) primary before its snapshot: every database
-    defaults to read-only and the other client sessions end, so no default session writes after
-    the snapshot starts. Refused while a role-level setting would bypass it; proven by a refused
-    test write in every database; returns the fence time."""
+def _fence_check(ctx: Context, serving: dict[str, Any]) -> sql.Connect:
+    """What must hold before the fence is set, changing nothing: the serving (former green)
+    primary is reachable, and no role-level setting would bypass a database-level read-only
+    default. Refused otherwise; returns the connector for `_fence_apply`."""
     connect = sql.connector(ctx, serving)
     name = serving["DBInstanceIdentifier"]
     with connect("postgres") as conn:
         bypasses = database_checks.fence_bypasses(conn)
-        if bypasses:
-            raise Refused(
-                f"the write fence cannot hold on {name}: role-level settings override the "
-                f"database-level read-only default ({'; '.join(bypasses)}). Nothing was renamed "
-                "or fenced. Stop that application, then remove each setting (ALTER ROLE name "
-                "[IN DATABASE db] RESET default_transaction_read_only) and re-run rollback",
-                data={"fence_bypasses": bypasses},
-            )
+    if bypasses:
+        raise Refused(
+            f"the write fence cannot hold on {name}: role-level settings override the "
+            f"database-level read-only default ({'; '.join(bypasses)}). Nothing was renamed "
+            "or fenced. Stop that application, then remove each setting (ALTER ROLE name "
+            "[IN DATABASE db] RESET default_transaction_read_only) and re-run rollback",
+            data={"fence_bypasses": bypasses},
+        )
+    return connect
+
+
+def _fence_apply(ctx: Context, serving: dict[str, Any], connect: sql.Connect) -> str:
+    """Stop writes to the serving primary before its snapshot: every database defaults to
+    read-only and the other client sessions end, so no default session writes after the
+    snapshot starts; proven by a refused test write in every database; returns the fence
+    time."""
+    name = serving["DBInstanceIdentifier"]
+    with connect("postgres") as conn:
         database_checks.fence_writes(conn)
     seen = database_checks.prove_writable_everywhere(connect)
     leaky = next((n for n, w in seen.items() if w.state != database_checks.READ_ONLY), None)

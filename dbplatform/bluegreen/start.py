@@ -14,7 +14,7 @@ from dbplatform.bluegreen.checks import (
     subscriber_problems,
     uncovered_replicas,
 )
-from dbplatform.bluegreen.common import locate, state_from_deployment, wait_ready
+from dbplatform.bluegreen.common import blue_ids, locate, state_from_deployment, wait_ready
 from dbplatform.bluegreen.model import (
     AVAILABLE,
     OPEN_PHASES,
@@ -185,8 +185,9 @@ def _wait_and_report(
         dep = wait_ready(ctx, state.deployment_id, ctx.args.timeout * 60.0)
     members = tuple((m.source, m.target) for m in dep.members)
     fresh = state.members != members
-    if fresh:
-        state = write_state(ctx, replace(state, members=members))
+    if fresh or not state.blue_ids:
+        rds = ctx.client("rds")
+        state = write_state(ctx, replace(state, members=members, blue_ids=blue_ids(rds, members)))
     missing = uncovered_replicas(primary, dep)
     if missing:
         ctx.out.warn(

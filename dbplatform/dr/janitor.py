@@ -17,7 +17,8 @@ every tool timeout, so a running check's instance is never touched):
   turns protection off);
 - DB parameter groups tagged `dbplatform:purpose = dr-drill` of S, used by no instance;
 - the stack's operations locks of the scopes restore checks and drills take (SSM
-  `<lock>-restore-check`, `<lock>-dr`) in each region, when expired longer ago than the bound;
+  `<lock>-restore-check`, and `<lock>-dr` when a drill held it; a rebuild's stays for an
+  operator) in each region, when expired longer ago than the bound;
   removed through the same claim as `--break-lock`, so a lock an operator broke and now holds
   is never deleted. The other scopes' locks (`bluegreen`, `secrets`) are an operator's to break.
 
@@ -59,6 +60,8 @@ _DRILL_RUN = re.compile(r"-drill-([a-z0-9]+)-pg$")
 LOCK_SCOPES = (OPERATION_LOCK_SCOPES["restore_check"], "dr")
 """the lock scopes of the runs whose leftovers the janitor removes (`Context.lock_scope` of
 `restore-check` and `dr`): the drills job may touch only these (ci/iam/drill.json)"""
+DRILL_OPERATION = "dr drill"
+"""the operation a drill's lock names (`Context.command`)"""
 UNSNAPSHOTTABLE = ("failed", "incompatible-restore", "incompatible-network")
 """states in which RDS deletes an instance only with SkipFinalSnapshot (botocore
 rds/2014-10-31 DeleteDBInstanceMessage.SkipFinalSnapshot): a restore that failed leaves one"""
@@ -248,6 +251,10 @@ def _stale_lock(
             return None
         raise
     info = LockInfo.from_json(value)
+    if scope == "dr" and info.operation != DRILL_OPERATION:
+        # a dead rebuild's (or secrets') lock is the operator's sign that a real recovery was
+        # cut short: theirs to look at and break (--break-lock), never the janitor's
+        return None
     try:
         expired = parse_iso(info.expires)
     except ValueError:

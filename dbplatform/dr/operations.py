@@ -12,7 +12,7 @@ restore points, networking, the lock and the restore all live in the target regi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -74,6 +74,7 @@ from dbplatform.ops import (
     BadUsage,
     Context,
     Failed,
+    Poll,
     Refused,
     Result,
     error_code,
@@ -602,28 +603,66 @@ def _restore(
 def _apply_parameters(
     ctx: Context, run: _Run, db: dict[str, Any], budget: Deadline
 ) -> dict[str, Any]:
-    """Reboot the restored instance when its parameter group is `pending-reboot`.
+    """Reboot the instance this run restored when its parameter group is `pending-reboot`.
 
     The group a run creates is modified just before the restore, and RDS asks for five minutes
     between modifying a group and creating an instance with it (botocore rds/2014-10-31
     ModifyDBParameterGroup); static parameters (shared_preload_libraries: pg_cron, which the
     heartbeat check needs) apply only at a reboot (DBParameterGroupStatus.ParameterApplyStatus
-    `pending-reboot`). The instance serves nobody yet: a reboot costs a minute or two, where
-    waiting before every restore would add five to the recovery time."""
-    pending = [
-        str(g.get("DBParameterGroupName"))
-        for g in db.get("DBParameterGroups") or []
-        if g.get("ParameterApplyStatus") == "pending-reboot"
-    ]
+    `pending-reboot`; `applying` is waited out first). The instance this run restored serves
+    nobody yet: a reboot costs a minute or two, where waiting before every restore would add
+    five to the recovery time. An instance an earlier run restored (resumed) may be in use: it
+    is never rebooted, the report says how to."""
+    rds = ctx.client("rds", run.region)
+    ident = str(db["DBInstanceIdentifier"])
+
+    def groups(inst: dict[str, Any]) -> dict[str, str]:
+        return {
+            str(g.get("DBParameterGroupName")): str(g.get("ParameterApplyStatus"))
+            for g in inst.get("DBParameterGroups") or []
+        }
+
+    def look(done: Callable[[dict[str, Any]], bool]) -> Callable[[], Poll[dict[str, Any]]]:
+        def poll() -> Poll[dict[str, Any]]:
+            inst = describe_instance(rds, ident) or {}
+            text = f"{inst.get('DBInstanceStatus')}, parameters {groups(inst)}"
+            return Poll(done(inst), text, inst)
+
+        return poll
+
+    if "applying" in groups(db).values():
+        settled = ctx.wait_for(
+            f"the parameter group of {ident}",
+            look(lambda i: "applying" not in groups(i).values()),
+            timeout=budget.left(),
+        )
+        db = settled or db
+    pending = sorted(g for g, status in groups(db).items() if status == "pending-reboot")
     if not pending:
         return db
-    ident = str(db["DBInstanceIdentifier"])
-    with _phase(ctx, run, "reboot to apply the parameter group") as detail:
-        ctx.mutate(
-            ctx.client("rds", run.region), "reboot_db_instance", {"DBInstanceIdentifier": ident}
+    if not run.instance_ours:
+        note = (
+            f"{ident}: parameter group {', '.join(pending)} is pending-reboot; restored by an "
+            "earlier run, it may be in use, so it was not rebooted: reboot it when it can be "
+            f"(aws rds reboot-db-instance --db-instance-identifier {ident} --region {run.region})"
         )
-        db = wait_available(ctx, run.region, ident, timeout=budget.left())
-        detail.append(f"{', '.join(pending)} was pending-reboot")
+        run.notes.append(note)
+        ctx.out.warn(note)
+        return db
+    with _phase(ctx, run, "reboot to apply the parameter group") as detail:
+        ctx.mutate(rds, "reboot_db_instance", {"DBInstanceIdentifier": ident})
+        rebooted = ctx.wait_for(
+            f"reboot of {ident}",
+            look(
+                lambda i: (
+                    i.get("DBInstanceStatus") == "available"
+                    and set(groups(i).values()) == {"in-sync"}
+                )
+            ),
+            timeout=budget.left(),
+        )
+        db = rebooted or db
+        detail.append(f"{', '.join(pending)} was pending-reboot; in-sync after the reboot")
     return db
 
 
@@ -725,6 +764,16 @@ def _report(ctx: Context, run: _Run, outcome: str) -> tuple[DrReport, Path]:
     return report, written.markdown
 
 
+def check_drill_flags(ctx: Context) -> None:
+    """Before any AWS call: a drill of the newest point has no use for --max-gap (a rebuild
+    uses it to resume an earlier restore), so it is refused rather than ignored."""
+    if ctx.args.max_gap is not None and ctx.args.restore_time is None:
+        raise BadUsage(
+            "--max-gap applies with --restore-time: a drill with --latest restores the newest "
+            "point, so it would do nothing"
+        )
+
+
 def _operate(ctx: Context, kind: str) -> Result:
     args, cfg, src = ctx.args, ctx.stack.config, ctx.stack
     region = _target_region(ctx, allow_own=False)
@@ -739,11 +788,6 @@ def _operate(ctx: Context, kind: str) -> Result:
     when = _restore_time(ctx)
     if args.max_gap is not None and args.max_gap < 0:
         raise BadUsage(f"--max-gap {args.max_gap}: a number of minutes, 0 or more")
-    if args.max_gap is not None and when is None and kind == "drill":
-        raise BadUsage(
-            "--max-gap applies with --restore-time: a drill with --latest restores the newest "
-            "point, so it would do nothing"
-        )
     # one deadline for the whole run; a drill keeps TEARDOWN_SECONDS of it for its teardown
     budget = Deadline(
         float(args.timeout) * 60,

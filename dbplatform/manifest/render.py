@@ -319,8 +319,11 @@ def overview(m: Manifest) -> str:
     home_vaults = [v for v in vaults if m.region_of(v) == m.region]
     dr_vaults = [v for v in vaults if m.region_of(v) != m.region]
     pitr = m.of_type(BACKUPS_REPLICATION)
-    alarms = m.of_type(METRIC_ALARM)
-    rules = m.of_type(EVENT_RULE)
+    alarms = [a for a in m.of_type(METRIC_ALARM) if m.region_of(a) == m.region]
+    rules = [r for r in m.of_type(EVENT_RULE) if m.region_of(r) == m.region]
+    # what watches the DR region notifies the DR region's topics (each region its own)
+    dr_alarms = [a for a in m.of_type(METRIC_ALARM) if m.region_of(a) != m.region]
+    dr_rules = [r for r in m.of_type(EVENT_RULE) if m.region_of(r) != m.region]
     topics = sorted(_topics(m).values(), key=lambda t: t.name)
     subs = m.of_type(SNS_SUBSCRIPTION)
 
@@ -350,7 +353,7 @@ def overview(m: Manifest) -> str:
     for t in home_topics:
         lines.append(f'    {_topic_id(m, t)}{{{{"SNS {_severity(m, t)}"}}}}')
     lines.append("  end")
-    if dr and (remote or replicated or dr_vaults or pitr or dr_topics):
+    if dr and (remote or replicated or dr_vaults or pitr or dr_topics or dr_alarms or dr_rules):
         lines.append(f'  subgraph dr["{dr} (DR region)"]')
         for i, r in enumerate(remote):
             lines.append(f'    xr{i}[("{_q(r.physical_name or r.name)}<br/>cross-region replica")]')
@@ -360,6 +363,11 @@ def overview(m: Manifest) -> str:
             lines.append(f'    dv{i}["DR vault<br/>{_q(v.physical_name or v.name)}"]')
         if pitr:
             lines.append('    pitr["PITR backups<br/>(automated backups replication)"]')
+        if dr_alarms or dr_rules:
+            watch = [f"{len(dr_alarms)} CloudWatch alarms"] * bool(dr_alarms) + [
+                f"{len(dr_rules)} event rules"
+            ] * bool(dr_rules)
+            lines.append(f'    aldr["{"<br/>".join(watch)}"]')
         for t in dr_topics:
             lines.append(f'    {_topic_id(m, t)}{{{{"SNS {_severity(m, t)}"}}}}')
         lines.append("  end")
@@ -388,10 +396,13 @@ def overview(m: Manifest) -> str:
         lines.append("  sec -. replicates .-> secdr")
     for i in range(len(home_vaults)):
         lines += [f"  bv{i} -. copies .-> dv{j}" for j in range(len(dr_vaults))]
-    if alarms or rules:
-        if src:
-            lines.append(f"  {src} -. metrics .-> al")
-        lines += [f"  al --> {_topic_id(m, t)}" for t in topics if _routed(m, t)]
+    if (alarms or rules) and src:
+        lines.append(f"  {src} -. metrics .-> al")
+    for t in topics:
+        if _routed(m, t):
+            home = m.region_of(t) == m.region
+            if (home and (alarms or rules)) or (not home and (dr_alarms or dr_rules)):
+                lines.append(f"  {'al' if home else 'aldr'} --> {_topic_id(m, t)}")
     for t in topics:
         for text in sorted({_subscriber(m, s) for s in subs if _topic_of(m, s) is t}):
             lines.append(f"  {_topic_id(m, t)} --> rx{receivers.index(text)}")

@@ -127,7 +127,10 @@ def add_operation(
 ) -> argparse.ArgumentParser:
     """Add `op` as a subcommand with the common flags; returns its parser for extra flags."""
     # allow_abbrev=False: `--ign` must not read as --ignore-lag (a gate skipped by a prefix)
-    parser = subparsers.add_parser(op.name, help=op.help, description=op.help, allow_abbrev=False)
+    # allow_abbrev off: `--ign` must not read as --ignore-lag (a gate skipped by a prefix)
+    parser = subparsers.add_parser(
+        op.name, help=op.help, description=op.help, allow_abbrev=False, epilog=EXIT_CODES
+    )
     add_common_flags(parser, read_only=op.read_only)
     parser.set_defaults(_operation=op)
     return parser
@@ -142,6 +145,13 @@ def set_operation(parser: argparse.ArgumentParser, op: Operation) -> argparse.Ar
 
 
 MAX_TIMEOUT_MINUTES = 7 * 24 * 60
+
+
+EXIT_CODES = (
+    "exit codes: 0 done or nothing to do; 1 failed; 2 bad usage/config; 3 refused (nothing "
+    "changed); 130 interrupted (re-run the same command to resume)"
+)
+"""Every operation's exit codes (`ExitCode`), at the end of its --help."""
 
 
 def timeout_minutes(text: str) -> int:

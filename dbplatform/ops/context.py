@@ -237,10 +237,10 @@ class Context:
         The cost is said whatever answers: a dry run shows what the real run would ask, and a
         run confirmed by `--yes` (CI) prints what was accepted, so its log records it."""
         if self.dry_run:
-            self.out.info(f"DRY-RUN: the real run asks to confirm: {action}")
+            self.out.notice(f"DRY-RUN: the real run asks to confirm: {action}")
             return
         if self.yes:
-            self.out.info(f"confirmed by --yes: {action}")
+            self.out.notice(f"confirmed by --yes: {action}")
             return
         isatty = getattr(self.stdin, "isatty", None)
         if not (isatty and isatty()):

@@ -143,6 +143,10 @@ class Progress:
         if self.verbosity >= 0:
             self._print(text)
 
+    def notice(self, text: str) -> None:
+        """A line kept even with -q: what a confirmed step costs (the log's record of it)."""
+        self._print(text, style="bold")
+
     def warn(self, text: str) -> None:
         """A warning, shown even with -q."""
         self._print(f"warning: {text}", style="yellow")

@@ -240,3 +240,30 @@ def restored_database(postgres: PgServer, dbname: str, *, source: str = "prod") 
 def venv_only_path() -> str:
     """A PATH with this interpreter's directory only: no `pulumi` CLI on it."""
     return os.path.dirname(sys.executable)
+
+
+def not_allowed_to_the_drills_role(made: set[str]) -> list[str]:
+    """The `service:Operation` calls in `made` that no Allow statement of ci/iam/drill.json
+    names (by action, wildcards included): what CI's drills job would be refused."""
+    import fnmatch
+    import json
+
+    policy = json.loads((ROOT / "ci" / "iam" / "drill.json").read_text(encoding="utf-8"))
+    allowed = [
+        action
+        for st in policy["Statement"]
+        if st["Effect"] == "Allow"
+        for action in (st["Action"] if isinstance(st["Action"], list) else [st["Action"]])
+    ]
+    return sorted(m for m in made if not any(fnmatch.fnmatchcase(m, a) for a in allowed))
+
+
+def record_calls(session: Any) -> set[str]:
+    """Every call a session's clients make from now on, as `service:Operation`."""
+    made: set[str] = set()
+
+    def record(model: Any, **_: Any) -> None:
+        made.add(f"{model.service_model.service_name}:{model.name}")
+
+    session.events.register("provide-client-params", record)
+    return made

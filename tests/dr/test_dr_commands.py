@@ -18,7 +18,14 @@ from infra.config import load_stack
 from infra.naming import Names
 from infra.offline import run_program
 from scripts.dr import main
-from tests.dr.conftest import DR, SOURCE, DrEnv, venv_only_path
+from tests.dr.conftest import (
+    DR,
+    SOURCE,
+    DrEnv,
+    not_allowed_to_the_drills_role,
+    record_calls,
+    venv_only_path,
+)
 from tests.ops.support import query_error, session_with
 
 PROD = Names("prod")
@@ -169,8 +176,29 @@ def test_as_names_a_new_stack_and_a_rerun_resumes_from_the_restored_instance(
     assert dr.instance(other.primary) is not None
     assert load_stack("prod-dr2", dr.project).restore.adopt_identifier == other.primary
 
-    again = dr.main(main, "rebuild", "--stack", "prod", "--as", "prod-dr2", "--no-pulumi", "--json")
+    # the resumed instance may be in use by now: a pending parameter group is reported, and
+    # the instance is never rebooted by a re-run (SRE review)
+    reboots: list[str] = []
+
+    def pending(parsed: dict[str, Any], **_: Any) -> None:
+        for db in parsed.get("DBInstances", []):
+            for group in db.get("DBParameterGroups", []):
+                group["ParameterApplyStatus"] = "pending-reboot"
+
+    session = session_with(
+        [
+            ("after-call.rds.DescribeDBInstances", pending),
+            ("provide-client-params.rds.RebootDBInstance", lambda **_: reboots.append("x")),
+        ]
+    )
+    again = dr.main(
+        main, "rebuild", "--stack", "prod", "--as", "prod-dr2", "--no-pulumi", "--json",
+        session=session,
+    )  # fmt: skip
     assert again.code == 0, again.text
+    assert (
+        reboots == [] and "pending-reboot" in again.stderr and "was not rebooted" in (again.stderr)
+    )
     phases = {p["name"]: p["status"] for p in again.json["phases"]}
     assert phases["restore database"] == "skipped"  # the same point, the same data: resumed
     # the report speaks of the data the instance holds, restored by the first run
@@ -339,6 +367,7 @@ def test_bad_config_and_bad_requests_exit_2(dr: DrEnv) -> None:
     # a drill of the newest point has no use for --max-gap: refused, not ignored (UX review)
     gap = dr.main(main, "drill", "--stack", "prod", "--latest", "--max-gap", "5", "--dry-run")
     assert gap.code == 2 and "--max-gap applies with --restore-time" in gap.stderr, gap.text
+    assert "as arn:" not in gap.stderr  # refused before any AWS call (no identity asked)
 
     broken = dr.project / "Pulumi.prod.yaml"
     broken.write_text(
@@ -434,15 +463,24 @@ def test_a_restore_whose_parameter_group_is_pending_reboot_is_rebooted_once(
 ) -> None:
     """SRE review: the group a run creates is modified right before the restore, and RDS asks
     for five minutes before an instance uses it; a static parameter (pg_cron's preload) left
-    `pending-reboot` applies at a reboot. moto is always in-sync, so it is made to say so."""
+    `pending-reboot` applies at a reboot. moto is always in-sync, so it is made to say so: the
+    instance reports pending-reboot until rebooted, then `rebooting` once, then in-sync; the
+    drill goes on only once the group is in-sync."""
     dr = prod_with_dr_copy
     reboots: list[str] = []
+    after_reboot: list[str] = []
 
     def pending(parsed: dict[str, Any], **_: Any) -> None:
         for db in parsed.get("DBInstances", []):
-            if "-drill-" in db["DBInstanceIdentifier"] and not reboots:
-                for group in db.get("DBParameterGroups", []):
-                    group["ParameterApplyStatus"] = "pending-reboot"
+            if "-drill-" not in db["DBInstanceIdentifier"]:
+                continue
+            if reboots:
+                after_reboot.append(db["DBInstanceStatus"])
+                if len(after_reboot) > 1:
+                    continue  # rebooted: moto's own answer, available and in-sync
+                db["DBInstanceStatus"] = "rebooting"
+            for group in db.get("DBParameterGroups", []):
+                group["ParameterApplyStatus"] = "pending-reboot"
 
     def reboot(params: dict[str, Any], **_: Any) -> None:
         reboots.append(params["DBInstanceIdentifier"])
@@ -456,8 +494,26 @@ def test_a_restore_whose_parameter_group_is_pending_reboot_is_rebooted_once(
     run = dr.main(main, "drill", "--stack", "prod", "--no-pulumi", "--json", session=session)
     assert run.code == 0, run.text
     assert len(reboots) == 1 and "-drill-" in reboots[0]
+    assert after_reboot[:2] == ["available", "available"]  # waited past the rebooting answer
     phases = {p["name"]: p for p in run.json["phases"]}
     assert phases["reboot to apply the parameter group"]["status"] == "done"
+
+
+def test_every_call_of_a_drill_and_the_janitor_is_one_the_drills_role_allows(
+    prod_with_dr_copy: DrEnv,
+) -> None:
+    """SRE review: the drills job's role (ci/iam/drill.json) lacked the parameter group and
+    subnet group calls a drill makes, so CI's drill would have failed before its restore. Every
+    call made here must be an action the role allows (by action; drill.json's own tests hold
+    the resources and conditions)."""
+    dr = prod_with_dr_copy
+    made = record_calls(dr.aws.session)
+    drill = dr.main(main, "drill", "--stack", "prod", "--no-pulumi", "--yes")
+    assert drill.code == 0, drill.text
+    janitor = dr.main(main, "janitor", "--stack", "prod", "--yes")
+    assert janitor.code == 0, janitor.text
+    assert "rds:CreateDBParameterGroup" in made and "rds:RestoreDBInstanceFromDBSnapshot" in made
+    assert not_allowed_to_the_drills_role(made) == []
 
 
 @pytest.mark.pulumi_cli

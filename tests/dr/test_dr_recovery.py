@@ -4,6 +4,7 @@ engine major (ops review row 27)."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import time
@@ -323,6 +324,11 @@ def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -
         dr.client("ssm", DR).put_parameter(
             Name=f"{PROD.lock_parameter}-{scope}", Value=expired.to_json(), Type="String"
         )
+    # a dead rebuild's lock in the source region: the sign of a recovery cut short, kept
+    rebuild = dataclasses.replace(expired, operation="dr rebuild")
+    dr.client("ssm", SOURCE).put_parameter(
+        Name=f"{PROD.lock_parameter}-dr", Value=rebuild.to_json(), Type="String"
+    )
     before = dr.state()
 
     def janitor(*args: str) -> Any:
@@ -365,6 +371,7 @@ def test_janitor_lists_first_then_removes_only_old_tagged_leftovers(dr: DrEnv) -
     assert f"{PROD.lock_parameter}-dr" not in left
     assert f"{PROD.lock_parameter}-restore-check" not in left
     assert f"{PROD.lock_parameter}-bluegreen" in left
+    assert f"{PROD.lock_parameter}-dr" in dr.state()[SOURCE]["parameters"]  # the rebuild's
     assert not [n for n in left if "-break-" in n]  # the claims were removed too
 
 

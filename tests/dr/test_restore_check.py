@@ -21,7 +21,14 @@ from dbplatform.dr import metrics
 from dbplatform.dr.restore import TAG_RUN
 from infra.naming import Names
 from scripts.restore_check import main
-from tests.dr.conftest import CA_BUNDLE, ROOT, DrEnv, restored_database
+from tests.dr.conftest import (
+    CA_BUNDLE,
+    ROOT,
+    DrEnv,
+    not_allowed_to_the_drills_role,
+    record_calls,
+    restored_database,
+)
 from tests.ops.support import new_session
 from tests.postgres import PgServer
 
@@ -78,15 +85,18 @@ def test_restores_with_the_stacks_groups_verifies_deletes_and_publishes(
     primary_before = dr.source_view(seeded.primary)
     calls: list[tuple[str, dict[str, Any]]] = []
     connect = restored_database(postgres, pg_database, source="staging")
+    session = _recording_session(calls)
+    made = record_calls(session)
     run = dr.main(
         functools.partial(main, connect=connect),
         "--stack",
         "staging",
         "--json",
-        session=_recording_session(calls),
+        session=session,
     )
 
     assert run.code == 0, run.text
+    assert not_allowed_to_the_drills_role(made) == []  # what CI's drills job may do
     (restore,) = [p for name, p in calls if name == "RestoreDBInstanceToPointInTime"]
     # a restore otherwise gets the default subnet, security and parameter groups
     assert restore["SourceDBInstanceIdentifier"] == seeded.primary

@@ -233,6 +233,45 @@ def test_a_cycle_whose_deployment_was_deleted_before_its_switchover_can_be_close
     assert again.code == 0, again.text
 
 
+def test_names_alone_never_decide_a_cycle_whose_deployment_is_gone(aws: AwsEnv) -> None:
+    """SRE review: a stale `<id>-old1` of an earlier cycle is no switchover, and a switched-over
+    cycle whose `<id>-old1` was deleted by hand is not "never switched": the blue is known by
+    its DbiResourceId (recorded at start), and anything else is refused, nothing changed."""
+    _interrupted_promote(aws, "before-call")  # never switched ...
+    stale = PRIMARY + "-old1"  # ... and an earlier cycle's old blue stands beside
+    aws.client("rds").create_db_instance(
+        DBInstanceIdentifier=stale, Engine="postgres", DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20, MasterUsername="x", MasterUserPassword="stale-password",
+    )  # fmt: skip
+    promote = aws.main("promote", "--stack", "staging", "--yes")
+    assert promote.code == 3 and "never switched over" in promote.stderr, promote.text
+    rds = aws.client("rds")
+    tags = rds.list_tags_for_resource(
+        ResourceName=rds.describe_db_instances(DBInstanceIdentifier=stale)["DBInstances"][0][
+            "DBInstanceArn"
+        ]
+    )["TagList"]
+    assert not [t for t in tags if t["Key"] == "dbplatform:role"]  # never taken for old blue
+    closed = aws.main("rollback", "--stack", "staging", "--yes")
+    assert closed.code == 0 and aws.record("staging")["phase"] == "cancelled", closed.text
+    assert stale in aws.instances()
+
+
+def test_a_switched_cycle_missing_its_old_blue_is_refused_not_closed(aws: AwsEnv) -> None:
+    _interrupted_promote(aws, "after-call")
+    rds = aws.client("rds")
+    rds.delete_db_instance(DBInstanceIdentifier=PRIMARY + "-old1", SkipFinalSnapshot=True)
+    record = aws.parameters()["/dbplatform/staging/ops/bluegreen"]
+    for op in ("promote", "rollback"):
+        run = aws.main(op, "--stack", "staging", "--yes")
+        assert run.code == 3, (op, run.text)
+        assert "neither switched over nor as before" in run.stderr and "Nothing was changed" in (
+            run.stderr
+        )
+    assert aws.parameters()["/dbplatform/staging/ops/bluegreen"] == record
+    assert aws.instances()[PRIMARY] == "17.2"
+
+
 def test_an_interrupted_rollback_finishes_on_rerun(aws: AwsEnv) -> None:
     aws.promoted("staging")
     since = aws.record("staging")["switchover_at"]

@@ -93,12 +93,19 @@ def test_rollback_states_the_outage_and_never_claims_writability_without_sql(
     assert dry.code == 0, dry.text
     assert "DRY-RUN: the real run asks to confirm: roll dbplatform-staging-pg back" in dry.stderr
     assert "2 renames, each about 10 minutes" in dry.stderr
+    # kept with -q, which hides progress: the log's only record of the cost (UX review)
+    quiet = aws.main(
+        "rollback", "--stack", "staging", "--accept-data-window", since, "--dry-run", "-q"
+    )
+    assert quiet.code == 0 and "DRY-RUN: the real run asks to confirm: roll" in quiet.stderr
+    assert "look up the deployment" not in quiet.stderr  # progress is hidden
     run = aws.main(
         "rollback", "--stack", "staging", "--accept-data-window", since, "--yes", "--json"
     )
     assert run.code == 0, run.text
     assert "confirmed by --yes: roll dbplatform-staging-pg back" in run.stderr
     assert "STOP ALL TRAFFIC" in run.stderr
+
     out = run.json
     assert out["sql_checks"] == "skipped" and out["fenced_at"] is None
     assert "UNKNOWN" in " ".join(out["writability"])

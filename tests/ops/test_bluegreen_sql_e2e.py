@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from typing import Any
 
 from tests.data.test_bluegreen_sql import app_role
 from tests.ops.support import AwsEnv
@@ -55,6 +56,13 @@ def test_start_refuses_on_what_sql_finds_through_a_verified_tunnel(
     assert "certificate" in wrong_ca.stderr and "--sql-ca-bundle" in wrong_ca.stderr
 
 
+def _rollback_through_the_tunnel(aws: AwsEnv, since: str, server: PgServer, ca: Any) -> Any:
+    return aws.main(
+        "rollback", "--stack", "staging", "--accept-data-window", since, "--yes",
+        "--sql-ca-bundle", str(ca), "--sql-host", "127.0.0.1", "--sql-port", str(server.port),
+    )  # fmt: skip
+
+
 def test_a_rollback_the_fence_refuses_changes_nothing_and_leaves_the_cycle_as_it_was(
     aws: AwsEnv, postgres: PgServer, pg_database: str
 ) -> None:
@@ -65,17 +73,45 @@ def test_a_rollback_the_fence_refuses_changes_nothing_and_leaves_the_cycle_as_it
     _point_master_at(aws, postgres)
     since = aws.record("staging")["switchover_at"]
     before = aws.instances()
+    record = aws.parameters()["/dbplatform/staging/ops/bluegreen"]
     with app_role(postgres, pg_database) as (role, _):
         with postgres.connect() as conn:
             conn.execute(f"ALTER ROLE {role} SET default_transaction_read_only = off")
-        run = aws.main(
-            "rollback", "--stack", "staging", "--accept-data-window", since, "--yes",
-            "--sql-ca-bundle", str(tls["ca"]), "--sql-host", "127.0.0.1",
-            "--sql-port", str(postgres.port),
-        )  # fmt: skip
+        run = _rollback_through_the_tunnel(aws, since, postgres, tls["ca"])
     assert run.code == 3, run.text
     assert "the write fence cannot hold" in run.stderr and role in run.stderr
-    assert aws.record("staging")["phase"] == "promoted"
+    assert aws.parameters()["/dbplatform/staging/ops/bluegreen"] == record  # verbatim
     assert aws.instances() == before
     again = aws.main("promote", "--stack", "staging", "--yes")
     assert again.code == 0 and again.stdout.startswith("nothing to do"), again.text
+
+
+def test_a_rollback_cut_after_the_fence_is_set_says_so_and_stays_recorded(
+    aws: AwsEnv, postgres: PgServer, pg_database: str, monkeypatch: Any
+) -> None:
+    """SRE review: the tunnel dropping after the fence was set read as a refusal (exit 3,
+    record put back) while every database stayed read-only."""
+    from dbplatform.database import checks as database_checks
+    from dbplatform.ops import Refused
+
+    tls = enable_tls(postgres)
+    aws.promoted("staging")
+    _point_master_at(aws, postgres)
+    since = aws.record("staging")["switchover_at"]
+
+    def dropped(*_: Any, **__: Any) -> Any:
+        raise Refused("cannot connect to PostgreSQL at the tunnel: connection refused")
+
+    monkeypatch.setattr(database_checks, "prove_writable_everywhere", dropped)
+    try:
+        run = _rollback_through_the_tunnel(aws, since, postgres, tls["ca"])
+        assert run.code == 1, run.text
+        assert "are fenced read-only and the rollback is recorded: re-run it" in run.stderr
+        assert aws.record("staging")["phase"] == "rolling-back"
+        with postgres.connect(pg_database) as conn:
+            assert conn.execute("SHOW default_transaction_read_only").fetchone() == ("on",)
+    finally:
+        with postgres.connect() as conn:  # the server is shared by this process's tests
+            conn.execute("SET default_transaction_read_only = off")
+            for name in database_checks.databases(conn):
+                conn.execute(f'ALTER DATABASE "{name}" RESET default_transaction_read_only')

@@ -290,5 +290,7 @@ def test_every_commands_help_lists_its_exit_codes() -> None:
     import importlib
 
     for command in COMMANDS:
-        text = importlib.import_module(command.module).build_parser().format_help()
-        assert "exit codes: 0 " in " ".join(text.split()) and " 2 " in text, command.name
+        top = importlib.import_module(command.module).build_parser()
+        for name, parser in _parsers(top, command.name):  # subcommands' --help too
+            text = " ".join(parser.format_help().split())
+            assert "exit codes: 0 " in text and " 2 " in text, name

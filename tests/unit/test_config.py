@@ -265,6 +265,13 @@ def test_missing_stack_file_and_invalid_yaml_are_config_errors(tmp_path: Path) -
         load_stack("typo", tmp_path)
     known = str(unknown.value).split("(known: ", 1)[1].split(")", 1)[0].split(", ")
     assert "database" in known and "stack" not in known and "region" not in known
+    # an empty required value is said to be missing, not to be quoted
+    text = (ROOT / "Pulumi.staging.yaml").read_text()
+    owner = next(line for line in text.splitlines() if line.strip().startswith("dbplatform:owner:"))
+    (tmp_path / "Pulumi.empty.yaml").write_text(text.replace(owner, "  dbplatform:owner:", 1))
+    with pytest.raises(ConfigError) as empty:
+        load_stack("empty", tmp_path)
+    assert "dbplatform:owner (not set) must be set" in str(empty.value)
     (tmp_path / "Pulumi.bad.yaml").write_text("config: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_stack("bad", tmp_path)
