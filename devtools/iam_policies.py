@@ -1011,6 +1011,11 @@ def boundary_policy() -> dict[str, object]:
     }
 
 
+# A drill's parameter group: `Names(drill_stack(S, run)).parameter_group(family)`, i.e.
+# `dbplatform-<S>-drill-<run>-postgres<major>` (infra/naming.py, dbplatform/dr/stackfile.py).
+DRILL_PARAMETER_GROUPS = f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-*-postgres*"
+
+
 def _drill_resources() -> list[str]:
     return [f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:db:{p}" for p in DRILL_PREFIXES]
 
@@ -1056,30 +1061,50 @@ def drill_policy() -> dict[str, object]:
                 "Sid": "CreateOnlyDrillParameterGroups",
                 "Effect": "Allow",
                 "Action": ["rds:CreateDBParameterGroup"],
-                "Resource": [f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-*"],
+                "Resource": [DRILL_PARAMETER_GROUPS],
                 "Condition": {"StringEquals": {f"aws:RequestTag/{PURPOSE_TAG}": ["dr-drill"]}},
             },
             {
                 # Tags given to a create call are authorized again as rds:AddTagsToResource
                 # (RDS User Guide, "Grant permission to tag Amazon RDS resources during
-                # creation"): the drill's restored instance and parameter group, with the tag.
-                "Sid": "TagOnCreateOnlyDrillResources",
+                # creation"): the restored instance and the drill's parameter group, with the
+                # purpose tag. RDS has no key that tells a create from a later tagging, hence
+                # the Deny below for anything that already carries this project's tags.
+                "Sid": "TagOnCreateOnlyDrillInstances",
                 "Effect": "Allow",
                 "Action": ["rds:AddTagsToResource"],
-                "Resource": [
-                    *_drill_resources(),
-                    f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-*",
-                ],
+                "Resource": _drill_resources(),
                 "Condition": {
                     "StringEquals": {f"aws:RequestTag/{PURPOSE_TAG}": list(DRILL_PURPOSES)}
                 },
             },
             {
+                "Sid": "TagOnCreateOnlyDrillParameterGroups",
+                "Effect": "Allow",
+                "Action": ["rds:AddTagsToResource"],
+                "Resource": [DRILL_PARAMETER_GROUPS],
+                "Condition": {"StringEquals": {f"aws:RequestTag/{PURPOSE_TAG}": ["dr-drill"]}},
+            },
+            {
                 "Sid": "ChangeOnlyTaggedDrillParameterGroups",
                 "Effect": "Allow",
                 "Action": ["rds:ModifyDBParameterGroup", "rds:DeleteDBParameterGroup"],
-                "Resource": [f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-*"],
+                "Resource": [DRILL_PARAMETER_GROUPS],
                 "Condition": {"StringEquals": {f"aws:ResourceTag/{PURPOSE_TAG}": ["dr-drill"]}},
+            },
+            {
+                # A resource of this project that exists already (it has the base tag `stack`,
+                # infra/config.py base_tags) and is no drill's: never tagged by the drills role,
+                # so it cannot be made to look like a drill's and be changed or deleted. A
+                # resource being created has no tags yet (the key is absent: Null true).
+                "Sid": "NeverTagWhatIsNotADrills",
+                "Effect": "Deny",
+                "Action": ["rds:AddTagsToResource"],
+                "Resource": "*",
+                "Condition": {
+                    "Null": {"aws:ResourceTag/stack": "false"},
+                    "StringNotEquals": {f"aws:ResourceTag/{PURPOSE_TAG}": list(DRILL_PURPOSES)},
+                },
             },
             {
                 # A restore creates only a drill-named instance, and it must carry the purpose tag.

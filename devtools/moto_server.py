@@ -148,6 +148,15 @@ def _own_resource_ids() -> None:
         self.dbi_resource_id = "db-" + uuid.uuid4().hex[:26].upper()
 
     moto.rds.models.DBInstance.__init__ = own_id  # type: ignore[method-assign]
+    # a read replica is a copy of its primary object (copy.copy), not made by __init__
+    replicate = moto.rds.models.RDSBackend.create_db_instance_read_replica
+
+    def replica_own_id(self: Any, *args: Any, **kwargs: Any) -> Any:
+        replica = replicate(self, *args, **kwargs)
+        replica.dbi_resource_id = "db-" + uuid.uuid4().hex[:26].upper()
+        return replica
+
+    moto.rds.models.RDSBackend.create_db_instance_read_replica = replica_own_id  # type: ignore[method-assign]
 
 
 def serve(argv: list[str]) -> None:

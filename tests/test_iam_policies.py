@@ -139,7 +139,41 @@ def test_the_drill_role_reaches_only_drill_instances() -> None:
     assert Names(drill_stack("prod", "run1")).primary.startswith("dbplatform-prod-drill-")
     (passrole,) = [st for st in drill["Statement"] if st["Action"] == ["iam:PassRole"]]
     assert passrole["Resource"].endswith(":role/dbplatform-*-backup")
-    assert "Deny" not in {st["Effect"] for st in drill["Statement"] if "rds:" in str(st["Action"])}
+    # the one Deny on rds: keeps the role from tagging what is not a drill's (below)
+    denied = [st for st in drill["Statement"] if st["Effect"] == "Deny" and "rds:" in str(st)]
+    assert [st["Action"] for st in denied] == [["rds:AddTagsToResource"]]
+
+
+def test_the_drill_role_tags_only_what_it_creates_or_a_drill_owns() -> None:
+    """Re-review: tags given at creation are authorized as rds:AddTagsToResource, which has no
+    key telling a create from a later tagging; without the Deny the role could tag an existing
+    drill-named instance as a drill's and then modify or delete it."""
+    drill = POLICIES["drill.json"]
+    db = "arn:aws:rds:us-west-2:123456789012:db:dbplatform-prod-drill-abc123-pg"
+    pg = "arn:aws:rds:us-west-2:123456789012:pg:dbplatform-prod-drill-abc123-postgres16"
+    tag = {"aws:RequestTag/dbplatform:purpose": "dr-drill"}
+    assert _ask(drill, "rds:AddTagsToResource", db, tag)  # on create: no resource tags yet
+    assert _ask(drill, "rds:AddTagsToResource", pg, tag)
+    owned = {
+        **tag,
+        "aws:ResourceTag/stack": "prod",
+        "aws:ResourceTag/dbplatform:purpose": "dr-drill",
+    }
+    assert _ask(drill, "rds:AddTagsToResource", db, owned)  # a drill's own instance, later
+    theirs = {**tag, "aws:ResourceTag/stack": "prod"}  # this project's, not a drill's
+    assert not _ask(drill, "rds:AddTagsToResource", db, theirs)
+    assert not _ask(drill, "rds:ModifyDBInstance", db, {"aws:ResourceTag/stack": "prod"})
+    other = "arn:aws:rds:us-west-2:123456789012:pg:dbplatform-prod-postgres16"
+    assert not _ask(drill, "rds:AddTagsToResource", other, tag)  # not a drill's name
+    assert not _ask(
+        drill,
+        "rds:DeleteDBParameterGroup",
+        other,
+        {"aws:ResourceTag/dbplatform:purpose": "dr-drill"},
+    )
+    assert _ask(
+        drill, "rds:DeleteDBParameterGroup", pg, {"aws:ResourceTag/dbplatform:purpose": "dr-drill"}
+    )
 
 
 # A small evaluator of the IAM policy language, for the cases the security review (S-1, S-7, S-9)
@@ -172,6 +206,8 @@ def _condition_holds(op: str, key: str, expected: Any, ctx: dict[str, Any]) -> b
         return all(v in wanted for v in ctx.get(key, []))
     if op.startswith("ForAnyValue:"):
         return any(v in wanted for v in ctx.get(key, []))
+    if op == "Null":  # "true": the key is absent from the request; "false": it is present
+        return (key not in ctx) == (str(expected).lower() == "true")
     # Negated operators (StringNotEquals, ArnNotLike, ...) hold when the key is absent.
     negated = "Not" in op.removesuffix("IfExists")
     present = key in ctx

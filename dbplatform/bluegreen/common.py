@@ -94,10 +94,11 @@ def layout_without_deployment(ctx: Context, state: BgState) -> str:
     rds = ctx.client("rds")
     recorded = dict(state.blue_ids)
     members = [blue for blue, _ in state.members] or [ctx.stack.names.primary]
-    if not recorded or any(blue not in recorded for blue in members):
+    missing = [blue for blue in members if blue not in recorded]
+    if missing:
         return (
-            "unknown (the record has no resource id of the blue instances: started before "
-            "this version of the tool)"
+            f"unknown: no resource id of the blue instance(s) {', '.join(missing)} was recorded "
+            "before the switchover, so the instances cannot be told apart by name alone"
         )
     seen = []
     for blue in members:

@@ -237,6 +237,7 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
                 "(kept); nothing was switched:\n" + "\n".join(f"  - {p}" for p in again),
                 data={"problems": again, "snapshot": snapshot},
             )
+    members = tuple((m.source, m.target) for m in dep.members) or ((dep.source, dep.target),)
     state = write_state(
         ctx,
         replace(
@@ -244,8 +245,10 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
             pre_switchover_snapshot=snapshot,
             switchover_requested_at=iso(ctx.clock.now()),
             run_id=ctx.run_id,
-            # who blue is, by resource id, for a re-run that finds the deployment gone
-            blue_ids=state.blue_ids or blue_ids(rds, state.members),
+            # who blue is, by resource id, for a re-run that finds the deployment gone: the
+            # members from the live deployment (a start cut short recorded none)
+            members=members,
+            blue_ids=state.blue_ids or blue_ids(rds, members),
         ),
         SWITCHING,
     )

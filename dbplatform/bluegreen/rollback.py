@@ -11,6 +11,7 @@ the soak period.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -274,32 +275,32 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
     )
     fenced_at: str | None = None
     snapshot_at: str | None = None
-    fencing = False  # set once the fence may have changed a database: from then on, no undo
+    fence_set: list[bool] = []  # holds True once the fence may have changed a database: no undo
     serving = describe_instance(rds, primary)
     try:
         if serving is not None and member_layout(rds, primary) == "switched":
             if use_sql:
                 with ctx.out.phase(f"write fence on {primary}"):
                     connect = _fence_check(ctx, serving)
-                    fencing = True
-                    fenced_at = _fence_apply(ctx, serving, connect)
+                    fenced_at = _fence_apply(ctx, serving, connect, fence_set)
             snapshot_at = iso(ctx.clock.now())
             with ctx.out.phase(f"snapshot the current primary ({snapshot})"):
                 take_snapshot(ctx, primary, snapshot, "pre-rollback")
-    except (Refused, Failed) as exc:
-        if not fencing:
+    except BaseException as exc:  # a refusal, an AWS error, Ctrl-C or SIGTERM alike
+        if not fence_set:
             # nothing was fenced or renamed: the record goes back to what it was, verbatim
             if not resuming:
-                restore_raw_state(ctx, previous)
+                with contextlib.suppress(Exception):  # the first error is the one to report
+                    restore_raw_state(ctx, previous)
             raise
+        read_only = (
+            f"The databases of {primary} are fenced read-only and the rollback is recorded: "
+            "re-run it to go on, or lift the fence (ALTER DATABASE name RESET "
+            "default_transaction_read_only in each database) and roll back no further"
+        )
         if isinstance(exc, Refused):  # e.g. the tunnel dropped after the fence was set
-            raise Failed(
-                f"{exc.message}. The databases of {primary} are fenced read-only and the "
-                "rollback is recorded: re-run it to go on, or lift the fence (ALTER DATABASE "
-                "name RESET default_transaction_read_only in each database) and roll back no "
-                "further",
-                data=exc.data,
-            ) from None
+            raise Failed(f"{exc.message}. {read_only}", data=exc.data) from None
+        ctx.out.warn(read_only)  # an interruption or an AWS error keeps its own exit code
         raise
     with ctx.out.phase("swap identifiers back"):
         bad: dict[str, str] = {}
@@ -428,13 +429,16 @@ def _fence_check(ctx: Context, serving: dict[str, Any]) -> sql.Connect:
     return connect
 
 
-def _fence_apply(ctx: Context, serving: dict[str, Any], connect: sql.Connect) -> str:
+def _fence_apply(
+    ctx: Context, serving: dict[str, Any], connect: sql.Connect, fence: list[bool]
+) -> str:
     """Stop writes to the serving primary before its snapshot: every database defaults to
     read-only and the other client sessions end, so no default session writes after the
     snapshot starts; proven by a refused test write in every database; returns the fence
-    time."""
+    time. `fence` gets True once a database may have been changed."""
     name = serving["DBInstanceIdentifier"]
     with connect("postgres") as conn:
+        fence.append(True)
         database_checks.fence_writes(conn)
     seen = database_checks.prove_writable_everywhere(connect)
     leaky = next((n for n, w in seen.items() if w.state != database_checks.READ_ONLY), None)

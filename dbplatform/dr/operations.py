@@ -626,17 +626,27 @@ def _apply_parameters(
         def poll() -> Poll[dict[str, Any]]:
             inst = describe_instance(rds, ident) or {}
             text = f"{inst.get('DBInstanceStatus')}, parameters {groups(inst)}"
+            if "failed-to-apply" in groups(inst).values():  # waiting longer changes nothing
+                raise Failed(
+                    f"the parameter group of {ident} failed to apply ({text}): check its "
+                    "parameters in the RDS console; the instance is kept"
+                )
             return Poll(done(inst), text, inst)
 
         return poll
 
-    if "applying" in groups(db).values():
-        settled = ctx.wait_for(
-            f"the parameter group of {ident}",
-            look(lambda i: "applying" not in groups(i).values()),
-            timeout=budget.left(),
+    def settled(inst: dict[str, Any]) -> bool:
+        return inst.get("DBInstanceStatus") == "available" and (
+            "applying" not in groups(inst).values()
         )
-        db = settled or db
+
+    stop = "the instance did not settle within the run's --timeout; it is kept, see the report"
+
+    if not settled(db):  # a reboot is refused while the instance is modifying or backing up
+        waited = ctx.wait_for(
+            f"{ident} to settle", look(settled), timeout=budget.left(), on_timeout=stop
+        )
+        db = waited or db
     pending = sorted(g for g, status in groups(db).items() if status == "pending-reboot")
     if not pending:
         return db
@@ -653,13 +663,9 @@ def _apply_parameters(
         ctx.mutate(rds, "reboot_db_instance", {"DBInstanceIdentifier": ident})
         rebooted = ctx.wait_for(
             f"reboot of {ident}",
-            look(
-                lambda i: (
-                    i.get("DBInstanceStatus") == "available"
-                    and set(groups(i).values()) == {"in-sync"}
-                )
-            ),
+            look(lambda i: settled(i) and set(groups(i).values()) <= {"in-sync"}),
             timeout=budget.left(),
+            on_timeout=stop,
         )
         db = rebooted or db
         detail.append(f"{', '.join(pending)} was pending-reboot; in-sync after the reboot")

@@ -17,7 +17,15 @@ from botocore.awsrequest import AWSResponse
 
 from dbplatform.bluegreen.model import short_id
 from infra.naming import rds_identifier
-from tests.ops.support import AwsEnv, Burst, FakeClock, _Body, no_backoff_sleep, session_with
+from tests.ops.support import (
+    AwsEnv,
+    Burst,
+    FakeClock,
+    _Body,
+    no_backoff_sleep,
+    query_error,
+    session_with,
+)
 
 pytestmark = pytest.mark.moto
 
@@ -270,6 +278,67 @@ def test_a_switched_cycle_missing_its_old_blue_is_refused_not_closed(aws: AwsEnv
         )
     assert aws.parameters()["/dbplatform/staging/ops/bluegreen"] == record
     assert aws.instances()[PRIMARY] == "17.2"
+
+
+def test_a_start_cut_short_still_lets_a_deleted_deployment_be_told_apart(aws: AwsEnv) -> None:
+    """Re-review: a start interrupted before green was ready recorded no members; promote
+    records them, and the blues' resource ids, from the live deployment before switching."""
+    aws.seed("staging")
+
+    created: list[bool] = []
+
+    def cut(**_: Any) -> None:
+        if created:
+            raise KeyboardInterrupt  # while start waits for green
+
+    session = session_with(
+        [
+            ("after-call.rds.CreateBlueGreenDeployment", lambda **_: created.append(True)),
+            ("before-call.rds.DescribeBlueGreenDeployments", cut),
+        ]
+    )
+    started = aws.main("start", "--stack", "staging", "--engine-version", "17.2", session=session)
+    assert started.code == 130, started.text
+    assert aws.record("staging")["members"] == []
+    aws.report_green_lag(1.0)
+
+    def interrupt(**_: Any) -> None:
+        raise KeyboardInterrupt
+
+    session = session_with([("after-call.rds.SwitchoverBlueGreenDeployment", interrupt)])
+    assert aws.main("promote", "--stack", "staging", "--yes", session=session).code == 130
+    record = aws.record("staging")
+    assert record["members"] and [b for b, _ in record["blue_ids"]] == [PRIMARY]
+    (dep,) = aws.deployments()
+    aws.client("rds").delete_blue_green_deployment(BlueGreenDeploymentIdentifier=dep)
+    done = aws.main("promote", "--stack", "staging", "--yes")
+    assert done.code == 0, done.text
+    assert aws.record("staging")["phase"] == "promoted"
+
+
+@pytest.mark.parametrize("fault", ["aws-error", "ctrl-c"])
+def test_a_rollback_stopped_before_anything_changed_leaves_the_record_as_it_was(
+    aws: AwsEnv, fault: str
+) -> None:
+    """Re-review: an AWS error or Ctrl-C at the pre-rollback snapshot (nothing fenced, nothing
+    renamed) left the record `rolling-back`, and promote then called it half done."""
+    aws.promoted("staging")
+    since = aws.record("staging")["switchover_at"]
+    record = aws.parameters()["/dbplatform/staging/ops/bluegreen"]
+
+    def snapshot_fails(**_: Any) -> AWSResponse:
+        if fault == "ctrl-c":
+            raise KeyboardInterrupt
+        return query_error(400, "SnapshotQuotaExceeded")
+
+    session = session_with([("before-send.rds.CreateDBSnapshot", snapshot_fails)])
+    args = ("rollback", "--stack", "staging", "--accept-data-window", since, "--yes")
+    run = aws.main(*args, session=session)
+    assert run.code == (130 if fault == "ctrl-c" else 1), run.text
+    assert aws.parameters()["/dbplatform/staging/ops/bluegreen"] == record
+    assert aws.instances()[PRIMARY] == "17.2" and PRIMARY + "-new1" not in aws.instances()
+    again = aws.main("promote", "--stack", "staging", "--yes")
+    assert again.code == 0 and again.stdout.startswith("nothing to do"), again.text
 
 
 def test_an_interrupted_rollback_finishes_on_rerun(aws: AwsEnv) -> None:

@@ -141,3 +141,30 @@ def test_a_zygote_that_ended_early_is_reported_with_its_log(
     assert "moto zygote ended early (exit 3)" in err
     assert "threads left after the warm-up" in err
     assert ZYGOTE_ENV not in os.environ
+
+
+def test_each_db_instance_has_its_own_resource_id_and_keeps_it_when_renamed(aws: AwsEnv) -> None:
+    """RDS: DbiResourceId is "Region-unique, immutable" (botocore rds/2014-10-31
+    DBInstance.DbiResourceId); moto gives every instance the same one. The emulator answers as
+    RDS does, a read replica included, and a renamed instance keeps its id."""
+    rds = aws.client("rds")
+
+    def rid(ident: str) -> str:
+        return str(
+            rds.describe_db_instances(DBInstanceIdentifier=ident)["DBInstances"][0]["DbiResourceId"]
+        )
+
+    for ident in ("emu-a", "emu-b"):
+        rds.create_db_instance(
+            DBInstanceIdentifier=ident, Engine="postgres", DBInstanceClass="db.t4g.micro",
+            AllocatedStorage=20, MasterUsername="x", MasterUserPassword="emulator-password",
+        )  # fmt: skip
+    rds.create_db_instance_read_replica(
+        DBInstanceIdentifier="emu-r", SourceDBInstanceIdentifier="emu-a"
+    )
+    ids = {i: rid(i) for i in ("emu-a", "emu-b", "emu-r")}
+    assert len(set(ids.values())) == 3, ids
+    rds.modify_db_instance(
+        DBInstanceIdentifier="emu-b", NewDBInstanceIdentifier="emu-b-old1", ApplyImmediately=True
+    )
+    assert rid("emu-b-old1") == ids["emu-b"]
