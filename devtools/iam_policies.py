@@ -423,7 +423,10 @@ _TYPE_EXTRA_WRITES: dict[str, tuple[str, tuple[str, ...]]] = {
 # `<project>-<stack>-rc-<run>`; dbplatform/dr/stackfile.py drill_stack: `<stack>-drill-<run>`,
 # so its instances are `<project>-<stack>-drill-<run>-...`) and the purpose tag they carry
 # (dbplatform/dr/restore.py TAG_PURPOSE).
-DRILL_PREFIXES = (f"{PROJECT}-*-rc-*", f"{PROJECT}-*-drill-*")
+# Exactly the generated shapes (`?` is one character in IAM's wildcards), so no name the
+# program declares matches by accident: a restore check's `<project>-<stack>-rc-<run id>`
+# (run id `20261202t142100z-3f10f0`) and a drill's primary `<project>-<head>-drill-<6 hex>-pg`.
+DRILL_PREFIXES = (f"{PROJECT}-*-rc-????????t??????z-??????", f"{PROJECT}-*-drill-??????-pg")
 DRILL_PURPOSES = ("restore-check", "dr-drill", "dr-rebuild")
 PURPOSE_TAG = "dbplatform:purpose"
 # The SSM parameters a drill writes: the stack's operation locks of the scopes the drills take
@@ -1013,7 +1016,7 @@ def boundary_policy() -> dict[str, object]:
 
 # A drill's parameter group: `Names(drill_stack(S, run)).parameter_group(family)`, i.e.
 # `dbplatform-<S>-drill-<run>-postgres<major>` (infra/naming.py, dbplatform/dr/stackfile.py).
-DRILL_PARAMETER_GROUPS = f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-*-postgres*"
+DRILL_PARAMETER_GROUPS = f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-??????-postgres*"
 
 
 def _drill_resources() -> list[str]:
@@ -1069,7 +1072,10 @@ def drill_policy() -> dict[str, object]:
                 # (RDS User Guide, "Grant permission to tag Amazon RDS resources during
                 # creation"): the restored instance and the drill's parameter group, with the
                 # purpose tag. RDS has no key that tells a create from a later tagging, hence
-                # the Deny below for anything that already carries this project's tags.
+                # the names: only the exact shapes this tool generates are drill-named (below).
+                # An AWS Backup restore gives the instance the source's tags (RDS User Guide,
+                # "Restoring from a DB snapshot", tagging considerations) and the drill tags it
+                # afterwards, so an instance with this project's tags must stay taggable here.
                 "Sid": "TagOnCreateOnlyDrillInstances",
                 "Effect": "Allow",
                 "Action": ["rds:AddTagsToResource"],
@@ -1091,20 +1097,6 @@ def drill_policy() -> dict[str, object]:
                 "Action": ["rds:ModifyDBParameterGroup", "rds:DeleteDBParameterGroup"],
                 "Resource": [DRILL_PARAMETER_GROUPS],
                 "Condition": {"StringEquals": {f"aws:ResourceTag/{PURPOSE_TAG}": ["dr-drill"]}},
-            },
-            {
-                # A resource of this project that exists already (it has the base tag `stack`,
-                # infra/config.py base_tags) and is no drill's: never tagged by the drills role,
-                # so it cannot be made to look like a drill's and be changed or deleted. A
-                # resource being created has no tags yet (the key is absent: Null true).
-                "Sid": "NeverTagWhatIsNotADrills",
-                "Effect": "Deny",
-                "Action": ["rds:AddTagsToResource"],
-                "Resource": "*",
-                "Condition": {
-                    "Null": {"aws:ResourceTag/stack": "false"},
-                    "StringNotEquals": {f"aws:ResourceTag/{PURPOSE_TAG}": list(DRILL_PURPOSES)},
-                },
             },
             {
                 # A restore creates only a drill-named instance, and it must carry the purpose tag.

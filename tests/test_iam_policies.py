@@ -121,8 +121,8 @@ def test_the_drill_role_reaches_only_drill_instances() -> None:
     assert len(writes) == 1
     (st,) = writes
     assert st["Resource"] == [
-        "arn:${Partition}:rds:*:${AccountId}:db:dbplatform-*-rc-*",
-        "arn:${Partition}:rds:*:${AccountId}:db:dbplatform-*-drill-*",
+        "arn:${Partition}:rds:*:${AccountId}:db:dbplatform-*-rc-????????t??????z-??????",
+        "arn:${Partition}:rds:*:${AccountId}:db:dbplatform-*-drill-??????-pg",
     ]
     assert st["Condition"] == {
         "StringEquals": {
@@ -139,41 +139,45 @@ def test_the_drill_role_reaches_only_drill_instances() -> None:
     assert Names(drill_stack("prod", "run1")).primary.startswith("dbplatform-prod-drill-")
     (passrole,) = [st for st in drill["Statement"] if st["Action"] == ["iam:PassRole"]]
     assert passrole["Resource"].endswith(":role/dbplatform-*-backup")
-    # the one Deny on rds: keeps the role from tagging what is not a drill's (below)
-    denied = [st for st in drill["Statement"] if st["Effect"] == "Deny" and "rds:" in str(st)]
-    assert [st["Action"] for st in denied] == [["rds:AddTagsToResource"]]
+    assert "Deny" not in {st["Effect"] for st in drill["Statement"] if "rds:" in str(st["Action"])}
 
 
-def test_the_drill_role_tags_only_what_it_creates_or_a_drill_owns() -> None:
-    """Re-review: tags given at creation are authorized as rds:AddTagsToResource, which has no
-    key telling a create from a later tagging; without the Deny the role could tag an existing
-    drill-named instance as a drill's and then modify or delete it."""
+def test_the_drill_role_tags_only_what_has_the_exact_shape_of_a_drills_name() -> None:
+    """Tags given at creation are authorized as rds:AddTagsToResource, which has no key telling
+    a create from a later tagging; an AWS Backup restore gives the instance the source's tags,
+    which the drill then tags. So the names decide: only the exact shapes the tool generates,
+    which nothing the program declares has (a replica `rc-1`, a stack with `drill` in it)."""
+    from dbplatform.dr.stackfile import drill_stack
+    from infra.naming import Names
+
     drill = POLICIES["drill.json"]
-    db = "arn:aws:rds:us-west-2:123456789012:db:dbplatform-prod-drill-abc123-pg"
-    pg = "arn:aws:rds:us-west-2:123456789012:pg:dbplatform-prod-drill-abc123-postgres16"
+    arn = "arn:aws:rds:us-west-2:123456789012:{}:{}"
     tag = {"aws:RequestTag/dbplatform:purpose": "dr-drill"}
-    assert _ask(drill, "rds:AddTagsToResource", db, tag)  # on create: no resource tags yet
-    assert _ask(drill, "rds:AddTagsToResource", pg, tag)
-    owned = {
-        **tag,
-        "aws:ResourceTag/stack": "prod",
-        "aws:ResourceTag/dbplatform:purpose": "dr-drill",
-    }
-    assert _ask(drill, "rds:AddTagsToResource", db, owned)  # a drill's own instance, later
-    theirs = {**tag, "aws:ResourceTag/stack": "prod"}  # this project's, not a drill's
-    assert not _ask(drill, "rds:AddTagsToResource", db, theirs)
-    assert not _ask(drill, "rds:ModifyDBInstance", db, {"aws:ResourceTag/stack": "prod"})
-    other = "arn:aws:rds:us-west-2:123456789012:pg:dbplatform-prod-postgres16"
-    assert not _ask(drill, "rds:AddTagsToResource", other, tag)  # not a drill's name
-    assert not _ask(
-        drill,
-        "rds:DeleteDBParameterGroup",
-        other,
-        {"aws:ResourceTag/dbplatform:purpose": "dr-drill"},
-    )
-    assert _ask(
-        drill, "rds:DeleteDBParameterGroup", pg, {"aws:ResourceTag/dbplatform:purpose": "dr-drill"}
-    )
+    backup_restored = {**tag, "aws:ResourceTag/stack": "prod"}  # the source's tags
+    generated = [
+        arn.format("db", Names("prod").restore_check_instance("20261202t142100z-3f10f0")),
+        arn.format("db", Names(drill_stack("prod", "3f10f0")).primary),
+        arn.format("pg", Names(drill_stack("prod", "3f10f0")).parameter_group("postgres16")),
+    ]
+    for resource in generated:
+        assert _ask(drill, "rds:AddTagsToResource", resource, tag), resource
+    for resource in generated[:2]:
+        assert _ask(drill, "rds:AddTagsToResource", resource, backup_restored), resource
+    declared = [
+        Names("prod").primary,
+        Names("prod").replica("rc-1"),
+        Names("prod").replica("drill-1"),
+        Names("a-drill-b").primary,
+        Names("ops-rc-2026").primary,
+    ]
+    for ident in declared:
+        assert not _ask(drill, "rds:AddTagsToResource", arn.format("db", ident), tag), ident
+        assert not _ask(drill, "rds:DeleteDBInstance", arn.format("db", ident), {}), ident
+    other_pg = arn.format("pg", Names("prod").parameter_group("postgres16"))
+    assert not _ask(drill, "rds:AddTagsToResource", other_pg, tag)
+    purpose = {"aws:ResourceTag/dbplatform:purpose": "dr-drill"}
+    assert not _ask(drill, "rds:DeleteDBParameterGroup", other_pg, purpose)
+    assert _ask(drill, "rds:DeleteDBParameterGroup", generated[2], purpose)
 
 
 # A small evaluator of the IAM policy language, for the cases the security review (S-1, S-7, S-9)

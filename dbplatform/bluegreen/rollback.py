@@ -11,7 +11,6 @@ the soak period.
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import replace
 from datetime import timedelta
 from typing import Any
@@ -44,6 +43,7 @@ from dbplatform.bluegreen.model import (
     SWITCHOVER_IN_PROGRESS,
     BgState,
     Deployment,
+    describe_snapshot,
     get_deployment,
     read_raw_state,
     restore_raw_state,
@@ -227,8 +227,17 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         matches = accepted is not None and parse_iso(accepted) == parse_iso(since)
     except ValueError:
         matches = False
-    snapshot = state.rollback_snapshot or rds_identifier(
-        primary, "pre-rollback", short_id(state.deployment_id or "manual")
+    # A resumed rollback keeps the snapshot it took; a new attempt takes its own (named with
+    # its run), never one an earlier attempt left, which may lack the writes made since.
+    snapshot = (
+        state.rollback_snapshot
+        if state.phase == ROLLING_BACK and state.rollback_snapshot
+        else rds_identifier(
+            primary,
+            "pre-rollback",
+            short_id(state.deployment_id or "manual"),
+            ctx.run_id.rsplit("-", 1)[-1],
+        )
     )
     if state.phase != ROLLING_BACK and not matches:
         given = (
@@ -290,8 +299,15 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         if not fence_set:
             # nothing was fenced or renamed: the record goes back to what it was, verbatim
             if not resuming:
-                with contextlib.suppress(Exception):  # the first error is the one to report
+                try:  # the first error is the one to report; these are said as warnings
                     restore_raw_state(ctx, previous)
+                    if describe_snapshot(rds, snapshot) is not None:
+                        ctx.out.warn(
+                            f"snapshot {snapshot} was started and is kept (storage is billed "
+                            "until you delete it); a new rollback takes its own"
+                        )
+                except Exception as again:
+                    ctx.out.warn(f"the blue/green record could not be put back ({again})")
             raise
         read_only = (
             f"The databases of {primary} are fenced read-only and the rollback is recorded: "

@@ -622,15 +622,18 @@ def _apply_parameters(
             for g in inst.get("DBParameterGroups") or []
         }
 
+    def applied(inst: dict[str, Any]) -> dict[str, Any]:
+        if "failed-to-apply" in groups(inst).values():  # waiting longer changes nothing
+            raise Failed(
+                f"the parameter group of {ident} failed to apply ({groups(inst)}): check its "
+                "parameters in the RDS console; the instance is kept"
+            )
+        return inst
+
     def look(done: Callable[[dict[str, Any]], bool]) -> Callable[[], Poll[dict[str, Any]]]:
         def poll() -> Poll[dict[str, Any]]:
-            inst = describe_instance(rds, ident) or {}
+            inst = applied(describe_instance(rds, ident) or {})
             text = f"{inst.get('DBInstanceStatus')}, parameters {groups(inst)}"
-            if "failed-to-apply" in groups(inst).values():  # waiting longer changes nothing
-                raise Failed(
-                    f"the parameter group of {ident} failed to apply ({text}): check its "
-                    "parameters in the RDS console; the instance is kept"
-                )
             return Poll(done(inst), text, inst)
 
         return poll
@@ -642,6 +645,7 @@ def _apply_parameters(
 
     stop = "the instance did not settle within the run's --timeout; it is kept, see the report"
 
+    applied(db)
     if not settled(db):  # a reboot is refused while the instance is modifying or backing up
         waited = ctx.wait_for(
             f"{ident} to settle", look(settled), timeout=budget.left(), on_timeout=stop

@@ -499,6 +499,54 @@ def test_a_restore_whose_parameter_group_is_pending_reboot_is_rebooted_once(
     assert phases["reboot to apply the parameter group"]["status"] == "done"
 
 
+@pytest.mark.parametrize("state", ["failed-to-apply", "backing-up"])
+def test_a_restore_whose_parameters_cannot_apply_fails_and_one_busy_is_waited_for(
+    prod_with_dr_copy: DrEnv, state: str
+) -> None:
+    """failed-to-apply ends the run at once, no reboot; an instance busy backing up (RDS
+    refuses a reboot then: botocore rds RebootDBInstance, InvalidDBInstanceStateFault) is
+    waited for before the reboot."""
+    dr = prod_with_dr_copy
+    reboots: list[str] = []
+    seen: list[str] = []
+
+    def report(parsed: dict[str, Any], **_: Any) -> None:
+        for db in parsed.get("DBInstances", []):
+            if "-drill-" not in db["DBInstanceIdentifier"] or reboots:
+                continue
+            seen.append(db["DBInstanceStatus"])
+            groups = db.get("DBParameterGroups", [])
+            if state == "failed-to-apply":
+                for group in groups:
+                    group["ParameterApplyStatus"] = "failed-to-apply"
+            else:  # available but still applying, then busy, then ready for the reboot
+                for group in groups:
+                    group["ParameterApplyStatus"] = (
+                        "applying" if len(seen) == 1 else "pending-reboot"
+                    )
+                if len(seen) == 2:
+                    db["DBInstanceStatus"] = "backing-up"
+
+    def reboot(params: dict[str, Any], **_: Any) -> None:
+        reboots.append(str(seen[-1:]))
+
+    session = session_with(
+        [
+            ("after-call.rds.DescribeDBInstances", report),
+            ("provide-client-params.rds.RebootDBInstance", reboot),
+        ]
+    )
+    run = dr.main(main, "drill", "--stack", "prod", "--no-pulumi", "--json", session=session)
+    if state == "failed-to-apply":
+        assert run.code == 1 and reboots == [], run.text
+        assert "failed to apply" in run.json["message"]
+    else:
+        assert run.code == 0, run.text
+        # waited out `applying` and the backup, then rebooted an available instance
+        assert seen[:2] == ["available", "available"] and reboots == ["['available']"]
+        assert len(seen) >= 3
+
+
 def test_every_call_of_a_drill_and_the_janitor_is_one_the_drills_role_allows(
     prod_with_dr_copy: DrEnv,
 ) -> None:

@@ -316,7 +316,7 @@ def test_a_start_cut_short_still_lets_a_deleted_deployment_be_told_apart(aws: Aw
     assert aws.record("staging")["phase"] == "promoted"
 
 
-@pytest.mark.parametrize("fault", ["aws-error", "ctrl-c"])
+@pytest.mark.parametrize("fault", ["aws-error", "ctrl-c", "ctrl-c-after-snapshot"])
 def test_a_rollback_stopped_before_anything_changed_leaves_the_record_as_it_was(
     aws: AwsEnv, fault: str
 ) -> None:
@@ -331,14 +331,29 @@ def test_a_rollback_stopped_before_anything_changed_leaves_the_record_as_it_was(
             raise KeyboardInterrupt
         return query_error(400, "SnapshotQuotaExceeded")
 
-    session = session_with([("before-send.rds.CreateDBSnapshot", snapshot_fails)])
+    def taken(**_: Any) -> None:
+        raise KeyboardInterrupt  # the snapshot call went through; Ctrl-C right after
+
+    hook = (
+        ("after-call.rds.CreateDBSnapshot", taken)
+        if fault == "ctrl-c-after-snapshot"
+        else ("before-send.rds.CreateDBSnapshot", snapshot_fails)
+    )
     args = ("rollback", "--stack", "staging", "--accept-data-window", since, "--yes")
-    run = aws.main(*args, session=session)
-    assert run.code == (130 if fault == "ctrl-c" else 1), run.text
+    run = aws.main(*args, session=session_with([hook]))
+    assert run.code == (1 if fault == "aws-error" else 130), run.text
     assert aws.parameters()["/dbplatform/staging/ops/bluegreen"] == record
     assert aws.instances()[PRIMARY] == "17.2" and PRIMARY + "-new1" not in aws.instances()
     again = aws.main("promote", "--stack", "staging", "--yes")
     assert again.code == 0 and again.stdout.startswith("nothing to do"), again.text
+    if fault == "ctrl-c-after-snapshot":
+        # the started snapshot is said and kept; a new rollback takes its own, fresh one
+        (first,) = [s for s in aws.manual_snapshots() if "-pre-rollback-" in s]
+        assert f"snapshot {first} was started and is kept" in run.stderr
+        done = aws.main(*args)
+        assert done.code == 0, done.text
+        later = [s for s in aws.manual_snapshots() if "-pre-rollback-" in s]
+        assert len(later) == 2 and first in later
 
 
 def test_an_interrupted_rollback_finishes_on_rerun(aws: AwsEnv) -> None:

@@ -102,7 +102,15 @@ def test_a_rollback_cut_after_the_fence_is_set_says_so_and_stays_recorded(
     def dropped(*_: Any, **__: Any) -> Any:
         raise Refused("cannot connect to PostgreSQL at the tunnel: connection refused")
 
-    monkeypatch.setattr(database_checks, "prove_writable_everywhere", dropped)
+    # the connection drops inside the fence itself (after its first ALTER, say): the databases
+    # may be read-only, so the rollback stays recorded
+    fence_writes = database_checks.fence_writes
+
+    def half_fenced(conn: Any) -> None:
+        fence_writes(conn)
+        dropped()
+
+    monkeypatch.setattr(database_checks, "fence_writes", half_fenced)
     try:
         run = _rollback_through_the_tunnel(aws, since, postgres, tls["ca"])
         assert run.code == 1, run.text
