@@ -30,6 +30,8 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from infra.naming import GENERATED_INSTANCES, GENERATED_PARAMETER_GROUPS
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "ci" / "iam"
 PROJECT = "dbplatform"
@@ -420,13 +422,13 @@ _TYPE_EXTRA_WRITES: dict[str, tuple[str, tuple[str, ...]]] = {
 }
 
 # Identifier prefixes of what the drills create (infra/naming.py Names.restore_check_instance:
-# `<project>-<stack>-rc-<run>`; dbplatform/dr/stackfile.py drill_stack: `<stack>-drill-<run>`,
+# `<project>-<stack>-rc-<run>`; infra/naming.py drill_stack: `<stack>-drill-<run>`,
 # so its instances are `<project>-<stack>-drill-<run>-...`) and the purpose tag they carry
 # (dbplatform/dr/restore.py TAG_PURPOSE).
 # Exactly the generated shapes (`?` is one character in IAM's wildcards), so no name the
 # program declares matches by accident: a restore check's `<project>-<stack>-rc-<run id>`
 # (run id `20261202t142100z-3f10f0`) and a drill's primary `<project>-<head>-drill-<6 hex>-pg`.
-DRILL_PREFIXES = (f"{PROJECT}-*-rc-????????t??????z-??????", f"{PROJECT}-*-drill-??????-pg")
+DRILL_PREFIXES = GENERATED_INSTANCES
 DRILL_PURPOSES = ("restore-check", "dr-drill", "dr-rebuild")
 PURPOSE_TAG = "dbplatform:purpose"
 # The SSM parameters a drill writes: the stack's operation locks of the scopes the drills take
@@ -1016,7 +1018,7 @@ def boundary_policy() -> dict[str, object]:
 
 # A drill's parameter group: `Names(drill_stack(S, run)).parameter_group(family)`, i.e.
 # `dbplatform-<S>-drill-<run>-postgres<major>` (infra/naming.py, dbplatform/dr/stackfile.py).
-DRILL_PARAMETER_GROUPS = f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{PROJECT}-*-drill-??????-postgres*"
+DRILL_PARAMETER_GROUPS = f"arn:{_PARTITION}:rds:*:{_ACCOUNT}:pg:{GENERATED_PARAMETER_GROUPS}"
 
 
 def _drill_resources() -> list[str]:

@@ -28,7 +28,7 @@ from typing import Any
 import yaml
 
 from infra import aws_rules
-from infra.naming import PROJECT, STACK_NAME
+from infra.naming import PROJECT, STACK_NAME, Names, drill_stack, generated_shape
 from policy import inputs, instance_classes, windows
 from policy.windows import cron_window
 
@@ -1254,6 +1254,36 @@ def _validate(cfg: StackConfig, p: _Problems) -> None:
         _validate_calendar(cfg, p)
     _validate_dr(cfg, p)
     _validate_restore(cfg, p)
+    _validate_reserved_names(cfg, p)
+
+
+def _validate_reserved_names(cfg: StackConfig, p: _Problems) -> None:
+    """No declared DB identifier or parameter group may have the shape of what a restore check
+    or a drill creates: CI's drills role may tag, change and delete resources so named
+    (infra/naming.py GENERATED_INSTANCES, devtools/iam_policies.py). A drill's own throwaway
+    stack (`restore.sourceStack` S, named `drill_stack(S, run)`) is the one exception."""
+    source = cfg.restore.source_stack
+    if source and cfg.stack == drill_stack(source, cfg.stack.rsplit("-", 1)[-1]):
+        return
+    names = Names(cfg.stack)
+
+    def why(ident: str, shape: str) -> str:
+        return (
+            f"gives {ident}, the shape of what a drill or restore check creates ({shape}), which "
+            "CI's drills role may delete: choose another name"
+        )
+
+    for ident in (
+        names.primary,
+        names.cross_region_replica,
+        names.parameter_group(cfg.parameter_family),
+    ):
+        if shape := generated_shape(ident):
+            p.lines.append(f"{cfg.stack}: stack name {quote(cfg.stack)} {why(ident, shape)}")
+            break
+    for i, r in enumerate(cfg.replicas):
+        if shape := generated_shape(names.replica(r.name)):
+            p.add(f"replicas[{i}].name", r.name, why(names.replica(r.name), shape))
 
 
 # Stacks that hold production data, fixed here rather than only by a line of their stack file: a

@@ -8,6 +8,7 @@ the full name so two long names never collide.
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import re
 from dataclasses import dataclass
@@ -33,6 +34,30 @@ def _clamp(name: str, limit: int) -> str:
         return name
     digest = hashlib.sha256(name.encode()).hexdigest()[:6]
     return f"{name[: limit - 7].rstrip('-')}-{digest}"
+
+
+# What restore checks and drills create, in IAM's wildcards (`?` is one character): a restore
+# check's `<project>-<stack>-rc-<run id>` (run id `20261202t142100z-3f10f0`), a drill's primary
+# `<project>-<stack>-drill-<6 hex>-pg` and its parameter group. The drills CI role may tag,
+# change and delete only resources so named (devtools/iam_policies.py), so no stack may declare
+# one (infra/config.py refuses it), but a drill's own throwaway stack.
+GENERATED_INSTANCES = (f"{PROJECT}-*-rc-????????t??????z-??????", f"{PROJECT}-*-drill-??????-pg")
+GENERATED_PARAMETER_GROUPS = f"{PROJECT}-*-drill-??????-postgres*"
+
+
+def generated_shape(name: str) -> str | None:
+    """The shape of `name` among what restore checks and drills create, else None."""
+    for shape in (*GENERATED_INSTANCES, GENERATED_PARAMETER_GROUPS):
+        if fnmatch.fnmatchcase(name, shape):
+            return shape
+    return None
+
+
+def drill_stack(source: str, run_id: str) -> str:
+    """A throwaway stack name for one drill, unique per run (at most 24 characters)."""
+    tail = f"drill-{run_id}"
+    head = source[: 24 - len(tail) - 1].rstrip("-")
+    return f"{head}-{tail}"
 
 
 def rds_identifier(*parts: str, limit: int = RDS_ID_MAX) -> str:

@@ -132,8 +132,7 @@ def test_the_drill_role_reaches_only_drill_instances() -> None:
     restores = [st for st in drill["Statement"] if st["Sid"] == "RestoreOnlyDrillInstances"]
     assert restores[0]["Condition"]["StringEquals"]["aws:RequestTag/dbplatform:purpose"]
     # The restore-check and DR identifiers the code generates fall under these prefixes.
-    from dbplatform.dr.stackfile import drill_stack
-    from infra.naming import Names
+    from infra.naming import Names, drill_stack
 
     assert Names("prod").restore_check_instance("run1").startswith("dbplatform-prod-rc-")
     assert Names(drill_stack("prod", "run1")).primary.startswith("dbplatform-prod-drill-")
@@ -147,8 +146,7 @@ def test_the_drill_role_tags_only_what_has_the_exact_shape_of_a_drills_name() ->
     a create from a later tagging; an AWS Backup restore gives the instance the source's tags,
     which the drill then tags. So the names decide: only the exact shapes the tool generates,
     which nothing the program declares has (a replica `rc-1`, a stack with `drill` in it)."""
-    from dbplatform.dr.stackfile import drill_stack
-    from infra.naming import Names
+    from infra.naming import Names, drill_stack
 
     drill = POLICIES["drill.json"]
     arn = "arn:aws:rds:us-west-2:123456789012:{}:{}"

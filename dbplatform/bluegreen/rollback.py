@@ -239,6 +239,12 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
             ctx.run_id.rsplit("-", 1)[-1],
         )
     )
+    # the name a real run will use: a new attempt's is named by its own run
+    named = (
+        snapshot
+        if state.phase == ROLLING_BACK and state.rollback_snapshot
+        else f"{snapshot.rsplit('-', 1)[0]}-<run>, named by the run that takes it"
+    )
     if state.phase != ROLLING_BACK and not matches:
         given = (
             f"--accept-data-window {accepted} is not the window's start ({since}). "
@@ -251,11 +257,12 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
             f"every write made to {primary} (PostgreSQL {state.target_version}) since "
             f"{since}: the old blue {primary}{OLD_SUFFIX} (PostgreSQL {state.source_version}) "
             "does not have them. "
-            f"They will stay in snapshot {snapshot}, taken first, and in {primary}{NEW_SUFFIX}, "
+            f"They will stay in a snapshot of {primary} taken first ({named}), and in "
+            f"{primary}{NEW_SUFFIX}, "
             "kept for the soak period. Nothing was changed. To accept that window, re-run: "
             f"dbplatform bluegreen rollback --stack {ctx.stack.name} "
             f"--accept-data-window {since} --yes{sql.flags_given(ctx)}",
-            data={"data_window_start": since, "snapshot": snapshot},
+            data={"data_window_start": since},
         )
     renames = 2 * len(members)
     use_sql = not ctx.dry_run and not sql.skipped(
@@ -366,7 +373,7 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         ctx.mutate(rds, "delete_blue_green_deployment", {"BlueGreenDeploymentIdentifier": dep.id})
     if ctx.dry_run:
         return Result(
-            f"dry run: would snapshot {primary} as {snapshot}, rename {primary} -> "
+            f"dry run: would snapshot {primary} ({named}), rename {primary} -> "
             f"{primary}{NEW_SUFFIX} and {primary}{OLD_SUFFIX} -> {primary}",
             data={"data_window_start": since, "snapshot": snapshot},
         )

@@ -42,13 +42,12 @@ from dbplatform.dr.pitr import DEFAULT_TIMEOUT_MINUTES as pitr
 from dbplatform.dr.points import human
 from dbplatform.dr.restore import TAG_PURPOSE, TAG_RUN, TAG_SOURCE, tags_of
 from dbplatform.dr.restore_check import DEFAULT_TIMEOUT_MINUTES as check
-from dbplatform.dr.stackfile import drill_stack
 from dbplatform.ops import BadUsage, Context, Failed, LockInfo, Refused, Result, error_code
 from dbplatform.ops.clock import parse_iso
 from dbplatform.ops.context import LOCK_SCOPES as OPERATION_LOCK_SCOPES
 from dbplatform.ops.lock import StackLock
 from infra.config import committed_stacks, load_stack
-from infra.naming import Names, rds_identifier
+from infra.naming import Names, drill_stack, rds_identifier
 
 DEFAULT_OLDER_THAN_HOURS = 12.0
 MARGIN_MINUTES = 60

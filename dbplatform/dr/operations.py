@@ -63,7 +63,6 @@ from dbplatform.dr.stackfile import (
     check_target_name,
     default_target_stack,
     derive_values,
-    drill_stack,
     existing_source,
     header_for,
     render,
@@ -81,7 +80,7 @@ from dbplatform.ops import (
 )
 from dbplatform.ops.rds import describe_instance, wait_instance_gone
 from infra.config import ConfigError, StackConfig, load_config, read_stack_values
-from infra.naming import Names
+from infra.naming import Names, drill_stack
 
 COMMAND = "dr"
 TAG_RESTORED_FROM = "dbplatform:restored-from"

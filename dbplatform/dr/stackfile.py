@@ -77,13 +77,6 @@ def default_target_stack(source: str, region: str) -> str:
     return f"{head}-{short}"
 
 
-def drill_stack(source: str, run_id: str) -> str:
-    """A throwaway stack name for one drill, unique per run."""
-    tail = f"drill-{run_id}"
-    head = source[: 24 - len(tail) - 1].rstrip("-")
-    return f"{head}-{tail}"
-
-
 def check_target_name(source: str, target: str) -> None:
     """Raise StackFileError when `target` cannot name a DR stack of `source`."""
     if not STACK_NAME.match(target):

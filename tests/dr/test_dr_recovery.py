@@ -15,9 +15,8 @@ import pytest
 
 from dbplatform.dr.janitor import final_snapshot_id
 from dbplatform.dr.restore import TAG_PURPOSE, TAG_RUN, TAG_SOURCE
-from dbplatform.dr.stackfile import drill_stack
 from dbplatform.ops import LockInfo
-from infra.naming import Names
+from infra.naming import Names, drill_stack
 from scripts.dr import main
 from scripts.heartbeat import main as heartbeat_main
 from tests.dr.conftest import DR, SOURCE, DrEnv, restored_database

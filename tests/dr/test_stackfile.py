@@ -16,13 +16,13 @@ from dbplatform.dr.stackfile import (
     check_target_name,
     default_target_stack,
     derive_values,
-    drill_stack,
     header_for,
     render,
     write,
 )
 from dbplatform.manifest.redact import redact_text
 from infra.config import ConfigError, load_config, load_stack, read_stack_values
+from infra.naming import drill_stack
 from infra.offline import run_program
 
 ROOT = Path(__file__).resolve().parents[2]

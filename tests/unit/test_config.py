@@ -360,3 +360,45 @@ def test_the_prod_stack_cannot_be_declared_non_production_in_its_file() -> None:
     # Any other stack may still choose its tier.
     staging = load_config("staging", with_change(values, "tier", "non-production"), region)
     assert staging.tier == "non-production"
+
+
+def _staging_as(stack: str, **groups: Any) -> Any:
+    values, region = read_stack_values("staging", ROOT)
+    values = {**copy.deepcopy(values), **groups}
+    return load_config(stack, values, region, root=ROOT)
+
+
+@pytest.mark.parametrize(
+    ("stack", "replicas", "says"),
+    [
+        (
+            "ops-drill-weekly",
+            None,
+            "stack name 'ops-drill-weekly' gives dbplatform-ops-drill-weekly-pg",
+        ),
+        ("staging", [{"name": "x-drill-abc123-pg"}], "replicas[0].name"),
+        ("x-rc", [{"name": "a2026120t142100z-abc123"}], None),  # too long a name: its own refusal
+    ],
+)
+def test_no_stack_declares_what_looks_like_a_drills_or_restore_checks_resource(
+    stack: str, replicas: Any, says: str | None
+) -> None:
+    """Review: CI's drills role may tag, change and delete resources of the exact shapes a drill
+    or restore check creates (ci/iam/drill.json), so no stack may declare one."""
+    groups = {} if replicas is None else {"replicas": replicas}
+    with pytest.raises(ConfigError) as refused:
+        _staging_as(stack, **groups)
+    if says:
+        assert says in str(refused.value) and "drills role may delete" in str(refused.value)
+
+
+def test_a_drills_own_stack_may_have_the_drill_shape() -> None:
+    from infra.naming import drill_stack
+
+    own = drill_stack("staging", "abc123")
+    values, region = read_stack_values("staging", ROOT)
+    values = {**copy.deepcopy(values), "restore": {"sourceStack": "staging"}}
+    try:
+        load_config(own, values, region, root=ROOT)
+    except ConfigError as exc:  # other rules of a DR stack may object, never the name
+        assert "drills role may delete" not in str(exc)
