@@ -60,6 +60,11 @@ class SqlTarget:
             "dbname": self.dbname,
             "user": self.user,
             "sslmode": self.sslmode,
+            # libpq's default gssencmode=prefer tries GSSAPI encryption first whenever the
+            # operator has Kerberos credentials, and a GSS-encrypted session uses no TLS at all,
+            # so sslmode's certificate check would not apply (PostgreSQL docs, libpq connection
+            # parameters: gssencmode, sslmode). The verified TLS is the only channel.
+            "gssencmode": "disable",
             "connect_timeout": self.connect_timeout,
             "application_name": "dbplatform",
         }

@@ -58,6 +58,8 @@ def test_verify_full_with_the_ca_bundle_is_the_default(
     info = target.conninfo()
     assert info["sslmode"] == "verify-full"
     assert info["sslrootcert"] == str(bundle)
+    # a GSSAPI-encrypted session would carry no TLS, so no certificate check: never tried
+    assert info["gssencmode"] == "disable"
     # Through a tunnel: connect to 127.0.0.1, check the certificate against the endpoint name.
     assert info["host"] == "db.abc.eu-west-1.rds.amazonaws.com"
     assert info["hostaddr"] == "127.0.0.1" and info["port"] == 6543
