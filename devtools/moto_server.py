@@ -141,11 +141,14 @@ def _own_resource_ids() -> None:
 
     import moto.rds.models
 
+    def new_id() -> str:
+        return "db-" + uuid.uuid4().hex[:26].upper()  # the form of moto's own (nothing reads it)
+
     made = moto.rds.models.DBInstance.__init__
 
     def own_id(self: Any, *args: Any, **kwargs: Any) -> None:
         made(self, *args, **kwargs)
-        self.dbi_resource_id = "db-" + uuid.uuid4().hex[:26].upper()
+        self.dbi_resource_id = new_id()
 
     moto.rds.models.DBInstance.__init__ = own_id  # type: ignore[method-assign]
     # a read replica is a copy of its primary object (copy.copy), not made by __init__
@@ -153,7 +156,7 @@ def _own_resource_ids() -> None:
 
     def replica_own_id(self: Any, *args: Any, **kwargs: Any) -> Any:
         replica = replicate(self, *args, **kwargs)
-        replica.dbi_resource_id = "db-" + uuid.uuid4().hex[:26].upper()
+        replica.dbi_resource_id = new_id()
         return replica
 
     moto.rds.models.RDSBackend.create_db_instance_read_replica = replica_own_id  # type: ignore[method-assign]

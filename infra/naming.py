@@ -36,7 +36,8 @@ def _clamp(name: str, limit: int) -> str:
     return f"{name[: limit - 7].rstrip('-')}-{digest}"
 
 
-# What restore checks and drills create, in IAM's wildcards (`?` is one character): a restore
+# What restore checks and drills create, in IAM's wildcards (IAM User Guide, "IAM JSON policy
+# elements: Resource": `*` is any run of characters, `?` exactly one) and fnmatch's: a restore
 # check's `<project>-<stack>-rc-<run id>` (run id `20261202t142100z-3f10f0`), a drill's primary
 # `<project>-<stack>-drill-<6 hex>-pg` and its parameter group. The drills CI role may tag,
 # change and delete only resources so named (devtools/iam_policies.py), so no stack may declare
@@ -188,6 +189,10 @@ class Names:
     def lock_parameter(self) -> str:
         return f"/{self.project}/{self.stack}/ops/lock"
 
+    def lock(self, scope: str) -> str:
+        """The operations lock of one scope (`bluegreen`, `secrets`, `dr`, `restore-check`)."""
+        return f"{self.lock_parameter}-{scope}"
+
     @property
     def bluegreen_state_parameter(self) -> str:
         """Where `scripts.bluegreen` keeps the phase of a deployment, beside the lock."""
@@ -195,6 +200,8 @@ class Names:
 
     def restore_check_instance(self, run_id: str) -> str:
         """`dbplatform-<stack>-rc-<run id>`. A blue/green cycle never renames it, so it may use
-        all 63 characters: the longest stack name (24) with a run id (23) makes 62, never
-        clamped, so the janitor reads the run id back from every such identifier."""
+        all 63 characters (botocore rds/2014-10-31 RestoreDBInstanceToPointInTimeMessage.
+        TargetDBInstanceIdentifier: 1 to 63 letters, digits or hyphens): the longest stack
+        name (24) with a run id (23) makes 62, never clamped, so the janitor reads the run id
+        back from every such identifier."""
         return rds_identifier(self.prefix, "rc", run_id, limit=RDS_ID_LIMIT)

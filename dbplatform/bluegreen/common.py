@@ -54,28 +54,31 @@ def locate(ctx: Context) -> Cycle:
     return Cycle(state, dep)
 
 
-def member_layout(rds: BaseClient, blue: str) -> str:
-    """Where a member stands: switched | green-aside | restored | other."""
-    here = describe_instance(rds, blue) is not None
-    old = describe_instance(rds, blue + OLD_SUFFIX) is not None
-    new = describe_instance(rds, blue + NEW_SUFFIX) is not None
+def _member(rds: BaseClient, blue: str) -> tuple[dict[str, Any] | None, ...]:
+    """The instances named `<blue>`, `<blue>-old1` and `<blue>-new1` (None: absent)."""
+    return tuple(describe_instance(rds, blue + s) for s in ("", OLD_SUFFIX, NEW_SUFFIX))
+
+
+def _layout(blue: str, here: Any, old: Any, new: Any) -> str:
     if here and old and not new:
         return "switched"
     if new and old and not here:
         return "green-aside"
     if here and new and not old:
         return "restored"
-    return f"other (present: {[n for n, p in ((blue, here), ('-old1', old), ('-new1', new)) if p]})"
+    present = [n for n, p in ((blue, here), ("-old1", old), ("-new1", new)) if p]
+    return f"other (present: {present})"
+
+
+def member_layout(rds: BaseClient, blue: str) -> str:
+    """Where a member stands by its names: switched | green-aside | restored | other."""
+    return _layout(blue, *_member(rds, blue))
 
 
 def blue_ids(rds: BaseClient, members: tuple[tuple[str, str], ...]) -> tuple[tuple[str, str], ...]:
     """(blue, DbiResourceId) of each member's blue, as it is now (before any switchover)."""
-    out = []
-    for blue, _ in members:
-        inst = describe_instance(rds, blue) or {}
-        if inst.get("DbiResourceId"):
-            out.append((blue, str(inst["DbiResourceId"])))
-    return tuple(out)
+    found = ((blue, describe_instance(rds, blue) or {}) for blue, _ in members)
+    return tuple((blue, str(i["DbiResourceId"])) for blue, i in found if i.get("DbiResourceId"))
 
 
 SWITCHED, UNSWITCHED = "switched", "not switched"
@@ -85,8 +88,9 @@ def layout_without_deployment(ctx: Context, state: BgState) -> str:
     """Where a cycle whose deployment is gone stands, from the instances: SWITCHED, UNSWITCHED,
     or a description of anything else (the caller refuses and shows it).
 
-    A renamed instance keeps its DbiResourceId, so the names alone are not trusted: switched
-    means every member's blue (by the resource id recorded at start) is `<blue>-old1` and
+    A renamed instance keeps its DbiResourceId ("immutable": botocore rds/2014-10-31
+    DBInstance.DbiResourceId), so the names alone are not trusted: switched means every
+    member's blue (by the resource id recorded before the switchover) is `<blue>-old1` and
     another instance holds `<blue>`; not switched means the blue still holds its name. A stale
     `<blue>-old1` of an earlier cycle, or a rollback half done, is neither. The deployment goes
     when deleted from the console, as RDS allows after a switchover (only without
@@ -102,18 +106,14 @@ def layout_without_deployment(ctx: Context, state: BgState) -> str:
         )
     seen = []
     for blue in members:
-        here = describe_instance(rds, blue)
-        old = describe_instance(rds, blue + OLD_SUFFIX)
-        new = describe_instance(rds, blue + NEW_SUFFIX)
+        here, old, new = _member(rds, blue)
         rid = recorded[blue]
         if new is None and here is not None and here.get("DbiResourceId") == rid:
             seen.append(UNSWITCHED)
-        elif (
-            new is None and here is not None and old is not None and old.get("DbiResourceId") == rid
-        ):
+        elif new is None and here is not None and (old or {}).get("DbiResourceId") == rid:
             seen.append(SWITCHED)
         else:
-            seen.append(f"{blue}: {member_layout(rds, blue)}")
+            seen.append(f"{blue}: {_layout(blue, here, old, new)}")
     if all(x == SWITCHED for x in seen):
         return SWITCHED
     if all(x == UNSWITCHED for x in seen):
@@ -143,7 +143,7 @@ def require_primary(ctx: Context) -> None:
 def state_from_deployment(ctx: Context, dep: Deployment) -> BgState:
     """A record for a deployment this tool did not start (console, another tool) or lost."""
     rds = ctx.client("rds")
-    members = tuple((m.source, m.target) for m in dep.members) or ((dep.source, dep.target),)
+    members = dep.pairs
     blue = describe_instance(rds, members[0][0]) or {}
     green = describe_instance(rds, members[0][1]) or {}
     return BgState(

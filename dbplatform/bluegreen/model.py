@@ -103,6 +103,12 @@ class Deployment:
             tasks=tuple((t.get("Name", "?"), t.get("Status", "?")) for t in d.get("Tasks", [])),
         )
 
+    @property
+    def pairs(self) -> tuple[tuple[str, str], ...]:
+        """(blue, green) of each member, as `BgState.members` records them; the deployment's
+        own source and target when it lists no member yet."""
+        return tuple((m.source, m.target) for m in self.members) or ((self.source, self.target),)
+
     def summary(self) -> dict[str, Any]:
         return {
             "id": self.id,

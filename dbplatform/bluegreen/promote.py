@@ -237,7 +237,6 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
                 "(kept); nothing was switched:\n" + "\n".join(f"  - {p}" for p in again),
                 data={"problems": again, "snapshot": snapshot},
             )
-    members = tuple((m.source, m.target) for m in dep.members) or ((dep.source, dep.target),)
     state = write_state(
         ctx,
         replace(
@@ -247,8 +246,8 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
             run_id=ctx.run_id,
             # who blue is, by resource id, for a re-run that finds the deployment gone: the
             # members from the live deployment (a start cut short recorded none)
-            members=members,
-            blue_ids=state.blue_ids or blue_ids(rds, members),
+            members=dep.pairs,
+            blue_ids=state.blue_ids or blue_ids(rds, dep.pairs),
         ),
         SWITCHING,
     )

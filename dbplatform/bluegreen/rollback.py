@@ -227,33 +227,21 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
         matches = accepted is not None and parse_iso(accepted) == parse_iso(since)
     except ValueError:
         matches = False
-    # A resumed rollback keeps the snapshot it took; a new attempt takes its own (named with
-    # its run), never one an earlier attempt left, which may lack the writes made since.
-    snapshot = (
-        state.rollback_snapshot
-        if state.phase == ROLLING_BACK and state.rollback_snapshot
-        else rds_identifier(
-            primary,
-            "pre-rollback",
-            short_id(state.deployment_id or "manual"),
-            ctx.run_id.rsplit("-", 1)[-1],
-        )
-    )
-    # the name a real run will use: a new attempt's is named by its own run
-    named = (
-        snapshot
-        if state.phase == ROLLING_BACK and state.rollback_snapshot
-        else f"{snapshot.rsplit('-', 1)[0]}-<run>, named by the run that takes it"
-    )
-    if state.phase != ROLLING_BACK and not matches:
-        given = (
-            f"--accept-data-window {accepted} is not the window's start ({since}). "
-            if accepted is not None
-            else ""
+    resuming = state.phase == ROLLING_BACK
+    # A resumed rollback keeps the snapshot it took; a new attempt takes its own, named with its
+    # run, never one an earlier attempt left, which may lack the writes made since.
+    base = rds_identifier(primary, "pre-rollback", short_id(state.deployment_id or "manual"))
+    kept = state.rollback_snapshot if resuming else None
+    snapshot = kept or rds_identifier(base, ctx.run_id.rsplit("-", 1)[-1])
+    named = kept or f"{base}-<run>, named by the run that takes it"  # what a real run takes
+    if not resuming and not matches:
+        wrong = (
+            ""
+            if accepted is None
+            else f"--accept-data-window {accepted} is not the window's start ({since}); "
         )
         raise Refused(
-            f"{given}{'R' if given else 'r'}olling back after the switchover loses, from the "
-            "serving database, "
+            f"{wrong}rolling back after the switchover loses, from the serving database, "
             f"every write made to {primary} (PostgreSQL {state.target_version}) since "
             f"{since}: the old blue {primary}{OLD_SUFFIX} (PostgreSQL {state.source_version}) "
             "does not have them. "
@@ -284,7 +272,6 @@ def _reverse(ctx: Context, state: BgState, dep: Deployment | None) -> Result:
     # other command acts on a half-done one). A refusal or failure before the fence changed
     # anything puts the record back as it was: exit 3 means nothing changed, and the operator
     # may still decide against the rollback.
-    resuming = state.phase == ROLLING_BACK
     previous = None if resuming else read_raw_state(ctx)
     state = write_state(
         ctx, replace(state, rollback_snapshot=snapshot, run_id=ctx.run_id), ROLLING_BACK

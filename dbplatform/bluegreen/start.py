@@ -183,7 +183,7 @@ def _wait_and_report(
 ) -> Result:
     with ctx.out.phase("wait for green"):
         dep = wait_ready(ctx, state.deployment_id, ctx.args.timeout * 60.0)
-    members = tuple((m.source, m.target) for m in dep.members)
+    members = dep.pairs
     fresh = state.members != members
     if fresh or not state.blue_ids:
         rds = ctx.client("rds")

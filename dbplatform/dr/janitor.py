@@ -37,6 +37,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from dbplatform.dr.operations import COMMAND as DR_COMMAND
 from dbplatform.dr.operations import DEFAULT_TIMEOUT_MINUTES as rebuild
 from dbplatform.dr.pitr import DEFAULT_TIMEOUT_MINUTES as pitr
 from dbplatform.dr.points import human
@@ -59,8 +60,8 @@ _DRILL_RUN = re.compile(r"-drill-([a-z0-9]+)-pg$")
 LOCK_SCOPES = (OPERATION_LOCK_SCOPES["restore_check"], "dr")
 """the lock scopes of the runs whose leftovers the janitor removes (`Context.lock_scope` of
 `restore-check` and `dr`): the drills job may touch only these (ci/iam/drill.json)"""
-DRILL_OPERATION = "dr drill"
-"""the operation a drill's lock names (`Context.command`)"""
+DRILL_OPERATION = f"{DR_COMMAND} drill"
+"""the operation a drill's lock names (`Context.command`: the command and its operation)"""
 UNSNAPSHOTTABLE = ("failed", "incompatible-restore", "incompatible-network")
 """states in which RDS deletes an instance only with SkipFinalSnapshot (botocore
 rds/2014-10-31 DeleteDBInstanceMessage.SkipFinalSnapshot): a restore that failed leaves one"""
@@ -235,14 +236,10 @@ def find(ctx: Context, regions: list[str], bound: timedelta) -> list[Orphan]:
     return out
 
 
-def _lock_name(ctx: Context, scope: str) -> str:
-    return f"{ctx.stack.names.lock_parameter}-{scope}"  # as `Context.lock` names it
-
-
 def _stale_lock(
     ctx: Context, region: str, scope: str, now: datetime, bound: timedelta
 ) -> Orphan | None:
-    name = _lock_name(ctx, scope)
+    name = ctx.stack.names.lock(scope)
     try:
         value = ctx.client("ssm", region).get_parameter(Name=name)["Parameter"]["Value"]
     except ClientError as exc:
@@ -295,7 +292,8 @@ def remove(ctx: Context, orphan: Orphan, bound: timedelta) -> None:
         ctx.mutate(rds, "delete_db_instance", params)
     elif orphan.kind == "db-parameter-group":
         ctx.mutate(rds, "delete_db_parameter_group", {"DBParameterGroupName": orphan.id})
-    elif orphan.seen is not None:
+    else:  # a lock: `_stale_lock` always records what it held
+        assert orphan.seen is not None
         lock = StackLock(
             ctx,
             parameter=orphan.id,

@@ -12,7 +12,7 @@ restore points, networking, the lock and the restore all live in the target regi
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -49,6 +49,7 @@ from dbplatform.dr.restore import (
     delete_run_instance,
     find_groups,
     parameter_group_exists,
+    parameter_status,
     restore_call,
     start,
     tag_list,
@@ -73,7 +74,6 @@ from dbplatform.ops import (
     BadUsage,
     Context,
     Failed,
-    Poll,
     Refused,
     Result,
     error_code,
@@ -608,49 +608,12 @@ def _apply_parameters(
     between modifying a group and creating an instance with it (botocore rds/2014-10-31
     ModifyDBParameterGroup); static parameters (shared_preload_libraries: pg_cron, which the
     heartbeat check needs) apply only at a reboot (DBParameterGroupStatus.ParameterApplyStatus
-    `pending-reboot`; `applying` is waited out first). The instance this run restored serves
-    nobody yet: a reboot costs a minute or two, where waiting before every restore would add
+    `pending-reboot`; `wait_available` has waited out `applying`). The instance this run restored
+    serves nobody yet: a reboot costs a minute or two, where waiting before every restore would add
     five to the recovery time. An instance an earlier run restored (resumed) may be in use: it
     is never rebooted, the report says how to."""
-    rds = ctx.client("rds", run.region)
     ident = str(db["DBInstanceIdentifier"])
-
-    def groups(inst: dict[str, Any]) -> dict[str, str]:
-        return {
-            str(g.get("DBParameterGroupName")): str(g.get("ParameterApplyStatus"))
-            for g in inst.get("DBParameterGroups") or []
-        }
-
-    def applied(inst: dict[str, Any]) -> dict[str, Any]:
-        if "failed-to-apply" in groups(inst).values():  # waiting longer changes nothing
-            raise Failed(
-                f"the parameter group of {ident} failed to apply ({groups(inst)}): check its "
-                "parameters in the RDS console; the instance is kept"
-            )
-        return inst
-
-    def look(done: Callable[[dict[str, Any]], bool]) -> Callable[[], Poll[dict[str, Any]]]:
-        def poll() -> Poll[dict[str, Any]]:
-            inst = applied(describe_instance(rds, ident) or {})
-            text = f"{inst.get('DBInstanceStatus')}, parameters {groups(inst)}"
-            return Poll(done(inst), text, inst)
-
-        return poll
-
-    def settled(inst: dict[str, Any]) -> bool:
-        return inst.get("DBInstanceStatus") == "available" and (
-            "applying" not in groups(inst).values()
-        )
-
-    stop = "the instance did not settle within the run's --timeout; it is kept, see the report"
-
-    applied(db)
-    if not settled(db):  # a reboot is refused while the instance is modifying or backing up
-        waited = ctx.wait_for(
-            f"{ident} to settle", look(settled), timeout=budget.left(), on_timeout=stop
-        )
-        db = waited or db
-    pending = sorted(g for g, status in groups(db).items() if status == "pending-reboot")
+    pending = sorted(g for g, status in parameter_status(db).items() if status == "pending-reboot")
     if not pending:
         return db
     if not run.instance_ours:
@@ -663,14 +626,9 @@ def _apply_parameters(
         ctx.out.warn(note)
         return db
     with _phase(ctx, run, "reboot to apply the parameter group") as detail:
+        rds = ctx.client("rds", run.region)
         ctx.mutate(rds, "reboot_db_instance", {"DBInstanceIdentifier": ident})
-        rebooted = ctx.wait_for(
-            f"reboot of {ident}",
-            look(lambda i: settled(i) and set(groups(i).values()) <= {"in-sync"}),
-            timeout=budget.left(),
-            on_timeout=stop,
-        )
-        db = rebooted or db
+        db = wait_available(ctx, run.region, ident, timeout=budget.left(), in_sync=True)
         detail.append(f"{', '.join(pending)} was pending-reboot; in-sync after the reboot")
     return db
 

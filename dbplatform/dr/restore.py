@@ -299,8 +299,22 @@ def start(ctx: Context, call: Call, region: str, identifier: str) -> dict[str, A
     return response
 
 
-def wait_available(ctx: Context, region: str, identifier: str, *, timeout: float) -> dict[str, Any]:
-    """Wait until the instance is available; Failed when it enters a state it never leaves."""
+def parameter_status(db: dict[str, Any]) -> dict[str, str]:
+    """Parameter group -> its ParameterApplyStatus on the instance (botocore rds/2014-10-31
+    DBParameterGroupStatus: applying, failed-to-apply, in-sync, pending-database-upgrade,
+    pending-reboot)."""
+    return {
+        str(g.get("DBParameterGroupName")): str(g.get("ParameterApplyStatus"))
+        for g in db.get("DBParameterGroups") or []
+    }
+
+
+def wait_available(
+    ctx: Context, region: str, identifier: str, *, timeout: float, in_sync: bool = False
+) -> dict[str, Any]:
+    """Wait until the instance is available and its parameter groups no longer `applying`
+    (`in_sync`: every group in-sync, as after a reboot that applies them); Failed when it
+    enters a state it never leaves, or a group fails to apply."""
     rds = ctx.client("rds", region)
 
     def poll() -> Poll[dict[str, Any]]:
@@ -310,7 +324,16 @@ def wait_available(ctx: Context, region: str, identifier: str, *, timeout: float
         status = str(db.get("DBInstanceStatus"))
         if status in FAILED_STATES:
             raise Failed(f"restored instance {identifier} is {status}; see its RDS events")
-        return Poll(status == "available", status, db)
+        groups = parameter_status(db)
+        if "failed-to-apply" in groups.values():  # waiting longer changes nothing
+            raise Failed(
+                f"the parameter group of restored instance {identifier} failed to apply "
+                f"({groups}); check its parameters in the RDS console"
+            )
+        settled = (
+            set(groups.values()) <= {"in-sync"} if in_sync else "applying" not in groups.values()
+        )
+        return Poll(status == "available" and settled, f"{status}, parameters {groups}", db)
 
     db = ctx.wait_for(f"{identifier} available", poll, timeout=timeout)
     assert db is not None

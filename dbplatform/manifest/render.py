@@ -364,10 +364,9 @@ def overview(m: Manifest) -> str:
         if pitr:
             lines.append('    pitr["PITR backups<br/>(automated backups replication)"]')
         if dr_alarms or dr_rules:
-            watch = [f"{len(dr_alarms)} CloudWatch alarms"] * bool(dr_alarms) + [
-                f"{len(dr_rules)} event rules"
-            ] * bool(dr_rules)
-            lines.append(f'    aldr["{"<br/>".join(watch)}"]')
+            counts = ((len(dr_alarms), "CloudWatch alarms"), (len(dr_rules), "event rules"))
+            watch = "<br/>".join(f"{n} {what}" for n, what in counts if n)
+            lines.append(f'    aldr["{watch}"]')
         for t in dr_topics:
             lines.append(f'    {_topic_id(m, t)}{{{{"SNS {_severity(m, t)}"}}}}')
         lines.append("  end")

@@ -126,7 +126,6 @@ def add_operation(
     subparsers: argparse._SubParsersAction[argparse.ArgumentParser], op: Operation
 ) -> argparse.ArgumentParser:
     """Add `op` as a subcommand with the common flags; returns its parser for extra flags."""
-    # allow_abbrev=False: `--ign` must not read as --ignore-lag (a gate skipped by a prefix)
     # allow_abbrev off: `--ign` must not read as --ignore-lag (a gate skipped by a prefix)
     parser = subparsers.add_parser(
         op.name, help=op.help, description=op.help, allow_abbrev=False, epilog=EXIT_CODES

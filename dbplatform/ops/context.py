@@ -211,7 +211,7 @@ class Context:
         scope = self.lock_scope
         lock = StackLock(
             self,
-            parameter=f"{self.stack.names.lock_parameter}-{scope}",
+            parameter=self.stack.names.lock(scope),
             stack=self.stack.name if where == self.stack.region else f"{self.stack.name} ({where})",
             owner=f"{local_user()} ({self.identity(where) or 'unknown principal'})",
             operation=self.command,

@@ -21,6 +21,7 @@ def test_names_are_deterministic_and_readable() -> None:
     assert n.topic("critical") == "dbplatform-prod-alarms-critical"
     assert n.final_snapshot(n.primary) == "dbplatform-prod-pg-final"
     assert n.lock_parameter == "/dbplatform/prod/ops/lock"
+    assert n.lock("dr") == "/dbplatform/prod/ops/lock-dr"  # each scope's own parameter
     assert n.bluegreen_state_parameter == "/dbplatform/prod/ops/bluegreen"
     # scripts find these by name: restore checks assume the role, rotate_secret reads the logs
     assert n.backup_role == "dbplatform-prod-backup"
