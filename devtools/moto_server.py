@@ -142,7 +142,7 @@ def _own_resource_ids() -> None:
     import moto.rds.models
 
     def new_id() -> str:
-        return "db-" + uuid.uuid4().hex[:26].upper()  # the form of moto's own (nothing reads it)
+        return "db-" + uuid.uuid4().hex[:26].upper()  # moto's own form
 
     made = moto.rds.models.DBInstance.__init__
 

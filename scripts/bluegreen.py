@@ -27,6 +27,7 @@ from dbplatform.ops import (
     run_command,
     timeout_minutes,
 )
+from dbplatform.ops.cli import EXIT_CODES
 
 PROG = prog("bluegreen")
 DEFAULT_SOAK_DAYS = 7
@@ -97,8 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
         allow_abbrev=False,
         prog=PROG,
         description=__doc__,
-        epilog="exit codes: 0 done or nothing to do; 1 failed; 2 bad usage/config; 3 refused "
-        "(nothing changed); 130 interrupted (re-run the same command to resume)",
+        epilog=EXIT_CODES,
     )
     sub = parser.add_subparsers(required=True, metavar="COMMAND", title="commands")
 

@@ -19,6 +19,7 @@ from dbplatform.dr.operations import (
     COMMAND,
     DEFAULT_TIMEOUT_MINUTES,
     check_drill_flags,
+    dr_region,
     drill,
     rebuild,
     restore_points,
@@ -29,7 +30,6 @@ from dbplatform.dr.sql import DEFAULT_QUERIES, Connect, sql_ready
 from dbplatform.entry import prog
 from dbplatform.ops import (
     Clock,
-    Context,
     Operation,
     add_operation,
     run_command,
@@ -102,12 +102,6 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
     )
 
 
-def _dr_region(ctx: Context) -> str | None:
-    """Where a DR command works, so STS is asked there and not in the source region, which may
-    be the one that is down (docs/dr.md): --region, else the stack's dr.region."""
-    return getattr(ctx.args, "region", None) or ctx.stack.config.dr.region
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         allow_abbrev=False,
@@ -123,7 +117,7 @@ def build_parser() -> argparse.ArgumentParser:
             "restore-points",
             "every way to recover the stack's database in a region, freshest first",
             restore_points,
-            who_region=_dr_region,
+            who_region=dr_region,
             locks=False,
             read_only=True,
         ),
@@ -144,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
             "rebuild",
             "rebuild the stack's environment in another region from a restore point",
             rebuild,
-            who_region=_dr_region,
+            who_region=dr_region,
             locks=False,
         ),
     )
@@ -155,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
             "drill",
             "rebuild into a throwaway stack, verify, report, tear everything down",
             drill,
-            who_region=_dr_region,
+            who_region=dr_region,
             validate=check_drill_flags,
             locks=False,
         ),
@@ -168,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
             "give a rebuilt stack the source's application secrets and a master secret that "
             "matches its restored instance",
             secrets_op,
-            who_region=_dr_region,
+            who_region=dr_region,
             locks=False,  # takes the DR lock in the target region itself
         ),
     )

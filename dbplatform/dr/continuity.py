@@ -141,10 +141,11 @@ def command(source: str, target: str, region: str) -> str:
 
 def secrets_op(ctx: Context) -> Result:
     """The `dr secrets` operation: carry() for the DR stack NEW of the stack, in the DR region."""
+    from dbplatform.dr.operations import dr_region
     from dbplatform.dr.stackfile import default_target_stack
 
     cfg = ctx.stack.config
-    region = ctx.args.region or cfg.dr.region
+    region = dr_region(ctx)
     if region is None:
         raise BadUsage(f"stack {cfg.stack} has no DR region (dr.region): pass --region")
     target = ctx.args.as_stack or default_target_stack(cfg.stack, region)

@@ -96,9 +96,15 @@ TEARDOWN_SECONDS = 60 * 60.0
 # ---------------------------------------------------------------------------------------------
 
 
+def dr_region(ctx: Context) -> str | None:
+    """Where a DR command works: `--region`, else the stack's `dr.region` (None: neither). STS
+    is asked there too, not in the source region, which may be the one that is down."""
+    return getattr(ctx.args, "region", None) or ctx.stack.config.dr.region
+
+
 def _target_region(ctx: Context, *, allow_own: bool) -> str:
     cfg = ctx.stack.config
-    region = ctx.args.region or cfg.dr.region
+    region = dr_region(ctx)
     if region is None:
         raise BadUsage(
             f"stack {cfg.stack} has no DR region (dr.region in Pulumi.{cfg.stack}.yaml): "
