@@ -9,6 +9,7 @@ import json
 import os
 import pickle
 import shutil
+import signal
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -169,6 +170,12 @@ _SHARED_RUNS = "DBPLATFORM_TEST_RUNS"
 
 def pytest_configure(config: pytest.Config) -> None:
     if not hasattr(config, "workerinput"):
+        if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+            # Started in the background of a non-interactive shell (`make test &` in a script),
+            # the run inherits SIGINT ignored, and so would every worker and command it starts:
+            # Python keeps an inherited ignore. The tests that send a command SIGINT (a CI
+            # cancellation, an operator's Ctrl-C) need it delivered as a terminal would.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
         os.environ[_SHARED_RUNS] = folder = tempfile.mkdtemp(prefix="dbplatform-runs-")
         config.add_cleanup(lambda: shutil.rmtree(folder, True))
         # The test processes' moto servers are forked from one warmed process (a fresh one
@@ -286,9 +293,9 @@ def run_variant() -> Callable[..., Recording]:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def postgres() -> Iterator[PgServer]:
     """A real PostgreSQL server on 127.0.0.1 for this test process (tests/postgres.py)."""
-    with running(tmp_path_factory.mktemp("postgres")) as server:
+    with running() as server:
         yield server
 
 

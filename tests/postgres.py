@@ -195,19 +195,29 @@ def stop(server: PgServer) -> None:
         os.kill(server.pid, signal.SIGKILL)
 
 
+def _scratch_parent() -> str | None:
+    """Where a throwaway cluster goes: the machine's memory-backed /dev/shm when there is one.
+
+    A worker's cluster grows by one database (~7.5 MB copied from template1) per data test and
+    is removed when the worker ends. On a disk mounted with `discard`, as this project's CI
+    machines are, removing it cost each worker about 5 s of wall time at the end of the run;
+    in memory it is a few milliseconds, and each CREATE DATABASE about half as long.
+    """
+    shm = "/dev/shm"
+    if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return None  # the system temporary directory
+
+
 @contextlib.contextmanager
-def running(base: Path) -> Iterator[PgServer]:
-    """A server for the block. Under root the cluster lives in its own folder in the system
-    temporary directory: pytest's folders are private to root, and the server's user must be
-    able to reach its data directory."""
-    owned = None
-    if _run_as() is not None:
-        owned = Path(tempfile.mkdtemp(prefix="dbplatform-pg-"))
-        base = owned / "cluster"
-    server = start(base)
+def running() -> Iterator[PgServer]:
+    """A server for the block, its cluster in a folder of its own, removed after it: in memory
+    where the machine has /dev/shm, else in the system temporary directory (not in pytest's
+    folders, which under root are private, while the server's user must reach its data)."""
+    owned = Path(tempfile.mkdtemp(prefix="dbplatform-pg-", dir=_scratch_parent()))
+    server = start(owned / "cluster")
     try:
         yield server
     finally:
         stop(server)
-        if owned is not None:
-            shutil.rmtree(owned, ignore_errors=True)
+        shutil.rmtree(owned, ignore_errors=True)

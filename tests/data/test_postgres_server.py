@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -35,10 +34,12 @@ def test_a_wrong_password_is_refused(postgres: PgServer) -> None:
         psycopg.connect(**postgres.conninfo(password="not-it"))
 
 
-def test_stopping_by_pid_ends_the_server(tmp_path: Path) -> None:
-    with running(tmp_path / "pg") as server:
+def test_stopping_by_pid_ends_the_server_and_removes_its_cluster() -> None:
+    with running() as server:
         with server.connect() as conn:
             assert conn.execute("SELECT 1").fetchone() == (1,)
-        pid = server.pid
+        pid, cluster = server.pid, server.datadir.parent
+        assert (server.datadir / "PG_VERSION").is_file()
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+    assert not cluster.parent.exists()
