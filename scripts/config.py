@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from dbplatform.cmdline import parse_args
 from dbplatform.entry import USAGE, prog, run_main
 from infra.config import NAMESPACE, ConfigError, Secret, StackConfig, camel, load_stack, project_dir
 
@@ -68,7 +69,7 @@ def effective(cfg: StackConfig) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     root = args.root or project_dir()
     try:
         if args.schema:

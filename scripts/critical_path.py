@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dbplatform.cmdline import parse_args
 from dbplatform.entry import prog, run_main
 from dbplatform.manifest.timing import SCENARIOS, CycleError, critical_path, to_json, to_text
 from dbplatform.ops.errors import ExitCode
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     try:
         manifest: Manifest
         if args.manifest is not None:

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dbplatform.cmdline import parse_args
 from dbplatform.entry import prog, run_main
 from dbplatform.ops.errors import ExitCode
 from infra.config import ConfigError, project_dir
@@ -132,7 +133,7 @@ def _catalogue_text() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     if args.list_rules:
         sys.stdout.write(_catalogue_text())
         return ExitCode.OK

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from dbplatform.cmdline import parse_args
 from dbplatform.entry import prog, run_main
 from dbplatform.manifest.diff import diff, to_json, to_markdown, verdict
 from dbplatform.ops.errors import ExitCode
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     if str(args.base) == str(args.head) == "-":
         print(
             "error: BASE.json and HEAD.json are both '-': only one can be standard input",

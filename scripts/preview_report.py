@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from dbplatform import argtypes
+from dbplatform.cmdline import parse_args
 from dbplatform.entry import STDIN, prog, run_main
 from dbplatform.preview.digest import Preview, PreviewError, load_preview_bytes
 from dbplatform.preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Context, Report, render
@@ -136,7 +137,7 @@ def _summary_json(preview: Preview, report: Report, code: int) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     source = args.preview
     try:
         data = sys.stdin.buffer.read() if source == STDIN else Path(source).read_bytes()

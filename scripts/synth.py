@@ -13,6 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from dbplatform.cmdline import parse_args
 from dbplatform.entry import prog, run_main
 from dbplatform.ops.errors import ExitCode
 from infra.config import ROOT, ConfigError, committed_stacks, project_dir
@@ -85,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if args.all_stacks and args.out_dir is None:
         parser.error("--all-stacks needs --out-dir DIR")
     if args.out is not None and args.out_dir is not None:

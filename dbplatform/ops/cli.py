@@ -39,6 +39,7 @@ from botocore.exceptions import (
     UnauthorizedSSOTokenError,
 )
 
+from dbplatform.cmdline import parse_args
 from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path, local_user
 from dbplatform.ops.aws import (
     SecretLogFilter,
@@ -191,7 +192,7 @@ def run_command(
     said = io.StringIO()
     try:
         with contextlib.redirect_stderr(said):
-            args = parser.parse_args(argv)
+            args = parse_args(parser, argv)
     except SystemExit as exc:  # argparse printed the usage error (2) or the help (0)
         sys.stderr.write(said.getvalue())
         status = int(exc.code) if isinstance(exc.code, int) else ExitCode.USAGE

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from dbplatform import __version__
 from dbplatform.cli import COMMANDS, main
@@ -294,3 +296,66 @@ def test_every_commands_help_lists_its_exit_codes() -> None:
         for name, parser in _parsers(top, command.name):  # subcommands' --help too
             text = " ".join(parser.format_help().split())
             assert "exit codes: 0 " in text and " 2 " in text, name
+
+
+def _with_something_required() -> list[tuple[str, set[str]]]:
+    """Every (sub)command that requires an argument, with the flags it knows."""
+    import importlib
+
+    found = []
+    for command in COMMANDS:
+        top = importlib.import_module(command.module).build_parser()
+        for name, parser in _parsers(top, command.name):
+            needs = any(a.required for a in parser._actions) or any(
+                g.required for g in parser._mutually_exclusive_groups
+            )
+            if needs and not any(
+                isinstance(a, argparse._SubParsersAction) for a in parser._actions
+            ):
+                found.append((name, {s for a in parser._actions for s in a.option_strings}))
+    return found
+
+
+REQUIRING = _with_something_required()
+
+
+def _exit_code(argv: list[str]) -> int:
+    """What the command line exits with: the operations return it, the offline commands'
+    argparse raises it."""
+    try:
+        return main(argv)
+    except SystemExit as exc:
+        return int(exc.code or 0)
+
+
+def test_a_mistyped_flag_is_named_before_a_missing_one(capsys: pytest.CaptureFixture[str]) -> None:
+    """UX review: `bluegreen status --sta prod` said "--stack is required", never that --sta is
+    no flag. Every command that requires something names the unknown flag first (exit 2)."""
+    assert len(REQUIRING) >= 10  # the operations' subcommands, synth, infra-diff, ...
+    for name, _ in REQUIRING:
+        assert _exit_code([*name.split(), "--sta", "prod"]) == 2, name
+        err = capsys.readouterr().err
+        assert "unrecognized arguments: --sta" in err, (name, err)
+        assert "required" not in err, (name, err)
+    # with nothing mistyped, what is missing is still named
+    assert _exit_code(["bluegreen", "status"]) == 2
+    assert "the following arguments are required: --stack" in capsys.readouterr().err
+    assert _exit_code(["synth"]) == 2
+    assert "one of the arguments --stack --all-stacks is required" in capsys.readouterr().err
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    which=st.sampled_from(REQUIRING),
+    flag=st.from_regex(r"--[a-z][a-z0-9-]{0,14}", fullmatch=True),
+)
+def test_any_unknown_flag_is_a_usage_error_naming_it(
+    which: tuple[str, set[str]], flag: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    name, known = which
+    assume(flag not in known)
+    assert _exit_code([*name.split(), flag]) == 2
+    err = capsys.readouterr().err
+    assert f"unrecognized arguments: {flag}" in err and "Traceback" not in err
