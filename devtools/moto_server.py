@@ -584,6 +584,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     args = parser.parse_args(argv)
     server = start(port=args.port)
+
+    def _stop(signum: int, _frame: Any) -> None:
+        raise SystemExit(128 + signum)
+
+    # `kill` or a closed terminal stops the server too, as Ctrl-C does: before, the server
+    # process outlived a launcher ended by SIGTERM and kept its port
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     print(f"moto server on {server.url} (pid {server.process.pid}); Ctrl-C stops it")
     for key, value in server.client_env().items():
         print(f"export {key}={value}")

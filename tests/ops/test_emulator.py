@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -168,3 +169,31 @@ def test_each_db_instance_has_its_own_resource_id_and_keeps_it_when_renamed(aws:
         DBInstanceIdentifier="emu-b", NewDBInstanceIdentifier="emu-b-old1", ApplyImmediately=True
     )
     assert rid("emu-b-old1") == ids["emu-b"]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP], ids=["SIGTERM", "SIGHUP"])
+def test_the_launcher_stopped_by_a_signal_stops_its_server(signum: int) -> None:
+    """`python -m devtools.moto_server` for trying commands by hand: `kill` or a closed terminal
+    ended the launcher and left its server holding the port."""
+    launcher = subprocess.Popen(
+        [sys.executable, "-m", "devtools.moto_server"],
+        cwd=Path(__file__).resolve().parents[2],
+        stdout=subprocess.PIPE,
+        text=True,
+        env={k: v for k, v in os.environ.items() if k != ZYGOTE_ENV},  # a server of its own
+    )
+    try:
+        assert launcher.stdout is not None
+        first = launcher.stdout.readline()
+        pid = int(first.split("(pid ", 1)[1].split(")", 1)[0])
+        assert _start_time(pid), "the server did not start"
+        launcher.send_signal(signum)
+        assert launcher.wait(timeout=15) == 128 + signum
+    finally:
+        if launcher.poll() is None:
+            launcher.kill()
+            launcher.wait()
+    deadline = time.monotonic() + 5
+    while _start_time(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _start_time(pid), "the server outlived its launcher"
