@@ -7,12 +7,15 @@ said that `--sta` is not a flag (prefixes are never taken: every parser sets all
 the error, as argparse words it when nothing is missing. Otherwise the line is parsed as usual.
 
 The first reading has no effects of its own: the commands' argument types only convert and check
-text (none opens a file or reads stdin), and `--help` or `--version` exit as they would anyway.
+text (none opens a file or reads stdin), and what it would print (help, version, another usage
+error) is dropped and said by the full reading instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 from collections.abc import Iterator, Sequence
 
 
@@ -37,7 +40,12 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
     for item in required:
         item.required = False
     try:
-        _, extras = parser.parse_known_args(argv)
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            _, extras = parser.parse_known_args(argv)
+    except SystemExit:
+        # --help, --version or another usage error: said by the full reading below, whose usage
+        # line marks the required arguments (this reading's would show them optional)
+        extras = []
     finally:
         for item in required:
             item.required = True

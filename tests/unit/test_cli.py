@@ -359,3 +359,19 @@ def test_any_unknown_flag_is_a_usage_error_naming_it(
     assert _exit_code([*name.split(), flag]) == 2
     err = capsys.readouterr().err
     assert f"unrecognized arguments: {flag}" in err and "Traceback" not in err
+
+
+def test_help_and_usage_errors_still_mark_what_is_required(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Review of the change above: its first reading, with nothing required, printed the help
+    and a bad value's usage line with every required flag shown optional."""
+    assert _exit_code(["bluegreen", "status", "--help"]) == 0
+    out = capsys.readouterr().out
+    assert "--stack NAME" in out and "[--stack NAME]" not in out
+    assert _exit_code(["rotate-secret", "--stack", "prod", "--secret", "x", "--timeout", "0"]) == 2
+    err = capsys.readouterr().err
+    assert "--timeout" in err and "[--stack NAME]" not in err and "--stack NAME" in err
+    assert _exit_code(["synth", "--format", "pdf"]) == 2
+    err = capsys.readouterr().err
+    assert "(--stack STACK | --all-stacks)" in err and "invalid choice: 'pdf'" in err
