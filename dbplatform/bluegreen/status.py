@@ -38,7 +38,9 @@ def _instance(seen: dict[str, dict[str, Any]], identifier: str) -> dict[str, Any
     }
 
 
-def _next(ctx: Context, state: BgState | None, dep: Deployment | None) -> str:
+def _next(
+    ctx: Context, state: BgState | None, dep: Deployment | None, *, primary_found: bool
+) -> str:
     cmd = f"dbplatform bluegreen {{}} --stack {ctx.stack.name}"
     phase = state.phase if state else None
     # A half-done rollback or switchover first: the deployment's status no longer tells it.
@@ -53,10 +55,25 @@ def _next(ctx: Context, state: BgState | None, dep: Deployment | None) -> str:
         return f"test green, then `{cmd.format('promote')}` (or `{cmd.format('rollback')}`)"
     if dep is not None and dep.status not in (AVAILABLE, SWITCHOVER_COMPLETED):
         return f"wait (`{cmd.format('start')}` waits for green) or `{cmd.format('rollback')}`"
-    if phase in (PROMOTED, ROLLED_BACK):
+    if phase == PROMOTED:
+        return (
+            f"after the soak ({state.soak_until if state else ''}): `{cmd.format('finalize')}`; "
+            f"until then `{cmd.format('rollback')}` returns to the old version"
+        )
+    if phase == ROLLED_BACK:
         return f"after the soak ({state.soak_until if state else ''}): `{cmd.format('finalize')}`"
     if phase in (SWITCHED_OVER,) or (dep is not None and dep.status == SWITCHOVER_COMPLETED):
         return f"`{cmd.format('promote')}` finishes the post-checks"
+    if phase in (None, FINALIZED, CANCELLED) and dep is None and not primary_found:
+        # No database and no cycle under way: most often credentials for another account or
+        # the wrong region, not a stack ready for a new cycle.
+        account = ctx.known_whoami().get("account") or "unknown"
+        return (
+            f"no database {ctx.stack.names.primary} in {ctx.stack.region} (account {account}): "
+            f"check that the credentials are for the stack's account and that aws:region in "
+            f"Pulumi.{ctx.stack.name}.yaml is right; a stack never deployed gets it from "
+            "`pulumi up`"
+        )
     if phase in (None, FINALIZED, CANCELLED):
         return f"`{cmd.format('start')} --engine-version X.Y` to begin a cycle"
     return f"re-run `{cmd.format('promote')}` or `{cmd.format('rollback')}` to resume"
@@ -134,7 +151,7 @@ def run(ctx: Context) -> Result:
         )
     for r in retired:
         lines.append(f"  kept: {r['identifier']} ({r['engine_version']}, {r['status']})")
-    nxt = _next(ctx, state, dep)
+    nxt = _next(ctx, state, dep, primary_found=primary is not None)
     lines.append(f"next: {nxt}")
     return Result(
         "\n".join(lines),

@@ -74,6 +74,12 @@ def test_start_status_promote_finalize(aws: AwsEnv) -> None:
     assert again.code == 0, again.text
     assert again.stdout.startswith("nothing to do")
     assert aws.instances() == after
+    # during the soak status offers both ways on (UX review: only finalize was named)
+    soaking = aws.cli("status", "--stack", "prod")
+    assert "`dbplatform bluegreen finalize --stack prod`; until then" in soaking.stdout
+    assert "`dbplatform bluegreen rollback --stack prod` returns to the old version" in (
+        soaking.stdout
+    )
 
     # finalize (the soak is skipped explicitly): final snapshot, old blue and deployment gone
     final = aws.cli("finalize", "--stack", "prod", "--yes", "--ignore-soak")
@@ -94,6 +100,7 @@ def test_start_status_promote_finalize(aws: AwsEnv) -> None:
         ("bluegreen status", 0),
         ("bluegreen promote", 0),
         ("bluegreen promote", 0),
+        ("bluegreen status", 0),
         ("bluegreen finalize", 0),
     ]
     assert [r["outcome"] for r in records][3] == "nothing-to-do"
@@ -105,6 +112,7 @@ def test_start_status_promote_finalize(aws: AwsEnv) -> None:
         set(),  # status is read-only
         {pre_switchover, dep_id, PRIMARY + "-old1"},  # snapshot, switchover, tag on old blue
         set(),  # nothing to do
+        set(),  # status during the soak
         {dep_id, PRIMARY + "-old1", final_snapshot},
     ]
 
@@ -200,3 +208,10 @@ def test_status_says_where_it_looked_for_a_primary_that_is_gone(aws: AwsEnv) -> 
     assert run.code == 0, run.text  # status reports; it changes nothing and refuses nothing
     assert f"{primary}: not found in us-east-1" in run.stdout
     assert "no blue/green deployment" in run.stdout
+    # UX review: the hint was to start a cycle; with no database it is nearly always the wrong
+    # account or region
+    assert (
+        f"next: no database {primary} in us-east-1 (account 123456789012): check that the "
+        "credentials are for the stack's account" in run.stdout
+    )
+    assert "bluegreen start" not in run.stdout
