@@ -34,7 +34,13 @@ def build_parser() -> argparse.ArgumentParser:
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--stack", help="synthesise Pulumi.<stack>.yaml and report on it")
     src.add_argument("--manifest", type=Path, help="a manifest from scripts.synth")
-    p.add_argument("--scenario", choices=(*SCENARIOS, "both"), default="both")
+    p.add_argument(
+        "--scenario",
+        choices=(*SCENARIOS, "both"),
+        default="both",
+        help="fresh: a first `pulumi up`; dr-rebuild: the primary restored from a recovery point "
+        "in the DR region, everything else recreated there; both (default)",
+    )
     p.add_argument("--json", action="store_true", help="machine-readable result on stdout")
     p.add_argument("--root", type=Path, default=None, help=argparse.SUPPRESS)
     return p

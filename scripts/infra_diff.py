@@ -45,7 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "head", type=Path, metavar="HEAD.json", help="manifest of the PR head (- for stdin)"
     )
-    p.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    p.add_argument(
+        "--format",
+        choices=("markdown", "json"),
+        default="markdown",
+        help="markdown (default): the report a reviewer reads; json: the verdict, the summary and "
+        "every change as one object",
+    )
     p.add_argument("--json", action="store_true", help="same as --format json")
     p.add_argument("--out", type=Path, help="write the report to FILE (- or none: stdout)")
     p.add_argument("-q", "--quiet", action="store_true", help="no summary line on stderr")

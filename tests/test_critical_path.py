@@ -18,6 +18,7 @@ from dbplatform.manifest.timing import (
     CriticalPath,
     Scenario,
     critical_path,
+    to_text,
     weight,
 )
 from infra.offline import Recording, from_recording
@@ -87,7 +88,17 @@ def test_dr_rebuild_restores_the_primary_then_copies_it() -> None:
     path = _path(m, "dr-rebuild")
     assert_unavoidable(path, m)
     assert path.steps[3].minutes == RESTORE_MINUTES
-    assert {s.region for s in path.steps} == {"us-east-1"}  # the copies elsewhere are not rebuilt
+    # the home region's resources, not the copies elsewhere, are rebuilt, in the DR region
+    assert {m.region_of(m.by_urn[s.urn]) for s in path.steps} == {"us-east-1"}
+    assert {s.region for s in path.steps} == {"us-west-2"}
+    assert to_text(path).startswith("prod: DR rebuild in us-west-2 (restore the primary")
+    # the count is the one synth reports: cloud resources, the providers not among them
+    rebuilt = [r for r in m.resources if r.custom and m.region_of(r) == m.region]
+    assert path.resources == sum(1 for r in rebuilt if not r.type.startswith("pulumi:providers:"))
+    fresh = _path(m)
+    assert fresh.resources == sum(
+        1 for r in m.resources if r.custom and not r.type.startswith("pulumi:providers:")
+    )
 
 
 def test_a_serialised_replica_would_lengthen_the_path() -> None:

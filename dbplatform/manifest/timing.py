@@ -118,7 +118,7 @@ class CriticalPath:
     scenario: Scenario
     steps: tuple[Step, ...]
     resources: int
-    """resources in the scenario's graph"""
+    """cloud resources in the scenario's graph (providers are not counted: synth's count)"""
 
     @property
     def minutes(self) -> float:
@@ -223,8 +223,12 @@ def critical_path(m: Manifest, scenario: Scenario = "fresh") -> CriticalPath:
     for urn in reversed(chain):
         r = nodes[urn]
         minutes, basis = weight(m, r, scenario)
-        steps.append(Step(urn, r.name, r.type, m.region_of(r), minutes, basis, finish[urn]))
-    return CriticalPath(m.stack, scenario, tuple(steps), len(nodes))
+        # a DR rebuild recreates the home region's resources in the DR region (dr.region; a
+        # rebuild's --region may name another)
+        where = (m.dr_region or m.region) if scenario == "dr-rebuild" else m.region_of(r)
+        steps.append(Step(urn, r.name, r.type, where, minutes, basis, finish[urn]))
+    counted = sum(1 for r in nodes.values() if not r.type.startswith("pulumi:providers:"))
+    return CriticalPath(m.stack, scenario, tuple(steps), counted)
 
 
 def _neg(urn: str) -> tuple[int, ...]:
@@ -233,9 +237,10 @@ def _neg(urn: str) -> tuple[int, ...]:
 
 
 def to_text(p: CriticalPath) -> str:
+    where = f" in {p.steps[0].region}" if p.steps else ""
     title = {
         "fresh": "fresh `pulumi up`",
-        "dr-rebuild": "DR rebuild (restore the primary, recreate the rest)",
+        "dr-rebuild": f"DR rebuild{where} (restore the primary, recreate the rest)",
     }[p.scenario]
     lines = [
         f"{p.stack}: {title}: {p.minutes:.1f} min at best, along {len(p.steps)} of "
