@@ -270,6 +270,8 @@ def _choose(ctx: Context, run: _Run, when: datetime | None) -> Choice:
                 restore_time=when,
                 max_gap=max_gap,
                 region=run.region,
+                stack=ctx.stack.name,
+                home=run.region == cfg.region,
             )
         except NoRestorePoint as exc:
             raise Refused(f"{exc}. Nothing was created", data={"notes": found.notes}) from None
@@ -998,8 +1000,9 @@ def _execute(
     report, path = _report(ctx, run, outcome)
     payload = report.to_json() | {"report": str(path)}
     rto = (
-        f"database restored in {human(run.database_restored)}; total RTO {report.rto_line()}"
-    ).replace("**", "")
+        f"database restored in {human(run.database_restored)}; "
+        f"total RTO {report.rto_line(plain=True)}"
+    )
     rpo = f"RPO {human(report.rpo)} (objective {human(report.objectives.rpo)})"
     if failure:
         left = ""

@@ -46,7 +46,7 @@ from dbplatform.dr.sql import (
     pause_heartbeat,
     read_heartbeat,
 )
-from dbplatform.dr.verify import Check, Expected, instance_checks
+from dbplatform.dr.verify import Check, Expected, error_text, instance_checks
 from dbplatform.ops import BadUsage, Context, Failed, Refused, Result, error_code
 from dbplatform.ops.rds import describe_instance
 from infra.naming import rds_identifier
@@ -124,6 +124,8 @@ def pitr(ctx: Context) -> Result:
                 max_gap=max_gap,
                 region=region,
                 latest_flag=False,  # pitr restores to a named time only
+                stack=ctx.stack.name,
+                home=True,  # pitr restores in the stack's own region
             )
         except NoRestorePoint as exc:
             raise Refused(f"{exc}. Nothing was created", data={"notes": found.notes}) from None
@@ -199,7 +201,7 @@ def pitr(ctx: Context) -> Result:
                         name="sql: connect",
                         ok=False,
                         expected=f"a verified TLS connection to {endpoint.host}:{endpoint.port}",
-                        actual=type(exc).__name__,
+                        actual=error_text(exc),  # the cause, not only its type
                     )
                 )
             else:

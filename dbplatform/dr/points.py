@@ -195,6 +195,28 @@ def human(delta: timedelta | None) -> str:
     return f"{d}d {h}h"
 
 
+def no_point_advice(region: str, *, stack: str | None, home: bool | None) -> str:
+    """What puts restore points in `region`, and the command that lists them there. In the
+    stack's own region they come from its own backups; in a DR region, from replication and
+    copies. `home` None: not known, both are named."""
+    own = (
+        "the primary's automated backups (backup.retentionDays >= 1) and the AWS Backup "
+        "plan's recovery points in the stack's vault (backup.plan)"
+    )
+    copied = (
+        "automated backups replicated there (dr.backupReplication) and AWS Backup copies "
+        "(backup.plan copyToDr)"
+    )
+    if home is True:
+        where = f"check the stack's own backups in its region: {own}"
+    elif home is False:
+        where = f"check that backups reach this DR region: {copied}"
+    else:
+        where = f"check the backups: in the stack's own region, {own}; in a DR region, {copied}"
+    command = f"dbplatform dr restore-points --stack {stack or 'STACK'} --region {region}"
+    return f"{where}; then run `{command}` to see what exists"
+
+
 def choose(
     points: Sequence[RestorePoint],
     *,
@@ -203,6 +225,8 @@ def choose(
     max_gap: timedelta,
     region: str,
     latest_flag: bool = True,
+    stack: str | None = None,
+    home: bool | None = None,
 ) -> Choice:
     """The restore point for `--latest` (restore_time None) or for `--restore-time`.
 
@@ -210,15 +234,16 @@ def choose(
     made after it): a PITR window that covers the time restores it exactly; otherwise the
     newest point taken before it is used if it is at most `max_gap` older. Raises
     NoRestorePoint when nothing fits, BadRequest for a time in the future. `latest_flag`: the
-    command has `--latest` (the messages name only flags the command has).
+    command has `--latest` (the messages name only flags the command has). `stack` and `home`
+    (is `region` the stack's own region?) word the advice when nothing is restorable: which
+    backups put points there, and the complete command that lists them.
     """
     usable = [p for p in points if p.restorable and p.latest is not None]
     if not usable:
         found = ", ".join(sorted({str(p.kind) for p in points})) or "nothing"
         raise NoRestorePoint(
-            f"no restorable recovery point in {region} (found: {found}); check that backups "
-            "are replicated or copied there (dr.backupReplication, backup.plan copyToDr), then "
-            "run `dbplatform dr restore-points` to see what exists"
+            f"no restorable recovery point in {region} (found: {found}); "
+            + no_point_advice(region, stack=stack, home=home)
         )
     if restore_time is None:
         best = rank(usable)[0]

@@ -8,6 +8,8 @@ browser and in GitHub, and keeps the command's start-up fast.
 from __future__ import annotations
 
 import json
+import math
+import textwrap
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -203,11 +205,12 @@ class DrReport:
             return None
         return measured + (self.estimate_remaining or timedelta(0))
 
-    def rto_line(self) -> str:
-        """The total RTO, honest about what it does not include."""
+    def rto_line(self, *, plain: bool = False) -> str:
+        """The total RTO, honest about what it does not include; `plain`: the same words
+        without Markdown (the chart's header), a miss in capitals."""
         objective = human(self.objectives.rto)
         if not self.incomplete:
-            return _verdict(self.rto, self.objectives.rto)
+            return (_plain_verdict if plain else _verdict)(self.rto, self.objectives.rto)
         lower = self.rto_lower_bound
         estimate = (
             f" (estimate for them {human(self.estimate_remaining)} on the critical path)"
@@ -216,7 +219,9 @@ class DrReport:
         )
         bound = "" if lower is None else f"; at least {human(lower)}"
         missed = (
-            " — already **missed**" if lower is not None and lower > self.objectives.rto else ""
+            (" — already MISSED" if plain else " — already **missed**")
+            if lower is not None and lower > self.objectives.rto
+            else ""
         )
         return (
             f"incomplete: not done by this run: {', '.join(self.incomplete)}{estimate}{bound} "
@@ -224,9 +229,13 @@ class DrReport:
         )
 
 
+NOT_MEASURED = "not measured: the run did not finish"
+"""A failed run's RTO: "not reached" read as a missed objective."""
+
+
 def _verdict(value: timedelta | None, objective: timedelta) -> str:
     if value is None:
-        return "not reached"
+        return NOT_MEASURED
     word = "met" if value <= objective else "**missed**"
     return f"{human(value)} — {word} (objective {human(objective)})"
 
@@ -339,13 +348,58 @@ _COLOURS = {
 }
 
 
+CHAR_PX = 7
+"""width of a character of the chart's 12 px sans-serif text, rounded up (labels must fit)"""
+LABEL_CHARS = (42, 90)
+"""the phase-label column fits the longest name within these bounds; only a longer name is cut"""
+_TICK_STEPS = (
+    *(0.1, 0.2, 0.5, 1, 2, 5, 10, 15, 30),
+    *(m * 60 for m in (1, 2, 5, 10, 15, 30)),
+    *(h * 3600 for h in (1, 2, 3, 6, 12, 24, 48, 168)),
+)
+"""seconds between axis ticks: the smallest of these that needs at most MAX_TICKS intervals"""
+MAX_TICKS = 6
+_OBJECTIVE_COLOUR = "#6a1b9a"
+
+
+def _axis(seconds: float) -> tuple[float, float]:
+    """(tick step, axis end): round steps, the end the first tick at or after `seconds`."""
+    step = next((t for t in _TICK_STEPS if seconds / t <= MAX_TICKS), _TICK_STEPS[-1])
+    while seconds / step > MAX_TICKS:  # beyond the table (weeks): keep doubling
+        step *= 2
+    return step, max(step, step * math.ceil(seconds / step - 1e-9))
+
+
+def _tick(seconds: float, step: float) -> str:
+    """A tick's label; exact at every multiple of `step`, so no two ticks read the same."""
+    if step < 1 and seconds:
+        return f"+{seconds:.1f}s"
+    return f"+{human(timedelta(seconds=round(seconds)))}"
+
+
+def _wrap(text: str, chars: int) -> list[str]:
+    return textwrap.wrap(text, chars, break_long_words=True) or [""]
+
+
 def timeline_svg(report: DrReport) -> str:
-    """A Gantt-style chart of the phases on a seconds axis, with RTO against its objective."""
+    """A Gantt-style chart of the phases on a time axis from the start. The header says the
+    verdicts in the Markdown's words; the RTO objective (from the start, as in the Mermaid
+    chart) is a dashed line where it falls on the axis, else a note says it lies beyond it;
+    a reached total RTO is a second dashed line."""
     phases = list(report.phases)
-    total = max((report.ended - report.started).total_seconds(), 1.0)
-    label_w, bar_w, row_h, top = 290, 560, 26, 56
-    height = top + row_h * max(len(phases), 1) + 60
+    step, span = _axis(max((report.ended - report.started).total_seconds(), 1.0))
+    longest = max((len(p.name) for p in phases), default=0)
+    label_chars = min(max(longest, LABEL_CHARS[0]), LABEL_CHARS[1])
+    label_w, bar_w, row_h = 10 + CHAR_PX * label_chars + 16, 560, 26
     width = label_w + bar_w + 140
+    header = [
+        f"Database restored in {human(report.database_restored)}"
+        f" · RPO {_plain_verdict(report.rpo, report.objectives.rpo)}",
+        *_wrap(f"RTO {report.rto_line(plain=True)}", (width - 20) // CHAR_PX),
+    ]
+    top = 44 + 18 * len(header)
+    axis_y = top + row_h * max(len(phases), 1) + 10
+    height = axis_y + 62
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="12">',
@@ -353,16 +407,20 @@ def timeline_svg(report: DrReport) -> str:
         f'<text x="10" y="20" font-size="15" font-weight="bold">'
         f"{escape(report.kind)} {escape(report.source_stack)} → {escape(report.target_stack)} "
         f"({escape(report.target_region)}): {escape(report.outcome)}</text>",
-        f'<text x="10" y="40">RTO {escape(_plain_verdict(report.rto, report.objectives.rto))}'
-        f" · RPO {escape(_plain_verdict(report.rpo, report.objectives.rpo))}</text>",
     ]
+    out += [f'<text x="10" y="{40 + 18 * i}">{escape(t)}</text>' for i, t in enumerate(header)]
+
+    def x_at(seconds: float) -> float:
+        return label_w + bar_w * min(max(seconds / span, 0.0), 1.0)
+
     for i, p in enumerate(phases):
         y = top + i * row_h
-        x0 = label_w + bar_w * (p.started - report.started).total_seconds() / total
-        w = max(bar_w * p.seconds / total, 2.0)
+        x0 = x_at((p.started - report.started).total_seconds())
+        w = max(bar_w * p.seconds / span, 2.0)
         colour = _COLOURS.get(p.status, "#607d8b")
-        label = p.name if len(p.name) <= 42 else p.name[:41] + "…"  # ~7 px a character
-        out.append(f'<text x="10" y="{y + 17}">{escape(label)}</text>')
+        label = p.name if len(p.name) <= label_chars else p.name[: label_chars - 1] + "…"
+        title = f"<title>{escape(p.name)}</title>" if label != p.name else ""
+        out.append(f'<text x="10" y="{y + 17}">{escape(label)}{title}</text>')
         out.append(
             f'<rect x="{x0:.1f}" y="{y + 5}" width="{w:.1f}" height="{row_h - 10}" '
             f'fill="{colour}"><title>{escape(p.name)}: {escape(p.status)}, '
@@ -372,33 +430,47 @@ def timeline_svg(report: DrReport) -> str:
             f'<text x="{min(x0 + w + 4, label_w + bar_w + 4):.1f}" y="{y + 17}" fill="#333">'
             f"{escape(human(timedelta(seconds=p.seconds)))}</text>"
         )
-    axis_y = top + row_h * max(len(phases), 1) + 10
     out.append(
         f'<line x1="{label_w}" y1="{axis_y}" x2="{label_w + bar_w}" y2="{axis_y}" stroke="#333"/>'
     )
-    for k in range(5):
-        x = label_w + bar_w * k / 4
+    for k in range(round(span / step) + 1):
+        x = x_at(k * step)
         out.append(
             f'<line x1="{x:.1f}" y1="{axis_y}" x2="{x:.1f}" y2="{axis_y + 5}" stroke="#333"/>'
         )
         out.append(
             f'<text x="{x:.1f}" y="{axis_y + 18}" text-anchor="middle">'
-            f"+{escape(human(timedelta(seconds=total * k / 4)))}</text>"
+            f"{escape(_tick(k * step, step))}</text>"
         )
     if report.rto is not None:
-        x = label_w + bar_w * min(report.rto.total_seconds() / total, 1.0)
+        x = x_at(report.rto.total_seconds())
         out.append(
             f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" stroke="#1565c0" '
-            'stroke-dasharray="4 3"/>'
+            f'stroke-dasharray="4 3"><title>RTO {escape(human(report.rto))}</title></line>'
         )
         out.append(f'<text x="{x + 3:.1f}" y="{top - 4}" fill="#1565c0">RTO</text>')
+    objective = report.objectives.rto.total_seconds()
+    named = f"RTO objective {human(report.objectives.rto)}"
+    if objective <= span:
+        x = x_at(objective)
+        out.append(
+            f'<line x1="{x:.1f}" y1="{top}" x2="{x:.1f}" y2="{axis_y}" '
+            f'stroke="{_OBJECTIVE_COLOUR}" stroke-dasharray="8 4"><title>{escape(named)} from '
+            "the start</title></line>"
+        )
+        note = f"{named} from the start: the long-dashed line"
+    else:
+        note = f"{named} from the start: beyond this axis (it ends at {_tick(span, step)})"
+    out.append(
+        f'<text x="{label_w}" y="{axis_y + 40}" fill="{_OBJECTIVE_COLOUR}">{escape(note)}</text>'
+    )
     out.append("</svg>")
     return "\n".join(out) + "\n"
 
 
 def _plain_verdict(value: timedelta | None, objective: timedelta) -> str:
     if value is None:
-        return "not reached"
+        return NOT_MEASURED
     word = "met" if value <= objective else "MISSED"
     return f"{human(value)} {word} (objective {human(objective)})"
 

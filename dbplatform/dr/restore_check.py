@@ -50,7 +50,7 @@ from dbplatform.dr.sql import (
     pause_heartbeat,
     read_heartbeat,
 )
-from dbplatform.dr.verify import Check, Expected, instance_checks
+from dbplatform.dr.verify import Check, Expected, error_text, instance_checks
 from dbplatform.ops import (
     BadUsage,
     Context,
@@ -125,7 +125,7 @@ def _sql(
             name="sql: connect",
             ok=False,
             expected=f"a verified TLS connection to {target.host}:{target.port}",
-            actual=f"{type(exc).__name__}: {str(exc).splitlines()[0][:160] if str(exc) else ''}",
+            actual=error_text(exc),
         )
         return [check], {"heartbeat": None, "rpo_from_data_seconds": None}
     try:
@@ -141,6 +141,11 @@ def _sql(
         "heartbeat": beat.describe(),
         "rpo_from_data_seconds": None if rpo is None else int(rpo.total_seconds()),
     }
+
+
+def failed_checks(bad: list[Check]) -> str:
+    """What failed verification, as the result line says it."""
+    return "; ".join(f"{c.name}: expected {c.expected}, got {c.actual}" for c in bad)
 
 
 def _plan(ctx: Context, choice: Choice, call: Call, identifier: str) -> Result:
@@ -208,7 +213,14 @@ def check(ctx: Context) -> Result:
         for note in found.notes:
             ctx.out.info(f"note: {note}")
         try:
-            choice = choose(found.points, now=ctx.clock.now(), max_gap=timedelta(0), region=region)
+            choice = choose(
+                found.points,
+                now=ctx.clock.now(),
+                max_gap=timedelta(0),
+                region=region,
+                stack=ctx.stack.name,
+                home=True,  # the check restores in the stack's own region
+            )
         except NoRestorePoint as exc:
             raise Refused(f"{exc}; nothing was created", data={"notes": found.notes}) from None
 
@@ -283,6 +295,8 @@ def check(ctx: Context) -> Result:
                     ctx, db=db, queries=queries, choice=choice, budget=budget
                 )
                 checks += data_checked
+            if any(not c.ok for c in checks):  # the phase ends FAILED, as the result says
+                raise Failed(failed_checks([c for c in checks if not c.ok]))
     except ClientError as exc:
         failure = f"AWS {exc.operation_name} failed: {error_code(exc)}"
     except Failed as exc:
@@ -339,9 +353,7 @@ def check(ctx: Context) -> Result:
     if cleaned == "not-ours":
         ctx.out.warn(f"{identifier} exists without this run's tag; it was left alone")
     if not ok:
-        reason = failure or "; ".join(
-            f"{c.name}: expected {c.expected}, got {c.actual}" for c in bad
-        )
+        reason = failure or failed_checks(bad)
         raise Failed(
             f"restore check of {cfg.stack} FAILED: {reason}. The temporary instance "
             f"{identifier} was {cleaned}",

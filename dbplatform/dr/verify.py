@@ -24,6 +24,14 @@ class Check:
         return asdict(self)
 
 
+def error_text(exc: BaseException) -> str:
+    """An error as a check's `actual`: its type and whole text on one line. libpq puts the cause
+    at the end of a long first line (after the connection string) and a hint on the next, so
+    nothing is cut."""
+    text = " ".join(line.strip() for line in str(exc).splitlines() if line.strip())
+    return ": ".join(filter(None, [type(exc).__name__, text]))
+
+
 @dataclass(frozen=True, kw_only=True)
 class Expected:
     """What the restored instance must look like."""

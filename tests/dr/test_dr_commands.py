@@ -216,6 +216,9 @@ def test_refusals_exit_3_and_create_nothing(dr: DrEnv) -> None:
     no_point = dr.main(main, "rebuild", "--stack", "prod")
     assert no_point.code == 3
     assert "no restorable recovery point in us-west-2" in no_point.stderr
+    # about the DR region it searched, with a command that runs as pasted
+    assert "check that backups reach this DR region" in no_point.stderr
+    assert "`dbplatform dr restore-points --stack prod --region us-west-2`" in no_point.stderr
     assert dr.state() == before
 
     dr.copy_snapshot("prod", "prod-daily-1")

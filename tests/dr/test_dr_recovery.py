@@ -534,3 +534,32 @@ def test_heartbeat_install_without_pg_cron_is_refused_and_no_schedule_installs(
         conn.execute("UPDATE dbplatform.heartbeat SET beat_at = now() - interval '1 hour'")
     stale = dr.main(hb, "status", "--stack", "staging", "--sql-host", "x")
     assert stale.code == 1 and "STALE" in stale.stderr
+
+
+def test_pitr_that_cannot_connect_says_why(dr: DrEnv) -> None:
+    """Review: the `sql: connect` check of pitr recorded only the error's type, so the cause
+    (here libpq's, at the end of a long first line with a hint on the next) was lost."""
+    dr.seed("staging")
+    cause = 'FATAL:  password authentication failed for user "dbadmin"'
+
+    def refused(endpoint: Any) -> Any:
+        raise OSError(
+            f'connection failed: connection to server at "{endpoint.host}" ({"x" * 150}), '
+            f"port {endpoint.port} failed: {cause}\nHINT:  check the master secret"
+        )
+
+    run = dr.main(
+        functools.partial(main, connect=refused),
+        "pitr",
+        "--stack",
+        "staging",
+        "--restore-time",
+        _pitr_time(dr),
+        "--yes",
+        "--json",
+    )
+    assert run.code == 1, run.text
+    (check,) = [c for c in run.json["checks"] if c["name"] == "sql: connect"]
+    assert check["ok"] is False
+    assert cause in check["actual"] and "HINT:  check the master secret" in check["actual"]
+    assert check["actual"].startswith("OSError: connection failed")

@@ -76,3 +76,50 @@ def test_the_drill_summary_is_the_report_with_its_mermaid_timeline() -> None:
     summary = next(s for s in job["steps"] if s.get("name") == "Summary")
     assert "build/drills/drill-prod-*.md" in summary["run"]
     assert "GITHUB_STEP_SUMMARY" in summary["run"]
+
+
+def test_the_drill_summary_has_no_image_it_cannot_show(tmp_path: Path) -> None:
+    """GitHub renders $GITHUB_STEP_SUMMARY as Markdown without the job's files: the report's
+    relative `![timeline](<stem>.svg)` would be a broken image there. The Summary step is run
+    as the runner runs it (bash -eo pipefail) on a report the drill writes."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    from dataclasses import replace as changed
+
+    from dbplatform.dr.report import write_report
+    from tests.dr.test_report import _report
+
+    written = write_report(
+        changed(_report(), kind="drill"), tmp_path / "build" / "drills", "drill-prod-us-west-2"
+    )
+    assert "![timeline](drill-prod-us-west-2.svg)" in written.markdown.read_text()
+    summary = next(s for s in _jobs()["dr-drill"]["steps"] if s.get("name") == "Summary")
+    script = tmp_path / "summary.sh"
+    script.write_text(summary["run"], encoding="utf-8")
+    out = tmp_path / "step-summary.md"
+    bash = shutil.which("bash")
+    assert bash is not None
+    env = {
+        "PATH": f"{os.path.dirname(sys.executable)}:{os.environ['PATH']}",
+        "PYTHONPATH": str(ROOT),
+        "GITHUB_STEP_SUMMARY": str(out),
+        "DR_REGION": "us-west-2",
+        "OUTCOME": "success",
+        "ARTIFACT": "dr-drill-42",
+    }
+    subprocess.run(
+        [bash, "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        cwd=tmp_path,
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    text = out.read_text(encoding="utf-8")
+    assert "## Monthly DR drill (prod -> us-west-2): success" in text
+    assert "```mermaid" in text  # the timeline GitHub does render
+    assert "![" not in text
+    assert "The timeline chart `drill-prod-us-west-2.svg` is in the artifact dr-drill-42." in text
+    # the env the test sets is the step's own
+    assert set(summary["env"]) == {"OUTCOME", "ARTIFACT"}

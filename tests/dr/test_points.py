@@ -108,3 +108,15 @@ def test_restore_times_are_utc_and_bad_ones_say_the_expected_form() -> None:
     assert parse_time("2026-03-01T10:00:00Z") == datetime(2026, 3, 1, 10, tzinfo=UTC)
     with pytest.raises(BadRequest, match="ISO 8601"):
         parse_time("yesterday")
+
+
+def test_nothing_restorable_advice_fits_the_region_searched_and_names_a_complete_command() -> None:
+    with pytest.raises(NoRestorePoint) as home:
+        choose([], now=NOW, max_gap=HOUR, region="us-east-1", stack="prod", home=True)
+    assert "backup.retentionDays" in str(home.value) and "copyToDr" not in str(home.value)
+    assert "`dbplatform dr restore-points --stack prod --region us-east-1`" in str(home.value)
+    with pytest.raises(NoRestorePoint) as dr:
+        choose([REPLICA], now=NOW, max_gap=HOUR, region="us-west-2", stack="prod", home=False)
+    assert "dr.backupReplication" in str(dr.value) and "copyToDr" in str(dr.value)
+    assert "retentionDays" not in str(dr.value)
+    assert "`dbplatform dr restore-points --stack prod --region us-west-2`" in str(dr.value)

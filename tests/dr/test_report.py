@@ -144,3 +144,104 @@ def test_the_mermaid_timeline_has_every_phase_the_objective_and_a_legend() -> No
     assert f"    cut-over (not done) :active, r0, {t0}, 1s" in lines
     assert f"    RTO objective 4h 00m :milestone, obj, {t0 + 4 * 3600}, 0s" in lines
     assert lines[-1].startswith("Legend:")
+
+
+def _svg(report: DrReport) -> ET.Element:
+    from dbplatform.dr.report import timeline_svg
+
+    return ET.fromstring(timeline_svg(report))  # noqa: S314 - our own output; well-formed SVG
+
+
+def _texts(root: ET.Element) -> list[str]:
+    """What each text element shows (a <title> inside one shows only on hover)."""
+    return [t.text or "" for t in root.iter(f"{SVG}text")]
+
+
+def _seconds(label: str) -> float:
+    """'+1.5s', '+45s', '+12m 30s', '+2h 05m', '+3d 4h' as seconds."""
+    units = {"d": 86400, "h": 3600, "m": 60, "s": 1}
+    return sum(float(part[:-1]) * units[part[-1]] for part in label.lstrip("+").split())
+
+
+def _ticks(root: ET.Element) -> list[tuple[float, str]]:
+    return [
+        (float(t.attrib["x"]), "".join(t.itertext()))
+        for t in root.iter(f"{SVG}text")
+        if "".join(t.itertext()).startswith("+")
+    ]
+
+
+def test_the_chart_says_what_the_markdown_says_of_an_incomplete_total_rto() -> None:
+    report = replace(
+        _report(rto_minutes=50),
+        rto=None,
+        database_restored=timedelta(minutes=45),
+        incomplete=("pulumi up (Pulumi CLI not installed)",),
+        estimate_remaining=timedelta(minutes=35),
+    )
+    svg = " ".join(_texts(_svg(report)))
+    assert "not reached" not in svg
+    assert "RTO incomplete: not done by this run: pulumi up (Pulumi CLI not installed)" in svg
+    assert "at least 1h 20m (objective 4h 00m)" in svg
+    assert "at least 1h 20m (objective 4h 00m)" in markdown(report)
+    missed = replace(report, database_restored=timedelta(hours=5))
+    assert "already MISSED" in " ".join(_texts(_svg(missed)))
+
+
+@pytest.mark.parametrize("seconds", [0.3, 1.0, 2.4, 7, 59, 61, 966, 3000, 18000, 4 * 86400])
+def test_the_time_axis_ticks_are_distinct_and_increasing(seconds: float) -> None:
+    report = replace(_report(), ended=T0 + timedelta(seconds=seconds))
+    ticks = _ticks(_svg(report))
+    assert len(ticks) >= 2, ticks
+    xs, labels = [x for x, _ in ticks], [label for _, label in ticks]
+    assert xs == sorted(xs) and len(set(xs)) == len(xs), ticks
+    values = [_seconds(label) for label in labels]
+    assert values == sorted(values) and len(set(values)) == len(values), labels
+    assert values[0] == 0 and values[-1] >= seconds, labels  # the axis spans the whole run
+    assert len(ticks) <= 8, labels
+
+
+def test_phase_labels_are_whole_unless_they_would_overflow() -> None:
+    long = "create parameter group dbplatform-prod-drill-27981d-postgres"
+    huge = "x" * 300
+    phases = (
+        replace(_report().phases[0], name=long),
+        replace(_report().phases[1], name=huge),
+    )
+    root = _svg(replace(_report(), phases=phases))
+    texts = _texts(root)
+    assert long in texts
+    (cut,) = [t for t in texts if t.startswith("xxx")]
+    assert cut.endswith("…") and len(cut) < len(huge)
+    titles = ["".join(t.itertext()) for t in root.iter(f"{SVG}title")]
+    assert any(huge in t for t in titles)  # the whole name is still in the chart, on hover
+    width = float(root.attrib["width"])
+    label_right = min(float(r.attrib["x"]) for r in root.iter(f"{SVG}rect") if "x" in r.attrib)
+    # at most ~7 px a character at 12 px: the whole label fits left of the first bar
+    assert 10 + 7 * len(long) <= label_right < width
+
+
+def test_the_rto_objective_is_a_line_on_the_axis_or_a_note_that_it_is_beyond() -> None:
+    beyond = _svg(_report(rto_minutes=50))  # objective 4h, the run took 50 min
+    notes = [t for t in _texts(beyond) if "RTO objective 4h 00m" in t]
+    assert notes and "beyond" in notes[0], _texts(beyond)
+
+    within = _svg(_report(rto_minutes=300))  # a 5 h run: 4 h is on the axis
+    (line,) = [
+        ln
+        for ln in within.iter(f"{SVG}line")
+        if "RTO objective" in "".join(t for el in ln for t in el.itertext())
+    ]
+    assert line.attrib["x1"] == line.attrib["x2"]
+    four_hours = [x for x, label in _ticks(within) if label == "+4h 00m"]
+    assert four_hours and abs(float(line.attrib["x1"]) - four_hours[0]) < 0.5
+
+
+def test_a_failed_runs_rto_reads_as_not_measured_not_as_a_miss() -> None:
+    """Review: a failed run's "RTO not reached" read as a missed objective at 3 a.m."""
+    failed = replace(_report(), rto=None, outcome="failed")
+    head = markdown(failed).split("## Timeline")[0]
+    assert "**RTO (total)** not measured: the run did not finish" in head
+    assert "not reached" not in markdown(failed)
+    svg = " ".join(_texts(_svg(failed)))
+    assert "RTO not measured: the run did not finish" in svg and "not reached" not in svg

@@ -299,3 +299,59 @@ def test_bad_usage_exits_2_before_anything_happens(dr: DrEnv, tmp_path: Path) ->
     assert "absent.yaml: cannot read it (No such file or directory)" in missing.stderr
     assert calls == [] and "[Errno" not in missing.stderr
     assert _temporary(dr) == []
+
+
+def test_a_failed_connect_keeps_the_whole_cause_and_the_verify_phase_ends_failed(
+    dr: DrEnv,
+) -> None:
+    dr.seed("staging")
+    cause = "[Errno -2] Name or service not known"
+
+    def unresolvable(endpoint: Any) -> Any:
+        # a libpq error as psycopg raises it: long, on two lines, the cause at the end
+        raise OSError(
+            f"connection is bad: connection to server at postgresql://dbadmin@{endpoint.host}"
+            f".{'x' * 120}.us-east-1.rds.amazonaws.com:5432/app: failed to resolve host "
+            f"'{endpoint.host}': {cause}\nIs the server running on that host?"
+        )
+
+    run = dr.main(functools.partial(main, connect=unresolvable), "--stack", "staging", "--json")
+    assert run.code == 1, run.text
+    (connect,) = [c for c in run.json["checks"] if c["name"] == "sql: connect"]
+    for where in (run.json["message"], connect["actual"], dr.aws.audit()[-1]["message"]):
+        assert f"{cause} Is the server running on that host?" in where
+    assert "staging: verify: FAILED (Failed) after" in run.stderr
+    assert "verify: done" not in run.stderr
+    assert _temporary(dr) == []
+
+    plain = dr.main(functools.partial(main, connect=unresolvable), "--stack", "staging")
+    assert plain.code == 1
+    assert f"{cause} Is the server running on that host?" in plain.stderr
+
+
+def test_failed_metadata_checks_end_the_verify_phase_failed(dr: DrEnv) -> None:
+    dr.seed("staging", encrypted=False)
+    run = dr.main(main, "--stack", "staging", "--skip-sql-checks")
+    assert run.code == 1
+    assert "verify: FAILED (Failed) after" in run.stderr
+    assert "storage encrypted: expected True, got False" in run.stderr
+
+
+def test_no_recovery_point_advice_is_about_the_home_region_and_its_command_runs(
+    dr: DrEnv,
+) -> None:
+    import re
+    import shlex
+
+    from scripts.dr import main as dr_main
+
+    nothing = dr.main(main, "--stack", "staging")
+    assert nothing.code == 3
+    # restore-check looks in the stack's own region: its own backups, not DR replication
+    assert "backup.retentionDays" in nothing.stderr and "backup.plan" in nothing.stderr
+    assert "dr.backupReplication" not in nothing.stderr and "copyToDr" not in nothing.stderr
+    (command,) = re.findall(r"`(dbplatform [^`]+)`", nothing.stderr)
+    assert command == "dbplatform dr restore-points --stack staging --region us-east-1"
+    pasted = dr.main(dr_main, *shlex.split(command)[2:])  # as pasted, after `dbplatform dr`
+    assert pasted.code == 0, pasted.text
+    assert "Restore points of staging in us-east-1" in pasted.stdout
