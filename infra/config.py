@@ -21,6 +21,7 @@ import types
 import typing
 import unicodedata
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,23 @@ def _strict_bool(loader: Any, node: yaml.ScalarNode) -> bool:
     return bool(loader.construct_yaml_bool(node))
 
 
+def _strict_int(loader: Any, node: yaml.ScalarNode) -> int:
+    # Python refuses to read an integer of more than sys.get_int_max_str_digits() (4300) digits
+    # with a ValueError that PyYAML does not turn into a YAMLError: a traceback, not exit 2.
+    try:
+        return int(loader.construct_yaml_int(node))
+    except ValueError:
+        raise yaml.constructor.ConstructorError(
+            None,
+            None,
+            f"a number of {len(node.value)} digits is larger than any setting takes",
+            node.start_mark,
+        ) from None
+
+
 _StrictLoader.add_constructor("tag:yaml.org,2002:map", _strict_mapping)
 _StrictLoader.add_constructor("tag:yaml.org,2002:bool", _strict_bool)
+_StrictLoader.add_constructor("tag:yaml.org,2002:int", _strict_int)
 
 
 def load_yaml(data: bytes, source: str, limit: int = inputs.MAX_STACK_FILE_BYTES) -> Any:
@@ -764,6 +780,11 @@ def load_config(
     if region is None:
         probs.lines.append(f"{stack}: aws:region is required (the stack's AWS region)")
         region = ""
+    elif type_problems := AWS_SETTINGS["region"]("region", region):
+        # named as the stack file's key, not as the dbplatform field it fills
+        for key, value, rule in type_problems:
+            probs.add(key, value, rule, namespace="aws")
+        region = ""
     merged["region"] = region
     cfg = _build_dataclass(StackConfig, merged, "", probs)
     if cfg is not _MISSING and not probs.lines and warnings is not None:
@@ -830,10 +851,10 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
                 f"{path.name}: config key '{full_key}' is in a namespace nothing here reads "
                 f"(known: {', '.join(KNOWN_NAMESPACES)})"
             )
-        elif ns == "aws" and (known := aws_provider_keys()) and key not in known:
+        elif ns == "aws" and key not in AWS_SETTINGS:
             problems.append(
                 f"{path.name}: config key '{full_key}' is not a setting of the AWS provider "
-                f"(pulumi-aws reads: {', '.join(sorted(known))})"
+                f"(pulumi-aws reads: {', '.join(sorted(AWS_SETTINGS))})"
             )
         elif ns == NAMESPACE and key in INTERNAL_FIELDS:
             problems.append(
@@ -842,6 +863,7 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
             )
         elif ns == NAMESPACE:
             values[key] = value
+    problems += aws_setting_problems(config, path.name)
     if problems:
         raise ConfigError(stack, problems)
     region = config.get("aws:region")
@@ -850,9 +872,404 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
     return values, region
 
 
-# AWS account IDs are 12 digits (AWS Account Management reference, "View AWS account
-# identifiers"); pulumi-aws's allowedAccountIds/forbiddenAccountIds hold them as strings.
-_ACCOUNT_ID = re.compile(r"^[0-9]{12}$")
+# ---------------------------------------------------------------------------------------------
+# The stack file's `aws:` settings: the pulumi-aws provider's configuration
+# ---------------------------------------------------------------------------------------------
+
+# One problem of an `aws:` value: its key after `aws:` (with the path inside it), the value, and
+# the rule it breaks.
+_AwsProblem = tuple[str, Any, str]
+_AwsCheck = Callable[[str, Any], list[_AwsProblem]]
+
+
+def _kind(raw: Any) -> str:
+    if isinstance(raw, bool):
+        return "true/false"
+    if isinstance(raw, (int, float)):
+        return "a number"
+    if isinstance(raw, list):
+        return "a list"
+    if isinstance(raw, dict):
+        return "a mapping"
+    return "text" if isinstance(raw, str) else "empty"
+
+
+def _aws_text(
+    what: str, detail: str = "", pattern: str | None = None, *, lo: int = 1, hi: int | None = None
+) -> _AwsCheck:
+    """Text of `lo`..`hi` characters without control characters, all of it matching `pattern`
+    (ASCII classes, as AWS's patterns are): `what` it is, and `detail` of the rule."""
+    shape = re.compile(pattern, re.ASCII) if pattern else None
+    rule = f"must be {what}: {detail}" if detail else f"must be {what}"
+
+    def check(key: str, raw: Any) -> list[_AwsProblem]:
+        if is_secure(raw):  # a `--path --secret` value: the provider checks it decrypted
+            return []
+        if not isinstance(raw, str):
+            return [(key, raw, f"must be {what} (text, not {_kind(raw)})")]
+        if (
+            len(raw) < lo
+            or (hi is not None and len(raw) > hi)
+            or any(unicodedata.category(c) == "Cc" for c in raw)
+            or (shape is not None and not shape.fullmatch(raw))
+        ):
+            return [(key, raw, rule)]
+        return []
+
+    return check
+
+
+def _aws_flag(key: str, raw: Any) -> list[_AwsProblem]:
+    # `pulumi config set aws:insecure true` stores the text "true"; the provider's config reads
+    # true/True/false/False (pulumi's Config.get_bool), and YAML's own booleans.
+    if is_secure(raw) or isinstance(raw, bool) or raw in ("true", "True", "false", "False"):
+        return []
+    return [(key, raw, "must be true or false")]
+
+
+# The provider's whole numbers are Go ints (terraform-provider-aws schema.TypeInt, 64-bit).
+_GO_INT_MAX = 2**63 - 1
+
+
+def _aws_whole(lo: int, why: str) -> _AwsCheck:
+    def check(key: str, raw: Any) -> list[_AwsProblem]:
+        if is_secure(raw):
+            return []
+        value = raw if isinstance(raw, int) and not isinstance(raw, bool) else None
+        if isinstance(raw, str) and re.fullmatch(r"-?[0-9]{1,19}", raw):
+            value = int(raw)  # `pulumi config set aws:maxRetries 5` stores the text "5"
+        if value is None or value < lo:
+            return [(key, raw, f"must be a whole number of at least {lo}{why}")]
+        if value > _GO_INT_MAX:
+            return [(key, raw, f"must be a whole number of at most {_GO_INT_MAX} (a Go int)")]
+        return []
+
+    return check
+
+
+def _aws_choice(*values: str) -> _AwsCheck:
+    def check(key: str, raw: Any) -> list[_AwsProblem]:
+        if is_secure(raw) or raw in values:
+            return []
+        return [(key, raw, f"must be one of {', '.join(values)}")]
+
+    return check
+
+
+def _aws_url(key: str, raw: Any) -> list[_AwsProblem]:
+    if is_secure(raw):  # a proxy URL may carry a password
+        return []
+    if not isinstance(raw, str):
+        return [(key, raw, f"must be an http:// or https:// URL (text, not {_kind(raw)})")]
+    rule = url_rule(raw, ("http", "https"))
+    return [(key, raw, rule)] if rule else []
+
+
+def _aws_sts_region(key: str, raw: Any) -> list[_AwsProblem]:
+    if is_secure(raw):
+        return []
+    if not isinstance(raw, str) or not _REGION.match(raw):
+        return [(key, raw, "must be an AWS region name like 'us-east-1'")]
+    known = region_partitions()
+    if known and raw not in known:
+        return [(key, raw, "is not a region in botocore's partition data (endpoints.json)")]
+    return []
+
+
+def _aws_list(item: _AwsCheck, what: str, *, empty_ok: bool = True) -> _AwsCheck:
+    def check(key: str, raw: Any) -> list[_AwsProblem]:
+        if not isinstance(raw, list) or (not raw and not empty_ok):
+            return [(key, raw, f"must be a list of {what}")]
+        return [p for i, value in enumerate(raw) for p in item(f"{key}[{i}]", value)]
+
+    return check
+
+
+def _aws_fields(what: str, fields: dict[str, _AwsCheck]) -> _AwsCheck:
+    """A mapping of the fields of one of the provider's nested settings (its `_inputs.py`)."""
+
+    def check(key: str, raw: Any) -> list[_AwsProblem]:
+        if not isinstance(raw, dict):
+            return [(key, raw, f"must be a mapping of {what}'s fields ({', '.join(fields)})")]
+        out: list[_AwsProblem] = []
+        for name, value in raw.items():
+            if name in fields:
+                out += fields[name](f"{key}.{name}", value)
+            else:
+                out.append(
+                    (
+                        f"{key}.{name}",
+                        "…" if is_secure(value) else value,
+                        f"is not a field of {what} (fields: {', '.join(fields)})",
+                    )
+                )
+        return out
+
+    return check
+
+
+def _aws_tags(key: str, raw: Any) -> list[_AwsProblem]:
+    """Tags, with the rules every tag in this project follows (`tag_text_rule`)."""
+    if not isinstance(raw, dict):
+        return [(key, raw, "must be a mapping of tag keys to values")]
+    out: list[_AwsProblem] = []
+    for k, v in raw.items():
+        if rule := tag_text_rule(k, MAX_TAG_KEY):
+            out.append((key, k, f"is not a valid tag key: it {rule}"))
+        if not isinstance(v, str):
+            out.append((f"{key}.{k}", v, f"must be a tag value (text, not {_kind(v)})"))
+        elif rule := tag_text_rule(v, MAX_TAG_VALUE):
+            out.append((f"{key}.{k}", v, f"is not a valid tag value: it {rule}"))
+    return out
+
+
+def _aws_json(rule: str, hi: int | None) -> _AwsCheck:
+    text = _aws_text(rule, lo=1, hi=hi)
+
+    def check(key: str, raw: Any) -> list[_AwsProblem]:
+        if is_secure(raw):
+            return []
+        if problems := text(key, raw):
+            return problems
+        try:
+            json.loads(raw)
+        except (ValueError, RecursionError):
+            return [(key, raw, f"must be {rule}: it is not JSON")]
+        return []
+
+    return check
+
+
+_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_SECONDS = {
+    "ns": 1e-9,
+    "us": 1e-6,
+    "µs": 1e-6,
+    "μs": 1e-6,
+    "ms": 1e-3,
+    "s": 1,
+    "m": 60,
+    "h": 3600,
+}
+
+
+def _aws_duration(key: str, raw: Any) -> list[_AwsProblem]:
+    # terraform-provider-aws validAssumeRoleDuration: a Go duration (time.ParseDuration) of
+    # 15 minutes to 12 hours, which is STS's DurationSeconds 900..43200 (botocore sts model).
+    rule = "must be a duration of 15m to 12h, like '1h' or '90m' (units ns, us, ms, s, m, h)"
+    if is_secure(raw):
+        return []
+    if not isinstance(raw, str) or not re.fullmatch(f"(?:{_DURATION_PART.pattern})+", raw):
+        return [(key, raw, rule)]
+    seconds = sum(float(n) * _DURATION_SECONDS[u] for n, u in _DURATION_PART.findall(raw))
+    return [] if 900 <= seconds <= 43200 else [(key, raw, rule)]
+
+
+# STS AssumeRole / AssumeRoleWithWebIdentity parameters (botocore sts model: arnType 20-2048,
+# roleSessionNameType 2-64 of [\w+=,.@-], externalIdType 2-1224 of [\w+=,.@:/-],
+# sourceIdentityType 2-256 of [\w+=,.@-], clientTokenType 4-20000; tests compare with the model).
+# The ARNs are IAM role and policy ARNs (IAM User Guide, "IAM identifiers").
+_ROLE_ARN = _aws_text(
+    "an IAM role ARN",
+    "arn:aws:iam::ACCOUNT:role/NAME, 20-2048 characters",
+    r"arn:aws(?:-[a-z]+)*:iam::[0-9]{12}:role/[\w+=,.@/-]+",
+    lo=20,
+    hi=2048,
+)
+_POLICY_ARNS = _aws_list(
+    _aws_text(
+        "an IAM policy ARN",
+        "arn:aws:iam::ACCOUNT|aws:policy/NAME, 20-2048 characters",
+        r"arn:aws(?:-[a-z]+)*:iam::(?:[0-9]{12}|aws):policy/[\w+=,.@/-]+",
+        lo=20,
+        hi=2048,
+    ),
+    "IAM policy ARNs",
+)
+_SESSION_NAME = _aws_text(
+    "a session name", "2-64 letters, digits or + = , . @ _ -", r"[\w+=,.@-]+", lo=2, hi=64
+)
+_ASSUME_ROLE: dict[str, _AwsCheck] = {
+    "duration": _aws_duration,
+    "externalId": _aws_text(
+        "an external ID",
+        "2-1224 letters, digits or + = , . @ : / _ -",
+        r"[\w+=,.@:/-]+",
+        lo=2,
+        hi=1224,
+    ),
+    "policy": _aws_json("an IAM policy as JSON text", None),
+    "policyArns": _POLICY_ARNS,
+    "roleArn": _ROLE_ARN,
+    "sessionName": _SESSION_NAME,
+    "sourceIdentity": _aws_text(
+        "a source identity", "2-256 letters, digits or + = , . @ _ -", r"[\w+=,.@-]+", lo=2, hi=256
+    ),
+    "tags": _aws_tags,
+    "transitiveTagKeys": _aws_list(_aws_text("a tag key", "1-128 characters", hi=128), "tag keys"),
+}
+_WEB_IDENTITY: dict[str, _AwsCheck] = {
+    "duration": _aws_duration,
+    "policy": _aws_json("an IAM policy as JSON text of at most 2048 characters", 2048),
+    "policyArns": _POLICY_ARNS,
+    "roleArn": _ROLE_ARN,
+    "sessionName": _SESSION_NAME,
+    "webIdentityToken": _aws_text("an OIDC token", "4-20000 characters", lo=4, hi=20000),
+    "webIdentityTokenFile": _aws_text("a file path"),
+}
+_ACCOUNT_IDS = _aws_list(
+    # AWS account IDs are 12 digits (AWS Organizations `AccountId` in botocore's model,
+    # ^\d{12}$); an unquoted 123456789012 is a YAML number of the same digits, accepted.
+    lambda key, raw: (
+        []
+        if not isinstance(raw, bool) and re.fullmatch(r"[0-9]{12}", str(raw))
+        else [(key, raw, "must be a 12-digit AWS account ID (quote it: '012345678901')")]
+    ),
+    "account IDs",
+    empty_ok=False,  # the provider reads an empty list as not set: no account would be refused
+)
+
+
+def _aws_endpoints(key: str, raw: Any) -> list[_AwsProblem]:
+    """A list of mappings of a service name to the URL of its endpoint."""
+    import difflib
+
+    known = _endpoint_services()
+
+    def entry(at: str, value: Any) -> list[_AwsProblem]:
+        if not isinstance(value, dict):
+            return [(at, value, "must be a mapping of service names to endpoint URLs")]
+        out: list[_AwsProblem] = []
+        for name, url in value.items():
+            if known and name not in known:
+                near = difflib.get_close_matches(str(name), known, n=3)
+                hint = f" (did you mean {', '.join(near)}?)" if near else ""
+                out.append((f"{at}.{name}", url, f"is not a service aws:endpoints takes{hint}"))
+            else:
+                out += _aws_url(f"{at}.{name}", url)
+        return out
+
+    return _aws_list(entry, "mappings of service names to endpoint URLs")(key, raw)
+
+
+@functools.cache
+def _endpoint_services() -> tuple[str, ...]:
+    """The service names `aws:endpoints` takes (pulumi-aws `ProviderEndpointArgsDict`, read as
+    text only when the setting is used); empty when the provider is not installed."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("pulumi_aws")
+    if spec is None or spec.origin is None:
+        return ()
+    try:
+        text = (Path(spec.origin).parent / "_inputs.py").read_text(encoding="utf-8")
+    except OSError:
+        return ()
+    start = text.find("class ProviderEndpointArgsDict(")
+    body = text[start : text.find("\nclass ", start + 1)] if start >= 0 else ""
+    return tuple(n.rstrip("_") for n in re.findall(r"^    (\w+): NotRequired", body, re.M))
+
+
+_NON_EMPTY = "non-empty text without control characters"
+_PATHS = _aws_list(_aws_text("a file path", _NON_EMPTY), "file paths")
+# Every `aws:` setting the pinned pulumi-aws reads (the names in its `config/vars.py`), checked
+# against the type its `ProviderArgs` gives it (provider.py; nested settings: `_inputs.py`) and
+# the rule of the terraform-provider-aws schema it wraps (internal/provider/sdkv2/provider.go:
+# enumerations, ConflictsWith, 0 read as unset) or of the AWS API the value goes to.
+# tests/unit/test_config_aws_keys.py keeps the names equal to the provider's.
+AWS_SETTINGS: dict[str, _AwsCheck] = {
+    # IAM `accessKeyIdType` (botocore iam model): 16-128 of [\w]
+    "accessKey": _aws_text(
+        "an access key ID", "16-128 letters, digits or _", r"\w+", lo=16, hi=128
+    ),
+    "allowedAccountIds": _ACCOUNT_IDS,
+    "assumeRoleWithWebIdentity": _aws_fields("aws:assumeRoleWithWebIdentity", _WEB_IDENTITY),
+    "assumeRoles": _aws_list(_aws_fields("an aws:assumeRoles entry", _ASSUME_ROLE), "roles"),
+    "customCaBundle": _aws_text("a PEM file path", _NON_EMPTY),
+    "defaultTags": _aws_fields("aws:defaultTags", {"tags": _aws_tags}),
+    "ec2MetadataServiceEndpoint": _aws_url,
+    "ec2MetadataServiceEndpointMode": _aws_choice("IPv4", "IPv6"),
+    "endpoints": _aws_endpoints,
+    "forbiddenAccountIds": _ACCOUNT_IDS,
+    "httpProxy": _aws_url,
+    "httpsProxy": _aws_url,
+    "ignoreTags": _aws_fields(
+        "aws:ignoreTags",
+        {
+            "keyPrefixes": _aws_list(
+                _aws_text("a tag key prefix", "1-128 characters", hi=128), "tag key prefixes"
+            ),
+            "keys": _aws_list(_aws_text("a tag key", "1-128 characters", hi=128), "tag keys"),
+        },
+    ),
+    "insecure": _aws_flag,
+    "maxRetries": _aws_whole(1, " (the provider reads 0 as not set, and retries 25 times)"),
+    "noProxy": _aws_text("a comma-separated list of hosts", _NON_EMPTY),
+    # A profile is a section `[profile NAME]` of the AWS config file (AWS SDKs and Tools
+    # Reference Guide, "Shared config and credentials files"); botocore's configloader reads
+    # NAME as one shell word, so spaces at either end never match a profile.
+    "profile": _aws_text(
+        "a profile name", f"{_NON_EMPTY}, no spaces at either end", r"\S(?:.*\S)?"
+    ),
+    # Only the type here: whether the region exists is a rule of `_validate` (region_rule), so
+    # the read-only operations can still warn instead of refusing (load_config's `warnings`).
+    "region": _aws_text("a region name like 'us-east-1'"),
+    "retryMode": _aws_choice("standard", "adaptive"),
+    # NormalizeS3USEast1RegionalEndpoint reads any other text as not set.
+    "s3UsEast1RegionalEndpoint": _aws_choice("legacy", "regional"),
+    "s3UsePathStyle": _aws_flag,
+    "secretKey": _aws_text("a secret access key", _NON_EMPTY),
+    "sharedConfigFiles": _PATHS,
+    "sharedCredentialsFiles": _PATHS,
+    "skipCredentialsValidation": _aws_flag,
+    "skipMetadataApiCheck": _aws_flag,
+    "skipRegionValidation": _aws_flag,
+    "skipRequestingAccountId": _aws_flag,
+    "stsRegion": _aws_sts_region,
+    "tagPolicyCompliance": _aws_choice("error", "warning", "disabled"),
+    "token": _aws_text("a session token", _NON_EMPTY),
+    "tokenBucketRateLimiterCapacity": _aws_whole(
+        1, " (the capacity of the SDK's retry token bucket)"
+    ),
+    "useDualstackEndpoint": _aws_flag,
+    "useFipsEndpoint": _aws_flag,
+    "userAgents": _aws_list(_aws_text("a product like 'name/1.0'", _NON_EMPTY), "products"),
+}
+# The settings dbplatform itself reads from the file (the region, and the operations' profile and
+# account guards): nothing decrypts a `secure:` value offline, so there it is refused.
+_AWS_READ_HERE = ("region", "profile", "allowedAccountIds", "forbiddenAccountIds")
+
+
+def aws_setting_problems(config: dict[Any, Any], source: str) -> list[str]:
+    """One line per `aws:` setting in a stack file's `config:` whose value breaks its type or
+    AWS's rule (a name the provider does not read is refused by `read_stack_values`).
+
+    The one check of these values: the offline commands (through `read_stack_values`) and the
+    operations (through it and `aws_settings`) refuse the same values with the same words.
+    """
+    lines: list[str] = []
+    for full_key, raw in config.items():
+        ns, _, key = str(full_key).partition(":")
+        if ns != "aws" or key not in AWS_SETTINGS:
+            continue
+        if raw is None:
+            lines.append(f"{source}: aws:{key} has no value: set one, or remove the key")
+        elif is_secure(raw) and key in _AWS_READ_HERE:
+            lines.append(
+                f"{source}: aws:{key} is a secret (set with --secret), but dbplatform reads it "
+                "from the file, where nothing decrypts it: set it without --secret"
+            )
+        elif not is_secure(raw):  # any other secret: the provider checks it decrypted
+            lines += [
+                f"{source}: aws:{sub} {quote(value)} {rule}"
+                for sub, value, rule in AWS_SETTINGS[key](key, raw)
+            ]
+    if config.get("aws:allowedAccountIds") and config.get("aws:forbiddenAccountIds"):
+        lines.append(
+            f"{source}: aws:allowedAccountIds and aws:forbiddenAccountIds are both set; the AWS "
+            "provider takes one or the other (ConflictsWith): keep one"
+        )
+    return lines
 
 
 ASSUME_ROLE_KEYS = ("aws:assumeRoles", "aws:assumeRoleWithWebIdentity")
@@ -872,48 +1289,36 @@ class AwsSettings:
 def aws_settings(stack: str, root: Path = ROOT) -> AwsSettings:
     """`aws:profile`, `aws:allowedAccountIds`, `aws:forbiddenAccountIds` and whether a role
     to assume is set in `Pulumi.<stack>.yaml` (already loaded once by `load_stack`,
-    which refused a file it cannot read); ConfigError naming the key for a wrong shape."""
+    which refused a file it cannot read); ConfigError naming the key for a wrong value, from
+    the same check as the offline commands' (`aws_setting_problems`)."""
     path = root / f"Pulumi.{stack}.yaml"
     data = load_yaml(path.read_bytes(), path.name) or {}
     config = data.get("config") if isinstance(data, dict) else None
     config = config if isinstance(config, dict) else {}
-    problems: list[str] = []
+    problems = aws_setting_problems(config, path.name)
+    if problems:
+        raise ConfigError(stack, problems)
 
     def accounts(key: str) -> tuple[str, ...] | None:
         raw = config.get(f"aws:{key}")
-        if raw is None:
-            return None
-        if not isinstance(raw, list) or not raw:
-            problems.append(f"{path.name}: aws:{key} {quote(raw)} must be a list of account IDs")
-            return ()
-        for i, item in enumerate(raw):
-            if isinstance(item, bool) or not _ACCOUNT_ID.match(str(item)):
-                problems.append(
-                    f"{path.name}: aws:{key}[{i}] {quote(item)} must be a 12-digit AWS account "
-                    "ID (quote it: '012345678901')"
-                )
-        return tuple(str(item) for item in raw)
+        return None if raw is None else tuple(str(item) for item in raw)
 
     profile = config.get("aws:profile")
-    if profile is not None and (not isinstance(profile, str) or not profile.strip()):
-        problems.append(f"{path.name}: aws:profile {quote(profile)} must be a profile name")
-    allowed, forbidden = accounts("allowedAccountIds"), accounts("forbiddenAccountIds")
-    if problems:
-        raise ConfigError(stack, problems)
     # pulumi-aws's role settings (its config/vars.py: assumeRoles, assumeRoleWithWebIdentity).
     assume = next((k for k in ASSUME_ROLE_KEYS if k in config), None)
     return AwsSettings(
         profile=profile if isinstance(profile, str) else None,
-        allowed_accounts=allowed,
-        forbidden_accounts=forbidden or (),
+        allowed_accounts=accounts("allowedAccountIds"),
+        forbidden_accounts=accounts("forbiddenAccountIds") or (),
         assume_role_key=assume,
     )
 
 
 @functools.cache
 def aws_provider_keys() -> frozenset[str]:
-    """The `aws:` config keys the pinned pulumi-aws provider reads (its `config/vars.py`), read
-    as text so the operations do not import the provider; empty when it is not installed."""
+    """The `aws:` config keys the installed pulumi-aws provider reads (its `config/vars.py`),
+    read as text so nothing imports the provider; empty when it is not installed. Tests keep
+    AWS_SETTINGS equal to it."""
     import importlib.util
 
     spec = importlib.util.find_spec("pulumi_aws")
@@ -923,7 +1328,8 @@ def aws_provider_keys() -> frozenset[str]:
         text = (Path(spec.origin).parent / "config" / "vars.py").read_text(encoding="utf-8")
     except OSError:
         return frozenset()
-    return frozenset(re.findall(r"__config__\.get\w*\('([A-Za-z]+)'\)", text))
+    # names hold digits too: ec2MetadataServiceEndpoint, s3UsePathStyle
+    return frozenset(re.findall(r"__config__\.get\w*\('([A-Za-z0-9]+)'\)", text))
 
 
 def resolve_environment(

@@ -9,36 +9,68 @@ from typing import Any
 import pulumi
 from pulumi.runtime.config import CONFIG, get_config_env
 
-from infra.config import NAMESPACE, StackConfig, camel, load_config
+from infra.config import (
+    NAMESPACE,
+    ConfigError,
+    StackConfig,
+    aws_setting_problems,
+    camel,
+    load_config,
+)
 from infra.environment import Environment
+
+
+def _parsed(raw: str) -> Any:
+    """A config value as the engine hands it over: objects and lists as JSON, the rest text."""
+    try:
+        return json.loads(raw) if raw[:1] in ("[", "{") else raw
+    except json.JSONDecodeError:
+        return raw
+
+
+def _engine_keys(namespace: str) -> set[str]:
+    """Every key of `namespace` the engine has. The CLI's language host passes config in the
+    PULUMI_CONFIG environment variable; mocks and the Automation API's inline programs set it
+    in the runtime (CONFIG)."""
+    keys = set()
+    for full_key in (*CONFIG.get(), *get_config_env()):
+        ns, _, key = full_key.partition(":")
+        if ns == namespace:
+            keys.add(key)
+    return keys
 
 
 def _engine_values() -> tuple[dict[str, Any], str | None]:
     """This stack's `dbplatform:` values as the engine hands them over (objects as JSON)."""
     keys = {camel(f.name) for f in dataclasses.fields(StackConfig)} - {"stack", "region"}
-    # Also every dbplatform key the engine has, so a misspelt key is refused, not ignored. The
-    # CLI's language host passes config in the PULUMI_CONFIG environment variable; mocks and the
-    # Automation API's inline programs set it in the runtime (CONFIG).
-    for full_key in (*CONFIG.get(), *get_config_env()):
-        ns, _, key = full_key.partition(":")
-        if ns == NAMESPACE:
-            keys.add(key)
+    # Also every dbplatform key the engine has, so a misspelt key is refused, not ignored.
+    keys |= _engine_keys(NAMESPACE)
     config = pulumi.Config(NAMESPACE)
-    values: dict[str, Any] = {}
-    for key in sorted(keys):
-        raw = config.get(key)
-        if raw is None:
-            continue
-        try:
-            values[key] = json.loads(raw) if raw[:1] in ("[", "{") else raw
-        except json.JSONDecodeError:
-            values[key] = raw
+    values = {key: _parsed(raw) for key in sorted(keys) if (raw := config.get(key)) is not None}
     return values, pulumi.Config("aws").get("region")
 
 
+def _engine_aws_values() -> dict[str, Any]:
+    """The stack's `aws:` settings as the engine hands them over (secrets decrypted), keyed as
+    in the stack file."""
+    config = pulumi.Config("aws")
+    return {
+        f"aws:{key}": _parsed(raw)
+        for key in sorted(_engine_keys("aws"))
+        if (raw := config.get(key)) is not None
+    }
+
+
 def load() -> StackConfig:
+    """The stack's config, refused as the offline commands and the operations refuse it: its
+    `aws:` settings by the same check (infra/config.py `aws_setting_problems`), so `pulumi up`
+    stops with the same words before the provider reads a bad value its own way."""
+    stack = pulumi.get_stack()
+    problems = aws_setting_problems(_engine_aws_values(), f"Pulumi.{stack}.yaml")
+    if problems:
+        raise ConfigError(stack, problems)
     values, region = _engine_values()
-    return load_config(pulumi.get_stack(), values, region)
+    return load_config(stack, values, region)
 
 
 def _provider_settings() -> dict[str, object]:
@@ -46,16 +78,7 @@ def _provider_settings() -> dict[str, object]:
     from infra.components._common import PROVIDER_SETTINGS
 
     config = pulumi.Config("aws")
-    out: dict[str, object] = {}
-    for key in PROVIDER_SETTINGS:
-        raw = config.get(key)
-        if raw is None:
-            continue
-        try:
-            out[key] = json.loads(raw) if raw[:1] in ("[", "{") else raw
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
+    return {key: _parsed(raw) for key in PROVIDER_SETTINGS if (raw := config.get(key)) is not None}
 
 
 def run() -> None:

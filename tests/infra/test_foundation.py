@@ -12,7 +12,13 @@ import pytest
 from pulumi.runtime.config import CONFIG
 
 from infra import program
-from infra.config import ConfigError, load_config, load_stack, read_stack_values
+from infra.config import (
+    ConfigError,
+    aws_setting_problems,
+    load_config,
+    load_stack,
+    read_stack_values,
+)
 from infra.naming import Names
 from infra.offline import (
     KNOWN_AFTER_DEPLOY,
@@ -424,3 +430,24 @@ def test_a_provider_without_a_region_deploys_in_the_stacks_region(
 
     rec = run_program("staging", root=ROOT, program=program)
     assert rec.by_name("topic").region == rec.by_name("plain").region == "us-east-1"
+
+
+def test_pulumi_up_refuses_a_bad_aws_setting_in_the_offline_commands_words(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`pulumi up` reads the program's config from the engine, not the stack file: its `aws:`
+    settings get the same check there as in synth and the operations (review)."""
+    values, region = read_stack_values("prod", ROOT)
+    engine = {**pulumi_config("prod", values, region), "aws:maxRetries": "lots"}
+    monkeypatch.setenv("PULUMI_CONFIG", json.dumps(engine))
+    monkeypatch.setattr(pulumi, "get_stack", lambda: "prod")
+    token = CONFIG.set({})
+    try:
+        with pytest.raises(ConfigError) as refused:
+            program.load()
+        offline = aws_setting_problems({"aws:maxRetries": "lots"}, "Pulumi.prod.yaml")
+        assert refused.value.problems == offline and "aws:maxRetries 'lots'" in offline[0]
+        monkeypatch.setenv("PULUMI_CONFIG", json.dumps({**engine, "aws:maxRetries": "5"}))
+        assert program.load().stack == "prod"  # a good value passes
+    finally:
+        CONFIG.reset(token)

@@ -9,8 +9,6 @@ closed port on 127.0.0.1: a command that reached AWS would fail with exit 1 "Cou
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,9 @@ import pytest
 
 from dbplatform.ops.aws import session_for
 from dbplatform.ops.errors import BadUsage
-from infra.config import ROOT, load_stack
+from infra.config import load_stack
 from scripts import bluegreen, dr, restore_check, rotate_secret
+from tests.unit.conftest import offline_project
 
 COMMANDS: list[tuple[str, Callable[[list[str]], int], list[str]]] = [
     ("rotate-secret", rotate_secret.main, ["--stack", "prod", "--secret", "master", "--dry-run"]),
@@ -43,19 +42,7 @@ IDS = [c[0] for c in COMMANDS]
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    root = tmp_path / "project"
-    root.mkdir()
-    for name in ("Pulumi.yaml", "Pulumi.prod.yaml"):
-        shutil.copy(ROOT / name, root / name)
-    for key in [k for k in os.environ if k.startswith("AWS_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(root))
-    monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")  # closed: no AWS reached
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "example")
-    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-credentials"))
+    root = offline_project(tmp_path, monkeypatch, ("Pulumi.yaml", "Pulumi.prod.yaml"))
     monkeypatch.delenv("DBPLATFORM_POLL_SECONDS", raising=False)
     return root
 
