@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import sys
 from collections.abc import Iterator, Sequence
 
 
@@ -50,5 +51,18 @@ def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> a
         for item in required:
             item.required = True
     if any(x.startswith("-") and x != "-" for x in extras):
-        parser.error("unrecognized arguments: " + " ".join(extras))
+        # said by the subcommand's parser, whose usage line shows the flags it does have
+        _chosen(parser, list(argv) if argv is not None else sys.argv[1:]).error(
+            "unrecognized arguments: " + " ".join(extras)
+        )
     return parser.parse_args(argv)
+
+
+def _chosen(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.ArgumentParser:
+    """The parser of the subcommand `argv` names (the first word that is one, level by level)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for i, word in enumerate(argv):
+                if word in action.choices:
+                    return _chosen(action.choices[word], argv[i + 1 :])
+    return parser

@@ -583,24 +583,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     args = parser.parse_args(argv)
-    server = start(port=args.port)
 
     def _stop(signum: int, _frame: Any) -> None:
         raise SystemExit(128 + signum)
 
-    # `kill` or a closed terminal stops the server too, as Ctrl-C does: before, the server
-    # process outlived a launcher ended by SIGTERM and kept its port
+    # `kill` or a closed terminal stops the server too, as Ctrl-C does (the server process
+    # outlived a launcher ended by SIGTERM and kept its port): set before the server starts, so
+    # a signal while it starts or while the environment is printed stops it as well
     for signum in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(signum, _stop)
-    print(f"moto server on {server.url} (pid {server.process.pid}); Ctrl-C stops it")
-    for key, value in server.client_env().items():
-        print(f"export {key}={value}")
+    server: MotoServer | None = None
     try:
+        server = start(port=args.port)
+        print(f"moto server on {server.url} (pid {server.process.pid}); Ctrl-C stops it")
+        for key, value in server.client_env().items():
+            print(f"export {key}={value}")
+        sys.stdout.flush()
         server.process.wait()
     except KeyboardInterrupt:
         pass
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
     return 0
 
 

@@ -533,7 +533,9 @@ def camel(name: str) -> str:
 def quote(value: Any) -> str:
     """A value as a message shows it: strings quoted, the rest as JSON, long ones shortened."""
     if isinstance(value, str):
-        text = f"'{value}'"
+        # control characters as escapes, so a problem stays on its line ('a\\nb')
+        shown = "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in value)
+        text = f"'{shown}'"
     else:
         try:
             text = json.dumps(value, sort_keys=True, default=str)
@@ -895,10 +897,17 @@ def _kind(raw: Any) -> str:
 
 
 def _aws_text(
-    what: str, detail: str = "", pattern: str | None = None, *, lo: int = 1, hi: int | None = None
+    what: str,
+    detail: str = "",
+    pattern: str | None = None,
+    *,
+    lo: int = 1,
+    hi: int | None = None,
+    controls: str = "",
 ) -> _AwsCheck:
-    """Text of `lo`..`hi` characters without control characters, all of it matching `pattern`
-    (ASCII classes, as AWS's patterns are): `what` it is, and `detail` of the rule."""
+    """Text of `lo`..`hi` characters without control characters (but `controls`), all of it
+    matching `pattern` (ASCII classes, as AWS's patterns are): `what` it is, and `detail` of the
+    rule."""
     shape = re.compile(pattern, re.ASCII) if pattern else None
     rule = f"must be {what}: {detail}" if detail else f"must be {what}"
 
@@ -910,7 +919,7 @@ def _aws_text(
         if (
             len(raw) < lo
             or (hi is not None and len(raw) > hi)
-            or any(unicodedata.category(c) == "Cc" for c in raw)
+            or any(unicodedata.category(c) == "Cc" and c not in controls for c in raw)
             or (shape is not None and not shape.fullmatch(raw))
         ):
             return [(key, raw, rule)]
@@ -957,12 +966,33 @@ def _aws_choice(*values: str) -> _AwsCheck:
 
 
 def _aws_url(key: str, raw: Any) -> list[_AwsProblem]:
-    if is_secure(raw):  # a proxy URL may carry a password
+    if is_secure(raw):
         return []
     if not isinstance(raw, str):
         return [(key, raw, f"must be an http:// or https:// URL (text, not {_kind(raw)})")]
-    rule = url_rule(raw, ("http", "https"))
+    rule = url_rule(raw, ("http", "https"), max_path=None)
     return [(key, raw, rule)] if rule else []
+
+
+# Go's proxy settings (aws-sdk-go-base hands httpProxy/httpsProxy to
+# golang.org/x/net/http/httpproxy): a value without a scheme or host is read again as
+# "http://" + value (parseProxy), and net/http's Transport takes http, https, socks5 and socks5h.
+_PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def _aws_proxy(key: str, raw: Any) -> list[_AwsProblem]:
+    if is_secure(raw):  # a proxy URL may carry a password
+        return []
+    if not isinstance(raw, str):
+        return [(key, raw, f"must be a proxy URL or host:port (text, not {_kind(raw)})")]
+    url = raw if "://" in raw else f"http://{raw}"
+    rule = url_rule(url, _PROXY_SCHEMES, max_path=None)
+    return [(key, _without_password(raw), rule)] if rule else []
+
+
+def _without_password(url: str) -> str:
+    """A URL as a message may show it: a password in it replaced by '…'."""
+    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1…@", url)
 
 
 def _aws_sts_region(key: str, raw: Any) -> list[_AwsProblem]:
@@ -1016,6 +1046,8 @@ def _aws_tags(key: str, raw: Any) -> list[_AwsProblem]:
     for k, v in raw.items():
         if rule := tag_text_rule(k, MAX_TAG_KEY):
             out.append((key, k, f"is not a valid tag key: it {rule}"))
+        if is_secure(v):  # a `--path --secret` value: the provider checks it decrypted
+            continue
         if not isinstance(v, str):
             out.append((f"{key}.{k}", v, f"must be a tag value (text, not {_kind(v)})"))
         elif rule := tag_text_rule(v, MAX_TAG_VALUE):
@@ -1024,7 +1056,10 @@ def _aws_tags(key: str, raw: Any) -> list[_AwsProblem]:
 
 
 def _aws_json(rule: str, hi: int | None) -> _AwsCheck:
-    text = _aws_text(rule, lo=1, hi=hi)
+    # A policy may be pretty-printed, or a YAML block ending in a newline: STS's
+    # sessionPolicyDocumentType allows tab, LF and CR (botocore sts model), and the provider asks
+    # only for JSON (terraform-provider-aws validation.StringIsJSON).
+    text = _aws_text(rule, lo=1, hi=hi, controls="\t\n\r")
 
     def check(key: str, raw: Any) -> list[_AwsProblem]:
         if is_secure(raw):
@@ -1102,8 +1137,10 @@ _ASSUME_ROLE: dict[str, _AwsCheck] = {
     "policyArns": _POLICY_ARNS,
     "roleArn": _ROLE_ARN,
     "sessionName": _SESSION_NAME,
+    # STS takes 2-256 characters, but the provider refuses more than 64
+    # (terraform-provider-aws validAssumeRoleSourceIdentity: StringLenBetween(2, 64))
     "sourceIdentity": _aws_text(
-        "a source identity", "2-256 letters, digits or + = , . @ _ -", r"[\w+=,.@-]+", lo=2, hi=256
+        "a source identity", "2-64 letters, digits or + = , . @ _ -", r"[\w+=,.@-]+", lo=2, hi=64
     ),
     "tags": _aws_tags,
     "transitiveTagKeys": _aws_list(_aws_text("a tag key", "1-128 characters", hi=128), "tag keys"),
@@ -1191,8 +1228,8 @@ AWS_SETTINGS: dict[str, _AwsCheck] = {
     "ec2MetadataServiceEndpointMode": _aws_choice("IPv4", "IPv6"),
     "endpoints": _aws_endpoints,
     "forbiddenAccountIds": _ACCOUNT_IDS,
-    "httpProxy": _aws_url,
-    "httpsProxy": _aws_url,
+    "httpProxy": _aws_proxy,
+    "httpsProxy": _aws_proxy,
     "ignoreTags": _aws_fields(
         "aws:ignoreTags",
         {
@@ -1237,15 +1274,31 @@ AWS_SETTINGS: dict[str, _AwsCheck] = {
 }
 # The settings dbplatform itself reads from the file (the region, and the operations' profile and
 # account guards): nothing decrypts a `secure:` value offline, so there it is refused.
-_AWS_READ_HERE = ("region", "profile", "allowedAccountIds", "forbiddenAccountIds")
+# The settings the offline commands read from the file (the region) and those the operations read
+# too (their profile and account guards): nothing decrypts a `secure:` value there, so a secret
+# one is refused where it is read; elsewhere a secret is the provider's to check, decrypted.
+AWS_READ_OFFLINE = ("region",)
+AWS_READ_BY_OPERATIONS = ("region", "profile", "allowedAccountIds", "forbiddenAccountIds")
+# Credentials: their values are never printed, secret or not (a message goes to CI logs).
+_AWS_CREDENTIALS = ("accessKey", "secretKey", "token")
+_HIDDEN = "…"
 
 
-def aws_setting_problems(config: dict[Any, Any], source: str) -> list[str]:
+def aws_setting_problems(
+    config: dict[Any, Any],
+    source: str,
+    *,
+    read_here: tuple[str, ...] = AWS_READ_OFFLINE,
+    secret_keys: frozenset[str] = frozenset(),
+) -> list[str]:
     """One line per `aws:` setting in a stack file's `config:` whose value breaks its type or
     AWS's rule (a name the provider does not read is refused by `read_stack_values`).
 
-    The one check of these values: the offline commands (through `read_stack_values`) and the
-    operations (through it and `aws_settings`) refuse the same values with the same words.
+    The one check of these values, for the offline commands (through `read_stack_values`), the
+    operations (through it and `aws_settings`, `read_here` their own keys) and the program
+    under `pulumi up`, which passes the values the engine decrypted and `secret_keys`, the
+    full keys Pulumi marks secret: no value under those keys, nor any credential or web
+    identity token, is shown in a message.
     """
     lines: list[str] = []
     for full_key, raw in config.items():
@@ -1254,14 +1307,16 @@ def aws_setting_problems(config: dict[Any, Any], source: str) -> list[str]:
             continue
         if raw is None:
             lines.append(f"{source}: aws:{key} has no value: set one, or remove the key")
-        elif is_secure(raw) and key in _AWS_READ_HERE:
+        elif is_secure(raw) and key in read_here:
             lines.append(
                 f"{source}: aws:{key} is a secret (set with --secret), but dbplatform reads it "
                 "from the file, where nothing decrypts it: set it without --secret"
             )
         elif not is_secure(raw):  # any other secret: the provider checks it decrypted
+            hidden = str(full_key) in secret_keys or key in _AWS_CREDENTIALS
             lines += [
-                f"{source}: aws:{sub} {quote(value)} {rule}"
+                f"{source}: aws:{sub} "
+                f"{quote(_HIDDEN if hidden or sub.endswith('webIdentityToken') else value)} {rule}"
                 for sub, value, rule in AWS_SETTINGS[key](key, raw)
             ]
     if config.get("aws:allowedAccountIds") and config.get("aws:forbiddenAccountIds"):
@@ -1295,7 +1350,7 @@ def aws_settings(stack: str, root: Path = ROOT) -> AwsSettings:
     data = load_yaml(path.read_bytes(), path.name) or {}
     config = data.get("config") if isinstance(data, dict) else None
     config = config if isinstance(config, dict) else {}
-    problems = aws_setting_problems(config, path.name)
+    problems = aws_setting_problems(config, path.name, read_here=AWS_READ_BY_OPERATIONS)
     if problems:
         raise ConfigError(stack, problems)
 
@@ -2290,12 +2345,13 @@ def _validate_alarms(alarms: AlarmsConfig, p: _Problems) -> None:
     _validate_thresholds(alarms.thresholds, p)
 
 
-def url_rule(url: str, schemes: tuple[str, ...]) -> str | None:
-    """Why `url` is not a usable http(s) URL with a host, or None.
+def url_rule(url: str, schemes: tuple[str, ...], *, max_path: int | None = 255) -> str | None:
+    """Why `url` is not a usable URL of `schemes` with a host, or None.
 
     Route 53 health checks take a host of <= 255 characters, a port 1..65535 and a resource
     path of <= 255 characters (botocore route53 model: FullyQualifiedDomainName, Port,
-    ResourcePath); SNS https subscriptions need a host as well.
+    ResourcePath); SNS https subscriptions need a host as well. `max_path` None: no Route 53
+    path limit (the provider's endpoints and proxies).
     """
     kinds = " or ".join(f"{s}://" for s in schemes)
     if any(c.isspace() for c in url):
@@ -2313,8 +2369,8 @@ def url_rule(url: str, schemes: tuple[str, ...]) -> str | None:
         return "has a port outside 1..65535"
     if len(parts.hostname) > 255:
         return "has a host longer than 255 characters"
-    if len(parts.path or "/") + len(parts.query) > 255:
-        return "has a path longer than 255 characters (Route 53 ResourcePath)"
+    if max_path is not None and len(parts.path or "/") + len(parts.query) > max_path:
+        return f"has a path longer than {max_path} characters (Route 53 ResourcePath)"
     return None
 
 

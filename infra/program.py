@@ -7,7 +7,12 @@ import json
 from typing import Any
 
 import pulumi
-from pulumi.runtime.config import CONFIG, get_config_env
+from pulumi.runtime.config import (
+    CONFIG,
+    get_config_env,
+    get_config_secret_keys_env,
+    is_config_secret,
+)
 
 from infra.config import (
     NAMESPACE,
@@ -50,15 +55,19 @@ def _engine_values() -> tuple[dict[str, Any], str | None]:
     return values, pulumi.Config("aws").get("region")
 
 
-def _engine_aws_values() -> dict[str, Any]:
+def _engine_aws_values() -> tuple[dict[str, Any], frozenset[str]]:
     """The stack's `aws:` settings as the engine hands them over (secrets decrypted), keyed as
-    in the stack file."""
+    in the stack file, and the keys Pulumi marks secret (never shown in a message)."""
     config = pulumi.Config("aws")
-    return {
+    values = {
         f"aws:{key}": _parsed(raw)
         for key in sorted(_engine_keys("aws"))
         if (raw := config.get(key)) is not None
     }
+    # The CLI's language host names the secret keys in PULUMI_CONFIG_SECRET_KEYS; mocks and the
+    # Automation API set them in the runtime.
+    secret = set(get_config_secret_keys_env())
+    return values, frozenset(k for k in values if k in secret or is_config_secret(k))
 
 
 def load() -> StackConfig:
@@ -66,7 +75,8 @@ def load() -> StackConfig:
     `aws:` settings by the same check (infra/config.py `aws_setting_problems`), so `pulumi up`
     stops with the same words before the provider reads a bad value its own way."""
     stack = pulumi.get_stack()
-    problems = aws_setting_problems(_engine_aws_values(), f"Pulumi.{stack}.yaml")
+    aws_values, secret_keys = _engine_aws_values()
+    problems = aws_setting_problems(aws_values, f"Pulumi.{stack}.yaml", secret_keys=secret_keys)
     if problems:
         raise ConfigError(stack, problems)
     values, region = _engine_values()

@@ -195,6 +195,9 @@ def stop(server: PgServer) -> None:
         os.kill(server.pid, signal.SIGKILL)
 
 
+SHM_NEEDED_BYTES = 1 << 30
+
+
 def _scratch_parent() -> str | None:
     """Where a throwaway cluster goes: the machine's memory-backed /dev/shm when there is one.
 
@@ -205,7 +208,11 @@ def _scratch_parent() -> str | None:
     """
     shm = "/dev/shm"
     if os.path.isdir(shm) and os.access(shm, os.W_OK | os.X_OK):
-        return shm
+        # room for a run's clusters (about 150 MB a worker; a container's /dev/shm is often
+        # 64 MB, which would fail a run halfway)
+        free = os.statvfs(shm)
+        if free.f_bavail * free.f_frsize >= SHM_NEEDED_BYTES:
+            return shm
     return None  # the system temporary directory
 
 

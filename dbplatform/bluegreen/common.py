@@ -267,7 +267,7 @@ def config_advice(
 
     With `write` (`--update-config`) the change is made in the file (never under --dry-run).
     """
-    from dbplatform.bluegreen.config_edit import apply_changes, changes_for
+    from dbplatform.bluegreen.config_edit import LayoutError, apply_changes, changes_for
 
     changes = changes_for(ctx.stack, engine_version, instance_class)
     name = ctx.stack.name
@@ -278,6 +278,9 @@ def config_advice(
             try:
                 apply_changes(ctx.stack, changes)
                 lines.append(f"written to {ctx.stack.config_path.name}: commit it")
+            except LayoutError as exc:  # names the file itself
+                ctx.out.warn(str(exc))
+                lines.append("edit it by hand, then commit it")
             except (ValueError, OSError, ConfigError) as exc:  # the switch itself is done
                 ctx.out.warn(f"could not update {ctx.stack.config_path.name}: {exc}")
                 lines.append("edit it by hand, then commit it")

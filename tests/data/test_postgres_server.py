@@ -43,3 +43,15 @@ def test_stopping_by_pid_ends_the_server_and_removes_its_cluster() -> None:
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
     assert not cluster.parent.exists()
+
+
+def test_a_small_dev_shm_is_not_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A container's /dev/shm is often 64 MB: the clusters would fill it halfway through a run,
+    so they go to the temporary directory unless it has room (review)."""
+    from tests import postgres
+
+    monkeypatch.setattr(postgres, "SHM_NEEDED_BYTES", 0)
+    writable = os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK | os.X_OK)
+    assert postgres._scratch_parent() == ("/dev/shm" if writable else None)
+    monkeypatch.setattr(postgres, "SHM_NEEDED_BYTES", 1 << 62)  # more than any machine has
+    assert postgres._scratch_parent() is None

@@ -449,5 +449,15 @@ def test_pulumi_up_refuses_a_bad_aws_setting_in_the_offline_commands_words(
         assert refused.value.problems == offline and "aws:maxRetries 'lots'" in offline[0]
         monkeypatch.setenv("PULUMI_CONFIG", json.dumps({**engine, "aws:maxRetries": "5"}))
         assert program.load().stack == "prod"  # a good value passes
+        # the engine hands secrets over decrypted: a mistyped field of one never shows its value
+        role = [{"roleArn": "arn:aws:iam::123456789012:role/x", "externalID": "Tr1cky-S3cret"}]
+        monkeypatch.setenv(
+            "PULUMI_CONFIG", json.dumps({**engine, "aws:assumeRoles": json.dumps(role)})
+        )
+        monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["aws:assumeRoles"]))
+        with pytest.raises(ConfigError) as secret:
+            program.load()
+        assert "aws:assumeRoles[0].externalID '…' is not a field" in str(secret.value)
+        assert "Tr1cky-S3cret" not in str(secret.value)
     finally:
         CONFIG.reset(token)

@@ -337,6 +337,9 @@ def test_a_mistyped_flag_is_named_before_a_missing_one(capsys: pytest.CaptureFix
         err = capsys.readouterr().err
         assert "unrecognized arguments: --sta" in err, (name, err)
         assert "required" not in err, (name, err)
+    # the usage line is the subcommand's, which shows the flag meant
+    assert _exit_code(["bluegreen", "status", "--sta", "prod"]) == 2
+    assert "usage: dbplatform bluegreen status [-h] --stack NAME" in capsys.readouterr().err
     # with nothing mistyped, what is missing is still named
     assert _exit_code(["bluegreen", "status"]) == 2
     assert "the following arguments are required: --stack" in capsys.readouterr().err

@@ -193,18 +193,17 @@ BAD: list[tuple[str, Any, str]] = [
     ("profile", ["a"], 'aws:profile ["a"] must be a profile name (text, not a list)'),
     ("profile", "", "aws:profile '' must be a profile name"),
     ("profile", " ops", "aws:profile ' ops' must be a profile name"),
-    ("profile", "a\nb", "aws:profile 'a\nb' must be a profile name"),
+    ("profile", "a\nb", "aws:profile 'a\\nb' must be a profile name"),  # one line
     ("insecure", "yes", "aws:insecure 'yes' must be true or false"),
     ("skipCredentialsValidation", 1, "aws:skipCredentialsValidation 1 must be true or false"),
     ("retryMode", "legacy", "aws:retryMode 'legacy' must be one of standard, adaptive"),
     ("s3UsEast1RegionalEndpoint", "global", "must be one of legacy, regional"),
     ("ec2MetadataServiceEndpointMode", "ipv4", "must be one of IPv4, IPv6"),
     ("tagPolicyCompliance", "strict", "must be one of error, warning, disabled"),
-    ("httpsProxy", "proxy:3128", "aws:httpsProxy 'proxy:3128' must be a http:// or https:// URL"),
     ("ec2MetadataServiceEndpoint", "http://h:99999", "a port must be 1..65535"),
     ("stsRegion", "us-middle-9", "aws:stsRegion 'us-middle-9' is not a region"),
     ("stsRegion", "useast1", "aws:stsRegion 'useast1' must be an AWS region name"),
-    ("accessKey", "AKID", "aws:accessKey 'AKID' must be an access key ID: 16-128"),
+    ("accessKey", "AKID", "aws:accessKey '…' must be an access key ID: 16-128"),  # never shown
     ("allowedAccountIds", [], "aws:allowedAccountIds [] must be a list of account IDs"),
     ("allowedAccountIds", ["12345"], "aws:allowedAccountIds[0] '12345' must be a 12-digit"),
     ("forbiddenAccountIds", "123456789012", "aws:forbiddenAccountIds '123456789012' must be"),
@@ -226,7 +225,9 @@ BAD: list[tuple[str, Any, str]] = [
     ("region", 12, "aws:region 12 must be a region name like 'us-east-1' (text, not a number)"),
     ("region", ["us-east-1"], 'aws:region ["us-east-1"] must be a region name'),
     ("profile", None, "aws:profile has no value: set one, or remove the key"),
-    ("profile", {"secure": "v1:abc"}, "aws:profile is a secret (set with --secret), but"),
+    ("region", {"secure": "v1:abc"}, "aws:region is a secret (set with --secret), but"),
+    ("httpsProxy", "ftp://proxy:21", "must be a http:// or https:// or socks5:// or socks5h://"),
+    ("httpProxy", "http://u:hunter2@:3128", "aws:httpProxy 'http://u:…@:3128' must name a host"),
 ]
 
 
@@ -278,7 +279,9 @@ def test_assume_role_fields_follow_the_sts_model() -> None:
 
     _bounds_hold(field("sessionName"), _shape("sts", "roleSessionNameType"), "a")
     _bounds_hold(field("externalId"), _shape("sts", "externalIdType"), "a")
-    _bounds_hold(field("sourceIdentity"), _shape("sts", "sourceIdentityType"), "a")
+    # STS takes up to 256; the provider refuses more than 64 (terraform-provider-aws
+    # validAssumeRoleSourceIdentity, StringLenBetween(2, 64))
+    _bounds_hold(field("sourceIdentity"), {**_shape("sts", "sourceIdentityType"), "max": 64}, "a")
     token = _shape("sts", "clientTokenType")
     _bounds_hold(
         lambda v: _problems({"aws:assumeRoleWithWebIdentity": {"webIdentityToken": v}}), token, "t"
@@ -494,3 +497,63 @@ def test_the_committed_stacks_pass() -> None:
     for path in sorted(ROOT.glob("Pulumi.*.yaml")):
         config = yaml.safe_load(path.read_text(encoding="utf-8"))["config"]
         assert aws_setting_problems(config, path.name) == []
+
+
+# --- review of the first version: values the provider takes, secrets never shown ------------
+
+ALSO_GOOD: list[tuple[str, Any]] = [
+    # Go's httpproxy reads a value without a scheme as http://value; socks5 is a Transport scheme
+    ("httpsProxy", "proxy.corp.example:3128"),
+    ("httpProxy", "socks5://127.0.0.1:1080"),
+    ("httpsProxy", "socks5h://proxy.corp.example:1080"),
+    # an endpoint has no Route 53 path limit
+    ("endpoints", [{"rds": "https://gw.example.com/" + "p" * 300}]),
+    # a policy as a YAML block or pretty-printed: STS allows tab, LF and CR in it
+    (
+        "assumeRoles",
+        [
+            {
+                "roleArn": "arn:aws:iam::123456789012:role/deployer",
+                "policy": '{\n\t"Version": "2012-10-17",\r\n  "Statement": []\n}\n',
+            }
+        ],
+    ),
+    ("defaultTags", {"tags": {"team": {"secure": "v1:abc"}}}),
+    # read by the operations only: the offline commands leave a secret one to the provider
+    ("profile", {"secure": "v1:abc"}),
+    ("allowedAccountIds", {"secure": "v1:abc"}),
+]
+
+
+@pytest.mark.parametrize(("key", "value"), ALSO_GOOD, ids=[f"{k}={v!r}"[:60] for k, v in ALSO_GOOD])
+def test_values_the_provider_takes_are_not_refused(key: str, value: Any) -> None:
+    assert _problems({f"aws:{key}": value}) == []
+
+
+def test_the_operations_refuse_a_secret_they_must_read_from_the_file() -> None:
+    from infra.config import AWS_READ_BY_OPERATIONS
+
+    for key in ("profile", "allowedAccountIds"):
+        got = aws_setting_problems(
+            {f"aws:{key}": {"secure": "v1:abc"}}, "Pulumi.s1.yaml", read_here=AWS_READ_BY_OPERATIONS
+        )
+        assert len(got) == 1 and f"aws:{key} is a secret (set with --secret)" in got[0]
+
+
+@settings(max_examples=40, deadline=None)
+@given(secret=st.text(alphabet=st.characters(codec="ascii"), min_size=1, max_size=40))
+def test_no_secret_value_is_ever_shown(secret: str) -> None:
+    """Review: `pulumi up` hands the program decrypted secrets; a mistyped field of a secret
+    `aws:assumeRoles` printed its value. Nothing under a secret key, and no credential, is."""
+    config = {
+        "aws:assumeRoles": [{"externalID": secret, "roleArn": "bad"}],
+        "aws:secretKey": secret + "\n",
+        "aws:token": "",
+        "aws:assumeRoleWithWebIdentity": {"webIdentityToken": secret[:3]},
+    }
+    got = aws_setting_problems(config, "Pulumi.s1.yaml", secret_keys=frozenset({"aws:assumeRoles"}))
+    assert len(got) >= 4
+    for line in got:
+        assert "'…'" in line, line
+    text = "\n".join(got)
+    assert all(f"'{shown}'" not in text for shown in (secret, secret + "\\n", secret[:3]))
