@@ -555,15 +555,19 @@ def start(timeout: float = 30.0, attempts: int = 3, port: int | None = None) -> 
         )
         server = MotoServer(port=port_now, process=proc)
         deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                last = f"moto server exited with {proc.returncode} (port {port_now} taken?)"
-                break
-            if server.answers():
-                return server
-            time.sleep(0.05)
-        else:
-            last = f"moto server on port {port_now} did not answer within {timeout:.0f}s"
+        try:
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    last = f"moto server exited with {proc.returncode} (port {port_now} taken?)"
+                    break
+                if server.answers():
+                    return server
+                time.sleep(0.05)
+            else:
+                last = f"moto server on port {port_now} did not answer within {timeout:.0f}s"
+        except BaseException:  # a signal or Ctrl-C while it starts: no server left behind
+            server.stop()
+            raise
         server.stop()
     raise RuntimeError(last)
 

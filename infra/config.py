@@ -936,6 +936,9 @@ def _aws_flag(key: str, raw: Any) -> list[_AwsProblem]:
     return [(key, raw, "must be true or false")]
 
 
+_HIDDEN = "…"
+"""A value a message does not show."""
+
 # The provider's whole numbers are Go ints (terraform-provider-aws schema.TypeInt, 64-bit).
 _GO_INT_MAX = 2**63 - 1
 
@@ -971,7 +974,7 @@ def _aws_url(key: str, raw: Any) -> list[_AwsProblem]:
     if not isinstance(raw, str):
         return [(key, raw, f"must be an http:// or https:// URL (text, not {_kind(raw)})")]
     rule = url_rule(raw, ("http", "https"), max_path=None)
-    return [(key, raw, rule)] if rule else []
+    return [(key, without_credentials(raw), rule)] if rule else []
 
 
 # Go's proxy settings (aws-sdk-go-base hands httpProxy/httpsProxy to
@@ -987,12 +990,17 @@ def _aws_proxy(key: str, raw: Any) -> list[_AwsProblem]:
         return [(key, raw, f"must be a proxy URL or host:port (text, not {_kind(raw)})")]
     url = raw if "://" in raw else f"http://{raw}"
     rule = url_rule(url, _PROXY_SCHEMES, max_path=None)
-    return [(key, _without_password(raw), rule)] if rule else []
+    return [(key, without_credentials(raw), rule)] if rule else []
 
 
-def _without_password(url: str) -> str:
-    """A URL as a message may show it: a password in it replaced by '…'."""
-    return re.sub(r"(://[^/@:]*:)[^/@]*@", r"\1…@", url)
+def without_credentials(url: str) -> str:
+    """A URL (or a bare `user:password@host:port`) as a message may show it: everything before
+    the last '@' of its authority, user and password, is '…'."""
+    scheme, sep, rest = url.rpartition("://") if "://" in url else ("", "", url)
+    authority, slash, path = rest.partition("/")
+    if "@" not in authority:
+        return url
+    return f"{scheme}{sep}…@{authority.rpartition('@')[2]}{slash}{path}"
 
 
 def _aws_sts_region(key: str, raw: Any) -> list[_AwsProblem]:
@@ -1029,7 +1037,7 @@ def _aws_fields(what: str, fields: dict[str, _AwsCheck]) -> _AwsCheck:
                 out.append(
                     (
                         f"{key}.{name}",
-                        "…" if is_secure(value) else value,
+                        _HIDDEN,  # its name is the mistake; its value may be a token
                         f"is not a field of {what} (fields: {', '.join(fields)})",
                     )
                 )
@@ -1181,7 +1189,13 @@ def _aws_endpoints(key: str, raw: Any) -> list[_AwsProblem]:
             if known and name not in known:
                 near = difflib.get_close_matches(str(name), known, n=3)
                 hint = f" (did you mean {', '.join(near)}?)" if near else ""
-                out.append((f"{at}.{name}", url, f"is not a service aws:endpoints takes{hint}"))
+                out.append(
+                    (
+                        f"{at}.{name}",
+                        without_credentials(url) if isinstance(url, str) else url,
+                        f"is not a service aws:endpoints takes{hint}",
+                    )
+                )
             else:
                 out += _aws_url(f"{at}.{name}", url)
         return out
@@ -1281,7 +1295,16 @@ AWS_READ_OFFLINE = ("region",)
 AWS_READ_BY_OPERATIONS = ("region", "profile", "allowedAccountIds", "forbiddenAccountIds")
 # Credentials: their values are never printed, secret or not (a message goes to CI logs).
 _AWS_CREDENTIALS = ("accessKey", "secretKey", "token")
-_HIDDEN = "…"
+
+
+def _without_quoted_parts(rule: str) -> str:
+    """A rule as said of a hidden value: what a rule quotes of the value it judged (a tag rule's
+    "contains '!#'") is left out, the rest kept."""
+    return re.sub(
+        r"contains '[^']*'",
+        "contains characters",
+        re.sub(r'contains "[^"]*"', "contains characters", rule),
+    )
 
 
 def aws_setting_problems(
@@ -1314,11 +1337,11 @@ def aws_setting_problems(
             )
         elif not is_secure(raw):  # any other secret: the provider checks it decrypted
             hidden = str(full_key) in secret_keys or key in _AWS_CREDENTIALS
-            lines += [
-                f"{source}: aws:{sub} "
-                f"{quote(_HIDDEN if hidden or sub.endswith('webIdentityToken') else value)} {rule}"
-                for sub, value, rule in AWS_SETTINGS[key](key, raw)
-            ]
+            for sub, value, rule in AWS_SETTINGS[key](key, raw):
+                if hidden or "webIdentityToken" in sub:
+                    lines.append(f"{source}: aws:{sub} '{_HIDDEN}' {_without_quoted_parts(rule)}")
+                else:
+                    lines.append(f"{source}: aws:{sub} {quote(value)} {rule}")
     if config.get("aws:allowedAccountIds") and config.get("aws:forbiddenAccountIds"):
         lines.append(
             f"{source}: aws:allowedAccountIds and aws:forbiddenAccountIds are both set; the AWS "
@@ -2359,8 +2382,9 @@ def url_rule(url: str, schemes: tuple[str, ...], *, max_path: int | None = 255) 
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
-    except ValueError as exc:
-        return f"is not a valid URL ({exc}; a port must be 1..65535)"
+    except ValueError:
+        # not the parser's own words: they quote the host and port, where a password may be
+        return "is not a valid URL (its host or port cannot be read; a port must be 1..65535)"
     if parts.scheme not in schemes:
         return f"must be a {kinds} URL"
     if not parts.hostname:

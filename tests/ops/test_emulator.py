@@ -197,3 +197,27 @@ def test_the_launcher_stopped_by_a_signal_stops_its_server(signum: int) -> None:
     while _start_time(pid) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not _start_time(pid), "the server outlived its launcher"
+
+
+def test_a_start_interrupted_before_the_server_answers_leaves_no_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Security review: a SIGTERM while start() waited for the server to answer (up to 30 s)
+    left the server process serving its port with no parent."""
+    from devtools import moto_server
+
+    monkeypatch.delenv(ZYGOTE_ENV, raising=False)  # a server process of its own
+    started: list[int] = []
+
+    def interrupted(self: moto_server.MotoServer) -> bool:
+        started.append(self.process.pid)
+        raise SystemExit(143)  # what the launcher's SIGTERM handler raises
+
+    monkeypatch.setattr(moto_server.MotoServer, "answers", interrupted)
+    with pytest.raises(SystemExit):
+        start()
+    (pid,) = started
+    deadline = time.monotonic() + 5
+    while _start_time(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _start_time(pid), "the server outlived an interrupted start"

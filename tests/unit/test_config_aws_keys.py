@@ -210,7 +210,7 @@ BAD: list[tuple[str, Any, str]] = [
     ("sharedConfigFiles", ["a", ""], "aws:sharedConfigFiles[1] '' must be a file path"),
     ("userAgents", [3], "aws:userAgents[0] 3 must be a product"),
     ("defaultTags", {"tags": {"aws:x": "y"}}, "aws:defaultTags.tags 'aws:x' is not a valid tag"),
-    ("defaultTags", {"tag": {"a": "b"}}, 'aws:defaultTags.tag {"a": "b"} is not a field'),
+    ("defaultTags", {"tag": {"a": "b"}}, "aws:defaultTags.tag '…' is not a field"),
     ("ignoreTags", {"keys": "Owner"}, "aws:ignoreTags.keys 'Owner' must be a list of tag keys"),
     ("endpoints", [{"rdss": "http://x"}], "aws:endpoints[0].rdss 'http://x' is not a service"),
     ("endpoints", {"rds": "http://x"}, 'aws:endpoints {"rds": "http://x"} must be a list'),
@@ -220,14 +220,14 @@ BAD: list[tuple[str, Any, str]] = [
     ("assumeRoles", [{"duration": "13h"}], "aws:assumeRoles[0].duration '13h'"),
     ("assumeRoles", [{"sessionName": "a b"}], "aws:assumeRoles[0].sessionName 'a b' must be"),
     ("assumeRoles", [{"policy": "{"}], "aws:assumeRoles[0].policy '{' must be an IAM policy"),
-    ("assumeRoles", [{"role": "x"}], "aws:assumeRoles[0].role 'x' is not a field"),
+    ("assumeRoles", [{"role": "x"}], "aws:assumeRoles[0].role '…' is not a field"),
     ("assumeRoleWithWebIdentity", [], "aws:assumeRoleWithWebIdentity [] must be a mapping"),
     ("region", 12, "aws:region 12 must be a region name like 'us-east-1' (text, not a number)"),
     ("region", ["us-east-1"], 'aws:region ["us-east-1"] must be a region name'),
     ("profile", None, "aws:profile has no value: set one, or remove the key"),
     ("region", {"secure": "v1:abc"}, "aws:region is a secret (set with --secret), but"),
     ("httpsProxy", "ftp://proxy:21", "must be a http:// or https:// or socks5:// or socks5h://"),
-    ("httpProxy", "http://u:hunter2@:3128", "aws:httpProxy 'http://u:…@:3128' must name a host"),
+    ("httpProxy", "http://u:hunter2@:3128", "aws:httpProxy 'http://…@:3128' must name a host"),
 ]
 
 
@@ -557,3 +557,57 @@ def test_no_secret_value_is_ever_shown(secret: str) -> None:
         assert "'…'" in line, line
     text = "\n".join(got)
     assert all(f"'{shown}'" not in text for shown in (secret, secret + "\\n", secret[:3]))
+
+
+SECRET = "Zq9Xw7pw"
+
+
+def _carrying(secret: str) -> dict[str, Any]:
+    """A value for every setting that breaks its rule while holding `secret`, in the places a
+    rule could quote it: the value itself, a URL's user, password and port, a list item, a tag
+    value with characters tags refuse, an unknown field."""
+    url = f"http://u:{secret}@h:{secret}"
+    return {
+        key: {
+            "endpoints": [{"s3": url, "nosuchservice": url}],
+            "httpProxy": url,
+            "httpsProxy": f"u:{secret}!@proxy:99999",
+            "ec2MetadataServiceEndpoint": url,
+            "defaultTags": {"tags": {"k": f"{secret}!#"}},
+            "ignoreTags": {"keys": [f"{secret}\n"], "bogus": secret},
+            "assumeRoles": [{"roleArn": secret, "tags": {"k": f"!{secret}"}, "bogus": secret}],
+            "assumeRoleWithWebIdentity": {"webIdentityToken": "x", "webIdentityTokn": secret},
+            "allowedAccountIds": [secret],
+            "forbiddenAccountIds": [secret],
+        }.get(key, [secret, f"{secret}\n"])
+        for key in AWS_SETTINGS
+    }
+
+
+def test_no_value_under_a_secret_key_reaches_a_message_through_any_rule() -> None:
+    """Security review: under `pulumi up` the values are decrypted, and a rule's own words
+    (a URL parser's error naming the port, a tag rule naming the characters) quoted them."""
+    config = {f"aws:{k}": v for k, v in _carrying(SECRET).items()}
+    got = aws_setting_problems(config, "Pulumi.s1.yaml", secret_keys=frozenset(config))
+    assert len(got) >= len(AWS_SETTINGS) - 1  # (region: any text is a region's type)
+    text = "\n".join(got)
+    assert SECRET not in text and SECRET[:4] not in text, text
+    assert "'!#'" not in text and "contains characters" in text
+
+
+CREDENTIALS_IN_PLAIN_VALUES: list[tuple[str, Any, str]] = [
+    ("httpsProxy", "svc:S3cretPw@proxy.corp:312800", "'…@proxy.corp:312800'"),
+    ("httpsProxy", "http://bob:p@ss@proxy:99999", "'http://…@proxy:99999'"),
+    ("endpoints", [{"s3": "http://ghp_TOKENabc123@localhost:99999"}], "'http://…@localhost:99999'"),
+    ("endpoints", [{"s4": "http://ghp_TOKENabc123@localhost:4566"}], "'http://…@localhost:4566'"),
+    ("assumeRoleWithWebIdentity", {"webIdentityTokn": "eyJhbGciOiJSUzI1NiJ9.e30.sig"}, "'…'"),
+]
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), CREDENTIALS_IN_PLAIN_VALUES)
+def test_credentials_in_a_plain_value_are_not_shown(key: str, value: Any, shown: str) -> None:
+    """Security review: a proxy's or an endpoint's user and password, and a misspelt token
+    field, reached stderr, --json and the audit log."""
+    (line,) = _problems({f"aws:{key}": value})
+    assert shown in line
+    assert not any(s in line for s in ("S3cretPw", "p@ss", "ghp_TOKEN", "eyJhbGci")), line
