@@ -974,7 +974,7 @@ def _aws_url(key: str, raw: Any) -> list[_AwsProblem]:
     if not isinstance(raw, str):
         return [(key, raw, f"must be an http:// or https:// URL (text, not {_kind(raw)})")]
     rule = url_rule(raw, ("http", "https"), max_path=None)
-    return [(key, without_credentials(raw), rule)] if rule else []
+    return [(key, raw, rule)] if rule else []
 
 
 # Go's proxy settings (aws-sdk-go-base hands httpProxy/httpsProxy to
@@ -990,17 +990,7 @@ def _aws_proxy(key: str, raw: Any) -> list[_AwsProblem]:
         return [(key, raw, f"must be a proxy URL or host:port (text, not {_kind(raw)})")]
     url = raw if "://" in raw else f"http://{raw}"
     rule = url_rule(url, _PROXY_SCHEMES, max_path=None)
-    return [(key, without_credentials(raw), rule)] if rule else []
-
-
-def without_credentials(url: str) -> str:
-    """A URL (or a bare `user:password@host:port`) as a message may show it: everything before
-    the last '@' of its authority, user and password, is '…'."""
-    scheme, sep, rest = url.rpartition("://") if "://" in url else ("", "", url)
-    authority, slash, path = rest.partition("/")
-    if "@" not in authority:
-        return url
-    return f"{scheme}{sep}…@{authority.rpartition('@')[2]}{slash}{path}"
+    return [(key, raw, rule)] if rule else []
 
 
 def _aws_sts_region(key: str, raw: Any) -> list[_AwsProblem]:
@@ -1189,13 +1179,7 @@ def _aws_endpoints(key: str, raw: Any) -> list[_AwsProblem]:
             if known and name not in known:
                 near = difflib.get_close_matches(str(name), known, n=3)
                 hint = f" (did you mean {', '.join(near)}?)" if near else ""
-                out.append(
-                    (
-                        f"{at}.{name}",
-                        without_credentials(url) if isinstance(url, str) else url,
-                        f"is not a service aws:endpoints takes{hint}",
-                    )
-                )
+                out.append((f"{at}.{name}", url, f"is not a service aws:endpoints takes{hint}"))
             else:
                 out += _aws_url(f"{at}.{name}", url)
         return out
@@ -1297,14 +1281,51 @@ AWS_READ_BY_OPERATIONS = ("region", "profile", "allowedAccountIds", "forbiddenAc
 _AWS_CREDENTIALS = ("accessKey", "secretKey", "token")
 
 
-def _without_quoted_parts(rule: str) -> str:
-    """A rule as said of a hidden value: what a rule quotes of the value it judged (a tag rule's
-    "contains '!#'") is left out, the rest kept."""
-    return re.sub(
-        r"contains '[^']*'",
-        "contains characters",
-        re.sub(r'contains "[^"]*"', "contains characters", rule),
+# What a message about an `aws:` setting shows (it goes to terminals, CI logs, --json and the audit
+# log). Credentials and role settings (tokens, external IDs, policies): never their values, only
+# the rule. A key Pulumi marks secret: no value, no rule's account of it (characters, length), no
+# name found inside it. A name inside a value that is no known field: shown only if plain.
+_AWS_NEVER_SHOWN = (*_AWS_CREDENTIALS, "assumeRoles", "assumeRoleWithWebIdentity")
+# Settings holding URLs: a value is shown only when it has no '@', so no user or password.
+_AWS_URLS = ("httpProxy", "httpsProxy", "ec2MetadataServiceEndpoint", "endpoints")
+_PATH_PART = re.compile(r"\.([^.\[]*)|(\[[0-9]+\])")
+_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+
+
+def _field_names() -> frozenset[str]:
+    """Every field name a setting's rules know (`_ASSUME_ROLE`, `_WEB_IDENTITY`, ...)."""
+    return frozenset(
+        {*_ASSUME_ROLE, *_WEB_IDENTITY, "tags", "keys", "keyPrefixes", *_endpoint_services()}
     )
+
+
+def _shown_path(key: str, sub: str, *, hidden: bool) -> str:
+    """A problem's path (`assumeRoles[0].tags.team`) as a message may show it: a name inside the
+    value that is no known field is '…' when the value is hidden or the name is not plain (a
+    tag key, a misspelt field: it could be a token, or hold a newline that forges a line)."""
+    parts = [key]
+    for name, index in _PATH_PART.findall(sub[len(key) :]):
+        if index:
+            parts.append(index)
+        elif name in _field_names() or (not hidden and _PLAIN_NAME.fullmatch(name)):
+            parts.append(f".{name}")
+        else:
+            parts.append(f".{_HIDDEN}")
+    return "".join(parts)
+
+
+def _shown_value(key: str, value: Any) -> str:
+    if key in _AWS_URLS:
+        return quote(value) if isinstance(value, str) and "@" not in value else f"'{_HIDDEN}'"
+    return quote(value)
+
+
+def _rule_of_hidden(rule: str) -> str:
+    """A rule as said of a hidden value: its first words, without what it says of the value
+    (characters, lengths, the parts of a URL)."""
+    if rule.startswith("must be"):
+        return re.split(r"[(:;]", rule, maxsplit=1)[0].rstrip()
+    return "breaks the setting's rule (the value is secret: check it where it is set)"
 
 
 def aws_setting_problems(
@@ -1336,12 +1357,15 @@ def aws_setting_problems(
                 "from the file, where nothing decrypts it: set it without --secret"
             )
         elif not is_secure(raw):  # any other secret: the provider checks it decrypted
-            hidden = str(full_key) in secret_keys or key in _AWS_CREDENTIALS
+            secret = str(full_key) in secret_keys
             for sub, value, rule in AWS_SETTINGS[key](key, raw):
-                if hidden or "webIdentityToken" in sub:
-                    lines.append(f"{source}: aws:{sub} '{_HIDDEN}' {_without_quoted_parts(rule)}")
+                path = _shown_path(key, sub, hidden=secret)
+                if secret:
+                    lines.append(f"{source}: aws:{path} '{_HIDDEN}' {_rule_of_hidden(rule)}")
+                elif key in _AWS_NEVER_SHOWN:
+                    lines.append(f"{source}: aws:{path} '{_HIDDEN}' {rule}")
                 else:
-                    lines.append(f"{source}: aws:{sub} {quote(value)} {rule}")
+                    lines.append(f"{source}: aws:{path} {_shown_value(key, value)} {rule}")
     if config.get("aws:allowedAccountIds") and config.get("aws:forbiddenAccountIds"):
         lines.append(
             f"{source}: aws:allowedAccountIds and aws:forbiddenAccountIds are both set; the AWS "
