@@ -530,11 +530,18 @@ def camel(name: str) -> str:
     return head + "".join(p.title() for p in rest)
 
 
+# Control characters and the Unicode line and paragraph separators (U+2028, U+2029): shown as
+# escapes, so one problem is one line ("".splitlines() breaks at all of them).
+_LINE_BREAKING = ("Cc", "Zl", "Zp")
+
+
 def quote(value: Any) -> str:
     """A value as a message shows it: strings quoted, the rest as JSON, long ones shortened."""
     if isinstance(value, str):
         # control characters as escapes, so a problem stays on its line ('a\\nb')
-        shown = "".join(repr(c)[1:-1] if unicodedata.category(c) == "Cc" else c for c in value)
+        shown = "".join(
+            repr(c)[1:-1] if unicodedata.category(c) in _LINE_BREAKING else c for c in value
+        )
         text = f"'{shown}'"
     else:
         try:
@@ -832,7 +839,7 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
     if not isinstance(data, dict):
         raise ConfigError(stack, [f"{path.name} must be a mapping with a 'config:' key"])
     problems = [
-        f"{path.name}: top-level key '{key}' is not a stack settings key "
+        f"{path.name}: top-level key {quote(str(key))} is not a stack settings key "
         f"(Pulumi knows: {', '.join(STACK_FILE_KEYS)})"
         for key in data
         if key not in STACK_FILE_KEYS
@@ -845,22 +852,26 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
         ns, colon, key = str(full_key).partition(":")
         if not colon or not ns or not key:
             problems.append(
-                f"{path.name}: config key '{full_key}' must be 'namespace:name' (Pulumi's form), "
-                f"e.g. '{NAMESPACE}:{full_key}'"
+                f"{path.name}: config key {quote(str(full_key))} must be "
+                "'namespace:name' (Pulumi's form), "
+                f"e.g. {quote(f'{NAMESPACE}:{full_key}')}"
             )
         elif ns not in KNOWN_NAMESPACES:
             problems.append(
-                f"{path.name}: config key '{full_key}' is in a namespace nothing here reads "
+                f"{path.name}: config key {quote(str(full_key))} is in a namespace "
+                "nothing here reads "
                 f"(known: {', '.join(KNOWN_NAMESPACES)})"
             )
         elif ns == "aws" and key not in AWS_SETTINGS:
             problems.append(
-                f"{path.name}: config key '{full_key}' is not a setting of the AWS provider "
+                f"{path.name}: config key {quote(str(full_key))} is not a setting of "
+                "the AWS provider "
                 f"(pulumi-aws reads: {', '.join(sorted(AWS_SETTINGS))})"
             )
         elif ns == NAMESPACE and key in INTERNAL_FIELDS:
             problems.append(
-                f"{path.name}: config key '{full_key}' is not a setting: the program fills it in "
+                f"{path.name}: config key {quote(str(full_key))} is not a setting: "
+                "the program fills it in "
                 f"({INTERNAL_FIELDS[key]}); remove it"
             )
         elif ns == NAMESPACE:
@@ -1092,7 +1103,8 @@ def _aws_duration(key: str, raw: Any) -> list[_AwsProblem]:
     rule = "must be a duration of 15m to 12h, like '1h' or '90m' (units ns, us, ms, s, m, h)"
     if is_secure(raw):
         return []
-    if not isinstance(raw, str) or not re.fullmatch(f"(?:{_DURATION_PART.pattern})+", raw):
+    # Go's ParseDuration takes a leading sign: '+1h' is one hour
+    if not isinstance(raw, str) or not re.fullmatch(f"[+]?(?:{_DURATION_PART.pattern})+", raw):
         return [(key, raw, rule)]
     seconds = sum(float(n) * _DURATION_SECONDS[u] for n, u in _DURATION_PART.findall(raw))
     return [] if 900 <= seconds <= 43200 else [(key, raw, rule)]
@@ -1282,9 +1294,9 @@ _AWS_CREDENTIALS = ("accessKey", "secretKey", "token")
 
 
 # What a message about an `aws:` setting shows (it goes to terminals, CI logs, --json and the audit
-# log). Credentials and role settings (tokens, external IDs, policies): never their values, only
-# the rule. A key Pulumi marks secret: no value, no rule's account of it (characters, length), no
-# name found inside it. A name inside a value that is no known field: shown only if plain.
+# log). A key Pulumi marks secret, credentials and role settings (tokens, external IDs, policies,
+# session tags): no value, no rule's account of it (characters, length), no name found inside it
+# but known fields. Elsewhere a name inside a value that is no known field is shown only if plain.
 _AWS_NEVER_SHOWN = (*_AWS_CREDENTIALS, "assumeRoles", "assumeRoleWithWebIdentity")
 # Settings holding URLs: a value is shown only when it has no '@', so no user or password.
 _AWS_URLS = ("httpProxy", "httpsProxy", "ec2MetadataServiceEndpoint", "endpoints")
@@ -1309,8 +1321,9 @@ def _shown_path(key: str, sub: str, *, hidden: bool) -> str:
             parts.append(index)
         elif name in _field_names() or (not hidden and _PLAIN_NAME.fullmatch(name)):
             parts.append(f".{name}")
-        else:
+        else:  # and nothing after it: a name may itself hold '[digits]' or '.'
             parts.append(f".{_HIDDEN}")
+            break
     return "".join(parts)
 
 
@@ -1325,7 +1338,9 @@ def _rule_of_hidden(rule: str) -> str:
     (characters, lengths, the parts of a URL)."""
     if rule.startswith("must be"):
         return re.split(r"[(:;]", rule, maxsplit=1)[0].rstrip()
-    return "breaks the setting's rule (the value is secret: check it where it is set)"
+    if rule.startswith("is not a field of "):  # names only the setting's own fields
+        return rule
+    return "breaks the setting's rule (its value is not shown: check it where it is set)"
 
 
 def aws_setting_problems(
@@ -1357,13 +1372,11 @@ def aws_setting_problems(
                 "from the file, where nothing decrypts it: set it without --secret"
             )
         elif not is_secure(raw):  # any other secret: the provider checks it decrypted
-            secret = str(full_key) in secret_keys
+            hidden = str(full_key) in secret_keys or key in _AWS_NEVER_SHOWN
             for sub, value, rule in AWS_SETTINGS[key](key, raw):
-                path = _shown_path(key, sub, hidden=secret)
-                if secret:
+                path = _shown_path(key, sub, hidden=hidden)
+                if hidden:
                     lines.append(f"{source}: aws:{path} '{_HIDDEN}' {_rule_of_hidden(rule)}")
-                elif key in _AWS_NEVER_SHOWN:
-                    lines.append(f"{source}: aws:{path} '{_HIDDEN}' {rule}")
                 else:
                     lines.append(f"{source}: aws:{path} {_shown_value(key, value)} {rule}")
     if config.get("aws:allowedAccountIds") and config.get("aws:forbiddenAccountIds"):

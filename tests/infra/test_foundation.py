@@ -457,7 +457,9 @@ def test_pulumi_up_refuses_a_bad_aws_setting_in_the_offline_commands_words(
         monkeypatch.setenv("PULUMI_CONFIG_SECRET_KEYS", json.dumps(["aws:assumeRoles"]))
         with pytest.raises(ConfigError) as secret:
             program.load()
-        assert "aws:assumeRoles[0].… '…' breaks the setting's rule" in str(secret.value)
+        assert "aws:assumeRoles[0].… '…' is not a field of an aws:assumeRoles entry" in str(
+            secret.value
+        )
         assert "Tr1cky-S3cret" not in str(secret.value)
     finally:
         CONFIG.reset(token)
