@@ -919,7 +919,7 @@ def _aws_text(
     """Text of `lo`..`hi` characters without control characters (but `controls`), all of it
     matching `pattern` (ASCII classes, as AWS's patterns are): `what` it is, and `detail` of the
     rule."""
-    shape = re.compile(pattern, re.ASCII) if pattern else None
+    # compiled on first use (re's cache), not while every command imports this module
     rule = f"must be {what}: {detail}" if detail else f"must be {what}"
 
     def check(key: str, raw: Any) -> list[_AwsProblem]:
@@ -931,7 +931,7 @@ def _aws_text(
             len(raw) < lo
             or (hi is not None and len(raw) > hi)
             or any(unicodedata.category(c) == "Cc" and c not in controls for c in raw)
-            or (shape is not None and not shape.fullmatch(raw))
+            or (pattern is not None and not re.fullmatch(pattern, raw, re.ASCII))
         ):
             return [(key, raw, rule)]
         return []
@@ -1084,7 +1084,7 @@ def _aws_json(rule: str, hi: int | None) -> _AwsCheck:
     return check
 
 
-_DURATION_PART = re.compile(r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)")
+_DURATION_PART = r"([0-9]+(?:\.[0-9]*)?|\.[0-9]+)(ns|us|µs|μs|ms|s|m|h)"
 _DURATION_SECONDS = {
     "ns": 1e-9,
     "us": 1e-6,
@@ -1104,9 +1104,9 @@ def _aws_duration(key: str, raw: Any) -> list[_AwsProblem]:
     if is_secure(raw):
         return []
     # Go's ParseDuration takes a leading sign: '+1h' is one hour
-    if not isinstance(raw, str) or not re.fullmatch(f"[+]?(?:{_DURATION_PART.pattern})+", raw):
+    if not isinstance(raw, str) or not re.fullmatch(f"[+]?(?:{_DURATION_PART})+", raw):
         return [(key, raw, rule)]
-    seconds = sum(float(n) * _DURATION_SECONDS[u] for n, u in _DURATION_PART.findall(raw))
+    seconds = sum(float(n) * _DURATION_SECONDS[u] for n, u in re.findall(_DURATION_PART, raw))
     return [] if 900 <= seconds <= 43200 else [(key, raw, rule)]
 
 
@@ -1300,8 +1300,8 @@ _AWS_CREDENTIALS = ("accessKey", "secretKey", "token")
 _AWS_NEVER_SHOWN = (*_AWS_CREDENTIALS, "assumeRoles", "assumeRoleWithWebIdentity")
 # Settings holding URLs: a value is shown only when it has no '@', so no user or password.
 _AWS_URLS = ("httpProxy", "httpsProxy", "ec2MetadataServiceEndpoint", "endpoints")
-_PATH_PART = re.compile(r"\.([^.\[]*)|(\[[0-9]+\])")
-_PLAIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}", re.ASCII)
+_PATH_PART = r"\.([^.\[]*)|(\[[0-9]+\])"
+_PLAIN_NAME = r"[A-Za-z0-9_-]{1,64}"
 
 
 def _field_names() -> frozenset[str]:
@@ -1316,10 +1316,10 @@ def _shown_path(key: str, sub: str, *, hidden: bool) -> str:
     value that is no known field is '…' when the value is hidden or the name is not plain (a
     tag key, a misspelt field: it could be a token, or hold a newline that forges a line)."""
     parts = [key]
-    for name, index in _PATH_PART.findall(sub[len(key) :]):
+    for name, index in re.findall(_PATH_PART, sub[len(key) :]):
         if index:
             parts.append(index)
-        elif name in _field_names() or (not hidden and _PLAIN_NAME.fullmatch(name)):
+        elif name in _field_names() or (not hidden and re.fullmatch(_PLAIN_NAME, name, re.ASCII)):
             parts.append(f".{name}")
         else:  # and nothing after it: a name may itself hold '[digits]' or '.'
             parts.append(f".{_HIDDEN}")
