@@ -606,6 +606,9 @@ def main(argv: list[str] | None = None) -> int:
         server.process.wait()
     except KeyboardInterrupt:
         pass
+    except RuntimeError as exc:  # start() gave up: the port taken, or no answer in time
+        print(f"moto server: {exc}", file=sys.stderr)
+        return 1
     finally:
         if server is not None:
             server.stop()

@@ -278,11 +278,14 @@ def config_advice(
             try:
                 apply_changes(ctx.stack, changes)
                 lines.append(f"written to {ctx.stack.config_path.name}: commit it")
-            except LayoutError as exc:  # names the file itself
-                ctx.out.warn(str(exc))
-                lines.append("edit it by hand, then commit it")
             except (ValueError, OSError, ConfigError) as exc:  # the switch itself is done
-                ctx.out.warn(f"could not update {ctx.stack.config_path.name}: {exc}")
+                # a LayoutError names the file itself
+                where = (
+                    ""
+                    if isinstance(exc, LayoutError)
+                    else (f"could not update {ctx.stack.config_path.name}: ")
+                )
+                ctx.out.warn(f"{where}{exc}")
                 lines.append("edit it by hand, then commit it")
         elif write:
             lines.append(f"would write it to {ctx.stack.config_path.name}")

@@ -25,6 +25,14 @@ from devtools.moto_server import (
 from tests.ops.support import AwsEnv
 
 
+def _gone(pid: int, within: float = 5.0) -> bool:
+    """Whether process `pid` has ended, waiting up to `within` seconds for it to."""
+    deadline = time.monotonic() + within
+    while _start_time(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return not _start_time(pid)
+
+
 def test_a_clients_calls_share_one_connection_as_with_aws(aws: AwsEnv) -> None:
     """Five calls go down one TCP connection (werkzeug's server closed each one; urllib3 then
     reconnects the same pooled connection object, so its counters cannot tell: the socket's
@@ -120,10 +128,7 @@ def test_a_forked_server_ends_with_the_process_that_asked_for_it() -> None:
     finally:
         asker.kill()
         asker.wait()
-    deadline = time.monotonic() + 5
-    while _start_time(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _start_time(pid), "the server outlived the process that asked for it"
+    assert _gone(pid), "the server outlived the process that asked for it"
 
 
 def test_a_zygote_that_ended_early_is_reported_with_its_log(
@@ -193,10 +198,7 @@ def test_the_launcher_stopped_by_a_signal_stops_its_server(signum: int) -> None:
         if launcher.poll() is None:
             launcher.kill()
             launcher.wait()
-    deadline = time.monotonic() + 5
-    while _start_time(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _start_time(pid), "the server outlived its launcher"
+    assert _gone(pid), "the server outlived its launcher"
 
 
 def test_a_start_interrupted_before_the_server_answers_leaves_no_server(
@@ -217,7 +219,21 @@ def test_a_start_interrupted_before_the_server_answers_leaves_no_server(
     with pytest.raises(SystemExit):
         start()
     (pid,) = started
-    deadline = time.monotonic() + 5
-    while _start_time(pid) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _start_time(pid), "the server outlived an interrupted start"
+    assert _gone(pid), "the server outlived an interrupted start"
+
+
+def test_the_launcher_on_a_taken_port_says_so_without_a_traceback() -> None:
+    with socket.socket() as taken:
+        taken.bind((HOST, 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "devtools.moto_server", "--port", str(port)],
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            env={k: v for k, v in os.environ.items() if k != ZYGOTE_ENV},
+            timeout=60,
+        )
+    assert done.returncode == 1, done.stderr
+    assert f"(port {port} taken?)" in done.stderr and "Traceback" not in done.stderr
