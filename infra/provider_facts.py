@@ -27,6 +27,9 @@ PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
 SUBNET_GROUP = "aws:rds/subnetGroup:SubnetGroup"
 METRIC_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
 
+VPC = "aws:ec2/vpc:Vpc"
+SUBNET = "aws:ec2/subnet:Subnet"
+
 SG_INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 SG_EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 
@@ -36,6 +39,17 @@ _SG_RULE_SCHEMA = (
     "`RequiresReplace`; the rest is updated by ModifySecurityGroupRules"
 )
 _RDS_SCHEMA = f"{_TF} internal/service/rds/instance.go, schema `ForceNew: true`"
+
+
+def _schema(file: str) -> str:
+    """The source of a `ForceNew: true` read in the provider's schema (file under service/)."""
+    return f"{_TF} internal/service/{file}, schema `ForceNew: true`"
+
+
+def _replace(file: str) -> str:
+    """The source of a `RequiresReplace` plan modifier (framework resource, file under service/)."""
+    return f"{_TF} internal/service/{file}, `RequiresReplace` plan modifier"
+
 
 # type token -> replacement-forcing input -> source
 FORCE_NEW: dict[str, dict[str, str]] = {
@@ -79,7 +93,7 @@ FORCE_NEW: dict[str, dict[str, str]] = {
         "`RequiresReplace` plan modifiers",
     ),
     KMS_KEY: dict.fromkeys(
-        ("customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId"),
+        ("customKeyStoreId", "customerMasterKeySpec", "keyUsage", "multiRegion", "xksKeyId"),
         f"{_TF} internal/service/kms/key.go, schema `ForceNew: true`",
     ),
     SECRET: dict.fromkeys(
@@ -97,7 +111,7 @@ FORCE_NEW: dict[str, dict[str, str]] = {
         "(no Update function)",
     ),
     PARAMETER_GROUP: dict.fromkeys(
-        ("name", "namePrefix", "family"),
+        ("name", "namePrefix", "family", "description"),
         f"{_TF} internal/service/rds/parameter_group.go, schema `ForceNew: true`",
     ),
     SUBNET_GROUP: dict.fromkeys(
@@ -119,6 +133,189 @@ FORCE_NEW: dict[str, dict[str, str]] = {
     METRIC_ALARM: {
         "name": f"{_TF} internal/service/cloudwatch/metric_alarm.go: `alarm_name` `ForceNew: true`",
     },
+    # The network. A VPC's CIDR is never changed in place: a new `network.cidr` (or `dr.cidr`)
+    # replaces the VPC and, through their vpcId, everything in it (the manifest shows no vpcId
+    # change: the id is known only after deploy).
+    VPC: {
+        **dict.fromkeys(
+            ("cidrBlock", "ipv4IpamPoolId", "ipv4NetmaskLength"), _schema("ec2/vpc_.go")
+        ),
+        "instanceTenancy": f"{_TF} internal/service/ec2/vpc_.go: CustomizeDiff `ForceNew` on "
+        "`instance_tenancy` unless it goes from dedicated to default",
+    },
+    # The program reads the subnets' zones at every run (DescribeAvailabilityZones, state
+    # available), so it ignores a zone change once a subnet exists (infra/components/network.py).
+    # (`ipv6CidrBlock` is replaced only when assignIpv6AddressOnCreation was true: CustomizeDiff.)
+    SUBNET: dict.fromkeys(
+        (
+            "availabilityZone",
+            "availabilityZoneId",
+            "cidrBlock",
+            "ipv4IpamPoolId",
+            "ipv4NetmaskLength",
+            "ipv6IpamPoolId",
+            "ipv6Native",
+            "ipv6NetmaskLength",
+            "outpostArn",
+            "vpcId",
+        ),
+        _schema("ec2/vpc_subnet.go"),
+    ),
+    "aws:ec2/routeTable:RouteTable": {"vpcId": _schema("ec2/vpc_route_table.go")},
+    "aws:ec2/route:Route": dict.fromkeys(
+        (
+            "routeTableId",
+            "destinationCidrBlock",
+            "destinationIpv6CidrBlock",
+            "destinationPrefixListId",
+        ),
+        _schema("ec2/vpc_route.go"),
+    ),
+    # routeTableId is updated in place (ReplaceRouteTableAssociation).
+    "aws:ec2/routeTableAssociation:RouteTableAssociation": dict.fromkeys(
+        ("gatewayId", "subnetId"), _schema("ec2/vpc_route_table_association.go")
+    ),
+    "aws:ec2/vpcPeeringConnection:VpcPeeringConnection": dict.fromkeys(
+        ("peerOwnerId", "peerRegion", "peerVpcId", "vpcId"),
+        _schema("ec2/vpc_peering_connection.go"),
+    ),
+    # `privateDnsEnabled` is replaced only for Gateway endpoints (CustomizeDiff); ours is an
+    # Interface endpoint.
+    "aws:ec2/vpcEndpoint:VpcEndpoint": {
+        **dict.fromkeys(
+            (
+                "resourceConfigurationArn",
+                "serviceName",
+                "serviceNetworkArn",
+                "serviceRegion",
+                "vpcEndpointType",
+                "vpcId",
+            ),
+            _schema("ec2/vpc_endpoint.go"),
+        ),
+        "dnsOptions": f"{_TF} internal/service/ec2/vpc_endpoint.go: `dns_options` nested "
+        "`private_dns_preference`, `private_dns_specified_domains` `ForceNew: true`",
+    },
+    # Every argument but tags: the Update function changes tags only.
+    "aws:ec2/flowLog:FlowLog": dict.fromkeys(
+        (
+            "deliverCrossAccountRole",
+            "destinationOptions",
+            "eniId",
+            "iamRoleArn",
+            "logDestination",
+            "logDestinationType",
+            "logFormat",
+            "maxAggregationInterval",
+            "regionalNatGatewayId",
+            "subnetId",
+            "trafficType",
+            "transitGatewayAttachmentId",
+            "transitGatewayId",
+            "vpcId",
+        ),
+        _schema("ec2/vpc_flow_log.go"),
+    ),
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup": {
+        "vpcId": _schema("ec2/vpc_default_security_group.go"),
+    },
+    "aws:cloudwatch/logGroup:LogGroup": dict.fromkeys(
+        ("logGroupClass", "name", "namePrefix"), _schema("logs/group.go")
+    ),
+    "aws:cloudwatch/dashboard:Dashboard": {
+        "dashboardName": _schema("cloudwatch/dashboard.go"),
+    },
+    "aws:cloudwatch/eventRule:EventRule": dict.fromkeys(
+        ("eventBusName", "name", "namePrefix"), _schema("events/rule.go")
+    ),
+    "aws:cloudwatch/eventTarget:EventTarget": dict.fromkeys(
+        ("eventBusName", "rule", "targetId"), _schema("events/target.go")
+    ),
+    "aws:sns/topic:Topic": dict.fromkeys(
+        ("fifoTopic", "name", "namePrefix"), _schema("sns/topic.go")
+    ),
+    "aws:sns/topicPolicy:TopicPolicy": {"arn": _schema("sns/topic_policy.go")},
+    # `topic` is the provider's `topic_arn` (pulumi-aws renames it).
+    "aws:sns/topicSubscription:TopicSubscription": dict.fromkeys(
+        ("endpoint", "protocol", "topic"), _schema("sns/topic_subscription.go")
+    ),
+    "aws:iam/role:Role": dict.fromkeys(("name", "namePrefix", "path"), _schema("iam/role.go")),
+    "aws:iam/rolePolicy:RolePolicy": dict.fromkeys(
+        ("name", "namePrefix", "role"), _schema("iam/role_policy.go")
+    ),
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment": dict.fromkeys(
+        ("policyArn", "role"), _schema("iam/role_policy_attachment.go")
+    ),
+    "aws:kms/alias:Alias": dict.fromkeys(("name", "namePrefix"), _schema("kms/alias.go")),
+    "aws:rds/eventSubscription:EventSubscription": dict.fromkeys(
+        ("name", "namePrefix"), _schema("rds/event_subscription.go")
+    ),
+    # Every argument: the resource has no Update function at all.
+    "aws:rds/instanceAutomatedBackupsReplication:InstanceAutomatedBackupsReplication": (
+        dict.fromkeys(
+            ("kmsKeyId", "preSignedUrl", "retentionPeriod", "sourceDbInstanceArn"),
+            f"{_TF} internal/service/rds/instance_automated_backups_replication.go, schema "
+            "`ForceNew: true` (no Update function)",
+        )
+    ),
+    "aws:route53/healthCheck:HealthCheck": dict.fromkeys(
+        ("measureLatency", "referenceName", "requestInterval", "routingControlArn", "type"),
+        _schema("route53/health_check.go"),
+    ),
+    "aws:backup/plan:Plan": {"name": _schema("backup/plan.go")},
+    # Every argument: the resource has no Update function at all (the provider's `condition` and
+    # `selection_tag` blocks are pulumi-aws's `conditions` and `selectionTags`).
+    "aws:backup/selection:Selection": dict.fromkeys(
+        (
+            "conditions",
+            "iamRoleArn",
+            "name",
+            "notResources",
+            "planId",
+            "resources",
+            "selectionTags",
+        ),
+        f"{_TF} internal/service/backup/selection.go, schema `ForceNew: true` (no Update function)",
+    ),
+    "aws:backup/vaultPolicy:VaultPolicy": {"backupVaultName": _schema("backup/vault_policy.go")},
+    "aws:backup/restoreTestingPlan:RestoreTestingPlan": {
+        "name": _replace("backup/restore_testing_plan.go"),
+    },
+    "aws:backup/restoreTestingSelection:RestoreTestingSelection": dict.fromkeys(
+        ("name", "protectedResourceType", "restoreTestingPlanName"),
+        _replace("backup/restore_testing_selection.go"),
+    ),
+    # A new secret value is a new version: secretString is replaced, never updated.
+    "aws:secretsmanager/secretVersion:SecretVersion": dict.fromkeys(
+        ("secretId", "secretBinary", "secretString", "secretStringWoVersion"),
+        _schema("secretsmanager/secret_version.go"),
+    ),
+    "aws:secretsmanager/secretRotation:SecretRotation": {
+        "secretId": _schema("secretsmanager/secret_rotation.go"),
+    },
+    "aws:serverlessrepository/cloudFormationStack:CloudFormationStack": dict.fromkeys(
+        ("applicationId", "name"), _schema("serverlessrepo/cloudformation_stack.go")
+    ),
+    # Any change of the password's shape draws a new password (`keepers`:
+    # RequiresReplaceIfValuesNotNull; `overrideSpecial`: not from "" to null).
+    "random:index/randomPassword:RandomPassword": dict.fromkeys(
+        (
+            "keepers",
+            "length",
+            "lower",
+            "minLower",
+            "minNumeric",
+            "minSpecial",
+            "minUpper",
+            "number",
+            "numeric",
+            "overrideSpecial",
+            "special",
+            "upper",
+        ),
+        "terraform-provider-random internal/provider/resource_password.go, attributes with "
+        "`RequiresReplace` plan modifiers",
+    ),
 }
 
 

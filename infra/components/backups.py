@@ -220,7 +220,14 @@ class Backups(pulumi.ComponentResource):
                 source_db_instance_arn=args.source_arn,
                 retention_period=dr.backup_replication_retention_days,
                 kms_key_id=replication_key.arn,
-                opts=child(self, provider=args.dr_provider),
+                # Every input forces a new replication (the resource has no Update). Create
+                # first would start a second replication of the same instance into the same
+                # Region while the first runs, which AWS does not document (unverified): stop
+                # the old one first. Its replicated backups stay, RETAINED, until their
+                # retention ends (terraform-provider-aws internal/service/rds/
+                # instance_automated_backups_replication.go: Delete is
+                # StopDBInstanceAutomatedBackupsReplication, and RETAINED reads as stopped).
+                opts=child(self, provider=args.dr_provider, delete_before_replace=True),
             )
 
         self.key_arn = key.arn
@@ -272,8 +279,9 @@ class Backups(pulumi.ComponentResource):
             opts=child(self, provider=provider, protect=args.protect),
         )
         if args.protect:
-            # Production only: a non-production stack must be destroyable before its last
-            # recovery point expires (its recovery points are deleted with it).
+            # Production only: a non-production stack may be torn down before its last
+            # recovery point expires, once someone deletes its points on purpose (force_destroy
+            # stays off: docs/vault-backups-alarms.md says how).
             aws.backup.VaultPolicy(
                 f"{name}-vault-policy",
                 backup_vault_name=vault.name,

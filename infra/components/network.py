@@ -127,7 +127,11 @@ class Network(pulumi.ComponentResource):
                     availability_zone=azs.names[i],
                     map_public_ip_on_launch=False,
                     tags=tags(args.base_tags, f"{n.prefix}{suffix}-private-{i}"),
-                    opts=child(self),
+                    # The zone list is read at every run: a zone that is not 'available' for
+                    # a while (an outage) or a new one shifts it. A subnet's zone forces a new
+                    # subnet (terraform-provider-aws internal/service/ec2/vpc_subnet.go), whose
+                    # old one RDS still uses, so a subnet keeps the zone it was made in.
+                    opts=child(self, ignore_changes=["availabilityZone"]),
                 )
                 aws.ec2.RouteTableAssociation(
                     f"{name}-private-{i}",
@@ -168,11 +172,15 @@ class Network(pulumi.ComponentResource):
             f"{name}-db",
             name=sg_name,
             # No port here: a description cannot be updated (EC2 has no API for it), so a port
-            # in it would replace the group under the same name, which EC2 refuses.
+            # in it would replace the group under the same name, which EC2 refuses; the port is
+            # a tag. For the same reason the description is never changed once the group
+            # exists: groups created before this text read "PostgreSQL <port> to dbplatform
+            # <stack> from allowed sources only" and keep it (a replacement could not delete
+            # the old group either, while the database uses it).
             description=f"PostgreSQL of dbplatform {n.stack} from allowed sources only",
             vpc_id=vpc_id,
             tags={**tags(args.base_tags, sg_name), "port": str(args.port)},
-            opts=child(self),
+            opts=child(self, ignore_changes=["description"]),
         )
         sources = [("cidr", i, c, None) for i, c in enumerate(args.allowed_cidrs)] + [
             ("sg", i, None, g) for i, g in enumerate(args.allowed_security_group_ids)

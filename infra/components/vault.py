@@ -430,7 +430,11 @@ class Vault(pulumi.ComponentResource):
             ),
             # Rotate once as soon as the schedule exists: the generated first password is in
             # Pulumi state, so it must not stay valid for up to two months (security M-8).
-            # The database is new at that point; later runs never rotate (no diff).
+            # The provider calls RotateSecret again only when the rules, the function or the
+            # external metadata change, and sends this flag with it: an edit of rotationDays or
+            # rotationWindow rotates the password at once (docs/day2-changes.md). A stack made
+            # while this was false sees false -> true in state only, no call
+            # (terraform-provider-aws internal/service/secretsmanager/secret_rotation.go Update).
             rotate_immediately=True,
             opts=child(self, depends_on=[version, self._rotation_stack]),
         )

@@ -260,6 +260,47 @@ CATALOGUE: tuple[Edit, ...] = (
         sources=(_RDS_MODIFY.format("PreferredBackupWindow"),),
     ),
     Edit(
+        id="rotation-window",
+        edit="master password rotation window tue:14:00-tue:16:00 → wed:14:00-wed:16:00",
+        stack="prod",
+        head={"vault": {"rotationWindow": "wed:14:00-wed:16:00"}},
+        verdict="update",
+        flagged=False,
+        actions={"vault-master-rotation": "update"},
+        why=(
+            "RotateSecret with the new schedule, and the provider sends RotateImmediately with "
+            "it, true since the rotation was made (security M-8): Secrets Manager rotates the "
+            "master password at once, during the deploy, not in the new window. A client that "
+            "opens a connection with the password it read before fails until it reads the "
+            "secret again; make the edit in a quiet hour (rotationDays likewise)"
+        ),
+        sources=(
+            "terraform-provider-aws internal/service/secretsmanager/secret_rotation.go: Update "
+            "calls RotateSecret with `rotate_immediately` when `rotation_rules` change",
+            "botocore secretsmanager 2017-10-17 RotateSecret.RotateImmediately",
+        ),
+    ),
+    Edit(
+        id="dr-backup-replication-retention",
+        edit="DR automated-backup replication retention 7 → 14 days",
+        stack="prod",
+        head={"dr": {"backupReplicationRetentionDays": 14}},
+        verdict="replace",
+        flagged=False,
+        actions={"backups-replication": "replace"},
+        why=(
+            "the replication has no Update: it is stopped (the backups it copied stay, "
+            "RETAINED, until their own retention ends) and started again with the new "
+            "retention, stop first (deleteBeforeReplace)"
+        ),
+        sources=(
+            "terraform-provider-aws internal/service/rds/instance_automated_backups_replication"
+            ".go: every argument `ForceNew: true`, Delete is "
+            "StopDBInstanceAutomatedBackupsReplication",
+            "botocore rds 2014-10-31 StartDBInstanceAutomatedBackupsReplication",
+        ),
+    ),
+    Edit(
         id="retention",
         edit="backup retention 7 → 14 days (and the continuous rule with it)",
         stack="prod",

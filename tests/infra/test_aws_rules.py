@@ -291,6 +291,56 @@ def test_the_db_security_group_survives_a_port_change(
     assert after["tags"]["port"] == "6432"
 
 
+def _diff_from_an_older_deploy(
+    rec: Recording, names: tuple[str, ...], inputs: dict[str, Any]
+) -> Any:
+    """The diff from a deploy whose `names` had `inputs` and no ignore_changes to `rec`."""
+    import dataclasses
+
+    from dbplatform.manifest.diff import diff
+    from infra.offline import from_recording
+
+    head = from_recording(rec)
+    assert {r.name for r in head.resources} >= set(names)
+    base = dataclasses.replace(
+        head,
+        resources=tuple(
+            dataclasses.replace(r, inputs={**r.inputs, **inputs}, ignore_changes=())
+            if r.name in names
+            else r
+            for r in head.resources
+        ),
+    )
+    return diff(base, head)
+
+
+def test_a_group_made_with_the_old_description_is_kept_not_replaced(prod: Recording) -> None:
+    # Groups created before the port left the description carry "PostgreSQL <port> to ...".
+    # A description change has no EC2 API (pulumi_aws 7.51.1 ec2/security_group.py), so without
+    # ignore_changes the next `pulumi up` would replace the group under the same name
+    # (InvalidGroup.Duplicate) while the database still uses it.
+    names = ("network-db", "dr-network-db")
+    old = {"description": "PostgreSQL 5432 to dbplatform prod from allowed sources only"}
+    d = _diff_from_an_older_deploy(prod, names, old)
+    changed = {c.name: c for c in d.changes}
+    for name in names:
+        assert changed[name].action == "update", changed[name]  # the option, nothing sent
+        assert [c.path for c in changed[name].changes] == ["(option) ignoreChanges"], name
+    assert not d.flagged, d
+
+
+def test_a_subnet_keeps_its_zone_when_the_zone_list_shifts(prod: Recording) -> None:
+    # The zones come from an invoke at every run; one that is not 'available' during an outage
+    # moves the list, and a zone change forces a new subnet that RDS's old one blocks.
+    names = ("network-private-0", "network-private-1", "dr-network-private-0")
+    d = _diff_from_an_older_deploy(prod, names, {"availabilityZone": "us-east-1f"})
+    changed = {c.name: c for c in d.changes}
+    for name in names:
+        assert changed[name].action == "update", changed[name]
+        assert [c.path for c in changed[name].changes] == ["(option) ignoreChanges"], name
+    assert not d.flagged, d
+
+
 # --- network -----------------------------------------------------------------------------------
 
 

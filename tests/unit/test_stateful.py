@@ -22,4 +22,6 @@ def test_nested_paths_count_by_their_top_level_property() -> None:
 def test_data_holders_are_stateful_and_rules_are_not() -> None:
     assert is_stateful(INSTANCE) and is_stateful("aws:kms/key:Key")
     assert not is_stateful("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
-    assert replacement_properties("aws:sns/topic:Topic", {"name"}) == []
+    # SetTopicAttributes changes a display name; a name is the topic's identity
+    assert replacement_properties("aws:sns/topic:Topic", {"displayName"}) == []
+    assert replacement_properties("aws:sns/topic:Topic", {"name"}) == ["name"]
