@@ -350,15 +350,17 @@ def report_replica_lag(
 
 
 def report_slot_lag(session: boto3.Session, region: str, identifier: str, megabytes: float) -> None:
-    """Publish an OldestReplicationSlotLag datapoint (megabytes) for blue `identifier`, as RDS
-    does for an instance with logical replication slots (a major-version blue/green)."""
+    """Publish an OldestReplicationSlotLag datapoint of `megabytes` MB (MiB) for blue
+    `identifier`, as RDS does for an instance with logical replication slots (a major-version
+    blue/green): in bytes, whatever the console's "(MB)" label says (Amazon RDS User Guide,
+    "Amazon CloudWatch metrics for Amazon RDS")."""
     _report_rds_metric(
         session,
         region,
         identifier,
         metric="OldestReplicationSlotLag",
-        value=megabytes,
-        unit="Megabytes",
+        value=megabytes * 1024 * 1024,
+        unit="Bytes",
     )
 
 

@@ -156,15 +156,25 @@ def load_yaml(data: bytes, source: str, limit: int = inputs.MAX_STACK_FILE_BYTES
 class ConfigError(Exception):
     """Every problem of one stack's config; `problems` holds one line per problem."""
 
-    def __init__(self, stack: str, problems: list[str]) -> None:
+    def __init__(self, stack: str, problems: list[str], *, fix: str | None = None) -> None:
         self.stack = stack
         self.problems = problems
         lines = "\n".join(f"  - {p}" for p in problems)
         # a name that is no stack name has no file to fix: the --stack value is the problem
-        what = f"Pulumi.{stack}.yaml" if STACK_NAME.match(stack) else "the stack name"
+        what = fix or (f"Pulumi.{stack}.yaml" if STACK_NAME.match(stack) else "the stack name")
         super().__init__(
             f"stack '{stack}': {len(problems)} config problem(s); fix {what}:\n{lines}"
         )
+
+
+def missing_stack_file(stack: str, root: Path) -> ConfigError:
+    """No Pulumi.<stack>.yaml: the --stack value or a file to create, never a file to fix."""
+    there = ", ".join(committed_stacks(root)) or "none"
+    return ConfigError(
+        stack,
+        [f"Pulumi.{stack}.yaml not found in {root} (stacks there: {there}); or create it"],
+        fix="the stack name",
+    )
 
 
 class ProjectError(ConfigError):
@@ -828,10 +838,7 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
     try:
         data = load_yaml(path.read_bytes(), path.name) or {}
     except FileNotFoundError:
-        there = ", ".join(committed_stacks(root)) or "none"
-        raise ConfigError(
-            stack, [f"{path.name} not found in {root} (stacks there: {there}); or create it"]
-        ) from None
+        raise missing_stack_file(stack, root) from None
     except OSError as exc:
         raise ConfigError(stack, [f"{path.name}: cannot read it ({exc.strerror or exc})"]) from None
     except inputs.InputError as exc:

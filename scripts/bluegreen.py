@@ -32,8 +32,9 @@ from dbplatform.ops.cli import EXIT_CODES
 PROG = prog("bluegreen")
 DEFAULT_SOAK_DAYS = 7
 DEFAULT_START_TIMEOUT_MINUTES = 240
-# How far (MB of WAL) green's logical replication may trail blue at switchover; the same unit
-# as CloudWatch's OldestReplicationSlotLag (AWS "Amazon RDS instance-level metrics").
+# How far (MB of WAL, 1 MB = 2^20 bytes) green's logical replication may trail blue at
+# switchover: the unit the RDS console shows OldestReplicationSlotLag in; RDS sends it to
+# CloudWatch in bytes (Amazon RDS User Guide, "Amazon CloudWatch metrics for Amazon RDS").
 DEFAULT_MAX_SLOT_LAG_MB = 64.0
 
 

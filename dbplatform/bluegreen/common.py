@@ -14,6 +14,7 @@ from dbplatform.bluegreen.model import (
     NEW_SUFFIX,
     OLD_SUFFIX,
     PROVISIONING,
+    ROLLING_BACK,
     STARTED,
     BgState,
     Deployment,
@@ -119,6 +120,16 @@ def layout_without_deployment(ctx: Context, state: BgState) -> str:
     if all(x == UNSWITCHED for x in seen):
         return UNSWITCHED
     return "; ".join(seen)
+
+
+def refuse_half_done_rollback(ctx: Context, state: BgState | None) -> None:
+    """Every command but rollback refuses while a rollback is half done, naming the way on."""
+    if state is not None and state.phase == ROLLING_BACK:
+        raise Refused(
+            f"a rollback of {ctx.stack.names.primary} is half done (interrupted between "
+            f"renames): re-run `dbplatform bluegreen rollback --stack {ctx.stack.name}` to "
+            "finish it"
+        )
 
 
 def require_primary(ctx: Context) -> None:

@@ -7,13 +7,17 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Any
 
-from dbplatform.bluegreen.common import INSTANCE_TIMEOUT, locate, require_primary
+from dbplatform.bluegreen.common import (
+    INSTANCE_TIMEOUT,
+    locate,
+    refuse_half_done_rollback,
+    require_primary,
+)
 from dbplatform.bluegreen.model import (
     CANCELLED,
     FINALIZED,
     PROMOTED,
     ROLLED_BACK,
-    ROLLING_BACK,
     SWITCHOVER_COMPLETED,
     BgState,
     describe_snapshot,
@@ -40,11 +44,7 @@ def run(ctx: Context) -> Result:
             data={"phase": phase},
             nothing_to_do=True,
         )
-    if state.phase == ROLLING_BACK:
-        raise Refused(
-            f"a rollback of {ctx.stack.names.primary} is half done (interrupted between "
-            f"renames): re-run `dbplatform bluegreen rollback --stack {s}` to finish it"
-        )
+    refuse_half_done_rollback(ctx, state)
     if state.phase not in (PROMOTED, ROLLED_BACK):
         raise Refused(
             f"the blue/green cycle {state.deployment_name} is '{state.phase}', not promoted or "

@@ -20,6 +20,7 @@ from dbplatform.bluegreen.common import (
     deployment_ready,
     layout_without_deployment,
     locate,
+    refuse_half_done_rollback,
     require_primary,
     state_from_deployment,
     take_snapshot_seen,
@@ -48,6 +49,7 @@ from infra.naming import rds_identifier
 
 # After its own timeout RDS rolls a switchover back; allow it this long to report so.
 SWITCHOVER_GRACE = 900.0
+MIB = 1024 * 1024  # --max-slot-lag-mb is in MB of WAL; the metric and the SQL give bytes
 
 
 def run(ctx: Context) -> Result:
@@ -56,11 +58,7 @@ def run(ctx: Context) -> Result:
     state, dep = cycle.state, cycle.deployment
     s = ctx.stack.name
     require_primary(ctx)
-    if state is not None and state.phase == ROLLING_BACK:
-        raise Refused(
-            f"a rollback of {ctx.stack.names.primary} is half done (interrupted between "
-            f"renames): re-run `dbplatform bluegreen rollback --stack {s}` to finish it"
-        )
+    refuse_half_done_rollback(ctx, state)
     if (
         state is not None
         and state.phase in (ROLLING_BACK, ROLLED_BACK)
@@ -165,8 +163,12 @@ def _physical_lag(ctx: Context, dep: Deployment) -> list[str]:
 
 def _logical_lag(ctx: Context, dep: Deployment) -> list[str]:
     """A major upgrade replicates logically: green may publish no ReplicaLag. AWS "Monitoring
-    replica lag prior to switchover": watch OldestReplicationSlotLag (megabytes) on BLUE, or
-    the LSN distance of blue's replication slots in SQL; both are used when available."""
+    replica lag prior to switchover": watch OldestReplicationSlotLag on BLUE, or the LSN
+    distance of blue's replication slots in SQL; both are used when available, in MB (MiB).
+
+    RDS sends OldestReplicationSlotLag to CloudWatch in bytes, though the console labels it
+    "(MB)" (Amazon RDS User Guide, "Amazon CloudWatch metrics for Amazon RDS": unit Bytes; the
+    program's alarms read it so too, infra/aws_rules.py RDS_METRIC_UNITS)."""
     problems: list[str] = []
     limit = float(ctx.args.max_slot_lag_mb)
     rds = ctx.client("rds")
@@ -175,7 +177,7 @@ def _logical_lag(ctx: Context, dep: Deployment) -> list[str]:
         seen: list[float] = []
         metric = checks.latest_metric(ctx, "OldestReplicationSlotLag", blue)
         if metric is not None:
-            seen.append(metric)
+            seen.append(metric / MIB)
         if not sql.skipped(ctx, f"the slot lag of {blue}"):
             from dbplatform.database import checks as database_checks  # with a connection only
 
@@ -184,7 +186,7 @@ def _logical_lag(ctx: Context, dep: Deployment) -> list[str]:
                 with sql.connector(ctx, inst)("postgres") as conn:
                     slots = database_checks.slot_lags(conn)
                 if slots:
-                    seen.append(max(s.lag_bytes for s in slots) / (1024 * 1024))
+                    seen.append(max(s.lag_bytes for s in slots) / MIB)
         if not seen:
             problems.append(
                 f"no OldestReplicationSlotLag datapoint for blue {blue} in the last 5 minutes and "

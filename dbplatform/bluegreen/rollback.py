@@ -131,6 +131,16 @@ def _cancel(ctx: Context, state: BgState, dep: Deployment) -> Result:
             inst = describe_instance(rds, green)
             # Green copies blue's deletion protection; it holds no write of its own yet.
             if inst is not None and inst.get("DeletionProtection"):
+                status = inst.get("DBInstanceStatus")
+                if status != "available" and not ctx.dry_run:
+                    # RDS modifies only an available instance (botocore rds 2014-10-31
+                    # ModifyDBInstance: InvalidDBInstanceStateFault): a green still being
+                    # created is waited for, then its protection lifted.
+                    ctx.out.info(
+                        f"green {green} is '{status}': waiting until it is available to lift "
+                        "its deletion protection (RDS modifies only an available instance)"
+                    )
+                    wait_instance(ctx, green)
                 ctx.mutate(
                     rds,
                     "modify_db_instance",

@@ -14,7 +14,13 @@ from dbplatform.bluegreen.checks import (
     subscriber_problems,
     uncovered_replicas,
 )
-from dbplatform.bluegreen.common import blue_ids, locate, state_from_deployment, wait_ready
+from dbplatform.bluegreen.common import (
+    blue_ids,
+    locate,
+    refuse_half_done_rollback,
+    state_from_deployment,
+    wait_ready,
+)
 from dbplatform.bluegreen.model import (
     AVAILABLE,
     OPEN_PHASES,
@@ -67,6 +73,7 @@ def run(ctx: Context) -> Result:
         cycle = locate(ctx)
         primary = describe_instance(rds, names.primary)
     state, dep = cycle.state, cycle.deployment
+    refuse_half_done_rollback(ctx, state)
     if state is not None and state.phase in OPEN_PHASES:
         raise Refused(_next_after(ctx, state), data={"state": state.__dict__})
     if primary is None:

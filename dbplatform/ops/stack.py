@@ -14,8 +14,8 @@ from infra.config import (
     PROJECT_DIR_ENV,
     ConfigError,
     StackConfig,
-    committed_stacks,
     load_stack,
+    missing_stack_file,
     project_dir,
 )
 from infra.naming import STACK_NAME, Names
@@ -63,8 +63,7 @@ def resolve_stack(
             [f"'{name}' is not a stack name (1-24 characters of a-z, 0-9, '-', a letter first)"],
         )
     if not (root / f"Pulumi.{name}.yaml").is_file():
-        known = ", ".join(committed_stacks(root)) or "none"
-        raise ConfigError(name, [f"Pulumi.{name}.yaml not found in {root} (stacks there: {known})"])
+        raise missing_stack_file(name, root)
     return StackRef(
         name=name, config=load_stack(name, root, warnings=warnings), names=Names(name), root=root
     )

@@ -118,8 +118,10 @@ def describe(sm: BaseClient, target: Target, stack: str) -> dict[str, Any]:
         if error_code(exc) == "ResourceNotFoundException":
             raise Refused(
                 f"secret {target.secret_id} does not exist in Secrets Manager; nothing was "
-                f"changed. Deploy the stack first (pulumi up --stack {stack}), or check "
-                "AWS_PROFILE/AWS_REGION point at the stack's account"
+                f"changed. Deploy the stack first (pulumi up --stack {stack}), or check that "
+                "the credentials in use (AWS_PROFILE, or the stack's aws:profile) are the "
+                "stack's account's; the secret is looked up in the stack's own region, "
+                "whatever AWS_REGION says"
             ) from None
         raise
     if desc.get("DeletedDate"):

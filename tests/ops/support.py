@@ -154,7 +154,7 @@ class AwsEnv:
             for m in d["SwitchoverDetails"]:
                 ident = m["TargetMember"].rsplit(":db:", 1)[-1]
                 report_replica_lag(self.session, "us-east-1", ident, seconds)
-                # a major upgrade is measured on blue: its slot lag, in MB (here: as many MB)
+                # a major upgrade is measured on blue: its slot lag (as many MB, sent in bytes)
                 blue = m["SourceMember"].rsplit(":db:", 1)[-1]
                 report_slot_lag(self.session, "us-east-1", blue, seconds)
                 greens.append(ident)

@@ -182,6 +182,35 @@ def test_promote_gates_each_refuse(aws: AwsEnv) -> None:
     _refused(aws, *promote, "--max-slot-lag-mb", "5", says="(limit --max-slot-lag-mb 5)")
 
 
+def test_the_slot_lag_gate_reads_the_metric_in_bytes_as_rds_sends_it(aws: AwsEnv) -> None:
+    # RDS publishes OldestReplicationSlotLag in bytes (the console's "(MB)" is a display unit;
+    # Amazon RDS User Guide, "Amazon CloudWatch metrics for Amazon RDS"): 3 MiB of WAL reads
+    # 3.0 MB, not three million.
+    aws.started("staging", lag=None)
+    aws.client("cloudwatch").put_metric_data(
+        Namespace="AWS/RDS",
+        MetricData=[
+            {
+                "MetricName": "OldestReplicationSlotLag",
+                "Dimensions": [{"Name": "DBInstanceIdentifier", "Value": PRIMARY}],
+                "Value": 3 * 1024 * 1024,
+                "Unit": "Bytes",
+            }
+        ],
+    )
+    promote = ("promote", "--stack", "staging", "--yes")
+    _refused(
+        aws,
+        *promote,
+        "--max-slot-lag-mb",
+        "2",
+        says=f"green's logical replication is 3.0 MB behind blue {PRIMARY} (limit",
+    )
+    run = aws.main(*promote)  # the default limit, 64 MB
+    assert run.code == 0, run.text
+    assert aws.instances()[PRIMARY] == "17.2"
+
+
 def test_promote_checks_a_ready_application_before_and_after(aws: AwsEnv) -> None:
     aws.started("staging")
     with _http_server(200) as url:

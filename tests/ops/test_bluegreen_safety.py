@@ -72,9 +72,12 @@ def test_a_half_done_rollback_is_named_by_every_command(aws: AwsEnv) -> None:
     assert PRIMARY not in aws.instances()
     status = aws.main("status", "--stack", "staging")
     assert "re-run `dbplatform bluegreen rollback" in status.text
-    for op in ("promote", "finalize"):
+    for op in ("promote", "finalize", "start"):
         run = aws.main(op, "--stack", "staging", "--yes")
-        assert run.code == 3 and "rollback" in run.stderr and "half done" in run.stderr, op
+        assert run.code == 3, (op, run.text)
+        assert "half done" in run.stderr, (op, run.stderr)
+        assert "re-run `dbplatform bluegreen rollback --stack staging`" in run.stderr, op
+        assert "`dbplatform bluegreen promote" not in run.stderr, op  # start offered it (ops 7)
     done = aws.main(*args)
     assert done.code == 0, done.text
 
@@ -174,3 +177,40 @@ def test_a_minor_upgrade_is_gated_on_greens_replica_lag(aws: AwsEnv) -> None:
     aws.report_green_lag(1.0)
     ok = aws.main("promote", "--stack", "staging", "--yes")
     assert ok.code == 0, ok.text
+
+
+def test_a_cancel_while_green_is_created_waits_before_lifting_its_protection(
+    aws: AwsEnv,
+) -> None:
+    # RDS refuses ModifyDBInstance on an instance that is not available (botocore rds
+    # 2014-10-31: InvalidDBInstanceStateFault); moto does not, so the test shows green as real
+    # RDS would while it is created, and checks the modify waits for 'available' (ops review).
+    aws.started("staging", lag=None)
+    (green,) = [i for i in aws.instances() if i.startswith(PRIMARY + "-green")]
+    rds = aws.client("rds")
+    rds.modify_db_instance(DBInstanceIdentifier=green, DeletionProtection=True)
+    shown = {"creating": 0}
+
+    def creating(parsed: dict[str, Any], **_: Any) -> None:
+        for inst in parsed.get("DBInstances", []):
+            if inst["DBInstanceIdentifier"] == green and shown["creating"] < 2:
+                shown["creating"] += 1
+                inst["DBInstanceStatus"] = "creating"
+
+    modified_after: list[int] = []
+
+    def modify(params: dict[str, Any], **_: Any) -> None:
+        if params.get("DBInstanceIdentifier") == green:
+            modified_after.append(shown["creating"])
+
+    session = session_with(
+        [
+            ("after-call.rds.DescribeDBInstances", creating),
+            ("provide-client-params.rds.ModifyDBInstance", modify),
+        ]
+    )
+    run = aws.main("rollback", "--stack", "staging", "--yes", session=session)
+    assert run.code == 0, run.text
+    assert f"green {green} is 'creating': waiting until it is available" in run.stderr
+    assert modified_after == [2]  # once, after both 'creating' answers
+    assert green not in aws.instances() and aws.record("staging")["phase"] == "cancelled"

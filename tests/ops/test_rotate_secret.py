@@ -183,6 +183,8 @@ def test_a_secret_missing_in_aws_is_refused_with_what_to_do(aws: AwsEnv) -> None
     assert result.code == 3, result.text
     assert f"secret {JWT} does not exist" in result.stderr
     assert "pulumi up --stack prod" in result.stderr and "nothing was changed" in result.stderr
+    # the region is the stack's, never AWS_REGION's: only the account can be the wrong one
+    assert "the stack's own region, whatever AWS_REGION says" in result.stderr
     assert aws.client("secretsmanager").list_secrets()["SecretList"] == []
     assert "Traceback" not in result.text
 

@@ -256,6 +256,8 @@ def test_missing_stack_file_and_invalid_yaml_are_config_errors(tmp_path: Path) -
     with pytest.raises(ConfigError) as typo:
         load_stack("prd")
     assert "stacks there: prod, staging" in str(typo.value)
+    # a file that is not there is not one to fix (ops review 26)
+    assert "fix the stack name" in str(typo.value) and "fix Pulumi.prd" not in str(typo.value)
     with pytest.raises(ConfigError) as path:  # no file to fix: the --stack value is wrong
         load_stack("../prod")
     assert "fix the stack name" in str(path.value) and "Pulumi.../" not in str(path.value)
