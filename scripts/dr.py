@@ -60,7 +60,8 @@ def _rebuild_flags(p: argparse.ArgumentParser, *, drill: bool) -> None:
             " (default: the stack's dr.rpoMinutes)"
             if drill
             else "; with --latest: resume an earlier rebuild whose data is at most this much "
-            "older than the newest point (default: the stack's dr.rpoMinutes)"
+            "older than the newest point, the RPO then measured from that data (default: the "
+            "stack's dr.rpoMinutes)"
         ),
     )
     if not drill:

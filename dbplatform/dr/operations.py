@@ -37,6 +37,7 @@ from dbplatform.dr.points import (
 )
 from dbplatform.dr.report import DrReport, Objectives, Timeline, write_report
 from dbplatform.dr.restore import (
+    DELETE_COST,
     TAG_PURPOSE,
     TAG_RUN,
     TAG_SOURCE,
@@ -47,6 +48,8 @@ from dbplatform.dr.restore import (
     backup_role_arn,
     delete_command,
     delete_run_instance,
+    delete_steps,
+    final_snapshot_name,
     find_groups,
     parameter_group_exists,
     parameter_status,
@@ -216,6 +219,10 @@ class _Run:
     region: str
     timeline: Timeline
     choice: Choice | None = None
+    points: list[RestorePoint] = field(default_factory=list)
+    """every restore point found in the target region"""
+    newer: Choice | None = None
+    """a resumed rebuild: the newest point now, which the resumed instance does not hold"""
     created: list[str] = field(default_factory=list)
     existing: list[str] = field(default_factory=list)
     """what an earlier run left and this one resumes (listed in a failure message)"""
@@ -263,6 +270,7 @@ def _choose(ctx: Context, run: _Run, when: datetime | None) -> Choice:
     with _phase(ctx, run, "choose restore point") as detail:
         found = _find(ctx, run.region)
         run.notes += found.notes
+        run.points = list(found.points)
         try:
             choice = choose(
                 found.points,
@@ -353,10 +361,19 @@ def _resume_or_refuse(
             run.existing.append(f"stack config {path}")
         return
     asked = f"--restore-time {iso(when)}" if when is not None else "--latest"
+    protected = bool(resume.get("DeletionProtection"))
+    steps = delete_steps(
+        ident,
+        run.region,
+        final_snapshot=final_snapshot_name(ident, ctx.run_id),
+        protected=protected,
+    )
     options = [
         f"rebuild under another stack name: --as NEW (e.g. --as {run.target}b)",
-        f"or delete {ident} if its data is not needed (this loses it): "
-        + delete_command(ident, run.region),
+        f"or delete {ident} and re-run, keeping its data in a final snapshot and its automated "
+        "backups: "
+        + "; then ".join(f"({i}) {s}" for i, s in enumerate(steps, 1))
+        + f" ({DELETE_COST}; the instance's endpoint goes away)",
     ]
     if theirs_time:
         options.append(f"or resume it as it is: --restore-time {theirs_time}")
@@ -370,9 +387,67 @@ def _resume_or_refuse(
             "instance": ident,
             "instance_data_time": theirs_time or None,
             "instance_restored_from": theirs_point or None,
+            "instance_deletion_protection": protected,
+            "delete_steps": steps,
             "requested": choice.to_json(timedelta(minutes=ctx.stack.config.dr.rpo_minutes)),
         },
     )
+
+
+def _resumed_choice(ctx: Context, run: _Run, resume: dict[str, Any], newest: Choice) -> Choice:
+    """The restore point the instance a rebuild resumes holds, from the tags the restore left
+    on it (`dbplatform:restored-from`, `dbplatform:data-time`, `dbplatform:restored-kind`).
+
+    `_resume_or_refuse` resumes only an instance whose data time parses and is the newest
+    point's or within --max-gap before it; its RPO is measured from its own data time against
+    the same reference (now, for --latest). When the newest point is another one, `run.newer`
+    keeps it for the report and the output."""
+    tags = tags_of(ctx.client("rds", run.region), resume)
+    held_id = tags.get(TAG_RESTORED_FROM, "")
+    held_time = parse_time(tags.get(TAG_DATA_TIME, ""))
+    if held_id == newest.point.id[:256] and held_time == newest.data_time:
+        return newest
+    known = next((p for p in run.points if p.id[:256] == held_id), None)
+    try:
+        kind = Kind(tags.get(TAG_KIND, ""))
+    except ValueError:
+        kind = known.kind if known is not None else Kind.SNAPSHOT
+    ident = str(resume["DBInstanceIdentifier"])
+    point = RestorePoint(
+        kind=kind,
+        id=known.id if known is not None else held_id,
+        region=run.region,
+        latest=held_time,
+        detail=f"restored into {ident} by run {tags.get(TAG_RUN, 'unknown')}",
+        encrypted=known.encrypted if known is not None else None,
+        engine_version=known.engine_version if known is not None else None,
+        allocated_storage=known.allocated_storage if known is not None else None,
+    )
+    run.newer = newest
+    resumed = Choice(
+        point=point, restore_time=None, data_time=held_time, reference=newest.reference
+    )
+    run.choice = resumed
+    return resumed
+
+
+def _resumed_lines(ctx: Context, run: _Run) -> list[str]:
+    """What the output says of a resumed rebuild whose instance holds an older point than the
+    newest one now, and how to rebuild from that newer point instead without deleting it."""
+    newer, held = run.newer, run.choice
+    if newer is None or held is None:
+        return []
+    objective = timedelta(minutes=ctx.stack.config.dr.rpo_minutes)
+    other = f"{run.target}b"
+    return [
+        f"Resumed the existing restore {run.instance}: {held.point.kind} {held.point.id}, data "
+        f"as of {iso(held.data_time)}; the RPO ({human(held.rpo)}, "
+        f"{'met' if held.rpo <= objective else 'MISSED'}) is measured from that data.",
+        f"A newer point exists: {newer.point.kind} {newer.point.id}, data as of "
+        f"{iso(newer.data_time)} (RPO {human(newer.rpo)}); it was NOT restored.",
+        "To rebuild from it instead, keeping this restore: dbplatform dr rebuild --stack "
+        f"{ctx.stack.name} --region {run.region} --latest --as {other}",
+    ]
 
 
 def _within_gap(ctx: Context, theirs: str, newest: datetime) -> bool:
@@ -674,7 +749,12 @@ def _teardown(ctx: Context, run: _Run, *, wait: float) -> None:
                 why = error_code(exc) if isinstance(exc, ClientError) else exc.message
                 problems.append(
                     f"DB instance {run.instance}: {why}; delete it with: "
-                    f"{delete_command(run.instance, region)}"
+                    + delete_command(
+                        run.instance,
+                        region,
+                        final_snapshot=final_snapshot_name(run.instance, ctx.run_id),
+                        protected=False,  # a drill's instance is never protected (Placement)
+                    )
                 )
         if run.parameter_group_created:
             try:
@@ -727,7 +807,7 @@ def _report(ctx: Context, run: _Run, outcome: str) -> tuple[DrReport, Path]:
         rpo_from_data=run.rpo_from_data,
         heartbeat=run.heartbeat,
         rpo=choice.rpo if choice else None,
-        restore=choice.to_json(timedelta(minutes=cfg.dr.rpo_minutes)) if choice else {},
+        restore=_restore_json(run, timedelta(minutes=cfg.dr.rpo_minutes)),
         created=tuple(run.created),
         removed=tuple(run.removed),
         checks=tuple(c.to_json() for c in run.checks),
@@ -737,6 +817,18 @@ def _report(ctx: Context, run: _Run, outcome: str) -> tuple[DrReport, Path]:
     )
     written = write_report(report, _report_dir(ctx), f"{run.kind}-{cfg.stack}-{run.region}")
     return report, written.markdown
+
+
+def _restore_json(run: _Run, objective: timedelta) -> dict[str, Any]:
+    """The restore point of the report (what the instance holds) and, for a resumed rebuild
+    with a newer point now, that point under `newer_point` (not restored)."""
+    if run.choice is None:
+        return {}
+    data = run.choice.to_json(objective)
+    if run.newer is not None:
+        data["resumed_instance"] = run.instance
+        data["newer_point"] = run.newer.to_json(objective)
+    return data
 
 
 def check_drill_flags(ctx: Context) -> None:
@@ -781,10 +873,13 @@ def _operate(ctx: Context, kind: str) -> Result:
             resume = _check_target(ctx, run, tnames)
         groups, create_pg = _groups(ctx, run, tnames)
         adopt = tnames.primary
-        restored_from = choice.point.id
-        data_time = choice.data_time
         if resume is not None:
             _resume_or_refuse(ctx, run, resume, choice, when)
+            # From here on the restore point is the one the resumed instance holds: the RPO,
+            # the report, the JSON and the stack file speak of its data, never of a newer point.
+            choice = _resumed_choice(ctx, run, resume, choice)
+        restored_from = choice.point.id
+        data_time = choice.data_time
         if when is not None and choice.past_reference:
             raise Refused(
                 f"the chosen point {choice.point.id} holds data as of {iso(choice.data_time)}, "
@@ -943,6 +1038,10 @@ def _execute(
                             f"{len(carried.app_secrets)} application secret(s) set from the "
                             "source's replicas; master password set from the new master secret"
                         )
+                    run.notes += continuity.retired_lines(carried)
+                    for warning in carried.warnings:
+                        run.notes.append(warning)
+                        ctx.out.warn(warning)
                 except Refused as exc:  # e.g. a source secret without a replica in R
                     run.incomplete.append("secrets carried over (dr secrets)")
                     run.todo.append(
@@ -1016,6 +1115,7 @@ def _execute(
         )
     lines = [
         f"{run.kind} of {cfg.stack} into {run.target} ({run.region}) succeeded: {rto}, {rpo}.",
+        *_resumed_lines(ctx, run),
         f"Report: {path}",
     ]
     if run.commands:

@@ -15,6 +15,7 @@ never restores past T (refused).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -49,7 +50,8 @@ from dbplatform.dr.sql import (
 from dbplatform.dr.verify import Check, Expected, error_text, instance_checks
 from dbplatform.ops import BadUsage, Context, Failed, Refused, Result, error_code
 from dbplatform.ops.rds import describe_instance
-from infra.naming import rds_identifier
+from infra.config import StackConfig
+from infra.naming import PROJECT, Names, rds_identifier
 
 TAG_DATA_TIME = "dbplatform:data-time"
 TAG_RESTORED_FROM = "dbplatform:restored-from"
@@ -62,25 +64,104 @@ def default_identifier(prefix: str, when: Any) -> str:
     return rds_identifier(prefix, "pitr", f"{when:%Y%m%d%H%M}")
 
 
-def cutover_steps(primary: str, copy: str, region: str, stack: str, when: str) -> list[str]:
+@dataclass(frozen=True)
+class Replica:
+    """A read replica of the stack's primary, as the program declares it."""
+
+    identifier: str
+    """its DB instance identifier"""
+    region: str
+    """where it runs (the cross-region replica: the DR region)"""
+    urn: str
+    """its Pulumi URN, for `--target-replace`"""
+
+
+# The program's component tree above a replica (infra/environment.py: Environment, then
+# Replicas; infra/components/replicas.py names each `replicas-<name>`, the DR one `replicas-dr`).
+# A URN's type is the parent's qualified type, `$`, the resource's type (pulumi/pulumi
+# sdk/go/common/resource/urn.go NewURN, called with the parent URN's QualifiedType); the test
+# `test_pitr_names_each_replica_by_the_urn_the_program_gives_it` checks it against the program.
+_REPLICA_TYPE = "dbplatform:index:Environment$dbplatform:index:Replicas$aws:rds/instance:Instance"
+
+
+def replicas_of(cfg: StackConfig) -> list[Replica]:
+    """Every read replica the program keeps of the stack's primary: the same-region ones in
+    config order, then the cross-region one (`dr.crossRegionReplica` with a `dr.region`)."""
+    names = Names(cfg.stack)
+    urn = f"urn:pulumi:{cfg.stack}::{PROJECT}::{_REPLICA_TYPE}::replicas-"
+    out = [Replica(names.replica(r.name), cfg.region, urn + r.name) for r in cfg.replicas]
+    if cfg.dr.region and cfg.dr.cross_region_replica:
+        out.append(Replica(names.cross_region_replica, cfg.dr.region, urn + "dr"))
+    return out
+
+
+def replica_warning(primary: str, replicas: list[Replica], when: str) -> str:
+    """What the readers of the replicas get between the rename and their re-creation: "All read
+    replicas associated with a DB instance remain associated with that instance after it is
+    renamed" (AWS RDS User Guide, "Renaming a DB instance")."""
+    idents = ", ".join(f"{r.identifier} ({r.region})" for r in replicas)
+    return (
+        f"the read replicas {idents} replicate the instance, not its name: once {primary} is "
+        f"renamed aside they follow it, so their reader endpoints serve data from after {when} "
+        "(the data this restore escapes) until they are re-created from the new primary"
+    )
+
+
+def cutover_steps(
+    primary: str,
+    copy: str,
+    region: str,
+    stack: str,
+    when: str,
+    *,
+    replicas: list[Replica] | None = None,
+) -> list[str]:
     """What the operator does once the copy is verified (nothing here is run by the command)."""
     aside = rds_identifier(primary, "before", when.replace(":", "").replace("-", "")[:13].lower())
-    return [
+    replicas = replicas or []
+    idents = ", ".join(r.identifier for r in replicas)
+    steps = [
         "stop the application's writes to the primary (maintenance mode): whatever is written "
         f"to {primary} after {when} is not in {copy}; export what must be kept",
+    ]
+    if replicas:
+        steps.append(
+            f"take the readers off the read replicas {idents} (send reads to the primary's "
+            "endpoint, or stop them): from the rename on they replicate the renamed-aside "
+            f"instance and serve data from after {when} until re-created below"
+        )
+    steps += [
         f"rename the primary aside (its endpoint goes away, ~10 min): aws rds modify-db-instance "
         f"--db-instance-identifier {primary} --new-db-instance-identifier {aside} "
         f"--apply-immediately --region {region}",
         f"give the copy the primary's name, and so its endpoint (~10 min): aws rds "
         f"modify-db-instance --db-instance-identifier {copy} --new-db-instance-identifier "
         f"{primary} --apply-immediately --region {region}",
-        f"pulumi preview --stack {stack}   # the stack now describes the copy; review the drift "
-        "(tags, replicas re-created from the new primary), then pulumi up",
+    ]
+    if replicas:
+        # A plain `pulumi up` does not re-create them: the state still says they replicate
+        # the primary's identifier, as the program does, so nothing differs; and the provider
+        # refuses to change a replica's source ("cannot elect new source database for
+        # replication", terraform-provider-aws internal/service/rds/instance.go, update).
+        # Replacing them (delete first: replicas.py sets delete_before_replace) creates each
+        # anew from the instance that now holds the primary's identifier, the copy.
+        targets = " ".join(f"--target-replace '{r.urn}'" for r in replicas)
+        steps.append(
+            f"re-create the read replicas {idents} from the new primary (a plain pulumi up "
+            "leaves them on the renamed-aside instance): pulumi preview --stack "
+            f"{stack} {targets}   # expect each replica deleted, then created; then the same "
+            f"with pulumi up. Each is deleted first (it holds no data of its own), and a new "
+            "replica copies the whole database before it serves reads (minutes to hours, "
+            "billed like the old one); send the readers back once each is available"
+        )
+    steps += [
+        f"pulumi preview --stack {stack}   # review what else differs before any pulumi up",
         f"resume the heartbeat in the new primary (the check paused the copy's job so its "
         f"beats could not pass for the source's): dbplatform heartbeat install --stack {stack}"
         "   # re-schedules job dbplatform-heartbeat (active) in cron.job",
         f"keep {aside} until the application is verified; it holds the writes after {when}",
     ]
+    return steps
 
 
 def pitr(ctx: Context) -> Result:
@@ -156,7 +237,11 @@ def pitr(ctx: Context) -> Result:
         },
     )
     call = restore_call(choice, placement, backup_role_arn=args.backup_role_arn)
-    steps = cutover_steps(names.primary, ident, region, cfg.stack, iso(when) or "")
+    replicas = replicas_of(cfg)
+    steps = cutover_steps(
+        names.primary, ident, region, cfg.stack, iso(when) or "", replicas=replicas
+    )
+    warning = replica_warning(names.primary, replicas, iso(when) or "") if replicas else None
     summary = (
         f"{choice.point.kind} {choice.point.id}, data as of {iso(choice.data_time)} "
         f"({human(choice.rpo)} before the requested {iso(when)})"
@@ -164,8 +249,14 @@ def pitr(ctx: Context) -> Result:
     if ctx.dry_run:
         start(ctx, call, region, ident)
         return Result(
-            f"dry run: would restore {summary} into {ident} beside {names.primary} (untouched)",
-            data={"restore": choice.to_json(timedelta(minutes=cfg.dr.rpo_minutes)), "steps": steps},
+            f"dry run: would restore {summary} into {ident} beside {names.primary} (untouched)"
+            + (f". At the cut-over: {warning}" if warning else ""),
+            data={
+                "restore": choice.to_json(timedelta(minutes=cfg.dr.rpo_minutes)),
+                "steps": steps,
+                "replicas": [r.identifier for r in replicas],
+                "replica_warning": warning,
+            },
         )
     ctx.confirm(
         f"restore {summary} into a new instance {ident} (billed like the primary until you "
@@ -227,6 +318,8 @@ def pitr(ctx: Context) -> Result:
         "checks": [c.to_json() for c in checks],
         "data_verified": queries is not None and not bad,
         "cutover": steps,
+        "replicas": [r.identifier for r in replicas],
+        "replica_warning": warning,
         **measured,
     }
     if bad:
@@ -247,6 +340,8 @@ def pitr(ctx: Context) -> Result:
         f"The primary {names.primary} was not touched. Cut over when ready:",
         *(f"  {i}. {s}" for i, s in enumerate(steps, 1)),
     ]
+    if warning:
+        lines.append(f"WARNING: {warning}.")
     return Result("\n".join(lines), data=data)
 
 

@@ -260,6 +260,14 @@ def markdown(report: DrReport, *, chart: str | None = None) -> str:
             f"- Restore point: {point.get('kind')} `{point.get('id')}`, data as of "
             f"{report.restore.get('data_time')}"
         )
+        newer = report.restore.get("newer_point")
+        if newer:
+            lines.append(
+                f"- Resumed the existing restore `{report.restore.get('resumed_instance')}` "
+                "(the RPO is measured from its data); a newer point exists and was **not** "
+                f"restored: {newer['point'].get('kind')} `{newer['point'].get('id')}`, data as "
+                f"of {newer.get('data_time')}"
+            )
     lines += ["", "## Timeline", "", *mermaid(report), ""]
     if chart:
         lines += [f"![timeline]({chart})", ""]

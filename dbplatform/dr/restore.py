@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from dbplatform.dr.points import Choice, Kind
 from dbplatform.ops import Context, Failed, Poll, Refused, error_code
 from dbplatform.ops.rds import describe_instance
+from infra.naming import rds_identifier
 
 TAG_RUN = "dbplatform:run-id"
 TAG_PURPOSE = "dbplatform:purpose"
@@ -468,9 +469,54 @@ def delete_run_instance(
     )
 
 
-def delete_command(identifier: str, region: str) -> str:
-    """How an operator finishes a deletion a command could not."""
-    return (
+def final_snapshot_name(identifier: str, run_id: str) -> str:
+    """A final snapshot's name for `identifier`, unique per run (RDS snapshot identifiers: 1 to
+    255 letters, digits and hyphens, a letter first, no double or trailing hyphen; botocore
+    rds DeleteDBInstanceMessage.FinalDBSnapshotIdentifier)."""
+    return rds_identifier(identifier, "final", run_id.lower(), limit=255)
+
+
+def delete_steps(
+    identifier: str, region: str, *, final_snapshot: str, protected: bool | None
+) -> list[str]:
+    """The commands that delete `identifier` by hand without losing what it holds.
+
+    RDS refuses DeleteDBInstance while deletion protection is on (botocore rds
+    ModifyDBInstanceMessage.DeletionProtection: "The database can't be deleted when deletion
+    protection is enabled"), so that is turned off first (`protected` None: not known, the step
+    is printed as conditional). The deletion takes a final snapshot and keeps the automated
+    backups: DeleteAutomatedBackups defaults to removing them at once (botocore rds
+    DeleteDBInstanceMessage.DeleteAutomatedBackups), so `--no-delete-automated-backups` is
+    passed; retained, they expire with the instance's retention period and are billed until
+    then (AWS RDS User Guide, "Retaining automated backups"). Never `--skip-final-snapshot`
+    or `--delete-automated-backups`: only an operator who knows the instance holds nothing
+    worth keeping may change the command so."""
+    steps = []
+    if protected is not False:
+        steps.append(
+            ("if deletion protection is on: " if protected is None else "")
+            + f"aws rds modify-db-instance --db-instance-identifier {identifier} "
+            f"--no-deletion-protection --apply-immediately --region {region}"
+        )
+    steps.append(
         f"aws rds delete-db-instance --db-instance-identifier {identifier} "
-        f"--skip-final-snapshot --delete-automated-backups --region {region}"
+        f"--final-db-snapshot-identifier {final_snapshot} --no-delete-automated-backups "
+        f"--region {region}"
     )
+    return steps
+
+
+DELETE_COST = (
+    "the final snapshot and the retained automated backups are billed as backup storage until "
+    "deleted; the backups expire after the instance's retention period"
+)
+"""What `delete_steps` costs, said wherever they are printed."""
+
+
+def delete_command(
+    identifier: str, region: str, *, final_snapshot: str, protected: bool | None
+) -> str:
+    """`delete_steps` on one line, numbered, with what they cost."""
+    steps = delete_steps(identifier, region, final_snapshot=final_snapshot, protected=protected)
+    numbered = [f"({i}) {s}" for i, s in enumerate(steps, 1)] if len(steps) > 1 else steps
+    return "; then ".join(numbered) + f" ({DELETE_COST})"

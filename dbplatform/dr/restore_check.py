@@ -30,6 +30,7 @@ from dbplatform.dr.restore import (
     backup_role_arn,
     delete_command,
     delete_run_instance,
+    final_snapshot_name,
     restore_call,
     set_master_password,
     stack_groups,
@@ -71,6 +72,13 @@ def cleanup(
 ) -> str:
     """Delete this run's temporary instance (the call is sent; its deletion is not waited
     for); says how to finish by hand if it cannot."""
+    # unprotected by construction (its Placement), so no step turns protection off
+    by_hand = delete_command(
+        identifier,
+        region,
+        final_snapshot=final_snapshot_name(identifier, ctx.run_id),
+        protected=False,
+    )
     with ctx.out.phase(f"delete temporary instance {identifier}"):
         try:
             return delete_run_instance(
@@ -79,13 +87,13 @@ def cleanup(
         except KeyboardInterrupt:
             ctx.out.warn(
                 f"deletion of the temporary instance {identifier} was interrupted; delete it "
-                f"with: {delete_command(identifier, region)}"
+                f"with: {by_hand}"
             )
             raise
         except ClientError as exc:
             raise Failed(
                 f"could not delete the temporary instance {identifier} ({error_code(exc)}); "
-                f"delete it with: {delete_command(identifier, region)}",
+                f"delete it with: {by_hand}",
                 data={"temporary_instance": identifier, "cleanup": "failed"},
             ) from exc
 

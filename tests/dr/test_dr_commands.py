@@ -641,6 +641,59 @@ def test_a_latest_rerun_resumes_when_the_newest_point_moved_within_the_gap(
     assert f"dbplatform heartbeat install --stack {TARGET.stack}" in run.text  # F10
 
 
+def test_a_latest_rerun_that_resumes_an_older_restore_reports_the_resumed_data(
+    prod_with_dr_copy: DrEnv,
+) -> None:
+    """SRE review item 1: a re-run that resumes the instance restored from an older point must
+    report THAT point and measure the RPO from its data (before: the newer point's id and time
+    in the output, the report, the JSON and the stack file, and "RPO 0s ... met")."""
+    dr = prod_with_dr_copy
+    first = dr.main(main, "rebuild", "--stack", "prod", "--latest", "--no-pulumi", "--json")
+    assert first.code == 0, first.text
+    held = first.json["restore"]["data_time"]
+    time.sleep(1.1)  # the copies' data times differ by at least a second
+    dr.copy_snapshot("prod", "prod-daily-2")
+
+    run = dr.main(main, "rebuild", "--stack", "prod", "--latest", "--no-pulumi", "--json")
+
+    assert run.code == 0, run.text
+    data = run.json
+    newer = data["restore"]["newer_point"]
+    assert newer["point"]["id"] == "prod-daily-2-us-west-2"
+    assert newer["data_time"] > held
+    # everything speaks of the data the resumed instance holds
+    assert data["restore"]["point"]["id"] == "prod-daily-1-us-west-2"
+    assert data["restore"]["data_time"] == held
+    reference = datetime.fromisoformat(data["restore"]["reference_time"])
+    rpo = (reference - datetime.fromisoformat(held)).total_seconds()
+    # (the times shown are whole seconds; the RPO is measured from the unrounded start)
+    assert abs(data["rpo_seconds"] - rpo) < 1 and abs(data["restore"]["rpo_seconds"] - rpo) < 1
+    assert data["restore"]["rpo_seconds"] > newer["rpo_seconds"]  # from the older data
+    stack_file = load_stack("prod-usw2", dr.project)
+    assert stack_file.restore.restored_from == "prod-daily-1-us-west-2"
+    assert stack_file.restore.restore_time == held
+    report = Path(data["report"]).read_text(encoding="utf-8")
+    assert f"- Restore point: snapshot `prod-daily-1-us-west-2`, data as of {held}" in report
+    assert "a newer point exists and was **not** restored: snapshot `prod-daily-2-us-west-2`" in (
+        report
+    )
+    # the output says so plainly, and how to rebuild from the newer point keeping this one
+    text = dr.main(main, "rebuild", "--stack", "prod", "--latest", "--no-pulumi").stdout
+    assert (
+        f"Resumed the existing restore {TARGET.primary}: snapshot prod-daily-1-us-west-2, data "
+        f"as of {held}; the RPO" in text
+    )
+    assert (
+        f"A newer point exists: snapshot prod-daily-2-us-west-2, data as of {newer['data_time']}"
+        in text
+    )
+    assert (
+        "To rebuild from it instead, keeping this restore: dbplatform dr rebuild --stack prod "
+        "--region us-west-2 --latest --as prod-usw2b" in text
+    )
+    assert dr.instance(TARGET.primary) is not None  # nothing deleted
+
+
 def test_a_different_point_than_the_restored_one_is_refused_with_the_ways_on(
     prod_with_dr_copy: DrEnv,
 ) -> None:
@@ -661,7 +714,25 @@ def test_a_different_point_than_the_restored_one_is_refused_with_the_ways_on(
     message = run.json["message"]
     assert f"holds {TARGET.primary}" in message and f"data as of {held}" in message
     assert "prod-daily-2-us-west-2" in message  # what was asked for
-    assert "--as NEW" in message and "delete-db-instance" in message
+    assert "--as NEW" in message
+    # SRE review item 3: steps that work on the protected instance and keep its data
+    region = f"--region {DR}"
+    unprotect = (
+        f"aws rds modify-db-instance --db-instance-identifier {TARGET.primary} "
+        f"--no-deletion-protection --apply-immediately {region}"
+    )
+    steps = run.json["delete_steps"]
+    assert run.json["instance_deletion_protection"] is True
+    assert steps[0] == unprotect
+    assert steps[1].startswith(
+        f"aws rds delete-db-instance --db-instance-identifier {TARGET.primary} "
+        f"--final-db-snapshot-identifier {TARGET.primary}-final-"
+    )
+    assert steps[1].endswith(f" --no-delete-automated-backups {region}")
+    assert f"(1) {steps[0]}; then (2) {steps[1]}" in message
+    assert "--skip-final-snapshot" not in message
+    assert "--delete-automated-backups" not in message
+    assert "billed as backup storage" in message  # what the step costs
     assert f"--restore-time {held}" in message  # resume it as it is
     assert "Nothing was created" in message
     assert dr.state() == before
@@ -672,3 +743,29 @@ def test_a_different_point_than_the_restored_one_is_refused_with_the_ways_on(
     assert resumed.code == 0, resumed.text
     assert resumed.json["restore"]["point"]["id"] == "prod-daily-1-us-west-2"
     assert resumed.json["rpo_seconds"] == 0
+
+
+def test_the_printed_delete_steps_keep_the_data_and_lift_protection_first() -> None:
+    """SRE review item 3: every printed deletion (rebuild refusal, a drill's or a restore check's
+    failed cleanup) keeps a final snapshot and the automated backups (DeleteAutomatedBackups
+    defaults to removing them: botocore rds DeleteDBInstanceMessage), and turns deletion
+    protection off first when it is, or may be, on (RDS refuses to delete otherwise)."""
+    from dbplatform.dr.restore import delete_command, delete_steps, final_snapshot_name
+
+    snap = final_snapshot_name("dbplatform-prod-usw2-pg", "20260301T120000Z-abcdef")
+    assert snap == "dbplatform-prod-usw2-pg-final-20260301t120000z-abcdef"
+    delete = (
+        "aws rds delete-db-instance --db-instance-identifier dbplatform-prod-usw2-pg "
+        f"--final-db-snapshot-identifier {snap} --no-delete-automated-backups --region us-west-2"
+    )
+    unprotect = (
+        "aws rds modify-db-instance --db-instance-identifier dbplatform-prod-usw2-pg "
+        "--no-deletion-protection --apply-immediately --region us-west-2"
+    )
+    ident, region = "dbplatform-prod-usw2-pg", "us-west-2"
+    assert delete_steps(ident, region, final_snapshot=snap, protected=True) == [unprotect, delete]
+    assert delete_steps(ident, region, final_snapshot=snap, protected=False) == [delete]
+    unknown = delete_steps(ident, region, final_snapshot=snap, protected=None)
+    assert unknown == [f"if deletion protection is on: {unprotect}", delete]
+    line = delete_command(ident, region, final_snapshot=snap, protected=False)
+    assert line.startswith(delete) and "billed as backup storage" in line

@@ -60,16 +60,16 @@ def test_restore_points_of_another_major_are_listed_excluded_and_never_chosen(dr
 # ---------------------------------------------------------------------------------------------
 
 
-def _pitr_time(dr: DrEnv) -> str:
+def _pitr_time(dr: DrEnv, names: Names = STAGING) -> str:
     """A whole second inside the primary's PITR window (moto: from its creation to now)."""
-    db = dr.client("rds").describe_db_instances(DBInstanceIdentifier=STAGING.primary)[
-        "DBInstances"
-    ][0]
+    db = dr.client("rds").describe_db_instances(DBInstanceIdentifier=names.primary)["DBInstances"][
+        0
+    ]
     earliest = db["InstanceCreateTime"].astimezone(UTC).replace(microsecond=0)
     when = earliest + timedelta(seconds=1)
     while db["LatestRestorableTime"].astimezone(UTC) < when:
         time.sleep(0.2)
-        db = dr.client("rds").describe_db_instances(DBInstanceIdentifier=STAGING.primary)[
+        db = dr.client("rds").describe_db_instances(DBInstanceIdentifier=names.primary)[
             "DBInstances"
         ][0]
     return when.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -125,11 +125,93 @@ def test_pitr_restores_time_t_beside_the_primary_verifies_and_prints_the_cutover
     assert data["restore"]["data_time"] == when  # exactly T, never later
     assert data["rpo_from_data_seconds"] is not None
     assert any("new-db-instance-identifier" in s and copy in s for s in data["cutover"])
+    # staging's replica r1 follows the renamed-aside primary: taken off, then re-created
+    assert data["replicas"] == [STAGING.replica("r1")]
+    assert data["replica_warning"].startswith(
+        f"the read replicas {STAGING.replica('r1')} ({SOURCE}) replicate the instance"
+    )
+    assert any(s.startswith("re-create the read replicas") for s in data["cutover"])
     # it logged in with the stack's master secret, which the copy now matches
     secret = json.loads(
         dr.client("secretsmanager").get_secret_value(SecretId=STAGING.master_secret)["SecretString"]
     )
     assert connect.seen[0].password == secret["password"]  # type: ignore[attr-defined]
+
+
+def test_pitr_cutover_takes_each_replica_off_and_re_creates_it_from_the_new_primary(
+    dr: DrEnv,
+) -> None:
+    """SRE review item 4: the read replicas replicate the instance, not its name; after the
+    rename they serve the data from after T. The steps take the readers off each replica before
+    the rename and re-create each from the new primary after it (a plain `pulumi up` does not:
+    its state still names the primary's identifier as their source)."""
+    dr.seed("prod")
+    when = _pitr_time(dr, PROD)
+    run = dr.main(main, "pitr", "--stack", "prod", "--restore-time", when, "--dry-run", "--json")
+    assert run.code == 0, run.text
+    replicas = [PROD.replica("r1"), PROD.replica("r2")]
+    assert run.json["replicas"] == replicas
+    steps = run.json["steps"]
+    off = next(i for i, s in enumerate(steps) if s.startswith("take the readers off"))
+    rename = next(
+        i for i, s in enumerate(steps) if f"--db-instance-identifier {PROD.primary} " in s
+    )
+    again = next(i for i, s in enumerate(steps) if s.startswith("re-create the read replicas"))
+    assert off < rename < again
+    for ident in replicas:
+        assert ident in steps[off] and ident in steps[again]
+    urns = [
+        "urn:pulumi:prod::dbplatform::dbplatform:index:Environment$dbplatform:index:Replicas"
+        f"$aws:rds/instance:Instance::replicas-{name}"
+        for name in ("r1", "r2")
+    ]
+    assert (
+        f"pulumi preview --stack prod --target-replace '{urns[0]}' --target-replace '{urns[1]}'"
+        in (steps[again])
+    )
+    assert "with pulumi up" in steps[again]
+    warning = run.json["replica_warning"]
+    assert all(f"{ident} ({SOURCE})" in warning for ident in replicas)
+    assert f"serve data from after {when}" in warning
+    assert "replicas re-created from the new primary" not in " ".join(steps)  # the old claim
+    text = dr.main(main, "pitr", "--stack", "prod", "--restore-time", when, "--dry-run")
+    assert f"At the cut-over: the read replicas {replicas[0]} ({SOURCE}), {replicas[1]}" in (
+        text.stdout
+    )
+
+
+def test_pitr_names_each_replica_by_the_urn_the_program_gives_it(dr: DrEnv) -> None:
+    """The URNs the cut-over passes to `--target-replace` are the program's: the parent's
+    qualified type, `$`, the type (pulumi/pulumi resource/urn.go NewURN), read here from the
+    recorded parents. With a cross-region replica too (blue/green off: they do not combine)."""
+    from dbplatform.dr.pitr import replicas_of
+    from infra.config import read_stack_values
+    from infra.offline import run_program
+
+    values, region = read_stack_values("prod", dr.project)
+    values = json.loads(json.dumps(values))
+    values["dr"]["crossRegionReplica"] = True
+    values["database"]["blueGreen"] = False
+    recording = run_program("prod", root=dr.project, values=values, region=region)
+    by_urn = recording.by_urn()
+    expected = {}
+    for r in recording.of_type("aws:rds/instance:Instance"):
+        chain, parent = [r.type], r.parent
+        while parent in by_urn:
+            chain.insert(0, by_urn[parent].type)
+            parent = by_urn[parent].parent
+        urn = f"urn:pulumi:prod::dbplatform::{'$'.join(chain)}::{r.name}"
+        expected[r.inputs["identifier"]] = urn
+    ours = replicas_of(recording.config)
+    assert [r.identifier for r in ours] == [
+        PROD.replica("r1"),
+        PROD.replica("r2"),
+        PROD.cross_region_replica,
+    ]
+    assert {r.identifier: r.urn for r in ours} == {
+        k: v for k, v in expected.items() if k != PROD.primary
+    }
+    assert ours[-1].region == DR
 
 
 def test_pitr_refuses_a_time_no_backup_reaches_and_creates_nothing(dr: DrEnv) -> None:
@@ -231,6 +313,88 @@ def test_secrets_carries_the_previous_value_of_a_rotated_key(dr: DrEnv) -> None:
     assert previous["SecretString"] == values[name]
     again = dr.main(main, "secrets", "--stack", "prod", "--region", DR, "--yes", "--json")
     assert again.code == 0 and again.json["app_secrets_set"] == []  # idempotent
+
+
+KEY0 = "OriginalDataKey0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLM"
+
+
+def test_secrets_carries_the_retired_keys_of_an_encryption_key_rotated_twice(dr: DrEnv) -> None:
+    """SRE review item 2: after two rotations the first key is held only under its
+    DBPLATFORM-RETIRED-* label (dbplatform/secrets/rotation.py); rows not yet re-encrypted need
+    it, so the DR stack must hold it too, under the same label (before: AWSCURRENT and
+    AWSPREVIOUS only, the first key lost)."""
+    from scripts.rotate_secret import main as rotate_main
+
+    cfg = dr.config("prod")
+    source = dr.client("secretsmanager")
+    for spec in cfg.vault.app_secrets:  # replicated to the DR region, as vault.replicateToDr
+        source.create_secret(
+            Name=PROD.app_secret(spec.name),
+            SecretString=KEY0 if spec.name == "data-encryption-key" else f"{spec.name}-value",
+            AddReplicaRegions=[{"Region": DR}],
+        )
+    for _ in range(2):
+        rotated = dr.main(
+            rotate_main,
+            "--stack", "prod", "--yes", "--secret", "data-encryption-key", "--reencryption-planned",
+        )  # fmt: skip
+        assert rotated.code == 0, rotated.text
+    dek = PROD.app_secret("data-encryption-key")
+    replica = dr.client("secretsmanager", DR)
+    labels = sorted(
+        label
+        for stages in replica.describe_secret(SecretId=dek)["VersionIdsToStages"].values()
+        for label in stages
+        if label.startswith("DBPLATFORM-RETIRED-")
+    )
+    assert len(labels) == 2, labels
+    first = [
+        label
+        for label in labels
+        if replica.get_secret_value(SecretId=dek, VersionStage=label)["SecretString"] == KEY0
+    ]
+    assert len(first) == 1  # the first key: no longer AWSCURRENT nor AWSPREVIOUS
+    assert replica.get_secret_value(SecretId=dek, VersionStage="AWSPREVIOUS")["SecretString"] != (
+        KEY0
+    )
+    for spec in cfg.vault.app_secrets:  # the rebuilt stack after `pulumi up`
+        replica.create_secret(Name=TARGET.app_secret(spec.name), SecretString="generated")
+    replica.create_secret(
+        Name=TARGET.master_secret,
+        SecretString=json.dumps({"username": "dbadmin", "password": "new-stack-master-pw"}),
+    )
+    dr.client("rds", DR).create_db_instance(
+        DBInstanceIdentifier=TARGET.primary,
+        Engine="postgres",
+        DBInstanceClass="db.t4g.micro",
+        AllocatedStorage=20,
+        MasterUsername="dbadmin",
+        MasterUserPassword="prod-password-at-backup-time",
+    )
+
+    run = dr.main(main, "secrets", "--stack", "prod", "--region", DR, "--yes", "--json")
+
+    assert run.code == 0, run.text
+    target = TARGET.app_secret("data-encryption-key")
+    for label in labels:  # every retired key, under its label, with the source's value
+        theirs = replica.get_secret_value(SecretId=dek, VersionStage=label)["SecretString"]
+        ours = replica.get_secret_value(SecretId=target, VersionStage=label)["SecretString"]
+        assert ours == theirs
+    assert replica.get_secret_value(SecretId=target, VersionStage=first[0])["SecretString"] == KEY0
+    for stage in ("AWSCURRENT", "AWSPREVIOUS"):  # the two newest keys, as before
+        assert (
+            replica.get_secret_value(SecretId=target, VersionStage=stage)["SecretString"]
+            == replica.get_secret_value(SecretId=dek, VersionStage=stage)["SecretString"]
+        )
+    assert run.json["retired_versions"] == {target: labels}
+    assert run.json["warnings"] == []
+    assert KEY0 not in run.stdout + run.stderr
+    again = dr.main(main, "secrets", "--stack", "prod", "--region", DR, "--yes")
+    assert again.code == 0, again.text
+    assert f"{target} holds the retired key(s) {', '.join(labels)} as the source does" in (
+        again.stdout
+    )
+    assert "0 application secret(s) set" in again.stdout  # idempotent
 
 
 def test_secrets_before_pulumi_up_is_refused_and_changes_nothing(dr: DrEnv) -> None:

@@ -228,7 +228,7 @@ def test_an_aws_backup_restore_passes_the_groups_as_metadata() -> None:
         assert getattr(backup, call.method)(**call.params)["RestoreJobId"] == "job-1"
 
 
-def _context(clients: dict[tuple[str, str | None], Any]) -> Context:
+def _context(clients: dict[tuple[str, str], Any]) -> Context:
     ctx = Context(
         command="dr rebuild",
         operation="rebuild",
