@@ -30,6 +30,7 @@ import json
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from dbplatform.dr import metrics as restore_check_metrics
 from infra.naming import GENERATED_INSTANCES, GENERATED_PARAMETER_GROUPS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -443,6 +444,11 @@ DRILL_LOCK_PARAMETERS = tuple(
     for scope in DRILL_LOCK_SCOPES
     for suffix in ("", "-break-*")
 )
+# The CloudWatch namespaces the drill commands publish to (PutMetricData): the restore check's
+# `dbplatform/RestoreCheck` (dbplatform/dr/metrics.py NAMESPACE, which the prod alarm watches;
+# missing data is breaching, so a refused publish pages). The DR drill publishes none.
+# tests/test_iam_policies.py finds every namespace the code publishes to and checks it is here.
+DRILL_METRIC_NAMESPACES = (restore_check_metrics.NAMESPACE,)
 
 _ACCOUNT = "${AccountId}"
 _PARTITION = "${Partition}"
@@ -514,19 +520,44 @@ def _tagged(stack_tag: bool = True) -> dict[str, object]:
     return {"StringEquals": cond}
 
 
+# The stack's secrets (infra/naming.py Names.master_secret, app_secret: `<project>/<stack>/...`).
+# A secret's ARN ends in `-` and 6 random characters (Secrets Manager User Guide, "Secret ARN"),
+# hence the trailing `*`; a stack name has no `/` (infra/naming.py STACK_NAME), so
+# `dbplatform/staging/*` is not `dbplatform/staging-2/...`.
+STACK_SECRETS = f"arn:{_PARTITION}:secretsmanager:*:{_ACCOUNT}:secret:{PROJECT}/${{Stack}}/*"
+# Reads the preview role does without (security review, preview role): `pulumi preview` as the
+# workflows run it (no --refresh) calls no resource's Read, so no GetSecretValue; a refresh would
+# (terraform-provider-aws secret_version.go reads the value), and a refresh is an operator's, not
+# a pull request's. The preview role runs the branch's program: any GetSecretValue would hand the
+# stack's master password to unreviewed code.
+PREVIEW_WITHHELD = frozenset({"secretsmanager:GetSecretValue"})
+
+
 def preview_policy(types: set[str]) -> dict[str, object]:
-    """Read-only: what `pulumi preview` and refresh read, the state, and decrypting it."""
+    """Read-only: what `pulumi preview` reads, the state, and decrypting it; Secrets Manager only
+    the stack's secrets' metadata, never a value."""
+    reads = [a for a in _actions(operations(types, write=False)) if a not in PREVIEW_WITHHELD]
+    secrets = [a for a in reads if a.startswith("secretsmanager:")]
+    statements: list[dict[str, object]] = [
+        {
+            "Sid": "ReadWhatTheProgramDeclares",
+            "Effect": "Allow",
+            "Action": [a for a in reads if a not in secrets],
+            "Resource": "*",
+        }
+    ]
+    if secrets:
+        statements.append(
+            {
+                "Sid": "ReadOnlyThisStacksSecretsMetadata",
+                "Effect": "Allow",
+                "Action": secrets,
+                "Resource": STACK_SECRETS,
+            }
+        )
     return {
         "Version": "2012-10-17",
-        "Statement": [
-            {
-                "Sid": "ReadWhatTheProgramDeclares",
-                "Effect": "Allow",
-                "Action": _actions(operations(types, write=False)),
-                "Resource": "*",
-            },
-            *_state_statements(write=False),
-        ],
+        "Statement": [*statements, *_state_statements(write=False)],
     }
 
 
@@ -1161,7 +1192,9 @@ def drill_policy() -> dict[str, object]:
                 "Effect": "Allow",
                 "Action": ["cloudwatch:PutMetricData"],
                 "Resource": "*",
-                "Condition": {"StringEquals": {"cloudwatch:namespace": "dbplatform"}},
+                "Condition": {
+                    "StringEquals": {"cloudwatch:namespace": list(DRILL_METRIC_NAMESPACES)}
+                },
             },
             {
                 # Only the operation locks (security review S-7), not the rest of ops/ (the

@@ -4,7 +4,9 @@ AWS operation, nothing is broader than that, and the drill role reaches only dri
 
 from __future__ import annotations
 
+import ast
 import fnmatch
+import importlib
 import json
 from pathlib import Path
 from typing import Any
@@ -71,7 +73,9 @@ def test_every_type_the_program_declares_is_covered() -> None:
     for t in types:
         service, reads, writes = TYPE_OPERATIONS[t]
         for op in reads:
-            assert iam_policies.action(service, op) in preview, (t, op)
+            act = iam_policies.action(service, op)
+            # withheld on purpose (iam_policies.PREVIEW_WITHHELD): a secret's value
+            assert (act in preview) is (act not in iam_policies.PREVIEW_WITHHELD), (t, op)
         for op in reads + writes:
             assert iam_policies.action(service, op) in deploy, (t, op)
 
@@ -421,3 +425,131 @@ def test_the_sar_rotation_stack_is_allowed_only_via_cloudformation(name: str) ->
     assert not _ask(policy, "iam:CreateRole", ROLE, VIA_CFN | _tags())
     # The rotation role is not handed to another service.
     assert not _ask(policy, "iam:PassRole", SAR_ROLE, {"iam:PassedToService": "ec2.amazonaws.com"})
+
+
+def _for_stack(policy: dict[str, Any], stack: str) -> dict[str, Any]:
+    """The policy as attached for `stack` (its ${Stack} placeholder filled)."""
+    return json.loads(json.dumps(policy).replace("${Stack}", stack))
+
+
+def _secret_arn(name: str, account: str = "123456789012") -> str:
+    # Secrets Manager appends `-` and 6 random characters to the name in the ARN.
+    return f"arn:aws:secretsmanager:us-east-1:{account}:secret:{name}-AbCdEf"
+
+
+def test_the_preview_role_reads_only_its_stacks_secrets_metadata_never_a_value() -> None:
+    """The preview role runs the branch's program (`cloud preview (staging)`): it may describe
+    the secrets the stack declares (the names in the synth manifests), not another stack's or
+    another application's, and may read no secret's value, not even its own stack's."""
+    preview = POLICIES["preview.json"]
+    secrets_by_stack = {
+        path.stem: [
+            str(r["inputs"]["name"])
+            for r in json.loads(path.read_text(encoding="utf-8"))["resources"]
+            if r["type"] == "aws:secretsmanager/secret:Secret"
+        ]
+        for path in MANIFESTS
+    }
+    assert set(secrets_by_stack) == {"prod", "staging"}
+    for stack, names in secrets_by_stack.items():
+        assert names, stack
+        mine = _for_stack(preview, stack)
+        other_stack = next(s for s in secrets_by_stack if s != stack)
+        for name in names:
+            for act in ("secretsmanager:DescribeSecret", "secretsmanager:GetResourcePolicy"):
+                assert _ask(mine, act, _secret_arn(name), {}), (stack, act, name)
+            assert not _ask(mine, "secretsmanager:GetSecretValue", _secret_arn(name), {}), name
+        for name in secrets_by_stack[other_stack]:
+            assert not _ask(mine, "secretsmanager:DescribeSecret", _secret_arn(name), {}), name
+        refused = [
+            "otherapp/prod/db/master",
+            "prod/db/master",
+            f"dbplatform/{stack}-2/db/master",  # a stack whose name starts with this one's
+            f"dbplatformx/{stack}/db/master",
+        ]
+        for name in refused:
+            for act in ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"):
+                assert not _ask(mine, act, _secret_arn(name), {}), (stack, act, name)
+        # another account's secret of the same name
+        theirs = _secret_arn(names[0], account="210987654321")
+        assert not _ask(mine, "secretsmanager:DescribeSecret", theirs, {})
+    # No Secrets Manager action on every resource, in any statement.
+    for st in preview["Statement"]:
+        if any(a.startswith("secretsmanager:") for a in _listed(st["Action"])):
+            assert st["Resource"] == iam_policies.STACK_SECRETS, st["Sid"]
+
+
+def _resolve(module: Any, node: ast.expr) -> object:
+    """The value of a constant expression of a module: a literal, a module-level name or an
+    attribute of one (`metrics.NAMESPACE`)."""
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        return getattr(module, node.id)
+    if isinstance(node, ast.Attribute):
+        return getattr(_resolve(module, node.value), node.attr)
+    raise AssertionError(f"{module.__name__}: a Namespace that is not a constant: {ast.dump(node)}")
+
+
+def published_namespaces() -> set[str]:
+    """Every CloudWatch namespace the project's commands name (`Namespace=` arguments and
+    `"Namespace":` request keys under dbplatform/ and scripts/), read from the code's own
+    constants, less the AWS service namespaces (`AWS/...`), which the commands only read."""
+    found: set[str] = set()
+    for top in ("dbplatform", "scripts"):
+        for path in sorted((ROOT / top).rglob("*.py")):
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+            values = [
+                kw.value
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Call)
+                for kw in node.keywords
+                if kw.arg == "Namespace"
+            ] + [
+                value
+                for node in ast.walk(tree)
+                if isinstance(node, ast.Dict)
+                for key, value in zip(node.keys, node.values, strict=True)
+                if isinstance(key, ast.Constant) and key.value == "Namespace"
+            ]
+            if not values:
+                continue
+            relative = path.relative_to(ROOT).with_suffix("")
+            module = importlib.import_module(".".join(relative.parts))
+            found.update(str(_resolve(module, v)) for v in values)
+    return {ns for ns in found if not ns.startswith("AWS/")}
+
+
+def test_the_drill_role_publishes_every_namespace_the_commands_publish_and_no_other() -> None:
+    """A refused PutMetricData leaves the restore-check alarm without data, which is breaching:
+    the policy must allow exactly the namespaces the code publishes to."""
+    from infra.components.alarms import RESTORE_CHECK_NAMESPACE
+
+    published = published_namespaces()
+    # the restore check's metric, which the prod alarm watches, is among them
+    assert RESTORE_CHECK_NAMESPACE in published
+    drill = POLICIES["drill.json"]
+    for namespace in published:
+        assert _ask(drill, "cloudwatch:PutMetricData", "*", {"cloudwatch:namespace": namespace})
+    assert set(iam_policies.DRILL_METRIC_NAMESPACES) == published
+    for namespace in ("dbplatform", "dbplatform/Other", "OtherApp/RestoreCheck", "AWS/RDS"):
+        ctx = {"cloudwatch:namespace": namespace}
+        assert not _ask(drill, "cloudwatch:PutMetricData", "*", ctx), namespace
+    assert not _ask(drill, "cloudwatch:PutMetricData", "*", {})
+
+
+@pytest.mark.parametrize("name", ["deploy.json", "operator.json"])
+def test_key_policy_changes_are_break_glass_not_ci(name: str) -> None:
+    """The deploy role (and the operator permission set) create keys, with their policy in the
+    CreateKey call, but never re-policy one, even a key of their own stack: a `pulumi up` that
+    changes a key policy fails with AccessDenied and runs as the break-glass role
+    (docs/ci.md "Break-glass", docs/vault-backups-alarms.md "Key guard"). The key policy's
+    `deployRoles` exemption only satisfies KMS's lockout check at CreateKey."""
+    policy = POLICIES[name]
+    key = "arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+    owned = {"aws:ResourceTag/project": "dbplatform", "aws:ResourceTag/stack": "prod"}
+    assert _ask(policy, "kms:CreateKey", "*", _tags())
+    assert _ask(policy, "kms:UpdateKeyDescription", key, owned)  # other key changes: from CI
+    for ctx in ({}, owned, owned | VIA_CFN):
+        assert not _ask(policy, "kms:PutKeyPolicy", key, ctx), ctx
+    assert "kms:PutKeyPolicy" in actions(policy, "Deny")

@@ -331,6 +331,7 @@ def test_destructive_gate_fails_unless_approved(
         "HEAD_SHA": "0123456789abcdef0123456789abcdef01234567",
         "COMMIT": "0123456789abcdef0123456789abcdef01234567",
         "PYTHONPATH": str(tmp_path / "base"),
+        "PREVIEW_RESULT": "success",  # preview.yml: the cloud-preview job succeeded
     }
     ran = _bash(report["run"], env, tmp_path)
     assert ran.returncode == 0, ran.stderr
@@ -349,17 +350,149 @@ def test_destructive_gate_fails_unless_approved(
         assert "::error title=" in result.stdout and "allow-destructive" in result.stdout
 
 
-def test_the_report_job_fails_when_the_preview_did_not_succeed(tmp_path: Path) -> None:
-    # The outcome is data from the cloud-preview job; a missing file (the job never ran) fails.
-    gate = step(jobs("preview.yml")["report"], "gate")
-    (tmp_path / "build").mkdir()
-    env = {"STACK": "staging", "REPORT_RC": "0"}
-    assert _bash(gate["run"], env, tmp_path).returncode == 1
-    (tmp_path / "build" / "outcome-staging.txt").write_text("failure\n", "utf-8")
-    result = _bash(gate["run"], env, tmp_path)
-    assert result.returncode == 1 and "pulumi preview failed (staging)" in result.stdout
-    (tmp_path / "build" / "outcome-staging.txt").write_text("success\n", "utf-8")
-    assert _bash(gate["run"], env, tmp_path).returncode == 0
+@pytest.mark.parametrize(
+    ("result", "outcome", "passes"),
+    [
+        ("success", "success", True),
+        ("success", "failure", False),  # `pulumi preview` failed: its JSON is still reported
+        ("failure", "", False),  # e.g. a fork refused, or the job broke after the preview
+        ("skipped", "", False),  # the offline checks failed, or the environment was not approved
+        ("cancelled", "", False),
+    ],
+)
+def test_the_report_job_reads_the_preview_only_when_the_cloud_preview_job_succeeded(
+    tmp_path: Path, result: str, outcome: str, passes: bool
+) -> None:
+    """The report job always runs (a skipped required check would pass) but fails closed: the
+    preview job's result and outcome come from the runner (`needs`), not from files the branch's
+    program could write, and a job that did not succeed has its artifact left unread."""
+    preview = jobs("preview.yml")
+    job = preview["report"]
+    assert job["if"] == "${{ !cancelled() }}"
+    assert job["env"]["PREVIEW_RESULT"] == "${{ needs.cloud-preview.result }}"
+    assert job["env"]["PREVIEW_OUTCOME"] == "${{ needs.cloud-preview.outputs.outcome }}"
+    assert preview["cloud-preview"]["outputs"]["outcome"] == "${{ steps.preview.outcome }}"
+    (download,) = [
+        s
+        for s in steps_using(job, "actions/download-artifact")
+        if s["with"]["name"] == "preview-json-${{ matrix.stack }}"
+    ]
+    assert download["if"] == "needs.cloud-preview.result == 'success'"
+    # Whatever the branch's program left in the workspace: a clean preview and a success
+    # outcome file. It must not be what the report shows or the gate passes on.
+    # (The fixtures are previews of `prod`; the step's script is the same for every stack.)
+    _report_workspace(tmp_path, "update" if passes else "replace_db", "prod")
+    if result != "success":
+        shutil.copy(FIXTURES / "update.json", tmp_path / "build" / "preview-prod.json")
+    env = {
+        "STACK": "prod",
+        "APPROVED": "false",
+        "HEAD_SHA": "0123456789abcdef0123456789abcdef01234567",
+        "PYTHONPATH": str(tmp_path / "base"),
+        "PREVIEW_RESULT": result,
+        "PREVIEW_OUTCOME": outcome,
+    }
+    ran = _bash(step(job, "report")["run"], env, tmp_path)
+    assert ran.returncode == 0, ran.stderr
+    comment = (tmp_path / "build" / "comment-prod.md").read_text(encoding="utf-8")
+    assert comment.startswith("<!-- dbplatform-preview:prod -->")
+    rc = _outputs(tmp_path)["rc"]
+    if result != "success":
+        assert "No cloud preview" in comment and f"result `{result}`" in comment
+        assert rc == "no-preview"
+        assert not (tmp_path / "build" / "report-full-prod.md").exists()
+    gate = _bash(step(job, "gate")["run"], dict(env, REPORT_RC=rc), tmp_path)
+    assert (gate.returncode == 0) is passes, gate.stdout
+    if result != "success":
+        assert "::error title=No cloud preview (prod)::" in gate.stdout
+    elif not passes:
+        assert "::error title=pulumi preview failed (prod)::" in gate.stdout
+
+
+def _producers(workflow: str) -> dict[str, str]:
+    """Artifact name -> the job that uploads it."""
+    return {
+        str(s["with"]["name"]): job_id
+        for job_id, job in jobs(workflow).items()
+        for s in steps_using(job, "actions/upload-artifact")
+    }
+
+
+def _runs_branch_code(job_id: str, job: dict[str, Any]) -> bool:
+    return job_id == "synth" or any(
+        s.get("with", {}).get("ref") == "${{ github.event.pull_request.head.sha }}"
+        for s in steps_using(job, "actions/checkout")
+    )
+
+
+def test_jobs_that_run_after_a_failure_read_only_what_finished_jobs_produced() -> None:
+    """A job that runs whatever happened before (`!cancelled()`, `always()`) reads an artifact
+    only under a condition on its producer's result: `success` when the producer ran the branch's
+    code (its workspace is the branch's to write), and at least "it ran" otherwise."""
+    preview = jobs("preview.yml")
+    producers = _producers("preview.yml")
+    seen = 0
+    for job_id, job in preview.items():
+        job_if = str(job.get("if", ""))
+        if "cancelled()" not in job_if and "always()" not in job_if:
+            continue
+        for download in steps_using(job, "actions/download-artifact"):
+            producer = producers[download["with"]["name"]]
+            conditions = job_if + " " + str(download.get("if", ""))
+            if _runs_branch_code(producer, preview[producer]):
+                assert producer in _listed_needs(job), (job_id, producer)
+                assert f"needs.{producer}.result == 'success'" in conditions, (job_id, producer)
+            else:
+                # its own result, or the success of a needed job that ran only after it did
+                guards = [
+                    n
+                    for n in _listed_needs(job)
+                    if n == producer
+                    or (producer in _needs_closure(preview, n) and _waits_for_success(preview, n))
+                ]
+                assert guards, (job_id, producer)
+                assert any(
+                    f"needs.{n}.result == 'success'" in conditions
+                    or (n == producer and f"needs.{n}.result == 'failure'" in conditions)
+                    for n in guards
+                ), (job_id, producer, conditions)
+            seen += 1
+    assert seen >= 4  # report (preview JSON, offline), comment-offline, comment-preview
+    assert preview["comment-preview"]["if"] == (
+        "${{ !cancelled() && (needs.report.result == 'success' || "
+        "needs.report.result == 'failure') }}"
+    )
+    assert preview["comment-offline"]["if"] == (
+        "${{ !cancelled() && (needs.checks.result == 'success' || "
+        "needs.checks.result == 'failure') }}"
+    )
+
+
+def _listed_needs(job: dict[str, Any]) -> list[str]:
+    needs = job.get("needs", [])
+    return [needs] if isinstance(needs, str) else list(needs)
+
+
+def _waits_for_success(workflow_jobs: dict[str, dict[str, Any]], job_id: str) -> bool:
+    """The job, and every job it waits for, runs only when what it needs succeeded (no
+    `!cancelled()`/`always()` on the way)."""
+    return all(
+        "cancelled()" not in str(workflow_jobs[j].get("if", ""))
+        and "always()" not in str(workflow_jobs[j].get("if", ""))
+        for j in {job_id} | _needs_closure(workflow_jobs, job_id)
+    )
+
+
+def _needs_closure(workflow_jobs: dict[str, dict[str, Any]], job_id: str) -> set[str]:
+    """Every job `job_id` waits for, directly or not."""
+    out: set[str] = set()
+    todo = _listed_needs(workflow_jobs[job_id])
+    while todo:
+        need = todo.pop()
+        if need not in out:
+            out.add(need)
+            todo.extend(_listed_needs(workflow_jobs[need]))
+    return out
 
 
 def test_review_s5_the_reporter_and_gate_run_where_no_branch_code_runs() -> None:
@@ -427,6 +560,23 @@ CODEOWNED = [
     "Pulumi.yaml",
     "Pulumi.prod.yaml",
     "infra/components/database.py",
+    "devtools/iam_policies.py",
+    # the gate's code, run by the base checkout and with the deploy and drill credentials: the
+    # infra diff, redaction, the preview report and gate, DR and the operations
+    "dbplatform/manifest/diff.py",
+    "dbplatform/manifest/redact.py",
+    "dbplatform/preview/weakened.py",
+    "dbplatform/dr/restore_check.py",
+    "dbplatform/ops/lock.py",
+    "scripts/preview_report.py",
+    "scripts/infra_diff.py",
+    "scripts/guardrails.py",
+    "scripts/restore_check.py",
+    "restore-checks.yaml",  # SQL run on restored prod data
+    "Makefile",
+    "requirements.txt",
+    "requirements-deploy.txt",
+    "requirements-dev.txt",
 ]
 
 
@@ -445,6 +595,7 @@ def _codeowners_match(pattern: str, path: str) -> bool:
 
 @pytest.mark.parametrize("path", CODEOWNED)
 def test_review_s6_codeowners_cover_the_sensitive_paths(path: str) -> None:
+    assert (ROOT / path).is_file(), f"{path} does not exist: keep CODEOWNED current"
     lines = (ROOT / ".github" / "CODEOWNERS").read_text(encoding="utf-8").splitlines()
     rules = [line.split() for line in lines if line.strip() and not line.startswith("#")]
     # The last matching rule wins (GitHub docs): it must name an owner.
@@ -496,8 +647,8 @@ def test_the_applied_plan_must_be_the_reviewed_one(tmp_path: Path) -> None:
 # --- approvals, against a stand-in GitHub API ----------------------------------------------
 
 # A stand-in for the GitHub CLI: answers each API path with canned JSON (commit statuses per
-# commit), applies the caller's --jq filter with jq (as `gh api --jq` does), logs the calls, and
-# can fail a DELETE or a POST.
+# commit, workflow runs and their jobs per run id; an unknown run is a 404), applies the caller's
+# --jq filter with jq (as `gh api --jq` does), logs the calls, and can fail a DELETE or a POST.
 _FAKE_GH = """#!/usr/bin/env bash
 echo "$*" >> "$GH_LOG"
 method=GET; filter=.; path=""
@@ -515,6 +666,13 @@ if [ "$method" = DELETE ]; then exit "${FAKE_DELETE_RC:-0}"; fi
 if [ "$method" = POST ]; then exit "${FAKE_POST_RC:-0}"; fi
 case "$path" in
   */commits/*/pulls) body=$FAKE_PULLS ;;
+  */actions/runs/*/jobs)
+    run=${path%/jobs}; run=${run##*/}
+    body=$(printf '%s' "$FAKE_JOBS" | jq -c --arg run "$run" '.[$run] // {"jobs": []}') ;;
+  */actions/runs/*)
+    run=${path##*/}
+    body=$(printf '%s' "$FAKE_RUNS" | jq -c --arg run "$run" '.[$run] // empty')
+    if [ -z "$body" ]; then echo "gh: Not Found (HTTP 404)" >&2; exit 1; fi ;;
   */commits/*/statuses)
     sha=${path%/statuses}; sha=${sha##*/}
     body=$(printf '%s' "$FAKE_STATUSES" | jq -c --arg sha "$sha" '.[$sha] // []') ;;
@@ -536,13 +694,62 @@ def _permission(role: str) -> str:
     return json.dumps({"permission": legacy, "role_name": role})
 
 
-def _status(state: str, description: str, creator: str = BOT) -> dict[str, Any]:
-    return {
+RUNS_URL = "https://github.com/acme/dbplatform/actions/runs/"
+# Runs of preview.yml the statuses point at (target_url): alice's `labeled` run on the head that
+# recorded her approval (101); bob's `unlabeled` run after it (102).
+APPROVING_RUN, WITHDRAWING_RUN = "101", "102"
+
+
+def _status(
+    state: str, description: str, creator: str = BOT, run: str | None = APPROVING_RUN
+) -> dict[str, Any]:
+    status = {
         "context": "dbplatform/allow-destructive",
         "state": state,
         "description": description,
         "creator": {"login": creator},
     }
+    if run is not None:
+        status["target_url"] = RUNS_URL + run
+    return status
+
+
+def _run(
+    number: int,
+    actor: str,
+    head: str = HEAD,
+    path: str = ".github/workflows/preview.yml",
+    event: str = "pull_request",
+) -> dict[str, Any]:
+    # The fields of GET /repos/{owner}/{repo}/actions/runs/{run_id} the approval reads.
+    return {
+        "run_number": number,
+        "path": path,
+        "event": event,
+        "head_sha": head,
+        "triggering_actor": {"login": actor},
+    }
+
+
+def _jobs(*, recorded: bool) -> dict[str, Any]:
+    # GET .../actions/runs/{run_id}/jobs: preview.yml's approval job and its steps.
+    return {
+        "jobs": [
+            {
+                "name": "allow-destructive approval",
+                "steps": [
+                    {"name": "Check who applied the label, and on which commit",
+                     "conclusion": "success"},
+                    {"name": "Approval recorded",
+                     "conclusion": "success" if recorded else "skipped"},
+                ],
+            }
+        ]
+    }  # fmt: skip
+
+
+RUNS = {APPROVING_RUN: _run(11, "alice"), WITHDRAWING_RUN: _run(12, "bob")}
+JOBS = {APPROVING_RUN: _jobs(recorded=True), WITHDRAWING_RUN: _jobs(recorded=False)}
 
 
 def _statuses(**by_sha: list[dict[str, Any]]) -> str:
@@ -565,14 +772,22 @@ def _run_approval(
     log.touch()
     job = jobs(workflow)["approval"]
     script = step(job, "check")["run"]
+    check_env = step(job, "check")["env"]
     full_env = {
         "GH_LOG": str(log),
         "REPO": "acme/dbplatform",
         "PR": "7",
         "ALLOW_LABEL": "allow-destructive",
-        "STATUS_CONTEXT": step(job, "check")["env"]["STATUS_CONTEXT"],
+        "RUNS_URL": RUNS_URL,
+        "RUN_ID": "103",
+        **{
+            k: check_env[k]
+            for k in ("STATUS_CONTEXT", "APPROVAL_WORKFLOW", "APPROVAL_JOB", "RECORD_STEP")
+        },
         "FAKE_PERMISSION": _permission("admin"),
         "FAKE_STATUSES": "{}",
+        "FAKE_RUNS": json.dumps(RUNS),
+        "FAKE_JOBS": json.dumps(JOBS),
         **env,
     }
     full_env["PATH"] = os.pathsep.join((str(fake_bin), str(BIN), os.environ["PATH"]))
@@ -636,7 +851,7 @@ _REMOVE = "-X DELETE repos/acme/dbplatform/issues/7/labels/allow-destructive"
         (
             "the approval was withdrawn",
             {"ACTION": "opened", "FAKE_STATUSES": _statuses(head=[
-                _status("failure", "allow-destructive withdrawn by bob"),
+                _status("failure", "allow-destructive withdrawn by bob", run=WITHDRAWING_RUN),
                 _status("success", "allow-destructive by alice")])},
             "false",
             False,
@@ -736,7 +951,8 @@ def _pulls(merge: str = MERGE, base: str = "main", head: str = HEAD) -> str:
         ),
         (
             "approval withdrawn",
-            {"FAKE_STATUSES": _statuses(head=[_status("failure", "allow-destructive withdrawn"),
+            {"FAKE_STATUSES": _statuses(head=[_status("failure", "allow-destructive withdrawn",
+                                                      run=WITHDRAWING_RUN),
                                               _status("success", "allow-destructive by alice")])},
             "false",
         ),
@@ -783,6 +999,122 @@ def test_deploy_approval_is_the_record_on_exactly_the_merged_head(
     assert got == approved, case
     if case.startswith(("owner", "maintainer", "writer", "approval", "forged")):
         assert f"repos/acme/dbplatform/commits/{HEAD}/statuses" in calls
+
+
+# Statuses any workflow with `statuses: write` could write on the head commit, each naming alice
+# (an admin) as the approver; what they point at (target_url) decides whether they count.
+_FORGED_RUNS = {
+    "201": _run(21, "alice", path=".github/workflows/other.yml"),  # another workflow
+    "202": _run(22, "alice", head=OLD_HEAD),  # a run of another commit
+    "203": _run(23, "alice", event="push"),  # not a pull request's run
+    "204": _run(24, "mallory"),  # a run somebody else triggered
+    "205": _run(25, "alice"),  # alice's run that recorded nothing (she added another label)
+}
+_FORGED_JOBS = {run: _jobs(recorded=run != "205") for run in _FORGED_RUNS}
+
+
+@pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
+@pytest.mark.parametrize(
+    ("case", "statuses", "approved"),
+    [
+        ("the approving run's record", [_status("success", "allow-destructive by alice")], True),
+        ("no target_url", [_status("success", "allow-destructive by alice", run=None)], False),
+        ("another workflow's run", [_status("success", "allow-destructive by alice", run="201")],
+         False),
+        ("a run of another commit", [_status("success", "allow-destructive by alice", run="202")],
+         False),
+        ("a push run", [_status("success", "allow-destructive by alice", run="203")], False),
+        ("a run someone else triggered",
+         [_status("success", "allow-destructive by alice", run="204")], False),
+        ("the approver's run that recorded nothing",
+         [_status("success", "allow-destructive by alice", run="205")], False),
+        ("a run that does not exist", [_status("success", "allow-destructive by alice", run="999")],
+         False),
+        ("names another approver than the run's",
+         [_status("success", "allow-destructive by bob")], False),
+        ("another repository's run",
+         [{**_status("success", "allow-destructive by alice"),
+           "target_url": "https://github.com/evil/fork/actions/runs/101"}], False),
+        # the label was removed (run 102), then a status re-cites the older approving run
+        ("replayed after a withdrawal",
+         [_status("success", "allow-destructive by alice"),
+          _status("failure", "allow-destructive withdrawn by bob", run=WITHDRAWING_RUN),
+          _status("success", "allow-destructive by alice")], False),
+        # a forged withdrawal can only withdraw (fail closed); a forged success newer than the
+        # real one but pointing at a bad run changes nothing
+        ("a bad record beside the real one",
+         [_status("success", "allow-destructive by alice", run="204"),
+          _status("success", "allow-destructive by alice")], True),
+    ],
+)  # fmt: skip
+def test_an_approval_record_counts_only_from_the_approving_run_of_preview_yml(
+    tmp_path: Path, workflow: str, case: str, statuses: list[dict[str, Any]], approved: bool
+) -> None:
+    """Any workflow on any branch with `statuses: write` can write `dbplatform/allow-destructive`
+    as github-actions[bot] on any commit. A record counts only if its target_url is a run of
+    preview.yml for a pull request on exactly that commit, triggered by the approver it names,
+    whose approval job's record step succeeded; the newest such run decides."""
+    env = {
+        "FAKE_STATUSES": _statuses(head=statuses),
+        "FAKE_RUNS": json.dumps(RUNS | _FORGED_RUNS),
+        "FAKE_JOBS": json.dumps(JOBS | _FORGED_JOBS),
+    }
+    if workflow == "preview.yml":
+        env |= {"HAS_LABEL": "true", "ACTION": "opened", "HEAD_SHA": HEAD, "SENDER": "bob",
+                "EVENT_LABEL": ""}  # fmt: skip
+    else:
+        env |= {
+            "EVENT": "push",
+            "ACTOR": "bob",
+            "SHA": MERGE,
+            "BASE_REF": "main",
+            "DISPATCH_ALLOW": "",
+            "FAKE_PULLS": _pulls(),
+            "FAKE_ISSUE": json.dumps({"labels": [{"name": "allow-destructive"}]}),
+        }
+    got, calls = _approved(tmp_path, workflow, env)
+    assert got == str(approved).lower(), case
+    assert not re.search(r"-X POST repos/\S+/statuses", calls), calls  # nothing re-recorded
+
+
+def _approver_of(workflow: str) -> str:
+    script = step(jobs(workflow)["approval"], "check")["run"]
+    start = script.index("approver_of() {")
+    return script[start : script.index("\n}\n", start)]
+
+
+def test_the_approval_record_points_at_its_run_and_both_workflows_check_it_alike() -> None:
+    approval = jobs("preview.yml")["approval"]
+    check = step(approval, "check")
+    # the record's target_url is this run; the run-level evidence is the step below
+    assert '-f target_url="$RUNS_URL$RUN_ID"' in check["run"]
+    assert check["env"]["RUN_ID"] == "${{ github.run_id }}"
+    runs_url = "${{ github.server_url }}/${{ github.repository }}/actions/runs/"
+    assert check["env"]["RUNS_URL"] == runs_url
+    (recorded,) = [s for s in approval["steps"] if s.get("name") == check["env"]["RECORD_STEP"]]
+    assert recorded["if"] == "steps.check.outputs.recorded == 'true'"
+    assert approval["name"] == check["env"]["APPROVAL_JOB"]
+    assert check["env"]["APPROVAL_WORKFLOW"] == ".github/workflows/preview.yml"
+    assert approval["permissions"]["actions"] == "read"
+    deploy = jobs("deploy.yml")["approval"]
+    for key in ("STATUS_CONTEXT", "APPROVAL_WORKFLOW", "APPROVAL_JOB", "RECORD_STEP", "RUNS_URL"):
+        assert step(deploy, "check")["env"][key] == check["env"][key], key
+    assert deploy["permissions"]["actions"] == "read"
+    assert _approver_of("preview.yml") == _approver_of("deploy.yml")
+
+
+def test_the_labeled_run_records_the_approval_with_its_run_as_target(tmp_path: Path) -> None:
+    env = {"HAS_LABEL": "true", "ACTION": "labeled", "EVENT_LABEL": "allow-destructive",
+           "HEAD_SHA": HEAD, "SENDER": "alice"}  # fmt: skip
+    got, calls = _approved(tmp_path, "preview.yml", env)
+    assert got == "true"
+    assert f"-f target_url={RUNS_URL}103" in calls
+    assert _outputs(tmp_path)["recorded"] == "true"
+    # any other run: nothing recorded, so its record step is skipped
+    (tmp_path / "other").mkdir()
+    other = dict(env, ACTION="synchronize", EVENT_LABEL="")
+    _approved(tmp_path / "other", "preview.yml", other)
+    assert _outputs(tmp_path / "other")["recorded"] == "false"
 
 
 # --- drills and the Makefile ---------------------------------------------------------------

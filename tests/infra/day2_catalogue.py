@@ -467,9 +467,10 @@ CATALOGUE: tuple[Edit, ...] = (
         flagged=True,
         weakened=("tier", "protect", "policyDeny"),
         why="`protect` comes off every stateful resource (the next edit could delete them) and "
-        "every production key policy loses its Deny statements: PutKeyPolicy, which the key "
-        "policy allows to the break-glass and the deploy roles (`deployRoles`), so the update "
-        "runs from CI; the diff flags both",
+        "every production key policy loses its Deny statements: PutKeyPolicy, which the CI "
+        "deploy role's IAM policy denies (ci/iam/deploy.json `NoPrivilegeEscalation`), so the "
+        "update from CI fails with AccessDenied; run it as the break-glass role. The diff flags "
+        "both",
         sources=(
             "Pulumi docs, resource option `protect`",
             "docs/vault-backups-alarms.md, Key guard",
@@ -483,10 +484,10 @@ CATALOGUE: tuple[Edit, ...] = (
         verdict="update",
         flagged=True,
         weakened=("policyDeny",),
-        why="every guarded key policy is rewritten in place (PutKeyPolicy, allowed to the deploy "
-        "role by `deployRoles`); a Deny that exempts one more role is weaker, so the diff flags "
-        "it. Changing `deployRoles` likewise, but run that update as the break-glass role or "
-        "the new deploy role: KMS refuses a policy that locks out its caller",
+        why="every guarded key policy is rewritten in place (PutKeyPolicy, which the CI deploy "
+        "role's IAM policy denies: run the update as the break-glass role); a Deny that exempts "
+        "one more role is weaker, so the diff flags it. Changing `deployRoles` likewise, run as "
+        "the break-glass role: KMS refuses a policy that locks out its caller",
         sources=("botocore kms 2014-11-01 PutKeyPolicy",),
     ),
     Edit(
