@@ -508,6 +508,10 @@ POLICY_INPUTS: dict[str, str] = {
     "aws:backup/vaultPolicy:VaultPolicy": "policy",
     SECRET: "policy",
     "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
+    # who may assume a role, and who may reach the secrets through the VPC endpoint: an Allow
+    # added there lets someone new in as surely as a Deny removed from a key policy
+    "aws:iam/role:Role": "assumeRolePolicy",
+    "aws:ec2/vpcEndpoint:VpcEndpoint": "policy",
 }
 
 
@@ -525,6 +529,17 @@ LOCK_INPUTS = ("minRetentionDays", "maxRetentionDays", "changeableForDays")
 
 def deny_statements(document: object) -> dict[str, str]:
     """The Deny statements of a policy document (JSON text), keyed by Sid or canonical text."""
+    return statements_of(document, "Deny")
+
+
+def allow_statements(document: object) -> dict[str, str]:
+    """The Allow statements of a policy document (JSON text), keyed by Sid or canonical text."""
+    return statements_of(document, "Allow")
+
+
+def statements_of(document: object, effect: str) -> dict[str, str]:
+    """The statements of one Effect of a policy document (JSON text), keyed by Sid or canonical
+    text, each as canonical JSON without its Sid; none when the document is not known JSON."""
     if not isinstance(document, str):
         return {}
     try:
@@ -536,9 +551,27 @@ def deny_statements(document: object) -> dict[str, str]:
         statements = [statements]
     out: dict[str, str] = {}
     for st in statements if isinstance(statements, list) else []:
-        if isinstance(st, dict) and st.get("Effect") == "Deny":
+        if isinstance(st, dict) and st.get("Effect") == effect:
             body = json.dumps({k: v for k, v in st.items() if k != "Sid"}, sort_keys=True)
             out[str(st.get("Sid") or body)] = body
+    return out
+
+
+def policy_loosened(before: object, after: object) -> list[tuple[str, str, str | None]]:
+    """(kind, statement, change) for each way `after` (a policy's JSON text) may let more in than
+    `before`: a Deny removed or changed ("policyDeny", also when `after` is not known JSON: it
+    fails closed), an Allow added or changed ("policyAllow"; a changed Allow may be narrower,
+    which a person judges; compared only when both sides are known)."""
+    out: list[tuple[str, str, str | None]] = []
+    denies_new = deny_statements(after)
+    for sid, body in sorted(deny_statements(before).items()):
+        if denies_new.get(sid) != body:
+            out.append(("policyDeny", sid, "changed" if sid in denies_new else None))
+    if isinstance(before, str) and isinstance(after, str):
+        allows_old = allow_statements(before)
+        for sid, body in sorted(allow_statements(after).items()):
+            if allows_old.get(sid) != body:
+                out.append(("policyAllow", sid, "changed" if sid in allows_old else "added"))
     return out
 
 

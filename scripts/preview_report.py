@@ -3,6 +3,9 @@
 --allow-destructive.
 
 Usage: python -m scripts.preview_report PREVIEW.json [--stack S] [--allow-destructive] [--out FILE]
+
+Secrets are hidden and account ids in ARNs masked in everything it writes (comment, full report,
+JSON summary, messages): these go to pull-request comments and job summaries.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from pathlib import Path
 from dbplatform import argtypes
 from dbplatform.cmdline import parse_args
 from dbplatform.entry import STDIN, prog, run_main
+from dbplatform.manifest.redact import mask_accounts
 from dbplatform.preview.digest import Preview, PreviewError, load_preview_bytes
 from dbplatform.preview.markdown import ALLOW_LABEL, GITHUB_COMMENT_LIMIT, Context, Report, render
 
@@ -106,7 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _summary_json(preview: Preview, report: Report, code: int) -> str:
-    return json.dumps(
+    text = json.dumps(
         {
             "stack": preview.stack,
             "verdict": report.verdict,
@@ -134,6 +138,7 @@ def _summary_json(preview: Preview, report: Report, code: int) -> str:
         indent=2,
         sort_keys=True,
     )
+    return mask_accounts(text)  # as in the report: no account id in an ARN
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -194,7 +199,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if refused:
         items = [f"{r.name} ({r.type}, {r.op})" for r in preview.destructive]
         items += [f"{w.name} ({w.kind} weakened)" for w in preview.weakened]
-        names = ", ".join(items[:10])
+        names = mask_accounts(", ".join(items[:10]))
         more = len(items) - 10
         print(
             f"preview_report: refused: stateful resources would be deleted or replaced, or their "

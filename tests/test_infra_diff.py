@@ -320,16 +320,47 @@ def test_weakened_names_each_protection_turned_off() -> None:
     assert [w.what for w in weakened(head, base)] == ["tier", "vaultLock"]
 
 
-def test_a_changed_deny_statement_counts_and_an_added_allow_does_not() -> None:
+def test_a_changed_deny_statement_and_an_added_allow_both_count() -> None:
     base = with_inputs(_prod(), "database-key", policy=_key_policy([_ADMIN, _DENY]))
     narrowed = {**_DENY, "Action": ["kms:ScheduleKeyDeletion"]}
     head = with_inputs(base, "database-key", policy=_key_policy([_ADMIN, narrowed]))
     assert [(w.what, w.old, w.new) for w in weakened(base, head)] == [
         ("policyDeny", "NoKeyDeletion", "changed")
     ]
-    extra = {**_ADMIN, "Sid": "Extra", "Principal": {"AWS": "arn:aws:iam::123456789012:role/x"}}
+    # Decided (security re-audit N4): an Allow added to a key policy lets someone new use the
+    # key as surely as a Deny removed, so it needs the same approval; the same Allow unchanged
+    # is nothing.
+    extra = {**_ADMIN, "Sid": "Extra", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}}
     more = with_inputs(base, "database-key", policy=_key_policy([_ADMIN, extra, _DENY]))
-    assert weakened(base, more) == []
+    assert [(w.what, w.old, w.new) for w in weakened(base, more)] == [
+        ("policyAllow", "Extra", "added")
+    ]
+    assert weakened(more, more) == []
+
+
+def test_an_outside_account_in_a_trust_or_endpoint_policy_is_weakening(tmp_path: Path) -> None:
+    prod = _prod()
+    role = next(r for r in prod.resources if r.name == "backups-role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])
+    trust["Statement"].append(
+        {
+            "Effect": "Allow",
+            "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+            "Action": "sts:AssumeRole",
+        }
+    )
+    endpoint = next(r for r in prod.resources if r.type == "aws:ec2/vpcEndpoint:VpcEndpoint")
+    policy = json.loads(endpoint.inputs["policy"])
+    policy["Statement"].append(
+        {"Effect": "Allow", "Principal": "*", "Action": "secretsmanager:*", "Resource": "*"}
+    )
+    head = with_inputs(prod, "backups-role", assumeRolePolicy=json.dumps(trust))
+    head = with_inputs(head, endpoint.name, policy=json.dumps(policy))
+    assert sorted((w.name, w.what, w.new) for w in weakened(prod, head)) == [
+        ("backups-role", "policyAllow", "added"),
+        (endpoint.name, "policyAllow", "added"),
+    ]
+    assert _run(tmp_path, prod, head) == 3
 
 
 def test_removing_a_vault_lock_or_a_deny_policy_is_weakening(tmp_path: Path) -> None:

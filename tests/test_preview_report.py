@@ -420,6 +420,29 @@ _PRIMARY = "urn:pulumi:prod::dbplatform::dbplatform:index:Database$aws:rds/insta
 _VAULT_LOCK = (
     "urn:pulumi:prod::dbplatform::aws:backup/vaultLockConfiguration:VaultLockConfiguration::lock"
 )
+_TRUST = json.dumps(
+    {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "backup.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    }
+)
+_TRUST_WIDER = json.dumps(
+    {
+        "Statement": [
+            *json.loads(_TRUST)["Statement"],
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::999999999999:root"},
+                "Action": "sts:AssumeRole",
+            },
+        ]
+    }
+)
 _KEY = "urn:pulumi:prod::dbplatform::aws:kms/key:Key::key"
 _STACK = "urn:pulumi:prod::dbplatform::pulumi:pulumi:Stack::dbplatform-prod"
 
@@ -481,6 +504,16 @@ WEAKENINGS = [
                 _KEY,
                 {"inputs": {"policy": _KEY_POLICY}},
                 {"inputs": {"policy": json.dumps({"Statement": []})}},
+            )
+        ],
+    ),
+    (  # security re-audit N4: an outside account let into a role, as a Deny removed would
+        "policyAllow",
+        [
+            _update(
+                "urn:pulumi:prod::dbplatform::aws:iam/role:Role::backups-role",
+                {"inputs": {"assumeRolePolicy": _TRUST}},
+                {"inputs": {"assumeRolePolicy": _TRUST_WIDER}},
             )
         ],
     ),
@@ -599,3 +632,117 @@ def test_a_protection_is_weakened_exactly_when_it_was_on_and_is_now_off(
     }
     assert kinds == expected
     assert (render(preview, allow_destructive=False).markdown.count("⛔") > 0) is bool(expected)
+
+
+# --- account ids in ARNs ---------------------------------------------------------------------
+
+_TOPIC = (
+    "urn:pulumi:prod::dbplatform::dbplatform:index:Alarms$aws:cloudwatch/metricAlarm:MetricAlarm"
+)
+
+
+def _preview_with_accounts(account: str, other: str) -> dict[str, Any]:
+    """An update of an alarm's actions (one ARN long enough to be cut at 60 characters), a new
+    subscription, and a diagnostic naming two ARNs, in the accounts `account` and `other`."""
+    sns = f"arn:aws:sns:us-east-1:{account}"
+    long_arn = f"arn:aws:iam::{other}:role/dbplatform-prod-alarm-actions-with-a-long-name"
+    urn = f"{_TOPIC}::prod-cpu-high"
+    sub = "urn:pulumi:prod::dbplatform::dbplatform:index:Alarms$aws:sns/topicSubscription:"
+    sub += "TopicSubscription::prod-oncall-email"
+    return {
+        "steps": [
+            {
+                "op": "update",
+                "urn": urn,
+                "oldState": {
+                    "urn": urn,
+                    "type": "aws:cloudwatch/metricAlarm:MetricAlarm",
+                    "inputs": {"alarmActions": [f"{sns}:oncall"], "roleArn": "none"},
+                },
+                "newState": {
+                    "urn": urn,
+                    "type": "aws:cloudwatch/metricAlarm:MetricAlarm",
+                    "inputs": {"alarmActions": [f"{sns}:oncall", f"{sns}:data-team"]},
+                    "outputs": {"roleArn": long_arn},
+                },
+                "detailedDiff": {
+                    "alarmActions[1]": {"kind": "add"},
+                    "roleArn": {"kind": "update"},
+                },
+            },
+            {
+                "op": "create",
+                "urn": sub,
+                "newState": {
+                    "urn": sub,
+                    "type": "aws:sns/topicSubscription:TopicSubscription",
+                    "inputs": {"topic": f"{sns}:oncall", "protocol": "email"},
+                },
+            },
+        ],
+        "diagnostics": [
+            {
+                "urn": urn,
+                "prefix": "warning: ",
+                "message": f"{sns}:oncall and {sns}:data-team have no subscriber",
+                "severity": "warning",
+            },
+            {
+                "urn": urn,
+                "message": f"[advisory]  dbplatform-guardrails v0.1.0  sns-encrypted ({long_arn})"
+                "\nSNS topics should be encrypted.\n",
+                "severity": "warning",
+            },
+        ],
+        "changeSummary": {"update": 1, "create": 1},
+    }
+
+
+def test_account_ids_in_arns_are_masked_in_the_comment_the_full_report_and_the_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "preview.json"
+    path.write_text(json.dumps(_preview_with_accounts("123456789012", "210987654321")), "utf-8")
+    diff = tmp_path / "diff.md"
+    diff.write_text(
+        "- `prod-cpu-high`: alarm actions arn:aws:sns:us-east-1:123456789012:oncall and "
+        "arn:aws:sns:us-east-1:123456789012:data-team, `arn:aws:iam::210987654321:role/x`\n",
+        "utf-8",
+    )
+    outputs = {}
+    for flags in ((), ("--full",), ("--json",)):
+        code, out, err = run(capsys, str(path), "--infra-diff", str(diff), *flags)
+        assert code == 0, err
+        outputs[flags] = out + err
+        for account in ("123456789012", "210987654321", "1234567", "2109876"):
+            assert account not in out + err, (flags, account)
+    comment = outputs[()]
+    # in code, the mask reads as it is; the resource names and the rest of each ARN stay
+    assert "`prod-cpu-high`" in comment and "`prod-oncall-email`" in comment
+    assert '"arn:aws:sns:us-east-1:************:data-team"' in comment  # a changed value
+    assert '"arn:aws:iam::************:role/dbplatform-prod-alarm-actio…' in comment  # cut after
+    assert "`arn:aws:iam::************:role/x`" in comment  # a span of the infra diff
+    # in text, the asterisks are escaped so that two masks on a line do not read as emphasis
+    masked = "\\*" * 12
+    assert f"arn:aws:sns:us-east-1:{masked}:oncall and arn:aws:sns:us-east-1:{masked}:data" in (
+        comment
+    )
+    assert outputs[("--full",)].count("************") >= 3
+
+
+@settings(
+    max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    account=st.from_regex(r"[0-9]{12}", fullmatch=True),
+    other=st.from_regex(r"[0-9]{12}", fullmatch=True),
+)
+def test_no_generated_account_id_survives_in_any_report(account: str, other: str) -> None:
+    preview = parse_preview(_preview_with_accounts(account, other), "generated.json")
+    for limit in (GITHUB_COMMENT_LIMIT, 2_000, 10**9):
+        report = render(preview, allow_destructive=False, limit=limit)
+        for text in (report.markdown, report.verdict):
+            # any 7 digits in a row would be a piece of one (the report has no other numbers
+            # that long)
+            assert account[:7] not in text and account[-7:] not in text, text
+            assert other[:7] not in text and other[-7:] not in text, text

@@ -33,6 +33,7 @@ from infra.provider_facts import (
     VAULT,
     VAULT_LOCK,
     deny_statements,
+    policy_loosened,
 )
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
 from policy.manifest import RDS_INSTANCE, Manifest, Resource, is_replica, points_to
@@ -82,7 +83,7 @@ class Weakening:
     type: str
     what: str
     """protect | retainOnDelete | deletionProtection | skipFinalSnapshot | forceDestroy | tier |
-    vaultLock | policyDeny"""
+    vaultLock | policyDeny | policyAllow"""
     old: Any
     new: Any
 
@@ -460,8 +461,9 @@ def weakened(base: Manifest, head: Manifest) -> list[Weakening]:
 
     `protect` or `retainOnDelete` removed, deletion protection off, final snapshot skipped, a
     vault made force-destroyable, the stack's tier changed (it decides which safety rules apply),
-    a backup vault lock changed or removed, a Deny statement of a key (or vault, secret) policy
-    removed or changed. Pure: two manifests in, a list out (the preview report reuses it).
+    a backup vault lock changed or removed, a Deny statement of a key (or vault, secret, role
+    trust, endpoint) policy removed or changed, an Allow statement of one added or changed.
+    Pure: two manifests in, a list out (the preview report reuses it).
     """
     out: list[Weakening] = []
     if base.tier != head.tier:
@@ -492,20 +494,8 @@ def weakened(base: Manifest, head: Manifest) -> list[Weakening]:
                 out.append(Weakening(urn, old.name, old.type, "vaultLock", before, after))
         policy_key = POLICY_INPUTS.get(old.type)
         if policy_key:
-            denies_old = deny_statements(old.get(policy_key))
-            denies_new = deny_statements(new.get(policy_key))
-            for sid, body in sorted(denies_old.items()):
-                if denies_new.get(sid) != body:
-                    out.append(
-                        Weakening(
-                            urn,
-                            old.name,
-                            old.type,
-                            "policyDeny",
-                            sid,
-                            "changed" if sid in denies_new else None,
-                        )
-                    )
+            for kind, sid, change in policy_loosened(old.get(policy_key), new.get(policy_key)):
+                out.append(Weakening(urn, old.name, old.type, kind, sid, change))
     return out
 
 

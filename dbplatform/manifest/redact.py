@@ -12,7 +12,10 @@ A value is hidden when any of these says so:
   (PagerDuty integration, Slack hooks), the value after a credential flag (`--password V`,
   `--secret-string V`, even when V starts with dashes or holds JSON), the rest of a
   `pulumi config set` line with `--secret`, a JSON document inside a string (decoded and walked
-  by the same rule), a base64 token that decodes to any of these;
+  by the same rule), a base64 token that decodes to any of these, a vendor's token by its
+  prefix (Stripe `sk_live_`, GitHub `ghp_`/`github_pat_`, Slack `xoxb-`, Pulumi `pul-`, AWS
+  access key ids `AKIA`/`ASIA`), the password glued to `-p` in a MySQL client's command, the
+  value of a credential setting in `aws configure set`;
 - it is too deep to read: JSON nested past the recursion limit, or a token URL-encoded more
   than three times (hidden whole, never a crash);
 - it is a known secret (`scrub`), also in its URL-encoded (once or twice, either hex case),
@@ -108,7 +111,8 @@ _SECRET_WORD = (
     r"|access[-_]?key|signature|client[-_]?secret)|(?:[\w-]*[_.-])?(?:pass|sig|auth))"
 )
 _VALUE = (
-    r"(?:(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)"
+    # a bytes repr (`'X-Amz-Security-Token': b'...'`) is the quoted value behind its `b`
+    r"(?:(?P<bytes>(?<![\w])b)?(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)"
     r"|(?P<secret>[^\s&;'\",}]+))"
 )
 _KEY_VALUE = re.compile(
@@ -197,6 +201,84 @@ _PATH_KEY = re.compile(
     r"(?P<secret2>[^\s'\"?#]+)",
     re.I,
 )
+# Credentials known by their issuer's prefix, under any name or none (the issuers document these
+# prefixes so that scanners find leaked keys): Stripe secret and restricted keys and webhook signing
+# secrets, GitHub's classic, OAuth, app and fine-grained tokens, Slack's tokens, Pulumi access
+# tokens, and AWS access key ids (long-term `AKIA`, temporary `ASIA`: IAM User Guide, "Unique ID
+# prefixes"). The prefix stays readable, it says which kind of key was there; publishable keys
+# (`pk_live_`) and AWS ids that name a principal (`AIDA`, `AROA`) are not credentials.
+_VENDOR_TOKEN = re.compile(
+    r"(?<![A-Za-z0-9])(?:"
+    r"(?P<head>(?:sk|rk)_(?:live|test)_|whsec_|gh[pousr]_|github_pat_|xox[abeoprs]-)"
+    r"(?P<secret>[A-Za-z0-9_-]{10,})"
+    r"|(?P<head2>pul-)(?P<secret2>[0-9a-f]{40})(?![A-Za-z0-9])"
+    r"|(?P<head3>A[KS]IA)(?P<secret3>[A-Z0-9]{16})(?![A-Za-z0-9])"
+    r")"
+)
+# MySQL and MariaDB clients take the password glued to `-p` (`mysql -uroot -pS3cret db`; with a
+# blank, `-p db` prompts and `db` is the database). Elsewhere a glued `-p` is a port (`psql
+# -p5432`, `ssh -p22`) or switches (`cp -pr`), so it is hidden only after such a client's name,
+# up to the end of that command (a line end, `;`, `|`, `&`).
+_MYSQL_CLIENT = re.compile(r"mysql|mariadb")
+_GLUED_PASSWORD = re.compile(
+    r"(?P<command>(?<![\w.-])(?:mysql(?:dump|admin|import|show|check|slap|binlog|pump|sh)?"
+    r"|mariadb(?:-?(?:dump|admin|import|show|check|slap|binlog))?)(?![\w.-]))"
+    r"|(?P<end>[\r\n;|&])"
+    r"|(?P<flag>(?<![\w-])-p(?=\S))"
+)
+# The value glued to it: a command line's word (`_FLAG`'s grammar).
+_GLUED_VALUE = re.compile(
+    r"(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)|(?:\\[ \t]|\S)+"
+)
+# `aws configure set aws_secret_access_key V` (`aws_session_token`, `profile.p.aws_...`, with
+# `--profile P` before or after `set`): the setting's name says whether the next word is a
+# credential; `aws configure set region us-east-1` stays readable.
+_CONFIGURE_OPTION = r"(?:[ \t]+--[\w-]+[ \t]+[^\s-]\S*){0,4}"
+_CONFIGURE_SET = re.compile(
+    r"(?P<head>(?<![\w-])configure"
+    + _CONFIGURE_OPTION
+    + r"[ \t]+set"
+    + _CONFIGURE_OPTION
+    + r"[ \t]+(?P<name>[\w.-]+)[ \t]+)"
+    r"(?:(?P<quote>['\"])(?P<quoted>(?:\\.|(?!(?P=quote))[^\\\n])*)(?P=quote)"
+    r"|(?P<secret>(?:\\[ \t]|\S)+))"
+)
+
+
+def _hide_vendor_token(match: re.Match[str]) -> str:
+    return (match["head"] or match["head2"] or match["head3"]) + REDACTED
+
+
+def _hide_glued_passwords(text: str) -> str:
+    """`-pVALUE` hidden inside a MySQL/MariaDB client's command (`_GLUED_PASSWORD`)."""
+    if "-p" not in text or not _MYSQL_CLIENT.search(text):
+        return text
+    parts: list[str] = []
+    pos = scan = 0
+    inside = False
+    while (match := _GLUED_PASSWORD.search(text, scan)) is not None:
+        scan = match.end()
+        if match["command"]:
+            inside = True
+        elif match["end"]:
+            inside = False
+        elif inside:
+            value = _GLUED_VALUE.match(text, scan)  # `-p` is followed by a non-blank
+            if value is None:
+                continue
+            quote_char = value["quote"] or ""
+            parts.append(text[pos:scan] + quote_char + REDACTED + quote_char)
+            pos = scan = value.end()
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _hide_configured_credential(match: re.Match[str]) -> str:
+    if not is_credential_name(match["name"].rsplit(".", 1)[-1]):
+        return match.group(0)
+    return _keep_quote(match)
+
+
 _BASE64_TOKEN = re.compile(r"(?<![A-Za-z0-9+/=_-])[A-Za-z0-9+/_-]{12,}={0,2}(?![A-Za-z0-9+/=_-])")
 _MIN_SECRET_LEN = 4
 _MAX_DECODE_ROUNDS = 3
@@ -216,7 +298,7 @@ def is_pulumi_secret(value: object) -> bool:
 
 def is_reference(value: str) -> bool:
     """True for an ARN or an AWS resource id: it names a credential, it is not one."""
-    return bool(_REFERENCE_VALUE.match(value))
+    return bool(_REFERENCE_VALUE.match(value)) and not _VENDOR_TOKEN.search(value)
 
 
 def redact(value: Any, sensitive: bool = False) -> Any:
@@ -444,12 +526,16 @@ def _redact_shapes_without_percent(text: str) -> str:
     text = _PASSWORD_COLON.sub(_keep_quote, text)
     text = _AUTH_SCHEME.sub(lambda m: m["head"] + REDACTED, text)
     text = _PATH_KEY.sub(lambda m: (m["head"] or m["head2"]) + REDACTED, text)
+    text = _CONFIGURE_SET.sub(_hide_configured_credential, text)
+    text = _hide_glued_passwords(text)
+    text = _VENDOR_TOKEN.sub(_hide_vendor_token, text)
     return _BASE64_TOKEN.sub(_redact_base64, text)
 
 
 def _keep_quote(match: re.Match[str]) -> str:
     quote_char = match["quote"] or ""
-    return match["head"] + quote_char + REDACTED + quote_char
+    prefix = match.groupdict().get("bytes") or ""
+    return match["head"] + prefix + quote_char + REDACTED + quote_char
 
 
 def _redact_percent_encoded(match: re.Match[str]) -> str:

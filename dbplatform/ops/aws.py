@@ -8,6 +8,7 @@ botocore's adaptive mode (`AWS_RETRY_MODE`, `AWS_MAX_ATTEMPTS` override it).
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import logging
@@ -30,6 +31,7 @@ from botocore.exceptions import (
 
 from dbplatform.manifest.redact import REDACTED
 from dbplatform.manifest.redact import redact as redact_values
+from dbplatform.manifest.redact import redact_text as redact_shapes
 from dbplatform.ops.errors import BadUsage
 from infra.config import StackConfig
 
@@ -271,20 +273,49 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 # --- -vv: botocore's DEBUG log without credential values (security review M-5) ----------------
-_JSON_PAIR = re.compile(r'(["\'])([A-Za-z0-9_]+)\1(\s*:\s*)(["\'])((?:(?!\4)[^\\]|\\.)*)\4')
-_QUERY_PAIR = re.compile(r"(?<=[&?\s])([A-Za-z0-9_.]+)=([^&\s'\"]*)")
+# A name (JSON key, Python repr key, header, query parameter) and its value. Header names hold
+# dashes (`X-Amz-Security-Token`); a value may be a bytes repr (`b'...'`: request headers).
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
+_JSON_PAIR = re.compile(r'(["\'])(' + _NAME + r')\1(\s*:\s*)(b?)(["\'])((?:(?!\5)[^\\]|\\.)*)\5')
+_QUERY_PAIR = re.compile(r"(?<![^&?\s])(" + _NAME + r")=([^&\s'\"]*)")
 _XML_PAIR = re.compile(r"<([A-Za-z0-9_]+)>([^<]*)</\1>")
+# `name:value` at the start of a line: the headers of SigV4's canonical request
+# (`x-amz-security-token:...`) and of an HTTP message (`Authorization: AWS4-HMAC-SHA256 ...`); a
+# name with nothing after it heads a value on the next line (botocore.auth's `Signature:\n...`).
+_HEADER_LINE = re.compile(r"^(" + _NAME + r")([ \t]*:[ \t]*)(\r?\n)?([^\r\n]*)", re.M)
+# A bytes literal holding escapes (a response or request body, `b'{"SecretString":
+# "{\\"password\\": ...}"}'`): the JSON inside is behind one more level of backslashes than the
+# pair rules read, so the literal is read as its value, redacted, and shown as a literal again.
+_ESCAPED_BYTES = re.compile(
+    r"(?<![\w'\"])b(?:'(?=[^'\n]*\\)(?:[^'\\\n]|\\.)*'|\"(?=[^\"\n]*\\)(?:[^\"\\\n]|\\.)*\")"
+)
+# SigV4 signatures are named `Signature` (`Signature=...` in an Authorization header,
+# `X-Amz-Signature` in a presigned URL), a name the property rule does not count as a credential:
+# one lets anyone replay the request it signs until it expires.
+_SIGNATURE_NAME = re.compile(r"signature$", re.I)
+_MAX_LITERAL_DEPTH = 3
 
 
-def redact_text(text: str) -> str:
+def redact_text(text: str, _depth: int = 0) -> str:
     """`text` with every value under a credential-like name (the same rule as `redact`) hidden:
-    JSON/Python-repr pairs, query-string pairs (RDS's query protocol) and XML elements."""
+    JSON/Python-repr pairs with str or bytes values, header lines, query-string pairs (RDS's
+    query protocol, presigned URLs) and XML elements, also inside bytes literals with escapes;
+    then the credential shapes of dbplatform.manifest.redact."""
+
+    def literal(m: re.Match[str]) -> str:
+        return _redact_literal(m.group(0), _depth)
 
     def pair(m: re.Match[str]) -> str:
         key = m.group(2)
         if not _is_secret_key(key):
             return m.group(0)
-        return f"{m.group(1)}{key}{m.group(1)}{m.group(3)}{m.group(4)}{REDACTED}{m.group(4)}"
+        value = f"{m.group(4)}{m.group(5)}{REDACTED}{m.group(5)}"
+        return f"{m.group(1)}{key}{m.group(1)}{m.group(3)}{value}"
+
+    def header(m: re.Match[str]) -> str:
+        if not (m.group(4) and _is_secret_key(m.group(1))):
+            return m.group(0)
+        return f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}"
 
     def query(m: re.Match[str]) -> str:
         key = m.group(1)
@@ -294,17 +325,40 @@ def redact_text(text: str) -> str:
         key = m.group(1)
         return f"<{key}>{REDACTED}</{key}>" if _is_secret_key(key) else m.group(0)
 
-    return _XML_PAIR.sub(xml, _QUERY_PAIR.sub(query, _JSON_PAIR.sub(pair, text)))
+    if _depth < _MAX_LITERAL_DEPTH and "\\" in text:
+        text = _ESCAPED_BYTES.sub(literal, text)
+    text = _JSON_PAIR.sub(pair, text)
+    text = _HEADER_LINE.sub(header, text)
+    text = _XML_PAIR.sub(xml, _QUERY_PAIR.sub(query, text))
+    return redact_shapes(text)
 
 
+def _redact_literal(source: str, depth: int) -> str:
+    """A bytes literal with its value redacted (`redact_text`), as a literal again."""
+    import ast  # -vv only: the commands do not pay for it at start-up
+
+    try:
+        value = ast.literal_eval(source)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        return source
+    if not isinstance(value, bytes):
+        return source
+    text = value.decode("utf-8", "surrogateescape")
+    clean = redact_text(text, depth + 1)
+    return source if clean == text else repr(clean.encode("utf-8", "surrogateescape"))
+
+
+@functools.lru_cache(maxsize=1024)
 def _is_secret_key(key: str) -> bool:
+    if _SIGNATURE_NAME.search(key):
+        return True
     return bool(redact_values({key: "x"}, False).get(key) != "x")
 
 
 class SecretLogFilter(logging.Filter):
     """Rewrites each log record with credential values hidden: dict arguments through `redact`
     (the one rule, dbplatform.manifest.redact), then the formatted text through `redact_text`
-    (response bodies, serialized requests)."""
+    (response bodies, serialized requests, signed headers)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         args = record.args

@@ -1,5 +1,7 @@
 """Read the output of `pulumi preview --json` (Pulumi's PreviewDigest) into one redacted change per
-resource, with the stateful deletes and replacements picked out.
+resource, with the stateful deletes and replacements picked out. Values and messages also have
+the account id of every ARN masked (`mask_accounts`): the report goes to pull-request comments
+and job summaries, which everyone who can read the repository reads.
 
 The document shape follows `PreviewDigest` in pulumi/sdk `pkg/display/json.go`: `steps` (`op`,
 `urn`, `oldState`, `newState`, `diffReasons`, `replaceReasons`, `detailedDiff`), `changeSummary`
@@ -20,6 +22,7 @@ from dbplatform.manifest.redact import (
     is_credential_name,
     is_pulumi_secret,
     is_reference,
+    mask_accounts,
     redact,
     scrub,
 )
@@ -461,6 +464,8 @@ def render_value(value: Any, sensitive: bool, secrets: frozenset[str]) -> str:
         return REDACTED
     text = json.dumps(clean, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
     text = scrub(text.replace(json.dumps(UNKNOWN_VALUE), "(known after apply)"), secrets)
+    # before the cut, which could leave part of an account id that the mask no longer finds
+    text = mask_accounts(text)
     if len(text) > _VALUE_WIDTH:
         text = text[: _VALUE_WIDTH - 1] + "…"
     return text
@@ -540,7 +545,7 @@ def _diagnostics(
         severity = str(d.get("severity") or "info")
         if severity == "debug":
             continue
-        text = scrub(f"{prefix}{message}".strip(), secrets)
+        text = mask_accounts(scrub(f"{prefix}{message}".strip(), secrets))
         out.append(
             Diagnostic(
                 severity=severity,
@@ -556,7 +561,7 @@ def _diagnostics(
         level = str(v.get("enforcementLevel") or "advisory")
         pack = str(v.get("policyPackName") or "policy")
         name = str(v.get("policyName") or f"violation {i}")
-        message = scrub(str(v.get("message") or "").strip(), secrets)
+        message = mask_accounts(scrub(str(v.get("message") or "").strip(), secrets))
         out.append(
             Diagnostic(
                 severity="error" if level == "mandatory" else "warning",

@@ -5,16 +5,18 @@ resources deleted or replaced, protections weakened) and the operation counts ar
 policy violations, errors, the table of changes (dangerous operations first across all
 components, repeated changes grouped by type and property set), the offline checks and the
 collapsed per-resource details fill the remaining room in that order, and a closing note links
-the full report when something was left out. A stack with no change gets one line.
+the full report when something was left out. A stack with no change gets one line. Secrets are
+hidden and the account ids in ARNs masked (`arn:aws:sns:us-east-1:************:oncall`).
 """
 
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-from dbplatform.manifest.redact import redact_text
+from dbplatform.manifest.redact import MASKED_ACCOUNT, mask_accounts, redact_text
 from dbplatform.manifest.render import _short_type as short_type
 from dbplatform.preview.digest import Diagnostic, Preview, ResourceChange, op_rank
 from dbplatform.preview.weakened import Weakening
@@ -112,8 +114,10 @@ def render(
     ctx = context or Context()
     verdict_md, verdict_plain = _verdict(preview, allow_destructive)
     if _nothing_to_say(preview):
-        line = f"{marker(preview.stack)}\n{verdict_md}{_provenance(ctx, ' · ')}\n"
-        return Report(markdown=_truncate(line, limit), verdict=verdict_plain, omitted=0)
+        line = _masked_markdown(f"{marker(preview.stack)}\n{verdict_md}{_provenance(ctx, ' · ')}\n")
+        return Report(
+            markdown=_truncate(line, limit), verdict=mask_accounts(verdict_plain), omitted=0
+        )
     page = _Page(limit - _FOOTER_RESERVE)
     page.add(f"{marker(preview.stack)}\n### Pulumi preview of {_code(preview.stack)}\n\n")
     provenance = _provenance(ctx, "")
@@ -138,10 +142,13 @@ def render(
 
     page.limit += _FOOTER_RESERVE
     page.add(_footer(preview, omitted, ctx))
-    text = page.text()
+    # Every value went through a helper that masks account ids; this catches any other path.
+    text = _masked_markdown(page.text())
     if width(text) > limit:  # only reachable with a limit too small for the verdict itself
         text = _truncate(text, limit)
-    return Report(markdown=text, verdict=verdict_plain, omitted=sum(omitted.values()))
+    return Report(
+        markdown=text, verdict=mask_accounts(verdict_plain), omitted=sum(omitted.values())
+    )
 
 
 # --- provenance and verdict ----------------------------------------------------------------
@@ -398,6 +405,7 @@ def _optional_sections(preview: Preview, ctx: Context) -> list[_Section]:
 def _offline(title: str, body: str, fence: bool) -> str:
     """A collapsed block with an offline report (redacted; long reports cut, the cut said)."""
     text = redact_text(body.strip())
+    text = mask_accounts(text) if fence else _masked_markdown(text)
     if len(text) > _MAX_OFFLINE:
         text = text[:_MAX_OFFLINE] + "\n… (cut; the full text is in the run's artifacts)"
     if fence:
@@ -533,7 +541,7 @@ def _truncate(text: str, limit: int) -> str:
 
 def _code(text: str) -> str:
     """Inline code span that survives backticks and newlines in the text."""
-    text = " ".join(text.split("\n"))
+    text = " ".join(mask_accounts(text).split("\n"))
     fence = "`"
     while fence in text:
         fence += "`"
@@ -543,12 +551,12 @@ def _code(text: str) -> str:
 
 def _url(url: str) -> str:
     """A link target that cannot close the Markdown link or carry credentials."""
-    clean = redact_text(url.strip())
+    clean = mask_accounts(redact_text(url.strip()))
     return "".join(c for c in clean if c not in " ()<>\n\r\t")
 
 
 def _html(text: str) -> str:
-    return html.escape(" ".join(text.split()), quote=False)
+    return html.escape(" ".join(mask_accounts(text).split()), quote=False)
 
 
 def _text(text: str) -> str:
@@ -562,3 +570,24 @@ def _text(text: str) -> str:
 def _cell(text: str) -> str:
     """A table cell: an unescaped pipe would end the cell even inside a code span."""
     return text.replace("|", "\\|")
+
+
+# A code span or fenced block (CommonMark: a run of backticks closed by a run of the same length),
+# where a mask's asterisks read as they are.
+_CODE = re.compile(r"(?<!`)(`+)(?!`).*?(?<!`)\1(?!`)", re.S)
+_ESCAPED_MASK = "\\*" * len(MASKED_ACCOUNT)
+
+
+def _masked_markdown(text: str) -> str:
+    """`text` (Markdown) with the account ids in ARNs masked; outside code the mask's asterisks
+    are escaped, or two masks on a line would read as emphasis and vanish."""
+    if mask_accounts(text) == text:
+        return text
+    parts: list[str] = []
+    pos = 0
+    for span in _CODE.finditer(text):
+        parts.append(mask_accounts(text[pos : span.start()]).replace(MASKED_ACCOUNT, _ESCAPED_MASK))
+        parts.append(mask_accounts(span.group(0)))
+        pos = span.end()
+    parts.append(mask_accounts(text[pos:]).replace(MASKED_ACCOUNT, _ESCAPED_MASK))
+    return "".join(parts)

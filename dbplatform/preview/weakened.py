@@ -5,7 +5,8 @@ data without any gate noticing, so the preview report refuses it (exit 3) withou
 The kinds are the offline infra diff's (`weakened(base, head)` in dbplatform.manifest.diff), over
 a preview instead of two manifests: `protect` off, `retainOnDelete` removed, deletion protection
 off, final snapshot skipped, a vault made force-destroyable, the stack's tier changed, a backup
-vault lock changed or removed, a Deny statement of a key (vault, secret) policy removed or changed.
+vault lock changed or removed, a Deny statement of a key (vault, secret, role trust, endpoint)
+policy removed or changed, an Allow statement of one added or changed.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from infra.provider_facts import (
     PROTECTIVE_INPUTS,
     VAULT_LOCK,
     deny_statements,
+    policy_loosened,
 )
 
 KINDS = (
@@ -32,6 +34,7 @@ KINDS = (
     "tier",
     "vaultLock",
     "policyDeny",
+    "policyAllow",
 )
 
 _ROOT_STACK = "pulumi:pulumi:Stack"
@@ -58,6 +61,8 @@ class Weakening:
             return "vault lock removed" if self.new is None else "vault lock changed"
         if self.kind == "policyDeny":
             return f"Deny statement {self.old!r} {'changed' if self.new else 'removed'}"
+        if self.kind == "policyAllow":
+            return f"Allow statement {self.old!r} {self.new}"
         return f"{self.kind} {json.dumps(self.old)} → {json.dumps(self.new)}"
 
 
@@ -119,8 +124,6 @@ def weakened_steps(steps: Iterable[Mapping[str, Any]]) -> tuple[Weakening, ...]:
                 add("vaultLock", before, after)
         policy = POLICY_INPUTS.get(rtype)
         if policy:
-            denies_new = deny_statements(new_in.get(policy))
-            for sid, body in sorted(deny_statements(old_in.get(policy)).items()):
-                if denies_new.get(sid) != body:
-                    add("policyDeny", sid, "changed" if sid in denies_new else None)
+            for kind, sid, change in policy_loosened(old_in.get(policy), new_in.get(policy)):
+                add(kind, sid, change)
     return tuple(out)

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import re
+from pathlib import Path
 from urllib.parse import quote
 
 import pytest
@@ -14,6 +16,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from dbplatform.manifest.redact import REDACTED, is_credential_name, redact, redact_text, scrub
+
+ROOT = Path(__file__).resolve().parents[2]
+PREVIEWS = ROOT / "tests" / "fixtures" / "preview"
 
 # (property name, value, the secret part that must not survive). From security.md M-4's crafted
 # preview `leaky.json` and its `is_credential_name` list.
@@ -323,6 +328,22 @@ TEXT_LEAKS = {
     "ado_semicolons": "Server=h;Database=d;User Id=u;Password={s};",
     "html_escaped_equals": "password&#61;{s}",
     "long_prefix": "x" * 5000 + " password={s}",
+    # the security review's probe of neutral names: a vendor's prefix, a glued short flag, a
+    # credential set through `aws configure`
+    "stripe_under_a_neutral_name": "STRIPE: sk_live_{s}",
+    "stripe_restricted_key": "key=rk_test_{s}",
+    "github_classic_token": "GITHUB: ghp_{s}",
+    "github_app_token": "ghs_{s}",
+    "github_fine_grained_token": "GH=github_pat_11ABCD_{s}",
+    "slack_bot_token": "SLACK: xoxb-123-456-{s}",
+    "slack_user_token": '{{"note": "xoxp-1-{s}"}}',
+    "mysql_glued_password": "mysql -h db -uroot -p{s} app",
+    "mysqldump_glued_quoted_password": "mysqldump -p'ab {s}' --all-databases | gzip",
+    "mysql_after_another_command": "ssh -p22 bastion; mariadb -p{s}",
+    "aws_configure_set_secret_key": "aws configure set aws_secret_access_key {s}",
+    "aws_configure_set_token_with_profile": "aws configure set --profile prod aws_session_token"
+    " {s} && aws sts get-caller-identity",
+    "aws_configure_set_dotted_name": "aws configure set profile.prod.aws_secret_access_key '{s}'",
 }
 
 
@@ -376,6 +397,17 @@ READABLE = [
     "100% done, 50%-off",
     "ffmpeg --two-pass --preset slow",
     "pulumi config set region us-east-1",
+    # a glued `-p` outside a MySQL client is a port or a switch; `mysql -p db` prompts
+    "psql -p5432 -h db -U app",
+    "ssh -p22 bastion && mkdir -p /tmp/x && cp -pr a b",
+    "mysql -u app -p app_db",
+    "echo mysql; psql -p5432",
+    "aws configure set region us-east-1",
+    "aws configure set default.s3.max_concurrent_requests 20",
+    # not credentials: a publishable key, an IAM user's unique id, look-alike words
+    "pk_live_51Hx4eC39HqLyjWDarjtT1zdp7dc",
+    "AIDAJQABLZS4A3QDU576Q",
+    "the task_live_migration01 job in ASIA-PACIFIC-NORTHEAST1; the skill_test_1234567890 run",
 ]
 
 
@@ -550,6 +582,12 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
         "a%25",
         '{"a":1} --token ',
         "--token [1] ",
+        "mysql;-p",
+        "mysql -px ",
+        "configure --a b set ",
+        "configure set aws_secret_access_key ",
+        "sk_live_",
+        "AKIA",
     ],
     ids=[
         "dots",
@@ -564,6 +602,12 @@ def test_generated_url_passwords_with_at_and_slash_never_leak(
         "percent",
         "documents-and-flags",
         "indexes-in-values",
+        "glued-flags-outside-mysql",
+        "glued-flags-in-mysql",
+        "configure-options",
+        "configure-credentials",
+        "vendor-prefixes",
+        "access-key-prefixes",
     ],
 )
 def test_redaction_is_linear_on_adversarial_input(unit: str) -> None:
@@ -585,3 +629,104 @@ def test_redaction_is_linear_on_adversarial_input(unit: str) -> None:
     large = cost(8_000)
     assert large / small < 16, (small, large)
     assert large < 5.0, large  # tens of KB within seconds even on a slow machine
+
+
+# Secrets issuers give a documented prefix (so that scanners find them), generated the way they
+# are issued; the part after the prefix is the secret.
+VENDOR_TOKENS = {
+    "stripe": r"(sk|rk)_(live|test)_[A-Za-z0-9]{24,99}",
+    "stripe_webhook": r"whsec_[A-Za-z0-9]{32}",
+    "github": r"gh[pousr]_[A-Za-z0-9]{36}",
+    "github_fine_grained": r"github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}",
+    "slack": r"xox[bpae]-[0-9]{10,13}-[0-9]{10,13}-[A-Za-z0-9]{24}",
+    "pulumi": r"pul-[0-9a-f]{40}",
+    "aws_access_key_id": r"A[KS]IA[A-Z0-9]{16}",
+}
+_PREFIX = re.compile(r"^(?:[a-z]+_(?:live_|test_|pat_)?|xox[a-z]-|pul-|A[KS]IA)")
+# What may stand between a token and the text around it in logs, configs and commands.
+_DELIMITERS = [" ", "\n", "=", ": ", "'", '"', ",", "(", ")", "/", "\t", '="', "&token=", "> "]
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    token=st.sampled_from(sorted(VENDOR_TOKENS.values())).flatmap(
+        lambda pattern: st.from_regex(pattern, fullmatch=True)
+    ),
+    before=st.text(max_size=30),
+    after=st.text(max_size=30),
+    left=st.sampled_from(_DELIMITERS),
+    right=st.sampled_from(_DELIMITERS),
+    as_value=st.booleans(),
+)
+def test_a_planted_vendor_token_never_survives_in_any_surrounding_text(
+    *, token: str, before: str, after: str, left: str, right: str, as_value: bool
+) -> None:
+    text = before + left + token + right + after
+    shown = json.dumps(redact({"note": text})) if as_value else redact_text(text)
+    secret = _PREFIX.sub("", token)
+    assert token not in shown and secret not in shown, (text, shown)
+
+
+# Ordinary words of this project's docs and logs, with the near misses of the new rules
+# (`task_live_...`, `ASIA`, `mysql` with a blank after `-p`, `configure set region`).
+# fmt: off
+_WORDS = [
+    "the", "database", "backup", "window", "rotates", "every", "30", "days", "restore", "drill",
+    "prod", "staging", "replica", "snapshot", "mysql", "psql", "mariadb", "-p", "-u", "5432",
+    "app_db", "ssh", "bastion", "configure", "set", "region", "us-east-1", "aws", "sts",
+    "get-caller-identity", "ASIA", "Asia", "AKIA", "pk_live_x", "github", "pat", "ghost", "xoxo",
+    "pul-request", "task_live_migration01", "skill_test_1234567890", "export", "EDITOR=vim", ";",
+    "|", "&&", "--", "--stack", "--yes", "arn:aws:sns:us-east-1:123456789012:oncall",
+    "sg-0a1b2c3d4e5f60718", "dbplatform/prod/db/master"
+]
+# fmt: on
+
+
+@settings(max_examples=150, deadline=None)
+@given(words=st.lists(st.sampled_from(_WORDS), min_size=1, max_size=25))
+def test_ordinary_text_reads_the_same_after_redaction(words: list[str]) -> None:
+    text = " ".join(words)
+    assert redact_text(text) == text
+
+
+_CREDENTIAL_WORD = re.compile(
+    r"passw|pwd|secret|token|key|auth|credential|sign|session|conn|dsn|ur[il]|webhook|salt|otp"
+    r"|pass",
+    re.I,
+)
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((ROOT / "tests" / "golden").glob("*")) + sorted(PREVIEWS.glob("*.json")),
+    ids=lambda p: p.name,
+)
+def test_committed_manifests_and_previews_change_only_where_a_credential_is_named(
+    path: Path,
+) -> None:
+    """The shape rules hide nothing on a line of the golden manifests and preview fixtures that
+    names no credential (an account id, a resource name, a tag read as they were)."""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if redact_text(line) != line:
+            assert _CREDENTIAL_WORD.search(line), line
+
+
+@pytest.mark.parametrize(
+    ("text", "shown"),
+    [
+        ("STRIPE: sk_live_4eC39HqLyjWDarjtT1zdp7dc", f"STRIPE: sk_live_{REDACTED}"),
+        ("GITHUB: ghp_R2d2C3poL0ngT0kenValue0123456789abcd", f"GITHUB: ghp_{REDACTED}"),
+        (
+            "export AWS_ACCESS_KEY_ID=AKIAIOSFODNN7EXAMPLE",
+            f"export AWS_ACCESS_KEY_ID=AKIA{REDACTED}",
+        ),
+        ("key id ASIAIOSFODNN7EXAMPLE expired", f"key id ASIA{REDACTED} expired"),
+        ("mysql -uroot -pS3cret app", f"mysql -uroot -p{REDACTED} app"),
+        (
+            "aws configure set aws_secret_access_key wJalrXUtnFEMI/K7MDENG --profile p",
+            f"aws configure set aws_secret_access_key {REDACTED} --profile p",
+        ),
+    ],
+)
+def test_a_redacted_vendor_key_keeps_its_prefix_readable(text: str, shown: str) -> None:
+    assert redact_text(text) == shown
