@@ -512,6 +512,9 @@ POLICY_INPUTS: dict[str, str] = {
     # added there lets someone new in as surely as a Deny removed from a key policy
     "aws:iam/role:Role": "assumeRolePolicy",
     "aws:ec2/vpcEndpoint:VpcEndpoint": "policy",
+    # what a role may do
+    "aws:iam/rolePolicy:RolePolicy": "policy",
+    "aws:iam/policy:Policy": "policy",
 }
 
 
@@ -561,18 +564,33 @@ def policy_loosened(before: object, after: object) -> list[tuple[str, str, str |
     """(kind, statement, change) for each way `after` (a policy's JSON text) may let more in than
     `before`: a Deny removed or changed ("policyDeny", also when `after` is not known JSON: it
     fails closed), an Allow added or changed ("policyAllow"; a changed Allow may be narrower,
-    which a person judges; compared only when both sides are known)."""
+    which a person judges). No policy before counts as an empty one; a policy known before and
+    not known now (a value known only after deploy) is an Allow of unknown reach."""
     out: list[tuple[str, str, str | None]] = []
     denies_new = deny_statements(after)
     for sid, body in sorted(deny_statements(before).items()):
         if denies_new.get(sid) != body:
             out.append(("policyDeny", sid, "changed" if sid in denies_new else None))
-    if isinstance(before, str) and isinstance(after, str):
-        allows_old = allow_statements(before)
-        for sid, body in sorted(allow_statements(after).items()):
-            if allows_old.get(sid) != body:
-                out.append(("policyAllow", sid, "changed" if sid in allows_old else "added"))
+    if before is not None and not _json_object(before):
+        return out  # nothing known to compare with
+    if after is not None and not _json_object(after):
+        out.append(("policyAllow", "(the whole policy)", "not known until deploy"))
+        return out
+    allows_old = allow_statements(before)
+    for sid, body in sorted(allow_statements(after).items()):
+        if allows_old.get(sid) != body:
+            out.append(("policyAllow", sid, "changed" if sid in allows_old else "added"))
     return out
+
+
+def _json_object(document: object) -> bool:
+    """Whether `document` is a policy's JSON text (not a placeholder of a value to come)."""
+    if not isinstance(document, str):
+        return False
+    try:
+        return isinstance(json.loads(document), dict)
+    except ValueError:
+        return False
 
 
 def locks_out(document: str, principal_arn: str, action: str = "kms:PutKeyPolicy") -> bool:

@@ -336,6 +336,12 @@ def test_a_changed_deny_statement_and_an_added_allow_both_count() -> None:
         ("policyAllow", "Extra", "added")
     ]
     assert weakened(more, more) == []
+    # a policy whose text is known only at deploy may let anyone in: it fails closed
+    later = with_inputs(base, "database-key", policy="04da6b54-80e4-46f7-96ec-b56ff0331ba9")
+    assert [(w.what, w.new) for w in weakened(base, later)] == [
+        ("policyDeny", None),
+        ("policyAllow", "not known until deploy"),
+    ]
 
 
 def test_an_outside_account_in_a_trust_or_endpoint_policy_is_weakening(tmp_path: Path) -> None:

@@ -118,6 +118,29 @@ def run(ctx: Context) -> Result:
 
 # --- before switchover ------------------------------------------------------------------------
 
+# DB instance statuses that end in 'available' without anyone acting (Amazon RDS User Guide,
+# "Viewing Amazon RDS DB instance status"); any other ('failed', 'incompatible-parameters',
+# 'storage-full', ...) is waited on for nothing.
+BECOMES_AVAILABLE = frozenset(
+    {
+        "backing-up",
+        "configuring-enhanced-monitoring",
+        "configuring-iam-database-auth",
+        "configuring-log-exports",
+        "creating",
+        "maintenance",
+        "modifying",
+        "rebooting",
+        "renaming",
+        "resetting-master-credentials",
+        "starting",
+        "storage-config-upgrade",
+        "storage-initialization",
+        "storage-optimization",
+        "upgrading",
+    }
+)
+
 
 def _cancel(ctx: Context, state: BgState, dep: Deployment) -> Result:
     rds = ctx.client("rds")
@@ -131,7 +154,17 @@ def _cancel(ctx: Context, state: BgState, dep: Deployment) -> Result:
             inst = describe_instance(rds, green)
             # Green copies blue's deletion protection; it holds no write of its own yet.
             if inst is not None and inst.get("DeletionProtection"):
-                status = inst.get("DBInstanceStatus")
+                status = str(inst.get("DBInstanceStatus"))
+                if status != "available" and status not in BECOMES_AVAILABLE:
+                    raise Refused(
+                        f"green {green} is '{status}', which does not end by itself, and RDS "
+                        "modifies only an available instance, so its deletion protection "
+                        "cannot be lifted; nothing was changed and blue is untouched. Fix the "
+                        "instance (its events say why it is in that state) and re-run, or "
+                        "delete the deployment alone and deal with the green by hand: aws rds "
+                        f"delete-blue-green-deployment --blue-green-deployment-identifier "
+                        f"{dep.id} --no-delete-target"
+                    )
                 if status != "available" and not ctx.dry_run:
                     # RDS modifies only an available instance (botocore rds 2014-10-31
                     # ModifyDBInstance: InvalidDBInstanceStateFault): a green still being

@@ -140,7 +140,8 @@ def carry(
     src, new = Names(source.stack), Names(target)
     done = Carried()
     for spec in source.vault.app_secrets:
-        _carry_retired(ctx, sm, src.app_secret(spec.name), new.app_secret(spec.name), done)
+        if spec.kind == "encryption":  # the only kind a rotation retires (secrets/rotation.py)
+            _carry_retired(ctx, sm, src.app_secret(spec.name), new.app_secret(spec.name), done)
         # AWSPREVIOUS too: rows encrypted, or tokens signed, before the source's last rotation
         # need it (an encryption key rotated after the backup time is the common case).
         # PutSecretValue makes the new value AWSCURRENT and the former one AWSPREVIOUS
@@ -164,7 +165,8 @@ def carry(
         missing = {
             new.app_secret(spec.name): gone
             for spec in source.vault.app_secrets
-            if (gone := _check_retired(sm, src.app_secret(spec.name), new.app_secret(spec.name)))
+            if spec.kind == "encryption"
+            and (gone := _check_retired(sm, src.app_secret(spec.name), new.app_secret(spec.name)))
         }
         if missing:
             raise Failed(

@@ -277,12 +277,16 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
 # dashes (`X-Amz-Security-Token`); a value may be a bytes repr (`b'...'`: request headers).
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _JSON_PAIR = re.compile(r'(["\'])(' + _NAME + r')\1(\s*:\s*)(b?)(["\'])((?:(?!\5)[^\\]|\\.)*)\5')
-_QUERY_PAIR = re.compile(r"(?<![^&?\s])(" + _NAME + r")=([^&\s'\"]*)")
+# `name=value` and `name='value'` (a repr of keyword arguments) alike: a quoted value is hidden
+# within its quotes.
+_QUERY_PAIR = re.compile(
+    r"(?<![^&?\s])(" + _NAME + r")=(?:(['\"])((?:(?!\2)[^\\\n]|\\.)*)\2|([^&\s'\"]*))"
+)
 _XML_PAIR = re.compile(r"<([A-Za-z0-9_]+)>([^<]*)</\1>")
 # `name:value` at the start of a line: the headers of SigV4's canonical request
 # (`x-amz-security-token:...`) and of an HTTP message (`Authorization: AWS4-HMAC-SHA256 ...`); a
 # name with nothing after it heads a value on the next line (botocore.auth's `Signature:\n...`).
-_HEADER_LINE = re.compile(r"^(" + _NAME + r")([ \t]*:[ \t]*)(\r?\n)?([^\r\n]*)", re.M)
+_HEADER_LINE = re.compile(r"^([ \t]*" + _NAME + r")([ \t]*:[ \t]*)(\r?\n)?([^\r\n]*)", re.M)
 # A bytes literal holding escapes (a response or request body, `b'{"SecretString":
 # "{\\"password\\": ...}"}'`): the JSON inside is behind one more level of backslashes than the
 # pair rules read, so the literal is read as its value, redacted, and shown as a literal again.
@@ -313,13 +317,15 @@ def redact_text(text: str, _depth: int = 0) -> str:
         return f"{m.group(1)}{key}{m.group(1)}{m.group(3)}{value}"
 
     def header(m: re.Match[str]) -> str:
-        if not (m.group(4) and _is_secret_key(m.group(1))):
+        if not (m.group(4) and _is_secret_key(m.group(1).lstrip())):
             return m.group(0)
         return f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}"
 
     def query(m: re.Match[str]) -> str:
-        key = m.group(1)
-        return f"{key}={REDACTED}" if _is_secret_key(key.rsplit(".", 1)[-1]) else m.group(0)
+        key, quote = m.group(1), m.group(2) or ""
+        if not _is_secret_key(key.rsplit(".", 1)[-1]):
+            return m.group(0)
+        return f"{key}={quote}{REDACTED}{quote}"
 
     def xml(m: re.Match[str]) -> str:
         key = m.group(1)

@@ -130,7 +130,9 @@ class Network(pulumi.ComponentResource):
                     # The zone list is read at every run: a zone that is not 'available' for
                     # a while (an outage) or a new one shifts it. A subnet's zone forces a new
                     # subnet (terraform-provider-aws internal/service/ec2/vpc_subnet.go), whose
-                    # old one RDS still uses, so a subnet keeps the zone it was made in.
+                    # old one RDS still uses, so a subnet keeps the zone it was made in. Left
+                    # open: raising azCount after the list shifted may give the new subnet a
+                    # zone an older one holds; check `aws ec2 describe-subnets` first.
                     opts=child(self, ignore_changes=["availabilityZone"]),
                 )
                 aws.ec2.RouteTableAssociation(
@@ -176,7 +178,8 @@ class Network(pulumi.ComponentResource):
             # a tag. For the same reason the description is never changed once the group
             # exists: groups created before this text read "PostgreSQL <port> to dbplatform
             # <stack> from allowed sources only" and keep it (a replacement could not delete
-            # the old group either, while the database uses it).
+            # the old group either, while the database uses it); a group replaced for another
+            # reason (a new VPC) may keep the old text too.
             description=f"PostgreSQL of dbplatform {n.stack} from allowed sources only",
             vpc_id=vpc_id,
             tags={**tags(args.base_tags, sg_name), "port": str(args.port)},

@@ -291,7 +291,9 @@ CATALOGUE: tuple[Edit, ...] = (
         why=(
             "the replication has no Update: it is stopped (the backups it copied stay, "
             "RETAINED, until their own retention ends) and started again with the new "
-            "retention, stop first (deleteBeforeReplace)"
+            "retention, stop first (deleteBeforeReplace). If the start fails (a key, a quota), "
+            "nothing replicates until an `up` succeeds: check the DR Region's automated "
+            "backups after the deploy"
         ),
         sources=(
             "terraform-provider-aws internal/service/rds/instance_automated_backups_replication"

@@ -214,3 +214,25 @@ def test_a_cancel_while_green_is_created_waits_before_lifting_its_protection(
     assert f"green {green} is 'creating': waiting until it is available" in run.stderr
     assert modified_after == [2]  # once, after both 'creating' answers
     assert green not in aws.instances() and aws.record("staging")["phase"] == "cancelled"
+
+
+def test_a_cancel_refuses_a_green_that_will_never_be_available(aws: AwsEnv) -> None:
+    # Waiting on 'incompatible-parameters' would wait out the hour for nothing (SRE re-review).
+    aws.started("staging", lag=None)
+    (green,) = [i for i in aws.instances() if i.startswith(PRIMARY + "-green")]
+    aws.client("rds").modify_db_instance(DBInstanceIdentifier=green, DeletionProtection=True)
+
+    def stuck(parsed: dict[str, Any], **_: Any) -> None:
+        for inst in parsed.get("DBInstances", []):
+            if inst["DBInstanceIdentifier"] == green:
+                inst["DBInstanceStatus"] = "incompatible-parameters"
+
+    before = aws.state()
+    session = session_with([("after-call.rds.DescribeDBInstances", stuck)])
+    run = aws.main("rollback", "--stack", "staging", "--yes", session=session)
+    assert run.code == 3, run.text
+    assert f"green {green} is 'incompatible-parameters', which does not end by itself" in (
+        run.stderr
+    )
+    assert "--no-delete-target" in run.stderr and "nothing was changed" in run.stderr
+    assert aws.state() == before

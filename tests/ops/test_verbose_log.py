@@ -192,3 +192,27 @@ def test_generated_credentials_never_reach_the_signing_log(
     for value in (key, secret, token):
         assert value not in shown, (value, shown)
     assert quote(token, safe="") not in shown and quote(token, safe="-_.~") not in shown
+
+
+@pytest.mark.parametrize(
+    ("line", "shown"),
+    [
+        # a repr of keyword arguments: the value is hidden within its quotes (security
+        # re-review: `token=[secret]'S3cretVal'` showed the value after the marker)
+        ("token='S3cretVal'", "token='[secret]'"),
+        ('password="hunter22"', 'password="[secret]"'),
+        ("MasterUserPassword='two words'", "MasterUserPassword='[secret]'"),
+        ("secret_key='it\\'s'", "secret_key='[secret]'"),
+        # an indented `name: value` line, as a YAML-like dump prints one
+        ("  SecretString: value123", "  SecretString: [secret]"),
+        # not credentials: left as they are
+        ("Action=DescribeDBInstances&Version=2014-10-31", None),
+        ("  Reason: the instance is available", None),
+    ],
+)
+def test_quoted_and_indented_values_under_credential_names_are_hidden(
+    line: str, shown: str | None
+) -> None:
+    from dbplatform.ops.aws import redact_text
+
+    assert redact_text(line) == (line if shown is None else shown)
