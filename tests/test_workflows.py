@@ -647,7 +647,8 @@ def test_the_applied_plan_must_be_the_reviewed_one(tmp_path: Path) -> None:
 # --- approvals, against a stand-in GitHub API ----------------------------------------------
 
 # A stand-in for the GitHub CLI: answers each API path with canned JSON (commit statuses per
-# commit, workflow runs and their jobs per run id; an unknown run is a 404), applies the caller's
+# commit, workflow runs and their jobs per run id, a file's blob sha per ref (FAKE_CONTENTS; the
+# same blob everywhere by default); an unknown run is a 404), applies the caller's
 # --jq filter with jq (as `gh api --jq` does), logs the calls, and can fail a DELETE or a POST.
 _FAKE_GH = """#!/usr/bin/env bash
 echo "$*" >> "$GH_LOG"
@@ -676,6 +677,9 @@ case "$path" in
   */commits/*/statuses)
     sha=${path%/statuses}; sha=${sha##*/}
     body=$(printf '%s' "$FAKE_STATUSES" | jq -c --arg sha "$sha" '.[$sha] // []') ;;
+  */contents/*)
+    ref=${path##*ref=}
+    body=$(printf '%s' "$FAKE_CONTENTS" | jq -c --arg ref "$ref" '{sha: (.[$ref] // "blob")}') ;;
   */permission) body=$FAKE_PERMISSION ;;
   */issues/*) body=$FAKE_ISSUE ;;
   *) echo "unexpected path $path" >&2; exit 1 ;;
@@ -685,6 +689,7 @@ printf '%s' "$body" | jq -r "$filter"
 HEAD = "1111111111111111111111111111111111111111"
 OLD_HEAD = "2222222222222222222222222222222222222222"
 MERGE = "3333333333333333333333333333333333333333"
+BASE = "4444444444444444444444444444444444444444"
 BOT = "github-actions[bot]"
 
 
@@ -788,6 +793,7 @@ def _run_approval(
         "FAKE_STATUSES": "{}",
         "FAKE_RUNS": json.dumps(RUNS),
         "FAKE_JOBS": json.dumps(JOBS),
+        "FAKE_CONTENTS": "{}",  # preview.yml the same file at every commit
         **env,
     }
     full_env["PATH"] = os.pathsep.join((str(fake_bin), str(BIN), os.environ["PATH"]))
@@ -838,6 +844,9 @@ _REMOVE = "-X DELETE repos/acme/dbplatform/issues/7/labels/allow-destructive"
         ),
         ("reopened, same head", {"ACTION": "reopened", "FAKE_STATUSES": APPROVED_BY_ALICE},
          "true", False, False),
+        ("reopened, preview.yml edited", {"ACTION": "reopened", "FAKE_STATUSES": APPROVED_BY_ALICE,
+                                          "FAKE_CONTENTS": json.dumps({HEAD: "blob-edited"})},
+         "false", False, True),
         ("another label later", {"ACTION": "unlabeled", "EVENT_LABEL": "docs",
                                  "FAKE_STATUSES": APPROVED_BY_ALICE}, "true", False, False),
         (
@@ -932,7 +941,7 @@ def _pulls(merge: str = MERGE, base: str = "main", head: str = HEAD) -> str:
             {"number": 5, "merged_at": None, "merge_commit_sha": MERGE, "base": {"ref": "main"},
              "head": {"sha": OLD_HEAD}},
             {"number": 41, "merged_at": "2026-12-01T10:00:00Z", "merge_commit_sha": merge,
-             "base": {"ref": base}, "head": {"sha": head}},
+             "base": {"ref": base, "sha": BASE}, "head": {"sha": head}},
         ]
     )  # fmt: skip
 
@@ -963,6 +972,12 @@ def _pulls(merge: str = MERGE, base: str = "main", head: str = HEAD) -> str:
             "false",
         ),
         ("another merge commit", {"FAKE_PULLS": _pulls(merge=OLD_HEAD)}, "false"),
+        # the merged pull request edited preview.yml: its runs ran its own copy, which could
+        # record any approval (security re-review), so none of them counts
+        ("preview.yml edited", {"FAKE_CONTENTS": json.dumps({HEAD: "blob-edited"})}, "false"),
+        ("preview.yml differs at the base", {"FAKE_CONTENTS": json.dumps({BASE: "blob-new"})},
+         "false"),
+        ("preview.yml unreadable", {"FAKE_CONTENTS": json.dumps({HEAD: ""})}, "false"),
         ("merged into another branch", {"FAKE_PULLS": _pulls(base="release")}, "false"),
         ("dispatch by an owner", {"EVENT": "workflow_dispatch", "DISPATCH_ALLOW": "true"}, "true"),
         (
