@@ -646,46 +646,76 @@ def test_the_applied_plan_must_be_the_reviewed_one(tmp_path: Path) -> None:
 
 # --- approvals, against a stand-in GitHub API ----------------------------------------------
 
-# A stand-in for the GitHub CLI: answers each API path with canned JSON (commit statuses per
-# commit, workflow runs and their jobs per run id, a file's blob sha per ref (FAKE_CONTENTS; the
-# same blob everywhere by default); an unknown run is a 404), applies the caller's
-# --jq filter with jq (as `gh api --jq` does), logs the calls, and can fail a DELETE or a POST.
-_FAKE_GH = """#!/usr/bin/env bash
-echo "$*" >> "$GH_LOG"
-method=GET; filter=.; path=""
-while [ $# -gt 0 ]; do
-  case "$1" in
-    api | --paginate) ;;
-    -X) method=$2; shift ;;
-    --jq) filter=$2; shift ;;
-    -f) shift ;;
-    *) path=$1 ;;
+# A stand-in for the GitHub CLI, sourced into the step as a shell function (no process of its
+# own per call): answers each API path with canned JSON written under $GH_API by
+# `_api_files` (commit statuses per commit, workflow runs and their jobs per run id, a file's
+# blob sha per ref, the same blob everywhere by default; an unknown run is a 404), applies the
+# caller's --jq filter with jq (as `gh api --jq` does), logs the calls, and can fail a DELETE or
+# a POST.
+_FAKE_GH = """gh() {
+  echo "$*" >> "$GH_LOG"
+  local method=GET filter=. path="" file
+  while [ $# -gt 0 ]; do
+    case "$1" in
+      api | --paginate) ;;
+      -X) method=$2; shift ;;
+      --jq) filter=$2; shift ;;
+      -f) shift ;;
+      *) path=$1 ;;
+    esac
+    shift
+  done
+  if [ "$method" = DELETE ]; then return "${FAKE_DELETE_RC:-0}"; fi
+  if [ "$method" = POST ]; then return "${FAKE_POST_RC:-0}"; fi
+  case "$path" in
+    */commits/*/pulls) file=pulls ;;
+    */actions/runs/*/jobs) file=${path%/jobs}; file=jobs/${file##*/} ;;
+    */actions/runs/*) file=runs/${path##*/} ;;
+    */commits/*/statuses) file=${path%/statuses}; file=statuses/${file##*/} ;;
+    */contents/*) file=contents/${path##*ref=} ;;
+    */permission) file=permission ;;
+    */issues/*) file=issue ;;
+    *) echo "unexpected path $path" >&2; return 1 ;;
   esac
-  shift
-done
-if [ "$method" = DELETE ]; then exit "${FAKE_DELETE_RC:-0}"; fi
-if [ "$method" = POST ]; then exit "${FAKE_POST_RC:-0}"; fi
-case "$path" in
-  */commits/*/pulls) body=$FAKE_PULLS ;;
-  */actions/runs/*/jobs)
-    run=${path%/jobs}; run=${run##*/}
-    body=$(printf '%s' "$FAKE_JOBS" | jq -c --arg run "$run" '.[$run] // {"jobs": []}') ;;
-  */actions/runs/*)
-    run=${path##*/}
-    body=$(printf '%s' "$FAKE_RUNS" | jq -c --arg run "$run" '.[$run] // empty')
-    if [ -z "$body" ]; then echo "gh: Not Found (HTTP 404)" >&2; exit 1; fi ;;
-  */commits/*/statuses)
-    sha=${path%/statuses}; sha=${sha##*/}
-    body=$(printf '%s' "$FAKE_STATUSES" | jq -c --arg sha "$sha" '.[$sha] // []') ;;
-  */contents/*)
-    ref=${path##*ref=}
-    body=$(printf '%s' "$FAKE_CONTENTS" | jq -c --arg ref "$ref" '{sha: (.[$ref] // "blob")}') ;;
-  */permission) body=$FAKE_PERMISSION ;;
-  */issues/*) body=$FAKE_ISSUE ;;
-  *) echo "unexpected path $path" >&2; exit 1 ;;
-esac
-printf '%s' "$body" | jq -r "$filter"
+  if [ ! -f "$GH_API/$file" ]; then
+    case "$file" in
+      runs/*) echo "gh: Not Found (HTTP 404)" >&2; return 1 ;;
+      jobs/*) file=default-jobs ;;
+      statuses/*) file=default-statuses ;;
+      contents/*) file=default-contents ;;
+      *) file=empty ;;
+    esac
+  fi
+  jq -r "$filter" < "$GH_API/$file"
+}
 """
+
+
+def _api_files(folder: Path, env: dict[str, str]) -> None:
+    """The stand-in API's answers, one file per path, from the FAKE_* JSON in `env`."""
+    answers = {
+        "pulls": env.get("FAKE_PULLS", ""),
+        "permission": env.get("FAKE_PERMISSION", ""),
+        "issue": env.get("FAKE_ISSUE", ""),
+        "empty": "",
+        "default-jobs": json.dumps({"jobs": []}),
+        "default-statuses": "[]",
+        "default-contents": json.dumps({"sha": "blob"}),
+    }
+    for kind, key, wrap in (
+        ("runs", "FAKE_RUNS", None),
+        ("jobs", "FAKE_JOBS", None),
+        ("statuses", "FAKE_STATUSES", None),
+        ("contents", "FAKE_CONTENTS", "sha"),
+    ):
+        for name, value in json.loads(env.get(key) or "{}").items():
+            answers[f"{kind}/{name}"] = json.dumps({wrap: value} if wrap else value)
+    for name, text in answers.items():
+        path = folder / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+
+
 HEAD = "1111111111111111111111111111111111111111"
 OLD_HEAD = "2222222222222222222222222222222222222222"
 MERGE = "3333333333333333333333333333333333333333"
@@ -768,11 +798,6 @@ APPROVED_BY_ALICE = _statuses(head=[_status("success", "allow-destructive by ali
 def _run_approval(
     tmp_path: Path, workflow: str, env: dict[str, str]
 ) -> tuple[subprocess.CompletedProcess[str], str]:
-    fake_bin = tmp_path / "bin"
-    fake_bin.mkdir()
-    gh = fake_bin / "gh"
-    gh.write_text(_FAKE_GH, encoding="utf-8")
-    gh.chmod(0o755)
     log = tmp_path / "gh.log"
     log.touch()
     job = jobs(workflow)["approval"]
@@ -796,8 +821,10 @@ def _run_approval(
         "FAKE_CONTENTS": "{}",  # preview.yml the same file at every commit
         **env,
     }
-    full_env["PATH"] = os.pathsep.join((str(fake_bin), str(BIN), os.environ["PATH"]))
-    return _bash(script, full_env, tmp_path), log.read_text(encoding="utf-8")
+    full_env["GH_API"] = str(tmp_path / "api")
+    _api_files(tmp_path / "api", full_env)
+    result = _bash(_FAKE_GH + script, full_env, tmp_path)
+    return result, log.read_text(encoding="utf-8")
 
 
 def _approved(tmp_path: Path, workflow: str, env: dict[str, str]) -> tuple[str, str]:
