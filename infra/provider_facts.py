@@ -449,6 +449,19 @@ REFUSALS: dict[str, Refusal] = {
             ),
         ),
         Refusal(
+            id="ec2-subnet-in-use",
+            who="AWS",
+            rule="a subnet is deleted only when nothing runs in it: replacing the subnets of a DB "
+            "subnet group a database uses fails at the delete, and the database does not move "
+            "with them (move it by a restore into the new network, as dr rebuild does)",
+            error="DependencyViolation",
+            source=_BOTO.format(
+                model="ec2 2016-11-15",
+                where="DeleteSubnet: 'You must terminate all running instances in the subnet "
+                "before you can delete the subnet'",
+            ),
+        ),
+        Refusal(
             id="backup-vault-not-empty",
             who="AWS",
             rule="a backup vault can be deleted only when it holds no recovery point",

@@ -496,3 +496,17 @@ def test_engine_version_refusals_follow_the_version_order(old: str, new: str) ->
         assert facts == ["rds-major-upgrade-not-allowed"]
     else:  # same, a later minor, or a dotted prefix of the old one (the provider keeps it)
         assert facts == []
+
+
+def test_a_replaced_key_replaces_the_database_encrypted_with_it() -> None:
+    # kmsKeyId forces a new instance and holds the key's id, known only after deploy: both
+    # manifests show the same placeholder, so only the cascade tells (_ID_INPUTS).
+    prod = _prod()
+    key = next(r for r in prod.resources if r.name == "database-key")
+    head = with_inputs(prod, "database-key", customerMasterKeySpec="RSA_2048")
+    d = diff(prod, head)
+    primary = _change(d, "database-primary")
+    assert primary.action == "replace" and primary.at_risk
+    assert "kmsKeyId comes from database-key, which is replaced" in primary.reasons[0]
+    assert _change(d, key.name).action == "replace"
+    assert d.flagged

@@ -18,17 +18,19 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dbplatform.manifest.redact import REDACTED, is_credential_name, redact
 from dbplatform.preview.markdown import GITHUB_COMMENT_LIMIT as COMMENT_LIMIT
 from infra.provider_facts import (
     DELETION_PROTECTION,
+    FORCE_NEW,
     LOCK_INPUTS,
     POLICY_INPUTS,
     PROTECTIVE_INPUTS,
     REFUSALS,
+    SECURITY_GROUP,
     UNIQUE_NAMES,
     VAULT,
     VAULT_LOCK,
@@ -36,7 +38,7 @@ from infra.provider_facts import (
     policy_loosened,
 )
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
-from policy.manifest import RDS_INSTANCE, Manifest, Resource, is_replica, points_to
+from policy.manifest import RDS_INSTANCE, Manifest, Resource, is_known, is_replica, points_to
 
 # Parameter and subnet groups are only at risk while a DB instance uses them.
 _IN_USE_TYPES = frozenset(
@@ -309,11 +311,47 @@ def _update_refusals(old: Resource, new: Resource) -> list[Refused]:
     return out
 
 
-def _replace_refusals(old: Resource, new: Resource) -> list[Refused]:
+def _in_use_subnets_refused(
+    base: Manifest, head: Manifest, changes: list[ResourceChange]
+) -> list[ResourceChange]:
+    """A subnet deleted or replaced while a DB instance that stays runs in it (through its DB
+    subnet group) is refused at the delete: fact "ec2-subnet-in-use"."""
+    h = head.by_urn
+    groups = {r.urn: r for r in base.resources if r.type == "aws:rds/subnetGroup:SubnetGroup"}
+    in_use: dict[str, str] = {}  # subnet urn -> the instance that runs in it
+    for inst in base.resources:
+        if inst.type != RDS_INSTANCE or inst.urn not in h:
+            continue
+        for dep in inst.dependencies:
+            for subnet in groups[dep].dependencies if dep in groups else ():
+                in_use.setdefault(subnet, inst.name)
+    out = []
+    for change in changes:
+        user = in_use.get(change.urn)
+        gone = change.action in ("delete", "replace")
+        if user is not None and gone and change.type == "aws:ec2/subnet:Subnet":
+            refused = Refused(
+                "ec2-subnet-in-use", "AWS", f"{change.action} of a subnet {user} runs in"
+            )
+            out.append(replace(change, refusals=(*change.refusals, refused)))
+        else:
+            out.append(change)
+    return out
+
+
+def _replace_refusals(old: Resource, new: Resource, *, new_vpc: bool = False) -> list[Refused]:
     out = _gone_refusals(old, "replace")
     unique = UNIQUE_NAMES.get(new.type)
     name = new.physical_name
-    if unique and name and name == old.physical_name and not new.delete_before_replace:
+    # a security group's name is unique within its VPC only: one made in a new VPC is no clash
+    other_scope = new.type == SECURITY_GROUP and (new_vpc or old.get("vpcId") != new.get("vpcId"))
+    if (
+        unique
+        and name
+        and name == old.physical_name
+        and not new.delete_before_replace
+        and not other_scope
+    ):
         out.append(
             Refused(
                 "unique-name",
@@ -322,6 +360,62 @@ def _replace_refusals(old: Resource, new: Resource) -> list[Refused]:
                 f"with {unique[0]} (set deleteBeforeReplace)",
             )
         )
+    return out
+
+
+# An input whose value is another resource's id, by the type that id comes from: when that
+# resource is replaced, the input changes at deploy (the manifests say "(known after deploy)" on
+# both sides), and where the input forces replacement (FORCE_NEW), the holder is replaced too.
+_ID_INPUTS: dict[str, frozenset[str]] = {
+    "vpcId": frozenset({"aws:ec2/vpc:Vpc"}),
+    "subnetId": frozenset({"aws:ec2/subnet:Subnet"}),
+    "routeTableId": frozenset({"aws:ec2/routeTable:RouteTable"}),
+    "kmsKeyId": frozenset({"aws:kms/key:Key"}),
+    "secretId": frozenset({"aws:secretsmanager/secret:Secret"}),
+    "backupVaultName": frozenset({"aws:backup/vault:Vault"}),
+    "role": frozenset({"aws:iam/role:Role"}),
+    "topic": frozenset({"aws:sns/topic:Topic"}),
+    "rule": frozenset({"aws:cloudwatch/eventRule:EventRule"}),
+}
+
+
+def _replaced_directly(base: Manifest, head: Manifest, old: Resource, new: Resource) -> bool:
+    ignored = set(new.ignore_changes)
+    tops = {c.top for c in property_changes(old.inputs, new.inputs) if c.top not in ignored}
+    return bool(
+        replacement_properties(new.type, tops)
+        or tops & set(new.replace_on_changes)
+        or base.region_of(old) != head.region_of(new)
+    )
+
+
+def _cascaded_replacements(base: Manifest, head: Manifest) -> dict[str, tuple[str, str]]:
+    """urn -> (input, name of the resource it comes from), for each resource replaced because
+    one it takes an id from is replaced
+    (a VPC's new CIDR replaces its subnets, route tables and security groups: their vpcId)."""
+    b, h = base.by_urn, head.by_urn
+    both = [u for u in sorted(set(b) & set(h)) if h[u].custom]
+    replaced = {u for u in both if _replaced_directly(base, head, b[u], h[u])}
+    out: dict[str, tuple[str, str]] = {}
+    grew = True
+    while grew:
+        grew = False
+        for urn in both:
+            if urn in replaced:
+                continue
+            new = h[urn]
+            forcing = FORCE_NEW.get(new.type, {})
+            for name, sources in _ID_INPUTS.items():
+                if name not in forcing or is_known(new.get(name)) or name in new.ignore_changes:
+                    continue
+                source = next(
+                    (d for d in new.dependencies if d in replaced and h[d].type in sources), None
+                )
+                if source is not None:
+                    out[urn] = (name, h[source].name)
+                    replaced.add(urn)
+                    grew = True
+                    break
     return out
 
 
@@ -392,6 +486,7 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                 ResourceChange(new.urn, new.type, new.name, "create", stateful=False, at_risk=False)
             )
 
+    cascaded = _cascaded_replacements(base, head)
     for urn in sorted(set(b) & set(h)):
         old, new = b[urn], h[urn]
         if not new.custom:
@@ -404,6 +499,10 @@ def diff(base: Manifest, head: Manifest) -> Diff:
         forcing += sorted(changed_tops & set(new.replace_on_changes) - set(forcing))
         if forcing:
             reasons.append(f"{', '.join(forcing)} changed: forces replacement")
+        if urn in cascaded:
+            name, source = cascaded[urn]
+            reasons.append(f"{name} comes from {source}, which is replaced: forces replacement")
+            props.append(PropertyChange(name, old.get(name), f"(the new {source}'s id)"))
         if base.region_of(old) != head.region_of(new):
             reasons.append(f"region {base.region_of(old)} → {head.region_of(new)}: replacement")
             props.append(PropertyChange("(region)", base.region_of(old), head.region_of(new)))
@@ -431,7 +530,8 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                     "undone (plan it as a blue/green deployment)"
                 )
                 at_risk = at_risk or stateful
-        refusals = _replace_refusals(old, new) if replaced else []
+        new_vpc = cascaded.get(urn, ("", ""))[0] == "vpcId"
+        refusals = _replace_refusals(old, new, new_vpc=new_vpc) if replaced else []
         refusals += _update_refusals(old, new)
         changes.append(
             ResourceChange(
@@ -446,6 +546,7 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                 refusals=tuple(refusals),
             )
         )
+    changes = _in_use_subnets_refused(base, head, changes)
     order = {"delete": 0, "rename": 1, "replace": 2, "update": 3, "create": 4}
     changes.sort(key=lambda c: (not (c.at_risk or c.refusals), order[c.action], c.urn))
     return Diff(head.stack, tuple(changes), tuple(weakened(base, head)))

@@ -303,6 +303,50 @@ CATALOGUE: tuple[Edit, ...] = (
         ),
     ),
     Edit(
+        id="network-cidr",
+        edit="the database's VPC 10.40.0.0/16 → 10.43.0.0/16",
+        stack="prod",
+        head={"network": {"cidr": "10.43.0.0/16"}},
+        verdict="refused by AWS",
+        flagged=True,
+        refusals=("ec2-subnet-in-use",),
+        actions={
+            "network-vpc": "replace",
+            "network-private-0": "replace",
+            "network-db": "replace",
+            "network-isolated": "replace",
+        },
+        why=(
+            "a VPC's CIDR cannot change: a new VPC, and through their vpcId new subnets, route "
+            "table and security group; the old subnets cannot be deleted while the database "
+            "runs in them, and the database does not move with its subnet group. Move it by a "
+            "restore into the new network (dbplatform dr rebuild), not by this edit"
+        ),
+        sources=("terraform-provider-aws internal/service/ec2/vpc_.go, schema `ForceNew: true`",),
+    ),
+    Edit(
+        id="dr-network-cidr",
+        edit="the DR pilot-light VPC 10.42.0.0/16 → 10.43.0.0/16 (nothing runs in it)",
+        stack="prod",
+        head={"dr": {"cidr": "10.43.0.0/16"}},
+        verdict="replace",
+        flagged=False,
+        actions={
+            "dr-network-vpc": "replace",
+            "dr-network-private-0": "replace",
+            "dr-network-db": "replace",
+            "dr-network-peering": "replace",
+        },
+        why=(
+            "a new VPC and, through their vpcId, new subnets, route table, security group "
+            "(its name is unique per VPC only, so the new one is no clash), flow log and "
+            "peering; the DB subnet group is given the new subnets in place (ModifyDBSubnetGroup "
+            "with another VPC's subnets while no instance uses it: unverified on AWS). Nothing "
+            "runs there until a DR rebuild, so nothing refuses the deletes"
+        ),
+        sources=("terraform-provider-aws internal/service/ec2/vpc_.go, schema `ForceNew: true`",),
+    ),
+    Edit(
         id="retention",
         edit="backup retention 7 → 14 days (and the continuous rule with it)",
         stack="prod",
