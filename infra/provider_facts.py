@@ -577,16 +577,21 @@ def policy_loosened(before: object, after: object) -> list[tuple[str, str, str |
     """(kind, statement, change) for each way `after` (a policy's JSON text) may let more in than
     `before`: a Deny removed or changed ("policyDeny", also when `after` is not known JSON: it
     fails closed), an Allow added or changed ("policyAllow"; a changed Allow may be narrower,
-    which a person judges). No policy before counts as an empty one; a policy known before and
-    not known now (a value known only after deploy) is an Allow of unknown reach."""
+    which a person judges). No policy before counts as an empty one; a policy that is not known
+    JSON on either side (known only after deploy, a secret) and changed is an Allow of unknown
+    reach."""
     out: list[tuple[str, str, str | None]] = []
     denies_new = deny_statements(after)
     for sid, body in sorted(deny_statements(before).items()):
         if denies_new.get(sid) != body:
             out.append(("policyDeny", sid, "changed" if sid in denies_new else None))
-    if before is not None and not _json_object(before):
-        return out  # nothing known to compare with
-    if after is not None and not _json_object(after):
+    if before == after:
+        return out
+    if (before is not None and not _json_object(before)) or (
+        after is not None and not _json_object(after)
+    ):
+        # a placeholder (known after deploy, a secret) or not a policy on either side: what it
+        # lets in cannot be told, so it fails closed
         out.append(("policyAllow", "(the whole policy)", "not known until deploy"))
         return out
     allows_old = allow_statements(before)

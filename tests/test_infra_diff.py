@@ -510,3 +510,22 @@ def test_a_replaced_key_replaces_the_database_encrypted_with_it() -> None:
     assert "kmsKeyId comes from database-key, which is replaced" in primary.reasons[0]
     assert _change(d, key.name).action == "replace"
     assert d.flagged
+
+
+@pytest.mark.parametrize(
+    ("before", "after", "kinds"),
+    [
+        (None, None, []),
+        ("[secret]", "[secret]", []),  # the same placeholder: nothing changed
+        ("[secret]", "[secret] (changed)", ["policyAllow"]),  # changed, reach unknown
+        ("", json.dumps({"Statement": [_ADMIN]}), ["policyAllow"]),  # not a policy before
+        (json.dumps({"Statement": [_ADMIN]}), json.dumps({"Statement": _ADMIN}), []),  # one dict
+        (None, json.dumps({"Statement": [_ADMIN]}), ["policyAllow"]),  # a policy where none was
+    ],
+)
+def test_a_policy_that_cannot_be_read_fails_closed(
+    before: object, after: object, kinds: list[str]
+) -> None:
+    from infra.provider_facts import policy_loosened
+
+    assert [kind for kind, _, _ in policy_loosened(before, after)] == kinds

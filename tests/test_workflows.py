@@ -752,17 +752,24 @@ def _status(
 def _run(
     number: int,
     actor: str,
+    *,
     head: str = HEAD,
     path: str = ".github/workflows/preview.yml",
     event: str = "pull_request",
+    pulls: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
-    # The fields of GET /repos/{owner}/{repo}/actions/runs/{run_id} the approval reads.
+    # The fields of GET /repos/{owner}/{repo}/actions/runs/{run_id} the approval reads: the run's
+    # pull requests are the one the preview tests (7) and the one the deploy merged (41), into
+    # main, unless `pulls` says otherwise.
     return {
         "run_number": number,
         "path": path,
         "event": event,
         "head_sha": head,
         "triggering_actor": {"login": actor},
+        "pull_requests": pulls
+        if pulls is not None
+        else [{"number": n, "base": {"ref": "main"}} for n in (7, 41)],
     }
 
 
@@ -819,6 +826,8 @@ def _run_approval(
         "FAKE_RUNS": json.dumps(RUNS),
         "FAKE_JOBS": json.dumps(JOBS),
         "FAKE_CONTENTS": "{}",  # preview.yml the same file at every commit
+        "BASE_SHA": BASE,
+        "BASE_REF": "main",
         **env,
     }
     full_env["GH_API"] = str(tmp_path / "api")
@@ -1051,6 +1060,18 @@ _FORGED_RUNS = {
     "203": _run(23, "alice", event="push"),  # not a pull request's run
     "204": _run(24, "mallory"),  # a run somebody else triggered
     "205": _run(25, "alice"),  # alice's run that recorded nothing (she added another label)
+    # the same head in a second pull request into a branch with its own preview.yml: that run
+    # ran the other branch's workflow (security re-review)
+    "206": _run(26, "alice", pulls=[{"number": 9, "base": {"ref": "evil"}}]),
+    "207": _run(
+        27,
+        "alice",
+        pulls=[
+            {"number": n, "base": {"ref": r}} for n, r in ((7, "main"), (41, "main"), (9, "evil"))
+        ],
+    ),
+    "208": _run(28, "alice", pulls=[]),  # a fork's run lists no pull request
+    "209": _run(29, "alice", pulls=[{"number": 5, "base": {"ref": "main"}}]),  # another one
 }
 _FORGED_JOBS = {run: _jobs(recorded=run != "205") for run in _FORGED_RUNS}
 
@@ -1070,6 +1091,14 @@ _FORGED_JOBS = {run: _jobs(recorded=run != "205") for run in _FORGED_RUNS}
          [_status("success", "allow-destructive by alice", run="204")], False),
         ("the approver's run that recorded nothing",
          [_status("success", "allow-destructive by alice", run="205")], False),
+        ("a run of another pull request of that head, into another branch",
+         [_status("success", "allow-destructive by alice", run="206")], False),
+        ("a run that also lists a pull request into another branch",
+         [_status("success", "allow-destructive by alice", run="207")], False),
+        ("a run that lists no pull request",
+         [_status("success", "allow-destructive by alice", run="208")], False),
+        ("a run of another pull request into main",
+         [_status("success", "allow-destructive by alice", run="209")], False),
         ("a run that does not exist", [_status("success", "allow-destructive by alice", run="999")],
          False),
         ("names another approver than the run's",

@@ -277,10 +277,14 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
 # dashes (`X-Amz-Security-Token`); a value may be a bytes repr (`b'...'`: request headers).
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _JSON_PAIR = re.compile(r'(["\'])(' + _NAME + r')\1(\s*:\s*)(b?)(["\'])((?:(?!\5)[^\\]|\\.)*)\5')
-# `name=value` and `name='value'` (a repr of keyword arguments) alike: a quoted value is hidden
-# within its quotes.
+# `name=value` and `name='value'` (a repr of keyword arguments; a b/u/r prefix, an escape, a
+# quote not closed on the line): a quoted value is hidden within its quotes when they close before
+# a separator; anything else up to the next `&` or blank is hidden whole (`('…',)`, `'a'+'b'`,
+# triple quotes).
 _QUERY_PAIR = re.compile(
-    r"(?<![^&?\s])(" + _NAME + r")=(?:(['\"])((?:(?!\2)[^\\\n]|\\.)*)\2|([^&\s'\"]*))"
+    r"(?<![^&?\s])(" + _NAME + r")="
+    r"(?:([bBrRuU]{0,2})(['\"])((?:(?!\3)[^\\\n]|\\.)*)(?:\3(?=[&\s,;)\]}]|$)|$)|([^&\s]*))",
+    re.M,
 )
 _XML_PAIR = re.compile(r"<([A-Za-z0-9_]+)>([^<]*)</\1>")
 # `name:value` at the start of a line: the headers of SigV4's canonical request
@@ -322,10 +326,12 @@ def redact_text(text: str, _depth: int = 0) -> str:
         return f"{m.group(1)}{m.group(2)}{m.group(3) or ''}{REDACTED}"
 
     def query(m: re.Match[str]) -> str:
-        key, quote = m.group(1), m.group(2) or ""
+        key = m.group(1)
         if not _is_secret_key(key.rsplit(".", 1)[-1]):
             return m.group(0)
-        return f"{key}={quote}{REDACTED}{quote}"
+        if m.group(3) is None:
+            return f"{key}={REDACTED}"
+        return f"{key}={m.group(3)}{REDACTED}{m.group(3)}"  # a b/u/r prefix dropped
 
     def xml(m: re.Match[str]) -> str:
         key = m.group(1)

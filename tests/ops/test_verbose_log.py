@@ -203,6 +203,18 @@ def test_generated_credentials_never_reach_the_signing_log(
         ('password="hunter22"', 'password="[secret]"'),
         ("MasterUserPassword='two words'", "MasterUserPassword='[secret]'"),
         ("secret_key='it\\'s'", "secret_key='[secret]'"),
+        # forms the second re-review planted: prefixed, unterminated, escaped, compound values
+        ("token=b'S3cret'", "token='[secret]'"),
+        ("token=u'S3cret'", "token='[secret]'"),
+        ("token='S3cret", "token='[secret]'"),
+        ("token='a\\nS3cret'", "token='[secret]'"),
+        ("token=('S3cret',)", "token=[secret]"),
+        ("token='''S3cret'''", "token=[secret]"),
+        ("token='a'+'S3cret'", "token=[secret]"),
+        (
+            "Action=CreateDBInstance&MasterUserPassword=S3cret&Version=1",
+            "Action=CreateDBInstance&MasterUserPassword=[secret]&Version=1",
+        ),
         # an indented `name: value` line, as a YAML-like dump prints one
         ("  SecretString: value123", "  SecretString: [secret]"),
         # not credentials: left as they are
