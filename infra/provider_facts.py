@@ -580,6 +580,7 @@ def policy_loosened(before: object, after: object) -> list[tuple[str, str, str |
     which a person judges). No policy before counts as an empty one; a policy that is not known
     JSON on either side (known only after deploy, a secret) and changed is an Allow of unknown
     reach."""
+    before, after = (json.dumps(d) if isinstance(d, dict) else d for d in (before, after))
     out: list[tuple[str, str, str | None]] = []
     denies_new = deny_statements(after)
     for sid, body in sorted(deny_statements(before).items()):

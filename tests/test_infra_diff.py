@@ -521,6 +521,7 @@ def test_a_replaced_key_replaces_the_database_encrypted_with_it() -> None:
         ("", json.dumps({"Statement": [_ADMIN]}), ["policyAllow"]),  # not a policy before
         (json.dumps({"Statement": [_ADMIN]}), json.dumps({"Statement": _ADMIN}), []),  # one dict
         (None, json.dumps({"Statement": [_ADMIN]}), ["policyAllow"]),  # a policy where none was
+        ({"Statement": [_ADMIN]}, json.dumps({"Statement": [_ADMIN]}), []),  # parsed or as text
     ],
 )
 def test_a_policy_that_cannot_be_read_fails_closed(

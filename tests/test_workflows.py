@@ -819,7 +819,13 @@ def _run_approval(
         "RUN_ID": "103",
         **{
             k: check_env[k]
-            for k in ("STATUS_CONTEXT", "APPROVAL_WORKFLOW", "APPROVAL_JOB", "RECORD_STEP")
+            for k in (
+                "STATUS_CONTEXT",
+                "APPROVAL_WORKFLOW",
+                "APPROVAL_JOB",
+                "RECORD_STEP",
+                "PR_LISTING",
+            )
         },
         "FAKE_PERMISSION": _permission("admin"),
         "FAKE_STATUSES": "{}",
@@ -1076,6 +1082,23 @@ _FORGED_RUNS = {
 _FORGED_JOBS = {run: _jobs(recorded=run != "205") for run in _FORGED_RUNS}
 
 
+def _reading_records(workflow: str) -> dict[str, str]:
+    """The event of a run that reads the approval records: a pull request opened with the label
+    (preview.yml), or the push of its merge (deploy.yml)."""
+    if workflow == "preview.yml":
+        return {"HAS_LABEL": "true", "ACTION": "opened", "HEAD_SHA": HEAD, "SENDER": "bob",
+                "EVENT_LABEL": ""}  # fmt: skip
+    return {
+        "EVENT": "push",
+        "ACTOR": "bob",
+        "SHA": MERGE,
+        "BASE_REF": "main",
+        "DISPATCH_ALLOW": "",
+        "FAKE_PULLS": _pulls(),
+        "FAKE_ISSUE": json.dumps({"labels": [{"name": "allow-destructive"}]}),
+    }
+
+
 @pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
 @pytest.mark.parametrize(
     ("case", "statuses", "approved"),
@@ -1095,8 +1118,6 @@ _FORGED_JOBS = {run: _jobs(recorded=run != "205") for run in _FORGED_RUNS}
          [_status("success", "allow-destructive by alice", run="206")], False),
         ("a run that also lists a pull request into another branch",
          [_status("success", "allow-destructive by alice", run="207")], False),
-        ("a run that lists no pull request",
-         [_status("success", "allow-destructive by alice", run="208")], False),
         ("a run of another pull request into main",
          [_status("success", "allow-destructive by alice", run="209")], False),
         ("a run that does not exist", [_status("success", "allow-destructive by alice", run="999")],
@@ -1125,27 +1146,29 @@ def test_an_approval_record_counts_only_from_the_approving_run_of_preview_yml(
     as github-actions[bot] on any commit. A record counts only if its target_url is a run of
     preview.yml for a pull request on exactly that commit, triggered by the approver it names,
     whose approval job's record step succeeded; the newest such run decides."""
-    env = {
+    env = _reading_records(workflow) | {
         "FAKE_STATUSES": _statuses(head=statuses),
         "FAKE_RUNS": json.dumps(RUNS | _FORGED_RUNS),
         "FAKE_JOBS": json.dumps(JOBS | _FORGED_JOBS),
     }
-    if workflow == "preview.yml":
-        env |= {"HAS_LABEL": "true", "ACTION": "opened", "HEAD_SHA": HEAD, "SENDER": "bob",
-                "EVENT_LABEL": ""}  # fmt: skip
-    else:
-        env |= {
-            "EVENT": "push",
-            "ACTOR": "bob",
-            "SHA": MERGE,
-            "BASE_REF": "main",
-            "DISPATCH_ALLOW": "",
-            "FAKE_PULLS": _pulls(),
-            "FAKE_ISSUE": json.dumps({"labels": [{"name": "allow-destructive"}]}),
-        }
     got, calls = _approved(tmp_path, workflow, env)
     assert got == str(approved).lower(), case
     assert not re.search(r"-X POST repos/\S+/statuses", calls), calls  # nothing re-recorded
+
+
+@pytest.mark.parametrize(("workflow", "approved"), [("preview.yml", False), ("deploy.yml", True)])
+def test_a_run_listing_no_pull_request_counts_only_after_the_merge(
+    tmp_path: Path, workflow: str, approved: bool
+) -> None:
+    """GitHub empties a run's pull_requests once its pull request is merged (or closed): the
+    deploy, which reads after the merge, accepts that (PR_LISTING=optional); the preview, while
+    the pull request is open, does not (a fork's run lists none either)."""
+    env = _reading_records(workflow) | {
+        "FAKE_STATUSES": _statuses(head=[_status("success", "allow-destructive by alice")]),
+        "FAKE_RUNS": json.dumps({APPROVING_RUN: _run(11, "alice", pulls=[])}),
+    }
+    got, _ = _approved(tmp_path, workflow, env)
+    assert got == str(approved).lower()
 
 
 def _approver_of(workflow: str) -> str:

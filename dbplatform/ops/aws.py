@@ -277,13 +277,14 @@ def redact(params: Mapping[str, Any]) -> dict[str, Any]:
 # dashes (`X-Amz-Security-Token`); a value may be a bytes repr (`b'...'`: request headers).
 _NAME = r"[A-Za-z0-9_][A-Za-z0-9_.-]*"
 _JSON_PAIR = re.compile(r'(["\'])(' + _NAME + r')\1(\s*:\s*)(b?)(["\'])((?:(?!\5)[^\\]|\\.)*)\5')
-# `name=value` and `name='value'` (a repr of keyword arguments; a b/u/r prefix, an escape, a
-# quote not closed on the line): a quoted value is hidden within its quotes when they close before
-# a separator; anything else up to the next `&` or blank is hidden whole (`('…',)`, `'a'+'b'`,
-# triple quotes).
+# `name=value` and `name='value'` (a repr of keyword arguments; blanks after `=`, a b/u/r prefix,
+# an escape, a quote not closed on the line): a quoted value is hidden within its quotes when
+# they close before a separator; a value that opens a bracket is hidden to the end of the line;
+# anything else up to the next `&` or blank is hidden whole (`'a'+'b'`, triple quotes).
 _QUERY_PAIR = re.compile(
-    r"(?<![^&?\s])(" + _NAME + r")="
-    r"(?:([bBrRuU]{0,2})(['\"])((?:(?!\3)[^\\\n]|\\.)*)(?:\3(?=[&\s,;)\]}]|$)|$)|([^&\s]*))",
+    r"(?<![^&?\s])(" + _NAME + r")=[ \t]*"
+    r"(?:([bBrRuU]{0,2})(['\"])((?:(?!\3)[^\\\n]|\\.)*)(?:\3(?=[&\s,;)\]}]|$)|$)"
+    r"|[(\[{][^\n]*|([^&\s]*))",
     re.M,
 )
 _XML_PAIR = re.compile(r"<([A-Za-z0-9_]+)>([^<]*)</\1>")

@@ -211,6 +211,10 @@ def test_generated_credentials_never_reach_the_signing_log(
         ("token=('S3cret',)", "token=[secret]"),
         ("token='''S3cret'''", "token=[secret]"),
         ("token='a'+'S3cret'", "token=[secret]"),
+        # the third re-review's: blanks after `=`, and values in brackets
+        ("token= 'S3cret'", "token='[secret]'"),
+        ("token=('a', 'S3cret')", "token=[secret]"),
+        ("token={'k': 'S3cret'}", "token=[secret]"),
         (
             "Action=CreateDBInstance&MasterUserPassword=S3cret&Version=1",
             "Action=CreateDBInstance&MasterUserPassword=[secret]&Version=1",
