@@ -530,3 +530,63 @@ def test_a_policy_that_cannot_be_read_fails_closed(
     from infra.provider_facts import policy_loosened
 
     assert [kind for kind, _, _ in policy_loosened(before, after)] == kinds
+
+
+# FORCE_NEW inputs the program fills from another resource but that are no cascade: a backup
+# selection names the database by an ARN built from its identifier, which a replacement keeps;
+# a RandomId's keepers are compared by value where they are known.
+_NOT_AN_ID = {
+    ("aws:backup/selection:Selection", "resources"),
+    ("random:index/randomId:RandomId", "keepers"),
+}
+
+
+def test_every_input_that_takes_an_id_and_forces_a_replacement_is_followed(
+    stack_recording: Recording,
+) -> None:
+    from dbplatform.manifest.diff import _ID_INPUTS
+    from infra.offline import from_recording
+    from infra.provider_facts import FORCE_NEW
+    from policy.markers import KNOWN_AFTER_DEPLOY
+
+    unfollowed = {
+        (r.type, name)
+        for r in from_recording(stack_recording).resources
+        for name in FORCE_NEW.get(r.type, {})
+        if KNOWN_AFTER_DEPLOY in json.dumps(r.inputs.get(name))
+        and name not in _ID_INPUTS
+        and (r.type, name) not in _NOT_AN_ID
+    }
+    assert unfollowed == set()
+
+
+def test_a_replaced_key_replaces_only_what_holds_its_id_in_a_forcing_input() -> None:
+    # the replicas depend on the key through performanceInsightsKmsKeyId (updated in place) and
+    # have no kmsKeyId: not replaced; the vault takes it as kmsKeyArn: replaced (and refused)
+    prod = _prod()
+    head = with_inputs(prod, "backups-key", customerMasterKeySpec="RSA_2048")
+    d = diff(prod, head)
+    assert _change(d, "backups-vault").action == "replace"
+    database = with_inputs(prod, "database-key", customerMasterKeySpec="RSA_2048")
+    replaced = {c.name for c in diff(prod, database).changes if c.action == "replace"}
+    assert "database-primary" in replaced
+    assert not {"replicas-r1", "replicas-r2"} & replaced
+
+
+def test_a_group_replaced_in_a_new_vpc_is_no_name_clash_even_if_changed_itself() -> None:
+    import dataclasses
+
+    prod = _prod()
+    head = with_inputs(prod, "dr-network-vpc", cidrBlock="10.43.0.0/16")
+    head = dataclasses.replace(
+        head,
+        resources=tuple(
+            dataclasses.replace(r, ignore_changes=(), inputs={**r.inputs, "description": "new"})
+            if r.name == "dr-network-db"
+            else r
+            for r in head.resources
+        ),
+    )
+    group = _change(diff(prod, head), "dr-network-db")
+    assert group.action == "replace"
+    assert [r.fact for r in group.refusals] == []

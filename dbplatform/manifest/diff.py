@@ -38,7 +38,8 @@ from infra.provider_facts import (
     policy_loosened,
 )
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
-from policy.manifest import RDS_INSTANCE, Manifest, Resource, is_known, is_replica, points_to
+from policy.manifest import RDS_INSTANCE, Manifest, Resource, is_replica, points_to
+from policy.markers import KNOWN_AFTER_DEPLOY
 
 # Parameter and subnet groups are only at risk while a DB instance uses them.
 _IN_USE_TYPES = frozenset(
@@ -370,11 +371,18 @@ _ID_INPUTS: dict[str, frozenset[str]] = {
     "vpcId": frozenset({"aws:ec2/vpc:Vpc"}),
     "subnetId": frozenset({"aws:ec2/subnet:Subnet"}),
     "routeTableId": frozenset({"aws:ec2/routeTable:RouteTable"}),
+    "securityGroupId": frozenset({"aws:ec2/securityGroup:SecurityGroup"}),
     "kmsKeyId": frozenset({"aws:kms/key:Key"}),
+    "kmsKeyArn": frozenset({"aws:kms/key:Key"}),
     "secretId": frozenset({"aws:secretsmanager/secret:Secret"}),
     "backupVaultName": frozenset({"aws:backup/vault:Vault"}),
+    "planId": frozenset({"aws:backup/plan:Plan"}),
+    "sourceDbInstanceArn": frozenset({RDS_INSTANCE}),
     "role": frozenset({"aws:iam/role:Role"}),
+    "iamRoleArn": frozenset({"aws:iam/role:Role"}),
+    "logDestination": frozenset({"aws:cloudwatch/logGroup:LogGroup"}),
     "topic": frozenset({"aws:sns/topic:Topic"}),
+    "arn": frozenset({"aws:sns/topic:Topic"}),
     "rule": frozenset({"aws:cloudwatch/eventRule:EventRule"}),
 }
 
@@ -389,9 +397,11 @@ def _replaced_directly(base: Manifest, head: Manifest, old: Resource, new: Resou
     )
 
 
-def _cascaded_replacements(base: Manifest, head: Manifest) -> dict[str, tuple[str, str]]:
+def _cascaded_replacements(
+    base: Manifest, head: Manifest
+) -> tuple[dict[str, tuple[str, str]], set[str]]:
     """urn -> (input, name of the resource it comes from), for each resource replaced because
-    one it takes an id from is replaced
+    one it takes an id from is replaced; and every urn replaced, directly or so
     (a VPC's new CIDR replaces its subnets, route tables and security groups: their vpcId)."""
     b, h = base.by_urn, head.by_urn
     both = [u for u in sorted(set(b) & set(h)) if h[u].custom]
@@ -406,7 +416,12 @@ def _cascaded_replacements(base: Manifest, head: Manifest) -> dict[str, tuple[st
             new = h[urn]
             forcing = FORCE_NEW.get(new.type, {})
             for name, sources in _ID_INPUTS.items():
-                if name not in forcing or is_known(new.get(name)) or name in new.ignore_changes:
+                # only an input the resource has, whose value is the placeholder on both sides
+                if name not in forcing or name in new.ignore_changes:
+                    continue
+                if new.inputs.get(name) != KNOWN_AFTER_DEPLOY:
+                    continue
+                if b[urn].inputs.get(name) != KNOWN_AFTER_DEPLOY:
                     continue
                 source = next(
                     (d for d in new.dependencies if d in replaced and h[d].type in sources), None
@@ -416,7 +431,7 @@ def _cascaded_replacements(base: Manifest, head: Manifest) -> dict[str, tuple[st
                     replaced.add(urn)
                     grew = True
                     break
-    return out
+    return out, replaced
 
 
 def diff(base: Manifest, head: Manifest) -> Diff:
@@ -486,7 +501,7 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                 ResourceChange(new.urn, new.type, new.name, "create", stateful=False, at_risk=False)
             )
 
-    cascaded = _cascaded_replacements(base, head)
+    cascaded, all_replaced = _cascaded_replacements(base, head)
     for urn in sorted(set(b) & set(h)):
         old, new = b[urn], h[urn]
         if not new.custom:
@@ -530,7 +545,9 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                     "undone (plan it as a blue/green deployment)"
                 )
                 at_risk = at_risk or stateful
-        new_vpc = cascaded.get(urn, ("", ""))[0] == "vpcId"
+        new_vpc = any(
+            d in all_replaced and h[d].type == "aws:ec2/vpc:Vpc" for d in new.dependencies
+        )
         refusals = _replace_refusals(old, new, new_vpc=new_vpc) if replaced else []
         refusals += _update_refusals(old, new)
         changes.append(
