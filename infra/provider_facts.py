@@ -16,6 +16,8 @@ import fnmatch
 import json
 from dataclasses import dataclass
 
+from policy.markers import RESOURCE_POLICIES
+
 RDS_INSTANCE = "aws:rds/instance:Instance"
 RDS_CLUSTER = "aws:rds/cluster:Cluster"
 SECURITY_GROUP = "aws:ec2/securityGroup:SecurityGroup"
@@ -516,15 +518,7 @@ DELETION_PROTECTION: dict[str, str] = {
 # Resource policies whose Deny statements are protection: removing one weakens the stack.
 # type token -> input holding the policy document (JSON text)
 POLICY_INPUTS: dict[str, str] = {
-    KMS_KEY: "policy",
-    "aws:kms/keyPolicy:KeyPolicy": "policy",
-    "aws:backup/vaultPolicy:VaultPolicy": "policy",
-    SECRET: "policy",
-    "aws:secretsmanager/secretPolicy:SecretPolicy": "policy",
-    # who may assume a role, and who may reach the secrets through the VPC endpoint: an Allow
-    # added there lets someone new in as surely as a Deny removed from a key policy
-    "aws:iam/role:Role": "assumeRolePolicy",
-    "aws:ec2/vpcEndpoint:VpcEndpoint": "policy",
+    **RESOURCE_POLICIES,
     # what a role may do
     "aws:iam/rolePolicy:RolePolicy": "policy",
     "aws:iam/policy:Policy": "policy",

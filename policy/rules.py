@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
+import json
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from policy.manifest import (
     is_replica,
     points_to,
 )
+from policy.markers import RESOURCE_POLICIES
 from policy.windows import cron_window
 
 KMS_KEY = "aws:kms/key:Key"
@@ -350,6 +352,35 @@ def _no_open_ingress(r: Resource) -> list[str]:
         ]
     opened = sorted({s for s in sources if s in _OPEN_CIDRS})
     return [f"ingress is open to {', '.join(opened)}"] if opened else []
+
+
+def _public_statements(r: Resource) -> list[str]:
+    """Allow statements open to anyone: Principal `*` (or {"AWS": "*"}), or a NotPrincipal,
+    with no Condition to narrow them (Security Hub KMS.5's "publicly accessible")."""
+    text = r.get(RESOURCE_POLICIES.get(r.type, ""))
+    if not isinstance(text, str) or not is_known(text):
+        return []
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        return []
+    statements = doc.get("Statement") if isinstance(doc, dict) else None
+    if isinstance(statements, dict):
+        statements = [statements]
+    out = []
+    for st in statements if isinstance(statements, list) else []:
+        if not isinstance(st, dict) or st.get("Effect") != "Allow" or st.get("Condition"):
+            continue
+        principal = st.get("Principal")
+        aws = principal.get("AWS") if isinstance(principal, dict) else None
+        everyone = principal == "*" or aws == "*" or (isinstance(aws, list) and "*" in aws)
+        if everyone or "NotPrincipal" in st:
+            out.append(
+                f"statement {st.get('Sid') or '(no Sid)'} allows "
+                f"{'anyone but the NotPrincipal' if 'NotPrincipal' in st else 'anyone'} "
+                "with no condition"
+            )
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -891,6 +922,16 @@ CATALOGUE: tuple[Rule, ...] = (
         remediation="network.allowedCidrs / allowedSecurityGroupIds: name the clients",
         types=frozenset({SG_INGRESS, SECURITY_GROUP}),
         check=_no_open_ingress,
+    ),
+    Rule(
+        id="no-public-resource-policy",
+        description="Key, vault, secret, trust and endpoint policies allow no one without a "
+        "condition",
+        control="KMS.5",
+        remediation="name the principals, or narrow a `*` with a condition such as "
+        "aws:PrincipalAccount",
+        types=frozenset(RESOURCE_POLICIES),
+        check=_public_statements,
     ),
     Rule(
         id="subnet-no-public-ip",

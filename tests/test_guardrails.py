@@ -90,6 +90,29 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
         {"cidrIpv4": "10.20.0.0/16"},
         {"cidrIpv4": "0.0.0.0/0"},
     ),
+    "no-public-resource-policy": (
+        "aws:kms/key:Key",
+        {
+            "policy": json.dumps(
+                {
+                    "Statement": [
+                        {
+                            "Effect": "Allow",
+                            "Principal": {"AWS": "*"},
+                            "Action": "kms:Decrypt",
+                            "Condition": {"StringEquals": {"aws:PrincipalAccount": "1"}},
+                        },
+                        {"Effect": "Deny", "Principal": "*", "Action": "kms:Disable*"},
+                    ]
+                }
+            )
+        },
+        {
+            "policy": json.dumps(
+                {"Statement": {"Sid": "Open", "Effect": "Allow", "Principal": "*", "Action": "*"}}
+            )
+        },
+    ),
     "subnet-no-public-ip": (
         "aws:ec2/subnet:Subnet",
         {"mapPublicIpOnLaunch": False},
