@@ -525,6 +525,7 @@ def _tagged(stack_tag: bool = True) -> dict[str, object]:
 # hence the trailing `*`; a stack name has no `/` (infra/naming.py STACK_NAME), so
 # `dbplatform/staging/*` is not `dbplatform/staging-2/...`.
 STACK_SECRETS = f"arn:{_PARTITION}:secretsmanager:*:{_ACCOUNT}:secret:{PROJECT}/${{Stack}}/*"
+PROJECT_SECRETS = f"arn:{_PARTITION}:secretsmanager:*:{_ACCOUNT}:secret:{PROJECT}/*"
 # Reads the preview role does without (security review, preview role): `pulumi preview` as the
 # workflows run it (no --refresh) calls no resource's Read, so no GetSecretValue; a refresh would
 # (terraform-provider-aws secret_version.go reads the value), and a refresh is an operator's, not
@@ -756,12 +757,22 @@ def deploy_policy(
     prefix = f"{PROJECT}-${{Stack}}-*"
     ec2_arn = f"arn:{_PARTITION}:ec2:*:{_ACCOUNT}:"
     role_arn = f"arn:{_PARTITION}:iam::{_ACCOUNT}:role/{prefix}"
+    read_actions = _actions(reads)
+    # Secrets Manager reads only on the stack's own secrets (security re-audit): `pulumi up`
+    # reads the values of the secret versions it declares, never another application's.
+    secret_reads = [a for a in read_actions if a.startswith("secretsmanager:")]
     statements: list[dict[str, object]] = [
         {
             "Sid": "ReadWhatTheProgramDeclares",
             "Effect": "Allow",
-            "Action": _actions(reads),
+            "Action": [a for a in read_actions if a not in secret_reads],
             "Resource": "*",
+        },
+        {
+            "Sid": "ReadThisStacksSecrets",
+            "Effect": "Allow",
+            "Action": secret_reads,
+            "Resource": STACK_SECRETS,
         },
         {
             # Creates must carry the stack's tags (the program's base_tags), so every later
@@ -1223,7 +1234,12 @@ def operator_policy(
     """People running the operational commands: the deploy role's reach plus the commands' own
     calls (blue/green, secret rotation, DR), still without key administration."""
     policy = deploy_policy(types, keys, attachable)
-    statements = list(policy["Statement"])  # type: ignore[call-overload]
+    statements = [
+        # a DR rebuild reads the source stack's secrets and writes the new stack's
+        # (`<stack>-<region>`, dbplatform/dr/continuity.py): the project's secrets, no other's
+        {**st, "Resource": PROJECT_SECRETS} if st["Sid"] == "ReadThisStacksSecrets" else st
+        for st in policy["Statement"]  # type: ignore[attr-defined]
+    ]
     first_deny = next(i for i, st in enumerate(statements) if st["Effect"] == "Deny")
     statements.insert(
         first_deny,

@@ -553,3 +553,29 @@ def test_key_policy_changes_are_break_glass_not_ci(name: str) -> None:
     for ctx in ({}, owned, owned | VIA_CFN):
         assert not _ask(policy, "kms:PutKeyPolicy", key, ctx), ctx
     assert "kms:PutKeyPolicy" in actions(policy, "Deny")
+
+
+def test_the_deploy_role_reads_only_its_own_stacks_secrets() -> None:
+    """`pulumi up` reads the values of the secret versions the stack declares; the deploy role
+    reads no other stack's or application's secret (security re-audit)."""
+    deploy = POLICIES["deploy.json"]
+    for stack in ("prod", "staging"):
+        mine = _for_stack(deploy, stack)
+        own = _secret_arn(f"dbplatform/{stack}/db/master")
+        for act in ("secretsmanager:DescribeSecret", "secretsmanager:GetSecretValue"):
+            assert _ask(mine, act, own, {}), (stack, act)
+        for name in ("otherapp/prod/db/master", f"dbplatform/{stack}-2/db/master"):
+            assert not _ask(mine, "secretsmanager:GetSecretValue", _secret_arn(name), {}), name
+    for st in deploy["Statement"]:
+        reads = [a for a in _listed(st["Action"]) if a.startswith("secretsmanager:Get")]
+        if reads and st["Effect"] == "Allow":
+            assert st["Resource"] == iam_policies.STACK_SECRETS, st["Sid"]
+
+
+def test_the_operator_role_reads_the_projects_secrets_and_no_others() -> None:
+    """A DR rebuild reads the source stack's secrets and the new `<stack>-<region>` stack's."""
+    operator = _for_stack(POLICIES["operator.json"], "prod")
+    for name in ("dbplatform/prod/db/master", "dbplatform/prod-usw2/app/jwt-signing-key"):
+        assert _ask(operator, "secretsmanager:GetSecretValue", _secret_arn(name), {}), name
+    for name in ("otherapp/prod/db/master", "dbplatformx/prod/db/master"):
+        assert not _ask(operator, "secretsmanager:GetSecretValue", _secret_arn(name), {}), name
