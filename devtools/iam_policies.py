@@ -1236,8 +1236,15 @@ def operator_policy(
     policy = deploy_policy(types, keys, attachable)
     statements = [
         # a DR rebuild reads the source stack's secrets and writes the new stack's
-        # (`<stack>-<region>`, dbplatform/dr/continuity.py): the project's secrets, no other's
-        {**st, "Resource": PROJECT_SECRETS} if st["Sid"] == "ReadThisStacksSecrets" else st
+        # (`<stack>-<region>`, dbplatform/dr/continuity.py): the project's secrets, no other's;
+        # a rotation also lists a secret's versions (dbplatform/secrets/rotation.py)
+        {
+            **st,
+            "Action": sorted([*st["Action"], "secretsmanager:ListSecretVersionIds"]),
+            "Resource": PROJECT_SECRETS,
+        }
+        if st["Sid"] == "ReadThisStacksSecrets"
+        else st
         for st in policy["Statement"]  # type: ignore[attr-defined]
     ]
     first_deny = next(i for i, st in enumerate(statements) if st["Effect"] == "Deny")

@@ -577,5 +577,7 @@ def test_the_operator_role_reads_the_projects_secrets_and_no_others() -> None:
     operator = _for_stack(POLICIES["operator.json"], "prod")
     for name in ("dbplatform/prod/db/master", "dbplatform/prod-usw2/app/jwt-signing-key"):
         assert _ask(operator, "secretsmanager:GetSecretValue", _secret_arn(name), {}), name
+        # rotate-secret lists a secret's versions (secrets/rotation.py; it was granted nowhere)
+        assert _ask(operator, "secretsmanager:ListSecretVersionIds", _secret_arn(name), {}), name
     for name in ("otherapp/prod/db/master", "dbplatformx/prod/db/master"):
         assert not _ask(operator, "secretsmanager:GetSecretValue", _secret_arn(name), {}), name
