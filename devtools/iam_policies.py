@@ -534,10 +534,10 @@ PROJECT_SECRETS = f"arn:{_PARTITION}:secretsmanager:*:{_ACCOUNT}:secret:{PROJECT
 PREVIEW_WITHHELD = frozenset({"secretsmanager:GetSecretValue"})
 
 
-def preview_policy(types: set[str]) -> dict[str, object]:
-    """Read-only: what `pulumi preview` reads, the state, and decrypting it; Secrets Manager only
-    the stack's secrets' metadata, never a value."""
-    reads = [a for a in _actions(operations(types, write=False)) if a not in PREVIEW_WITHHELD]
+def _read_statements(reads: Sequence[str], secrets_sid: str) -> list[dict[str, object]]:
+    """`reads` on every resource but Secrets Manager's, which only on the stack's own secrets
+    (security re-audit: a role that reads every secret in the account reads other applications'
+    passwords); the second statement is left out when there is no Secrets Manager read."""
     secrets = [a for a in reads if a.startswith("secretsmanager:")]
     statements: list[dict[str, object]] = [
         {
@@ -549,13 +549,16 @@ def preview_policy(types: set[str]) -> dict[str, object]:
     ]
     if secrets:
         statements.append(
-            {
-                "Sid": "ReadOnlyThisStacksSecretsMetadata",
-                "Effect": "Allow",
-                "Action": secrets,
-                "Resource": STACK_SECRETS,
-            }
+            {"Sid": secrets_sid, "Effect": "Allow", "Action": secrets, "Resource": STACK_SECRETS}
         )
+    return statements
+
+
+def preview_policy(types: set[str]) -> dict[str, object]:
+    """Read-only: what `pulumi preview` reads, the state, and decrypting it; Secrets Manager only
+    the stack's secrets' metadata, never a value."""
+    reads = [a for a in _actions(operations(types, write=False)) if a not in PREVIEW_WITHHELD]
+    statements = _read_statements(reads, "ReadOnlyThisStacksSecretsMetadata")
     return {
         "Version": "2012-10-17",
         "Statement": [*statements, *_state_statements(write=False)],
@@ -757,23 +760,9 @@ def deploy_policy(
     prefix = f"{PROJECT}-${{Stack}}-*"
     ec2_arn = f"arn:{_PARTITION}:ec2:*:{_ACCOUNT}:"
     role_arn = f"arn:{_PARTITION}:iam::{_ACCOUNT}:role/{prefix}"
-    read_actions = _actions(reads)
-    # Secrets Manager reads only on the stack's own secrets (security re-audit): `pulumi up`
-    # reads the values of the secret versions it declares, never another application's.
-    secret_reads = [a for a in read_actions if a.startswith("secretsmanager:")]
-    statements: list[dict[str, object]] = [
-        {
-            "Sid": "ReadWhatTheProgramDeclares",
-            "Effect": "Allow",
-            "Action": [a for a in read_actions if a not in secret_reads],
-            "Resource": "*",
-        },
-        {
-            "Sid": "ReadThisStacksSecrets",
-            "Effect": "Allow",
-            "Action": secret_reads,
-            "Resource": STACK_SECRETS,
-        },
+    # `pulumi up` reads the values of the secret versions it declares, never another's
+    statements = [
+        *_read_statements(_actions(reads), "ReadThisStacksSecrets"),
         {
             # Creates must carry the stack's tags (the program's base_tags), so every later
             # change is limited to what this stack created.

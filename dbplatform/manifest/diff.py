@@ -26,14 +26,19 @@ from dbplatform.preview.markdown import GITHUB_COMMENT_LIMIT as COMMENT_LIMIT
 from infra.provider_facts import (
     DELETION_PROTECTION,
     FORCE_NEW,
+    KMS_KEY,
     LOCK_INPUTS,
     POLICY_INPUTS,
     PROTECTIVE_INPUTS,
     REFUSALS,
+    SECRET,
     SECURITY_GROUP,
+    SUBNET,
+    SUBNET_GROUP,
     UNIQUE_NAMES,
     VAULT,
     VAULT_LOCK,
+    VPC,
     deny_statements,
     policy_loosened,
 )
@@ -318,19 +323,17 @@ def _in_use_subnets_refused(
     """A subnet deleted or replaced while a DB instance that stays runs in it (through its DB
     subnet group) is refused at the delete: fact "ec2-subnet-in-use"."""
     h = head.by_urn
-    groups = {r.urn: r for r in base.resources if r.type == "aws:rds/subnetGroup:SubnetGroup"}
     in_use: dict[str, str] = {}  # subnet urn -> the instance that runs in it
-    for inst in base.resources:
-        if inst.type != RDS_INSTANCE or inst.urn not in h:
-            continue
-        for dep in inst.dependencies:
-            for subnet in groups[dep].dependencies if dep in groups else ():
-                in_use.setdefault(subnet, inst.name)
+    for group in base.of_type(SUBNET_GROUP):
+        for inst in base.db_instances():
+            if inst.urn in h and points_to(inst, inst.get("dbSubnetGroupName"), group):
+                for subnet in group.dependencies:
+                    in_use.setdefault(subnet, inst.name)
     out = []
     for change in changes:
         user = in_use.get(change.urn)
         gone = change.action in ("delete", "replace")
-        if user is not None and gone and change.type == "aws:ec2/subnet:Subnet":
+        if user is not None and gone and change.type == SUBNET:
             refused = Refused(
                 "ec2-subnet-in-use", "AWS", f"{change.action} of a subnet {user} runs in"
             )
@@ -367,34 +370,60 @@ def _replace_refusals(old: Resource, new: Resource, *, new_vpc: bool = False) ->
 # An input whose value is another resource's id, by the type that id comes from: when that
 # resource is replaced, the input changes at deploy (the manifests say "(known after deploy)" on
 # both sides), and where the input forces replacement (FORCE_NEW), the holder is replaced too.
-_ID_INPUTS: dict[str, frozenset[str]] = {
-    "vpcId": frozenset({"aws:ec2/vpc:Vpc"}),
-    "subnetId": frozenset({"aws:ec2/subnet:Subnet"}),
-    "routeTableId": frozenset({"aws:ec2/routeTable:RouteTable"}),
-    "securityGroupId": frozenset({"aws:ec2/securityGroup:SecurityGroup"}),
-    "kmsKeyId": frozenset({"aws:kms/key:Key"}),
-    "kmsKeyArn": frozenset({"aws:kms/key:Key"}),
-    "secretId": frozenset({"aws:secretsmanager/secret:Secret"}),
-    "backupVaultName": frozenset({"aws:backup/vault:Vault"}),
-    "planId": frozenset({"aws:backup/plan:Plan"}),
-    "sourceDbInstanceArn": frozenset({RDS_INSTANCE}),
-    "role": frozenset({"aws:iam/role:Role"}),
-    "iamRoleArn": frozenset({"aws:iam/role:Role"}),
-    "logDestination": frozenset({"aws:cloudwatch/logGroup:LogGroup"}),
-    "topic": frozenset({"aws:sns/topic:Topic"}),
-    "arn": frozenset({"aws:sns/topic:Topic"}),
-    "rule": frozenset({"aws:cloudwatch/eventRule:EventRule"}),
+_ID_INPUTS: dict[str, str] = {
+    "vpcId": VPC,
+    "subnetId": SUBNET,
+    "routeTableId": "aws:ec2/routeTable:RouteTable",
+    "securityGroupId": SECURITY_GROUP,
+    "kmsKeyId": KMS_KEY,
+    "kmsKeyArn": KMS_KEY,
+    "secretId": SECRET,
+    "backupVaultName": VAULT,
+    "planId": "aws:backup/plan:Plan",
+    "sourceDbInstanceArn": RDS_INSTANCE,
+    "role": "aws:iam/role:Role",
+    "iamRoleArn": "aws:iam/role:Role",
+    "logDestination": "aws:cloudwatch/logGroup:LogGroup",
+    "topic": "aws:sns/topic:Topic",
+    "arn": "aws:sns/topic:Topic",
+    "rule": "aws:cloudwatch/eventRule:EventRule",
 }
 
 
-def _replaced_directly(base: Manifest, head: Manifest, old: Resource, new: Resource) -> bool:
+def _direct_replacement(
+    base: Manifest, head: Manifest, old: Resource, new: Resource
+) -> tuple[list[PropertyChange], list[str]]:
+    """The input changes `pulumi up` acts on (ignoreChanges left out, a region move as
+    `(region)`), and why they replace the resource, if they do."""
     ignored = set(new.ignore_changes)
-    tops = {c.top for c in property_changes(old.inputs, new.inputs) if c.top not in ignored}
-    return bool(
-        replacement_properties(new.type, tops)
-        or tops & set(new.replace_on_changes)
-        or base.region_of(old) != head.region_of(new)
-    )
+    props = [c for c in property_changes(old.inputs, new.inputs) if c.top not in ignored]
+    reasons: list[str] = []
+    changed_tops = {c.top for c in props}
+    forcing = replacement_properties(new.type, changed_tops)
+    forcing += sorted(changed_tops & set(new.replace_on_changes) - set(forcing))
+    if forcing:
+        reasons.append(f"{', '.join(forcing)} changed: forces replacement")
+    if base.region_of(old) != head.region_of(new):
+        reasons.append(f"region {base.region_of(old)} → {head.region_of(new)}: replacement")
+        props.append(PropertyChange("(region)", base.region_of(old), head.region_of(new)))
+    return props, reasons
+
+
+def _id_from_replaced(
+    old: Resource, new: Resource, replaced: set[str], h: Mapping[str, Resource]
+) -> tuple[str, str] | None:
+    """(input, source name) when `new` holds, in an input that forces a replacement, the id of
+    a replaced resource: an input it has, the placeholder on both sides, of the source's type."""
+    forcing = FORCE_NEW.get(new.type, {})
+    for name, source_type in _ID_INPUTS.items():
+        if name not in forcing or name in new.ignore_changes:
+            continue
+        if not old.inputs.get(name) == new.inputs.get(name) == KNOWN_AFTER_DEPLOY:
+            continue
+        for dep in new.dependencies:
+            if dep in replaced and h[dep].type == source_type:
+                return name, h[dep].name
+    return None
 
 
 def _cascaded_replacements(
@@ -405,32 +434,17 @@ def _cascaded_replacements(
     (a VPC's new CIDR replaces its subnets, route tables and security groups: their vpcId)."""
     b, h = base.by_urn, head.by_urn
     both = [u for u in sorted(set(b) & set(h)) if h[u].custom]
-    replaced = {u for u in both if _replaced_directly(base, head, b[u], h[u])}
+    replaced = {u for u in both if _direct_replacement(base, head, b[u], h[u])[1]}
     out: dict[str, tuple[str, str]] = {}
     grew = True
-    while grew:
+    while grew:  # a new subnet replaces its route table association, and so on
         grew = False
-        for urn in both:
-            if urn in replaced:
-                continue
-            new = h[urn]
-            forcing = FORCE_NEW.get(new.type, {})
-            for name, sources in _ID_INPUTS.items():
-                # only an input the resource has, whose value is the placeholder on both sides
-                if name not in forcing or name in new.ignore_changes:
-                    continue
-                if new.inputs.get(name) != KNOWN_AFTER_DEPLOY:
-                    continue
-                if b[urn].inputs.get(name) != KNOWN_AFTER_DEPLOY:
-                    continue
-                source = next(
-                    (d for d in new.dependencies if d in replaced and h[d].type in sources), None
-                )
-                if source is not None:
-                    out[urn] = (name, h[source].name)
-                    replaced.add(urn)
-                    grew = True
-                    break
+        for urn in (u for u in both if u not in replaced):
+            found = _id_from_replaced(b[urn], h[urn], replaced, h)
+            if found is not None:
+                out[urn] = found
+                replaced.add(urn)
+                grew = True
     return out, replaced
 
 
@@ -506,21 +520,11 @@ def diff(base: Manifest, head: Manifest) -> Diff:
         old, new = b[urn], h[urn]
         if not new.custom:
             continue
-        ignored = set(new.ignore_changes)
-        props = [c for c in property_changes(old.inputs, new.inputs) if c.top not in ignored]
-        reasons: list[str] = []
-        changed_tops = {c.top for c in props}
-        forcing = replacement_properties(new.type, changed_tops)
-        forcing += sorted(changed_tops & set(new.replace_on_changes) - set(forcing))
-        if forcing:
-            reasons.append(f"{', '.join(forcing)} changed: forces replacement")
+        props, reasons = _direct_replacement(base, head, old, new)
         if urn in cascaded:
             name, source = cascaded[urn]
             reasons.append(f"{name} comes from {source}, which is replaced: forces replacement")
             props.append(PropertyChange(name, old.get(name), f"(the new {source}'s id)"))
-        if base.region_of(old) != head.region_of(new):
-            reasons.append(f"region {base.region_of(old)} → {head.region_of(new)}: replacement")
-            props.append(PropertyChange("(region)", base.region_of(old), head.region_of(new)))
         option_changes = [
             PropertyChange(f"(option) {label}", a, z)
             for label, a, z in (
@@ -545,9 +549,7 @@ def diff(base: Manifest, head: Manifest) -> Diff:
                     "undone (plan it as a blue/green deployment)"
                 )
                 at_risk = at_risk or stateful
-        new_vpc = any(
-            d in all_replaced and h[d].type == "aws:ec2/vpc:Vpc" for d in new.dependencies
-        )
+        new_vpc = any(d in all_replaced and h[d].type == VPC for d in new.dependencies)
         refusals = _replace_refusals(old, new, new_vpc=new_vpc) if replaced else []
         refusals += _update_refusals(old, new)
         changes.append(

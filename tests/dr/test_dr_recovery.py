@@ -255,6 +255,15 @@ def _rebuilt(dr: DrEnv) -> dict[str, str]:
     for spec in cfg.vault.app_secrets:
         values[spec.name] = f"prod-{spec.name}-value"
         sm.create_secret(Name=PROD.app_secret(spec.name), SecretString=values[spec.name])
+    _target_after_pulumi_up(dr)
+    return values
+
+
+def _target_after_pulumi_up(dr: DrEnv) -> None:
+    """prod-usw2 as `pulumi up` leaves it: new generated secrets, and its restored instance with
+    the source's password."""
+    sm = dr.client("secretsmanager", DR)
+    for spec in dr.config("prod").vault.app_secrets:
         sm.create_secret(Name=TARGET.app_secret(spec.name), SecretString="generated-by-pulumi")
     sm.create_secret(
         Name=TARGET.master_secret,
@@ -268,7 +277,6 @@ def _rebuilt(dr: DrEnv) -> dict[str, str]:
         MasterUsername="dbadmin",
         MasterUserPassword="prod-password-at-backup-time",
     )
-    return values
 
 
 def test_secrets_carries_the_source_values_and_aligns_the_master_password(dr: DrEnv) -> None:
@@ -363,20 +371,7 @@ def test_secrets_carries_the_retired_keys_of_an_encryption_key_rotated_twice(dr:
     assert replica.get_secret_value(SecretId=dek, VersionStage="AWSPREVIOUS")["SecretString"] != (
         KEY0
     )
-    for spec in cfg.vault.app_secrets:  # the rebuilt stack after `pulumi up`
-        replica.create_secret(Name=TARGET.app_secret(spec.name), SecretString="generated")
-    replica.create_secret(
-        Name=TARGET.master_secret,
-        SecretString=json.dumps({"username": "dbadmin", "password": "new-stack-master-pw"}),
-    )
-    dr.client("rds", DR).create_db_instance(
-        DBInstanceIdentifier=TARGET.primary,
-        Engine="postgres",
-        DBInstanceClass="db.t4g.micro",
-        AllocatedStorage=20,
-        MasterUsername="dbadmin",
-        MasterUserPassword="prod-password-at-backup-time",
-    )
+    _target_after_pulumi_up(dr)
 
     run = dr.main(main, "secrets", "--stack", "prod", "--region", DR, "--yes", "--json")
 
