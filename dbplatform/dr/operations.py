@@ -38,6 +38,7 @@ from dbplatform.dr.points import (
 from dbplatform.dr.report import DrReport, Objectives, Timeline, write_report
 from dbplatform.dr.restore import (
     DELETE_COST,
+    FAILED_RESTORE_NOTE,
     TAG_PURPOSE,
     TAG_RUN,
     TAG_SOURCE,
@@ -753,8 +754,11 @@ def _teardown(ctx: Context, run: _Run, *, wait: float) -> None:
                         run.instance,
                         region,
                         final_snapshot=final_snapshot_name(run.instance, ctx.run_id),
-                        protected=False,  # a drill's instance is never protected (Placement)
+                        # made unprotected (Placement), but a failed pulumi destroy after an
+                        # up may leave it protected: the step is printed as conditional
+                        protected=None,
                     )
+                    + f"; {FAILED_RESTORE_NOTE}"
                 )
         if run.parameter_group_created:
             try:
@@ -1042,7 +1046,7 @@ def _execute(
                     for warning in carried.warnings:
                         run.notes.append(warning)
                         ctx.out.warn(warning)
-                except Refused as exc:  # e.g. a source secret without a replica in R
+                except (Refused, Failed) as exc:  # no replica in R; a retired key not held
                     run.incomplete.append("secrets carried over (dr secrets)")
                     run.todo.append(
                         f"{exc.message}; then: "

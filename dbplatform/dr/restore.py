@@ -490,7 +490,9 @@ def delete_steps(
     passed; retained, they expire with the instance's retention period and are billed until
     then (AWS RDS User Guide, "Retaining automated backups"). Never `--skip-final-snapshot`
     or `--delete-automated-backups`: only an operator who knows the instance holds nothing
-    worth keeping may change the command so."""
+    worth keeping may change the command so, as for a throwaway restore that is failed,
+    incompatible-restore or incompatible-network, which RDS deletes only so
+    (FAILED_RESTORE_NOTE)."""
     steps = []
     if protected is not False:
         steps.append(
@@ -511,6 +513,13 @@ DELETE_COST = (
     "deleted; the backups expire after the instance's retention period"
 )
 """What `delete_steps` costs, said wherever they are printed."""
+
+FAILED_RESTORE_NOTE = (
+    "if the instance is failed, incompatible-restore or incompatible-network (a restore that "
+    "went wrong), RDS deletes it only with --skip-final-snapshot: use that instead of the "
+    "final snapshot (botocore rds DeleteDBInstanceMessage.SkipFinalSnapshot)"
+)
+"""Said beside `delete_command` where the instance is a throwaway restore that may have failed."""
 
 
 def delete_command(

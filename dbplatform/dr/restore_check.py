@@ -21,6 +21,7 @@ from dbplatform.dr import metrics
 from dbplatform.dr.discover import local_points
 from dbplatform.dr.points import Choice, Kind, NoRestorePoint, choose, human, iso
 from dbplatform.dr.restore import (
+    FAILED_RESTORE_NOTE,
     TAG_PURPOSE,
     TAG_RUN,
     TAG_SOURCE,
@@ -73,11 +74,14 @@ def cleanup(
     """Delete this run's temporary instance (the call is sent; its deletion is not waited
     for); says how to finish by hand if it cannot."""
     # unprotected by construction (its Placement), so no step turns protection off
-    by_hand = delete_command(
-        identifier,
-        region,
-        final_snapshot=final_snapshot_name(identifier, ctx.run_id),
-        protected=False,
+    by_hand = (
+        delete_command(
+            identifier,
+            region,
+            final_snapshot=final_snapshot_name(identifier, ctx.run_id),
+            protected=False,
+        )
+        + f"; {FAILED_RESTORE_NOTE}"
     )
     with ctx.out.phase(f"delete temporary instance {identifier}"):
         try:
