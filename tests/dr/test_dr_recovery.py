@@ -728,3 +728,18 @@ def test_pitr_that_cannot_connect_says_why(dr: DrEnv) -> None:
     assert check["ok"] is False
     assert cause in check["actual"] and "HINT:  check the master secret" in check["actual"]
     assert check["actual"].startswith("OSError: connection failed")
+
+
+def test_secrets_warns_when_an_encryption_keys_older_value_has_no_retired_label(
+    dr: DrEnv,
+) -> None:
+    """A key rotated outside rotate-secret (a PutSecretValue by hand) keeps its old value as
+    AWSPREVIOUS with no DBPLATFORM-RETIRED-* label: keys older than it are not findable, and
+    the command says so, naming the secret and how to list its versions."""
+    _rebuilt(dr)
+    dek = PROD.app_secret("data-encryption-key")
+    dr.client("secretsmanager", DR).put_secret_value(SecretId=dek, SecretString="rotated-by-hand")
+    run = dr.main(main, "secrets", "--stack", "prod", "--region", DR, "--yes")
+    assert run.code == 0, run.text
+    assert f"{dek}: its AWSPREVIOUS version carries no DBPLATFORM-RETIRED-* label" in run.stderr
+    assert f"list-secret-version-ids --secret-id {dek}" in run.stderr
