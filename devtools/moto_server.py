@@ -478,6 +478,18 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _taken(port: int) -> bool:
+    """Whether binding 127.0.0.1:`port` fails as the server's own bind would (SO_REUSEADDR, as
+    http.server sets it, so a port in TIME_WAIT counts as free)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((HOST, port))
+        except OSError:
+            return True
+    return False
+
+
 @dataclass
 class MotoServer:
     """One running moto server."""
@@ -528,6 +540,9 @@ class MotoServer:
 def start(timeout: float = 30.0, attempts: int = 3, port: int | None = None) -> MotoServer:
     """Start a moto server on 127.0.0.1 (a free port unless `port`) and return once it answers."""
     last = "not started"
+    if port is not None and _taken(port):
+        # said before a server process imports moto (about a second of CPU) only to fail to bind
+        raise RuntimeError(f"port {port} is taken (another process listens on {HOST}:{port})")
     for _ in range(attempts if port is None else 1):
         port_now = port or free_port()
         proc: subprocess.Popen[bytes] | ForkedServer | None = _fork(port_now)

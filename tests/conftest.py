@@ -221,12 +221,12 @@ def _run_uncollected(stack: str, values: dict[str, Any] | None, region: str | No
     when they reach the older generations, was a quarter of a run's CPU. Instead, what the
     collector tracks when the run ends (the run's objects, and what the worker held before) moves
     to its permanent generation (`gc.freeze`) and is not walked again: about 10 MB a run kept,
-    until about 15 runs' worth are collected at once (docs/speed.md). Objects that lose their
+    until `_KEEP_AT_MOST` runs' worth are collected at once (docs/speed.md). Objects that lose their
     last reference are still freed. The commands keep collecting: this is the suite's choice.
     """
     _KEPT_RUNS[0] += 1
     if _KEPT_RUNS[0] % _KEEP_AT_MOST == 0:
-        gc.unfreeze()  # 15 runs' worth: collected once, then frozen afresh
+        gc.unfreeze()  # _KEEP_AT_MOST runs' worth: collected once, then frozen afresh
         gc.collect()
     else:
         gc.collect(1)  # the tests' own young garbage (a socket in a cycle) is not kept
@@ -241,7 +241,11 @@ def _run_uncollected(stack: str, values: dict[str, Any] | None, region: str | No
 
 
 # About 68 k objects and 10 MB a run are kept; every this many runs, everything is collected.
-_KEEP_AT_MOST = 15
+# A worker runs 12-47 programs in a whole suite (2026-12-02), so in practice none collects them:
+# at 15, each such collection walked about 900 k objects for 1.5 s of CPU, about 6 s a suite,
+# and freed nothing a later test needed. At 60 a worker keeps at most about 0.6 GB of the
+# machine's 24 GiB, and a long single-worker run (`pytest -p no:xdist`) still stays bounded.
+_KEEP_AT_MOST = 60
 _KEPT_RUNS = [0]
 
 

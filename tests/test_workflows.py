@@ -1099,10 +1099,7 @@ def _reading_records(workflow: str) -> dict[str, str]:
     }
 
 
-@pytest.mark.parametrize("workflow", ["preview.yml", "deploy.yml"])
-@pytest.mark.parametrize(
-    ("case", "statuses", "approved"),
-    [
+_FORGERIES = [
         ("the approving run's record", [_status("success", "allow-destructive by alice")], True),
         ("no target_url", [_status("success", "allow-destructive by alice", run=None)], False),
         ("another workflow's run", [_status("success", "allow-destructive by alice", run="201")],
@@ -1137,8 +1134,31 @@ def _reading_records(workflow: str) -> dict[str, str]:
         ("a bad record beside the real one",
          [_status("success", "allow-destructive by alice", run="204"),
           _status("success", "allow-destructive by alice")], True),
+]  # fmt: skip
+# deploy.yml runs the same approver_of (asserted below, byte for byte, with the same settings), so
+# it is run here on the cases its own wiring can change: the commit it reads (the merge's, after
+# the merge), the pull request listing (optional after the merge), and an accepted and a refused
+# record. The other forgeries are refused by the function's own checks, proven on preview.yml.
+_DEPLOY_CASES = {
+    "the approving run's record",
+    "a run of another commit",
+    "a run of another pull request of that head, into another branch",
+    "a run that also lists a pull request into another branch",
+    "a run of another pull request into main",
+    "names another approver than the run's",
+}
+assert {row[0] for row in _FORGERIES} >= _DEPLOY_CASES, "a deploy case names no forgery"
+
+
+@pytest.mark.parametrize(
+    ("workflow", "case", "statuses", "approved"),
+    [
+        pytest.param(workflow, *row, id=f"{row[0]}-{workflow}")
+        for workflow in ("preview.yml", "deploy.yml")
+        for row in _FORGERIES
+        if workflow == "preview.yml" or row[0] in _DEPLOY_CASES
     ],
-)  # fmt: skip
+)
 def test_an_approval_record_counts_only_from_the_approving_run_of_preview_yml(
     tmp_path: Path, workflow: str, case: str, statuses: list[dict[str, Any]], approved: bool
 ) -> None:

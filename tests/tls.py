@@ -83,7 +83,9 @@ def enable_tls(server: PgServer) -> dict[str, Path]:
     with server.connect() as conn:
         conn.execute("ALTER SYSTEM SET ssl = on")
         conn.execute("SELECT pg_reload_conf()")
-    client = Path(tempfile.mkdtemp(prefix="dbplatform-tls-"))
+    # beside the cluster, in the folder tests/postgres.py removes with it (a folder of its own
+    # in /tmp was left behind by every worker of every run)
+    client = Path(tempfile.mkdtemp(prefix="tls-", dir=server.datadir.parent))
     (client / "ca.pem").write_bytes(_pem(ca))
     (client / "other.pem").write_bytes(_pem(other))
     _DONE[server.pid] = {"ca": client / "ca.pem", "other": client / "other.pem"}

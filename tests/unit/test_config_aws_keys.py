@@ -418,7 +418,7 @@ def test_a_whole_number_is_at_least_1_and_fits_the_providers_int(
     assert (_problems({f"aws:{key}": value}) == []) == (1 <= number <= 2**63 - 1)
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=50, deadline=None)  # four kinds of value, each a full load_config(prod)
 @given(region=st.one_of(st.integers(), st.booleans(), st.floats(), st.lists(st.text())))
 def test_a_region_not_text_is_named_aws_region_wherever_it_is_read(region: Any) -> None:
     values, _ = read_stack_values("prod", ROOT)
