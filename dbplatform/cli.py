@@ -114,7 +114,7 @@ def usage() -> str:
     lines += [
         "",
         "exit codes: 0 done (or nothing to do); 1 failed; 2 bad usage or config; 3 refused",
-        "(nothing changed); 130 interrupted (re-run to resume).",
+        "(nothing changed); 130 interrupted (the message says what a re-run does).",
     ]
     return "\n".join(lines) + "\n"
 
@@ -162,6 +162,21 @@ def main(argv: Sequence[str] | None = None, *, process: bool = False) -> int:
     return command_main(command)(rest)
 
 
+def interrupted(argv: Sequence[str]) -> str:
+    """The line after a Ctrl-C that reached the console script, true of what was cut short: an
+    offline command (synth, config, ...), help or completion changes nothing and has nothing
+    to resume. An operation answers Ctrl-C itself while it runs (what it did, what a re-run
+    does), so one that reaches here came before it began or after it ended."""
+    command = resolve(argv[0]) if argv else None
+    if command is not None and command.group == "operations":
+        return (
+            f"{PROG} {command.name}: interrupted before the operation began or after it ended "
+            "(it prints its result when it ends); re-run it if no result was printed"
+        )
+    name = f"{PROG} {command.name}" if command is not None else PROG
+    return f"{name}: interrupted; it changes nothing, so re-run it"
+
+
 def command_main(command: Command) -> Callable[[Sequence[str]], int]:
     """The module's `main(argv) -> int`, imported on demand."""
     module = importlib.import_module(command.module)
@@ -174,7 +189,7 @@ def run() -> NoReturn:
     try:
         code = main(process=True)
     except KeyboardInterrupt:
-        print(f"{PROG}: interrupted; re-run the same command to resume", file=sys.stderr)
+        print(interrupted(sys.argv[1:]), file=sys.stderr)
         code = INTERRUPTED
     except BrokenPipeError:  # `dbplatform synth ... | head`
         code = 0

@@ -168,12 +168,42 @@ class ConfigError(Exception):
 
 
 def missing_stack_file(stack: str, root: Path) -> ConfigError:
-    """No Pulumi.<stack>.yaml: the --stack value or a file to create, never a file to fix."""
+    """No Pulumi.<stack>.yaml: the --stack value or a file to create, never a file to fix.
+    The message says how `root` was chosen: run from a folder with its own Pulumi.yaml, a user
+    otherwise cannot tell why the command looked in the checkout instead (UX review)."""
     there = ", ".join(committed_stacks(root)) or "none"
     return ConfigError(
         stack,
-        [f"Pulumi.{stack}.yaml not found in {root} (stacks there: {there}); or create it"],
+        [
+            f"Pulumi.{stack}.yaml not found in {root} (stacks there: {there}); or create it. "
+            + _project_dir_reason(root)
+        ],
         fix="the stack name",
+    )
+
+
+def _project_dir_reason(root: Path) -> str:
+    """Why the stack files are read from `root` (`project_dir`'s rule), and how to choose
+    another folder."""
+    import os
+
+    how = (
+        f"set {PROJECT_DIR_ENV}=FOLDER to read the stack files of another folder (synth: "
+        "--root FOLDER)"
+    )
+    override = os.environ.get(PROJECT_DIR_ENV)
+    if override and Path(override).resolve() == root.resolve():
+        return f"That folder is the one {PROJECT_DIR_ENV} names"
+    if root.resolve() != ROOT:
+        return "That folder was given with --root"
+    here = Path.cwd().resolve()
+    other = next((f for f in (here, *here.parents) if (f / "Pulumi.yaml").is_file()), None)
+    ignored = (
+        f" ({other / 'Pulumi.yaml'} is not read)" if other is not None and other != ROOT else ""
+    )
+    return (
+        "That folder is the checkout dbplatform is installed from: the working directory does "
+        f"not choose it{ignored}; {how}"
     )
 
 
@@ -415,7 +445,7 @@ class DrConfig:
 
 @dataclass(frozen=True, kw_only=True)
 class RestoreConfig:
-    """Set only on a stack rebuilt by `scripts.dr rebuild`: where its database came from."""
+    """Set only on a stack rebuilt by `dbplatform dr rebuild`: where its database came from."""
 
     source_stack: str | None = doc("the stack this one was rebuilt from")
     source_region: str | None = doc("region of the source stack")
@@ -656,15 +686,25 @@ def _build(tp: Any, raw: Any, key: str, probs: _Problems, *, secret_ok: bool = F
     raise TypeError(f"config field type {tp!r} is not supported")  # a bug in this module
 
 
+def _did_you_mean(word: str, choices: typing.Iterable[str]) -> str:
+    """`; did you mean instanceClass?` for a misspelt name (difflib's closest, at most 3), or
+    nothing: the full list of valid names alone leaves the reader to find the one they meant."""
+    import difflib  # only on the error path: every command imports this module
+
+    near = difflib.get_close_matches(word, list(choices), n=3)
+    return f"; did you mean {' or '.join(near)}?" if near else ""
+
+
 def _build_dataclass(cls: Any, raw: dict[str, Any], key: str, probs: _Problems) -> Any:
     hints = _hints(cls)
     fields = {camel(f.name): f for f in dataclasses.fields(cls)}
     for unknown in sorted((k for k in raw if k not in fields), key=str):
+        known = sorted(f for f in fields if key or f not in INTERNAL_FIELDS)
         probs.add(
             f"{key}.{unknown}" if key else str(unknown),
             "…" if is_secure(raw[unknown]) else raw[unknown],
-            "is not a known key (known: "
-            + ", ".join(sorted(f for f in fields if key or f not in INTERNAL_FIELDS))
+            f"is not a known key{_did_you_mean(str(unknown), known)} (known: "
+            + ", ".join(known)
             + ")",
         )
     values: dict[str, Any] = {}
@@ -866,13 +906,13 @@ def read_stack_values(stack: str, root: Path = ROOT) -> tuple[dict[str, Any], An
         elif ns not in KNOWN_NAMESPACES:
             problems.append(
                 f"{path.name}: config key {quote(str(full_key))} is in a namespace "
-                "nothing here reads "
+                f"nothing here reads{_did_you_mean(ns, KNOWN_NAMESPACES)} "
                 f"(known: {', '.join(KNOWN_NAMESPACES)})"
             )
         elif ns == "aws" and key not in AWS_SETTINGS:
             problems.append(
                 f"{path.name}: config key {quote(str(full_key))} is not a setting of "
-                "the AWS provider "
+                f"the AWS provider{_did_you_mean(key, AWS_SETTINGS)} "
                 f"(pulumi-aws reads: {', '.join(sorted(AWS_SETTINGS))})"
             )
         elif ns == NAMESPACE and key in INTERNAL_FIELDS:
@@ -2545,7 +2585,7 @@ def _validate_dr(cfg: StackConfig, p: _Problems) -> None:
 
 
 def _validate_restore(cfg: StackConfig, p: _Problems) -> None:
-    """Restore provenance, set on stacks rebuilt by `scripts.dr rebuild`."""
+    """Restore provenance, set on stacks rebuilt by `dbplatform dr rebuild`."""
     rs = cfg.restore
     if rs.adopt_identifier is not None:
         if rs.source_stack is None:

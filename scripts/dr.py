@@ -18,6 +18,7 @@ from dbplatform.dr.janitor import DEFAULT_OLDER_THAN_HOURS, janitor
 from dbplatform.dr.operations import (
     COMMAND,
     DEFAULT_TIMEOUT_MINUTES,
+    DRILL_INTERRUPT,
     check_drill_flags,
     dr_region,
     drill,
@@ -25,6 +26,7 @@ from dbplatform.dr.operations import (
     restore_points,
 )
 from dbplatform.dr.pitr import DEFAULT_TIMEOUT_MINUTES as PITR_TIMEOUT_MINUTES
+from dbplatform.dr.pitr import INTERRUPT as PITR_INTERRUPT
 from dbplatform.dr.pitr import pitr
 from dbplatform.dr.sql import DEFAULT_QUERIES, Connect, sql_ready
 from dbplatform.entry import prog
@@ -153,6 +155,7 @@ def build_parser() -> argparse.ArgumentParser:
             who_region=dr_region,
             validate=check_drill_flags,
             locks=False,
+            on_interrupt=DRILL_INTERRUPT,
         ),
     )
     _rebuild_flags(p, drill=True)
@@ -188,6 +191,7 @@ def build_parser() -> argparse.ArgumentParser:
             pitr,
             locks=True,
             validate=sql_ready,
+            on_interrupt=PITR_INTERRUPT,
         ),
     )
     p.add_argument(

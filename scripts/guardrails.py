@@ -106,7 +106,9 @@ def report_text(report: Report, *, verbose: bool = False, quiet: bool = False) -
             f"  {r.rule.id:<{width}}  {r.rule.control or '-':<16}  {r.level.value:<9}  {result}"
         )
         for v in r.violations:
-            where = f"{v.resource}: " if v.resource else ""
+            # not "name: message": the comment's redaction reads "<...secret>: <word>" as a
+            # credential, and "vault-app-webhook-secret: not protected" read "[secret] protected"
+            where = f"{v.resource} — " if v.resource else ""
             lines.append(f"      - {where}{v.message}")
         if r.violations:
             lines.append(f"        fix: {r.rule.remediation}")

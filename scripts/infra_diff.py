@@ -2,6 +2,7 @@
 manifests `scripts.synth` writes for the base and the head of the PR.
 
 Usage: python -m scripts.infra_diff BASE.json HEAD.json [--format markdown|json] [--out FILE]
+The Markdown's first line is hidden: its counts, which `scripts.preview_report --infra-diff` reads.
 Exit 0 when nothing is flagged (whatever else changes); 3 when a stateful resource would be
 destroyed, replaced or irreversibly changed, a step would be refused by AWS or by `protect`, or a
 protection is weakened (CI then requires an explicit approval); 2 when an input cannot be read or

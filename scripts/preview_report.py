@@ -88,12 +88,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--guardrails",
         metavar="FILE",
-        help="output of the offline guardrails, included in a collapsed section",
+        help="text output of the offline guardrails, in a collapsed section titled with how many "
+        "rules fail; a failing mandatory rule is named in the verdict",
     )
     p.add_argument(
         "--infra-diff",
         metavar="FILE",
-        help="the offline infra diff (Markdown), included in a collapsed section",
+        help="the offline infra diff (Markdown), in a collapsed section titled with what it "
+        "flags, which the verdict names too",
     )
     p.add_argument(
         "--full",

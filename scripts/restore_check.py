@@ -13,7 +13,13 @@ import boto3
 from dbplatform import argtypes
 from dbplatform.database import add_sql_flags
 from dbplatform.dr import metrics
-from dbplatform.dr.restore_check import COMMAND, DEFAULT_TIMEOUT_MINUTES, check, queries_of
+from dbplatform.dr.restore_check import (
+    COMMAND,
+    DEFAULT_TIMEOUT_MINUTES,
+    INTERRUPT,
+    check,
+    queries_of,
+)
 from dbplatform.dr.sql import DEFAULT_QUERIES, Connect, sql_ready
 from dbplatform.entry import prog
 from dbplatform.ops import (
@@ -21,8 +27,8 @@ from dbplatform.ops import (
     Clock,
     Context,
     Operation,
-    add_common_flags,
     run_command,
+    set_operation,
     timeout_minutes,
 )
 
@@ -54,9 +60,15 @@ def build_parser() -> argparse.ArgumentParser:
     # A restore check creates and deletes only its own uniquely named instance and changes
     # nothing of the stack's, so it does not take the stack lock: a daily check must never
     # hold off an operator's promote or rollback.
-    op = Operation("run", "restore, verify, delete", check, locks=False, validate=_validate)
-    add_common_flags(parser)
-    parser.set_defaults(_operation=op)
+    op = Operation(
+        "run",
+        "restore, verify, delete",
+        check,
+        locks=False,
+        validate=_validate,
+        on_interrupt=INTERRUPT,
+    )
+    set_operation(parser, op)
     parser.add_argument(
         "--instance-class",
         type=argtypes.instance_class,

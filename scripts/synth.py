@@ -2,8 +2,8 @@
 with the committed `Pulumi.<stack>.yaml` and write a deterministic manifest (JSON), a reviewer's
 summary (Markdown) or a drawing of the environment (Mermaid).
 
-Usage: python -m scripts.synth --stack S [--format json|markdown|mermaid] [--out FILE]
-       python -m scripts.synth --all-stacks --out-dir DIR   (DIR/<stack>.json, .md, .mmd)
+Usage: dbplatform synth --stack S [--format json|markdown|mermaid] [--out FILE]
+       dbplatform synth --all-stacks --out-dir DIR   (DIR/<stack>.json, .md, .mmd)
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from pathlib import Path
 from dbplatform.cmdline import parse_args
 from dbplatform.entry import prog, run_main
 from dbplatform.ops.errors import ExitCode
-from infra.config import ROOT, ConfigError, committed_stacks, project_dir
+from infra.config import PROJECT_DIR_ENV, ROOT, ConfigError, committed_stacks, project_dir
 from policy.manifest import Manifest
 
 FORMATS = ("json", "markdown", "mermaid")
@@ -71,14 +71,29 @@ def build_parser() -> argparse.ArgumentParser:
         "--all-stacks", action="store_true", help="every committed Pulumi.<stack>.yaml"
     )
     p.add_argument("--format", choices=FORMATS, default="json", help="output (default json)")
-    p.add_argument("--out", type=Path, help="write to FILE instead of stdout (with --stack)")
+    # Missing parent folders are created: documented here and in docs/synth-guardrails.md, so
+    # scripts and CI jobs may rely on it (infra-diff and preview-report do not create them).
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="FILE",
+        help="write to FILE instead of stdout (with --stack; - is stdout); missing parent "
+        "directories are created",
+    )
     p.add_argument(
         "--out-dir",
         type=Path,
-        help="write <stack>.json, .md and .mmd for each stack into DIR (ignores --format)",
+        metavar="DIR",
+        help="write <stack>.json, .md and .mmd for each stack into DIR, created with its "
+        "parents if missing (ignores --format)",
     )
     p.add_argument(
-        "--root", type=Path, default=None, help="directory holding Pulumi.yaml and the stack files"
+        "--root",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help=f"directory holding Pulumi.yaml and the stack files (default: ${PROJECT_DIR_ENV}, "
+        "else the checkout dbplatform is installed from, whatever the working directory)",
     )
     p.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     return p

@@ -474,3 +474,18 @@ def test_cli_stack_synthesises_that_stack(
     assert guardrails.main(["--stack", "staging", "-q"]) == 0
     assert asked == ["staging"]
     assert "guardrails for stack 'staging' (tier non-production)" in capsys.readouterr().out
+
+
+def test_a_violation_row_survives_the_comments_redaction_as_written(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """The PR comment redacts the report; a row "vault-app-webhook-secret: not protected" came
+    out as "vault-app-webhook-secret: [secret] protected", the opposite of what it said."""
+    from dbplatform.manifest.redact import redact_text
+
+    golden = Path(__file__).resolve().parent / "golden" / "staging.json"
+    guardrails.main(["--manifest", str(golden), "--tier", "production"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("      - ")]
+    secrets = [line for line in rows if "secret —" in line and "not protected" in line]
+    assert secrets, rows
+    assert [redact_text(line) for line in rows] == rows

@@ -590,3 +590,125 @@ def test_a_group_replaced_in_a_new_vpc_is_no_name_clash_even_if_changed_itself()
     group = _change(diff(prod, head), "dr-network-db")
     assert group.action == "replace"
     assert [r.fact for r in group.refusals] == []
+
+
+# --- what a reviewer reads: long values, large reports, the counts line ----------------------
+
+_RDS_RULE = "aws:cloudwatch/eventRule:EventRule"
+
+
+def _edit_rule(m: Manifest, name: str, **inputs: Any) -> Manifest:
+    """`with_inputs` for the event rule alone (its target has the same logical name)."""
+    return replace(
+        m,
+        resources=tuple(
+            replace(r, inputs={**r.inputs, **inputs})
+            if r.name == name and r.type == _RDS_RULE
+            else r
+            for r in m.resources
+        ),
+    )
+
+
+def _rows(markdown: str, path: str) -> list[list[str]]:
+    """The cells of the table rows whose property cell starts with `path`."""
+    return [
+        [cell.strip() for cell in line.strip("|").split(" | ")]
+        for line in markdown.splitlines()
+        if line.startswith(f"| `{path}`")
+    ]
+
+
+def test_a_long_json_value_shows_the_item_that_left_the_list() -> None:
+    # The review's case: the rule that pages when a DB instance is deleted stops watching one
+    # replica. Cut at 80 characters, old and new showed the same `{"detail": {"eventName": …`.
+    prod = _prod()
+    rule = next(
+        r for r in prod.resources if r.name == "alarms-protection-rds" and r.type == _RDS_RULE
+    )
+    pattern = json.loads(rule.inputs["eventPattern"])
+    watched = pattern["detail"]["requestParameters"]["dBInstanceIdentifier"]
+    gone = watched[1]
+    pattern["detail"]["requestParameters"]["dBInstanceIdentifier"] = [
+        w for w in watched if w != gone
+    ]
+    head = _edit_rule(prod, "alarms-protection-rds", eventPattern=json.dumps(pattern))
+    text = to_markdown(diff(prod, head))
+    assert _rows(text, "eventPattern") == [
+        [
+            "`eventPattern` › `detail.requestParameters.dBInstanceIdentifier`",
+            f"`{json.dumps(gone)}`",
+            "(removed from the list)",
+        ]
+    ]
+    # an item changed in place (a list of the same length) is named by its index
+    pattern["detail"]["eventName"] = ["DeleteDBCluster"]
+    head = _edit_rule(prod, "alarms-protection-rds", eventPattern=json.dumps(pattern))
+    assert [
+        "`eventPattern` › `detail.eventName[0]`",
+        "`DeleteDBInstance`",
+        "`DeleteDBCluster`",
+    ] in (_rows(to_markdown(diff(prod, head)), "eventPattern"))
+
+
+def test_a_long_text_value_shows_where_it_differs() -> None:
+    prod = _prod()
+    rule = next(
+        r for r in prod.resources if r.name == "alarms-protection-rds" and r.type == _RDS_RULE
+    )
+    old = rule.inputs["description"] + " " + "x" * 80 + " paged at once"
+    new = old.replace("paged at once", "paged within 5 minutes")
+    base = _edit_rule(prod, "alarms-protection-rds", description=old)
+    head = _edit_rule(prod, "alarms-protection-rds", description=new)
+    ((_, before, after),) = _rows(to_markdown(diff(base, head)), "description")
+    # both cut around the difference, not at the same first 80 characters
+    assert before != after
+    assert before.startswith("`…") and "paged at once`" in before
+    assert after.startswith("`…") and "paged within 5 minutes`" in after
+    assert len(before) < 80 and len(after) < 80
+
+
+def test_a_large_report_collapses_what_is_not_flagged() -> None:
+    base = environment(replicas=50)
+    head = with_inputs(
+        environment(replicas=50, instance_class="db.r6g.2xlarge"),
+        "database-primary",
+        identifier="dbplatform-synthetic-pg-2",
+    )
+    d = diff(base, head)
+    text = to_markdown(d)
+    # the primary is at risk: its details stay open, before any collapsed block
+    primary = text.index("#### `database-primary`")
+    assert "<details>" not in text[:primary]
+    assert "| `identifier` | `dbplatform-synthetic-pg` | `dbplatform-synthetic-pg-2` |" in text
+    # the 50 replicas' updates are one collapsed block with a count
+    updated = text.split("### Updated (50)", 1)[1]
+    assert updated.lstrip().startswith(
+        "<details><summary>50 updated resources not flagged (50 changed properties)</summary>"
+    )
+    assert updated.count("#### `replicas-r") == 50
+    assert text.count("<details>") == text.count("</details>") == 2
+    # cut to fit, a block is closed before the note, which would otherwise fold into it
+    short = to_markdown(d, limit=4_000)
+    assert short.count("<details>") == short.count("</details>") == 2
+    assert short.rstrip().endswith("`--format json` has everything._")
+    # a small report is not collapsed
+    small = to_markdown(
+        diff(_prod(), with_inputs(_prod(), "database-primary", engineVersion="16.6"))
+    )
+    assert "<details>" not in small
+
+
+def test_the_markdown_starts_with_the_counts_the_preview_report_reads() -> None:
+    from dbplatform.preview.offline import InfraDiffCounts, read_infra_diff
+
+    head = with_inputs(_prod(), "database-primary", identifier="dbplatform-prod-pg-2")
+    head = _options(head, "vault-master", protect=False)
+    d = diff(_prod(), head)
+    text = to_markdown(d)
+    assert text.startswith("<!-- dbplatform-infra-diff: ")  # hidden in a rendered comment
+    assert read_infra_diff(text) == InfraDiffCounts(
+        at_risk=len(d.at_risk), refused=len(d.refused), weakened=len(d.weakened),
+        changes=len(d.changes),
+    )  # fmt: skip
+    assert read_infra_diff(to_markdown(diff(_prod(), _prod()))) == InfraDiffCounts(0, 0, 0, 0)

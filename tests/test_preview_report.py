@@ -188,10 +188,11 @@ def test_policy_violations_and_errors_from_diagnostics(capsys: pytest.CaptureFix
     assert "detailed plugin trace" not in out  # debug messages are not for reviewers
 
 
-def test_unknown_values_read_as_known_after_apply(capsys: pytest.CaptureFixture[str]) -> None:
+def test_unknown_values_read_as_known_after_deploy(capsys: pytest.CaptureFixture[str]) -> None:
+    # as the manifests and the infra diff in the same comment spell it (docs/ci.md says so too)
     _, out, _ = run(capsys, fixture("replace_db"))
-    assert "`kmsKeyId` (add-replace, forces replacement): (none) → `(known after apply)`" in out
-    assert "04da6b54" not in out
+    assert "`kmsKeyId` (add-replace, forces replacement): (none) → `(known after deploy)`" in out
+    assert "04da6b54" not in out and "after apply" not in out
 
 
 @pytest.mark.parametrize("name", sorted(p.stem for p in FIXTURES.glob("*.json")))
@@ -204,8 +205,8 @@ def test_secrets_are_redacted(capsys: pytest.CaptureFixture[str], name: str) -> 
 
 def test_secret_values_show_as_redacted(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, fixture("replace_db"))
-    # marked secret by Pulumi
-    assert "- `password` (update): `[secret]` → `[secret]`" in out
+    # marked secret by Pulumi; the new side says it changed, or the line would read as no change
+    assert "- `password` (update): `[secret]` → `[secret] (changed)`" in out
     # a secret printed by the program into a diagnostic is scrubbed too
     assert "postgres://dbadmin:\\[secret\\]@prod-primary" in out
     _, out, _ = run(capsys, fixture("create"))
@@ -578,7 +579,10 @@ def test_the_comment_names_commit_run_time_and_cloud_and_includes_offline_checks
         "runs/42) · 2026-12-01 23:00 UTC · [Pulumi Cloud](https://app.pulumi.com/acme/dbplatform/"
         "prod/previews/abc)</sub>"
     )
-    assert "<summary>Offline guardrails</summary>" in out and "2 advisory rule(s) fail" in out
+    # the title carries the count the guardrails' last line gives
+    assert "<summary>Offline guardrails: 2 advisory rules fail</summary>" in out
+    assert "2 advisory rule(s) fail" in out
+    # a text that is not the infra diff's report is shown under its plain title, nothing claimed
     assert "<summary>Offline infra diff against the base branch</summary>" in out
     assert "engine major version 16 → 17" in out and "diffpw-777" not in out
 
@@ -746,3 +750,208 @@ def test_no_generated_account_id_survives_in_any_report(account: str, other: str
             # that long)
             assert account[:7] not in text and account[-7:] not in text, text
             assert other[:7] not in text and other[-7:] not in text, text
+
+
+# --- what the offline checks found reaches the verdict ----------------------------------------
+
+GOLDEN = ROOT / "tests" / "golden"
+
+
+def _infra_diff_report(tmp_path: Path, **head_inputs: Any) -> tuple[Path, dict[str, Any]]:
+    """The offline infra diff (Markdown, as CI writes it) of prod with the primary's inputs
+    changed, and the same diff as JSON (what the Markdown's counts must agree with)."""
+    from dbplatform.manifest.synthetic import with_inputs
+    from policy.manifest import load
+    from scripts import infra_diff
+
+    base = load(GOLDEN / "prod.json")
+    head = tmp_path / "head.json"
+    head.write_text(with_inputs(base, "database-primary", **head_inputs).to_json(), "utf-8")
+    report = tmp_path / "diff.md"
+    summary = tmp_path / "diff.json"
+    for fmt, out in (("markdown", report), ("json", summary)):
+        infra_diff.main(
+            [str(GOLDEN / "prod.json"), str(head), "-q", "--format", fmt, "--out", str(out)]
+        )
+    return report, json.loads(summary.read_text("utf-8"))
+
+
+def _guardrails_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> tuple[Path, int, int]:
+    """The guardrails' text report of staging judged as production (mandatory rules fail), and
+    the numbers of failing mandatory and advisory rules by the same tool's JSON."""
+    from scripts import guardrails
+
+    args = ["--manifest", str(GOLDEN / "staging.json"), "--tier", "production"]
+    args += ["--set-level", "rds-multi-az=advisory"]
+    guardrails.main(args)
+    text = capsys.readouterr().out
+    guardrails.main([*args, "--json"])
+    rules = json.loads(capsys.readouterr().out)["rules"]
+    failing = [r["level"] for r in rules if r["status"] == "fail"]
+    path = tmp_path / "guardrails.txt"
+    path.write_text(text, "utf-8")
+    return path, failing.count("mandatory"), failing.count("advisory")
+
+
+def test_a_flagged_infra_diff_takes_the_green_tick_and_titles_its_section(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The review's case: the cloud preview updates three resources and deletes nothing, while the
+    # offline diff of the same pull request replaces the (protected) primary.
+    diff, found = _infra_diff_report(tmp_path, identifier="dbplatform-prod-pg-2")
+    at_risk, refused = len(found["atRisk"]), len(found["refused"])
+    assert at_risk and refused
+    out_file = tmp_path / "comment.md"
+    code, _, err = run(capsys, fixture("update"), "--infra-diff", str(diff), "--out", str(out_file))
+    out = out_file.read_text("utf-8")
+    verdict = out.splitlines()[3]
+    assert not verdict.startswith("✅") and "✅" not in out
+    assert verdict == (
+        "⚠️ **3 to update in `prod`**: the cloud preview deletes or replaces no stateful resource, "
+        f"but **the offline infra diff against the base branch flags {at_risk} stateful resource "
+        f"at risk and {refused} change `pulumi up` would fail on**."
+    )
+    assert err.startswith(
+        "preview_report: WARNING: 3 to update in prod: the cloud preview deletes or replaces no "
+        "stateful resource, but the offline infra diff against the base branch flags "
+    )
+    assert (
+        "<summary>Offline infra diff against the base branch: "
+        f"{at_risk} stateful resource at risk, {refused} change pulumi up would fail on</summary>"
+    ) in out
+    assert "dbplatform-infra-diff" not in out  # the counts line is read, not shown
+    # the gate on the offline diff is its own job's (infra_diff exits 3); this exit code is still
+    # the cloud preview's
+    assert code == 0
+
+
+def test_an_unflagged_infra_diff_keeps_the_green_tick_and_says_so(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    diff, found = _infra_diff_report(tmp_path, instanceClass="db.r6g.2xlarge")
+    assert not (found["atRisk"] or found["refused"] or found["weakened"])
+    n = len(found["changes"])
+    _, out, _ = run(capsys, fixture("update"), "--infra-diff", str(diff))
+    assert out.splitlines()[3].startswith("✅ **3 to update in `prod`**")
+    change = "resource change" if n == 1 else "resource changes"
+    assert (
+        "<summary>Offline infra diff against the base branch: nothing flagged "
+        f"({n} {change})</summary>"
+    ) in out
+
+
+def test_a_failing_mandatory_guardrail_is_in_the_verdict_and_its_title(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    report, mandatory, advisory = _guardrails_report(tmp_path, capsys)
+    assert mandatory > 1 and advisory > 1
+    _, out, _ = run(capsys, fixture("update"), "--guardrails", str(report))
+    verdict = out.splitlines()[3]
+    assert verdict.startswith("⚠️ **3 to update in `prod`**")
+    assert verdict.endswith(f"but **{mandatory} mandatory offline guardrails fail**.")
+    assert (
+        f"<summary>Offline guardrails: {mandatory} mandatory rules fail, {advisory} advisory "
+        "rules fail</summary>"
+    ) in out
+
+
+def test_offline_findings_are_added_to_a_blocking_verdict_and_to_no_changes(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    diff, found = _infra_diff_report(tmp_path, identifier="dbplatform-prod-pg-2")
+    flags = f"flags {len(found['atRisk'])} stateful resource at risk"
+    _, out, _ = run(capsys, fixture("replace_db"), "--infra-diff", str(diff))
+    verdict = out.splitlines()[3]
+    assert verdict.startswith("⛔ **Blocked: 1 stateful resource would be deleted or replaced")
+    assert f"Also, **the offline infra diff against the base branch {flags}" in verdict
+    # no change in the cloud: not the one-line comment, since the offline diff flags something
+    _, out, _ = run(capsys, fixture("no_changes"), "--infra-diff", str(diff))
+    verdict = out.splitlines()[3]
+    assert verdict.startswith(
+        f"⚠️ **No changes in `prod`** in the cloud preview, but **the offline infra diff "
+        f"against the base branch {flags}"
+    )
+    assert "<summary>Offline infra diff against the base branch: " in out
+
+
+def test_offline_counts_come_only_from_the_line_each_tool_writes_first_or_last() -> None:
+    from dbplatform.preview.offline import read_guardrails, read_infra_diff
+
+    line = "<!-- dbplatform-infra-diff: at-risk=0 refused=0 weakened=0 changes=1 -->"
+    assert read_infra_diff(f"{line}\n## Infrastructure diff") is not None
+    # a resource name further down cannot pass for the counts line
+    assert read_infra_diff(f"The base branch has no valid synth\n{line}\n") is None
+    ok = "OK: no mandatory rule fails (0 advisory rule(s) fail)"
+    failed = "FAILED: 1 mandatory rule(s) fail: stateful-protected"
+    assert read_guardrails(f"      - x: {ok}\n\n{failed}\n") is not None
+    assert read_guardrails(f"{failed}\n      - {ok}\n") is None
+    assert read_guardrails('{"ok": true}') is None
+
+
+def test_a_cut_offline_report_closes_what_it_opened(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from dbplatform.manifest import diff
+    from dbplatform.manifest.synthetic import environment
+
+    # big enough to be collapsed by the infra diff, then cut to fit in the comment
+    text = diff.to_markdown(
+        diff.diff(environment(replicas=120), environment(replicas=120, instance_class="x"))
+    )
+    assert "<details>" in text
+    path = tmp_path / "diff.md"
+    path.write_text(text, "utf-8")
+    _, out, _ = run(capsys, fixture("update"), "--infra-diff", str(path))
+    assert "(cut; the full text is in the run's artifacts)" in out
+    assert out.count("<details>") == out.count("</details>")
+    # the details of the preview itself still follow, outside the infra diff's block
+    assert out.rstrip().endswith("</details>") and "`prod-replica-1`" in out.split("(cut;", 1)[1]
+
+
+def test_a_trimmed_comment_without_a_link_names_the_command(
+    capsys: pytest.CaptureFixture[str], preview_2000: Path
+) -> None:
+    _, out, _ = run(capsys, str(preview_2000))
+    note = out.strip().splitlines()[-1]
+    assert note.endswith(
+        ". For the full report run `dbplatform preview-report --full`, or "
+        "`pulumi preview --diff --stack prod`._"
+    )
+
+
+def test_a_changed_secret_reads_as_changed_in_the_comment_and_the_full_report(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for flags in ((), ("--full",)):
+        _, out, _ = run(capsys, fixture("replace_db"), *flags)
+        assert "- `password` (update): `[secret]` → `[secret] (changed)`" in out, flags
+    # a value that only became secret (the same plaintext on both sides) did not change
+    urn = "urn:pulumi:prod::dbplatform::aws:rds/instance:Instance::p"
+    secret = {SECRET_SIG_KEY: SECRET_SIG_VALUE, "value": "Same-Secret-Value-1"}
+    step = {
+        "op": "update",
+        "urn": urn,
+        "oldState": {"type": "aws:rds/instance:Instance", "inputs": {"password": secret}},
+        "newState": {"type": "aws:rds/instance:Instance", "inputs": {"password": secret}},
+        "detailedDiff": {"password": {"kind": "update"}},
+    }
+    (change,) = parse_preview({"steps": [step]}, "inline").resources[0].changes
+    assert (change.old, change.new) == ("[secret]", "[secret]")
+
+
+def test_the_offline_only_comment_claims_nothing_for_a_missing_or_clean_report(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """preview.yml's comment for prod (no cloud preview from a pull request) asks these: a report
+    whose step failed gives the plain title and no warning, a clean one says it is clean."""
+    from dbplatform.preview import offline
+
+    missing = tmp_path / "nothing.md"
+    assert offline.main(["title", "infra-diff", str(missing)]) == 0
+    assert capsys.readouterr().out == f"{offline.INFRA_DIFF_TITLE}\n"
+    assert offline.main(["warning", str(missing), str(missing)]) == 0
+    assert capsys.readouterr().out == ""
+    clean = tmp_path / "guardrails.txt"
+    clean.write_text("OK: no mandatory rule fails (0 advisory rule(s) fail)\n", encoding="utf-8")
+    assert offline.main(["title", "guardrails", str(clean)]) == 0
+    assert capsys.readouterr().out == f"{offline.GUARDRAILS_TITLE}: no rule fails\n"

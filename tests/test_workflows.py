@@ -1374,6 +1374,15 @@ def test_offline_checks_run_the_base_tooling_on_the_branch_manifest(tmp_path: Pa
     comment = (tmp_path / "build" / "comment-prod.md").read_text(encoding="utf-8")
     assert comment.startswith("<!-- dbplatform-preview:prod -->")
     assert "commit `0123456789ab`" in comment and primary["name"] in comment
-    assert "<summary>Offline guardrails</summary>" in comment
+    # the diff drops the primary: the titles and a line above them say so without opening them
+    assert re.search(
+        r"<summary>Offline guardrails: (no rule fails|\d+ advisory rules? fails?)</summary>",
+        comment,
+    ), comment
+    assert (
+        "<summary>Offline infra diff against the base branch: 1 stateful resource at risk"
+        in comment
+    )
+    assert "⚠️ **The offline checks flag this change:** 1 stateful resource at risk" in comment
     gate = _bash(step(job, "gate")["run"], dict(env, GUARDRAILS_RC="0", DIFF_RC="3"), tmp_path)
     assert gate.returncode == 1 and "allow-destructive" in gate.stdout

@@ -49,7 +49,7 @@ def run(ctx: Context) -> Result:
         raise Refused(
             f"the blue/green cycle {state.deployment_name} is '{state.phase}', not promoted or "
             f"rolled back: finish it with `dbplatform bluegreen promote --stack {s}` or "
-            "`... rollback`, then finalize after the soak"
+            f"`dbplatform bluegreen rollback --stack {s}`, then finalize after the soak"
         )
     now = ctx.clock.now()
     if state.soak_until and parse_iso(state.soak_until) > now and not ctx.args.ignore_soak:
@@ -76,7 +76,10 @@ def run(ctx: Context) -> Result:
         if dep is not None and dep.id == state.deployment_id and dep.status == SWITCHOVER_COMPLETED
         else ""
     )
-    ctx.confirm(f"delete {', '.join(present) or 'nothing'} (final snapshot first){deployment}")
+    ctx.confirm(
+        f"delete {', '.join(present) or 'nothing'} (final snapshot first){deployment}. "
+        + _no_way_back(state)
+    )
     if dep is not None and dep.id == state.deployment_id and dep.status == SWITCHOVER_COMPLETED:
         with ctx.out.phase("delete the deployment object"):
             ctx.mutate(
@@ -119,6 +122,25 @@ def run(ctx: Context) -> Result:
         f"pre-switchover snapshot {state.pre_switchover_snapshot} is kept: delete it when no "
         "longer needed",
         data={"deleted": present, "final_snapshots": finals},
+    )
+
+
+def _no_way_back(state: BgState) -> str:
+    """What finalize ends, said before it asks: the deletion cost alone hides that this is the
+    step after which the cycle cannot be undone by a command (UX review)."""
+    if state.phase == PROMOTED:
+        return (
+            "After this, rollback is no longer possible: `dbplatform bluegreen rollback` has no "
+            f"old blue (PostgreSQL {state.source_version}) to return to; going back then means "
+            "restoring its final snapshot into a new instance, without the writes made since "
+            f"the switchover ({state.switchover_at or 'unknown'})"
+        )
+    start, end = state.data_window or ("the switchover", "the rollback")
+    return (
+        f"After this the rolled-back green (PostgreSQL {state.target_version}) is gone: the "
+        f"writes it took between {start} and {end} are then only in snapshots (its final "
+        f"snapshot, and the pre-rollback snapshot {state.rollback_snapshot or '(none recorded)'}),"
+        " and nothing returns to it but a restore into a new instance"
     )
 
 

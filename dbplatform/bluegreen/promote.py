@@ -204,14 +204,16 @@ def _logical_lag(ctx: Context, dep: Deployment) -> list[str]:
 def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
     rds = ctx.client("rds")
     primary = ctx.stack.names.primary
+    # Each check phase raises its verdict inside itself, so its end line says `refused after`
+    # (a gate that refused must not read `gates: done` just above the refusal).
     with ctx.out.phase("gates"):
         problems = _gates(ctx, state, dep)
-    if problems:
-        raise Refused(
-            f"promote of {primary} refused; nothing was changed:\n"
-            + "\n".join(f"  - {p}" for p in problems),
-            data={"problems": problems, "deployment": dep.summary()},
-        )
+        if problems:
+            raise Refused(
+                f"promote of {primary} refused; nothing was changed:\n"
+                + "\n".join(f"  - {p}" for p in problems),
+                data={"problems": problems, "deployment": dep.summary()},
+            )
     ctx.confirm(
         f"switch {primary} over to green (PostgreSQL {state.target_version}); writes pause "
         f"for up to {ctx.args.switchover_timeout}s"
@@ -233,12 +235,12 @@ def _switch(ctx: Context, state: BgState, dep: Deployment) -> Result:
         # The snapshot may take long: the gates are checked again right before the switchover.
         with ctx.out.phase("gates again"):
             again = _gates(ctx, state, dep if (now := get_deployment(rds, dep.id)) is None else now)
-        if again:
-            raise Refused(
-                f"promote of {primary} refused after the pre-switchover snapshot {snapshot} "
-                "(kept); nothing was switched:\n" + "\n".join(f"  - {p}" for p in again),
-                data={"problems": again, "snapshot": snapshot},
-            )
+            if again:
+                raise Refused(
+                    f"promote of {primary} refused after the pre-switchover snapshot {snapshot} "
+                    "(kept); nothing was switched:\n" + "\n".join(f"  - {p}" for p in again),
+                    data={"problems": again, "snapshot": snapshot},
+                )
     state = write_state(
         ctx,
         replace(
@@ -349,14 +351,14 @@ def _after_switchover(ctx: Context, state: BgState, dep: Deployment | None) -> R
                 )
     with ctx.out.phase("post-checks"):
         problems = _post_checks(ctx, state)
-    if problems:
-        raise Failed(
-            "switchover done, but post-checks failed:\n"
-            + "\n".join(f"  - {p}" for p in problems)
-            + f"\nThe old blue is kept ({', '.join(state.retired)}). Re-run promote to check "
-            f"again, or roll back: dbplatform bluegreen rollback --stack {ctx.stack.name}",
-            data={"problems": problems, "state": _state_data(state)},
-        )
+        if problems:  # inside the phase: its end line says FAILED
+            raise Failed(
+                "switchover done, but post-checks failed:\n"
+                + "\n".join(f"  - {p}" for p in problems)
+                + f"\nThe old blue is kept ({', '.join(state.retired)}). Re-run promote to check "
+                f"again, or roll back: dbplatform bluegreen rollback --stack {ctx.stack.name}",
+                data={"problems": problems, "state": _state_data(state)},
+            )
     state = write_state(ctx, state, PROMOTED)
     return _done(ctx, state, nothing=False)
 

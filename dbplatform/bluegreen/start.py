@@ -62,7 +62,8 @@ def _next_after(ctx: Context, state: BgState) -> str:
         )
     return (
         f"the previous blue/green cycle ({state.deployment_name}) is '{state.phase}': finish it "
-        f"with `dbplatform bluegreen promote --stack {s}` or `... rollback --stack {s}`"
+        f"with `dbplatform bluegreen promote --stack {s}` or "
+        f"`dbplatform bluegreen rollback --stack {s}`"
     )
 
 
@@ -110,12 +111,12 @@ def run(ctx: Context) -> Result:
                 with connect("postgres") as conn:
                     count = len(database_checks.databases(conn))
                 problems += subscriber_problems(ctx, target.parameter_group, family, count)
-    if problems:
-        raise Refused(
-            f"blue/green cannot start on {names.primary}; nothing was changed:\n"
-            + "\n".join(f"  - {p}" for p in problems),
-            data={"problems": problems},
-        )
+        if problems:  # inside the phase: its end line says `refused after`, not `done in`
+            raise Refused(
+                f"blue/green cannot start on {names.primary}; nothing was changed:\n"
+                + "\n".join(f"  - {p}" for p in problems),
+                data={"problems": problems},
+            )
 
     name = deployment_name(names, target.engine_version)
     params: dict[str, object] = {

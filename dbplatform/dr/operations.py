@@ -93,6 +93,12 @@ TAG_KIND = "dbplatform:restored-kind"
 DEFAULT_TIMEOUT_MINUTES = 360
 TEARDOWN_SECONDS = 60 * 60.0
 """of a drill's --timeout, kept for its teardown (the instance's deletion, then its groups)"""
+DRILL_INTERRUPT = (
+    "A drill has nothing to resume: it tore down what it had created before exiting (its report "
+    "says what is left); a re-run starts a new drill, and `dbplatform dr janitor` removes what "
+    "an interrupted one left"
+)
+"""What the operator reads after Ctrl-C in a drill (Operation.on_interrupt); a rebuild resumes."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -321,10 +327,17 @@ def _check_target(ctx: Context, run: _Run, names: Names) -> dict[str, Any] | Non
             continue
         taken.append(ident)
     if taken:
+        # a drill has no --as: its stack is named after its run, so a re-run picks a new name
+        way_on = (
+            "rebuild under a new stack name with --as NEW"
+            if run.kind == "rebuild"
+            else "re-run (a drill's stack is named after its run, so it gets a new name); if "
+            "they are an interrupted drill's, `dbplatform dr janitor --stack "
+            f"{src} --region {run.region}` removes them"
+        )
         raise Refused(
             f"{run.region} already holds DB instance(s) {', '.join(taken)}, the identifiers of "
-            f"stack {run.target}; rebuild under a new stack name with --as NEW (nothing was "
-            "created)",
+            f"stack {run.target}; {way_on} (nothing was created)",
             data={"taken": taken},
         )
     return resume

@@ -57,6 +57,12 @@ TAG_DATA_TIME = "dbplatform:data-time"
 TAG_RESTORED_FROM = "dbplatform:restored-from"
 PURPOSE = "pitr"
 DEFAULT_TIMEOUT_MINUTES = 240
+INTERRUPT = (
+    "A pitr run does not resume: a restore it already asked for goes on in AWS, and a re-run "
+    "refuses while that copy exists. Check the copy, or delete it (it is billed like the "
+    "primary) or name a new one with --as NEW_ID and re-run"
+)
+"""What the operator reads after Ctrl-C (Operation.on_interrupt)."""
 
 
 def default_identifier(prefix: str, when: Any) -> str:

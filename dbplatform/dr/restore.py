@@ -226,13 +226,13 @@ def stack_groups(ctx: Context, region: str, what: str, *, advice: str = "") -> G
             security_group=names.security_group,
             parameter_group=names.parameter_group(cfg.parameter_family),
         )
-    if groups is None:
-        raise Refused(
-            f"the stack's {', '.join(missing)} not found in {region}: {what} must use the "
-            f"stack's own groups (a restore otherwise gets the defaults){advice}. Nothing was "
-            "created",
-            data={"missing": missing},
-        )
+        if groups is None:  # inside the phase: its end line says `refused after`
+            raise Refused(
+                f"the stack's {', '.join(missing)} not found in {region}: {what} must use the "
+                f"stack's own groups (a restore otherwise gets the defaults){advice}. Nothing "
+                "was created",
+                data={"missing": missing},
+            )
     return groups
 
 

@@ -63,7 +63,14 @@ from dbplatform.ops import (
 )
 
 COMMAND = "restore_check"
+"""The audit record's and the lock's name of the command (operators type `restore-check`)."""
 DEFAULT_TIMEOUT_MINUTES = 240
+INTERRUPT = (
+    "A restore check has nothing to resume: a re-run starts a new one. The deletion of its "
+    "temporary instance, if it had one, was asked for before exiting (a warning above says "
+    "so when it could not be); `dbplatform dr janitor` removes what an interrupted check left"
+)
+"""What the operator reads after Ctrl-C (Operation.on_interrupt)."""
 CLEANUP_RESERVE_SECONDS = 15 * 60.0
 """of --timeout, kept for deleting the temporary instance (retried while it is being created)"""
 
@@ -208,7 +215,7 @@ def queries_of(ctx: Context) -> Queries | None:
 
 
 def check(ctx: Context) -> Result:
-    """The `restore_check` operation."""
+    """The `restore-check` operation."""
     args = ctx.args
     cfg, names, region = ctx.stack.config, ctx.stack.names, ctx.stack.region
     queries = queries_of(ctx)

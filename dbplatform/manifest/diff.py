@@ -17,12 +17,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 from dbplatform.manifest.redact import REDACTED, is_credential_name, redact
+from dbplatform.preview.digest import SECRET_CHANGED
 from dbplatform.preview.markdown import GITHUB_COMMENT_LIMIT as COMMENT_LIMIT
+from dbplatform.preview.offline import InfraDiffCounts
 from infra.provider_facts import (
     DELETION_PROTECTION,
     FORCE_NEW,
@@ -184,7 +186,7 @@ def property_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[Pro
             continue
         ra, rb = _redact(path, va), _redact(path, vb)
         if ra == rb == REDACTED:
-            rb = f"{REDACTED} (changed)"
+            rb = SECRET_CHANGED
         out.append(
             PropertyChange(path, None if ra is _MISSING else ra, None if rb is _MISSING else rb)
         )
@@ -651,12 +653,129 @@ def verdict(d: Diff) -> str:
 # ---------------------------------------------------------------------------------------------
 
 
-def _value(v: Any, limit: int = 80) -> str:
+_VALUE_WIDTH = 80
+# Characters of common text shown on each side of where two long values differ.
+_CONTEXT = 24
+# Differences listed inside one JSON document (a policy, an event pattern) before "… N more".
+_MAX_JSON_ROWS = 12
+# Past this many lines of per-resource tables, the resources that are not flagged are collapsed
+# (<details>, one block per section), as the preview comment collapses its details: the flagged
+# ones then read first and whole, without a click.
+_COLLAPSE_OVER_LINES = 80
+# The other side of an item that left a list or joined it (JSON documents only).
+_LEFT_LIST = object()
+_NOT_IN_LIST = object()
+
+
+def _escape(text: str) -> str:
+    """Text for a code span in a table cell: a pipe would end the cell, a backtick the span."""
+    return text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+
+
+def _value(v: Any, limit: int = _VALUE_WIDTH) -> str:
     if v is None:
         return "—"
-    text = v if isinstance(v, str) else json.dumps(v, sort_keys=True)
-    text = text.replace("|", "\\|").replace("\n", " ").replace("`", "'")
+    text = _escape(v if isinstance(v, str) else json.dumps(v, sort_keys=True))
     return f"`{text[: limit - 1]}…`" if len(text) > limit else f"`{text}`"
+
+
+def _windows(old: str, new: str, limit: int = _VALUE_WIDTH) -> tuple[str, str]:
+    """Both values cut to where they differ, with _CONTEXT characters of what they share on
+    either side: cut at the same place, two long values read the same even when they are not
+    (an event pattern that stops watching one instance showed the same first 80 characters)."""
+    shared = min(len(old), len(new))
+    start = next((i for i in range(shared) if old[i] != new[i]), shared)
+    tail = 0
+    while tail < shared - start and old[-1 - tail] == new[-1 - tail]:
+        tail += 1
+    lo = max(0, start - _CONTEXT)
+    out = []
+    for text in (old, new):
+        hi = min(len(text), len(text) - tail + _CONTEXT)
+        piece = _escape(text[lo:hi])
+        more = hi < len(text)
+        if len(piece) > limit:
+            piece, more = piece[: limit - 1], True
+        out.append(f"`{'…' if lo else ''}{piece}{'…' if more else ''}`")
+    return out[0], out[1]
+
+
+def _json_document(v: Any) -> Any:
+    """The object or list a string holds as JSON text (a policy, an event pattern), or None."""
+    if not isinstance(v, str) or not v.lstrip().startswith(("{", "[")):
+        return None
+    try:
+        doc = json.loads(v)
+    except ValueError:
+        return None
+    return doc if isinstance(doc, (dict, list)) else None
+
+
+def _json_differences(old: Any, new: Any, path: str = "") -> list[tuple[str, Any, Any]]:
+    """(path inside the document, old, new) per difference: objects key by key, lists of one
+    length item by item, lists whose length changed as the items that left and joined (an event
+    pattern's values or a policy's statements are sets: which one went matters, not where the
+    others moved to)."""
+    if old == new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new), key=str):
+            sub = f"{path}.{key}" if path else str(key)
+            out += _json_differences(old.get(key, _MISSING), new.get(key, _MISSING), sub)
+        return out
+    if isinstance(old, list) and isinstance(new, list):
+        if len(old) == len(new):
+            return [
+                d
+                for i, (a, z) in enumerate(zip(old, new, strict=True))
+                for d in _json_differences(a, z, f"{path}[{i}]")
+            ]
+        left = list(old)
+        joined = []
+        for item in new:
+            if item in left:
+                left.remove(item)
+            else:
+                joined.append(item)
+        return [(path, item, _LEFT_LIST) for item in left] + [
+            (path, _NOT_IN_LIST, item) for item in joined
+        ]
+    return [(path, old, new)]
+
+
+def _json_cell(v: Any) -> str:
+    if v is _MISSING:
+        return "—"
+    if v is _LEFT_LIST:
+        return "(removed from the list)"
+    if v is _NOT_IN_LIST:
+        return "(not in the list)"
+    return _value(v) if v is not None else "`null`"
+
+
+def _row(path: str, old: Any, new: Any, cell: Callable[[Any], str] = _value) -> str:
+    if isinstance(old, str) and isinstance(new, str) and max(len(old), len(new)) > _VALUE_WIDTH:
+        a, z = _windows(old, new)
+    else:
+        a, z = cell(old), cell(new)
+    return f"| {path} | {a} | {z} |"
+
+
+def _property_rows(p: PropertyChange) -> list[str]:
+    """One row per changed property; for a long JSON text, one per difference inside it."""
+    long = any(isinstance(v, str) and len(v) > _VALUE_WIDTH for v in (p.old, p.new))
+    a, z = (_json_document(p.old), _json_document(p.new)) if long else (None, None)
+    found = _json_differences(a, z) if a is not None and z is not None else []
+    if not found:
+        return [_row(f"`{p.path}`", p.old, p.new)]
+    rows = [
+        _row(f"`{p.path}` › `{_escape(sub)}`" if sub else f"`{p.path}`", old, new, _json_cell)
+        for sub, old, new in found[:_MAX_JSON_ROWS]
+    ]
+    if len(found) > _MAX_JSON_ROWS:
+        rows.append(f"| `{p.path}` | … {len(found) - _MAX_JSON_ROWS} more differences | |")
+    return rows
 
 
 # GitHub refuses a longer pull-request comment; details are cut before that, with room spare.
@@ -664,8 +783,17 @@ _RESERVE = 300
 
 
 def to_markdown(d: Diff, *, max_properties: int = 40, limit: int = COMMENT_LIMIT) -> str:
-    """The PR comment: at-risk resources first and always kept, then the details that fit."""
-    lines = [f"## Infrastructure diff: `{d.stack}`", ""]
+    """The PR comment: at-risk resources first and always kept, then the details that fit.
+
+    The first line is hidden: the counts, which the preview report reads back for its verdict
+    (dbplatform.preview.offline)."""
+    counts_line = InfraDiffCounts(
+        at_risk=len(d.at_risk),
+        refused=len(d.refused),
+        weakened=len(d.weakened),
+        changes=len(d.changes),
+    ).marker()
+    lines = [counts_line, f"## Infrastructure diff: `{d.stack}`", ""]
     risky = d.at_risk
     if risky:
         lines += [
@@ -715,50 +843,85 @@ def to_markdown(d: Diff, *, max_properties: int = 40, limit: int = COMMENT_LIMIT
     if d.empty:
         lines += ["", "No change to the declared infrastructure."]
         return "\n".join(lines) + "\n"
-    details = _details(d, max_properties)
+    chunks = _details(d, max_properties)
     budget = limit - _RESERVE - sum(len(x) + 1 for x in lines)
     kept: list[str] = []
-    for i, line in enumerate(details):
-        if len(line) + 1 > budget:
+    for i, chunk in enumerate(chunks):
+        size = sum(len(x) + 1 for x in chunk)
+        if size > budget:
+            # A block left open would fold the note, and anything after the report, into it.
+            if sum(x.startswith("<details>") for x in kept) > kept.count("</details>"):
+                kept += ["", "</details>"]
+            left = sum(len(c) for c in chunks[i:])
             kept += [
                 "",
-                f"_… {len(details) - i} more line(s) of detail left out to fit a PR "
+                f"_… {left} more line(s) of detail left out to fit a PR "
                 "comment; `--format json` has everything._",
             ]
             break
-        kept.append(line)
-        budget -= len(line) + 1
+        kept += chunk
+        budget -= size
     return "\n".join(lines + kept).rstrip("\n") + "\n"
 
 
-def _details(d: Diff, max_properties: int) -> list[str]:
-    lines: list[str] = []
-    for action, title in (
-        ("delete", "Deleted"),
-        ("rename", "Renamed"),
-        ("replace", "Replaced"),
-        ("update", "Updated"),
-        ("create", "Created"),
+def _details(d: Diff, max_properties: int) -> list[list[str]]:
+    """The sections per action, in chunks of lines that are kept or left out whole.
+
+    In a large report the resources that are not flagged go, per section, into one collapsed
+    block after the flagged ones, which stay open."""
+    tables = {
+        c.urn: _table(c, max_properties)
+        for c in d.changes
+        if c.action not in ("create", "delete") and c.changes
+    }
+    collapse = sum(len(t) for t in tables.values()) > _COLLAPSE_OVER_LINES
+    chunks: list[list[str]] = []
+    for action, title, verb in (
+        ("delete", "Deleted", "deleted"),
+        ("rename", "Renamed", "renamed"),
+        ("replace", "Replaced", "replaced"),
+        ("update", "Updated", "updated"),
+        ("create", "Created", "created"),
     ):
         group = d.by_action(action)
         if not group:
             continue
-        lines += ["", f"### {title} ({len(group)})", ""]
+        chunks.append(["", f"### {title} ({len(group)})", ""])
         if action in ("create", "delete"):
-            lines += [f"- `{c.name}` (`{c.type}`)" for c in group]
+            chunks += [[f"- `{c.name}` (`{c.type}`)"] for c in group]
             continue
-        for c in group:
-            suffix = f" → `{c.renamed_to.rsplit('::', 1)[-1]}`" if c.renamed_to else ""
-            lines.append(f"#### `{c.name}`{suffix} (`{c.type}`)")
-            if c.reasons:
-                lines += ["", *[f"- {r}" for r in c.reasons]]
-            if c.changes:
-                lines += ["", "| property | old | new |", "|---|---|---|"]
-                for p in c.changes[:max_properties]:
-                    lines.append(f"| `{p.path}` | {_value(p.old)} | {_value(p.new)} |")
-                if len(c.changes) > max_properties:
-                    lines.append(f"| … | {len(c.changes) - max_properties} more | |")
-            lines.append("")
+        shown = [c for c in group if not collapse or c.at_risk or c.refusals]
+        quiet = [c for c in group if collapse and not (c.at_risk or c.refusals)]
+        chunks += [_resource(c, tables) for c in shown]
+        if quiet:
+            n = sum(len(c.changes) for c in quiet)
+            what = f"{len(quiet)} {verb} resource{'s' if len(quiet) > 1 else ''}"
+            chunks.append(
+                [
+                    f"<details><summary>{what} not flagged ({n} changed "
+                    f"propert{'y' if n == 1 else 'ies'})</summary>",
+                    "",
+                ]
+            )
+            chunks += [_resource(c, tables) for c in quiet]
+            chunks.append(["</details>", ""])
+    return chunks
+
+
+def _resource(c: ResourceChange, tables: Mapping[str, list[str]]) -> list[str]:
+    suffix = f" → `{c.renamed_to.rsplit('::', 1)[-1]}`" if c.renamed_to else ""
+    lines = [f"#### `{c.name}`{suffix} (`{c.type}`)"]
+    if c.reasons:
+        lines += ["", *[f"- {r}" for r in c.reasons]]
+    return [*lines, *tables.get(c.urn, []), ""]
+
+
+def _table(c: ResourceChange, max_properties: int) -> list[str]:
+    lines = ["", "| property | old | new |", "|---|---|---|"]
+    for p in c.changes[:max_properties]:
+        lines += _property_rows(p)
+    if len(c.changes) > max_properties:
+        lines.append(f"| … | {len(c.changes) - max_properties} more | |")
     return lines
 
 

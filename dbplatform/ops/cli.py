@@ -40,6 +40,7 @@ from botocore.exceptions import (
 )
 
 from dbplatform.cmdline import parse_args
+from dbplatform.entry import prog
 from dbplatform.ops.audit import AuditRecord, append_record, audit_log_path, local_user
 from dbplatform.ops.aws import (
     SecretLogFilter,
@@ -61,6 +62,8 @@ from dbplatform.ops.stack import StackRef, project_root, resolve_stack
 from infra.config import AwsSettings, ConfigError, aws_settings, read_endpoints_with
 
 Handler = Callable[[Context], Result]
+_PREFIX = prog("")
+"""`dbplatform `: how every command's usage line (its parser's `prog`) begins."""
 
 
 @dataclass(frozen=True)
@@ -84,8 +87,18 @@ class Operation:
     read_only: bool = False
     """Changes nothing in AWS (status, restore points): it has no --dry-run, --yes or lock
     flags, which would do nothing there."""
-    on_interrupt: str = "Nothing is lost: re-run the same command to resume from the state in AWS"
-    """What the operator reads after Ctrl-C (commands that do not resume say so)."""
+    on_interrupt: str | None = None
+    """What the operator reads after Ctrl-C, for a command with nothing to resume (a restore
+    check, a drill) or more to say (rotate-secret); by default `interrupt_advice`'s."""
+
+    def interrupt_advice(self) -> str:
+        """What is true after Ctrl-C: a read-only operation changed nothing; the others resume
+        from the state in AWS unless they say otherwise (`on_interrupt`)."""
+        if self.on_interrupt is not None:
+            return self.on_interrupt
+        if self.read_only:
+            return "It changes nothing, so re-run it"
+        return "Nothing is lost: re-run the same command to resume from the state in AWS"
 
 
 def add_common_flags(parser: argparse.ArgumentParser, *, read_only: bool = False) -> None:
@@ -132,15 +145,21 @@ def add_operation(
         op.name, help=op.help, description=op.help, allow_abbrev=False, epilog=EXIT_CODES
     )
     add_common_flags(parser, read_only=op.read_only)
-    parser.set_defaults(_operation=op)
+    parser.set_defaults(_operation=op, _shown=_shown(parser))
     return parser
+
+
+def _shown(parser: argparse.ArgumentParser) -> str | None:
+    """The command as the operator types it after `dbplatform` (`bluegreen promote`,
+    `restore-check`), for progress lines and warnings; None for a parser outside it (tests)."""
+    return parser.prog.removeprefix(_PREFIX) if parser.prog.startswith(_PREFIX) else None
 
 
 def set_operation(parser: argparse.ArgumentParser, op: Operation) -> argparse.ArgumentParser:
     """Make `parser` run `op` (a command without subcommands) with the common flags; returns it
     for extra flags."""
     add_common_flags(parser, read_only=op.read_only)
-    parser.set_defaults(_operation=op)
+    parser.set_defaults(_operation=op, _shown=_shown(parser))
     return parser
 
 
@@ -149,7 +168,7 @@ MAX_TIMEOUT_MINUTES = 7 * 24 * 60
 
 EXIT_CODES = (
     "exit codes: 0 done or nothing to do; 1 failed; 2 bad usage/config; 3 refused (nothing "
-    "changed); 130 interrupted (re-run the same command to resume)"
+    "changed); 130 interrupted (the message says what a re-run does: most operations resume)"
 )
 """Every operation's exit codes (`ExitCode`), at the end of its --help."""
 
@@ -210,7 +229,11 @@ def run_command(
 
     started = clock.now()
     run_id = _new_run_id(clock)
-    label = f"{command} {op.name} {args.stack}"
+    # Progress and warnings name the command as typed (`restore-check staging: verify ...`);
+    # the audit record, the lock and --json keep `command` (`restore_check run`): a stable key
+    # for what reads them (log queries over older records, the janitor's `dr drill`).
+    shown = getattr(args, "_shown", None) or f"{command} {op.name}"
+    label = f"{shown} {args.stack}"
     out = Progress(label=label, verbosity=-1 if args.quiet else args.verbose, clock=clock)
     _quiet_botocore(args.verbose)
     if threading.current_thread() is threading.main_thread():
@@ -235,7 +258,7 @@ def run_command(
         warnings: list[str] | None = None if op.strict_config else []
         stack = resolve_stack(args.stack, warnings=warnings)
         for warning in warnings or []:
-            out.warn(f"config (not enforced by {command} {op.name}): {warning}")
+            out.warn(f"config (not enforced by {shown}): {warning}")
         note = region_note(stack.config)
         if note:
             out.debug(note)
@@ -322,7 +345,7 @@ def run_command(
         code, outcome = ExitCode.INTERRUPTED, "interrupted"
         phase = out.current or getattr(out, "interrupted_phase", None)
         where = f" during '{phase}'" if phase else ""
-        message = f"interrupted{where}. {op.on_interrupt}"
+        message = f"interrupted{where}. {op.interrupt_advice()}"
     except Exception as exc:  # a bug: say so plainly, keep the traceback for the audit log
         code, outcome = ExitCode.FAILED, "failed"
         message = f"internal error ({type(exc).__name__}: {exc}); details in the audit log"

@@ -4,11 +4,14 @@ one line when a phase starts and one when it ends, with its duration or how it f
 stdout is kept for the result (`--json` or the final message), so progress never mixes with
 what a script parses. `-q` silences progress; `-v` adds detail lines (AWS calls).
 
-A log reads::
+A log reads (each line starts with the command as typed after `dbplatform`, and its stack)::
 
-    restore_check staging: verify ...
-    restore_check staging: verify: done in 4.2s
-    restore_check staging: wait until ... is available: FAILED (Failed) after 28m 03s
+    restore-check staging: verify ...
+    restore-check staging: verify: done in 4.2s
+    restore-check staging: wait until ... is available: FAILED (Failed) after 28m 03s
+
+A phase ends as its body does: a check phase raises its refusal or failure inside itself, so
+its end line is never `done in` just above the command's `refused:` line.
 """
 
 from __future__ import annotations

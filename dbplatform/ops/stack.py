@@ -1,8 +1,9 @@
 """Stack lookup: a stack name -> its validated config and physical names, without Pulumi.
 
 The config comes from `Pulumi.<stack>.yaml` through `infra.config.load_stack`; names come from
-`infra.naming.Names`. `DBPLATFORM_PROJECT_DIR` points at another checkout of the config (CI jobs,
-tests); else the checkout around the working directory; else the one this code lives in.
+`infra.naming.Names`. `DBPLATFORM_PROJECT_DIR` points at another folder of stack files (CI jobs,
+tests); else they are the checkout's this code lives in, whatever the working directory
+(`infra.config.project_dir`: from inside another checkout the command refuses instead).
 """
 
 from __future__ import annotations

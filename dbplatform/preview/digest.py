@@ -29,9 +29,15 @@ from dbplatform.manifest.redact import (
 from dbplatform.preview.weakened import Weakening, weakened_steps
 from infra.stateful import STATEFUL_TYPES, is_stateful, replacement_properties
 from policy import inputs
+from policy.markers import KNOWN_AFTER_DEPLOY
 
 # The placeholder Pulumi serializes for a value only known after apply (plugin.UnknownStringValue).
+# It reads as the manifests spell such a value, so the preview's details and the infra diff
+# embedded in the same comment say it one way.
 UNKNOWN_VALUE = "04da6b54-80e4-46f7-96ec-b56ff0331ba9"
+# A changed secret: both sides would read REDACTED, which looks like no change at all. The infra
+# diff writes the same.
+SECRET_CHANGED = f"{REDACTED} (changed)"
 # Policy violations reach the digest as diagnostics carrying the enforcement level in brackets.
 _POLICY_MARK = re.compile(r"\[(mandatory|advisory|remediate)\]", re.I)
 
@@ -378,7 +384,7 @@ def _merge_one(urn: str, group: list[dict[str, Any]], secrets: frozenset[str]) -
             path=path,
             kind=detailed.get(path, "update"),
             old=_display(old_inputs, path, secrets),
-            new=_display(new_inputs, path, secrets),
+            new=_new_display(old_inputs, new_inputs, path, secrets),
             forces_replacement=path in forcing or _top(path) in forcing,
         )
         for path in paths
@@ -452,18 +458,37 @@ def _display(props: Mapping[str, Any], path: str, secrets: frozenset[str]) -> st
     return render_value(value, sensitive, secrets)
 
 
+def _new_display(
+    old: Mapping[str, Any], new: Mapping[str, Any], path: str, secrets: frozenset[str]
+) -> str | None:
+    """The new value; SECRET_CHANGED where both sides are hidden, since Pulumi listed the path as
+    changed. Only two plaintexts seen equal (the value became secret, say) keep REDACTED."""
+    shown = _display(new, path, secrets)
+    if shown != REDACTED or _display(old, path, secrets) != REDACTED:
+        return shown
+    before, after = _plaintext(_lookup(old, path)[1]), _plaintext(_lookup(new, path)[1])
+    return REDACTED if before is not None and before == after else SECRET_CHANGED
+
+
+def _plaintext(value: Any) -> Any:
+    """A value with Pulumi's secret wrapper taken off; None when the document hides it."""
+    if is_pulumi_secret(value):
+        value = value.get("value", value.get("plaintext"))
+    return None if value is None or value == REDACTED else value
+
+
 # --- secrets -------------------------------------------------------------------------------
 
 
 def render_value(value: Any, sensitive: bool, secrets: frozenset[str]) -> str:
     """One-line, redacted, shortened rendering of a property value."""
     if value == UNKNOWN_VALUE:
-        return "(known after apply)"
+        return KNOWN_AFTER_DEPLOY
     clean = redact(value, sensitive)
     if clean == REDACTED:
         return REDACTED
     text = json.dumps(clean, sort_keys=True, ensure_ascii=False, separators=(", ", ": "))
-    text = scrub(text.replace(json.dumps(UNKNOWN_VALUE), "(known after apply)"), secrets)
+    text = scrub(text.replace(json.dumps(UNKNOWN_VALUE), KNOWN_AFTER_DEPLOY), secrets)
     # before the cut, which could leave part of an account id that the mask no longer finds
     text = mask_accounts(text)
     if len(text) > _VALUE_WIDTH:

@@ -1,7 +1,8 @@
 """Render a parsed preview as a pull-request comment that puts danger first and always fits GitHub.
 
-The provenance line (commit, run, time, Pulumi Cloud), the verdict, the warnings (stateful
-resources deleted or replaced, protections weakened) and the operation counts are always kept;
+The provenance line (commit, run, time, Pulumi Cloud), the verdict (which also names what the
+offline infra diff and guardrails flag), the warnings (stateful resources deleted or replaced,
+protections weakened) and the operation counts are always kept;
 policy violations, errors, the table of changes (dangerous operations first across all
 components, repeated changes grouped by type and property set), the offline checks and the
 collapsed per-resource details fill the remaining room in that order, and a closing note links
@@ -19,12 +20,24 @@ from dataclasses import dataclass
 from dbplatform.manifest.redact import MASKED_ACCOUNT, mask_accounts, redact_text
 from dbplatform.manifest.render import _short_type as short_type
 from dbplatform.preview.digest import Diagnostic, Preview, ResourceChange, op_rank
+from dbplatform.preview.offline import (
+    GUARDRAILS_TITLE,
+    INFRA_DIFF_TITLE,
+    GuardrailsCounts,
+    InfraDiffCounts,
+    plural,
+    read_guardrails,
+    read_infra_diff,
+    strip_infra_diff_marker,
+)
 from dbplatform.preview.weakened import Weakening
 
 # GitHub refuses a comment body over 65,536 characters ("Body is too long (maximum is 65536
 # characters)"); one below it leaves no doubt about how the count ends.
 GITHUB_COMMENT_LIMIT = 65_535
 ALLOW_LABEL = "allow-destructive"
+# The command that writes the untrimmed report, as the closing note names it.
+FULL_REPORT_COMMAND = "dbplatform preview-report --full"
 # Room kept back for the closing note, whatever else is cut.
 _FOOTER_RESERVE = 400
 _MAX_PROPERTIES = 20
@@ -75,6 +88,42 @@ class Report:
     """Number of optional entries (table rows, details, messages) left out to fit the limit."""
 
 
+@dataclass(frozen=True)
+class _Offline:
+    """What the offline reports say, when they are in a shape this module can count."""
+
+    infra_diff: InfraDiffCounts | None
+    guardrails: GuardrailsCounts | None
+
+    @classmethod
+    def read(cls, ctx: Context) -> _Offline:
+        return cls(
+            infra_diff=read_infra_diff(ctx.infra_diff) if ctx.infra_diff else None,
+            guardrails=read_guardrails(ctx.guardrails) if ctx.guardrails else None,
+        )
+
+    @property
+    def flagged(self) -> bool:
+        return bool(
+            (self.infra_diff and self.infra_diff.flagged)
+            or (self.guardrails and self.guardrails.flagged)
+        )
+
+    def findings(self, command: str) -> list[str]:
+        """One clause per offline check that flags something, for the verdict."""
+        out = []
+        if self.infra_diff and self.infra_diff.flagged:
+            *first, last = self.infra_diff.findings(command)
+            what = f"{', '.join(first)} and {last}" if first else last
+            out.append(f"the offline infra diff against the base branch flags {what}")
+        if self.guardrails and self.guardrails.flagged:
+            n = self.guardrails.mandatory
+            out.append(
+                f"{plural(n, 'mandatory offline guardrail')} {'fails' if n == 1 else 'fail'}"
+            )
+        return out
+
+
 class _Page:
     """Appends text while tracking its width against a limit."""
 
@@ -112,8 +161,9 @@ def render(
 ) -> Report:
     """The comment for `preview`, never wider than `limit`."""
     ctx = context or Context()
-    verdict_md, verdict_plain = _verdict(preview, allow_destructive)
-    if _nothing_to_say(preview):
+    offline = _Offline.read(ctx)
+    verdict_md, verdict_plain = _verdict(preview, allow_destructive, offline)
+    if _nothing_to_say(preview) and not offline.flagged:
         line = _masked_markdown(f"{marker(preview.stack)}\n{verdict_md}{_provenance(ctx, ' · ')}\n")
         return Report(
             markdown=_truncate(line, limit), verdict=mask_accounts(verdict_plain), omitted=0
@@ -132,7 +182,7 @@ def render(
     if omitted_warnings:
         omitted["stateful-resource warnings"] = omitted_warnings
     stopped = False
-    for section in _optional_sections(preview, ctx):
+    for section in _optional_sections(preview, ctx, offline):
         # Once something does not fit, later sections are left out whole: a reader sees a prefix
         # of the report in priority order, never a gap in the middle.
         kept = 0 if stopped else _add_section(page, section)
@@ -177,20 +227,20 @@ def _nothing_to_say(preview: Preview) -> bool:
     )
 
 
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}{'' if n == 1 else 's'}"
-
-
 def _summary(preview: Preview) -> str:
     parts = [f"{n:,} to {op}" for op, n in preview.counts if op not in ("same", "read", "refresh")]
     return ", ".join(parts) if parts else "no changes"
 
 
-def _verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
-    md, plain = _base_verdict(preview, allow_destructive)
+def _verdict(preview: Preview, allow_destructive: bool, offline: _Offline) -> tuple[str, str]:
+    # The cloud preview may find nothing wrong where the offline checks do (they compare the
+    # branch with its base, not with what is deployed): a green tick would leave their finding in
+    # a collapsed section, so the verdict names it.
+    found = ("; ".join(offline.findings("`pulumi up`")), "; ".join(offline.findings("pulumi up")))
+    md, plain = _base_verdict(preview, allow_destructive, found)
     weak = preview.weakened
     if weak:
-        what = _plural(len(weak), "protection")
+        what = plural(len(weak), "protection")
         plain += f" {what} weakened."
         md += f" **{what} weakened** (see below)."
     blocked = preview.blocked_by_protect
@@ -198,7 +248,7 @@ def _verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
         names = ", ".join(r.name for r in blocked[:5])
         plain += f" The update will FAIL: {names} protected."
         md += (
-            f" **The update will fail:** {_plural(len(blocked), 'resource')} "
+            f" **The update will fail:** {plural(len(blocked), 'resource')} "
             f"({', '.join(_code(r.name) for r in blocked[:5])}) "
             f"{'is' if len(blocked) == 1 else 'are'} `protect`ed; lift `protect` in a "
             "separate, reviewed change first."
@@ -206,14 +256,17 @@ def _verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
     return md, plain
 
 
-def _base_verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
+def _base_verdict(
+    preview: Preview, allow_destructive: bool, offline: tuple[str, str]
+) -> tuple[str, str]:
+    """The verdict; `offline` is what the offline checks flag (Markdown, plain), or empty."""
     danger = preview.destructive
     mandatory = [d for d in preview.policy_violations if d.severity == "error"]
     problems = len(preview.errors) + len(mandatory)
-    extra = f" The preview also reported {_plural(problems, 'error')}." if problems else ""
+    extra = f" The preview also reported {plural(problems, 'error')}." if problems else ""
     stack = preview.stack
     if preview.weakened and not danger and not allow_destructive:
-        n = _plural(len(preview.weakened), "protection")
+        n = plural(len(preview.weakened), "protection")
         plain = (
             f"BLOCKED: {n} of stateful resources weakened in {stack}; this needs the "
             f"'{ALLOW_LABEL}' label from a repository owner."
@@ -223,38 +276,59 @@ def _base_verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
             f"{_code(stack)}.** Merging needs the {_code(ALLOW_LABEL)} label from a repository "
             f"owner.{extra}"
         )
-        return md, plain
-    if danger and not allow_destructive:
+    elif danger and not allow_destructive:
         plain = (
-            f"BLOCKED: {_plural(len(danger), 'stateful resource')} would be deleted or replaced "
+            f"BLOCKED: {plural(len(danger), 'stateful resource')} would be deleted or replaced "
             f"in {stack}; this needs the '{ALLOW_LABEL}' label from a repository owner."
         )
         md = (
-            f"⛔ **Blocked: {_plural(len(danger), 'stateful resource')} would be deleted or "
+            f"⛔ **Blocked: {plural(len(danger), 'stateful resource')} would be deleted or "
             f"replaced in {_code(stack)}.** Merging needs the {_code(ALLOW_LABEL)} label from a "
             f"repository owner.{extra}"
         )
     elif problems:
         approved = (
             f" Destructive change approved ({ALLOW_LABEL}): "
-            f"{_plural(len(danger), 'stateful resource')} will be deleted or replaced."
+            f"{plural(len(danger), 'stateful resource')} will be deleted or replaced."
             if danger
             else ""
         )
-        plain = f"FAILED: the preview of {stack} reported {_plural(problems, 'error')}.{approved}"
+        plain = f"FAILED: the preview of {stack} reported {plural(problems, 'error')}.{approved}"
         md = (
-            f"❌ **The preview of {_code(stack)} reported {_plural(problems, 'error')}** "
+            f"❌ **The preview of {_code(stack)} reported {plural(problems, 'error')}** "
             f"({_summary(preview)}); see below.{approved}"
         )
     elif danger:
         plain = (
-            f"APPROVED DESTRUCTIVE: {_plural(len(danger), 'stateful resource')} will be deleted "
+            f"APPROVED DESTRUCTIVE: {plural(len(danger), 'stateful resource')} will be deleted "
             f"or replaced in {stack} ({ALLOW_LABEL})."
         )
         md = (
             f"⚠️ **Destructive change approved ({_code(ALLOW_LABEL)}): "
-            f"{_plural(len(danger), 'stateful resource')} will be deleted or replaced in "
+            f"{plural(len(danger), 'stateful resource')} will be deleted or replaced in "
             f"{_code(stack)}.**"
+        )
+    else:
+        return _calm_verdict(preview, offline)
+    md_found, plain_found = offline
+    if md_found:
+        md += f" Also, **{md_found}**."
+        plain += f" Also, {plain_found}."
+    return md, plain
+
+
+def _calm_verdict(preview: Preview, offline: tuple[str, str]) -> tuple[str, str]:
+    """The verdict when the cloud preview deletes, replaces or weakens nothing and reports no
+    error: a green tick, unless an offline check flags something."""
+    stack, md_found, plain_found = preview.stack, *offline
+    if preview.changed and md_found:
+        plain = (
+            f"WARNING: {_summary(preview)} in {stack}: the cloud preview deletes or replaces no "
+            f"stateful resource, but {plain_found}."
+        )
+        md = (
+            f"⚠️ **{_summary(preview).capitalize()} in {_code(stack)}**: the cloud preview "
+            f"deletes or replaces no stateful resource, but **{md_found}**."
         )
     elif preview.changed:
         plain = f"OK: {_summary(preview)} in {stack}; no stateful resource deleted or replaced."
@@ -262,6 +336,9 @@ def _base_verdict(preview: Preview, allow_destructive: bool) -> tuple[str, str]:
             f"✅ **{_summary(preview).capitalize()} in {_code(stack)}**; no stateful resource is "
             "deleted or replaced."
         )
+    elif md_found:
+        plain = f"WARNING: no changes in {stack} in the cloud preview, but {plain_found}."
+        md = f"⚠️ **No changes in {_code(stack)}** in the cloud preview, but **{md_found}**."
     else:
         plain = f"OK: no changes in {stack}."
         md = f"✅ **No changes in {_code(stack)}.**"
@@ -347,7 +424,7 @@ def _counts_table(preview: Preview) -> str:
 # --- optional sections ---------------------------------------------------------------------
 
 
-def _optional_sections(preview: Preview, ctx: Context) -> list[_Section]:
+def _optional_sections(preview: Preview, ctx: Context, offline: _Offline) -> list[_Section]:
     sections: list[_Section] = []
     if preview.policy_violations:
         sections.append(
@@ -382,19 +459,28 @@ def _optional_sections(preview: Preview, ctx: Context) -> list[_Section]:
                 "\n",
             )
         )
-    for title, body, fence in (
-        ("Offline guardrails", ctx.guardrails, True),
-        ("Offline infra diff against the base branch", ctx.infra_diff, False),
+    # The titles carry the counts: a reader sees what each report found without opening it.
+    guardrails = offline.guardrails.summary() if offline.guardrails else None
+    infra_diff = offline.infra_diff.summary() if offline.infra_diff else None
+    for title, found, body, fence in (
+        (GUARDRAILS_TITLE, guardrails, ctx.guardrails, True),
+        (
+            INFRA_DIFF_TITLE,
+            infra_diff,
+            ctx.infra_diff and strip_infra_diff_marker(ctx.infra_diff),
+            False,
+        ),
     ):
         if body and body.strip():
-            sections.append(_Section("offline reports", "", [_offline(title, body, fence)], ""))
+            heading = f"{title}: {found}" if found else title
+            sections.append(_Section("offline reports", "", [_offline(heading, body, fence)], ""))
     if changed:
         for component, group in _by_component(changed):
             sections.append(
                 _Section(
                     "resource details",
                     f"<details><summary>{_html(component)}: "
-                    f"{_plural(len(group), 'change')}</summary>\n\n",
+                    f"{plural(len(group), 'change')}</summary>\n\n",
                     [_detail(r) for r in group],
                     "</details>\n\n",
                 )
@@ -407,13 +493,30 @@ def _offline(title: str, body: str, fence: bool) -> str:
     text = redact_text(body.strip())
     text = mask_accounts(text) if fence else _masked_markdown(text)
     if len(text) > _MAX_OFFLINE:
-        text = text[:_MAX_OFFLINE] + "\n… (cut; the full text is in the run's artifacts)"
+        text = _cut_offline(text, close_details=not fence)
     if fence:
         ticks = "```"
         while ticks in text:
             ticks += "`"
         text = f"{ticks}text\n{text}\n{ticks}"
     return f"<details><summary>{_html(title)}</summary>\n\n{text}\n\n</details>\n\n"
+
+
+def _cut_offline(text: str, *, close_details: bool) -> str:
+    """The first _MAX_OFFLINE characters, cut at a line end; a `<details>` of Markdown left open
+    would hide the rest of the comment, and a note right under a table row would read as one
+    more row."""
+    kept = text[:_MAX_OFFLINE]
+    if "\n" in kept:
+        kept = kept[: kept.rindex("\n")]
+    unclosed = 0
+    if close_details:
+        unclosed = len(re.findall(r"<details\b", kept)) - len(re.findall(r"</details>", kept))
+    return (
+        kept
+        + "\n\n</details>" * max(unclosed, 0)
+        + "\n\n… (cut; the full text is in the run's artifacts)"
+    )
 
 
 def _add_section(page: _Page, section: _Section) -> int:
@@ -514,14 +617,15 @@ def _footer(preview: Preview, omitted: dict[str, int], ctx: Context) -> str:
         return ""
     what = ", ".join(f"{n:,} {kind}" for kind, n in omitted.items())
     where = ctx.full_report_url or ctx.run_url
+    # Without a link there may be no CI run at all (a local run): name the command instead.
     full = (
-        f"[the full report]({_url(where)}) (`preview_report --full`)"
+        f"Read [the full report]({_url(where)}) (`{FULL_REPORT_COMMAND}`), or run"
         if where
-        else "the full report is in this run's artifacts (`preview_report --full`)"
+        else f"For the full report run `{FULL_REPORT_COMMAND}`, or"
     )
     return (
         f"_Trimmed to fit GitHub's {GITHUB_COMMENT_LIMIT:,}-character comment limit; omitted: "
-        f"{what}. Read {full}, or run `pulumi preview --diff --stack {preview.stack}`._\n"
+        f"{what}. {full} `pulumi preview --diff --stack {preview.stack}`._\n"
     )
 
 

@@ -425,12 +425,20 @@ def _refuse_during_major_bluegreen(ctx: Context) -> None:
     if state is None:
         return
     if state.phase in (SWITCHED_OVER, PROMOTED, ROLLING_BACK):
+        # every step named as a whole command line: one to paste, each flag one it has
+        bg = f"dbplatform bluegreen {{}} --stack {ctx.stack.name}"
+        finish = {
+            SWITCHED_OVER: f"`{bg.format('promote')}`, then after the soak "
+            f"`{bg.format('finalize')}`",
+            PROMOTED: f"after the soak, `{bg.format('finalize')}`",
+            ROLLING_BACK: f"`{bg.format('rollback')}` (it finishes the rollback), then after "
+            f"the soak `{bg.format('finalize')}`",
+        }[state.phase]
         raise Refused(
             f"blue/green deployment {state.deployment_name} of stack {ctx.stack.name} is "
             f"{state.phase}: a rollback is still possible, and the old blue would come back "
             "with the old master password while the secret holds the new one. Nothing was "
-            "changed. Finish first (dbplatform bluegreen promote, then finalize --stack "
-            f"{ctx.stack.name}; or finish the rollback), then re-run. If the password is "
+            f"changed. Finish the cycle first ({finish}), then re-run. If the password is "
             "compromised now, change it on both instances by hand (ALTER ROLE) before rotating",
             data={"bluegreen_phase": state.phase},
         )

@@ -247,6 +247,9 @@ def test_sigint_during_verification_deletes_the_instance_and_exits_130(
     # the check's own connect timeout is 10 s: a signal sent later than that finds it past SQL
     assert proc.returncode == 130, f"signal sent {waited:.1f}s after the connect\n{err}"
     assert "interrupted" in err
+    # true of a restore check: a re-run starts anew (it said "re-run ... to resume")
+    assert "A restore check has nothing to resume: a re-run starts a new one" in err
+    assert "to resume from the state in AWS" not in err
     assert "Traceback" not in err
     assert _temporary(dr) == []
 
@@ -263,6 +266,12 @@ def test_no_recovery_point_or_missing_groups_refuse_with_nothing_created(dr: DrE
     assert missing.code == 3
     assert f"DB subnet group {seeded.subnet_group}" in missing.stderr
     assert _temporary(dr) == []
+    # the lookup's own end line says it refused (it said `done in` above the refusal), under
+    # the command's name as typed (it said `restore_check run staging:`)
+    lookup = "restore-check staging: look up the stack's subnet, security and parameter groups"
+    assert f"{lookup}: refused after " in missing.stderr
+    assert f"{lookup}: done" not in missing.stderr
+    assert "restore_check" not in missing.stderr
 
 
 def test_dry_run_prints_the_restore_with_its_groups_and_creates_nothing(dr: DrEnv) -> None:

@@ -168,6 +168,29 @@ def test_an_interrupted_promote_finishes_on_rerun(aws: AwsEnv) -> None:
     assert aws.record("staging")["phase"] == "promoted"
 
 
+def test_failed_post_checks_end_their_phase_failed_and_say_how_to_roll_back(
+    aws: AwsEnv,
+) -> None:
+    aws.started("staging")
+    alarm = "dbplatform-staging-pg-cpu-critical"
+
+    def alarm_after_switchover(**_: Any) -> None:  # the application breaks on green
+        aws.client("cloudwatch").set_alarm_state(
+            AlarmName=alarm, StateValue="ALARM", StateReason="test"
+        )
+
+    session = session_with(
+        [("after-call.rds.SwitchoverBlueGreenDeployment", alarm_after_switchover)]
+    )
+    run = aws.main("promote", "--stack", "staging", "--yes", session=session)
+    assert run.code == 1, run.text
+    # the phase that found it ends FAILED (it ended `done in` above the failure)
+    assert "bluegreen promote staging: post-checks: FAILED (Failed) after " in run.stderr
+    assert "post-checks: done" not in run.stderr
+    assert f"alarms in ALARM after switchover: {alarm}" in run.stderr
+    assert "dbplatform bluegreen rollback --stack staging" in run.stderr
+
+
 def _interrupted_promote(aws: AwsEnv, when: str) -> str:
     """A promote cut by Ctrl-C before or after the switchover call; then the deployment is
     deleted (from the console, say), as RDS allows after a switchover without DeleteTarget and

@@ -10,6 +10,7 @@ import http.server
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -180,6 +181,71 @@ def test_promote_gates_each_refuse(aws: AwsEnv) -> None:
     )
     aws.report_green_lag(10.0)
     _refused(aws, *promote, "--max-slot-lag-mb", "5", says="(limit --max-slot-lag-mb 5)")
+
+
+def _phase_end(stderr: str, phase: str) -> tuple[str, str]:
+    """The end line of `phase` and the first `refused:`/`failed:` line after it."""
+    lines = stderr.splitlines()
+    # `<label>: <phase> ...` starts it; `<label>: <phase>: <how it ended> <duration>` ends it
+    (at,) = [i for i, line in enumerate(lines) if line.startswith(f"{phase}: ")]
+    verdict = next(line for line in lines[at + 1 :] if line.startswith(("refused:", "failed:")))
+    return lines[at], verdict
+
+
+def test_a_refused_preflight_or_gate_ends_its_phase_refused_not_done(aws: AwsEnv) -> None:
+    """UX review: a refused promote printed `gates: done in 0.0s` (on a terminal `✓ gates`) just
+    above `refused: ...`. A check phase ends as its verdict does (docs/operations.md)."""
+    aws.seed("staging")
+    rds = aws.client("rds")
+    rds.modify_db_instance(
+        DBInstanceIdentifier=PRIMARY, BackupRetentionPeriod=0, ApplyImmediately=True
+    )
+    start = ("start", "--stack", "staging", "--engine-version", "17.2")
+    text = _refused(aws, *start, says="automated backups are off")
+    end, verdict = _phase_end(text, "bluegreen start staging: preflight")
+    assert end.startswith("bluegreen start staging: preflight: refused after "), end
+    assert verdict.startswith("refused: blue/green cannot start on dbplatform-staging-pg")
+    assert "preflight: done" not in text
+
+    rds.modify_db_instance(
+        DBInstanceIdentifier=PRIMARY, BackupRetentionPeriod=3, ApplyImmediately=True
+    )
+    assert aws.main(*start).code == 0
+    text = _refused(aws, "promote", "--stack", "staging", "--yes", says="datapoint")
+    end, verdict = _phase_end(text, "bluegreen promote staging: gates")
+    assert end.startswith("bluegreen promote staging: gates: refused after "), end
+    assert verdict.startswith("refused: promote of dbplatform-staging-pg refused")
+    assert "gates: done" not in text
+
+
+def test_the_rollback_refusal_says_a_command_line_rollback_accepts(
+    aws: AwsEnv, tmp_path: Path
+) -> None:
+    """The refusal to lose the data window says the command to accept it, carrying this run's
+    SQL flags: each one is a flag of rollback, read back by its own parser (UX review)."""
+    import shlex
+
+    from dbplatform.cmdline import parse_args
+    from scripts.bluegreen import build_parser
+
+    aws.promoted("staging")
+    bundle = tmp_path / "rds-ca.pem"
+    bundle.write_text("not read before the refusal\n")
+    for given in (
+        ("--skip-sql-checks",),
+        ("--sql-ca-bundle", str(bundle), "--sql-host", "127.0.0.1", "--sql-port", "15432"),
+    ):
+        text = _refused(aws, "rollback", "--stack", "staging", "--yes", *given, says="re-run: ")
+        line = text.split("re-run: ", 1)[1].splitlines()[0]
+        words = shlex.split(line)
+        assert words[:3] == ["dbplatform", "bluegreen", "rollback"], line
+        args = parse_args(build_parser(), words[2:])  # exit 2 on any flag rollback lacks
+        assert args.accept_data_window == aws.record("staging")["switchover_at"]
+        assert args.yes
+        assert args.skip_sql_checks == ("--skip-sql-checks" in given)
+        assert (args.sql_host, args.sql_port) == (
+            (None, None) if "--sql-host" not in given else ("127.0.0.1", 15432)
+        )
 
 
 def test_the_slot_lag_gate_reads_the_metric_in_bytes_as_rds_sends_it(aws: AwsEnv) -> None:

@@ -5,8 +5,12 @@ its outage and never claims writability without a write, and -vv hides secret va
 
 from __future__ import annotations
 
+import io
 import json
+import sys
 from typing import Any
+
+import pytest
 
 from tests.ops.support import AwsEnv, session_with
 
@@ -46,6 +50,54 @@ def test_a_promoted_cycle_finalizes(aws: AwsEnv) -> None:
     run = aws.main("finalize", "--stack", "staging", "--yes", "--ignore-soak")
     assert run.code == 0, run.text
     assert PRIMARY + "-old1" not in aws.instances() and PRIMARY in aws.instances()
+
+
+class _Terminal(io.StringIO):
+    """An operator at a terminal typing `text`."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_finalize_says_rollback_ends_with_it_before_it_asks(
+    aws: AwsEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """UX review: the confirmation stated the deletion cost but not that this is the step after
+    which `rollback` can no longer return to the old version."""
+    aws.promoted("staging")
+    before = aws.instances()
+    monkeypatch.setattr(sys, "stdin", _Terminal("n\n"))
+    run = aws.main("finalize", "--stack", "staging", "--ignore-soak")
+    assert run.code == 3 and "not confirmed; nothing was changed" in run.stderr, run.text
+    asked = run.stderr.split("Proceed? [y/N]")[0]
+    assert f"delete {PRIMARY}-old1 (final snapshot first)" in asked
+    assert "After this, rollback is no longer possible" in asked
+    assert "PostgreSQL 16" in asked  # the version there is then no command back to
+    assert aws.instances() == before
+
+    # without a terminal the refusal says it too, and --yes records it in the log
+    monkeypatch.setattr(sys, "stdin", io.StringIO(""))
+    no_tty = aws.main("finalize", "--stack", "staging", "--ignore-soak")
+    assert no_tty.code == 3 and "Add --yes to confirm" in no_tty.stderr
+    assert "rollback is no longer possible" in no_tty.stderr
+    done = aws.main("finalize", "--stack", "staging", "--ignore-soak", "--yes")
+    assert done.code == 0, done.text
+    assert "confirmed by --yes: delete" in done.stderr
+    assert "rollback is no longer possible" in done.stderr
+
+
+def test_finalize_after_a_rollback_says_where_the_windows_writes_are_left(aws: AwsEnv) -> None:
+    aws.promoted("staging")
+    since = aws.record("staging")["switchover_at"]
+    rolled = aws.main("rollback", "--stack", "staging", "--accept-data-window", since, "--yes")
+    assert rolled.code == 0, rolled.text
+    record = aws.record("staging")
+    run = aws.main("finalize", "--stack", "staging", "--ignore-soak")
+    assert run.code == 3, run.text
+    assert f"delete {PRIMARY}-new1 (final snapshot first)" in run.stderr
+    start, end = record["data_window"]
+    assert f"the writes it took between {start} and {end} are then only in snapshots" in run.stderr
+    assert record["rollback_snapshot"] in run.stderr
 
 
 def test_no_primary_where_it_looks_is_refused_naming_account_and_region(aws: AwsEnv) -> None:

@@ -219,6 +219,14 @@ def test_every_outcome_maps_to_its_exit_code_without_a_traceback(
     assert not aws.lock_held("staging")
 
 
+def test_an_interrupted_read_only_operation_does_not_promise_a_resume(aws: AwsEnv) -> None:
+    """It changed nothing, so there is nothing to resume (UX review: every interruption said
+    "re-run the same command to resume")."""
+    run = aws.main("peek", "--stack", "staging", "--do", "interrupt", main=_main)
+    assert run.code == 130
+    assert run.stderr.splitlines()[-1] == "interrupted: It changes nothing, so re-run it"
+
+
 def test_bad_config_and_bad_usage_exit_2(
     aws: AwsEnv, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

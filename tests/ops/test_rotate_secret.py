@@ -137,6 +137,9 @@ def test_app_secret_gets_a_new_current_value_and_keeps_the_old_as_previous(aws: 
     (record,) = aws.audit()
     assert record["outcome"] == "done" and JWT in " ".join(record["aws_ids"])
     assert not aws.lock_held("prod")
+    # progress names the command as the operator types it (UX review: `rotate_secret rotate`)
+    assert "rotate-secret prod: write the new value: done in " in result.stderr
+    assert "rotate_secret" not in result.stderr
 
 
 def test_rotating_twice_moves_previous_along(aws: AwsEnv) -> None:

@@ -5,11 +5,15 @@ rotation is refused during a major-version blue/green; a stale AWSPENDING fails 
 from __future__ import annotations
 
 import json
+import re
+import shlex
 from typing import Any
 
 import pytest
 
+from dbplatform.cmdline import parse_args
 from infra.naming import Names
+from scripts.bluegreen import build_parser
 from tests.ops.support import AwsEnv, FakeClock, Run, session_with
 from tests.ops.test_rotate_secret import MASTER, MASTER_VALUE, labels, seed_master
 
@@ -173,8 +177,15 @@ def test_master_rotation_is_refused_until_finalize(aws: AwsEnv, phase: str, targ
     _record(aws, phase, "16.4", target)
     run = rotate(aws, "--secret", "master")
     assert run.code == 3, run.text
-    assert "finalize --stack prod" in run.stderr and phase in run.stderr
+    assert "`dbplatform bluegreen finalize --stack prod`" in run.stderr and phase in run.stderr
     assert [k for k, s in labels(aws, MASTER).items() if "AWSCURRENT" in s] == [before]
+    # each way on is a whole command line its parser accepts (it said `dbplatform bluegreen
+    # promote, then finalize --stack prod`: no --stack on promote, exit 2 as pasted)
+    steps = re.findall(r"`(dbplatform bluegreen [^`]+)`", run.stderr)
+    assert steps and steps[-1] == "dbplatform bluegreen finalize --stack prod", steps
+    for step in steps:
+        args = parse_args(build_parser(), shlex.split(step)[2:])
+        assert args.stack == "prod"
 
 
 def test_a_stale_pending_version_fails_fast_with_the_command(aws: AwsEnv) -> None:

@@ -208,6 +208,20 @@ def test_the_policy_pack_is_self_contained(tmp_path: Path) -> None:
     assert name == "dbplatform-guardrails" and int(count) >= 20
 
 
+def test_the_docs_say_the_command_and_the_pack_run_from_anywhere() -> None:
+    """UX review: docs said the commands run "from the repository root" and the CrossGuard pack
+    "imports the rules from the repository, so run it from a checkout"; the installed command
+    runs from any folder (test_the_console_script_runs_from_any_folder) and the pack is
+    self-contained (test_the_policy_pack_is_self_contained)."""
+    for doc in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = " ".join(doc.read_text(encoding="utf-8").split())
+        assert "from the repository root" not in text, doc.name
+        assert "imports the rules from the repository" not in text, doc.name
+    guardrails = " ".join((ROOT / "docs" / "synth-guardrails.md").read_text().split())
+    assert "The pack is self-contained (`policy/__main__.py`)" in guardrails
+    assert "from any folder" in guardrails
+
+
 def test_another_checkout_is_refused_not_mixed(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -378,3 +392,96 @@ def test_help_and_usage_errors_still_mark_what_is_required(
     assert _exit_code(["synth", "--format", "pdf"]) == 2
     err = capsys.readouterr().err
     assert "(--stack STACK | --all-stacks)" in err and "invalid choice: 'pdf'" in err
+
+
+@pytest.mark.parametrize(
+    ("argv", "says"),
+    [
+        (
+            ["synth", "--stack", "prod"],
+            "dbplatform synth: interrupted; it changes nothing, so re-run it",
+        ),
+        (["config", "--stack", "prod"], "dbplatform config: interrupted; it changes nothing"),
+        (["--help"], "dbplatform: interrupted; it changes nothing, so re-run it"),
+        (
+            ["restore-check", "--stack", "prod"],
+            "dbplatform restore-check: interrupted before the operation began or after it ended",
+        ),
+    ],
+)
+def test_ctrl_c_in_the_console_script_says_what_is_true_of_the_command(
+    argv: list[str],
+    says: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """UX review: Ctrl-C during `synth` said "re-run the same command to resume"; synth has
+    nothing to resume. (An operation that runs answers Ctrl-C itself: tests/ops.)"""
+    from dbplatform import cli
+
+    def interrupted(process: bool = False) -> int:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "main", interrupted)
+    monkeypatch.setattr(cli, "exit_now", lambda code: (_ for _ in ()).throw(SystemExit(code)))
+    monkeypatch.setattr(sys, "argv", ["dbplatform", *argv])
+    with pytest.raises(SystemExit) as ended:
+        cli.run()
+    assert ended.value.code == 130
+    err = capsys.readouterr().err
+    assert err.startswith(says), err
+    assert err.count("\n") == 1 and "resume" not in err
+
+
+def test_synth_out_creates_missing_folders_and_its_help_says_so(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CI relies on it; undocumented, it surprised a reviewer (infra-diff and preview-report
+    do not create them: docs/synth-guardrails.md)."""
+    from scripts import synth
+    from tests.test_synth import _manifest
+
+    with pytest.raises(SystemExit):
+        main(["synth", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--out FILE write to FILE instead of stdout" in shown
+    assert "missing parent directories are created" in shown
+    assert "DIR, created with its parents if missing" in shown
+
+    monkeypatch.setattr(synth, "build_manifest", lambda stack, root: _manifest(stack))
+    out = tmp_path / "not" / "yet" / "staging.json"
+    assert synth.main(["--stack", "staging", "--out", str(out)]) == 0
+    assert json.loads(out.read_text(encoding="utf-8"))["stack"] == "staging"
+
+
+def test_a_missing_stack_file_says_how_the_project_folder_was_chosen(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """UX review: run from a folder with its own Pulumi.yaml, `config --stack t1` answered
+    "Pulumi.t1.yaml not found in <checkout>" and left the user to guess why there."""
+    from infra.config import ROOT as CHECKOUT
+
+    monkeypatch.delenv("DBPLATFORM_PROJECT_DIR", raising=False)
+    (tmp_path / "Pulumi.yaml").write_text("name: billing\nruntime: python\n", encoding="utf-8")
+    (tmp_path / "Pulumi.t1.yaml").write_text("config: {}\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    assert main(["config", "--stack", "t1"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"Pulumi.t1.yaml not found in {CHECKOUT}" in err
+    assert (
+        "the checkout dbplatform is installed from: the working directory does not choose it"
+        in (err)
+    )
+    assert f"({tmp_path / 'Pulumi.yaml'} is not read)" in err
+    assert "set DBPLATFORM_PROJECT_DIR=FOLDER" in err
+
+    # the way out it names works, and then the message names that way
+    monkeypatch.setenv("DBPLATFORM_PROJECT_DIR", str(tmp_path))
+    assert main(["config", "--stack", "t2"]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"Pulumi.t2.yaml not found in {tmp_path}" in err
+    assert "That folder is the one DBPLATFORM_PROJECT_DIR names" in err
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    assert main(["synth", "--stack", "t2", "--root", str(elsewhere)]) == 2
+    assert "That folder was given with --root" in capsys.readouterr().err

@@ -404,3 +404,43 @@ def test_a_drills_own_stack_may_have_the_drill_shape() -> None:
         load_config(own, values, region, root=ROOT)
     except ConfigError as exc:  # other rules of a DR stack may object, never the name
         assert "drills role may delete" not in str(exc)
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("instanceClass:", "instanceClas:", "dbplatform:database.instanceClas", "instanceClass"),
+        ("config:\n", "config:\n  dbplatform:bakup: {retentionDays: 7}\n", "bakup", "backup"),
+        ("config:\n", "config:\n  aws:regoin: us-east-1\n", "'aws:regoin'", "region"),
+        ("config:\n", "config:\n  dbplatfrom:owner: x\n", "'dbplatfrom:owner'", "dbplatform"),
+    ],
+)
+def test_a_misspelt_key_names_the_one_meant(
+    case: tuple[str, str, str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """UX review: an unknown key listed every valid key but not the close one; exit 2 and the
+    key named stay as they were. `case`: the text replaced, by what, the key, the key meant."""
+    from scripts import config
+
+    old, new, key, meant = case
+
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    text = (ROOT / "Pulumi.staging.yaml").read_text()
+    assert old in text
+    (tmp_path / "Pulumi.typo.yaml").write_text(text.replace(old, new, 1))
+    assert config.main(["--stack", "typo", "--root", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    (problem,) = [p for p in err.splitlines() if key in p]
+    assert f"did you mean {meant}?" in problem, problem
+
+
+def test_no_suggestion_when_nothing_is_close(tmp_path: Path) -> None:
+    (tmp_path / "Pulumi.yaml").write_text((ROOT / "Pulumi.yaml").read_text())
+    text = (ROOT / "Pulumi.staging.yaml").read_text()
+    (tmp_path / "Pulumi.far.yaml").write_text(
+        text.replace("config:\n", "config:\n  dbplatform:zzzzzz: 1\n", 1)
+    )
+    with pytest.raises(ConfigError) as far:
+        load_stack("far", tmp_path)
+    assert "dbplatform:zzzzzz 1 is not a known key (known: " in str(far.value)
+    assert "did you mean" not in str(far.value)

@@ -121,7 +121,7 @@ BAD_FILES: list[tuple[str, str | bytes, list[str]]] = [
     (
         "misspelt field",
         prod_db(multiAZ=True),
-        ["dbplatform:database.multiAZ", "is not a known key (known:"],
+        ["dbplatform:database.multiAZ", "is not a known key; did you mean multiAz? (known:"],
     ),
     (
         "health check port out of range",
