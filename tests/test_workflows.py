@@ -1383,6 +1383,9 @@ def test_offline_checks_run_the_base_tooling_on_the_branch_manifest(tmp_path: Pa
         "<summary>Offline infra diff against the base branch: 1 stateful resource at risk"
         in comment
     )
-    assert "⚠️ **The offline checks flag this change:** 1 stateful resource at risk" in comment
+    assert (
+        "⚠️ **The offline infra diff against the base branch flags 1 stateful resource at risk"
+        in comment
+    )
     gate = _bash(step(job, "gate")["run"], dict(env, GUARDRAILS_RC="0", DIFF_RC="3"), tmp_path)
     assert gate.returncode == 1 and "allow-destructive" in gate.stdout

@@ -94,9 +94,9 @@ DEFAULT_TIMEOUT_MINUTES = 360
 TEARDOWN_SECONDS = 60 * 60.0
 """of a drill's --timeout, kept for its teardown (the instance's deletion, then its groups)"""
 DRILL_INTERRUPT = (
-    "A drill has nothing to resume: it tore down what it had created before exiting (its report "
-    "says what is left); a re-run starts a new drill, and `dbplatform dr janitor` removes what "
-    "an interrupted one left"
+    "A drill has nothing to resume: before exiting it asked AWS to delete what it had created, "
+    "without waiting (its report says what was left); a re-run starts a new drill, and "
+    "`dbplatform dr janitor` removes what an interrupted one left"
 )
 """What the operator reads after Ctrl-C in a drill (Operation.on_interrupt); a rebuild resumes."""
 

@@ -23,11 +23,8 @@ from dbplatform.preview.digest import Diagnostic, Preview, ResourceChange, op_ra
 from dbplatform.preview.offline import (
     GUARDRAILS_TITLE,
     INFRA_DIFF_TITLE,
-    GuardrailsCounts,
-    InfraDiffCounts,
+    Offline,
     plural,
-    read_guardrails,
-    read_infra_diff,
     strip_infra_diff_marker,
 )
 from dbplatform.preview.weakened import Weakening
@@ -88,42 +85,6 @@ class Report:
     """Number of optional entries (table rows, details, messages) left out to fit the limit."""
 
 
-@dataclass(frozen=True)
-class _Offline:
-    """What the offline reports say, when they are in a shape this module can count."""
-
-    infra_diff: InfraDiffCounts | None
-    guardrails: GuardrailsCounts | None
-
-    @classmethod
-    def read(cls, ctx: Context) -> _Offline:
-        return cls(
-            infra_diff=read_infra_diff(ctx.infra_diff) if ctx.infra_diff else None,
-            guardrails=read_guardrails(ctx.guardrails) if ctx.guardrails else None,
-        )
-
-    @property
-    def flagged(self) -> bool:
-        return bool(
-            (self.infra_diff and self.infra_diff.flagged)
-            or (self.guardrails and self.guardrails.flagged)
-        )
-
-    def findings(self, command: str) -> list[str]:
-        """One clause per offline check that flags something, for the verdict."""
-        out = []
-        if self.infra_diff and self.infra_diff.flagged:
-            *first, last = self.infra_diff.findings(command)
-            what = f"{', '.join(first)} and {last}" if first else last
-            out.append(f"the offline infra diff against the base branch flags {what}")
-        if self.guardrails and self.guardrails.flagged:
-            n = self.guardrails.mandatory
-            out.append(
-                f"{plural(n, 'mandatory offline guardrail')} {'fails' if n == 1 else 'fail'}"
-            )
-        return out
-
-
 class _Page:
     """Appends text while tracking its width against a limit."""
 
@@ -161,7 +122,7 @@ def render(
 ) -> Report:
     """The comment for `preview`, never wider than `limit`."""
     ctx = context or Context()
-    offline = _Offline.read(ctx)
+    offline = Offline.read(ctx.infra_diff, ctx.guardrails)
     verdict_md, verdict_plain = _verdict(preview, allow_destructive, offline)
     if _nothing_to_say(preview) and not offline.flagged:
         line = _masked_markdown(f"{marker(preview.stack)}\n{verdict_md}{_provenance(ctx, ' · ')}\n")
@@ -232,7 +193,7 @@ def _summary(preview: Preview) -> str:
     return ", ".join(parts) if parts else "no changes"
 
 
-def _verdict(preview: Preview, allow_destructive: bool, offline: _Offline) -> tuple[str, str]:
+def _verdict(preview: Preview, allow_destructive: bool, offline: Offline) -> tuple[str, str]:
     # The cloud preview may find nothing wrong where the offline checks do (they compare the
     # branch with its base, not with what is deployed): a green tick would leave their finding in
     # a collapsed section, so the verdict names it.
@@ -424,7 +385,7 @@ def _counts_table(preview: Preview) -> str:
 # --- optional sections ---------------------------------------------------------------------
 
 
-def _optional_sections(preview: Preview, ctx: Context, offline: _Offline) -> list[_Section]:
+def _optional_sections(preview: Preview, ctx: Context, offline: Offline) -> list[_Section]:
     sections: list[_Section] = []
     if preview.policy_violations:
         sections.append(

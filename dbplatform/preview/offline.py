@@ -148,13 +148,45 @@ def title(kind: str, text: str) -> str:
     return f"{GUARDRAILS_TITLE}: {rules.summary()}" if rules else GUARDRAILS_TITLE
 
 
+@dataclass(frozen=True)
+class Offline:
+    """What both offline reports say, where they are in a shape that can be counted: the preview
+    report's verdict and the workflow's offline-only comment (`warning`) say it alike."""
+
+    infra_diff: InfraDiffCounts | None
+    guardrails: GuardrailsCounts | None
+
+    @classmethod
+    def read(cls, infra_diff: str | None, guardrails: str | None) -> Offline:
+        return cls(
+            infra_diff=read_infra_diff(infra_diff) if infra_diff else None,
+            guardrails=read_guardrails(guardrails) if guardrails else None,
+        )
+
+    @property
+    def flagged(self) -> bool:
+        return bool(
+            (self.infra_diff and self.infra_diff.flagged)
+            or (self.guardrails and self.guardrails.flagged)
+        )
+
+    def findings(self, command: str) -> list[str]:
+        """One clause per offline check that flags something."""
+        out = []
+        if self.infra_diff and self.infra_diff.flagged:
+            *first, last = self.infra_diff.findings(command)
+            what = f"{', '.join(first)} and {last}" if first else last
+            out.append(f"the offline infra diff against the base branch flags {what}")
+        if self.guardrails and self.guardrails.flagged:
+            n = self.guardrails.mandatory
+            out.append(f"{plural(n, 'mandatory offline guardrail')} {_fail(n)}")
+        return out
+
+
 def warning(infra_diff: str, guardrails: str) -> str:
     """One line for the top of a comment when either report flags something, else ""."""
-    diff, rules = read_infra_diff(infra_diff), read_guardrails(guardrails)
-    found = diff.findings("`pulumi up`") if diff else []
-    if rules and rules.flagged:
-        found.append(f"{plural(rules.mandatory, 'mandatory guardrail')} {_fail(rules.mandatory)}")
-    return f"⚠️ **The offline checks flag this change:** {'; '.join(found)}." if found else ""
+    found = "; ".join(Offline.read(infra_diff, guardrails).findings("`pulumi up`"))
+    return f"⚠️ **{found[0].upper()}{found[1:]}.**" if found else ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -4,6 +4,8 @@ runs them, and every refusal (exit 3 or 2, nothing created)."""
 from __future__ import annotations
 
 import json
+import re
+import shlex
 import shutil
 import time
 from collections.abc import Iterator
@@ -14,10 +16,11 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from dbplatform.cmdline import parse_args
 from infra.config import load_stack
-from infra.naming import Names
+from infra.naming import Names, drill_stack
 from infra.offline import run_program
-from scripts.dr import main
+from scripts.dr import build_parser, main
 from tests.dr.conftest import (
     DR,
     SOURCE,
@@ -770,3 +773,30 @@ def test_the_printed_delete_steps_keep_the_data_and_lift_protection_first() -> N
     assert unknown == [f"if deletion protection is on: {unprotect}", delete]
     line = delete_command(ident, region, final_snapshot=snap, protected=False)
     assert line.startswith(delete) and "billed as backup storage" in line
+
+
+def test_a_drill_whose_identifiers_are_taken_names_a_way_out_it_has(
+    dr: DrEnv, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A refusal's way out is a command the operator can run as written: a drill has no `--as`
+    (rebuild's way out), so its refusal offers a re-run and the janitor (UX review: hints named
+    flags the command lacks)."""
+    dr.seed("prod")
+    dr.dr_network("prod")
+    dr.copy_snapshot("prod", "prod-daily-1")
+    # the drill's stack is named after its run: fix the run id to know the names it will use
+    monkeypatch.setattr("dbplatform.ops.cli._new_run_id", lambda clock: "20260101T000000Z-abc123")
+    taken = Names(drill_stack("prod", "abc123")).primary
+    _squat(dr, taken)
+    before = dr.state()
+
+    run = dr.main(main, "drill", "--stack", "prod", "--no-pulumi")
+
+    assert run.code == 3, run.text
+    assert f"already holds DB instance(s) {taken}" in run.stderr
+    assert "--as" not in run.stderr  # `dr drill --as` is exit 2
+    assert "re-run (a drill's stack is named after its run" in run.stderr
+    (janitor,) = re.findall(r"`(dbplatform dr janitor [^`]+)`", run.stderr)
+    args = parse_args(build_parser(), shlex.split(janitor)[2:])
+    assert (args.stack, args.region) == ("prod", [DR])
+    assert dr.state() == before
